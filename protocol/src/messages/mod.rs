@@ -1,0 +1,97 @@
+//! Request and response bodies, one file per API. The [`Request`] trait ties
+//! each request type to its API key, version and response type, so a client
+//! cannot send a request and decode the wrong response.
+
+mod create_topic;
+mod delete_topic;
+mod describe_topic;
+mod fetch;
+mod handshake;
+mod list_offsets;
+mod list_topics;
+mod produce;
+
+pub use create_topic::{CreateTopicRequest, CreateTopicResponse, TopicConfig};
+pub use delete_topic::{DeleteTopicRequest, DeleteTopicResponse};
+pub use describe_topic::{DescribeTopicRequest, DescribeTopicResponse, PartitionDescription};
+pub use fetch::{FetchRequest, FetchResponse};
+pub use handshake::{HandshakeRequest, HandshakeResponse};
+pub use list_offsets::{ListOffsetsRequest, ListOffsetsResponse, OffsetQuery};
+pub use list_topics::{ListTopicsRequest, ListTopicsResponse, TopicListing};
+pub use produce::{PARTITION_AUTO, ProduceRequest, ProduceResponse};
+
+use crate::primitives::{Decode, Encode};
+
+/// The APIs a broker serves. The numbers are the wire contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+#[non_exhaustive]
+pub enum ApiKey {
+    /// Opens a connection: versions and client id.
+    Handshake = 0,
+    /// Creates a topic.
+    CreateTopic = 1,
+    /// Deletes a topic and its files.
+    DeleteTopic = 2,
+    /// Lists topics.
+    ListTopics = 3,
+    /// Describes one topic's partitions.
+    DescribeTopic = 4,
+    /// Appends a record batch to a partition.
+    Produce = 5,
+    /// Reads record batches from a partition, long-polling at the end.
+    Fetch = 6,
+    /// Looks up an offset: earliest, latest or by timestamp.
+    ListOffsets = 7,
+}
+
+impl ApiKey {
+    /// Maps a wire number to an API, if it is one this side knows.
+    pub fn from_u16(v: u16) -> Option<ApiKey> {
+        Some(match v {
+            0 => ApiKey::Handshake,
+            1 => ApiKey::CreateTopic,
+            2 => ApiKey::DeleteTopic,
+            3 => ApiKey::ListTopics,
+            4 => ApiKey::DescribeTopic,
+            5 => ApiKey::Produce,
+            6 => ApiKey::Fetch,
+            7 => ApiKey::ListOffsets,
+            _ => return None,
+        })
+    }
+}
+
+/// A request body: its API key and version, and the body type of its response.
+pub trait Request: Encode + Decode + Send + 'static {
+    /// The API this request is for.
+    const API_KEY: ApiKey;
+    /// The API version this type encodes.
+    const API_VERSION: u16 = 0;
+    /// The response body type.
+    type Response: Encode + Decode + Send + 'static;
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use crate::primitives::{Decode, Encode, decode_body};
+    use bytes::BytesMut;
+    use std::fmt::Debug;
+
+    /// Encodes, decodes strictly and compares; then checks that every
+    /// truncation of the encoding is an error rather than a panic.
+    pub fn round_trip<T: Encode + Decode + PartialEq + Debug>(value: T) {
+        let mut buf = BytesMut::new();
+        value.encode(&mut buf);
+        let bytes = buf.freeze();
+        let decoded: T = decode_body(bytes.clone()).expect("decodes");
+        assert_eq!(decoded, value);
+        for cut in 0..bytes.len() {
+            assert!(
+                decode_body::<T>(bytes.slice(..cut)).is_err(),
+                "truncation at {cut} of {} decoded",
+                bytes.len()
+            );
+        }
+    }
+}
