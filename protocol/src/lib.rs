@@ -6,11 +6,14 @@
 //! ([`topic_name`]). Every decoder is strict (leftover bytes are an error) and
 //! checks every length against the bytes actually present before using it.
 
+pub mod batch;
 pub mod error;
 pub mod frame;
 pub mod messages;
+pub mod partitioner;
 pub mod primitives;
 pub mod topic_name;
+pub mod varint;
 
 pub use error::ErrorCode;
 pub use frame::FRAME_BYTES_MAX_DEFAULT;

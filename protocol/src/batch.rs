@@ -1,0 +1,1145 @@
+//! The record batch: one byte format on the wire and on disk.
+//!
+//! Producers build batches ([`BatchBuilder`]), the broker checks them
+//! ([`validate`]), stamps the base offset ([`stamp_base_offset`]) and writes the
+//! bytes unchanged; consumers split a fetch response into batches
+//! ([`BatchIter`]) and decode them ([`decode_records`]). Nothing is re-encoded
+//! on the hot path.
+//!
+//! Layout, little-endian (byte positions are from the start of the batch):
+//!
+//! ```text
+//!  0 base_offset        u64  stamped by the broker (0 from the producer)
+//!  8 batch_len          u32  bytes after this field
+//! 12 crc                u32  CRC-32/ISO-HDLC (crc32fast) over bytes 16..
+//! 16 magic              u8   format version, BATCH_MAGIC
+//! 17 attributes         u16  bits 0-2 codec (0 = none), bit 3 timestamp type
+//! 19 last_offset_delta  u32  offset delta of the last record
+//! 23 first_timestamp_ms i64  timestamp of the first record
+//! 31 max_timestamp_ms   i64  largest record timestamp
+//! 39 producer_id        u64  NO_PRODUCER_ID (u64::MAX) when not idempotent
+//! 47 producer_epoch     u16  NO_PRODUCER_EPOCH (u16::MAX) when not idempotent
+//! 49 base_sequence      u32  NO_SEQUENCE (u32::MAX) when not idempotent
+//! 53 record_count       u32
+//! 57 records
+//! ```
+//!
+//! Each record: `length` uvarint (bytes of the rest of the record),
+//! `offset_delta` uvarint, `timestamp_delta` zigzag varint (relative to
+//! `first_timestamp_ms`, may be negative), key length zigzag varint (-1 = no
+//! key) and key bytes, value length uvarint and value bytes, header count
+//! uvarint, then per header: key length uvarint + UTF-8 bytes, value length
+//! uvarint + bytes.
+//!
+//! Invariants: the CRC leaves out `base_offset` and `batch_len`, so stamping
+//! the offset never recomputes it. Decoders never panic on bad input and never
+//! allocate more than the input could hold, whatever a length field claims.
+
+use bytes::Bytes;
+
+use crate::varint::{self, VarintError};
+
+/// Size of the fixed batch header, in bytes.
+pub const BATCH_HEADER_BYTES: usize = 57;
+/// The only format version this code reads and writes.
+pub const BATCH_MAGIC: u8 = 1;
+/// Largest whole batch accepted, in bytes. Bounds what a single length field
+/// can make a reader buffer; 16 MiB is far above useful producer batch sizes
+/// (the client aims for ~16-64 KiB) and well below a frame or segment.
+pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Bytes before the CRC-covered part: base_offset, batch_len, crc.
+pub const BATCH_CRC_START: usize = 16;
+/// Bytes of the length prefix (base_offset + batch_len) that are not counted
+/// in `batch_len`.
+pub const BATCH_LEN_PREFIX_BYTES: usize = 12;
+/// Smallest possible encoded record: six one-byte varints (length,
+/// offset_delta, timestamp_delta, key length, value length, header count).
+pub const RECORD_BYTES_MIN: usize = 6;
+
+/// `producer_id` of a batch from a non-idempotent producer (-1 as u64).
+pub const NO_PRODUCER_ID: u64 = u64::MAX;
+/// `producer_epoch` of a batch from a non-idempotent producer (-1 as u16).
+pub const NO_PRODUCER_EPOCH: u16 = u16::MAX;
+/// `base_sequence` of a batch from a non-idempotent producer (-1 as u32).
+pub const NO_SEQUENCE: u32 = u32::MAX;
+
+/// Mask of the compression codec bits in `attributes`.
+pub const ATTR_CODEC_MASK: u16 = 0b0111;
+/// Attribute bit: timestamps were set by the broker (log append time) rather
+/// than by the producer (create time).
+pub const ATTR_TIMESTAMP_LOG_APPEND: u16 = 0b1000;
+/// Every attribute bit this version understands.
+pub const ATTR_KNOWN_MASK: u16 = ATTR_CODEC_MASK | ATTR_TIMESTAMP_LOG_APPEND;
+
+const _: () = assert!(BATCH_HEADER_BYTES == 57);
+const _: () = assert!(BATCH_CRC_START == BATCH_LEN_PREFIX_BYTES + 4);
+const _: () = assert!(BATCH_BYTES_MAX <= u32::MAX as usize);
+
+// Field positions in the header.
+const POS_BASE_OFFSET: usize = 0;
+const POS_BATCH_LEN: usize = 8;
+const POS_CRC: usize = 12;
+const POS_MAGIC: usize = 16;
+const POS_ATTRIBUTES: usize = 17;
+const POS_LAST_OFFSET_DELTA: usize = 19;
+const POS_FIRST_TIMESTAMP: usize = 23;
+const POS_MAX_TIMESTAMP: usize = 31;
+const POS_PRODUCER_ID: usize = 39;
+const POS_PRODUCER_EPOCH: usize = 47;
+const POS_BASE_SEQUENCE: usize = 49;
+const POS_RECORD_COUNT: usize = 53;
+const _: () = assert!(POS_RECORD_COUNT + 4 == BATCH_HEADER_BYTES);
+
+/// Why a batch (or a buffer of batches) was refused.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// The buffer ends before the header or the batch it declares is complete.
+    #[error("batch truncated: needed {needed} bytes, only {available} available")]
+    Truncated {
+        /// Bytes the header or batch needs.
+        needed: usize,
+        /// Bytes that were there.
+        available: usize,
+    },
+    /// `batch_len` disagrees with the buffer, is smaller than a header or
+    /// larger than [`BATCH_BYTES_MAX`].
+    #[error(
+        "bad batch length: header declares {declared} bytes in total, buffer holds {actual} (allowed {min}..={max})"
+    )]
+    BadLength {
+        /// Total size the header declares (12 + batch_len).
+        declared: u64,
+        /// Size of the buffer given.
+        actual: usize,
+        /// Smallest allowed total size.
+        min: usize,
+        /// Largest allowed total size.
+        max: usize,
+    },
+    /// The magic byte is not [`BATCH_MAGIC`].
+    #[error("bad batch magic {0}, expected {BATCH_MAGIC}")]
+    BadMagic(u8),
+    /// The CRC stored in the header does not match the bytes.
+    #[error("batch crc mismatch: header says {expected:#010x}, bytes hash to {actual:#010x}")]
+    CrcMismatch {
+        /// CRC stored in the header.
+        expected: u32,
+        /// CRC computed over the bytes.
+        actual: u32,
+    },
+    /// Compression or unknown attribute bits are set.
+    #[error(
+        "unsupported batch attributes {0:#06x} (only codec 0 = none and the timestamp-type bit are supported)"
+    )]
+    UnsupportedAttributes(u16),
+    /// The header's record count disagrees with the records present.
+    #[error("record count mismatch: header says {header}, batch holds {actual}")]
+    RecordCountMismatch {
+        /// Count from the header.
+        header: u32,
+        /// Records actually found (a lower bound when the body ran out).
+        actual: u32,
+    },
+    /// A batch with no records (its last offset would be meaningless).
+    #[error("batch holds no records")]
+    Empty,
+    /// A varint is truncated or overflows 64 bits.
+    #[error("bad varint at byte {position} of the batch")]
+    BadVarint {
+        /// Byte position of the varint from the start of the batch.
+        position: usize,
+    },
+    /// A record's length prefix runs past the batch or disagrees with its
+    /// fields.
+    #[error(
+        "bad record length {length} at byte {position} of the batch ({remaining} bytes remain)"
+    )]
+    BadRecordLength {
+        /// Byte position of the record from the start of the batch.
+        position: usize,
+        /// Length the record declares.
+        length: u64,
+        /// Bytes left in the batch after the length prefix.
+        remaining: usize,
+    },
+    /// A key, value or header length is negative (other than key -1) or runs
+    /// past its record.
+    #[error("bad field length {length} at byte {position} of the batch")]
+    BadFieldLength {
+        /// Byte position of the length prefix from the start of the batch.
+        position: usize,
+        /// The length as declared.
+        length: i64,
+    },
+    /// Record offset deltas must be 0, 1, 2, .. in order.
+    #[error("record {index} has offset delta {actual}, expected {index}")]
+    BadOffsetDelta {
+        /// Index of the record in the batch.
+        index: u32,
+        /// Offset delta found.
+        actual: u64,
+    },
+    /// The header's last_offset_delta is not record_count - 1.
+    #[error("last_offset_delta is {header}, but the last record has delta {actual}")]
+    LastOffsetDeltaMismatch {
+        /// Value in the header.
+        header: u32,
+        /// Delta of the last record.
+        actual: u32,
+    },
+    /// A header key is not UTF-8.
+    #[error("record header key at byte {position} of the batch is not UTF-8")]
+    BadHeaderKey {
+        /// Byte position of the key bytes from the start of the batch.
+        position: usize,
+    },
+    /// Bytes are left after the last record.
+    #[error("{count} unexpected bytes after the last record at byte {position}")]
+    TrailingBytes {
+        /// Byte position of the first extra byte.
+        position: usize,
+        /// Number of extra bytes.
+        count: usize,
+    },
+}
+
+/// A record header: a UTF-8 key and opaque bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Header name.
+    pub key: String,
+    /// Header value.
+    pub value: Bytes,
+}
+
+/// A record as a producer hands it to [`BatchBuilder::push`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Create time in milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// Optional key; records with the same key go to the same partition.
+    pub key: Option<Bytes>,
+    /// Payload.
+    pub value: Bytes,
+    /// Application headers, in order.
+    pub headers: Vec<Header>,
+}
+
+/// A record read back from a batch, with its absolute offset. `key`, `value`
+/// and header values are slices of the batch buffer (no copy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedRecord {
+    /// Absolute offset: base_offset + offset_delta.
+    pub offset: u64,
+    /// Timestamp in milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// Key, if the record had one.
+    pub key: Option<Bytes>,
+    /// Payload.
+    pub value: Bytes,
+    /// Application headers, in order.
+    pub headers: Vec<Header>,
+}
+
+/// The fixed 57-byte batch header, parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Offset of the first record (stamped by the broker).
+    pub base_offset: u64,
+    /// Bytes after the batch_len field.
+    pub batch_len: u32,
+    /// CRC-32 over bytes 16.. of the batch.
+    pub crc: u32,
+    /// Format version.
+    pub magic: u8,
+    /// Codec and timestamp-type bits.
+    pub attributes: u16,
+    /// Offset delta of the last record (record_count - 1).
+    pub last_offset_delta: u32,
+    /// Timestamp of the first record.
+    pub first_timestamp_ms: i64,
+    /// Largest record timestamp.
+    pub max_timestamp_ms: i64,
+    /// Idempotent producer id or [`NO_PRODUCER_ID`].
+    pub producer_id: u64,
+    /// Producer epoch or [`NO_PRODUCER_EPOCH`].
+    pub producer_epoch: u16,
+    /// Sequence number of the first record or [`NO_SEQUENCE`].
+    pub base_sequence: u32,
+    /// Number of records.
+    pub record_count: u32,
+}
+
+fn u16_at(buf: &[u8], pos: usize) -> u16 {
+    let mut b = [0u8; 2];
+    b.copy_from_slice(&buf[pos..pos + 2]);
+    u16::from_le_bytes(b)
+}
+fn u32_at(buf: &[u8], pos: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&buf[pos..pos + 4]);
+    u32::from_le_bytes(b)
+}
+fn u64_at(buf: &[u8], pos: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[pos..pos + 8]);
+    u64::from_le_bytes(b)
+}
+
+impl BatchHeader {
+    /// Parses the fixed header from the start of `buf`. Checks only that 57
+    /// bytes are present: no CRC, magic or length check (see [`validate`]).
+    pub fn parse(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+        if buf.len() < BATCH_HEADER_BYTES {
+            return Err(BatchError::Truncated {
+                needed: BATCH_HEADER_BYTES,
+                available: buf.len(),
+            });
+        }
+        Ok(BatchHeader {
+            base_offset: u64_at(buf, POS_BASE_OFFSET),
+            batch_len: u32_at(buf, POS_BATCH_LEN),
+            crc: u32_at(buf, POS_CRC),
+            magic: buf[POS_MAGIC],
+            attributes: u16_at(buf, POS_ATTRIBUTES),
+            last_offset_delta: u32_at(buf, POS_LAST_OFFSET_DELTA),
+            first_timestamp_ms: u64_at(buf, POS_FIRST_TIMESTAMP) as i64,
+            max_timestamp_ms: u64_at(buf, POS_MAX_TIMESTAMP) as i64,
+            producer_id: u64_at(buf, POS_PRODUCER_ID),
+            producer_epoch: u16_at(buf, POS_PRODUCER_EPOCH),
+            base_sequence: u32_at(buf, POS_BASE_SEQUENCE),
+            record_count: u32_at(buf, POS_RECORD_COUNT),
+        })
+    }
+
+    /// Size of the whole batch in bytes: 12 + batch_len.
+    pub fn total_bytes(&self) -> usize {
+        BATCH_LEN_PREFIX_BYTES + self.batch_len as usize
+    }
+
+    /// Offset of the last record: base_offset + last_offset_delta
+    /// (saturating; a validated, broker-stamped batch never gets near u64::MAX).
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset
+            .saturating_add(u64::from(self.last_offset_delta))
+    }
+
+    /// Offset right after this batch.
+    pub fn next_offset(&self) -> u64 {
+        self.last_offset().saturating_add(1)
+    }
+
+    /// True when the producer set `producer_id` (idempotent producer).
+    pub fn has_producer(&self) -> bool {
+        self.producer_id != NO_PRODUCER_ID
+    }
+}
+
+/// Reads the total size (12 + batch_len) a batch declares from its first 12
+/// bytes, without any other check. `None` when fewer than 12 bytes are given.
+pub fn declared_total_bytes(buf: &[u8]) -> Option<u64> {
+    if buf.len() < BATCH_LEN_PREFIX_BYTES {
+        return None;
+    }
+    Some(BATCH_LEN_PREFIX_BYTES as u64 + u64::from(u32_at(buf, POS_BATCH_LEN)))
+}
+
+/// Checks that a declared total batch size is within
+/// `BATCH_HEADER_BYTES..=BATCH_BYTES_MAX`.
+fn check_declared(declared: u64, actual: usize) -> Result<usize, BatchError> {
+    if declared < BATCH_HEADER_BYTES as u64 || declared > BATCH_BYTES_MAX as u64 {
+        return Err(BatchError::BadLength {
+            declared,
+            actual,
+            min: BATCH_HEADER_BYTES,
+            max: BATCH_BYTES_MAX,
+        });
+    }
+    Ok(declared as usize)
+}
+
+/// Checks one whole batch: `buf` must hold exactly one batch. Checks the
+/// length, magic, attributes and CRC, then walks every record checking the
+/// varints, the field lengths, that offset deltas are 0..record_count in
+/// order, that record_count and last_offset_delta match, and that nothing
+/// trails the last record. Never panics, never allocates.
+pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = check_frame(buf)?;
+    walk_records(buf, &header, |_| Ok(()))?;
+    Ok(header)
+}
+
+/// Length, magic, attributes and CRC checks shared by [`validate`] and
+/// [`decode_records`].
+fn check_frame(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(buf)?;
+    let declared = BATCH_LEN_PREFIX_BYTES as u64 + u64::from(header.batch_len);
+    let total = check_declared(declared, buf.len())?;
+    if total != buf.len() {
+        return Err(BatchError::BadLength {
+            declared,
+            actual: buf.len(),
+            min: BATCH_HEADER_BYTES,
+            max: BATCH_BYTES_MAX,
+        });
+    }
+    if header.magic != BATCH_MAGIC {
+        return Err(BatchError::BadMagic(header.magic));
+    }
+    let actual = crc32fast::hash(&buf[BATCH_CRC_START..]);
+    if actual != header.crc {
+        return Err(BatchError::CrcMismatch {
+            expected: header.crc,
+            actual,
+        });
+    }
+    if header.attributes & !ATTR_KNOWN_MASK != 0 || header.attributes & ATTR_CODEC_MASK != 0 {
+        return Err(BatchError::UnsupportedAttributes(header.attributes));
+    }
+    if header.record_count == 0 {
+        return Err(BatchError::Empty);
+    }
+    Ok(header)
+}
+
+/// Field ranges of one record, as byte positions in the batch.
+struct RawRecord {
+    offset_delta: u32,
+    timestamp_delta: i64,
+    key: Option<(usize, usize)>,
+    value: (usize, usize),
+    headers_start: usize,
+    header_count: u64,
+}
+
+/// A bounded cursor over the record area of one batch.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl Cursor<'_> {
+    fn uvarint(&mut self) -> Result<u64, BatchError> {
+        let position = self.pos;
+        let (v, used) = varint::get_uvarint(&self.buf[self.pos..self.end])
+            .map_err(|_: VarintError| BatchError::BadVarint { position })?;
+        self.pos += used;
+        Ok(v)
+    }
+
+    fn varint(&mut self) -> Result<i64, BatchError> {
+        let position = self.pos;
+        let (v, used) = varint::get_varint(&self.buf[self.pos..self.end])
+            .map_err(|_: VarintError| BatchError::BadVarint { position })?;
+        self.pos += used;
+        Ok(v)
+    }
+
+    /// Takes `len` bytes, returning their range; `len_pos` is where the length
+    /// prefix started (for the error).
+    fn take(&mut self, len: u64, len_pos: usize) -> Result<(usize, usize), BatchError> {
+        let remaining = (self.end - self.pos) as u64;
+        if len > remaining {
+            return Err(BatchError::BadFieldLength {
+                position: len_pos,
+                length: i64::try_from(len).unwrap_or(i64::MAX),
+            });
+        }
+        let start = self.pos;
+        self.pos += len as usize;
+        Ok((start, self.pos))
+    }
+
+    /// Reads one header pair; returns (key range, value range).
+    #[allow(clippy::type_complexity)]
+    fn header(&mut self) -> Result<((usize, usize), (usize, usize)), BatchError> {
+        let key_len_pos = self.pos;
+        let key_len = self.uvarint()?;
+        let key = self.take(key_len, key_len_pos)?;
+        if std::str::from_utf8(&self.buf[key.0..key.1]).is_err() {
+            return Err(BatchError::BadHeaderKey { position: key.0 });
+        }
+        let value_len_pos = self.pos;
+        let value_len = self.uvarint()?;
+        let value = self.take(value_len, value_len_pos)?;
+        Ok((key, value))
+    }
+}
+
+/// Walks the records of a frame-checked batch, calling `each` with the
+/// record's fields; headers are checked here and re-read by the callback if
+/// it wants them.
+fn walk_records(
+    buf: &[u8],
+    header: &BatchHeader,
+    mut each: impl FnMut(&RawRecord) -> Result<(), BatchError>,
+) -> Result<(), BatchError> {
+    let mut pos = BATCH_HEADER_BYTES;
+    let end = buf.len();
+    let mut index: u32 = 0;
+    while pos < end {
+        if index == header.record_count {
+            return Err(BatchError::TrailingBytes {
+                position: pos,
+                count: end - pos,
+            });
+        }
+        let mut outer = Cursor { buf, pos, end };
+        let record_pos = pos;
+        let length = outer.uvarint()?;
+        let remaining = end - outer.pos;
+        if length > remaining as u64 || (length as usize) < RECORD_BYTES_MIN - 1 {
+            return Err(BatchError::BadRecordLength {
+                position: record_pos,
+                length,
+                remaining,
+            });
+        }
+        let record_end = outer.pos + length as usize;
+        let mut c = Cursor {
+            buf,
+            pos: outer.pos,
+            end: record_end,
+        };
+        let offset_delta = c.uvarint()?;
+        if offset_delta != u64::from(index) {
+            return Err(BatchError::BadOffsetDelta {
+                index,
+                actual: offset_delta,
+            });
+        }
+        let timestamp_delta = c.varint()?;
+        let key_len_pos = c.pos;
+        let key_len = c.varint()?;
+        let key = match key_len {
+            -1 => None,
+            n if n >= 0 => Some(c.take(n as u64, key_len_pos)?),
+            n => {
+                return Err(BatchError::BadFieldLength {
+                    position: key_len_pos,
+                    length: n,
+                });
+            }
+        };
+        let value_len_pos = c.pos;
+        let value_len = c.uvarint()?;
+        let value = c.take(value_len, value_len_pos)?;
+        let header_count_pos = c.pos;
+        let header_count = c.uvarint()?;
+        let headers_start = c.pos;
+        // Each header takes at least two bytes; a larger count cannot fit.
+        if header_count > ((record_end - c.pos) / 2) as u64 {
+            return Err(BatchError::BadFieldLength {
+                position: header_count_pos,
+                length: i64::try_from(header_count).unwrap_or(i64::MAX),
+            });
+        }
+        for _ in 0..header_count {
+            c.header()?;
+        }
+        if c.pos != record_end {
+            return Err(BatchError::BadRecordLength {
+                position: record_pos,
+                length,
+                remaining,
+            });
+        }
+        each(&RawRecord {
+            offset_delta: index,
+            timestamp_delta,
+            key,
+            value,
+            headers_start,
+            header_count,
+        })?;
+        pos = record_end;
+        index += 1;
+    }
+    if index != header.record_count {
+        return Err(BatchError::RecordCountMismatch {
+            header: header.record_count,
+            actual: index,
+        });
+    }
+    let last = index - 1; // index >= 1: record_count != 0 was checked.
+    if header.last_offset_delta != last {
+        return Err(BatchError::LastOffsetDeltaMismatch {
+            header: header.last_offset_delta,
+            actual: last,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes every record of one whole batch after checking it like
+/// [`validate`]. Keys, values and header values are zero-copy slices of
+/// `batch`.
+pub fn decode_records(batch: &Bytes) -> Result<Vec<DecodedRecord>, BatchError> {
+    let header = check_frame(batch)?;
+    // Bounded by what the bytes can hold, not by what the header claims.
+    let capacity =
+        (header.record_count as usize).min((batch.len() - BATCH_HEADER_BYTES) / RECORD_BYTES_MIN);
+    let mut out = Vec::with_capacity(capacity);
+    walk_records(batch, &header, |raw| {
+        let mut headers = Vec::with_capacity(raw.header_count as usize);
+        let mut c = Cursor {
+            buf: batch,
+            pos: raw.headers_start,
+            end: batch.len(),
+        };
+        for _ in 0..raw.header_count {
+            let (k, v) = c.header()?;
+            let key = std::str::from_utf8(&batch[k.0..k.1])
+                .map_err(|_| BatchError::BadHeaderKey { position: k.0 })?
+                .to_owned();
+            headers.push(Header {
+                key,
+                value: batch.slice(v.0..v.1),
+            });
+        }
+        out.push(DecodedRecord {
+            offset: header.base_offset.wrapping_add(u64::from(raw.offset_delta)),
+            timestamp_ms: header.first_timestamp_ms.wrapping_add(raw.timestamp_delta),
+            key: raw.key.map(|(s, e)| batch.slice(s..e)),
+            value: batch.slice(raw.value.0..raw.value.1),
+            headers,
+        });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Writes `base_offset` into the first 8 bytes of a batch. The CRC does not
+/// cover these bytes, so nothing else changes.
+///
+/// # Panics
+/// If `buf` is shorter than 8 bytes: callers stamp only validated batches.
+pub fn stamp_base_offset(buf: &mut [u8], base_offset: u64) {
+    buf[POS_BASE_OFFSET..POS_BASE_OFFSET + 8].copy_from_slice(&base_offset.to_le_bytes());
+}
+
+/// Accumulates records and encodes them into one batch.
+///
+/// Records are encoded as they are pushed, so [`BatchBuilder::encoded_bytes`]
+/// is exact and cheap and [`BatchBuilder::build`] only writes the header.
+#[derive(Debug, Clone)]
+pub struct BatchBuilder {
+    producer_id: u64,
+    producer_epoch: u16,
+    base_sequence: u32,
+    first_timestamp_ms: i64,
+    max_timestamp_ms: i64,
+    count: u32,
+    /// Header space (zeroed) followed by the encoded records.
+    buf: Vec<u8>,
+}
+
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchBuilder {
+    /// An empty builder for a non-idempotent producer.
+    pub fn new() -> Self {
+        BatchBuilder {
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            base_sequence: NO_SEQUENCE,
+            first_timestamp_ms: 0,
+            max_timestamp_ms: i64::MIN,
+            count: 0,
+            buf: vec![0u8; BATCH_HEADER_BYTES],
+        }
+    }
+
+    /// Sets the idempotent-producer fields.
+    pub fn with_producer(
+        mut self,
+        producer_id: u64,
+        producer_epoch: u16,
+        base_sequence: u32,
+    ) -> Self {
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
+        self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Number of records pushed.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when no record was pushed. An empty batch is refused by
+    /// [`validate`], so do not send one.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Size in bytes of the batch [`BatchBuilder::build`] would return now.
+    pub fn encoded_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Bytes `record` would add to [`BatchBuilder::encoded_bytes`] if pushed
+    /// now, so a producer can decide to start a new batch first.
+    pub fn record_bytes(&self, record: &Record) -> usize {
+        let first = if self.count == 0 {
+            record.timestamp_ms
+        } else {
+            self.first_timestamp_ms
+        };
+        let body = self.record_body_len(record, first);
+        varint::uvarint_len(body as u64) + body
+    }
+
+    fn record_body_len(&self, record: &Record, first_timestamp_ms: i64) -> usize {
+        let mut n = varint::uvarint_len(u64::from(self.count));
+        n += varint::varint_len(record.timestamp_ms.wrapping_sub(first_timestamp_ms));
+        n += match &record.key {
+            None => varint::varint_len(-1),
+            Some(k) => varint::varint_len(k.len() as i64) + k.len(),
+        };
+        n += varint::uvarint_len(record.value.len() as u64) + record.value.len();
+        n += varint::uvarint_len(record.headers.len() as u64);
+        for h in &record.headers {
+            n += varint::uvarint_len(h.key.len() as u64) + h.key.len();
+            n += varint::uvarint_len(h.value.len() as u64) + h.value.len();
+        }
+        n
+    }
+
+    /// Appends a record. Its offset delta is its index in the batch.
+    pub fn push(&mut self, record: Record) {
+        if self.count == 0 {
+            self.first_timestamp_ms = record.timestamp_ms;
+        }
+        self.max_timestamp_ms = self.max_timestamp_ms.max(record.timestamp_ms);
+        let body = self.record_body_len(&record, self.first_timestamp_ms);
+        self.buf.reserve(varint::uvarint_len(body as u64) + body);
+        let b = &mut self.buf;
+        varint::put_uvarint(b, body as u64);
+        varint::put_uvarint(b, u64::from(self.count));
+        varint::put_varint(b, record.timestamp_ms.wrapping_sub(self.first_timestamp_ms));
+        match &record.key {
+            None => varint::put_varint(b, -1),
+            Some(k) => {
+                varint::put_varint(b, k.len() as i64);
+                b.extend_from_slice(k);
+            }
+        }
+        varint::put_uvarint(b, record.value.len() as u64);
+        b.extend_from_slice(&record.value);
+        varint::put_uvarint(b, record.headers.len() as u64);
+        for h in &record.headers {
+            varint::put_uvarint(b, h.key.len() as u64);
+            b.extend_from_slice(h.key.as_bytes());
+            varint::put_uvarint(b, h.value.len() as u64);
+            b.extend_from_slice(&h.value);
+        }
+        self.count += 1;
+    }
+
+    /// Encodes the batch: base_offset 0, CRC filled in. A batch larger than
+    /// [`BATCH_BYTES_MAX`] or with no records encodes but is refused by
+    /// [`validate`].
+    pub fn build(self) -> Bytes {
+        let mut buf = self.buf;
+        let batch_len = (buf.len() - BATCH_LEN_PREFIX_BYTES) as u32;
+        let max_ts = if self.count == 0 {
+            0
+        } else {
+            self.max_timestamp_ms
+        };
+        buf[POS_BASE_OFFSET..POS_BASE_OFFSET + 8].copy_from_slice(&0u64.to_le_bytes());
+        buf[POS_BATCH_LEN..POS_BATCH_LEN + 4].copy_from_slice(&batch_len.to_le_bytes());
+        buf[POS_MAGIC] = BATCH_MAGIC;
+        buf[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&0u16.to_le_bytes());
+        let last_delta = self.count.saturating_sub(1);
+        buf[POS_LAST_OFFSET_DELTA..POS_LAST_OFFSET_DELTA + 4]
+            .copy_from_slice(&last_delta.to_le_bytes());
+        buf[POS_FIRST_TIMESTAMP..POS_FIRST_TIMESTAMP + 8]
+            .copy_from_slice(&self.first_timestamp_ms.to_le_bytes());
+        buf[POS_MAX_TIMESTAMP..POS_MAX_TIMESTAMP + 8].copy_from_slice(&max_ts.to_le_bytes());
+        buf[POS_PRODUCER_ID..POS_PRODUCER_ID + 8].copy_from_slice(&self.producer_id.to_le_bytes());
+        buf[POS_PRODUCER_EPOCH..POS_PRODUCER_EPOCH + 2]
+            .copy_from_slice(&self.producer_epoch.to_le_bytes());
+        buf[POS_BASE_SEQUENCE..POS_BASE_SEQUENCE + 4]
+            .copy_from_slice(&self.base_sequence.to_le_bytes());
+        buf[POS_RECORD_COUNT..POS_RECORD_COUNT + 4].copy_from_slice(&self.count.to_le_bytes());
+        let crc = crc32fast::hash(&buf[BATCH_CRC_START..]);
+        buf[POS_CRC..POS_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        Bytes::from(buf)
+    }
+}
+
+/// Splits a buffer of whole batches laid back to back (a fetch response) into
+/// one `Bytes` per batch, without copying. Only the framing (length) is
+/// checked here; call [`decode_records`] or [`validate`] on each batch for the
+/// CRC and the records. A trailing partial batch is an error, since the
+/// broker only serves whole batches. After the first error the iterator ends.
+#[derive(Debug, Clone)]
+pub struct BatchIter {
+    buf: Bytes,
+    failed: bool,
+}
+
+impl BatchIter {
+    /// Iterates over the batches in `buf`.
+    pub fn new(buf: Bytes) -> Self {
+        BatchIter { buf, failed: false }
+    }
+}
+
+impl Iterator for BatchIter {
+    type Item = Result<Bytes, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.buf.is_empty() {
+            return None;
+        }
+        let available = self.buf.len();
+        let result = match declared_total_bytes(&self.buf) {
+            None => Err(BatchError::Truncated {
+                needed: BATCH_LEN_PREFIX_BYTES,
+                available,
+            }),
+            Some(declared) => match check_declared(declared, available) {
+                Err(e) => Err(e),
+                Ok(total) if total > available => Err(BatchError::Truncated {
+                    needed: total,
+                    available,
+                }),
+                Ok(total) => Ok(self.buf.split_to(total)),
+            },
+        };
+        if result.is_err() {
+            self.failed = true;
+        }
+        Some(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rec(ts: i64, key: Option<&[u8]>, value: &[u8]) -> Record {
+        Record {
+            timestamp_ms: ts,
+            key: key.map(Bytes::copy_from_slice),
+            value: Bytes::copy_from_slice(value),
+            headers: vec![],
+        }
+    }
+
+    fn sample() -> Bytes {
+        let mut b = BatchBuilder::new().with_producer(7, 2, 100);
+        b.push(rec(1_000, Some(b"k1"), b"hello"));
+        b.push(Record {
+            timestamp_ms: 990,
+            key: None,
+            value: Bytes::from_static(b"world"),
+            headers: vec![Header {
+                key: "h".into(),
+                value: Bytes::from_static(b"v"),
+            }],
+        });
+        b.push(rec(1_005, Some(b""), b""));
+        b.build()
+    }
+
+    /// Rewrites the CRC so a test can reach the checks behind it.
+    fn fix_crc(buf: &mut [u8]) {
+        let crc = crc32fast::hash(&buf[BATCH_CRC_START..]);
+        buf[POS_CRC..POS_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    #[test]
+    fn header_fields() {
+        let batch = sample();
+        let h = validate(&batch).expect("valid");
+        assert_eq!(h.record_count, 3);
+        assert_eq!(h.last_offset_delta, 2);
+        assert_eq!(h.first_timestamp_ms, 1_000);
+        assert_eq!(h.max_timestamp_ms, 1_005);
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (7, 2, 100)
+        );
+        assert_eq!(h.total_bytes(), batch.len());
+        let mut stamped = batch.to_vec();
+        stamp_base_offset(&mut stamped, 42);
+        let h = validate(&stamped).expect("stamping keeps the crc valid");
+        assert_eq!(h.base_offset, 42);
+        assert_eq!(h.last_offset(), 44);
+        let recs = decode_records(&Bytes::from(stamped)).expect("decodes");
+        assert_eq!(
+            recs.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            [42, 43, 44]
+        );
+        assert_eq!(recs[1].timestamp_ms, 990);
+        assert_eq!(recs[1].key, None);
+        assert_eq!(recs[2].key.as_deref(), Some(&b""[..]));
+        assert_eq!(recs[1].headers[0].key, "h");
+    }
+
+    #[test]
+    fn empty_batch_refused() {
+        let b = BatchBuilder::new().build();
+        assert_eq!(b.len(), BATCH_HEADER_BYTES);
+        assert!(matches!(validate(&b), Err(BatchError::Empty)));
+    }
+
+    #[test]
+    fn every_truncation_rejected() {
+        let batch = sample();
+        for cut in 0..batch.len() {
+            assert!(validate(&batch[..cut]).is_err(), "cut at {cut} accepted");
+            let mut iter = BatchIter::new(batch.slice(..cut));
+            if cut > 0 {
+                assert!(
+                    matches!(iter.next(), Some(Err(_))),
+                    "iter accepted cut {cut}"
+                );
+            }
+            assert!(iter.next().is_none());
+        }
+    }
+
+    #[test]
+    fn every_bit_flip_rejected() {
+        let batch = sample();
+        for byte in BATCH_CRC_START..batch.len() {
+            for bit in 0..8 {
+                let mut b = batch.to_vec();
+                b[byte] ^= 1 << bit;
+                assert!(validate(&b).is_err(), "flip byte {byte} bit {bit} accepted");
+            }
+        }
+        // Flipping a bit of the stored CRC itself.
+        let mut b = batch.to_vec();
+        b[POS_CRC] ^= 1;
+        assert!(matches!(validate(&b), Err(BatchError::CrcMismatch { .. })));
+    }
+
+    #[test]
+    fn lying_record_count_rejected() {
+        for count in [2u32, 4, 1_000_000, u32::MAX] {
+            let mut b = sample().to_vec();
+            b[POS_RECORD_COUNT..POS_RECORD_COUNT + 4].copy_from_slice(&count.to_le_bytes());
+            fix_crc(&mut b);
+            let err = validate(&b).expect_err("lying count");
+            assert!(
+                matches!(
+                    err,
+                    BatchError::RecordCountMismatch { .. } | BatchError::TrailingBytes { .. }
+                ),
+                "{err}"
+            );
+            assert!(decode_records(&Bytes::from(b)).is_err());
+        }
+    }
+
+    #[test]
+    fn bad_lengths_and_magic_rejected() {
+        let batch = sample();
+        let mut b = batch.to_vec();
+        b[POS_BATCH_LEN..POS_BATCH_LEN + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(validate(&b), Err(BatchError::BadLength { .. })));
+        let mut b = batch.to_vec();
+        b[POS_MAGIC] = 9;
+        fix_crc(&mut b);
+        assert!(matches!(validate(&b), Err(BatchError::BadMagic(9))));
+        let mut b = batch.to_vec();
+        b[POS_ATTRIBUTES] = 1; // gzip
+        fix_crc(&mut b);
+        assert!(matches!(
+            validate(&b),
+            Err(BatchError::UnsupportedAttributes(1))
+        ));
+        let mut b = batch.to_vec();
+        b[POS_LAST_OFFSET_DELTA] = 5;
+        fix_crc(&mut b);
+        assert!(matches!(
+            validate(&b),
+            Err(BatchError::LastOffsetDeltaMismatch {
+                header: 5,
+                actual: 2
+            })
+        ));
+        // Two batches in one buffer is not "one whole batch".
+        let mut two = batch.to_vec();
+        two.extend_from_slice(&batch);
+        assert!(matches!(validate(&two), Err(BatchError::BadLength { .. })));
+    }
+
+    /// Builds a batch whose single record body is `body` (after its length).
+    fn raw_batch(body: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; BATCH_HEADER_BYTES];
+        varint::put_uvarint(&mut b, body.len() as u64);
+        b.extend_from_slice(body);
+        let len = (b.len() - BATCH_LEN_PREFIX_BYTES) as u32;
+        b[POS_BATCH_LEN..POS_BATCH_LEN + 4].copy_from_slice(&len.to_le_bytes());
+        b[POS_MAGIC] = BATCH_MAGIC;
+        b[POS_RECORD_COUNT..POS_RECORD_COUNT + 4].copy_from_slice(&1u32.to_le_bytes());
+        fix_crc(&mut b);
+        b
+    }
+
+    #[test]
+    fn hand_built_records() {
+        // offset 0, ts 0, key none (-1 zigzag = 1), value len 1 'x', 0 headers
+        let ok = raw_batch(&[0, 0, 1, 1, b'x', 0]);
+        assert!(validate(&ok).is_ok());
+        // Huge value length.
+        let mut body = vec![0, 0, 1];
+        varint::put_uvarint(&mut body, u64::MAX);
+        body.push(0);
+        assert!(matches!(
+            validate(&raw_batch(&body)),
+            Err(BatchError::BadFieldLength { .. })
+        ));
+        // Key length -2.
+        assert!(matches!(
+            validate(&raw_batch(&[0, 0, 3, 0, 0])),
+            Err(BatchError::BadFieldLength { length: -2, .. })
+        ));
+        // Overlong varint timestamp delta.
+        let mut body = vec![0];
+        body.extend_from_slice(&[0xff; 11]);
+        body.extend_from_slice(&[1, 0, 0]);
+        assert!(matches!(
+            validate(&raw_batch(&body)),
+            Err(BatchError::BadVarint { .. })
+        ));
+        // Offset delta 1 for the first record.
+        assert!(matches!(
+            validate(&raw_batch(&[1, 0, 1, 0, 0])),
+            Err(BatchError::BadOffsetDelta {
+                index: 0,
+                actual: 1
+            })
+        ));
+        // Huge header count.
+        let mut body = vec![0, 0, 1, 0];
+        varint::put_uvarint(&mut body, u64::MAX);
+        assert!(validate(&raw_batch(&body)).is_err());
+        // Non-UTF-8 header key.
+        assert!(matches!(
+            validate(&raw_batch(&[0, 0, 1, 0, 1, 1, 0xff, 0])),
+            Err(BatchError::BadHeaderKey { .. })
+        ));
+        // Record length longer than its fields.
+        let mut b = raw_batch(&[0, 0, 1, 0, 0, 0]);
+        b.push(0);
+        let len = (b.len() - BATCH_LEN_PREFIX_BYTES) as u32;
+        b[POS_BATCH_LEN..POS_BATCH_LEN + 4].copy_from_slice(&len.to_le_bytes());
+        b[BATCH_HEADER_BYTES] = 6;
+        fix_crc(&mut b);
+        assert!(matches!(
+            validate(&b),
+            Err(BatchError::BadRecordLength { .. })
+        ));
+    }
+
+    #[test]
+    fn iter_splits_whole_batches() {
+        let a = sample();
+        let mut buf = a.to_vec();
+        buf.extend_from_slice(&a);
+        let all = Bytes::from(buf);
+        let got: Vec<_> = BatchIter::new(all.clone()).collect();
+        assert_eq!(got.len(), 2);
+        assert!(
+            got.iter()
+                .all(|b| b.as_ref().map(|b| b == &a).unwrap_or(false))
+        );
+        let mut partial = BatchIter::new(all.slice(..all.len() - 1));
+        assert!(matches!(partial.next(), Some(Ok(_))));
+        assert!(matches!(
+            partial.next(),
+            Some(Err(BatchError::Truncated { .. }))
+        ));
+        assert!(partial.next().is_none());
+        assert_eq!(BatchIter::new(Bytes::new()).count(), 0);
+    }
+
+    fn arb_record() -> impl Strategy<Value = Record> {
+        (
+            any::<i64>(),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+            proptest::collection::vec(any::<u8>(), 0..200),
+            proptest::collection::vec(
+                ("[a-z€]{0,8}", proptest::collection::vec(any::<u8>(), 0..16)),
+                0..3,
+            ),
+        )
+            .prop_map(|(ts, key, value, headers)| Record {
+                timestamp_ms: ts,
+                key: key.map(Bytes::from),
+                value: Bytes::from(value),
+                headers: headers
+                    .into_iter()
+                    .map(|(k, v)| Header {
+                        key: k,
+                        value: Bytes::from(v),
+                    })
+                    .collect(),
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        #[test]
+        fn round_trip(records in proptest::collection::vec(arb_record(), 1..12), base in any::<u32>()) {
+            let mut b = BatchBuilder::new();
+            for r in &records {
+                let before = b.encoded_bytes();
+                let predicted = b.record_bytes(r);
+                b.push(r.clone());
+                prop_assert_eq!(b.encoded_bytes(), before + predicted);
+            }
+            let size = b.encoded_bytes();
+            let mut buf = b.build().to_vec();
+            prop_assert_eq!(buf.len(), size);
+            stamp_base_offset(&mut buf, u64::from(base));
+            let h = validate(&buf).expect("valid");
+            prop_assert_eq!(h.record_count as usize, records.len());
+            prop_assert_eq!(h.max_timestamp_ms, records.iter().map(|r| r.timestamp_ms).max().unwrap_or(0));
+            let decoded = decode_records(&Bytes::from(buf)).expect("decodes");
+            prop_assert_eq!(decoded.len(), records.len());
+            for (i, (d, r)) in decoded.iter().zip(&records).enumerate() {
+                prop_assert_eq!(d.offset, u64::from(base) + i as u64);
+                prop_assert_eq!(d.timestamp_ms, r.timestamp_ms);
+                prop_assert_eq!(&d.key, &r.key);
+                prop_assert_eq!(&d.value, &r.value);
+                prop_assert_eq!(&d.headers, &r.headers);
+            }
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = validate(&bytes);
+            let _ = decode_records(&Bytes::from(bytes.clone()));
+            for item in BatchIter::new(Bytes::from(bytes)) {
+                let _ = item;
+            }
+        }
+
+        #[test]
+        fn mutated_body_with_fixed_crc_never_panics(pos in 0usize..400, val in any::<u8>()) {
+            let mut b = sample().to_vec();
+            let p = BATCH_HEADER_BYTES + pos % (b.len() - BATCH_HEADER_BYTES);
+            b[p] = val;
+            fix_crc(&mut b);
+            let _ = validate(&b);
+            let _ = decode_records(&Bytes::from(b));
+        }
+    }
+}
