@@ -1,1 +1,21 @@
-//! skiff broker.
+//! skiff-broker: the broker as a library, with `skiffd` as a thin main.
+//!
+//! - [`log`]: the partition log, an append-only, segmented, checksummed log
+//!   on disk (group commit, recovery, retention).
+//! - [`topics`]: the topic registry and its persisted metadata.
+//! - [`server`]: listener, connections, request handlers, shutdown.
+//! - [`config`]: one [`BrokerConfig`] from file and flags.
+//!
+//! Embedding (e.g. in a service's integration tests): start a broker on port
+//! 0 in a temporary directory with [`Broker::start`], connect to
+//! [`BrokerHandle::local_addr`], and call [`BrokerHandle::shutdown`].
+
+pub mod clock;
+pub mod config;
+pub mod fsutil;
+pub mod log;
+pub mod server;
+pub mod topics;
+
+pub use config::BrokerConfig;
+pub use server::{Broker, BrokerError, BrokerHandle};

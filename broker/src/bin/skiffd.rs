@@ -1,1 +1,94 @@
-fn main() {}
+//! `skiffd`: the broker binary. Parses flags, loads the config file, starts
+//! [`skiff_broker::Broker`] and shuts it down cleanly on SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use skiff_broker::log::Durability;
+use skiff_broker::{Broker, BrokerConfig};
+
+/// skiff broker: durable topics over one framed TCP protocol.
+#[derive(Debug, Parser)]
+#[command(
+    name = "skiffd",
+    version,
+    after_help = "Examples:\n  skiffd                                   # ./skiff-data, 127.0.0.1:9400, fsync always\n  skiffd --data-dir /var/lib/skiff --listen 0.0.0.0:9400\n  skiffd --listen 127.0.0.1:0 --fsync interval:100\n  skiffd --config /etc/skiff/skiff.toml"
+)]
+struct Args {
+    /// TOML config file; flags override its values.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./skiff-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Listen address; port 0 picks a free port [default: 127.0.0.1:9400].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Durability: always (fdatasync before ack), interval:MS, or never
+    /// [default: always].
+    #[arg(long, value_name = "MODE")]
+    fsync: Option<Durability>,
+    /// Log filter (e.g. info, debug, skiff_broker=trace); RUST_LOG also works.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = args
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skiffd: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => BrokerConfig::from_file(path)?,
+        None => BrokerConfig::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(fsync) = args.fsync {
+        config.fsync = fsync;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("skiffd")
+        .build()?;
+    runtime.block_on(async move {
+        let broker = Broker::start(config).await?;
+        // Scripts and tests read this line to find the port.
+        println!("skiffd listening on {}", broker.local_addr());
+        wait_for_signal().await?;
+        tracing::info!("shutdown signal received");
+        broker.shutdown().await?;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}

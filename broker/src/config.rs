@@ -1,0 +1,226 @@
+//! Broker configuration: one [`BrokerConfig`] with a documented default for
+//! every setting, loaded from a TOML file and overridden by command-line
+//! flags (see `skiffd --help`). Unknown keys are refused, naming the key.
+//!
+//! Limits are named with their unit last (`frame_bytes_max`) and each says
+//! why its default is what it is.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::log::{Durability, LogConfig};
+
+/// Everything a broker needs to start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Directory holding topics, partitions and broker state.
+    pub data_dir: PathBuf,
+    /// Address the client listener binds to; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Default durability of appends (`always`, `interval:<ms>`, `never`).
+    pub fsync: Durability,
+    /// Most client connections served at once; further connections are
+    /// closed at accept. Bounds sockets and per-connection buffers.
+    pub connections_max: usize,
+    /// Largest request frame accepted, in bytes, checked before any buffer is
+    /// reserved for it. Bounds the memory one request can take.
+    pub frame_bytes_max: usize,
+    /// Requests one connection may have in flight; the broker stops reading
+    /// from a connection that reaches it (backpressure, bounded memory).
+    pub requests_in_flight_max: usize,
+    /// A connection with no request and nothing in flight for this long is
+    /// closed.
+    pub idle_timeout_ms: u64,
+    /// Longest a fetch may long-poll, whatever the client asks for.
+    pub fetch_wait_ms_max: u64,
+    /// Most record bytes one fetch response carries (one oversized batch is
+    /// still served whole so a consumer can always progress).
+    pub fetch_bytes_max: usize,
+    /// Most partitions one topic may have.
+    pub partitions_max: u32,
+    /// Create a topic (with `default_partitions`) when a produce names one
+    /// that does not exist. Off: such a produce is an error naming the topic.
+    pub auto_create_topics: bool,
+    /// Partition count of auto-created topics.
+    pub default_partitions: u32,
+    /// Default segment size before rolling, in bytes.
+    pub segment_bytes: u64,
+    /// Default segment age before rolling, in milliseconds (unset: no age roll).
+    pub segment_ms: Option<u64>,
+    /// Default retention by age, in milliseconds (unset: keep forever).
+    pub retention_ms: Option<u64>,
+    /// Default retention by partition size, in bytes (unset: no size limit).
+    pub retention_bytes: Option<u64>,
+    /// How often retention and age-based rolls are checked.
+    pub retention_check_interval_ms: u64,
+    /// How long shutdown waits for in-flight requests before closing anyway.
+    pub shutdown_grace_ms: u64,
+}
+
+/// 1 GiB: large enough that a partition has few files, small enough that
+/// retention frees space in reasonable steps.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./skiff-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9400)),
+            fsync: Durability::default(),
+            connections_max: 1024,
+            frame_bytes_max: skiff_protocol::FRAME_BYTES_MAX_DEFAULT,
+            requests_in_flight_max: 64,
+            idle_timeout_ms: 10 * 60 * 1000,
+            fetch_wait_ms_max: 30_000,
+            fetch_bytes_max: 8 * 1024 * 1024,
+            partitions_max: 1024,
+            auto_create_topics: false,
+            default_partitions: 1,
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            segment_ms: None,
+            retention_ms: None,
+            retention_bytes: None,
+            retention_check_interval_ms: 30_000,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+/// A fetch response must fit in a frame the client accepts (same default
+/// limit), with room for the response header and offsets.
+const _: () = assert!(8 * 1024 * 1024 + 64 < skiff_protocol::FRAME_BYTES_MAX_DEFAULT);
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has an unknown key or bad value.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong, naming the key.
+        message: String,
+    },
+    /// A value is out of its allowed range.
+    #[error("invalid config: {key} {message}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl BrokerConfig {
+    /// Loads a TOML file; keys not in the file keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    }
+
+    /// Checks ranges and relations between settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if self.connections_max == 0 {
+            return invalid("connections_max", "must be at least 1");
+        }
+        if self.requests_in_flight_max == 0 {
+            return invalid("requests_in_flight_max", "must be at least 1");
+        }
+        if self.frame_bytes_max < 1024 || self.frame_bytes_max > u32::MAX as usize {
+            return invalid("frame_bytes_max", "must be between 1024 and 4294967295");
+        }
+        if self.fetch_bytes_max == 0 || self.fetch_bytes_max + 64 > self.frame_bytes_max {
+            return invalid(
+                "fetch_bytes_max",
+                "must be at least 1 and leave 64 bytes of frame_bytes_max for headers",
+            );
+        }
+        if self.partitions_max == 0 {
+            return invalid("partitions_max", "must be at least 1");
+        }
+        if self.default_partitions == 0 || self.default_partitions > self.partitions_max {
+            return invalid("default_partitions", "must be between 1 and partitions_max");
+        }
+        if self.segment_bytes < 1024 {
+            return invalid("segment_bytes", "must be at least 1024");
+        }
+        if self.retention_check_interval_ms == 0 {
+            return invalid("retention_check_interval_ms", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The log settings a partition gets from the broker's defaults.
+    pub fn log_defaults(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.segment_bytes,
+            segment_ms: self.segment_ms,
+            retention_bytes: self.retention_bytes,
+            retention_ms: self.retention_ms,
+            durability: self.fsync.clone(),
+            ..LogConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        BrokerConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn toml_overrides_defaults_and_unknown_keys_are_named() {
+        let c = BrokerConfig::from_toml("listen = \"127.0.0.1:0\"\nfsync = \"never\"\n").unwrap();
+        assert_eq!(c.listen.port(), 0);
+        assert_eq!(c.fsync, Durability::Never);
+        assert_eq!(c.connections_max, 1024);
+
+        let err = BrokerConfig::from_toml("listne = \"127.0.0.1:0\"").unwrap_err();
+        assert!(err.contains("listne"), "{err}");
+        let err = BrokerConfig::from_toml("fsync = \"sometimes\"").unwrap_err();
+        assert!(err.contains("fsync") || err.contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key() {
+        let c = BrokerConfig {
+            connections_max: 0,
+            ..BrokerConfig::default()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("connections_max"), "{err}");
+    }
+}

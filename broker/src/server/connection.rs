@@ -1,0 +1,361 @@
+//! One client connection: reads request frames, dispatches them, writes
+//! responses.
+//!
+//! Requests are pipelined: each one runs as its own task and its response is
+//! written when ready, matched by correlation id, so a long-polling fetch
+//! never delays a produce on the same connection. Produce requests are the
+//! exception to "any order": they are appended in the order they arrived
+//! (per connection), so a producer's batches for one partition keep their
+//! order.
+//!
+//! Bounds: at most `requests_in_flight_max` requests run at once per
+//! connection (the reader stops reading until one finishes), frames above
+//! `frame_bytes_max` are refused before they are buffered, and a connection
+//! with nothing in flight that sends nothing for `idle_timeout_ms` is closed.
+//! An oversized or impossibly short frame gets an error response, then the
+//! connection is closed, since the byte stream can no longer be trusted; a
+//! well-framed request with a malformed body only gets an error response.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use skiff_protocol::ErrorCode;
+use skiff_protocol::frame::{FrameError, OutgoingResponse, RequestFrame, ServerCodec};
+use skiff_protocol::messages::{
+    ApiKey, CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest, FetchRequest,
+    HandshakeRequest, HandshakeResponse, ListOffsetsRequest, ListTopicsRequest, ProduceRequest,
+    Request,
+};
+use skiff_protocol::primitives::{Decode, Encode, decode_body};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use super::Shared;
+use super::failure::Failure;
+use super::handlers;
+
+/// Serves one connection until the client closes it, it breaks, it idles
+/// out, or the broker shuts down (in-flight requests still get answered).
+pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let config = &shared.config;
+    let mut frames = FramedRead::new(rd, ServerCodec::new(config.frame_bytes_max));
+    let (tx, rx) = mpsc::channel::<OutgoingResponse>(config.requests_in_flight_max);
+    let writer = shared.tracker.spawn(write_responses(
+        FramedWrite::new(wr, ServerCodec::new(config.frame_bytes_max)),
+        rx,
+    ));
+    let in_flight = Arc::new(Semaphore::new(config.requests_in_flight_max));
+    let idle = Duration::from_millis(config.idle_timeout_ms);
+    // Produces are appended in arrival order: each waits for the previous
+    // one on this connection to be stored before it appends.
+    let (produce_tx, produce_rx) = mpsc::channel::<ProduceJob>(config.requests_in_flight_max);
+    shared
+        .tracker
+        .spawn(run_produces(Arc::clone(&shared), produce_rx, tx.clone()));
+    let mut handshaken = false;
+
+    loop {
+        let next = tokio::select! {
+            next = tokio::time::timeout(idle, frames.next()) => next,
+            () = shared.shutdown.cancelled() => break,
+            () = tx.closed() => break,
+        };
+        let frame = match next {
+            Err(_elapsed) => {
+                if in_flight.available_permits() == config.requests_in_flight_max {
+                    tracing::debug!(%peer, "closing idle connection");
+                    break;
+                }
+                continue;
+            }
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(e))) => {
+                refuse_stream(&tx, peer, e).await;
+                break;
+            }
+        };
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            break;
+        };
+        let correlation_id = frame.correlation_id;
+        if !handshaken {
+            match handshake(&frame) {
+                Ok(response) => {
+                    handshaken = true;
+                    let _ = tx
+                        .send(OutgoingResponse::ok(correlation_id, &response))
+                        .await;
+                    continue;
+                }
+                Err(failure) => {
+                    tracing::debug!(%peer, message = %failure.message, "handshake refused");
+                    let _ = tx.send(failure.into_response(correlation_id)).await;
+                    break;
+                }
+            }
+        }
+        // A body that fails to decode is answered with an error; the frame
+        // boundaries are intact, so the connection stays usable.
+        if let Err(failure) = dispatch(&shared, frame, permit, &tx, &produce_tx).await {
+            let _ = tx.send(failure.into_response(correlation_id)).await;
+        }
+    }
+    // Dropping our senders lets the writer finish once every in-flight
+    // request has answered.
+    drop(produce_tx);
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// Answers a frame the codec refused, then the caller closes the connection.
+async fn refuse_stream(tx: &mpsc::Sender<OutgoingResponse>, peer: SocketAddr, e: FrameError) {
+    let (correlation_id, code) = match &e {
+        FrameError::TooLarge { correlation_id, .. } => {
+            (correlation_id.unwrap_or(0), ErrorCode::FrameTooLarge)
+        }
+        FrameError::TooShort { .. } => (0, ErrorCode::MalformedRequest),
+        _ => {
+            tracing::debug!(%peer, error = %e, "connection read failed");
+            return;
+        }
+    };
+    tracing::warn!(%peer, error = %e, "refusing frame and closing connection");
+    let _ = tx
+        .send(OutgoingResponse::error(
+            correlation_id,
+            code,
+            &e.to_string(),
+        ))
+        .await;
+}
+
+fn handshake(frame: &RequestFrame) -> Result<HandshakeResponse, Failure> {
+    if frame.api_key != ApiKey::Handshake as u16 {
+        return Err(Failure::new(
+            ErrorCode::HandshakeRequired,
+            format!(
+                "the first request on a connection must be a handshake (api key 0), got api key {}",
+                frame.api_key
+            ),
+        ));
+    }
+    check_version::<HandshakeRequest>(frame)?;
+    let req: HandshakeRequest = decode_body(frame.body.clone())?;
+    if req.protocol_version != skiff_protocol::PROTOCOL_VERSION {
+        return Err(Failure::new(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "protocol version {} is not supported; this broker speaks {}",
+                req.protocol_version,
+                skiff_protocol::PROTOCOL_VERSION
+            ),
+        ));
+    }
+    Ok(HandshakeResponse {
+        protocol_version: skiff_protocol::PROTOCOL_VERSION,
+        broker_version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+fn check_version<R: Request>(frame: &RequestFrame) -> Result<(), Failure> {
+    if frame.api_version != R::API_VERSION {
+        return Err(Failure::new(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "api {:?} version {} is not supported; this broker serves version {}",
+                R::API_KEY,
+                frame.api_version,
+                R::API_VERSION
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn decode<R: Request + Decode>(frame: RequestFrame) -> Result<R, Failure> {
+    check_version::<R>(&frame)?;
+    Ok(decode_body(frame.body)?)
+}
+
+/// Starts the work for one request. Returns an error only for failures known
+/// before any task is spawned; later failures are answered by the task.
+async fn dispatch(
+    shared: &Arc<Shared>,
+    frame: RequestFrame,
+    permit: OwnedSemaphorePermit,
+    tx: &mpsc::Sender<OutgoingResponse>,
+    produce_tx: &mpsc::Sender<ProduceJob>,
+) -> Result<(), Failure> {
+    let id = frame.correlation_id;
+    let Some(api) = ApiKey::from_u16(frame.api_key) else {
+        return Err(Failure::new(
+            ErrorCode::UnsupportedApi,
+            format!("unknown api key {}", frame.api_key),
+        ));
+    };
+    metrics::counter!("skiff_requests_total").increment(1);
+    match api {
+        ApiKey::Handshake => Err(Failure::new(
+            ErrorCode::InvalidRequest,
+            "handshake already done on this connection",
+        )),
+        ApiKey::ListTopics => {
+            decode::<ListTopicsRequest>(frame)?;
+            respond(tx, id, Ok(handlers::list_topics(shared))).await;
+            Ok(())
+        }
+        ApiKey::DescribeTopic => {
+            let req = decode::<DescribeTopicRequest>(frame)?;
+            respond(tx, id, handlers::describe_topic(shared, req)).await;
+            Ok(())
+        }
+        ApiKey::CreateTopic => {
+            let req = decode::<CreateTopicRequest>(frame)?;
+            spawn_request(
+                shared,
+                tx,
+                id,
+                permit,
+                handlers::create_topic(Arc::clone(shared), req),
+            );
+            Ok(())
+        }
+        ApiKey::DeleteTopic => {
+            let req = decode::<DeleteTopicRequest>(frame)?;
+            spawn_request(
+                shared,
+                tx,
+                id,
+                permit,
+                handlers::delete_topic(Arc::clone(shared), req),
+            );
+            Ok(())
+        }
+        ApiKey::Fetch => {
+            let req = decode::<FetchRequest>(frame)?;
+            spawn_request(
+                shared,
+                tx,
+                id,
+                permit,
+                handlers::fetch(Arc::clone(shared), req),
+            );
+            Ok(())
+        }
+        ApiKey::ListOffsets => {
+            let req = decode::<ListOffsetsRequest>(frame)?;
+            spawn_request(
+                shared,
+                tx,
+                id,
+                permit,
+                handlers::list_offsets(Arc::clone(shared), req),
+            );
+            Ok(())
+        }
+        ApiKey::Produce => {
+            let req = decode::<ProduceRequest>(frame)?;
+            let job = ProduceJob {
+                correlation_id: id,
+                req,
+                _permit: permit,
+            };
+            if produce_tx.send(job).await.is_err() {
+                return Err(Failure::new(
+                    ErrorCode::ShuttingDown,
+                    "connection is closing",
+                ));
+            }
+            Ok(())
+        }
+        _ => Err(Failure::new(
+            ErrorCode::UnsupportedApi,
+            format!("api {api:?} is not served by this broker"),
+        )),
+    }
+}
+
+/// Sends one response; a closed writer means the connection is going away
+/// and there is nobody left to tell.
+async fn respond<T: Encode>(
+    tx: &mpsc::Sender<OutgoingResponse>,
+    correlation_id: u32,
+    result: Result<T, Failure>,
+) {
+    let response = match result {
+        Ok(body) => OutgoingResponse::ok(correlation_id, &body),
+        Err(failure) => failure.into_response(correlation_id),
+    };
+    let _ = tx.send(response).await;
+}
+
+/// Runs a request as its own task, holding its in-flight permit until the
+/// response is queued.
+fn spawn_request<T, F>(
+    shared: &Shared,
+    tx: &mpsc::Sender<OutgoingResponse>,
+    correlation_id: u32,
+    permit: OwnedSemaphorePermit,
+    work: F,
+) where
+    T: Encode + Send + 'static,
+    F: Future<Output = Result<T, Failure>> + Send + 'static,
+{
+    let tx = tx.clone();
+    shared.tracker.spawn(async move {
+        let result = work.await;
+        respond(&tx, correlation_id, result).await;
+        drop(permit);
+    });
+}
+
+/// A produce request waiting for its turn on its connection.
+struct ProduceJob {
+    correlation_id: u32,
+    req: ProduceRequest,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Appends a connection's produce requests one after another, in arrival
+/// order.
+async fn run_produces(
+    shared: Arc<Shared>,
+    mut jobs: mpsc::Receiver<ProduceJob>,
+    tx: mpsc::Sender<OutgoingResponse>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let result = match handlers::produce_target(&shared, &job.req).await {
+            Ok((log, partition)) => handlers::produce(log, partition, job.req.batch).await,
+            Err(failure) => Err(failure),
+        };
+        respond(&tx, job.correlation_id, result).await;
+    }
+}
+
+/// Writes responses as they come, flushing once the queue is momentarily
+/// empty so pipelined responses share syscalls.
+async fn write_responses(
+    mut sink: FramedWrite<OwnedWriteHalf, ServerCodec>,
+    mut rx: mpsc::Receiver<OutgoingResponse>,
+) {
+    while let Some(response) = rx.recv().await {
+        if sink.feed(response).await.is_err() {
+            return;
+        }
+        while let Ok(more) = rx.try_recv() {
+            if sink.feed(more).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! How a failed request is reported: an error code and a message naming what
+//! was wrong, built from the typed errors of the layers below.
+
+use skiff_protocol::ErrorCode;
+use skiff_protocol::frame::OutgoingResponse;
+use skiff_protocol::primitives::DecodeError;
+
+use crate::log::LogError;
+use crate::topics::TopicError;
+
+/// A request's failure as the client will see it.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn into_response(self, correlation_id: u32) -> OutgoingResponse {
+        OutgoingResponse::error(correlation_id, self.code, &self.message)
+    }
+}
+
+impl From<DecodeError> for Failure {
+    fn from(e: DecodeError) -> Self {
+        Failure::new(
+            ErrorCode::MalformedRequest,
+            format!("malformed request: {e}"),
+        )
+    }
+}
+
+impl From<LogError> for Failure {
+    fn from(e: LogError) -> Self {
+        let code = match &e {
+            LogError::InvalidBatch(_) => ErrorCode::CorruptBatch,
+            LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            LogError::Corrupt { .. } => ErrorCode::CorruptData,
+            LogError::StorageFull { .. } => ErrorCode::StorageFull,
+            LogError::Closed => ErrorCode::ShuttingDown,
+            _ => ErrorCode::StorageError,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+impl From<TopicError> for Failure {
+    fn from(e: TopicError) -> Self {
+        let e = match e {
+            TopicError::Log(inner) => return inner.into(),
+            other => other,
+        };
+        let code = match &e {
+            TopicError::InvalidName(_) => ErrorCode::InvalidTopicName,
+            TopicError::AlreadyExists(_) => ErrorCode::TopicAlreadyExists,
+            TopicError::NotFound(_) => ErrorCode::UnknownTopic,
+            TopicError::UnknownPartition { .. } => ErrorCode::UnknownPartition,
+            TopicError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            _ => ErrorCode::StorageError,
+        };
+        Failure::new(code, e.to_string())
+    }
+}

@@ -1,0 +1,233 @@
+//! Request handlers: one async function per API, each decoding its body
+//! strictly, doing the work (disk I/O on the blocking pool, never on an async
+//! worker) and returning the encoded response or a [`Failure`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use skiff_protocol::ErrorCode;
+use skiff_protocol::batch;
+use skiff_protocol::messages::{
+    CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse,
+    DescribeTopicRequest, DescribeTopicResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
+    ListOffsetsResponse, ListTopicsResponse, OffsetQuery, PARTITION_AUTO, PartitionDescription,
+    ProduceRequest, ProduceResponse, TopicConfig, TopicListing,
+};
+use skiff_protocol::partitioner::partition_for_key;
+use tokio::time::Instant;
+
+use super::Shared;
+use super::failure::Failure;
+use crate::log::PartitionLog;
+use crate::topics::Topic;
+
+/// Runs blocking work (disk I/O) on the blocking pool.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, Failure>
+where
+    F: FnOnce() -> Result<T, Failure> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Failure::new(ErrorCode::Unknown, format!("internal task failed: {e}")))?
+}
+
+fn topic(shared: &Shared, name: &str) -> Result<Arc<Topic>, Failure> {
+    Ok(shared.topics.require(name)?)
+}
+
+pub(crate) async fn create_topic(
+    shared: Arc<Shared>,
+    req: CreateTopicRequest,
+) -> Result<CreateTopicResponse, Failure> {
+    blocking(move || {
+        shared.topics.create(&req.name, &req.config)?;
+        tracing::info!(topic = %req.name, partitions = req.config.partitions, "created topic");
+        Ok(CreateTopicResponse)
+    })
+    .await
+}
+
+pub(crate) async fn delete_topic(
+    shared: Arc<Shared>,
+    req: DeleteTopicRequest,
+) -> Result<DeleteTopicResponse, Failure> {
+    blocking(move || {
+        shared.topics.delete(&req.name)?;
+        tracing::info!(topic = %req.name, "deleted topic");
+        Ok(DeleteTopicResponse)
+    })
+    .await
+}
+
+pub(crate) fn list_topics(shared: &Shared) -> ListTopicsResponse {
+    ListTopicsResponse {
+        topics: shared
+            .topics
+            .list()
+            .iter()
+            .map(|t| TopicListing {
+                name: t.meta.name.clone(),
+                partitions: t.meta.partitions,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn describe_topic(
+    shared: &Shared,
+    req: DescribeTopicRequest,
+) -> Result<DescribeTopicResponse, Failure> {
+    let topic = topic(shared, &req.name)?;
+    let partitions = topic
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, log)| PartitionDescription {
+            partition: i as u32,
+            log_start_offset: log.log_start_offset(),
+            log_end_offset: log.log_end_offset(),
+            size_bytes: log.size_bytes(),
+        })
+        .collect();
+    Ok(DescribeTopicResponse {
+        name: topic.meta.name.clone(),
+        config: topic.meta.config(),
+        partitions,
+    })
+}
+
+/// Resolves a produce request's topic (creating it when the broker allows)
+/// and partition.
+pub(crate) async fn produce_target(
+    shared: &Arc<Shared>,
+    req: &ProduceRequest,
+) -> Result<(Arc<PartitionLog>, u32), Failure> {
+    let topic = match shared.topics.get(&req.topic) {
+        Some(t) => t,
+        None if shared.config.auto_create_topics => {
+            let shared = Arc::clone(shared);
+            let name = req.topic.clone();
+            blocking(move || {
+                let config = TopicConfig {
+                    partitions: shared.config.default_partitions,
+                    ..TopicConfig::default()
+                };
+                match shared.topics.create(&name, &config) {
+                    Ok(t) => Ok(t),
+                    // Another connection created it first.
+                    Err(crate::topics::TopicError::AlreadyExists(_)) => {
+                        Ok(shared.topics.require(&name)?)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?
+        }
+        None => {
+            return Err(Failure::new(
+                ErrorCode::UnknownTopic,
+                format!("unknown topic {:?}", req.topic),
+            ));
+        }
+    };
+    let partition = if req.partition == PARTITION_AUTO {
+        auto_partition(&topic, &req.batch)?
+    } else {
+        req.partition
+    };
+    Ok((Arc::clone(topic.partition(partition)?), partition))
+}
+
+/// Key hash of the batch's first record when it has a key, round-robin
+/// otherwise.
+fn auto_partition(topic: &Topic, batch_bytes: &Bytes) -> Result<u32, Failure> {
+    let records = batch::decode_records(batch_bytes)
+        .map_err(|e| Failure::new(ErrorCode::CorruptBatch, format!("invalid batch: {e}")))?;
+    Ok(match records.first().and_then(|r| r.key.as_ref()) {
+        Some(key) => partition_for_key(key, topic.meta.partitions),
+        None => topic.next_round_robin(),
+    })
+}
+
+pub(crate) async fn produce(
+    log: Arc<PartitionLog>,
+    partition: u32,
+    batch: Bytes,
+) -> Result<ProduceResponse, Failure> {
+    let bytes = batch.len() as u64;
+    let info = blocking(move || Ok(log.append(batch)?)).await?;
+    metrics::counter!("skiff_produce_bytes_total").increment(bytes);
+    metrics::counter!("skiff_produce_messages_total")
+        .increment(info.last_offset - info.base_offset + 1);
+    Ok(ProduceResponse {
+        partition,
+        base_offset: info.base_offset,
+        last_offset: info.last_offset,
+    })
+}
+
+/// Serves a fetch, long-polling at the end of the log: the request waits on
+/// the log's end-offset watch (no polling loop) until data arrives, the wait
+/// runs out or the broker shuts down.
+pub(crate) async fn fetch(
+    shared: Arc<Shared>,
+    req: FetchRequest,
+) -> Result<FetchResponse, Failure> {
+    let topic = topic(&shared, &req.topic)?;
+    let log = Arc::clone(topic.partition(req.partition)?);
+    let max_bytes = (req.max_bytes as usize).clamp(1, shared.config.fetch_bytes_max);
+    let wait =
+        Duration::from_millis(u64::from(req.max_wait_ms).min(shared.config.fetch_wait_ms_max));
+    let deadline = Instant::now() + wait;
+    let mut end_watch = log.watch_end();
+    loop {
+        let end = *end_watch.borrow_and_update();
+        let expired = Instant::now() >= deadline || shared.shutdown.is_cancelled();
+        if req.offset != end || expired {
+            let reader = Arc::clone(&log);
+            let offset = req.offset;
+            let records = blocking(move || Ok(reader.read(offset, max_bytes)?)).await?;
+            if !records.is_empty() || expired || req.offset > end {
+                metrics::counter!("skiff_fetch_bytes_total").increment(records.len() as u64);
+                return Ok(FetchResponse {
+                    log_start_offset: log.log_start_offset(),
+                    log_end_offset: log.log_end_offset(),
+                    records,
+                });
+            }
+        }
+        tokio::select! {
+            changed = end_watch.changed() => {
+                if changed.is_err() {
+                    // The log was closed (topic deleted or shutdown).
+                    return Err(Failure::new(ErrorCode::ShuttingDown, "partition closed while fetching"));
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {}
+            () = shared.shutdown.cancelled() => {}
+        }
+    }
+}
+
+pub(crate) async fn list_offsets(
+    shared: Arc<Shared>,
+    req: ListOffsetsRequest,
+) -> Result<ListOffsetsResponse, Failure> {
+    let topic = topic(&shared, &req.topic)?;
+    let log = Arc::clone(topic.partition(req.partition)?);
+    let offset = match req.query {
+        OffsetQuery::Earliest => log.log_start_offset(),
+        OffsetQuery::Latest => log.log_end_offset(),
+        OffsetQuery::Timestamp(ts) => {
+            blocking(move || {
+                Ok(log
+                    .offset_for_timestamp(ts)?
+                    .unwrap_or_else(|| log.log_end_offset()))
+            })
+            .await?
+        }
+    };
+    Ok(ListOffsetsResponse { offset })
+}

@@ -1,0 +1,49 @@
+//! The accept loop: one task per connection, a cap on connections, accept
+//! errors retried with backoff, and a stop on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::Shared;
+use super::connection;
+
+/// First pause after a failed accept (e.g. out of file descriptors).
+const ACCEPT_BACKOFF_MS_MIN: u64 = 5;
+/// Longest pause between accept retries.
+const ACCEPT_BACKOFF_MS_MAX: u64 = 1_000;
+
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut backoff_ms = ACCEPT_BACKOFF_MS_MIN;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shared.shutdown.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(conn) => {
+                backoff_ms = ACCEPT_BACKOFF_MS_MIN;
+                conn
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, backoff_ms, "accept failed; retrying");
+                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                backoff_ms = (backoff_ms * 2).min(ACCEPT_BACKOFF_MS_MAX);
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else {
+            tracing::warn!(%peer, limit = shared.config.connections_max, "connection limit reached; closing new connection");
+            drop(stream);
+            continue;
+        };
+        metrics::gauge!("skiff_connections_open").increment(1.0);
+        let conn_shared = Arc::clone(&shared);
+        shared.tracker.spawn(async move {
+            connection::serve(stream, peer, conn_shared).await;
+            metrics::gauge!("skiff_connections_open").decrement(1.0);
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,238 @@
+//! The broker server: the listener, connections, request handlers, the
+//! background tasks (retention, interval flushes) and shutdown.
+//!
+//! [`Broker::start`] opens the data directory (recovering every partition),
+//! binds the listener and returns a [`BrokerHandle`]. Shutdown, from the
+//! handle or a signal in `skiffd`, stops accepting, lets in-flight requests
+//! finish (long polls answer early), then flushes and closes every log,
+//! writing the clean-shutdown markers.
+
+mod connection;
+mod failure;
+mod handlers;
+mod listener;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{BrokerConfig, ConfigError};
+use crate::log::Durability;
+use crate::topics::{TopicError, TopicRegistry};
+
+/// State shared by every connection and background task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: BrokerConfig,
+    pub topics: TopicRegistry,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+    pub connections: Arc<Semaphore>,
+    pub started: Instant,
+}
+
+/// Why the broker could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Opening or closing the topics failed.
+    #[error(transparent)]
+    Topics(#[from] TopicError),
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A startup or shutdown task failed unexpectedly.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+/// The broker library entry point.
+#[derive(Debug)]
+pub struct Broker;
+
+impl Broker {
+    /// Starts a broker: validates the config, opens (and recovers) the data
+    /// directory, binds the listener and starts serving.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), skiff_broker::BrokerError> {
+    /// use skiff_broker::{Broker, BrokerConfig};
+    /// let broker = Broker::start(BrokerConfig {
+    ///     data_dir: "/tmp/skiff-test".into(),
+    ///     listen: "127.0.0.1:0".parse().unwrap(),
+    ///     ..BrokerConfig::default()
+    /// })
+    /// .await?;
+    /// println!("listening on {}", broker.local_addr());
+    /// broker.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| BrokerError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let data_dir = config.data_dir.clone();
+        let defaults = config.log_defaults();
+        let partitions_max = config.partitions_max;
+        let topics = tokio::task::spawn_blocking(move || {
+            TopicRegistry::open(&data_dir, defaults, partitions_max)
+        })
+        .await
+        .map_err(|e| BrokerError::Task(e.to_string()))??;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| BrokerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let shared = Arc::new(Shared {
+            connections: Arc::new(Semaphore::new(config.connections_max)),
+            config,
+            topics,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            started: Instant::now(),
+        });
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            data_dir = %shared.config.data_dir.display(),
+            listen = %local_addr,
+            fsync = %shared.config.fsync,
+            topics = shared.topics.list().len(),
+            "skiffd started"
+        );
+        start_background(&shared);
+        let accept = tokio::spawn(listener::accept_loop(listener, Arc::clone(&shared)));
+        Ok(BrokerHandle {
+            local_addr,
+            shared,
+            accept,
+        })
+    }
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct BrokerHandle {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+}
+
+impl BrokerHandle {
+    /// The address the listener is bound to (with the real port when the
+    /// config asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The broker's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.shared.config.data_dir
+    }
+
+    /// How long the broker has been running.
+    pub fn uptime(&self) -> Duration {
+        self.shared.started.elapsed()
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to
+    /// `shutdown_grace_ms`), then flushes and closes every partition log and
+    /// writes the clean-shutdown markers.
+    pub async fn shutdown(self) -> Result<(), BrokerError> {
+        let shared = self.shared;
+        shared.shutdown.cancel();
+        let _ = self.accept.await;
+        shared.tracker.close();
+        let grace = Duration::from_millis(shared.config.shutdown_grace_ms);
+        if tokio::time::timeout(grace, shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_ms = shared.config.shutdown_grace_ms,
+                "requests still in flight after the grace period; closing anyway"
+            );
+        }
+        let closing = Arc::clone(&shared);
+        tokio::task::spawn_blocking(move || closing.topics.close_all())
+            .await
+            .map_err(|e| BrokerError::Task(e.to_string()))??;
+        tracing::info!("skiffd stopped cleanly");
+        Ok(())
+    }
+}
+
+/// Starts the periodic tasks: retention (and age-based rolls) and, under
+/// `fsync = interval:<ms>`, the flush ticker.
+fn start_background(shared: &Arc<Shared>) {
+    let retention_every = Duration::from_millis(shared.config.retention_check_interval_ms);
+    shared.tracker.spawn(periodic(Arc::clone(shared), retention_every, |shared| {
+        let now_ms = crate::clock::now_ms();
+        for topic in shared.topics.list() {
+            for (p, log) in topic.partitions.iter().enumerate() {
+                match log.enforce_retention(now_ms) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(topic = %topic.meta.name, partition = p, segments = n, "retention deleted segments"),
+                    Err(e) => tracing::error!(topic = %topic.meta.name, partition = p, error = %e, "retention failed"),
+                }
+            }
+        }
+    }));
+    if let Durability::Interval(every) = shared.config.fsync {
+        shared.tracker.spawn(periodic(Arc::clone(shared), every, |shared| {
+            for topic in shared.topics.list() {
+                for (p, log) in topic.partitions.iter().enumerate() {
+                    if let Err(e) = log.flush() {
+                        tracing::error!(topic = %topic.meta.name, partition = p, error = %e, "interval flush failed");
+                    }
+                }
+            }
+        }));
+    }
+}
+
+/// Runs blocking `work` every `every` until shutdown.
+async fn periodic(shared: Arc<Shared>, every: Duration, work: fn(&Shared)) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+        let worker = Arc::clone(&shared);
+        let _ = tokio::task::spawn_blocking(move || work(&worker)).await;
+    }
+}
