@@ -1,0 +1,623 @@
+//! `PartitionLog`: the append-only, segmented log of one partition.
+//!
+//! Concurrency: any number of threads call `append`; appends queue up and the
+//! first waiter becomes the *leader*: it takes everything queued, writes it
+//! with one vectored `write`, runs one `fdatasync` for the group (under
+//! `Durability::Always`), publishes the new visible end and hands every
+//! follower its result (group commit). Appends that arrive meanwhile form the
+//! next group. Readers never take the writer lock: they see a segment map
+//! (`RwLock<BTreeMap>`) and per-segment visible limits that move only after
+//! the data is durable per the configured mode.
+//!
+//! Invariants:
+//! - Offsets are assigned in commit order, contiguous, starting at the log
+//!   end; a batch's bytes are stored as received except its stamped base
+//!   offset (not covered by the CRC).
+//! - No half-written batch is ever visible: a failed write or sync truncates
+//!   the segment back to its length before the group (retried before the next
+//!   write if the truncate itself fails), and fails the whole group.
+//! - A segment is fsynced before its successor is created, so after a crash
+//!   only the last segment can hold unsynced bytes.
+//!
+//! All methods are blocking (file I/O, fsync, lock waits): call them from
+//! `tokio::task::spawn_blocking` or a dedicated thread, never on an async
+//! worker thread.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, IoSlice, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use skiff_protocol::batch::{self, BatchHeader};
+use tokio::sync::watch;
+
+use super::durability::Durability;
+use super::error::LogError;
+use super::index::IndexEntry;
+use super::recovery::{self, CLEAN_SHUTDOWN_MARKER, RecoveryReport};
+use super::retention::{self, SegmentStats};
+use super::segment::{Segment, read_lock, write_lock};
+use super::{LogConfig, sync_dir};
+
+/// Where an appended batch landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset stamped on the batch (its first record).
+    pub base_offset: u64,
+    /// Offset of its last record.
+    pub last_offset: u64,
+}
+
+/// One append waiting in the commit queue.
+struct Pending {
+    id: u64,
+    batch: Bytes,
+    header: BatchHeader,
+}
+
+/// The group-commit queue (leader/follower).
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    leader: bool,
+    done: HashMap<u64, Result<AppendInfo, LogError>>,
+    next_id: u64,
+}
+
+/// State only the writer (the current leader, or a roll/retention/flush
+/// holding the writer lock) touches.
+struct Writer {
+    active: Arc<Segment>,
+    /// Length of the active segment file (all of it is written).
+    write_pos: u64,
+    /// Offset the next batch gets.
+    next_offset: u64,
+    bytes_since_index: u64,
+    /// Largest batch timestamp in the active segment.
+    max_timestamp_ms: i64,
+    /// Written since the last fdatasync.
+    dirty: bool,
+    last_sync: Instant,
+    /// A truncate after a failed write failed too: retry before writing.
+    needs_truncate: bool,
+    closed: bool,
+}
+
+/// The log of one partition. `Send + Sync`, shared as `Arc<PartitionLog>`;
+/// every method takes `&self` and blocks (see the module doc).
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: RwLock<LogConfig>,
+    segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
+    writer: Mutex<Writer>,
+    queue: Mutex<Queue>,
+    queue_cv: Condvar,
+    start_offset: AtomicU64,
+    visible_end: AtomicU64,
+    end_tx: watch::Sender<u64>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog")
+            .field("dir", &self.dir)
+            .field("start_offset", &self.log_start_offset())
+            .field("end_offset", &self.log_end_offset())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // See segment::read_lock: critical sections keep invariants at each step.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Writes all of `bufs` at the end of `file` (opened O_APPEND), looping over
+/// short writes.
+fn write_all_vectored(mut file: &std::fs::File, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match file.write_vectored(bufs) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "write returned 0 bytes",
+                ));
+            }
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl PartitionLog {
+    /// Opens the partition log in `dir` (created if missing), recovering it
+    /// (see `recovery`). The report says what was found and cut.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<(PartitionLog, RecoveryReport), LogError> {
+        let config = config.sanitized();
+        let rec = recovery::recover(dir, &config)?;
+        let start = rec.segments.keys().next().copied().unwrap_or(0);
+        let active = rec
+            .segments
+            .values()
+            .next_back()
+            .cloned()
+            .expect("recover always returns at least one segment");
+        let writer = Writer {
+            active,
+            write_pos: rec.write_pos,
+            next_offset: rec.next_offset,
+            bytes_since_index: rec.bytes_since_index,
+            max_timestamp_ms: rec.max_timestamp_ms,
+            dirty: false,
+            last_sync: Instant::now(),
+            needs_truncate: false,
+            closed: false,
+        };
+        let (end_tx, _) = watch::channel(rec.next_offset);
+        let log = PartitionLog {
+            dir: dir.to_owned(),
+            config: RwLock::new(config),
+            segments: RwLock::new(rec.segments),
+            writer: Mutex::new(writer),
+            queue: Mutex::new(Queue::default()),
+            queue_cv: Condvar::new(),
+            start_offset: AtomicU64::new(start),
+            visible_end: AtomicU64::new(rec.next_offset),
+            end_tx,
+            closed: AtomicBool::new(false),
+        };
+        Ok((log, rec.report))
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A copy of the current configuration.
+    pub fn config(&self) -> LogConfig {
+        read_lock(&self.config).clone()
+    }
+
+    /// Replaces the configuration (retention, segment size and age,
+    /// durability, read limit). Takes effect at the next append, roll or
+    /// retention run; the active segment's index keeps its capacity.
+    pub fn set_config(&self, config: LogConfig) {
+        *write_lock(&self.config) = config.sanitized();
+    }
+
+    /// Appends one producer batch: validates it (refused => nothing written),
+    /// stamps its base offset, writes it together with the appends queued at
+    /// the same time, and returns once it is durable per the configured
+    /// [`Durability`], at which point readers can see it.
+    pub fn append(&self, batch: Bytes) -> Result<AppendInfo, LogError> {
+        let header = batch::validate(&batch)?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(LogError::Closed);
+        }
+        let mut q = lock(&self.queue);
+        let id = q.next_id;
+        q.next_id += 1;
+        q.pending.push(Pending { id, batch, header });
+        loop {
+            if let Some(result) = q.done.remove(&id) {
+                return result;
+            }
+            if !q.leader {
+                q.leader = true;
+                let group = std::mem::take(&mut q.pending);
+                drop(q);
+                let ids: Vec<u64> = group.iter().map(|p| p.id).collect();
+                let results =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(group)))
+                        .unwrap_or_else(|_| {
+                            ids.iter()
+                                .map(|&id| {
+                                    let source = io::Error::other("group commit panicked");
+                                    (id, Err(LogError::io("commit", &self.dir, source)))
+                                })
+                                .collect()
+                        });
+                q = lock(&self.queue);
+                q.done.extend(results);
+                q.leader = false;
+                self.queue_cv.notify_all();
+                continue;
+            }
+            q = self.queue_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Writes one group; returns a result per pending id.
+    fn commit(&self, group: Vec<Pending>) -> Vec<(u64, Result<AppendInfo, LogError>)> {
+        let config = self.config();
+        let mut results = Vec::with_capacity(group.len());
+        let mut w = lock(&self.writer);
+        let fail_rest = |results: &mut Vec<_>, rest: &[Pending], e: &LogError| {
+            results.extend(rest.iter().map(|p| (p.id, Err(e.duplicate()))));
+        };
+        if w.closed {
+            fail_rest(&mut results, &group, &LogError::Closed);
+            return results;
+        }
+        if w.needs_truncate {
+            let pos = w.write_pos;
+            match w.active.file.set_len(pos) {
+                Ok(()) => w.needs_truncate = false,
+                Err(e) => {
+                    let e = LogError::io("truncate after failed write", &w.active.log_path, e);
+                    fail_rest(&mut results, &group, &e);
+                    return results;
+                }
+            }
+        }
+        let mut i = 0;
+        while i < group.len() {
+            let first_len = group[i].batch.len() as u64;
+            let full = w.write_pos > 0 && w.write_pos + first_len > config.segment_bytes;
+            let old = retention::roll_due(
+                w.active.first_batch_timestamp_ms(),
+                config.segment_ms,
+                now_ms(),
+            );
+            if (full || old)
+                && w.write_pos > 0
+                && let Err(e) = self.roll(&mut w, &config)
+            {
+                fail_rest(&mut results, &group[i..], &e);
+                return results;
+            }
+            // The run: as many batches as fit the segment (at least one).
+            let mut end = i + 1;
+            let mut run_bytes = first_len;
+            while end < group.len()
+                && w.write_pos + run_bytes + group[end].batch.len() as u64 <= config.segment_bytes
+            {
+                run_bytes += group[end].batch.len() as u64;
+                end += 1;
+            }
+            match self.write_run(&mut w, &group[i..end], &config) {
+                Ok(infos) => results.extend(
+                    group[i..end]
+                        .iter()
+                        .map(|p| p.id)
+                        .zip(infos.into_iter().map(Ok)),
+                ),
+                Err(e) => {
+                    fail_rest(&mut results, &group[i..], &e);
+                    return results;
+                }
+            }
+            i = end;
+        }
+        results
+    }
+
+    /// Writes, syncs (per durability), indexes and publishes one run of
+    /// batches into the active segment.
+    fn write_run(
+        &self,
+        w: &mut Writer,
+        run: &[Pending],
+        config: &LogConfig,
+    ) -> Result<Vec<AppendInfo>, LogError> {
+        let start_pos = w.write_pos;
+        let mut stamps = Vec::with_capacity(run.len());
+        let mut infos = Vec::with_capacity(run.len());
+        let mut next = w.next_offset;
+        for p in run {
+            stamps.push(next.to_le_bytes());
+            let last = next + u64::from(p.header.last_offset_delta);
+            infos.push(AppendInfo {
+                base_offset: next,
+                last_offset: last,
+            });
+            next = last + 1;
+        }
+        let mut slices = Vec::with_capacity(run.len() * 2);
+        for (p, stamp) in run.iter().zip(&stamps) {
+            slices.push(IoSlice::new(stamp));
+            slices.push(IoSlice::new(&p.batch[8..]));
+        }
+        let active = Arc::clone(&w.active);
+        let undo = |w: &mut Writer| {
+            if active.file.set_len(start_pos).is_err() {
+                w.needs_truncate = true;
+            }
+        };
+        if let Err(e) = write_all_vectored(&active.file, &mut slices) {
+            undo(w);
+            return Err(LogError::io("write", &active.log_path, e));
+        }
+        let end_pos = start_pos + run.iter().map(|p| p.batch.len() as u64).sum::<u64>();
+        active.set_size(end_pos);
+        let sync_now = match config.durability {
+            Durability::Always => true,
+            Durability::Interval(every) => w.last_sync.elapsed() >= every,
+            Durability::Never => false,
+        };
+        if sync_now {
+            if let Err(e) = active.file.sync_data() {
+                undo(w);
+                active.set_size(start_pos);
+                return Err(LogError::io("fdatasync", &active.log_path, e));
+            }
+            w.dirty = false;
+            w.last_sync = Instant::now();
+        } else {
+            w.dirty = true;
+        }
+        // Index the new batches, then publish.
+        let interval = u64::from(config.index_interval_bytes);
+        let mut pos = start_pos;
+        {
+            let mut index = write_lock(&active.index);
+            for (p, info) in run.iter().zip(&infos) {
+                if w.bytes_since_index >= interval
+                    && let (Ok(rel), Ok(position)) = (
+                        u32::try_from(info.base_offset - active.base_offset),
+                        u32::try_from(pos),
+                    )
+                {
+                    index.push(IndexEntry {
+                        rel_offset: rel,
+                        position,
+                        max_ts_before: w.max_timestamp_ms,
+                    });
+                    w.bytes_since_index = 0;
+                }
+                let len = p.batch.len() as u64;
+                w.bytes_since_index += len;
+                w.max_timestamp_ms = w.max_timestamp_ms.max(p.header.max_timestamp_ms);
+                pos += len;
+            }
+        }
+        w.write_pos = end_pos;
+        w.next_offset = next;
+        active.publish(end_pos, next, w.max_timestamp_ms);
+        self.visible_end.store(next, Ordering::Release);
+        self.end_tx.send_replace(next);
+        Ok(infos)
+    }
+
+    /// Starts a new active segment at the log end. The old one is fsynced
+    /// first (whatever the durability mode), so recovery only ever needs to
+    /// scan the last segment.
+    fn roll(&self, w: &mut Writer, config: &LogConfig) -> Result<(), LogError> {
+        let old = Arc::clone(&w.active);
+        old.file
+            .sync_data()
+            .map_err(|e| LogError::io("fdatasync", &old.log_path, e))?;
+        w.dirty = false;
+        w.last_sync = Instant::now();
+        let seg = Arc::new(Segment::create(
+            &self.dir,
+            w.next_offset,
+            recovery::index_capacity(config),
+        )?);
+        sync_dir(&self.dir)?;
+        if let Err(e) = write_lock(&old.index).seal() {
+            // The index is only an accelerator; recovery rebuilds it.
+            tracing::warn!(segment = %old.log_path.display(), error = %e, "sealing segment index failed");
+        }
+        write_lock(&self.segments).insert(seg.base_offset, Arc::clone(&seg));
+        w.active = seg;
+        w.write_pos = 0;
+        w.bytes_since_index = 0;
+        w.max_timestamp_ms = i64::MIN;
+        Ok(())
+    }
+
+    /// Whole batches starting with the one that holds `offset`, at most
+    /// `max_bytes` (capped by `read_bytes_max`) but always at least one whole
+    /// batch when any is visible, so a consumer always progresses. Reads stop
+    /// at a segment boundary. Returns empty `Bytes` at the visible end and
+    /// `OffsetOutOfRange` outside `[log_start_offset, log_end_offset]`. Every
+    /// batch returned passed its length, CRC and offset check; bad data is
+    /// `Corrupt`, never returned.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Bytes, LogError> {
+        let start = self.log_start_offset();
+        let end = self.log_end_offset();
+        if offset < start || offset > end {
+            return Err(LogError::OffsetOutOfRange { offset, start, end });
+        }
+        if offset == end {
+            return Ok(Bytes::new());
+        }
+        let max_bytes = max_bytes.min(read_lock(&self.config).read_bytes_max);
+        let mut seg = {
+            let map = read_lock(&self.segments);
+            match map.range(..=offset).next_back() {
+                Some((_, s)) => Arc::clone(s),
+                None => {
+                    return Err(LogError::OffsetOutOfRange {
+                        offset,
+                        start: self.log_start_offset(),
+                        end,
+                    });
+                }
+            }
+        };
+        while offset >= seg.visible_next_offset() {
+            let next = read_lock(&self.segments)
+                .range(seg.base_offset + 1..)
+                .next()
+                .map(|(_, s)| Arc::clone(s));
+            match next {
+                Some(s) if s.base_offset <= offset => seg = s,
+                // A gap between segments: the older one lost its tail.
+                Some(_) => {
+                    return Err(LogError::Corrupt {
+                        segment: seg.log_path.clone(),
+                        position: seg.visible_bytes(),
+                    });
+                }
+                None => return Ok(Bytes::new()),
+            }
+        }
+        seg.read(offset, max_bytes)
+    }
+
+    /// The base offset of the first batch whose max timestamp is >=
+    /// `timestamp_ms` (batch granularity), or None if no batch is that new.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, LogError> {
+        let segs: Vec<Arc<Segment>> = read_lock(&self.segments).values().cloned().collect();
+        for seg in segs {
+            if seg.visible_bytes() == 0 || seg.max_timestamp_ms() < timestamp_ms {
+                continue;
+            }
+            if let Some(offset) = seg.find_timestamp(timestamp_ms)? {
+                return Ok(Some(offset));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Oldest offset still in the log.
+    pub fn log_start_offset(&self) -> u64 {
+        self.start_offset.load(Ordering::Acquire)
+    }
+
+    /// Visible (acknowledged) end: the offset the next batch will get.
+    pub fn log_end_offset(&self) -> u64 {
+        self.visible_end.load(Ordering::Acquire)
+    }
+
+    /// Bytes on disk of all segment files.
+    pub fn size_bytes(&self) -> u64 {
+        read_lock(&self.segments)
+            .values()
+            .map(|s| s.size_bytes())
+            .sum()
+    }
+
+    /// A receiver that changes whenever the visible end moves (for
+    /// long-polling fetches).
+    pub fn watch_end(&self) -> watch::Receiver<u64> {
+        self.end_tx.subscribe()
+    }
+
+    /// Rolls the active segment if it is `segment_ms` old, then deletes the
+    /// oldest segments that break `retention_bytes` or `retention_ms`
+    /// (whole segments only; an active segment whose data all expired is
+    /// rolled first so it can go). Moves the log start. Returns the number of
+    /// segments deleted.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<u64, LogError> {
+        let config = self.config();
+        let mut w = lock(&self.writer);
+        if w.closed {
+            return Ok(0);
+        }
+        let expired = config.retention_ms.is_some_and(|ms| {
+            w.active.max_timestamp_ms()
+                < now_ms.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX))
+        });
+        let old = retention::roll_due(
+            w.active.first_batch_timestamp_ms(),
+            config.segment_ms,
+            now_ms,
+        );
+        if w.write_pos > 0 && (old || expired) {
+            self.roll(&mut w, &config)?;
+        }
+        let segs: Vec<Arc<Segment>> = read_lock(&self.segments).values().cloned().collect();
+        let stats: Vec<SegmentStats> = segs
+            .iter()
+            .map(|s| SegmentStats {
+                size_bytes: s.size_bytes(),
+                max_timestamp_ms: s.max_timestamp_ms(),
+            })
+            .collect();
+        let n = retention::segments_to_delete(
+            &stats,
+            config.retention_bytes,
+            config.retention_ms,
+            now_ms,
+        );
+        if n == 0 {
+            return Ok(0);
+        }
+        {
+            let mut map = write_lock(&self.segments);
+            for seg in &segs[..n] {
+                map.remove(&seg.base_offset);
+            }
+            let start = map.keys().next().copied().unwrap_or(w.next_offset);
+            self.start_offset.store(start, Ordering::Release);
+        }
+        drop(w);
+        for seg in &segs[..n] {
+            tracing::info!(segment = %seg.log_path.display(), bytes = seg.size_bytes(), "retention deleting segment");
+            for path in [&seg.log_path, &seg.index_path, &seg.time_index_path] {
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(LogError::io("delete segment", path, e)),
+                }
+            }
+        }
+        sync_dir(&self.dir)?;
+        Ok(n as u64)
+    }
+
+    /// fdatasyncs everything written. Under `Durability::Interval` the broker
+    /// calls this on a timer with the interval's period; also used at
+    /// shutdown.
+    pub fn flush(&self) -> Result<(), LogError> {
+        let mut w = lock(&self.writer);
+        if w.dirty {
+            w.active
+                .file
+                .sync_data()
+                .map_err(|e| LogError::io("fdatasync", &w.active.log_path, e))?;
+            w.dirty = false;
+            w.last_sync = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Flushes, seals the active index and writes the clean-shutdown marker;
+    /// later appends fail with `Closed`. Reads keep working. Idempotent.
+    pub fn close(&self) -> Result<(), LogError> {
+        let mut w = lock(&self.writer);
+        if w.closed {
+            return Ok(());
+        }
+        self.closed.store(true, Ordering::Release);
+        w.closed = true;
+        let active = Arc::clone(&w.active);
+        active
+            .file
+            .sync_data()
+            .map_err(|e| LogError::io("fdatasync", &active.log_path, e))?;
+        w.dirty = false;
+        write_lock(&active.index)
+            .seal()
+            .map_err(|e| LogError::io("seal index", &active.index_path, e))?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_MARKER);
+        let f = std::fs::File::create(&marker)
+            .map_err(|e| LogError::io("write clean-shutdown marker", &marker, e))?;
+        f.sync_all()
+            .map_err(|e| LogError::io("fsync clean-shutdown marker", &marker, e))?;
+        sync_dir(&self.dir)?;
+        Ok(())
+    }
+
+    /// Segment base offsets, oldest first (for tests and tools).
+    pub fn segment_base_offsets(&self) -> Vec<u64> {
+        read_lock(&self.segments).keys().copied().collect()
+    }
+}
