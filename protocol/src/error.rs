@@ -50,11 +50,27 @@ pub enum ErrorCode {
     HandshakeRequired = 17,
     /// A request field is outside its allowed range.
     InvalidRequest = 18,
+    /// The named consumer group does not exist.
+    UnknownGroup = 19,
+    /// The group does not know this member id (it left, timed out, or the broker restarted): join again.
+    UnknownMember = 20,
+    /// The request carries an old generation of the group: heartbeat to learn the current one.
+    StaleGeneration = 21,
+    /// The member does not own the partition it tried to commit.
+    NotPartitionOwner = 22,
+    /// The operation needs a group without members, and this one has some.
+    GroupNotEmpty = 23,
+    /// The broker already has `groups_max` groups.
+    GroupLimitReached = 24,
+    /// The group already has `group_members_max` members.
+    MemberLimitReached = 25,
+    /// The requested session timeout is outside the broker's bounds.
+    InvalidSessionTimeout = 26,
 }
 
 impl ErrorCode {
     /// Every defined code, in numeric order.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::None,
         ErrorCode::Unknown,
         ErrorCode::MalformedRequest,
@@ -74,6 +90,14 @@ impl ErrorCode {
         ErrorCode::ShuttingDown,
         ErrorCode::HandshakeRequired,
         ErrorCode::InvalidRequest,
+        ErrorCode::UnknownGroup,
+        ErrorCode::UnknownMember,
+        ErrorCode::StaleGeneration,
+        ErrorCode::NotPartitionOwner,
+        ErrorCode::GroupNotEmpty,
+        ErrorCode::GroupLimitReached,
+        ErrorCode::MemberLimitReached,
+        ErrorCode::InvalidSessionTimeout,
     ];
 
     /// The code's number on the wire.
@@ -112,6 +136,14 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::HandshakeRequired => "handshake_required",
             ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::UnknownGroup => "unknown_group",
+            ErrorCode::UnknownMember => "unknown_member",
+            ErrorCode::StaleGeneration => "stale_generation",
+            ErrorCode::NotPartitionOwner => "not_partition_owner",
+            ErrorCode::GroupNotEmpty => "group_not_empty",
+            ErrorCode::GroupLimitReached => "group_limit_reached",
+            ErrorCode::MemberLimitReached => "member_limit_reached",
+            ErrorCode::InvalidSessionTimeout => "invalid_session_timeout",
         }
     }
 

@@ -2,23 +2,45 @@
 //! each request type to its API key, version and response type, so a client
 //! cannot send a request and decode the wrong response.
 
+mod commit_offsets;
 mod create_topic;
+mod delete_group;
 mod delete_topic;
+mod describe_group;
 mod describe_topic;
 mod fetch;
+mod fetch_offsets;
+mod group_common;
 mod handshake;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod list_topics;
 mod produce;
+mod reset_offsets;
 
+pub use commit_offsets::{CommitOffsetsRequest, CommitOffsetsResponse, OffsetCommit};
 pub use create_topic::{CreateTopicRequest, CreateTopicResponse, TopicConfig};
+pub use delete_group::{DeleteGroupRequest, DeleteGroupResponse};
 pub use delete_topic::{DeleteTopicRequest, DeleteTopicResponse};
+pub use describe_group::{
+    DescribeGroupRequest, DescribeGroupResponse, GroupState, MemberDescription, PartitionProgress,
+};
 pub use describe_topic::{DescribeTopicRequest, DescribeTopicResponse, PartitionDescription};
 pub use fetch::{FetchRequest, FetchResponse};
+pub use fetch_offsets::{CommittedOffset, FetchOffsetsRequest, FetchOffsetsResponse};
+pub use group_common::TopicPartition;
 pub use handshake::{HandshakeRequest, HandshakeResponse};
+pub use heartbeat::{HeartbeatRequest, HeartbeatResponse};
+pub use join_group::{JoinGroupRequest, JoinGroupResponse};
+pub use leave_group::{LeaveGroupRequest, LeaveGroupResponse};
+pub use list_groups::{GroupListing, ListGroupsRequest, ListGroupsResponse};
 pub use list_offsets::{ListOffsetsRequest, ListOffsetsResponse, OffsetQuery};
 pub use list_topics::{ListTopicsRequest, ListTopicsResponse, TopicListing};
 pub use produce::{PARTITION_AUTO, ProduceRequest, ProduceResponse};
+pub use reset_offsets::{ResetOffsetsRequest, ResetOffsetsResponse, ResetTo};
 
 use crate::primitives::{Decode, Encode};
 
@@ -43,6 +65,24 @@ pub enum ApiKey {
     Fetch = 6,
     /// Looks up an offset: earliest, latest or by timestamp.
     ListOffsets = 7,
+    /// Joins a consumer group (server-side assignment).
+    JoinGroup = 8,
+    /// Keeps a group member alive; carries incremental rebalances.
+    Heartbeat = 9,
+    /// Leaves a consumer group.
+    LeaveGroup = 10,
+    /// Commits a group's offsets (durably).
+    CommitOffsets = 11,
+    /// Reads a group's committed offsets.
+    FetchOffsets = 12,
+    /// Lists consumer groups.
+    ListGroups = 13,
+    /// Describes a consumer group: members, assignments, offsets, lag.
+    DescribeGroup = 14,
+    /// Resets a member-less group's offsets for a topic.
+    ResetOffsets = 15,
+    /// Deletes a member-less group and its offsets.
+    DeleteGroup = 16,
 }
 
 impl ApiKey {
@@ -57,6 +97,15 @@ impl ApiKey {
             5 => ApiKey::Produce,
             6 => ApiKey::Fetch,
             7 => ApiKey::ListOffsets,
+            8 => ApiKey::JoinGroup,
+            9 => ApiKey::Heartbeat,
+            10 => ApiKey::LeaveGroup,
+            11 => ApiKey::CommitOffsets,
+            12 => ApiKey::FetchOffsets,
+            13 => ApiKey::ListGroups,
+            14 => ApiKey::DescribeGroup,
+            15 => ApiKey::ResetOffsets,
+            16 => ApiKey::DeleteGroup,
             _ => return None,
         })
     }
