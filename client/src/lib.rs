@@ -1,1 +1,58 @@
-//! skiff client.
+//! skiff-client: the async Rust client for the skiff broker.
+//!
+//! - [`Client`]: a reconnecting handle to one broker; every other type is
+//!   built on it. [`Connection`] is the single pipelined socket underneath.
+//! - [`Admin`]: create, delete, list and describe topics.
+//! - [`Producer`]: batches records per partition and sends them with several
+//!   requests in flight; each [`Producer::send`] resolves to the record's
+//!   partition and offset.
+//! - [`Consumer`]: reads assigned partitions from a starting point, as a
+//!   [`futures::Stream`] of [`ConsumedRecord`]s.
+//!
+//! Every error is a typed [`Error`].
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use skiff_client::{Client, ClientConfig, Consumer, ConsumerConfig, Producer,
+//!                    ProducerConfig, ProducerRecord, StartFrom, TopicConfig};
+//!
+//! # async fn run() -> Result<(), skiff_client::Error> {
+//! let client = Client::connect(ClientConfig::new("127.0.0.1:9400")).await?;
+//! client.admin().create_topic("orders", TopicConfig { partitions: 3, ..Default::default() }).await?;
+//!
+//! let producer = Producer::new(client.clone(), ProducerConfig::default());
+//! let ack = producer.send(ProducerRecord::new("orders", "hello").key("customer-7")).await?;
+//! println!("stored at {}/{}", ack.partition, ack.offset);
+//!
+//! let mut consumer = Consumer::new(client, ConsumerConfig::default());
+//! consumer.assign_all("orders", StartFrom::Earliest).await?;
+//! while let Some(record) = consumer.next().await {
+//!     let record = record?;
+//!     println!("{}: {:?}", record.offset, record.value);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod admin;
+mod client;
+mod config;
+mod connection;
+mod consumer;
+mod error;
+mod producer;
+
+pub use admin::Admin;
+pub use client::Client;
+pub use config::{
+    BROKER_DEFAULT, CONNECT_TIMEOUT_MS_DEFAULT, ClientConfig, RECONNECT_ATTEMPTS_MAX_DEFAULT,
+    RECONNECT_BACKOFF_INITIAL_MS_DEFAULT, RECONNECT_BACKOFF_MAX_MS_DEFAULT,
+    REQUEST_TIMEOUT_MS_DEFAULT, RESPONSE_FRAME_HEADROOM_BYTES,
+};
+pub use connection::Connection;
+// consumer pending
+pub use error::{Error, Result};
+pub use producer::{Ack, Producer, ProducerConfig, ProducerRecord, SendFuture};
+
+pub use skiff_protocol::batch::Header;
+pub use skiff_protocol::messages::{DescribeTopicResponse, PartitionDescription, TopicConfig, TopicListing};

@@ -1,0 +1,1095 @@
+//! [`Producer`]: batches records per partition and sends the batches with
+//! several produce requests in flight.
+//!
+//! One background task owns all producer state: [`Producer::send`] only
+//! checks the record, counts its bytes against `buffer_bytes_max` and queues
+//! it on a channel, so the order of `send` calls is the order records enter
+//! their partition's batches. The task appends to the partition's open
+//! batch; a batch closes when it reaches `batch_bytes_max`, when it is
+//! `linger_ms` old, or on [`Producer::flush`]. Closed batches are sent in
+//! order, at most `in_flight_max` requests at a time.
+//!
+//! Partition choice: [`ProducerRecord::partition`] if set; otherwise the key's
+//! hash ([`skiff_protocol::partitioner::partition_for_key`], with the
+//! partition count from DescribeTopic, cached per topic); otherwise
+//! [`PARTITION_AUTO`]: keyless records share one batch per topic and the
+//! broker places each whole batch (sticky per batch, round-robin across
+//! batches).
+//!
+//! # Ordering and retries
+//!
+//! Within a partition, acknowledged records are stored in `send` order. The
+//! broker appends one connection's produce requests in arrival order, so
+//! several batches of one partition may be in flight. When one fails, the
+//! producer stops sending that partition until all its in-flight batches
+//! have answered, then:
+//! - if every one of them failed with a retriable error (a broken
+//!   connection, a transient storage error) and retries remain, all of them
+//!   are sent again, in their original order, after `retry_backoff_ms`;
+//! - otherwise the failed batches fail, and every batch of that partition
+//!   queued behind them fails with [`Error::EarlierBatchFailed`] rather than
+//!   being stored out of order. Batches already stored stay acknowledged.
+//!
+//! **Retries can duplicate**: a batch whose request was stored but whose
+//! response was lost (connection cut) is stored twice. Set
+//! `retries_max = 0` to rule that out (at the price of failing instead). The
+//! idempotent producer (producer id + sequence, deduplicated by the broker)
+//! will remove this caveat.
+//!
+//! Keyless records sent with [`PARTITION_AUTO`] have no ordering guarantee
+//! across batches.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use skiff_protocol::batch::{BATCH_BYTES_MAX, BATCH_HEADER_BYTES, BatchBuilder, Header, Record};
+use skiff_protocol::messages::{
+    DescribeTopicRequest, PARTITION_AUTO, ProduceRequest, ProduceResponse,
+};
+use skiff_protocol::partitioner::partition_for_key;
+use skiff_protocol::topic_name::validate_topic_name;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::admin::{in_partition, in_topic};
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+/// Default linger: 5 ms. Long enough to gather a burst into one batch,
+/// short enough to be invisible next to a network round trip and an fsync.
+pub const LINGER_MS_DEFAULT: u64 = 5;
+/// Default largest batch: 1 MiB. Well under the protocol's batch and frame
+/// limits (16 MiB), large enough to amortise the per-request fsync.
+pub const BATCH_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+/// Default produce requests in flight on the connection: 5.
+pub const IN_FLIGHT_MAX_DEFAULT: usize = 5;
+/// Default bytes accepted by `send` but not yet acknowledged: 64 MiB.
+pub const BUFFER_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// Default retries of a failed produce request: 3.
+pub const RETRIES_MAX_DEFAULT: u32 = 3;
+/// Default wait before a retry: 100 ms.
+pub const RETRY_BACKOFF_MS_DEFAULT: u64 = 100;
+/// Largest record accepted: a batch holding only it must fit the protocol's
+/// batch limit.
+pub const RECORD_BYTES_MAX: usize = BATCH_BYTES_MAX - BATCH_HEADER_BYTES;
+/// Bytes counted per record on top of key, value and headers, for buffer
+/// accounting (varints and bookkeeping).
+const RECORD_OVERHEAD_BYTES: usize = 32;
+
+const _: () = assert!(BATCH_BYTES_MAX_DEFAULT <= BATCH_BYTES_MAX);
+const _: () = assert!(BATCH_BYTES_MAX_DEFAULT <= BUFFER_BYTES_MAX_DEFAULT);
+
+/// Producer settings.
+///
+/// ```
+/// use skiff_client::ProducerConfig;
+///
+/// let config = ProducerConfig::default().linger_ms(20).in_flight_max(2);
+/// assert_eq!(config.linger_ms, 20);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProducerConfig {
+    /// How long an open batch waits for more records, in milliseconds.
+    pub linger_ms: u64,
+    /// A batch closes once it holds this many bytes.
+    pub batch_bytes_max: usize,
+    /// Produce requests in flight at once (all partitions together).
+    pub in_flight_max: usize,
+    /// Bytes accepted but not yet acknowledged; beyond this `send` fails
+    /// with [`Error::BufferFull`].
+    pub buffer_bytes_max: usize,
+    /// Times a failed produce request is sent again (see the module docs:
+    /// retries can duplicate).
+    pub retries_max: u32,
+    /// Wait before a retry, in milliseconds.
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            linger_ms: LINGER_MS_DEFAULT,
+            batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
+            in_flight_max: IN_FLIGHT_MAX_DEFAULT,
+            buffer_bytes_max: BUFFER_BYTES_MAX_DEFAULT,
+            retries_max: RETRIES_MAX_DEFAULT,
+            retry_backoff_ms: RETRY_BACKOFF_MS_DEFAULT,
+        }
+    }
+}
+
+impl ProducerConfig {
+    /// Sets the linger, in milliseconds.
+    pub fn linger_ms(mut self, ms: u64) -> Self {
+        self.linger_ms = ms;
+        self
+    }
+    /// Sets the batch size limit, in bytes (capped at the protocol's limit).
+    pub fn batch_bytes_max(mut self, bytes: usize) -> Self {
+        self.batch_bytes_max = bytes.min(BATCH_BYTES_MAX);
+        self
+    }
+    /// Sets the produce requests in flight (at least 1).
+    pub fn in_flight_max(mut self, n: usize) -> Self {
+        self.in_flight_max = n.max(1);
+        self
+    }
+    /// Sets the unacknowledged-bytes limit.
+    pub fn buffer_bytes_max(mut self, bytes: usize) -> Self {
+        self.buffer_bytes_max = bytes;
+        self
+    }
+    /// Sets the retries per produce request.
+    pub fn retries_max(mut self, n: u32) -> Self {
+        self.retries_max = n;
+        self
+    }
+    /// Sets the wait before a retry, in milliseconds.
+    pub fn retry_backoff_ms(mut self, ms: u64) -> Self {
+        self.retry_backoff_ms = ms;
+        self
+    }
+}
+
+/// A record to send.
+///
+/// ```
+/// use skiff_client::ProducerRecord;
+///
+/// let record = ProducerRecord::new("orders", "{\"id\": 7}")
+///     .key("customer-42")
+///     .header("content-type", "application/json");
+/// assert_eq!(record.topic, "orders");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerRecord {
+    /// Target topic.
+    pub topic: String,
+    /// Optional key: records with the same key go to the same partition.
+    pub key: Option<Bytes>,
+    /// Payload.
+    pub value: Bytes,
+    /// Application headers, in order.
+    pub headers: Vec<Header>,
+    /// Explicit partition; overrides the key hash.
+    pub partition: Option<u32>,
+    /// Create time (Unix ms); now when unset.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A keyless record for `topic`.
+    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            key: None,
+            value: value.into(),
+            headers: Vec::new(),
+            partition: None,
+            timestamp_ms: None,
+        }
+    }
+    /// Sets the key.
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+    /// Adds a header.
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push(Header {
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+    /// Sends to this partition.
+    pub fn partition(mut self, partition: u32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+    /// Sets the create time (Unix ms).
+    pub fn timestamp_ms(mut self, timestamp_ms: i64) -> Self {
+        self.timestamp_ms = Some(timestamp_ms);
+        self
+    }
+
+    /// Bytes this record counts for against `buffer_bytes_max`.
+    fn accounted_bytes(&self) -> usize {
+        RECORD_OVERHEAD_BYTES
+            + self.key.as_ref().map_or(0, |k| k.len())
+            + self.value.len()
+            + self
+                .headers
+                .iter()
+                .map(|h| h.key.len() + h.value.len() + 8)
+                .sum::<usize>()
+    }
+}
+
+/// Where a record was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// The topic.
+    pub topic: String,
+    /// The partition it went to.
+    pub partition: u32,
+    /// Its offset in that partition.
+    pub offset: u64,
+}
+
+/// The result of one [`Producer::send`]: resolves once the broker has
+/// stored the record (or it failed for good). Dropping it does not cancel
+/// the send.
+#[derive(Debug)]
+#[must_use = "the record is sent anyway; await the future to learn whether it was stored"]
+pub struct SendFuture {
+    state: SendState,
+}
+
+#[derive(Debug)]
+enum SendState {
+    Waiting(oneshot::Receiver<Result<Ack>>),
+    Failed(Option<Error>),
+}
+
+impl Future for SendFuture {
+    type Output = Result<Ack>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.state {
+            SendState::Waiting(rx) => match Pin::new(rx).poll(cx) {
+                Poll::Ready(Ok(result)) => Poll::Ready(result),
+                Poll::Ready(Err(_)) => Poll::Ready(Err(Error::Closed("producer"))),
+                Poll::Pending => Poll::Pending,
+            },
+            SendState::Failed(e) => {
+                Poll::Ready(Err(e.take().unwrap_or(Error::Closed("producer"))))
+            }
+        }
+    }
+}
+
+/// Sends records in batches; cheap to clone (clones share the batches and
+/// the connection). Dropping the last clone sends whatever is still buffered
+/// and lets the outstanding [`SendFuture`]s resolve.
+///
+/// ```no_run
+/// use skiff_client::{Client, ClientConfig, Producer, ProducerConfig, ProducerRecord};
+///
+/// # async fn run() -> Result<(), skiff_client::Error> {
+/// let client = Client::connect(ClientConfig::default()).await?;
+/// let producer = Producer::new(client, ProducerConfig::default());
+/// // Many sends in flight, then wait for all of them.
+/// let acks: Vec<_> = (0..100)
+///     .map(|i| producer.send(ProducerRecord::new("events", format!("event {i}"))))
+///     .collect();
+/// for ack in futures::future::join_all(acks).await {
+///     let ack = ack?;
+///     println!("{}/{}@{}", ack.topic, ack.partition, ack.offset);
+/// }
+/// producer.flush().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Producer {
+    tx: mpsc::UnboundedSender<Command>,
+    buffered_bytes: Arc<AtomicUsize>,
+    buffer_bytes_max: usize,
+}
+
+#[derive(Debug)]
+enum Command {
+    Send {
+        record: ProducerRecord,
+        accounted_bytes: usize,
+        ack: oneshot::Sender<Result<Ack>>,
+    },
+    Flush(oneshot::Sender<()>),
+}
+
+impl Producer {
+    /// A producer sending through `client`. Spawns its background task, so
+    /// call it inside a tokio runtime.
+    pub fn new(client: Client, config: ProducerConfig) -> Producer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let buffered_bytes = Arc::new(AtomicUsize::new(0));
+        let buffer_bytes_max = config.buffer_bytes_max;
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let task = Task {
+            sender: Arc::new(ClientSender(client)),
+            config,
+            buffered_bytes: Arc::clone(&buffered_bytes),
+            partitions: HashMap::new(),
+            partition_counts: HashMap::new(),
+            flushes: HashMap::new(),
+            next_id: 0,
+            in_flight_total: 0,
+            done_tx,
+        };
+        tokio::spawn(task.run(rx, done_rx));
+        Producer {
+            tx,
+            buffered_bytes,
+            buffer_bytes_max,
+        }
+    }
+
+    /// Queues `record` and returns a future for its [`Ack`]. The record is
+    /// queued when `send` returns, whether or not the future is awaited: the
+    /// order of `send` calls is the order within each partition.
+    pub fn send(&self, record: ProducerRecord) -> SendFuture {
+        let failed = |e| SendFuture {
+            state: SendState::Failed(Some(e)),
+        };
+        if let Err(e) = validate_topic_name(&record.topic) {
+            return failed(e.into());
+        }
+        if record.partition == Some(PARTITION_AUTO) {
+            return failed(Error::InvalidArgument(format!(
+                "partition {PARTITION_AUTO} is reserved; leave the partition unset to let the broker choose"
+            )));
+        }
+        let accounted_bytes = record.accounted_bytes();
+        if accounted_bytes > RECORD_BYTES_MAX {
+            return failed(Error::RecordTooLarge {
+                size: accounted_bytes,
+                max: RECORD_BYTES_MAX,
+            });
+        }
+        let before = self
+            .buffered_bytes
+            .fetch_add(accounted_bytes, Ordering::AcqRel);
+        if before > 0 && before + accounted_bytes > self.buffer_bytes_max {
+            self.buffered_bytes
+                .fetch_sub(accounted_bytes, Ordering::AcqRel);
+            return failed(Error::BufferFull {
+                buffered: before,
+                max: self.buffer_bytes_max,
+            });
+        }
+        let (ack, rx) = oneshot::channel();
+        let command = Command::Send {
+            record,
+            accounted_bytes,
+            ack,
+        };
+        if self.tx.send(command).is_err() {
+            self.buffered_bytes
+                .fetch_sub(accounted_bytes, Ordering::AcqRel);
+            return failed(Error::Closed("producer"));
+        }
+        SendFuture {
+            state: SendState::Waiting(rx),
+        }
+    }
+
+    /// Sends every open batch now and waits until every record passed to
+    /// `send` before this call is acknowledged or has failed (their own
+    /// futures carry the outcome).
+    pub async fn flush(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Flush(tx))
+            .map_err(|_| Error::Closed("producer"))?;
+        rx.await.map_err(|_| Error::Closed("producer"))
+    }
+
+    /// Bytes accepted by `send` and not yet acknowledged or failed.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes.load(Ordering::Acquire)
+    }
+}
+
+/// How the task sends requests; a trait so the batching logic can be tested
+/// without a broker.
+trait Sender: Send + Sync + 'static {
+    fn produce(
+        &self,
+        req: ProduceRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<ProduceResponse>> + Send + 'static>>;
+    fn partition_count(
+        &self,
+        topic: String,
+    ) -> Pin<Box<dyn Future<Output = Result<u32>> + Send + 'static>>;
+}
+
+struct ClientSender(Client);
+
+impl Sender for ClientSender {
+    fn produce(
+        &self,
+        req: ProduceRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<ProduceResponse>> + Send + 'static>> {
+        let client = self.0.clone();
+        Box::pin(async move {
+            let topic = req.topic.clone();
+            let partition = (req.partition != PARTITION_AUTO).then_some(req.partition);
+            client
+                .send(req)
+                .await
+                .map_err(|e| in_partition(e, &topic, partition))
+        })
+    }
+
+    fn partition_count(
+        &self,
+        topic: String,
+    ) -> Pin<Box<dyn Future<Output = Result<u32>> + Send + 'static>> {
+        let client = self.0.clone();
+        Box::pin(async move {
+            let resp = client
+                .send(DescribeTopicRequest {
+                    name: topic.clone(),
+                })
+                .await
+                .map_err(|e| in_topic(e, &topic))?;
+            Ok(resp.config.partitions.max(resp.partitions.len() as u32))
+        })
+    }
+}
+
+type PartitionKey = (String, u32);
+
+/// A batch still taking records.
+struct OpenBatch {
+    builder: BatchBuilder,
+    acks: Vec<oneshot::Sender<Result<Ack>>>,
+    accounted_bytes: usize,
+    created: Instant,
+}
+
+/// A closed batch: queued, in flight, or waiting for a retry.
+struct ClosedBatch {
+    id: u64,
+    bytes: Bytes,
+    acks: Vec<oneshot::Sender<Result<Ack>>>,
+    accounted_bytes: usize,
+    attempts: u32,
+    flush_ids: Vec<u64>,
+}
+
+struct InFlight {
+    batch: ClosedBatch,
+    result: Option<Result<ProduceResponse>>,
+}
+
+#[derive(Default)]
+struct PartitionQueue {
+    open: Option<OpenBatch>,
+    queued: VecDeque<ClosedBatch>,
+    in_flight: VecDeque<InFlight>,
+    /// A batch failed: send nothing until every in-flight batch answered.
+    paused: bool,
+    /// Retry: send nothing before this instant.
+    not_before: Option<Instant>,
+}
+
+impl PartitionQueue {
+    fn is_idle(&self) -> bool {
+        self.open.is_none() && self.queued.is_empty() && self.in_flight.is_empty()
+    }
+}
+
+struct Completion {
+    key: PartitionKey,
+    id: u64,
+    result: Result<ProduceResponse>,
+}
+
+struct Task {
+    sender: Arc<dyn Sender>,
+    config: ProducerConfig,
+    buffered_bytes: Arc<AtomicUsize>,
+    partitions: HashMap<PartitionKey, PartitionQueue>,
+    partition_counts: HashMap<String, u32>,
+    /// Flush id → (batches still outstanding, waiter).
+    flushes: HashMap<u64, (usize, oneshot::Sender<()>)>,
+    next_id: u64,
+    in_flight_total: usize,
+    done_tx: mpsc::UnboundedSender<Completion>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().try_into().unwrap_or(i64::MAX))
+}
+
+impl Task {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut done: mpsc::UnboundedReceiver<Completion>,
+    ) {
+        let mut closing = false;
+        loop {
+            let wake = self.next_wakeup();
+            tokio::select! {
+                command = commands.recv(), if !closing => match command {
+                    Some(Command::Send { record, accounted_bytes, ack }) => {
+                        self.enqueue(record, accounted_bytes, ack).await;
+                    }
+                    Some(Command::Flush(waiter)) => self.flush(waiter),
+                    None => {
+                        // Every handle is gone: send what is buffered, then stop.
+                        closing = true;
+                        self.close_all_open();
+                    }
+                },
+                Some(completion) = done.recv() => self.complete(completion),
+                _ = sleep_until_opt(wake), if wake.is_some() => {}
+            }
+            self.close_expired();
+            self.dispatch();
+            if closing && self.partitions.values().all(PartitionQueue::is_idle) {
+                break;
+            }
+        }
+    }
+
+    /// The earliest linger expiry or retry time.
+    fn next_wakeup(&self) -> Option<Instant> {
+        let linger = Duration::from_millis(self.config.linger_ms);
+        self.partitions
+            .values()
+            .flat_map(|q| {
+                let open = q.open.as_ref().map(|o| o.created + linger);
+                let retry = q.not_before.filter(|_| !q.queued.is_empty());
+                open.into_iter().chain(retry)
+            })
+            .min()
+    }
+
+    async fn resolve_partition(&mut self, record: &ProducerRecord) -> Result<u32> {
+        if let Some(p) = record.partition {
+            return Ok(p);
+        }
+        let Some(key) = &record.key else {
+            return Ok(PARTITION_AUTO);
+        };
+        let count = match self.partition_counts.get(&record.topic) {
+            Some(&n) => n,
+            None => {
+                let n = self.sender.partition_count(record.topic.clone()).await?;
+                self.partition_counts.insert(record.topic.clone(), n);
+                n
+            }
+        };
+        Ok(partition_for_key(key, count))
+    }
+
+    async fn enqueue(
+        &mut self,
+        record: ProducerRecord,
+        accounted_bytes: usize,
+        ack: oneshot::Sender<Result<Ack>>,
+    ) {
+        let partition = match self.resolve_partition(&record).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.release_bytes(accounted_bytes);
+                let _ = ack.send(Err(e));
+                return;
+            }
+        };
+        let ProducerRecord {
+            topic,
+            key,
+            value,
+            headers,
+            timestamp_ms,
+            ..
+        } = record;
+        let record = Record {
+            timestamp_ms: timestamp_ms.unwrap_or_else(now_ms),
+            key,
+            value,
+            headers,
+        };
+        let batch_bytes_max = self.config.batch_bytes_max;
+        let key = (topic, partition);
+        let queue = self.partitions.entry(key.clone()).or_default();
+        if let Some(open) = &queue.open {
+            let adds = open.builder.record_bytes(&record);
+            if open.builder.encoded_bytes() + adds > batch_bytes_max {
+                let open = queue.open.take().expect("checked above");
+                let id = self.next_id;
+                self.next_id += 1;
+                queue.queued.push_back(close_batch(id, open));
+            }
+        }
+        let open = queue.open.get_or_insert_with(|| OpenBatch {
+            builder: BatchBuilder::new(),
+            acks: Vec::new(),
+            accounted_bytes: 0,
+            created: Instant::now(),
+        });
+        open.builder.push(record);
+        open.acks.push(ack);
+        open.accounted_bytes += accounted_bytes;
+        if open.builder.encoded_bytes() >= batch_bytes_max {
+            self.close_open(&key);
+        }
+    }
+
+    fn close_open(&mut self, key: &PartitionKey) {
+        let Some(queue) = self.partitions.get_mut(key) else {
+            return;
+        };
+        if let Some(open) = queue.open.take() {
+            let id = self.next_id;
+            self.next_id += 1;
+            queue.queued.push_back(close_batch(id, open));
+        }
+    }
+
+    fn close_all_open(&mut self) {
+        let keys: Vec<PartitionKey> = self.partitions.keys().cloned().collect();
+        for key in keys {
+            self.close_open(&key);
+        }
+    }
+
+    fn close_expired(&mut self) {
+        let linger = Duration::from_millis(self.config.linger_ms);
+        let now = Instant::now();
+        let expired: Vec<PartitionKey> = self
+            .partitions
+            .iter()
+            .filter(|(_, q)| q.open.as_ref().is_some_and(|o| o.created + linger <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in expired {
+            self.close_open(&key);
+        }
+    }
+
+    fn flush(&mut self, waiter: oneshot::Sender<()>) {
+        self.close_all_open();
+        let flush_id = self.next_id;
+        self.next_id += 1;
+        let mut outstanding = 0;
+        for queue in self.partitions.values_mut() {
+            let batches = queue
+                .queued
+                .iter_mut()
+                .chain(queue.in_flight.iter_mut().map(|f| &mut f.batch));
+            for batch in batches {
+                batch.flush_ids.push(flush_id);
+                outstanding += 1;
+            }
+        }
+        if outstanding == 0 {
+            let _ = waiter.send(());
+        } else {
+            self.flushes.insert(flush_id, (outstanding, waiter));
+        }
+    }
+
+    /// Sends queued batches, in order per partition, while requests may be
+    /// added.
+    fn dispatch(&mut self) {
+        let now = Instant::now();
+        for (key, queue) in &mut self.partitions {
+            while self.in_flight_total < self.config.in_flight_max
+                && !queue.paused
+                && queue.not_before.is_none_or(|t| t <= now)
+            {
+                let Some(batch) = queue.queued.pop_front() else {
+                    break;
+                };
+                queue.not_before = None;
+                let request = ProduceRequest {
+                    topic: key.0.clone(),
+                    partition: key.1,
+                    batch: batch.bytes.clone(),
+                };
+                let send = self.sender.produce(request);
+                let done = self.done_tx.clone();
+                let (key, id) = (key.clone(), batch.id);
+                tokio::spawn(async move {
+                    let result = send.await;
+                    let _ = done.send(Completion { key, id, result });
+                });
+                queue.in_flight.push_back(InFlight {
+                    batch,
+                    result: None,
+                });
+                self.in_flight_total += 1;
+            }
+        }
+    }
+
+    fn complete(&mut self, completion: Completion) {
+        let Completion { key, id, result } = completion;
+        let Some(queue) = self.partitions.get_mut(&key) else {
+            return;
+        };
+        let Some(slot) = queue.in_flight.iter_mut().find(|f| f.batch.id == id) else {
+            return;
+        };
+        if result.is_err() {
+            queue.paused = true;
+        }
+        slot.result = Some(result);
+        self.settle(&key);
+    }
+
+    /// Resolves the partition's answered in-flight batches, in send order.
+    fn settle(&mut self, key: &PartitionKey) {
+        let Some(queue) = self.partitions.get_mut(key) else {
+            return;
+        };
+        let mut finished = Vec::new();
+        // Successes at the front resolve as soon as they arrive.
+        while queue
+            .in_flight
+            .front()
+            .is_some_and(|f| matches!(f.result, Some(Ok(_))))
+        {
+            let f = queue.in_flight.pop_front().expect("front checked");
+            self.in_flight_total -= 1;
+            finished.push((f.batch, f.result.expect("checked")));
+        }
+        // A failure at the front: decide once every in-flight batch answered.
+        let mut failed_for_good = Vec::new();
+        let mut aborted = Vec::new();
+        if queue.paused && queue.in_flight.iter().all(|f| f.result.is_some()) {
+            let answered: Vec<InFlight> = queue.in_flight.drain(..).collect();
+            self.in_flight_total -= answered.len();
+            let all_failed = answered.iter().all(|f| matches!(f.result, Some(Err(_))));
+            let retriable = all_failed
+                && answered.iter().all(|f| {
+                    f.batch.attempts < self.config.retries_max
+                        && matches!(&f.result, Some(Err(e)) if e.is_retriable())
+                });
+            if retriable && !answered.is_empty() {
+                for f in answered.into_iter().rev() {
+                    let mut batch = f.batch;
+                    batch.attempts += 1;
+                    if let Some(Err(e)) = &f.result {
+                        tracing::debug!(topic = %key.0, partition = key.1, attempt = batch.attempts, error = %e, "retrying produce");
+                    }
+                    queue.queued.push_front(batch);
+                }
+                queue.not_before =
+                    Some(Instant::now() + Duration::from_millis(self.config.retry_backoff_ms));
+            } else {
+                let mut first_error = None;
+                for f in answered {
+                    match f.result.expect("all answered") {
+                        Ok(resp) => finished.push((f.batch, Ok(resp))),
+                        Err(e) => {
+                            first_error.get_or_insert_with(|| e.clone());
+                            failed_for_good.push((f.batch, e));
+                        }
+                    }
+                }
+                if let Some(cause) = first_error {
+                    let partition = key.1;
+                    aborted.extend(queue.queued.drain(..).map(|b| (b, cause.clone())));
+                    if let Some(open) = queue.open.take() {
+                        aborted.push((close_batch(u64::MAX, open), cause.clone()));
+                    }
+                    for (_, cause) in &mut aborted {
+                        *cause = Error::EarlierBatchFailed {
+                            topic: key.0.clone(),
+                            partition,
+                            cause: Box::new(cause.clone()),
+                        };
+                    }
+                }
+            }
+            queue.paused = false;
+        }
+        for (batch, result) in finished {
+            self.finish(key, batch, result);
+        }
+        for (batch, e) in failed_for_good.into_iter().chain(aborted) {
+            self.finish(key, batch, Err(e));
+        }
+        if self.partitions.get(key).is_some_and(PartitionQueue::is_idle) {
+            self.partitions.remove(key);
+        }
+    }
+
+    /// Delivers a batch's outcome to each of its records and its flushes.
+    fn finish(&mut self, key: &PartitionKey, batch: ClosedBatch, result: Result<ProduceResponse>) {
+        self.release_bytes(batch.accounted_bytes);
+        match result {
+            Ok(resp) => {
+                for (i, ack) in batch.acks.into_iter().enumerate() {
+                    let _ = ack.send(Ok(Ack {
+                        topic: key.0.clone(),
+                        partition: resp.partition,
+                        offset: resp.base_offset + i as u64,
+                    }));
+                }
+            }
+            Err(e) => {
+                for ack in batch.acks {
+                    let _ = ack.send(Err(e.clone()));
+                }
+            }
+        }
+        for flush_id in batch.flush_ids {
+            if let Some((remaining, _)) = self.flushes.get_mut(&flush_id) {
+                *remaining -= 1;
+                if *remaining == 0 {
+                    if let Some((_, waiter)) = self.flushes.remove(&flush_id) {
+                        let _ = waiter.send(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn release_bytes(&self, bytes: usize) {
+        self.buffered_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+fn close_batch(id: u64, open: OpenBatch) -> ClosedBatch {
+    ClosedBatch {
+        id,
+        bytes: open.builder.build(),
+        acks: open.acks,
+        accounted_bytes: open.accounted_bytes,
+        attempts: 0,
+        flush_ids: Vec::new(),
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skiff_protocol::ErrorCode;
+    use skiff_protocol::batch::decode_records;
+    use std::sync::Mutex;
+
+    /// A fake broker: records every produce request; answers from a script
+    /// (default: success), assigning offsets per partition.
+    #[derive(Default)]
+    struct FakeBroker {
+        requests: Mutex<Vec<(u32, usize)>>,
+        offsets: Mutex<HashMap<u32, u64>>,
+        fail_next: Mutex<VecDeque<Error>>,
+    }
+
+    struct FakeSender(Arc<FakeBroker>);
+
+    impl Sender for FakeSender {
+        fn produce(
+            &self,
+            req: ProduceRequest,
+        ) -> Pin<Box<dyn Future<Output = Result<ProduceResponse>> + Send + 'static>> {
+            let broker = Arc::clone(&self.0);
+            Box::pin(async move {
+                let records = decode_records(&req.batch).expect("valid batch").len() as u64;
+                broker
+                    .requests
+                    .lock()
+                    .unwrap()
+                    .push((req.partition, records as usize));
+                if let Some(e) = broker.fail_next.lock().unwrap().pop_front() {
+                    return Err(e);
+                }
+                let partition = if req.partition == PARTITION_AUTO {
+                    0
+                } else {
+                    req.partition
+                };
+                let mut offsets = broker.offsets.lock().unwrap();
+                let next = offsets.entry(partition).or_default();
+                let base = *next;
+                *next += records;
+                Ok(ProduceResponse {
+                    partition,
+                    base_offset: base,
+                    last_offset: base + records - 1,
+                })
+            })
+        }
+
+        fn partition_count(
+            &self,
+            _topic: String,
+        ) -> Pin<Box<dyn Future<Output = Result<u32>> + Send + 'static>> {
+            Box::pin(async { Ok(4) })
+        }
+    }
+
+    fn producer(config: ProducerConfig) -> (Producer, Arc<FakeBroker>) {
+        let broker = Arc::new(FakeBroker::default());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let buffered_bytes = Arc::new(AtomicUsize::new(0));
+        let task = Task {
+            sender: Arc::new(FakeSender(Arc::clone(&broker))),
+            config: config.clone(),
+            buffered_bytes: Arc::clone(&buffered_bytes),
+            partitions: HashMap::new(),
+            partition_counts: HashMap::new(),
+            flushes: HashMap::new(),
+            next_id: 0,
+            in_flight_total: 0,
+            done_tx,
+        };
+        tokio::spawn(task.run(rx, done_rx));
+        (
+            Producer {
+                tx,
+                buffered_bytes,
+                buffer_bytes_max: config.buffer_bytes_max,
+            },
+            broker,
+        )
+    }
+
+    fn rec(i: usize) -> ProducerRecord {
+        ProducerRecord::new("t", format!("value {i}")).partition(1)
+    }
+
+    #[tokio::test]
+    async fn a_burst_becomes_one_batch_with_consecutive_offsets() {
+        let (p, broker) = producer(ProducerConfig::default());
+        let futures: Vec<_> = (0..10).map(|i| p.send(rec(i))).collect();
+        let acks = futures::future::join_all(futures).await;
+        for (i, ack) in acks.into_iter().enumerate() {
+            let ack = ack.unwrap();
+            assert_eq!((ack.partition, ack.offset), (1, i as u64));
+        }
+        assert_eq!(*broker.requests.lock().unwrap(), vec![(1, 10)]);
+        assert_eq!(p.buffered_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn batches_close_at_batch_bytes_max() {
+        let config = ProducerConfig::default().batch_bytes_max(200);
+        let (p, broker) = producer(config);
+        let value = Bytes::from(vec![b'x'; 60]);
+        let futures: Vec<_> = (0..6)
+            .map(|_| p.send(ProducerRecord::new("t", value.clone()).partition(0)))
+            .collect();
+        let acks: Vec<u64> = futures::future::join_all(futures)
+            .await
+            .into_iter()
+            .map(|a| a.unwrap().offset)
+            .collect();
+        assert_eq!(acks, vec![0, 1, 2, 3, 4, 5]);
+        let requests = broker.requests.lock().unwrap().clone();
+        assert!(requests.len() >= 3, "{requests:?}");
+        assert_eq!(requests.iter().map(|r| r.1).sum::<usize>(), 6);
+    }
+
+    #[tokio::test]
+    async fn keys_pick_partitions_by_hash_and_keyless_records_go_auto() {
+        let (p, broker) = producer(ProducerConfig::default());
+        let ack = p
+            .send(ProducerRecord::new("t", "v").key("customer-1"))
+            .await
+            .unwrap();
+        assert_eq!(ack.partition, partition_for_key(b"customer-1", 4));
+        p.send(ProducerRecord::new("t", "v")).await.unwrap();
+        let requests = broker.requests.lock().unwrap().clone();
+        assert_eq!(requests[1].0, PARTITION_AUTO);
+    }
+
+    #[tokio::test]
+    async fn flush_waits_for_everything_sent_before_it() {
+        let (p, _broker) = producer(ProducerConfig::default().linger_ms(60_000));
+        let futures: Vec<_> = (0..3).map(|i| p.send(rec(i))).collect();
+        tokio::time::timeout(Duration::from_secs(5), p.flush())
+            .await
+            .expect("flush does not wait for the linger")
+            .unwrap();
+        for f in futures {
+            // Already resolved: flush returned after every ack.
+            let ack = futures::FutureExt::now_or_never(f).expect("resolved");
+            ack.unwrap();
+        }
+        p.flush().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn retriable_failures_are_retried_in_order() {
+        let config = ProducerConfig::default().retry_backoff_ms(1);
+        let (p, broker) = producer(config);
+        broker.fail_next.lock().unwrap().push_back(Error::ConnectionClosed {
+            broker: "b".into(),
+            reason: "cut".into(),
+        });
+        let futures: Vec<_> = (0..3).map(|i| p.send(rec(i))).collect();
+        let offsets: Vec<u64> = futures::future::join_all(futures)
+            .await
+            .into_iter()
+            .map(|a| a.unwrap().offset)
+            .collect();
+        assert_eq!(offsets, vec![0, 1, 2]);
+        assert_eq!(broker.requests.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_fails_the_batches_queued_behind_it() {
+        let config = ProducerConfig::default()
+            .batch_bytes_max(64)
+            .in_flight_max(1)
+            .linger_ms(0);
+        let (p, broker) = producer(config);
+        broker.fail_next.lock().unwrap().push_back(Error::Broker {
+            code: ErrorCode::CorruptBatch,
+            message: "bad".into(),
+        });
+        let futures: Vec<_> = (0..3).map(|i| p.send(rec(i))).collect();
+        let results = futures::future::join_all(futures).await;
+        assert!(matches!(
+            &results[0],
+            Err(Error::Broker { code: ErrorCode::CorruptBatch, .. })
+        ));
+        for r in &results[1..] {
+            assert!(
+                matches!(r, Err(Error::EarlierBatchFailed { partition: 1, .. })),
+                "{r:?}"
+            );
+        }
+        assert_eq!(broker.requests.lock().unwrap().len(), 1);
+        // The partition works again for later sends.
+        assert_eq!(p.send(rec(9)).await.unwrap().offset, 0);
+        assert_eq!(p.buffered_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_buffer_limit_is_enforced() {
+        let config = ProducerConfig::default()
+            .buffer_bytes_max(100)
+            .linger_ms(60_000);
+        let (p, _broker) = producer(config);
+        let first = p.send(ProducerRecord::new("t", vec![0u8; 60]).partition(0));
+        let second = p.send(ProducerRecord::new("t", vec![0u8; 60]).partition(0));
+        assert!(matches!(
+            second.await,
+            Err(Error::BufferFull { max: 100, .. })
+        ));
+        p.flush().await.unwrap();
+        first.await.unwrap();
+        assert!(matches!(
+            p.send(ProducerRecord::new("bad/name", "v")).await,
+            Err(Error::InvalidTopicName(_))
+        ));
+    }
+}
