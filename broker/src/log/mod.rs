@@ -60,8 +60,9 @@ pub struct LogConfig {
     /// Roll to a new segment when the active one would grow past this many
     /// bytes (clamped to `SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX`).
     pub segment_bytes: u64,
-    /// Roll when the active segment's first batch timestamp is this old
-    /// (checked on append and by `enforce_retention`).
+    /// Roll when the active segment's first batch timestamp is this old:
+    /// on append, measured against the incoming batch's max timestamp (as
+    /// Kafka does); in `enforce_retention`, against its `now_ms`.
     pub segment_ms: Option<u64>,
     /// Delete the oldest segments while the rest still hold this many bytes.
     pub retention_bytes: Option<u64>,

@@ -28,7 +28,7 @@ use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use bytes::Bytes;
 use skiff_protocol::batch::{self, BatchHeader};
@@ -114,12 +114,6 @@ impl std::fmt::Debug for PartitionLog {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // See segment::read_lock: critical sections keep invariants at each step.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Writes all of `bufs` at the end of `file` (opened O_APPEND), looping over
@@ -268,10 +262,13 @@ impl PartitionLog {
         while i < group.len() {
             let first_len = group[i].batch.len() as u64;
             let full = w.write_pos > 0 && w.write_pos + first_len > config.segment_bytes;
+            // Age is measured in batch time, like Kafka: the incoming batch's
+            // timestamp against the segment's first batch, so producers with
+            // old clocks do not roll a segment per append.
             let old = retention::roll_due(
                 w.active.first_batch_timestamp_ms(),
                 config.segment_ms,
-                now_ms(),
+                group[i].header.max_timestamp_ms,
             );
             if (full || old)
                 && w.write_pos > 0

@@ -1,0 +1,259 @@
+//! Partition log: appends, reads, rolls, timestamps, retention, concurrency.
+
+mod log_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use log_support::*;
+use skiff_broker::log::{Durability, LogConfig, LogError, PartitionLog};
+use skiff_protocol::batch::{BatchHeader, BatchIter, decode_records};
+
+#[test]
+fn append_read_round_trip_with_contiguous_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, report) = open(dir.path(), small_config(Durability::Never));
+    assert!(!report.clean);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    let mut expected = 0;
+    for tag in 0..200u64 {
+        let records = 1 + (tag as usize % 7);
+        let info = log.append(batch(tag, records, 40, 1_000 + tag as i64)).expect("append");
+        assert_eq!(info.base_offset, expected);
+        assert_eq!(info.last_offset, expected + records as u64 - 1);
+        expected += records as u64;
+    }
+    assert_eq!(log.log_end_offset(), expected);
+    assert!(log.segment_base_offsets().len() > 3, "small segments rolled");
+    for max in [1, 700, 5_000, 1 << 20] {
+        let all = read_all(&log, max);
+        assert_eq!(all.len() as u64, expected);
+        assert!(all.iter().enumerate().all(|(i, r)| r.offset == i as u64));
+    }
+    // A read from the middle of a batch returns the whole containing batch.
+    let chunk = log.read(2, 1).expect("read");
+    let first = BatchIter::new(chunk).next().expect("one").expect("whole");
+    let h = BatchHeader::parse(&first).expect("header");
+    assert!(h.base_offset <= 2 && h.last_offset() >= 2);
+    // End and out of range.
+    assert!(log.read(expected, 100).expect("at end").is_empty());
+    assert!(matches!(
+        log.read(expected + 1, 100),
+        Err(LogError::OffsetOutOfRange { offset, start: 0, end }) if offset == expected + 1 && end == expected
+    ));
+    // Reopen (unclean: no close) sees everything.
+    drop(log);
+    let (log, report) = open(dir.path(), small_config(Durability::Never));
+    assert!(!report.clean);
+    assert_eq!(report.truncated_bytes, 0);
+    assert_eq!(log.log_end_offset(), expected);
+    assert_eq!(read_all(&log, 3_000).len() as u64, expected);
+}
+
+#[test]
+fn read_stops_at_max_bytes_on_whole_batches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), LogConfig::default());
+    let b = batch(1, 10, 100, 5);
+    let len = b.len();
+    for _ in 0..10 {
+        log.append(b.clone()).expect("append");
+    }
+    let got = log.read(0, len * 3 + len / 2).expect("read");
+    assert_eq!(got.len(), len * 3);
+    assert_eq!(log.read(0, 0).expect("read").len(), len, "at least one batch");
+    let mut capped = LogConfig::default();
+    capped.read_bytes_max = len * 2;
+    log.set_config(capped);
+    assert_eq!(log.read(0, usize::MAX).expect("read").len(), len * 2);
+}
+
+#[test]
+fn invalid_batch_is_refused_and_nothing_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), LogConfig::default());
+    log.append(batch(1, 3, 10, 0)).expect("append");
+    let size = log.size_bytes();
+    let good = batch(2, 3, 10, 0);
+    let mut bad = good.to_vec();
+    let n = bad.len();
+    bad[n - 1] ^= 0x40;
+    assert!(matches!(log.append(Bytes::from(bad)), Err(LogError::InvalidBatch(_))));
+    assert!(matches!(log.append(good.slice(..n - 3)), Err(LogError::InvalidBatch(_))));
+    assert!(matches!(log.append(Bytes::from_static(b"nonsense")), Err(LogError::InvalidBatch(_))));
+    assert_eq!(log.size_bytes(), size);
+    assert_eq!(log.log_end_offset(), 3);
+    assert_eq!(log.append(good).expect("append").base_offset, 3);
+    assert_eq!(read_all(&log, 1 << 20).len(), 6);
+}
+
+#[test]
+fn concurrent_appenders_get_distinct_contiguous_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), small_config(Durability::Always));
+    let log = Arc::new(log);
+    let mut rx = log.watch_end();
+    let threads: Vec<_> = (0..16u64)
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                (0..25u64)
+                    .map(|i| {
+                        let tag = t * 1000 + i;
+                        (tag, log.append(batch(tag, 3, 30, 0)).expect("append"))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut acks: Vec<_> = threads.into_iter().flat_map(|h| h.join().expect("thread")).collect();
+    acks.sort_by_key(|(_, info)| info.base_offset);
+    let mut next = 0;
+    for (_, info) in &acks {
+        assert_eq!(info.base_offset, next, "contiguous");
+        assert_eq!(info.last_offset, next + 2);
+        next += 3;
+    }
+    assert_eq!(log.log_end_offset(), 16 * 25 * 3);
+    assert!(rx.has_changed().expect("sender alive"));
+    assert_eq!(*rx.borrow_and_update(), 16 * 25 * 3);
+    let records = read_all(&log, 1 << 16);
+    for (tag, info) in &acks {
+        assert_eq!(tag_of(&records[info.base_offset as usize]), *tag);
+    }
+}
+
+#[test]
+fn offset_for_timestamp_finds_first_batch_at_or_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), small_config(Durability::Never));
+    // Timestamps 0, 10, 20, ... with one late out-of-order batch.
+    let mut bases = Vec::new();
+    for i in 0..300i64 {
+        let ts = if i == 150 { 5 } else { i * 10 };
+        bases.push((ts, log.append(batch(i as u64, 2, 50, ts)).expect("append").base_offset));
+    }
+    assert!(log.segment_base_offsets().len() > 3);
+    assert_eq!(log.offset_for_timestamp(i64::MIN).expect("ok"), Some(0));
+    assert_eq!(log.offset_for_timestamp(0).expect("ok"), Some(0));
+    assert_eq!(log.offset_for_timestamp(1).expect("ok"), Some(2));
+    for probe in [95i64, 1_000, 1_495, 1_500, 1_501, 2_990] {
+        let want = bases.iter().find(|(ts, _)| *ts >= probe).map(|(_, o)| *o);
+        assert_eq!(log.offset_for_timestamp(probe).expect("ok"), want, "ts {probe}");
+    }
+    assert_eq!(log.offset_for_timestamp(2_991).expect("ok"), None);
+    // Same answers from rebuilt / reloaded indexes.
+    log.close().expect("close");
+    drop(log);
+    let (log, report) = open(dir.path(), small_config(Durability::Never));
+    assert!(report.clean);
+    assert_eq!(log.offset_for_timestamp(1_501).expect("ok"), bases.iter().find(|(ts, _)| *ts >= 1_501).map(|(_, o)| *o));
+}
+
+#[test]
+fn rolls_by_size_and_age() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = small_config(Durability::Never);
+    config.segment_ms = Some(60_000);
+    let (log, _) = open(dir.path(), config);
+    let b = batch(0, 10, 60, 1_000);
+    let per_segment = 8 * 1024 / b.len();
+    for _ in 0..per_segment * 3 {
+        log.append(b.clone()).expect("append");
+    }
+    let segs = log.segment_base_offsets();
+    assert_eq!(segs.len(), 3, "{segs:?}");
+    assert_eq!(segs[1], (per_segment * 10) as u64);
+    // Age, by enforce_retention's clock.
+    let n = segs.len();
+    assert_eq!(log.enforce_retention(1_000 + 59_999).expect("retention"), 0);
+    assert_eq!(log.segment_base_offsets().len(), n);
+    assert_eq!(log.enforce_retention(1_000 + 60_000).expect("retention"), 0);
+    assert_eq!(log.segment_base_offsets().len(), n + 1, "rolled by age");
+    assert_eq!(log.enforce_retention(1_000 + 70_000).expect("retention"), 0);
+    assert_eq!(log.segment_base_offsets().len(), n + 1, "an empty segment never rolls");
+    // Age, by batch time on append.
+    log.append(batch(1, 1, 10, 100_000)).expect("append");
+    log.append(batch(2, 1, 10, 159_999)).expect("append");
+    assert_eq!(log.segment_base_offsets().len(), n + 1);
+    log.append(batch(3, 1, 10, 160_000)).expect("append");
+    assert_eq!(log.segment_base_offsets().len(), n + 2, "rolled by batch age");
+    for p in files(dir.path(), "log") {
+        let len = std::fs::metadata(&p).expect("meta").len();
+        assert!(len <= 8 * 1024, "{} is {len} bytes", p.display());
+    }
+}
+
+#[test]
+fn retention_by_size_and_time_moves_log_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), small_config(Durability::Never));
+    let b = |ts| batch(0, 10, 60, ts);
+    let len = b(0).len();
+    let per_segment = 8 * 1024 / len;
+    for i in 0..per_segment * 6 {
+        log.append(b(i as i64 / per_segment as i64 * 1_000)).expect("append");
+    }
+    assert_eq!(log.segment_base_offsets().len(), 6);
+    let total = log.size_bytes();
+    let mut config = small_config(Durability::Never);
+    config.retention_bytes = Some(total - (per_segment * len) as u64);
+    log.set_config(config);
+    assert_eq!(log.enforce_retention(0).expect("retention"), 1);
+    assert_eq!(log.log_start_offset(), log.segment_base_offsets()[0]);
+    assert!(log.log_start_offset() > 0);
+    assert!(matches!(log.read(0, 100), Err(LogError::OffsetOutOfRange { .. })));
+    assert_eq!(files(dir.path(), "log").len(), 5);
+    assert_eq!(files(dir.path(), "index").len(), 5);
+    // By time: segments hold timestamps 0, 1000, .. 5000; keep >= 3000.
+    let mut config = small_config(Durability::Never);
+    config.retention_ms = Some(10_000);
+    log.set_config(config);
+    assert_eq!(log.enforce_retention(13_000).expect("retention"), 2);
+    assert_eq!(log.segment_base_offsets().len(), 3);
+    assert_eq!(read_all(&log, 1 << 20).len(), 3 * per_segment * 10);
+    // Everything expired: the active segment is rolled, then deleted.
+    let end = log.log_end_offset();
+    assert_eq!(log.enforce_retention(100_000).expect("retention"), 3);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (end, end));
+    assert!(log.read(end, 100).expect("empty").is_empty());
+    assert_eq!(log.append(b(200_000)).expect("append").base_offset, end);
+    // Reopen keeps the start.
+    drop(log);
+    let (log, _) = open(dir.path(), small_config(Durability::Never));
+    assert_eq!(log.log_start_offset(), end);
+    assert_eq!(log.log_end_offset(), end + 10);
+}
+
+#[test]
+fn close_writes_marker_and_refuses_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), small_config(Durability::Interval(Duration::from_millis(5))));
+    for i in 0..50 {
+        log.append(batch(i, 2, 20, 0)).expect("append");
+    }
+    log.flush().expect("flush");
+    log.close().expect("close");
+    assert!(matches!(log.append(batch(9, 1, 1, 0)), Err(LogError::Closed)));
+    assert_eq!(read_all(&log, 1 << 20).len(), 100, "reads work after close");
+    drop(log);
+    let (log, report) = open(dir.path(), small_config(Durability::Always));
+    assert!(report.clean);
+    assert_eq!(report.segments_scanned, 0);
+    assert_eq!(report.indexes_rebuilt, 0);
+    assert_eq!(log.log_end_offset(), 100);
+    // The marker is gone once opened: a crash now is detected.
+    drop(log);
+    let (_, report) = open(dir.path(), small_config(Durability::Always));
+    assert!(!report.clean);
+}
+
+#[test]
+fn partition_log_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<PartitionLog>();
+    let b = batch(1, 2, 3, 4);
+    assert_eq!(decode_records(&b).expect("valid").len(), 2);
+    assert_eq!(BatchIter::new(b).count(), 1);
+}
