@@ -1,0 +1,217 @@
+//! Partition log recovery: torn tails, garbage, bit flips, lost indexes.
+
+mod log_support;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+
+use log_support::*;
+use skiff_broker::log::{Durability, LogError};
+use skiff_protocol::batch::BATCH_HEADER_BYTES;
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+    }
+}
+
+/// A log of `batches` batches with several segments, left without a clean
+/// shutdown. Returns (base offsets, byte sizes) of the batches.
+fn build(dir: &Path, batches: u64) -> Vec<(u64, usize)> {
+    let (log, _) = open(dir, small_config(Durability::Never));
+    let mut out = Vec::new();
+    for tag in 0..batches {
+        let b = batch(tag, 1 + tag as usize % 4, 30, tag as i64 * 10);
+        out.push((log.append(b.clone()).expect("append").base_offset, b.len()));
+    }
+    log.flush().expect("flush");
+    out
+}
+
+fn check_prefix(log: &skiff_broker::log::PartitionLog, batches: &[(u64, usize)]) {
+    let records = read_all(log, 1 << 20);
+    let mut at = 0usize;
+    for (tag, (base, _)) in batches.iter().enumerate() {
+        assert_eq!(records[at].offset, *base);
+        assert_eq!(tag_of(&records[at]), tag as u64);
+        at += 1 + tag % 4;
+    }
+    assert_eq!(records.len(), at);
+}
+
+#[test]
+fn torn_tail_at_every_byte_of_the_last_batch() {
+    let pristine = tempfile::tempdir().expect("tempdir");
+    let batches = build(pristine.path(), 60);
+    let last_seg = files(pristine.path(), "log").pop().expect("segment");
+    let seg_len = std::fs::metadata(&last_seg).expect("meta").len();
+    let (last_base, last_len) = *batches.last().expect("batch");
+    let last_start = seg_len - last_len as u64;
+    let seg_base: u64 = last_seg
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .expect("base");
+    for cut in last_start..seg_len {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_dir(pristine.path(), dir.path());
+        let seg = dir.path().join(last_seg.file_name().expect("name"));
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .expect("open")
+            .set_len(cut)
+            .expect("truncate");
+        let (log, report) = open(dir.path(), small_config(Durability::Always));
+        assert!(!report.clean);
+        assert_eq!(report.truncated_bytes, cut - last_start, "cut {cut}");
+        if cut > last_start {
+            assert_eq!(report.truncated_at, Some((seg_base, last_start)));
+        }
+        assert_eq!(log.log_end_offset(), last_base, "cut {cut}");
+        check_prefix(&log, &batches[..batches.len() - 1]);
+        let info = log.append(batch(999, 2, 5, 0)).expect("append after recovery");
+        assert_eq!(info.base_offset, last_base);
+        assert_eq!(std::fs::metadata(&seg).expect("meta").len(), last_start + batch(999, 2, 5, 0).len() as u64);
+    }
+}
+
+#[test]
+fn torn_tail_after_clean_shutdown_is_caught_by_the_tail_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batches = build(dir.path(), 40);
+    {
+        let (log, _) = open(dir.path(), small_config(Durability::Never));
+        log.close().expect("close");
+    }
+    let seg = files(dir.path(), "log").pop().expect("segment");
+    let len = std::fs::metadata(&seg).expect("meta").len();
+    OpenOptions::new().write(true).open(&seg).expect("open").set_len(len - 3).expect("truncate");
+    let (log, report) = open(dir.path(), small_config(Durability::Never));
+    assert!(report.clean);
+    assert!(report.truncated_bytes > 0);
+    check_prefix(&log, &batches[..batches.len() - 1]);
+}
+
+#[test]
+fn garbage_after_the_tail_is_cut() {
+    let garbage: Vec<(&str, Box<dyn Fn(&[u8]) -> Vec<u8>>)> = vec![
+        ("zeros", Box::new(|_| vec![0u8; 100])),
+        ("random", Box::new(|_| (0..777u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect())),
+        // A valid batch again (same base offset as the previous one).
+        ("replayed batch", Box::new(|last: &[u8]| last.to_vec())),
+        // A plausible header whose length runs past the end.
+        ("long header", Box::new(|last: &[u8]| last[..BATCH_HEADER_BYTES + 3].to_vec())),
+    ];
+    for (name, make) in garbage {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let batches = build(dir.path(), 30);
+        let seg = files(dir.path(), "log").pop().expect("segment");
+        let bytes = std::fs::read(&seg).expect("read");
+        let last_len = batches.last().expect("batch").1;
+        let junk = make(&bytes[bytes.len() - last_len..]);
+        OpenOptions::new().append(true).open(&seg).expect("open").write_all(&junk).expect("write");
+        let (log, report) = open(dir.path(), small_config(Durability::Never));
+        assert_eq!(report.truncated_bytes, junk.len() as u64, "{name}");
+        check_prefix(&log, &batches);
+        let end = log.log_end_offset();
+        assert_eq!(log.append(batch(5, 1, 1, 0)).expect("append").base_offset, end, "{name}");
+        assert_eq!(std::fs::metadata(&seg).expect("meta").len() as usize, bytes.len() + batch(5, 1, 1, 0).len());
+    }
+}
+
+#[test]
+fn flipped_bit_in_an_old_segment_is_reported_as_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batches = build(dir.path(), 200);
+    let segs = files(dir.path(), "log");
+    assert!(segs.len() >= 3);
+    let target = &segs[0];
+    // Flip a bit in the value of the second batch of the first segment.
+    let second = batches[1];
+    let pos = batches[0].1 + second.1 - 3;
+    let mut bytes = std::fs::read(target).expect("read");
+    bytes[pos] ^= 0x10;
+    std::fs::write(target, &bytes).expect("write");
+    for clean in [false, true] {
+        let (log, report) = open(dir.path(), small_config(Durability::Never));
+        assert_eq!(report.clean, clean);
+        assert_eq!(report.truncated_bytes, 0, "old segments are never cut");
+        match log.read(second.0, 1) {
+            Err(LogError::Corrupt { segment, position }) => {
+                assert_eq!(&segment, target);
+                assert_eq!(position, batches[0].1 as u64);
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        // A read that starts before the bad batch and would cover it fails too.
+        assert!(matches!(log.read(0, 1 << 20), Err(LogError::Corrupt { .. })));
+        // The first batch alone, and other segments, still read.
+        assert_eq!(log.read(0, 1).expect("first batch").len(), batches[0].1);
+        let later = batches[batches.len() - 1].0;
+        assert!(!log.read(later, 1).expect("later segment").is_empty());
+        log.close().expect("close");
+    }
+    // A flipped base offset (outside the CRC) is caught by the offset check.
+    let mut bytes = std::fs::read(target).expect("read");
+    bytes[pos] ^= 0x10;
+    bytes[batches[0].1] ^= 0x01;
+    std::fs::write(target, &bytes).expect("write");
+    let (log, _) = open(dir.path(), small_config(Durability::Never));
+    assert!(matches!(log.read(second.0, 1), Err(LogError::Corrupt { .. })));
+}
+
+#[test]
+fn corruption_under_a_live_log_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), small_config(Durability::Never));
+    for tag in 0..5 {
+        log.append(batch(tag, 2, 40, 0)).expect("append");
+    }
+    let seg = files(dir.path(), "log").remove(0);
+    let file = OpenOptions::new().write(true).open(&seg).expect("open");
+    std::os::unix::fs::FileExt::write_at(&file, &[0xee], 100).expect("write");
+    assert!(matches!(log.read(0, 1 << 20), Err(LogError::Corrupt { position: 0, .. })));
+}
+
+#[test]
+fn missing_and_damaged_indexes_are_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batches = build(dir.path(), 120);
+    let probe_ts = 555;
+    let want_ts = batches.iter().enumerate().find(|(i, _)| *i as i64 * 10 >= probe_ts).map(|(_, b)| b.0);
+    {
+        let (log, _) = open(dir.path(), small_config(Durability::Never));
+        assert_eq!(log.offset_for_timestamp(probe_ts).expect("ts"), want_ts);
+        log.close().expect("close");
+    }
+    let segments = files(dir.path(), "log").len();
+    let indexes = files(dir.path(), "index");
+    let reference: Vec<Vec<u8>> = indexes.iter().map(|p| std::fs::read(p).expect("read")).collect();
+    assert!(reference.iter().any(|r| !r.is_empty()), "indexes have entries");
+    for p in files(dir.path(), "index").iter().chain(&files(dir.path(), "timeindex")) {
+        std::fs::remove_file(p).expect("rm");
+    }
+    let (log, report) = open(dir.path(), small_config(Durability::Never));
+    assert!(report.clean);
+    assert_eq!(report.indexes_rebuilt, segments);
+    check_prefix(&log, &batches);
+    assert_eq!(log.offset_for_timestamp(probe_ts).expect("ts"), want_ts);
+    log.close().expect("close");
+    drop(log);
+    // Rebuilt files equal what the writer made.
+    let rebuilt: Vec<Vec<u8>> = indexes.iter().map(|p| std::fs::read(p).expect("read")).collect();
+    assert_eq!(rebuilt, reference);
+    // Damaged: garbage in one, the wrong size in another.
+    std::fs::write(&indexes[0], [7u8; 24]).expect("write");
+    std::fs::write(&indexes[1], [1u8; 5]).expect("write");
+    let (log, report) = open(dir.path(), small_config(Durability::Never));
+    assert_eq!(report.indexes_rebuilt, 2);
+    check_prefix(&log, &batches);
+    log.close().expect("close");
+    drop(log);
+    let rebuilt: Vec<Vec<u8>> = indexes.iter().map(|p| std::fs::read(p).expect("read")).collect();
+    assert_eq!(rebuilt, reference);
+}
