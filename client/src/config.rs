@@ -165,11 +165,6 @@ impl Backoff {
         };
         Duration::from_millis(ms)
     }
-
-    /// Starts over from the initial delay (after a success).
-    pub(crate) fn reset(&mut self) {
-        self.attempt = 0;
-    }
 }
 
 #[cfg(test)]
@@ -177,7 +172,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_within_bounds_and_resets() {
+    fn backoff_grows_within_bounds() {
         let mut b = Backoff::new(50, 1_000);
         let mut ceilings = Vec::new();
         for _ in 0..40 {
@@ -189,8 +184,6 @@ mod tests {
         }
         assert_eq!(&ceilings[..6], &[50, 100, 200, 400, 800, 1_000]);
         assert!(ceilings.iter().all(|&c| c <= 1_000));
-        b.reset();
-        assert!(b.next_delay().as_millis() <= 50);
     }
 
     #[test]

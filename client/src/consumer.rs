@@ -1,1 +1,661 @@
-//! placeholder
+//! [`Consumer`]: reads assigned partitions, long-polling at the end of each.
+//!
+//! Partitions are assigned by hand ([`Consumer::assign`]); consumer groups,
+//! where the broker assigns them, will be a second way to fill the same
+//! assignment, so everything after assignment (fetching, positions, seeking)
+//! stays as it is.
+//!
+//! Each assigned partition has at most one fetch in flight, all pipelined on
+//! the client's one connection, and a buffer holding what its last fetch
+//! returned; a partition is fetched again only once its buffer is empty, so
+//! memory stays below about `fetch_bytes_max` (plus one batch) per partition.
+//!
+//! Invariants:
+//! - `position` is the offset of the next record [`Consumer::next`] returns
+//!   for a partition. Records below the offset a fetch asked for are
+//!   skipped: the broker returns whole batches, and the first may start
+//!   earlier.
+//! - Every batch is length- and CRC-checked before its records are used
+//!   ([`decode_records`]); a corrupt batch is an [`Error::CorruptBatch`] and
+//!   stops that partition until [`Consumer::seek`].
+//! - A fetch answered after a `seek` or re-`assign` of its partition is
+//!   discarded (each partition carries an epoch).
+//! - An offset outside the log follows [`OffsetReset`]: by default the error
+//!   is returned and the partition stops until `seek`.
+//! - A connection that breaks under a fetch is retried once at once (the
+//!   [`Client`] reconnects with backoff); failures after that are returned
+//!   as errors, and the partition is fetched again after `retry_backoff_ms`.
+//!   The stream goes on after an error.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::{BoxStream, FuturesUnordered, Stream, StreamExt};
+use skiff_protocol::ErrorCode;
+use skiff_protocol::batch::{BatchIter, Header, decode_records};
+use skiff_protocol::messages::{
+    DescribeTopicRequest, FetchRequest, FetchResponse, ListOffsetsRequest, OffsetQuery,
+};
+use skiff_protocol::topic_name::validate_topic_name;
+
+use crate::admin::{in_partition, in_topic};
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+/// Default long-poll wait: 500 ms. Bounds how long an idle fetch holds a
+/// broker slot, and how stale a quiet partition's lag can be.
+pub const MAX_WAIT_MS_DEFAULT: u32 = 500;
+/// Default soft cap on one fetch's record bytes, per partition: 1 MiB.
+pub const FETCH_BYTES_MAX_DEFAULT: u32 = 1024 * 1024;
+/// Default wait before fetching a partition again after an error: 200 ms.
+pub const RETRY_BACKOFF_MS_DEFAULT: u64 = 200;
+
+const _: () = assert!(
+    (FETCH_BYTES_MAX_DEFAULT as usize) < skiff_protocol::FRAME_BYTES_MAX_DEFAULT,
+    "a default fetch must fit in a default frame"
+);
+
+/// Where a newly assigned partition starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The first offset still stored.
+    Earliest,
+    /// The end of the log: only records produced from now on.
+    Latest,
+    /// This offset.
+    Offset(u64),
+    /// The first record at or after this Unix time in milliseconds (the end
+    /// of the log when there is none).
+    Timestamp(i64),
+}
+
+/// What to do when a fetch offset is outside the partition's log (deleted by
+/// retention, or never written).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// Return [`Error::OffsetOutOfRange`] and stop the partition until
+    /// [`Consumer::seek`]. Nothing is skipped or re-read silently.
+    #[default]
+    Error,
+    /// Move to the first offset still stored (records in between were
+    /// deleted and are skipped).
+    Earliest,
+    /// Move to the end of the log.
+    Latest,
+}
+
+/// Consumer settings.
+///
+/// ```
+/// use skiff_client::{ConsumerConfig, OffsetReset};
+///
+/// let config = ConsumerConfig::default().max_wait_ms(100).offset_reset(OffsetReset::Earliest);
+/// assert_eq!(config.max_wait_ms, 100);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConsumerConfig {
+    /// How long the broker holds a fetch at the end of the log, in ms.
+    pub max_wait_ms: u32,
+    /// Soft cap on one fetch's record bytes per partition (at least one
+    /// whole batch is returned even if larger).
+    pub fetch_bytes_max: u32,
+    /// Policy for an offset outside the log.
+    pub offset_reset: OffsetReset,
+    /// Wait before fetching a partition again after an error, in ms.
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            max_wait_ms: MAX_WAIT_MS_DEFAULT,
+            fetch_bytes_max: FETCH_BYTES_MAX_DEFAULT,
+            offset_reset: OffsetReset::Error,
+            retry_backoff_ms: RETRY_BACKOFF_MS_DEFAULT,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// Sets the long-poll wait, in milliseconds.
+    pub fn max_wait_ms(mut self, ms: u32) -> Self {
+        self.max_wait_ms = ms;
+        self
+    }
+    /// Sets the per-partition fetch size cap, in bytes.
+    pub fn fetch_bytes_max(mut self, bytes: u32) -> Self {
+        self.fetch_bytes_max = bytes.max(1);
+        self
+    }
+    /// Sets the out-of-range policy.
+    pub fn offset_reset(mut self, policy: OffsetReset) -> Self {
+        self.offset_reset = policy;
+        self
+    }
+    /// Sets the wait after an error, in milliseconds.
+    pub fn retry_backoff_ms(mut self, ms: u64) -> Self {
+        self.retry_backoff_ms = ms;
+        self
+    }
+}
+
+/// A record read from a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: u32,
+    /// Its offset.
+    pub offset: u64,
+    /// Its timestamp (Unix ms).
+    pub timestamp_ms: i64,
+    /// Its key, if any.
+    pub key: Option<Bytes>,
+    /// Its value.
+    pub value: Bytes,
+    /// Its headers, in order.
+    pub headers: Vec<Header>,
+}
+
+struct PartitionState {
+    topic: Arc<str>,
+    partition: u32,
+    /// Next offset to return.
+    position: u64,
+    /// Next offset to fetch (ahead of `position` while records are buffered).
+    fetch_offset: u64,
+    buffered: std::collections::VecDeque<ConsumedRecord>,
+    in_flight: bool,
+    /// Bumped by seek/assign so stale fetch answers are dropped.
+    epoch: u64,
+    /// Stopped by an error that needs the caller (seek) to resolve.
+    stopped: bool,
+    /// Consecutive failed fetches.
+    failures: u32,
+    /// The log end offset from the last fetch.
+    log_end_offset: Option<u64>,
+}
+
+struct FetchOutcome {
+    topic: Arc<str>,
+    partition: u32,
+    epoch: u64,
+    offset: u64,
+    result: Result<FetchResponse>,
+}
+
+/// Reads records from assigned partitions.
+///
+/// ```no_run
+/// use futures::StreamExt;
+/// use skiff_client::{Client, ClientConfig, Consumer, ConsumerConfig, StartFrom};
+///
+/// # async fn run() -> Result<(), skiff_client::Error> {
+/// let client = Client::connect(ClientConfig::default()).await?;
+/// let mut consumer = Consumer::new(client, ConsumerConfig::default());
+/// consumer.assign("orders", [0, 1], StartFrom::Offset(0)).await?;
+/// let mut stream = consumer.stream();
+/// while let Some(record) = stream.next().await {
+///     let record = record?;
+///     println!("{}/{}@{}: {:?}", record.topic, record.partition, record.offset, record.value);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct Consumer {
+    client: Client,
+    config: ConsumerConfig,
+    partitions: Vec<PartitionState>,
+    /// Index of the partition records are being taken from.
+    cursor: usize,
+    fetches: FuturesUnordered<BoxFuture<'static, FetchOutcome>>,
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("assignment", &self.assignment())
+            .field("fetches_in_flight", &self.fetches.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// A consumer with nothing assigned.
+    pub fn new(client: Client, config: ConsumerConfig) -> Consumer {
+        Consumer {
+            client,
+            config,
+            partitions: Vec::new(),
+            cursor: 0,
+            fetches: FuturesUnordered::new(),
+        }
+    }
+
+    /// Assigns partitions of `topic`, each starting at `from` (resolved now
+    /// with ListOffsets). Re-assigning a partition moves it to the new start.
+    pub async fn assign(
+        &mut self,
+        topic: &str,
+        partitions: impl IntoIterator<Item = u32>,
+        from: StartFrom,
+    ) -> Result<()> {
+        validate_topic_name(topic)?;
+        for partition in partitions {
+            let offset = resolve(&self.client, topic, partition, from).await?;
+            self.set_position(topic, partition, offset);
+        }
+        Ok(())
+    }
+
+    /// Assigns every partition of `topic` (from DescribeTopic), each starting
+    /// at `from`; returns how many.
+    pub async fn assign_all(&mut self, topic: &str, from: StartFrom) -> Result<u32> {
+        validate_topic_name(topic)?;
+        let described = self
+            .client
+            .send(DescribeTopicRequest {
+                name: topic.to_owned(),
+            })
+            .await
+            .map_err(|e| in_topic(e, topic))?;
+        let partitions: Vec<u32> = described.partitions.iter().map(|p| p.partition).collect();
+        let count = partitions.len() as u32;
+        self.assign(topic, partitions, from).await?;
+        Ok(count)
+    }
+
+    /// Stops reading a partition; returns whether it was assigned.
+    pub fn unassign(&mut self, topic: &str, partition: u32) -> bool {
+        let before = self.partitions.len();
+        self.partitions
+            .retain(|p| !(&*p.topic == topic && p.partition == partition));
+        self.cursor = 0;
+        before != self.partitions.len()
+    }
+
+    /// The assigned `(topic, partition)` pairs.
+    pub fn assignment(&self) -> Vec<(String, u32)> {
+        self.partitions
+            .iter()
+            .map(|p| (p.topic.to_string(), p.partition))
+            .collect()
+    }
+
+    /// The offset of the next record `next` returns for this partition.
+    pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.find(topic, partition).map(|i| self.partitions[i].position)
+    }
+
+    /// Records between the position and the log end seen by the last fetch.
+    pub fn lag(&self, topic: &str, partition: u32) -> Option<u64> {
+        let p = &self.partitions[self.find(topic, partition)?];
+        p.log_end_offset.map(|end| end.saturating_sub(p.position))
+    }
+
+    /// Moves an assigned partition to `offset`: buffered records and the
+    /// fetch in flight are discarded, and a partition stopped by an error
+    /// starts again.
+    pub fn seek(&mut self, topic: &str, partition: u32, offset: u64) -> Result<()> {
+        if self.find(topic, partition).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "{topic}/{partition} is not assigned to this consumer"
+            )));
+        }
+        self.set_position(topic, partition, offset);
+        Ok(())
+    }
+
+    /// Moves an assigned partition to `from`, resolved with ListOffsets (e.g.
+    /// `StartFrom::Timestamp` to re-read from a point in time).
+    pub async fn seek_to(&mut self, topic: &str, partition: u32, from: StartFrom) -> Result<()> {
+        let offset = resolve(&self.client, topic, partition, from).await?;
+        self.seek(topic, partition, offset)
+    }
+
+    /// The next record from any assigned partition, waiting for one as long
+    /// as it takes; `None` when nothing is assigned or every partition is
+    /// stopped by an error. Cancel-safe: dropping the future loses nothing.
+    pub async fn next(&mut self) -> Option<Result<ConsumedRecord>> {
+        loop {
+            if let Some(record) = self.pop_buffered() {
+                return Some(Ok(record));
+            }
+            self.start_fetches();
+            let outcome = self.fetches.next().await?;
+            if let Err(e) = self.apply(outcome).await {
+                return Some(Err(e));
+            }
+        }
+    }
+
+    /// The records as a [`Stream`] (boxed, so `Unpin`), borrowing the consumer.
+    pub fn stream(&mut self) -> BoxStream<'_, Result<ConsumedRecord>> {
+        futures::stream::unfold(self, |consumer| async move {
+            let item = consumer.next().await?;
+            Some((item, consumer))
+        })
+        .boxed()
+    }
+
+    /// The records as a [`Stream`] that owns the consumer.
+    pub fn into_stream(self) -> BoxStream<'static, Result<ConsumedRecord>> {
+        futures::stream::unfold(self, |mut consumer| async move {
+            let item = consumer.next().await?;
+            Some((item, consumer))
+        })
+        .boxed()
+    }
+
+    fn find(&self, topic: &str, partition: u32) -> Option<usize> {
+        self.partitions
+            .iter()
+            .position(|p| &*p.topic == topic && p.partition == partition)
+    }
+
+    fn set_position(&mut self, topic: &str, partition: u32, offset: u64) {
+        match self.find(topic, partition) {
+            Some(i) => {
+                let p = &mut self.partitions[i];
+                p.position = offset;
+                p.fetch_offset = offset;
+                p.buffered.clear();
+                p.epoch += 1;
+                p.stopped = false;
+                p.failures = 0;
+                // A fetch still in flight will be dropped by its epoch; the
+                // next one may start now.
+                p.in_flight = false;
+            }
+            None => self.partitions.push(PartitionState {
+                topic: Arc::from(topic),
+                partition,
+                position: offset,
+                fetch_offset: offset,
+                buffered: Default::default(),
+                in_flight: false,
+                epoch: 0,
+                stopped: false,
+                failures: 0,
+                log_end_offset: None,
+            }),
+        }
+    }
+
+    fn pop_buffered(&mut self) -> Option<ConsumedRecord> {
+        let n = self.partitions.len();
+        for step in 0..n {
+            let i = (self.cursor + step) % n;
+            if let Some(record) = self.partitions[i].buffered.pop_front() {
+                self.cursor = i;
+                self.partitions[i].position = record.offset + 1;
+                return Some(record);
+            }
+        }
+        None
+    }
+
+    fn start_fetches(&mut self) {
+        let request_timeout = Duration::from_millis(self.client.config().request_timeout_ms);
+        for p in &mut self.partitions {
+            if p.in_flight || p.stopped || !p.buffered.is_empty() {
+                continue;
+            }
+            p.in_flight = true;
+            let delay = (p.failures > 1)
+                .then(|| Duration::from_millis(self.config.retry_backoff_ms));
+            let request = FetchRequest {
+                topic: p.topic.to_string(),
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: self.config.fetch_bytes_max,
+                max_wait_ms: self.config.max_wait_ms,
+            };
+            let timeout = request_timeout + Duration::from_millis(u64::from(self.config.max_wait_ms));
+            let client = self.client.clone();
+            let (topic, partition, epoch, offset) =
+                (Arc::clone(&p.topic), p.partition, p.epoch, p.fetch_offset);
+            self.fetches.push(Box::pin(async move {
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                let result = client.send_with_timeout(request, timeout).await;
+                FetchOutcome {
+                    topic,
+                    partition,
+                    epoch,
+                    offset,
+                    result,
+                }
+            }));
+        }
+    }
+
+    /// Takes a fetch answer into its partition's buffer.
+    async fn apply(&mut self, outcome: FetchOutcome) -> Result<()> {
+        let FetchOutcome {
+            topic,
+            partition,
+            epoch,
+            offset,
+            result,
+        } = outcome;
+        let Some(i) = self.find(&topic, partition) else {
+            return Ok(()); // unassigned meanwhile
+        };
+        if self.partitions[i].epoch != epoch {
+            return Ok(()); // answered after a seek
+        }
+        self.partitions[i].in_flight = false;
+        let resp = match result {
+            Ok(resp) => resp,
+            Err(e) => return self.fetch_failed(i, offset, e).await,
+        };
+        let p = &mut self.partitions[i];
+        p.failures = 0;
+        p.log_end_offset = Some(resp.log_end_offset);
+        match take_records(&topic, partition, offset, resp.records, &mut p.buffered) {
+            Ok(next) => {
+                p.fetch_offset = p.fetch_offset.max(next);
+                Ok(())
+            }
+            Err((next, e)) => {
+                p.fetch_offset = p.fetch_offset.max(next);
+                p.stopped = true;
+                Err(e)
+            }
+        }
+    }
+
+    async fn fetch_failed(&mut self, i: usize, offset: u64, e: Error) -> Result<()> {
+        let (topic, partition) = (
+            Arc::clone(&self.partitions[i].topic),
+            self.partitions[i].partition,
+        );
+        let e = in_partition(e, &topic, Some(partition));
+        match e.code() {
+            Some(ErrorCode::OffsetOutOfRange) => {
+                let query = match self.config.offset_reset {
+                    OffsetReset::Error => {
+                        self.partitions[i].stopped = true;
+                        let (start, end) = bounds(&self.client, &topic, partition).await;
+                        return Err(Error::OffsetOutOfRange {
+                            topic: topic.to_string(),
+                            partition,
+                            offset,
+                            log_start_offset: start,
+                            log_end_offset: end,
+                        });
+                    }
+                    OffsetReset::Earliest => OffsetQuery::Earliest,
+                    OffsetReset::Latest => OffsetQuery::Latest,
+                };
+                let reset = list_offset(&self.client, &topic, partition, query).await?;
+                tracing::warn!(%topic, partition, from = offset, to = reset, "offset out of range; reset");
+                self.set_position(&topic, partition, reset);
+                Ok(())
+            }
+            Some(ErrorCode::UnknownTopic | ErrorCode::UnknownPartition) => {
+                self.partitions[i].stopped = true;
+                Err(e)
+            }
+            _ => {
+                let p = &mut self.partitions[i];
+                p.failures += 1;
+                if e.is_connection_error() && p.failures == 1 {
+                    // The client reconnects on the next fetch; only a second
+                    // failure in a row is the caller's business.
+                    tracing::debug!(%topic, partition, error = %e, "fetch failed; retrying");
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+}
+
+/// The offset `from` names in a partition.
+async fn resolve(client: &Client, topic: &str, partition: u32, from: StartFrom) -> Result<u64> {
+    let query = match from {
+        StartFrom::Offset(offset) => return Ok(offset),
+        StartFrom::Earliest => OffsetQuery::Earliest,
+        StartFrom::Latest => OffsetQuery::Latest,
+        StartFrom::Timestamp(ts) => OffsetQuery::Timestamp(ts),
+    };
+    list_offset(client, topic, partition, query).await
+}
+
+/// A partition's log bounds, for error messages; zeros when unknown.
+async fn bounds(client: &Client, topic: &str, partition: u32) -> (u64, u64) {
+    let start = list_offset(client, topic, partition, OffsetQuery::Earliest).await;
+    let end = list_offset(client, topic, partition, OffsetQuery::Latest).await;
+    (start.unwrap_or(0), end.unwrap_or(0))
+}
+
+async fn list_offset(client: &Client, topic: &str, partition: u32, query: OffsetQuery) -> Result<u64> {
+    let resp = client
+        .send(ListOffsetsRequest {
+            topic: topic.to_owned(),
+            partition,
+            query,
+        })
+        .await
+        .map_err(|e| in_partition(e, topic, Some(partition)))?;
+    Ok(resp.offset)
+}
+
+/// Decodes a fetch response's batches into `out`, skipping records below
+/// `wanted`. Returns the offset after the last record seen (at least
+/// `wanted`); on a bad batch, that offset and the error (records of earlier
+/// batches are kept).
+fn take_records(
+    topic: &Arc<str>,
+    partition: u32,
+    wanted: u64,
+    records: Bytes,
+    out: &mut std::collections::VecDeque<ConsumedRecord>,
+) -> std::result::Result<u64, (u64, Error)> {
+    let mut next = wanted;
+    let corrupt = |source| Error::CorruptBatch {
+        topic: topic.to_string(),
+        partition,
+        source,
+    };
+    for batch in BatchIter::new(records) {
+        let batch = batch.map_err(|e| (next, corrupt(e)))?;
+        let decoded = decode_records(&batch).map_err(|e| (next, corrupt(e)))?;
+        for r in decoded {
+            if r.offset < next {
+                continue;
+            }
+            next = r.offset + 1;
+            out.push_back(ConsumedRecord {
+                topic: Arc::clone(topic),
+                partition,
+                offset: r.offset,
+                timestamp_ms: r.timestamp_ms,
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+            });
+        }
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skiff_protocol::batch::{BatchBuilder, Record, stamp_base_offset};
+
+    fn batch(base: u64, values: &[&str]) -> Vec<u8> {
+        let mut b = BatchBuilder::new();
+        for v in values {
+            b.push(Record {
+                timestamp_ms: 1_000,
+                key: None,
+                value: Bytes::copy_from_slice(v.as_bytes()),
+                headers: vec![],
+            });
+        }
+        let mut bytes = b.build().to_vec();
+        stamp_base_offset(&mut bytes, base);
+        bytes
+    }
+
+    #[test]
+    fn records_below_the_wanted_offset_are_skipped() {
+        let mut buf = batch(10, &["a", "b", "c"]);
+        buf.extend(batch(13, &["d"]));
+        let topic: Arc<str> = Arc::from("t");
+        let mut out = Default::default();
+        let next = take_records(&topic, 0, 11, Bytes::from(buf), &mut out).unwrap();
+        assert_eq!(next, 14);
+        let got: Vec<(u64, &[u8])> = out.iter().map(|r| (r.offset, &r.value[..])).collect();
+        assert_eq!(got, vec![(11, &b"b"[..]), (12, b"c"), (13, b"d")]);
+    }
+
+    #[test]
+    fn corrupt_batches_are_errors_and_earlier_records_are_kept() {
+        let mut buf = batch(0, &["a"]);
+        let mut bad = batch(1, &["b"]);
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        buf.extend(bad);
+        let topic: Arc<str> = Arc::from("t");
+        let mut out = Default::default();
+        let (next, err) = take_records(&topic, 3, 0, Bytes::from(buf), &mut out).unwrap_err();
+        assert_eq!(next, 1);
+        assert_eq!(out.len(), 1);
+        assert!(matches!(err, Error::CorruptBatch { partition: 3, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn an_empty_fetch_keeps_the_offset() {
+        let topic: Arc<str> = Arc::from("t");
+        let mut out = Default::default();
+        assert_eq!(take_records(&topic, 0, 42, Bytes::new(), &mut out).unwrap(), 42);
+        assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn seek_requires_an_assigned_partition_and_resets_position() {
+        let client = Client::lazy(crate::ClientConfig::new("127.0.0.1:1"));
+        let mut consumer = Consumer::new(client, ConsumerConfig::default());
+        assert!(consumer.seek("t", 0, 5).is_err());
+        consumer.assign("t", [0, 1], StartFrom::Offset(7)).await.unwrap();
+        assert_eq!(consumer.position("t", 1), Some(7));
+        consumer.seek("t", 1, 3).unwrap();
+        assert_eq!(consumer.position("t", 1), Some(3));
+        assert_eq!(consumer.assignment().len(), 2);
+        assert!(consumer.unassign("t", 0));
+        assert_eq!(consumer.assignment(), vec![("t".to_owned(), 1)]);
+    }
+}

@@ -50,7 +50,7 @@ pub use config::{
     REQUEST_TIMEOUT_MS_DEFAULT, RESPONSE_FRAME_HEADROOM_BYTES,
 };
 pub use connection::Connection;
-// consumer pending
+pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset, StartFrom};
 pub use error::{Error, Result};
 pub use producer::{Ack, Producer, ProducerConfig, ProducerRecord, SendFuture};
 
