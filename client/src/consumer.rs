@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::stream::{BoxStream, FuturesUnordered, Stream, StreamExt};
+use futures::stream::{BoxStream, FuturesUnordered, StreamExt};
 use skiff_protocol::ErrorCode;
 use skiff_protocol::batch::{BatchIter, Header, decode_records};
 use skiff_protocol::messages::{

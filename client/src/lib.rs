@@ -50,9 +50,16 @@ pub use config::{
     REQUEST_TIMEOUT_MS_DEFAULT, RESPONSE_FRAME_HEADROOM_BYTES,
 };
 pub use connection::Connection;
-pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset, StartFrom};
+pub use consumer::{
+    ConsumedRecord, Consumer, ConsumerConfig, FETCH_BYTES_MAX_DEFAULT, MAX_WAIT_MS_DEFAULT,
+    OffsetReset, StartFrom,
+};
 pub use error::{Error, Result};
-pub use producer::{Ack, Producer, ProducerConfig, ProducerRecord, SendFuture};
+pub use producer::{
+    Ack, BATCH_BYTES_MAX_DEFAULT, BUFFER_BYTES_MAX_DEFAULT, IN_FLIGHT_MAX_DEFAULT,
+    LINGER_MS_DEFAULT, Producer, ProducerConfig, ProducerRecord, RECORD_BYTES_MAX,
+    RETRIES_MAX_DEFAULT, SendFuture,
+};
 
 pub use skiff_protocol::batch::Header;
 pub use skiff_protocol::messages::{DescribeTopicResponse, PartitionDescription, TopicConfig, TopicListing};

@@ -1,0 +1,202 @@
+//! Command-line arguments (clap derive). Parsing is strict: a malformed
+//! value is a usage error (exit 2) before anything connects.
+
+use clap::{Args, Parser, Subcommand};
+use skiff_client::StartFrom;
+
+const AFTER_HELP: &str = "\
+Examples:
+  skiff topic create orders --partitions 3
+  echo 'hello' | skiff produce orders
+  printf 'k1:v1\\nk2:v2\\n' | skiff produce orders --key-separator :
+  skiff consume orders --from earliest --max-messages 10
+  skiff consume orders --from @1700000000000 --json
+  skiff --broker 10.0.0.5:9400 topic list";
+
+/// skiff: talk to a skiff broker.
+#[derive(Debug, Parser)]
+#[command(name = "skiff", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Broker address, host:port.
+    #[arg(
+        long,
+        global = true,
+        env = "SKIFF_BROKER",
+        default_value = skiff_client::BROKER_DEFAULT
+    )]
+    pub broker: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list, describe and delete topics.
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Send messages: the --value, or each line of stdin.
+    #[command(after_help = "\
+Examples:
+  skiff produce orders --value '{\"id\": 1}' --key customer-7
+  seq 1 100 | skiff produce numbers
+  printf 'k1=v1\\nk2=v2\\n' | skiff produce orders --key-separator = --header source=cli
+
+Exits 0 only once every message is acknowledged; prints the count on stderr.")]
+    Produce(ProduceArgs),
+    /// Print messages of a topic, one per line.
+    #[command(after_help = "\
+Examples:
+  skiff consume orders                      # all partitions from the start, follow
+  skiff consume orders --from latest        # only new messages
+  skiff consume orders --partition 2 --from 1500 --max-messages 10
+  skiff consume orders --from @1700000000000 --json --idle-timeout-ms 2000")]
+    Consume(ConsumeArgs),
+}
+
+/// `skiff topic ...`
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    #[command(after_help = "Example:\n  skiff topic create orders --partitions 6 --retention-ms 604800000")]
+    Create(TopicCreateArgs),
+    /// List topics with their partition counts.
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a topic's settings and partitions (offsets, sizes).
+    Describe {
+        /// Topic name.
+        name: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a topic and all its data.
+    Delete {
+        /// Topic name.
+        name: String,
+    },
+}
+
+/// `skiff topic create`
+#[derive(Debug, Args)]
+pub struct TopicCreateArgs {
+    /// Topic name: 1-249 characters of A-Z a-z 0-9 . _ -
+    pub name: String,
+    /// Number of partitions.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub partitions: u32,
+    /// Delete segments older than this, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub retention_ms: Option<u64>,
+    /// Keep at most this many bytes per partition.
+    #[arg(long, value_name = "B")]
+    pub retention_bytes: Option<u64>,
+    /// Roll segments at this size, in bytes.
+    #[arg(long, value_name = "B")]
+    pub segment_bytes: Option<u64>,
+}
+
+/// `skiff produce`
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Topic to send to.
+    pub topic: String,
+    /// Key for every message (a key from --key-separator wins).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Send to this partition (default: by key hash, else the broker picks).
+    #[arg(long)]
+    pub partition: Option<u32>,
+    /// A header on every message, NAME=VALUE; repeatable.
+    #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Send this one message instead of reading stdin.
+    #[arg(long)]
+    pub value: Option<String>,
+    /// Split each stdin line at the first SEP into key and value.
+    #[arg(long, value_name = "SEP", conflicts_with = "value")]
+    pub key_separator: Option<String>,
+}
+
+/// `skiff consume`
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic to read.
+    pub topic: String,
+    /// Read only this partition (default: all).
+    #[arg(long)]
+    pub partition: Option<u32>,
+    /// Where to start: earliest, latest, an OFFSET, or @UNIX_MS.
+    #[arg(long, default_value = "earliest", value_parser = parse_start)]
+    pub from: StartFrom,
+    /// Stop after this many messages.
+    #[arg(long, value_name = "N")]
+    pub max_messages: Option<u64>,
+    /// Stop after this long without a message, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// One JSON object per message: topic, partition, offset, timestamp_ms,
+    /// key, value, headers.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
+}
+
+fn parse_start(s: &str) -> Result<StartFrom, String> {
+    match s {
+        "earliest" => Ok(StartFrom::Earliest),
+        "latest" => Ok(StartFrom::Latest),
+        _ => {
+            if let Some(ms) = s.strip_prefix('@') {
+                ms.parse::<i64>()
+                    .map(StartFrom::Timestamp)
+                    .map_err(|_| format!("expected @UNIX_MS, got {s:?}"))
+            } else {
+                s.parse::<u64>().map(StartFrom::Offset).map_err(|_| {
+                    format!("expected earliest, latest, an offset or @UNIX_MS, got {s:?}")
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn start_positions_parse() {
+        assert_eq!(parse_start("earliest"), Ok(StartFrom::Earliest));
+        assert_eq!(parse_start("latest"), Ok(StartFrom::Latest));
+        assert_eq!(parse_start("42"), Ok(StartFrom::Offset(42)));
+        assert_eq!(parse_start("@1700000000000"), Ok(StartFrom::Timestamp(1_700_000_000_000)));
+        assert!(parse_start("-1").is_err());
+        assert!(parse_start("@x").is_err());
+    }
+
+    #[test]
+    fn headers_parse() {
+        assert_eq!(parse_header("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(parse_header("a="), Ok(("a".into(), String::new())));
+        assert!(parse_header("=b").is_err());
+        assert!(parse_header("ab").is_err());
+    }
+}

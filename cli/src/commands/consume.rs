@@ -1,0 +1,67 @@
+//! `skiff consume`: prints messages, one per line, until `--max-messages`,
+//! `--idle-timeout-ms` or Ctrl-C.
+//!
+//! Output is flushed after each message when following (so `tail -f`-style
+//! use sees messages at once) and buffered otherwise.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use skiff_client::{Client, Consumer, ConsumerConfig};
+
+use crate::args::ConsumeArgs;
+use crate::output;
+
+/// Runs `skiff consume`.
+pub async fn run(client: &Client, args: ConsumeArgs) -> Result<()> {
+    let mut consumer = Consumer::new(client.clone(), ConsumerConfig::default());
+    match args.partition {
+        Some(p) => consumer.assign(&args.topic, [p], args.from).await?,
+        None => {
+            consumer.assign_all(&args.topic, args.from).await?;
+        }
+    }
+    if args.max_messages == Some(0) {
+        return Ok(());
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let idle = args.idle_timeout_ms.map(Duration::from_millis);
+    let mut printed: u64 = 0;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let next = async {
+            match idle {
+                Some(idle) => tokio::time::timeout(idle, consumer.next()).await.ok(),
+                None => Some(consumer.next().await),
+            }
+        };
+        let item = tokio::select! {
+            _ = &mut ctrl_c => break,
+            item = next => item,
+        };
+        let record = match item {
+            None => break,          // idle timeout
+            Some(None) => break,    // nothing left to read
+            Some(Some(record)) => record?,
+        };
+        if args.json {
+            writeln!(out, "{}", output::record_json(&record))
+        } else {
+            out.write_all(output::lossy(&record.value).as_bytes())
+                .and_then(|()| out.write_all(b"\n"))
+        }
+        .context("writing to stdout")?;
+        printed += 1;
+        if args.max_messages.is_some_and(|max| printed >= max) {
+            break;
+        }
+        if args.max_messages.is_none() {
+            out.flush().context("writing to stdout")?;
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand; each takes its parsed arguments and a
+//! [`skiff_client::Client`] and returns `anyhow::Result`.
+
+pub mod consume;
+pub mod produce;
+pub mod topic;
