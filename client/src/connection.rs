@@ -173,12 +173,12 @@ impl Connection {
         let attempt = async {
             let stream = TcpStream::connect(&broker).await.map_err(|e| Error::Io {
                 broker: broker.clone(),
-                source: Arc::new(e),
+                error: Arc::new(e),
             })?;
             // Small requests (acks, fetch polls) must not wait for Nagle.
             stream.set_nodelay(true).map_err(|e| Error::Io {
                 broker: broker.clone(),
-                source: Arc::new(e),
+                error: Arc::new(e),
             })?;
             let conn = Connection::from_stream(stream, broker.clone(), config);
             conn.handshake(&config.client_id).await?;

@@ -563,10 +563,10 @@ fn take_records(
     out: &mut std::collections::VecDeque<ConsumedRecord>,
 ) -> std::result::Result<u64, (u64, Error)> {
     let mut next = wanted;
-    let corrupt = |source| Error::CorruptBatch {
+    let corrupt = |error| Error::CorruptBatch {
         topic: topic.to_string(),
         partition,
-        source,
+        error,
     };
     for batch in BatchIter::new(records) {
         let batch = batch.map_err(|e| (next, corrupt(e)))?;

@@ -13,6 +13,10 @@ use skiff_protocol::primitives::DecodeError;
 use skiff_protocol::topic_name::TopicNameError;
 
 /// Why a client operation failed.
+///
+/// Each message is complete on its own (it includes the underlying cause),
+/// so the variants do not also report the cause through `source()`; printing
+/// a chain shows nothing twice.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -26,7 +30,7 @@ pub enum Error {
         message: String,
     },
     /// The topic does not exist on the broker.
-    #[error("unknown topic {topic:?}: {message}")]
+    #[error("unknown topic {topic:?}")]
     UnknownTopic {
         /// The topic asked for.
         topic: String,
@@ -59,18 +63,17 @@ pub enum Error {
     },
     /// The topic name breaks the naming rules (checked before sending).
     #[error("invalid topic name: {0}")]
-    InvalidTopicName(#[from] TopicNameError),
+    InvalidTopicName(TopicNameError),
     /// An argument was refused before anything was sent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// Connecting to or talking to the broker failed at the socket level.
-    #[error("I/O error with broker {broker}: {source}")]
+    #[error("I/O error with broker {broker}: {error}")]
     Io {
         /// The broker's address.
         broker: String,
         /// The underlying error.
-        #[source]
-        source: Arc<std::io::Error>,
+        error: Arc<std::io::Error>,
     },
     /// The connection closed (or broke) while the request was pending or
     /// before it could be sent.
@@ -91,17 +94,16 @@ pub enum Error {
     },
     /// A response body could not be decoded.
     #[error("malformed response from broker: {0}")]
-    Decode(#[from] DecodeError),
+    Decode(DecodeError),
     /// A received record batch failed its checks (length, CRC, records).
-    #[error("corrupt record batch from {topic}/{partition}: {source}")]
+    #[error("corrupt record batch from {topic}/{partition}: {error}")]
     CorruptBatch {
         /// The topic.
         topic: String,
         /// The partition.
         partition: u32,
         /// What was wrong with it.
-        #[source]
-        source: BatchError,
+        error: BatchError,
     },
     /// The broker speaks another protocol version.
     #[error("broker {broker} speaks protocol version {broker_version}, this client {client_version}")]
@@ -196,6 +198,18 @@ impl Error {
             Error::Broker { code, .. } => code.is_retriable(),
             other => other.is_connection_error(),
         }
+    }
+}
+
+impl From<TopicNameError> for Error {
+    fn from(e: TopicNameError) -> Self {
+        Error::InvalidTopicName(e)
+    }
+}
+
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Self {
+        Error::Decode(e)
     }
 }
 
