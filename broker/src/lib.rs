@@ -3,6 +3,8 @@
 //! - [`log`]: the partition log, an append-only, segmented, checksummed log
 //!   on disk (group commit, recovery, retention).
 //! - [`topics`]: the topic registry and its persisted metadata.
+//! - [`groups`]: consumer groups (assignment, rebalances, session expiry)
+//!   and the durable committed-offset store.
 //! - [`server`]: listener, connections, request handlers, shutdown.
 //! - [`config`]: one [`BrokerConfig`] from file and flags.
 //!
@@ -13,6 +15,7 @@
 pub mod clock;
 pub mod config;
 pub mod fsutil;
+pub mod groups;
 pub mod log;
 pub mod server;
 pub mod topics;

@@ -1,0 +1,977 @@
+//! The group coordinator: the state machine of every consumer group.
+//!
+//! A group has members (each with its topics, session timeout and last
+//! heartbeat), a generation, a *target* assignment (who should own each
+//! partition, from [`assign`]) and the *actual* owners (who may consume each
+//! partition now). Rebalances are incremental:
+//!
+//! 1. A membership change (join, leave, expiry, a rejoin with other topics)
+//!    bumps the generation and recomputes the target, sticky to the old one.
+//! 2. A partition whose owner is not its target stays with its owner, which
+//!    is told to revoke it (heartbeat `revoke`): commit, stop consuming,
+//!    report it `released` in the next heartbeat.
+//! 3. A partition with no owner (released, or its owner left or expired)
+//!    goes to its target at once. Members keep consuming everything they
+//!    keep throughout.
+//!
+//! Invariants:
+//! - A partition has at most one owner: owners are one map keyed by
+//!   partition.
+//! - A partition reaches its new owner only after the old owner released it,
+//!   left, or was expired.
+//! - Commits are accepted only from a current member, at the current
+//!   generation, for partitions it owns now; the check and the hand-off to
+//!   the offset store happen under one lock, so a commit accepted before an
+//!   ownership change is stored before any commit of the new owner.
+//! - A member that stops heartbeating for its session timeout, or holds a
+//!   revoked partition for longer than its session timeout, is removed by
+//!   [`GroupCoordinator::expire`] (driven by [`GroupCoordinator::run_expiry`]
+//!   or directly by tests with an explicit `now`).
+//!
+//! Every method takes the current time as an argument where time matters,
+//! using `tokio::time::Instant` so paused-time tests work too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use skiff_protocol::messages::{GroupListing, GroupState, MemberDescription, TopicPartition};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::assignment::assign;
+use super::offsets::{OffsetRecovery, OffsetStore, OffsetStoreOptions, OffsetUpdate};
+use super::{GroupError, validate_group_name};
+
+/// The broker's group limits (from `BrokerConfig`).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupLimits {
+    /// Most members one group may have.
+    pub group_members_max: usize,
+    /// Most groups the broker keeps (with members or with offsets).
+    pub groups_max: usize,
+    /// Shortest session timeout a member may ask for, in milliseconds.
+    pub session_timeout_ms_min: u32,
+    /// Longest session timeout a member may ask for, in milliseconds.
+    pub session_timeout_ms_max: u32,
+    /// Session timeout of members that ask for 0, in milliseconds.
+    pub session_timeout_ms_default: u32,
+    /// Heartbeat interval told to members, in milliseconds (capped at a
+    /// third of the member's session timeout).
+    pub heartbeat_interval_ms: u32,
+}
+
+/// Bounds of the expiry sweep period: often enough that a member expires
+/// within a quarter of the shortest session timeout past its deadline,
+/// never busier than every 10 ms, never lazier than every second.
+const SWEEP_INTERVAL_MS_MIN: u64 = 10;
+const SWEEP_INTERVAL_MS_MAX: u64 = 1000;
+/// Longest client id kept in a member id, in bytes.
+const MEMBER_ID_CLIENT_BYTES_MAX: usize = 64;
+
+/// A join request, with its topics already resolved to partition counts.
+#[derive(Debug, Clone)]
+pub struct JoinParams {
+    /// The group.
+    pub group: String,
+    /// Topics and their partition counts.
+    pub topics: Vec<(String, u32)>,
+    /// The client's id.
+    pub client_id: String,
+    /// The client's address.
+    pub host: String,
+    /// Requested session timeout (0: the default), in milliseconds.
+    pub session_timeout_ms: u32,
+    /// The id of an earlier join, to rejoin as the same member.
+    pub member_id: Option<String>,
+}
+
+/// The answer to a join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinOutcome {
+    /// The member's id.
+    pub member_id: String,
+    /// The group's generation.
+    pub generation: u32,
+    /// How often to heartbeat, in milliseconds.
+    pub heartbeat_interval_ms: u32,
+    /// The applied session timeout, in milliseconds.
+    pub session_timeout_ms: u32,
+    /// Partitions the member owns now.
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// The answer to a heartbeat: a member's current ownership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberState {
+    /// The group's generation.
+    pub generation: u32,
+    /// Partitions the member owns (may consume).
+    pub owned: Vec<TopicPartition>,
+    /// Owned partitions it must release.
+    pub revoke: Vec<TopicPartition>,
+    /// The member is unknown and must join again.
+    pub rejoin: bool,
+}
+
+/// A group's state for `describe`; log end offsets are added by the caller.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    /// State.
+    pub state: GroupState,
+    /// Generation.
+    pub generation: u32,
+    /// Members, sorted by id.
+    pub members: Vec<MemberDescription>,
+    /// Current owner per partition.
+    pub owners: BTreeMap<TopicPartition, String>,
+    /// Topics the members consume.
+    pub topics: BTreeSet<String>,
+    /// Committed offsets.
+    pub committed: BTreeMap<TopicPartition, u64>,
+}
+
+#[derive(Debug)]
+struct Member {
+    client_id: String,
+    host: String,
+    topics: BTreeSet<String>,
+    session_timeout: Duration,
+    last_seen: Instant,
+    /// Set while the member holds partitions it was asked to revoke: by then
+    /// it must have released them.
+    revoke_deadline: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    generation: u32,
+    members: BTreeMap<String, Member>,
+    partition_counts: BTreeMap<String, u32>,
+    target: BTreeMap<TopicPartition, String>,
+    owners: BTreeMap<TopicPartition, String>,
+}
+
+impl Group {
+    /// A membership change: new generation, new target, then hand out what
+    /// is free.
+    fn rebalance(&mut self, now: Instant) {
+        self.generation = self.generation.wrapping_add(1);
+        let subscribed: BTreeSet<&String> = self.members.values().flat_map(|m| &m.topics).collect();
+        self.partition_counts.retain(|t, _| subscribed.contains(t));
+        let members = &self.members;
+        self.owners.retain(|_, m| members.contains_key(m));
+        let subscriptions = self
+            .members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.topics.clone()))
+            .collect();
+        self.target = assign(&subscriptions, &self.partition_counts, &self.target);
+        self.grant(now);
+    }
+
+    /// Gives every partition without an owner to its target, and (re)sets
+    /// the members' revocation deadlines.
+    fn grant(&mut self, now: Instant) {
+        for (tp, member) in &self.target {
+            if !self.owners.contains_key(tp) {
+                self.owners.insert(tp.clone(), member.clone());
+            }
+        }
+        for (id, member) in &mut self.members {
+            let revoking = self
+                .owners
+                .iter()
+                .any(|(tp, owner)| owner == id && self.target.get(tp) != Some(owner));
+            if revoking {
+                member
+                    .revoke_deadline
+                    .get_or_insert(now + member.session_timeout);
+            } else {
+                member.revoke_deadline = None;
+            }
+        }
+    }
+
+    fn owned_by(&self, member_id: &str) -> Vec<TopicPartition> {
+        self.owners
+            .iter()
+            .filter(|(_, owner)| owner.as_str() == member_id)
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
+    fn revoking_by(&self, member_id: &str) -> Vec<TopicPartition> {
+        self.owners
+            .iter()
+            .filter(|(tp, owner)| {
+                owner.as_str() == member_id
+                    && self.target.get(*tp).map(String::as_str) != Some(member_id)
+            })
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
+    fn state(&self) -> GroupState {
+        if self.members.is_empty() {
+            GroupState::Empty
+        } else if self.owners == self.target {
+            GroupState::Stable
+        } else {
+            GroupState::Rebalancing
+        }
+    }
+
+    fn member_state(&self, member_id: &str) -> MemberState {
+        MemberState {
+            generation: self.generation,
+            owned: self.owned_by(member_id),
+            revoke: self.revoking_by(member_id),
+            rejoin: false,
+        }
+    }
+}
+
+/// Every group of the broker, and their offsets. See the module docs.
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    limits: GroupLimits,
+    groups: Mutex<BTreeMap<String, Group>>,
+    offsets: OffsetStore,
+    member_seq: AtomicU64,
+    /// Distinguishes member ids of different broker runs.
+    incarnation: u64,
+}
+
+impl GroupCoordinator {
+    /// Opens the offset store in `dir` (recovering it) and starts with no
+    /// members. Blocking: call from a blocking context.
+    pub fn open(
+        dir: &Path,
+        limits: GroupLimits,
+        options: OffsetStoreOptions,
+    ) -> Result<(Self, OffsetRecovery), GroupError> {
+        let (offsets, recovery) = OffsetStore::open(dir, options)?;
+        let incarnation = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok((
+            Self {
+                limits,
+                groups: Mutex::new(BTreeMap::new()),
+                offsets,
+                member_seq: AtomicU64::new(1),
+                incarnation,
+            },
+            recovery,
+        ))
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &GroupLimits {
+        &self.limits
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Group>> {
+        self.groups
+            .lock()
+            .expect("group state lock poisoned (a group operation panicked)")
+    }
+
+    /// Groups known: with members or with committed offsets.
+    fn group_count(&self, groups: &BTreeMap<String, Group>) -> usize {
+        let stored = self.offsets.groups();
+        groups.len() + stored.iter().filter(|g| !groups.contains_key(*g)).count()
+    }
+
+    fn check_new_group(
+        &self,
+        groups: &BTreeMap<String, Group>,
+        group: &str,
+    ) -> Result<(), GroupError> {
+        if !groups.contains_key(group)
+            && !self.offsets.has_group(group)
+            && self.group_count(groups) >= self.limits.groups_max
+        {
+            return Err(GroupError::GroupLimitReached {
+                max: self.limits.groups_max,
+            });
+        }
+        Ok(())
+    }
+
+    fn new_member_id(&self, client_id: &str) -> String {
+        let mut end = client_id.len().min(MEMBER_ID_CLIENT_BYTES_MAX);
+        while !client_id.is_char_boundary(end) {
+            end -= 1;
+        }
+        let prefix: String = client_id[..end]
+            .chars()
+            .map(|c| if c.is_control() { '_' } else { c })
+            .collect();
+        let prefix = if prefix.is_empty() { "member" } else { &prefix };
+        let seq = self.member_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}-{:x}-{seq}", self.incarnation)
+    }
+
+    /// Joins (or rejoins) a member. A new member, or a rejoin with other
+    /// topics, starts a rebalance; the member owns at once whatever of its
+    /// target was free.
+    pub fn join(&self, params: JoinParams, now: Instant) -> Result<JoinOutcome, GroupError> {
+        validate_group_name(&params.group)?;
+        if params.topics.is_empty() {
+            return Err(GroupError::Invalid(format!(
+                "join of group {:?} names no topics",
+                params.group
+            )));
+        }
+        let limits = &self.limits;
+        let session_timeout_ms = match params.session_timeout_ms {
+            0 => limits.session_timeout_ms_default,
+            ms if (limits.session_timeout_ms_min..=limits.session_timeout_ms_max).contains(&ms) => {
+                ms
+            }
+            ms => {
+                return Err(GroupError::InvalidSessionTimeout {
+                    requested_ms: ms,
+                    min_ms: limits.session_timeout_ms_min,
+                    max_ms: limits.session_timeout_ms_max,
+                });
+            }
+        };
+        let session_timeout = Duration::from_millis(u64::from(session_timeout_ms));
+        let topics: BTreeSet<String> = params.topics.iter().map(|(t, _)| t.clone()).collect();
+
+        let mut groups = self.lock();
+        self.check_new_group(&groups, &params.group)?;
+        let group = groups.entry(params.group.clone()).or_default();
+        for (topic, count) in &params.topics {
+            group.partition_counts.insert(topic.clone(), *count);
+        }
+        let existing = params
+            .member_id
+            .as_ref()
+            .filter(|id| group.members.contains_key(*id))
+            .cloned();
+        let member_id = match existing {
+            Some(id) => {
+                let member = group.members.get_mut(&id).expect("checked above");
+                member.client_id = params.client_id;
+                member.host = params.host;
+                member.session_timeout = session_timeout;
+                member.last_seen = now;
+                if member.topics != topics {
+                    member.topics = topics;
+                    group.rebalance(now);
+                } else {
+                    group.grant(now);
+                }
+                id
+            }
+            None => {
+                if group.members.len() >= limits.group_members_max {
+                    let max = limits.group_members_max;
+                    let empty = group.members.is_empty();
+                    if empty {
+                        groups.remove(&params.group);
+                    }
+                    return Err(GroupError::MemberLimitReached {
+                        group: params.group,
+                        max,
+                    });
+                }
+                let id = self.new_member_id(&params.client_id);
+                group.members.insert(
+                    id.clone(),
+                    Member {
+                        client_id: params.client_id,
+                        host: params.host.clone(),
+                        topics,
+                        session_timeout,
+                        last_seen: now,
+                        revoke_deadline: None,
+                    },
+                );
+                group.rebalance(now);
+                tracing::info!(
+                    group = %params.group,
+                    member = %id,
+                    host = %params.host,
+                    generation = group.generation,
+                    members = group.members.len(),
+                    "member joined"
+                );
+                id
+            }
+        };
+        Ok(JoinOutcome {
+            generation: group.generation,
+            heartbeat_interval_ms: limits
+                .heartbeat_interval_ms
+                .min(session_timeout_ms / 3)
+                .max(1),
+            session_timeout_ms,
+            assignment: group.owned_by(&member_id),
+            member_id,
+        })
+    }
+
+    /// Records a heartbeat and the partitions the member released; answers
+    /// its current ownership. An unknown group or member gets `rejoin`.
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        member_id: &str,
+        released: &[TopicPartition],
+        now: Instant,
+    ) -> MemberState {
+        let mut groups = self.lock();
+        let Some(g) = groups.get_mut(group) else {
+            return MemberState {
+                generation: 0,
+                owned: Vec::new(),
+                revoke: Vec::new(),
+                rejoin: true,
+            };
+        };
+        let Some(member) = g.members.get_mut(member_id) else {
+            return MemberState {
+                generation: g.generation,
+                owned: Vec::new(),
+                revoke: Vec::new(),
+                rejoin: true,
+            };
+        };
+        member.last_seen = now;
+        for tp in released {
+            // Only a partition it owns and should no longer own is released;
+            // anything else in the list is ignored.
+            let releasable = g.owners.get(tp).map(String::as_str) == Some(member_id)
+                && g.target.get(tp).map(String::as_str) != Some(member_id);
+            if releasable {
+                g.owners.remove(tp);
+            }
+        }
+        g.grant(now);
+        g.member_state(member_id)
+    }
+
+    /// Removes a member at once; its partitions go to the others.
+    pub fn leave(&self, group: &str, member_id: &str, now: Instant) -> Result<(), GroupError> {
+        let mut groups = self.lock();
+        let unknown = || GroupError::UnknownMember {
+            group: group.to_owned(),
+            member_id: member_id.to_owned(),
+        };
+        let g = groups.get_mut(group).ok_or_else(unknown)?;
+        g.members.remove(member_id).ok_or_else(unknown)?;
+        g.rebalance(now);
+        tracing::info!(
+            group,
+            member = member_id,
+            generation = g.generation,
+            "member left"
+        );
+        self.forget_if_unused(&mut groups, group);
+        Ok(())
+    }
+
+    /// Drops a group's in-memory state when it has neither members nor
+    /// offsets (so abandoned groups do not count against `groups_max`).
+    fn forget_if_unused(&self, groups: &mut BTreeMap<String, Group>, group: &str) {
+        if groups.get(group).is_some_and(|g| g.members.is_empty()) && !self.offsets.has_group(group)
+        {
+            groups.remove(group);
+        }
+    }
+
+    /// Commits offsets for a member, checking membership, generation and
+    /// ownership; resolves when the commit is durable.
+    pub async fn commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: u32,
+        offsets: Vec<(TopicPartition, u64)>,
+    ) -> Result<(), GroupError> {
+        let pending = {
+            let groups = self.lock();
+            let unknown = || GroupError::UnknownMember {
+                group: group.to_owned(),
+                member_id: member_id.to_owned(),
+            };
+            let g = groups.get(group).ok_or_else(unknown)?;
+            if !g.members.contains_key(member_id) {
+                return Err(unknown());
+            }
+            if generation != g.generation {
+                return Err(GroupError::StaleGeneration {
+                    group: group.to_owned(),
+                    generation,
+                    current: g.generation,
+                });
+            }
+            for (tp, _) in &offsets {
+                let owner = g.owners.get(tp);
+                if owner.map(String::as_str) != Some(member_id) {
+                    return Err(GroupError::NotPartitionOwner {
+                        group: group.to_owned(),
+                        member_id: member_id.to_owned(),
+                        partition: tp.clone(),
+                        owner: owner.cloned(),
+                    });
+                }
+            }
+            if offsets.is_empty() {
+                return Ok(());
+            }
+            // Submitted under the lock: see the module invariants.
+            self.offsets.submit(OffsetUpdate::Commit {
+                group: group.to_owned(),
+                offsets,
+            })
+        };
+        Ok(pending.wait().await?)
+    }
+
+    /// Committed offsets of the given partitions, or of every partition with
+    /// one when `partitions` is empty.
+    pub fn fetch_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Vec<(TopicPartition, Option<u64>)> {
+        if partitions.is_empty() {
+            return self
+                .offsets
+                .group_offsets(group)
+                .into_iter()
+                .map(|(tp, o)| (tp, Some(o)))
+                .collect();
+        }
+        partitions
+            .iter()
+            .map(|tp| (tp.clone(), self.offsets.committed(group, tp)))
+            .collect()
+    }
+
+    /// Every group with members or offsets, sorted by name.
+    pub fn list(&self) -> Vec<GroupListing> {
+        let groups = self.lock();
+        let mut out: BTreeMap<String, GroupListing> = groups
+            .iter()
+            .map(|(name, g)| {
+                (
+                    name.clone(),
+                    GroupListing {
+                        group: name.clone(),
+                        state: g.state(),
+                        members: g.members.len() as u32,
+                        generation: g.generation,
+                    },
+                )
+            })
+            .collect();
+        for name in self.offsets.groups() {
+            out.entry(name.clone()).or_insert(GroupListing {
+                group: name,
+                state: GroupState::Empty,
+                members: 0,
+                generation: 0,
+            });
+        }
+        out.into_values().collect()
+    }
+
+    /// A group's members, owners and committed offsets.
+    pub fn describe(&self, group: &str) -> Result<GroupDescription, GroupError> {
+        let groups = self.lock();
+        let committed = self.offsets.group_offsets(group);
+        let Some(g) = groups.get(group) else {
+            if committed.is_empty() {
+                return Err(GroupError::UnknownGroup(group.to_owned()));
+            }
+            return Ok(GroupDescription {
+                state: GroupState::Empty,
+                generation: 0,
+                members: Vec::new(),
+                owners: BTreeMap::new(),
+                topics: BTreeSet::new(),
+                committed,
+            });
+        };
+        let members = g
+            .members
+            .iter()
+            .map(|(id, m)| MemberDescription {
+                member_id: id.clone(),
+                client_id: m.client_id.clone(),
+                host: m.host.clone(),
+                topics: m.topics.iter().cloned().collect(),
+                owned: g.owned_by(id),
+                revoking: g.revoking_by(id),
+            })
+            .collect();
+        Ok(GroupDescription {
+            state: g.state(),
+            generation: g.generation,
+            members,
+            owners: g.owners.clone(),
+            topics: g
+                .members
+                .values()
+                .flat_map(|m| m.topics.iter().cloned())
+                .collect(),
+            committed,
+        })
+    }
+
+    /// Sets a member-less group's offsets (creating the group if new);
+    /// refused while it has members.
+    pub async fn reset_offsets(
+        &self,
+        group: &str,
+        offsets: Vec<(TopicPartition, u64)>,
+    ) -> Result<(), GroupError> {
+        validate_group_name(group)?;
+        let pending = {
+            let groups = self.lock();
+            if let Some(g) = groups.get(group) {
+                if !g.members.is_empty() {
+                    return Err(GroupError::GroupNotEmpty {
+                        group: group.to_owned(),
+                        members: g.members.len(),
+                    });
+                }
+            }
+            self.check_new_group(&groups, group)?;
+            self.offsets.submit(OffsetUpdate::Commit {
+                group: group.to_owned(),
+                offsets,
+            })
+        };
+        Ok(pending.wait().await?)
+    }
+
+    /// Whether the group has members now.
+    pub fn member_count(&self, group: &str) -> usize {
+        self.lock().get(group).map_or(0, |g| g.members.len())
+    }
+
+    /// Deletes a member-less group and its offsets (durably).
+    pub async fn delete(&self, group: &str) -> Result<(), GroupError> {
+        let pending = {
+            let mut groups = self.lock();
+            if let Some(g) = groups.get(group) {
+                if !g.members.is_empty() {
+                    return Err(GroupError::GroupNotEmpty {
+                        group: group.to_owned(),
+                        members: g.members.len(),
+                    });
+                }
+            }
+            let known = groups.remove(group).is_some() || self.offsets.has_group(group);
+            if !known {
+                return Err(GroupError::UnknownGroup(group.to_owned()));
+            }
+            self.offsets.submit(OffsetUpdate::DeleteGroup {
+                group: group.to_owned(),
+            })
+        };
+        Ok(pending.wait().await?)
+    }
+
+    /// Removes members whose session ran out (no heartbeat) or who held a
+    /// revoked partition past their session timeout; returns how many.
+    pub fn expire(&self, now: Instant) -> usize {
+        let mut groups = self.lock();
+        let mut removed = 0;
+        let mut emptied = Vec::new();
+        for (name, g) in groups.iter_mut() {
+            let expired: Vec<String> = g
+                .members
+                .iter()
+                .filter(|(_, m)| {
+                    now >= m.last_seen + m.session_timeout
+                        || m.revoke_deadline.is_some_and(|d| now >= d)
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            for id in &expired {
+                g.members.remove(id);
+                tracing::info!(group = %name, member = %id, "member expired (session timeout)");
+            }
+            removed += expired.len();
+            g.rebalance(now);
+            if g.members.is_empty() {
+                emptied.push(name.clone());
+            }
+        }
+        for name in emptied {
+            self.forget_if_unused(&mut groups, &name);
+        }
+        removed
+    }
+
+    /// How often [`GroupCoordinator::run_expiry`] sweeps.
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_millis(
+            (u64::from(self.limits.session_timeout_ms_min) / 4)
+                .clamp(SWEEP_INTERVAL_MS_MIN, SWEEP_INTERVAL_MS_MAX),
+        )
+    }
+
+    /// Expires members periodically until `shutdown`.
+    pub async fn run_expiry(&self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.sweep_interval());
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    self.expire(Instant::now());
+                }
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Finishes every queued offset write and stops the store. Blocking.
+    pub fn close(&self) {
+        self.offsets.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: GroupLimits = GroupLimits {
+        group_members_max: 4,
+        groups_max: 3,
+        session_timeout_ms_min: 100,
+        session_timeout_ms_max: 10_000,
+        session_timeout_ms_default: 1000,
+        heartbeat_interval_ms: 300,
+    };
+
+    fn coordinator() -> (tempfile::TempDir, GroupCoordinator) {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _) =
+            GroupCoordinator::open(dir.path(), LIMITS, OffsetStoreOptions::default()).unwrap();
+        (dir, c)
+    }
+
+    fn join(c: &GroupCoordinator, group: &str, now: Instant) -> JoinOutcome {
+        c.join(
+            JoinParams {
+                group: group.into(),
+                topics: vec![("t".into(), 6)],
+                client_id: "svc".into(),
+                host: "127.0.0.1:1".into(),
+                session_timeout_ms: 0,
+                member_id: None,
+            },
+            now,
+        )
+        .unwrap()
+    }
+
+    fn tps(ps: &[u32]) -> Vec<TopicPartition> {
+        ps.iter().map(|p| TopicPartition::new("t", *p)).collect()
+    }
+
+    #[test]
+    fn partitions_move_only_after_release() {
+        let (_dir, c) = coordinator();
+        let t0 = Instant::now();
+        let a = join(&c, "g", t0);
+        assert_eq!(a.assignment, tps(&[0, 1, 2, 3, 4, 5]));
+        assert_eq!(a.generation, 1);
+
+        let b = join(&c, "g", t0);
+        assert_eq!(b.generation, 2);
+        // Everything is still with a: b gets nothing until a releases.
+        assert!(b.assignment.is_empty());
+        let hb = c.heartbeat("g", &a.member_id, &[], t0);
+        assert_eq!(hb.owned.len(), 6);
+        assert_eq!(hb.revoke.len(), 3);
+        assert_eq!(c.heartbeat("g", &b.member_id, &[], t0).owned, vec![]);
+        assert_eq!(c.describe("g").unwrap().state, GroupState::Rebalancing);
+
+        // a releases one: only that one moves.
+        c.heartbeat("g", &a.member_id, &hb.revoke[..1], t0);
+        let hb_b = c.heartbeat("g", &b.member_id, &[], t0);
+        assert_eq!(hb_b.owned, hb.revoke[..1].to_vec());
+        c.heartbeat("g", &a.member_id, &hb.revoke[1..], t0);
+        let hb_b = c.heartbeat("g", &b.member_id, &[], t0);
+        assert_eq!(hb_b.owned, hb.revoke);
+        let hb_a = c.heartbeat("g", &a.member_id, &[], t0);
+        assert_eq!(hb_a.owned.len(), 3);
+        assert!(hb_a.revoke.is_empty() && hb_b.revoke.is_empty());
+        assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
+    }
+
+    #[test]
+    fn silent_members_expire_and_their_partitions_move() {
+        let (_dir, c) = coordinator();
+        let t0 = Instant::now();
+        let a = join(&c, "g", t0);
+        let b = join(&c, "g", t0);
+        let revoke = c.heartbeat("g", &a.member_id, &[], t0).revoke;
+        c.heartbeat("g", &a.member_id, &revoke, t0);
+        assert_eq!(c.heartbeat("g", &b.member_id, &[], t0).owned.len(), 3);
+
+        // a keeps heartbeating, b goes silent.
+        let step = Duration::from_millis(400);
+        let mut now = t0;
+        for _ in 0..3 {
+            now += step;
+            c.heartbeat("g", &a.member_id, &[], now);
+            c.expire(now);
+        }
+        let hb = c.heartbeat("g", &a.member_id, &[], now);
+        assert_eq!(hb.owned, tps(&[0, 1, 2, 3, 4, 5]));
+        assert_eq!(hb.generation, 3);
+        assert!(c.heartbeat("g", &b.member_id, &[], now).rejoin);
+    }
+
+    #[test]
+    fn a_member_that_never_releases_is_expired() {
+        let (_dir, c) = coordinator();
+        let t0 = Instant::now();
+        let a = join(&c, "g", t0);
+        let b = join(&c, "g", t0);
+        let mut now = t0;
+        for _ in 0..4 {
+            now += Duration::from_millis(400);
+            c.heartbeat("g", &a.member_id, &[], now);
+            c.heartbeat("g", &b.member_id, &[], now);
+            c.expire(now);
+        }
+        assert!(c.heartbeat("g", &a.member_id, &[], now).rejoin);
+        assert_eq!(c.heartbeat("g", &b.member_id, &[], now).owned.len(), 6);
+    }
+
+    #[tokio::test]
+    async fn commits_need_membership_current_generation_and_ownership() {
+        let (_dir, c) = coordinator();
+        let t0 = Instant::now();
+        let a = join(&c, "g", t0);
+        let offset = |p| vec![(TopicPartition::new("t", p), 10)];
+        c.commit("g", &a.member_id, 1, offset(0)).await.unwrap();
+        let b = join(&c, "g", t0);
+        let err = c.commit("g", &a.member_id, 1, offset(0)).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                GroupError::StaleGeneration {
+                    generation: 1,
+                    current: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // a still owns partition 0 (not revoked), so it may commit at gen 2.
+        c.commit("g", &a.member_id, 2, offset(0)).await.unwrap();
+        let err = c.commit("g", &b.member_id, 2, offset(0)).await.unwrap_err();
+        assert!(matches!(err, GroupError::NotPartitionOwner { .. }), "{err}");
+        let err = c.commit("g", "nobody", 2, offset(0)).await.unwrap_err();
+        assert!(matches!(err, GroupError::UnknownMember { .. }), "{err}");
+        assert_eq!(
+            c.fetch_offsets("g", &tps(&[0, 1])),
+            vec![
+                (TopicPartition::new("t", 0), Some(10)),
+                (TopicPartition::new("t", 1), None)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn reset_and_delete_are_refused_while_members_exist() {
+        let (_dir, c) = coordinator();
+        let t0 = Instant::now();
+        let a = join(&c, "g", t0);
+        let reset = vec![(TopicPartition::new("t", 0), 3)];
+        assert!(matches!(
+            c.reset_offsets("g", reset.clone()).await,
+            Err(GroupError::GroupNotEmpty { members: 1, .. })
+        ));
+        assert!(matches!(
+            c.delete("g").await,
+            Err(GroupError::GroupNotEmpty { .. })
+        ));
+        c.leave("g", &a.member_id, t0).unwrap();
+        c.reset_offsets("g", reset).await.unwrap();
+        assert_eq!(c.list().len(), 1);
+        assert_eq!(c.describe("g").unwrap().state, GroupState::Empty);
+        c.delete("g").await.unwrap();
+        assert!(c.list().is_empty());
+        assert!(matches!(
+            c.delete("g").await,
+            Err(GroupError::UnknownGroup(_))
+        ));
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let (_dir, c) = coordinator();
+        let t0 = Instant::now();
+        for _ in 0..4 {
+            join(&c, "g", t0);
+        }
+        let params = |group: &str, timeout| JoinParams {
+            group: group.into(),
+            topics: vec![("t".into(), 6)],
+            client_id: "svc".into(),
+            host: "h".into(),
+            session_timeout_ms: timeout,
+            member_id: None,
+        };
+        assert!(matches!(
+            c.join(params("g", 0), t0),
+            Err(GroupError::MemberLimitReached { max: 4, .. })
+        ));
+        join(&c, "g2", t0);
+        join(&c, "g3", t0);
+        assert!(matches!(
+            c.join(params("g4", 0), t0),
+            Err(GroupError::GroupLimitReached { max: 3 })
+        ));
+        assert!(matches!(
+            c.join(params("g", 50), t0),
+            Err(GroupError::InvalidSessionTimeout {
+                requested_ms: 50,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn rejoining_keeps_partitions_and_generation() {
+        let (_dir, c) = coordinator();
+        let t0 = Instant::now();
+        let a = join(&c, "g", t0);
+        let again = c
+            .join(
+                JoinParams {
+                    group: "g".into(),
+                    topics: vec![("t".into(), 6)],
+                    client_id: "svc".into(),
+                    host: "h".into(),
+                    session_timeout_ms: 0,
+                    member_id: Some(a.member_id.clone()),
+                },
+                t0,
+            )
+            .unwrap();
+        assert_eq!(again.member_id, a.member_id);
+        assert_eq!(again.generation, a.generation);
+        assert_eq!(again.assignment, a.assignment);
+    }
+}

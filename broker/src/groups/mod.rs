@@ -1,0 +1,128 @@
+//! Consumer groups: membership, server-side partition assignment with
+//! incremental (cooperative) rebalances, and the durable offset store.
+//!
+//! - [`coordinator`]: [`GroupCoordinator`], the group state machine: members,
+//!   generations, session expiry, the hand-over of partitions, and the
+//!   checks that make a stale member's commit impossible.
+//! - [`assignment`]: the pure, sticky and even assignment strategy.
+//! - [`offsets`]: [`OffsetStore`], committed offsets in an append-only,
+//!   checksummed, fsync'd file with group commit and compaction.
+//!
+//! Membership lives in memory only: after a broker restart every member is
+//! unknown and rejoins (its heartbeat answers `rejoin`). Committed offsets
+//! are durable.
+
+pub mod assignment;
+pub mod coordinator;
+pub mod offsets;
+
+use skiff_protocol::messages::TopicPartition;
+
+pub use coordinator::{GroupCoordinator, GroupLimits, JoinOutcome, JoinParams, MemberState};
+pub use offsets::{
+    OffsetRecovery, OffsetStore, OffsetStoreError, OffsetStoreOptions, OffsetUpdate,
+};
+
+/// Longest group name, in bytes. Names appear in every offset record and
+/// every group request; 255 is plenty for a service name plus a suffix.
+pub const GROUP_NAME_BYTES_MAX: usize = 255;
+
+/// Why a group operation was refused or failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum GroupError {
+    /// No group has that name.
+    #[error("unknown group {0:?}")]
+    UnknownGroup(String),
+    /// The group does not know the member (it left, timed out, or the broker
+    /// restarted).
+    #[error("group {group:?} has no member {member_id:?} (it left or timed out): join again")]
+    UnknownMember {
+        /// The group.
+        group: String,
+        /// The member id sent.
+        member_id: String,
+    },
+    /// The request's generation is not the group's current one.
+    #[error(
+        "group {group:?} is at generation {current}, the request carries generation {generation}: heartbeat and retry"
+    )]
+    StaleGeneration {
+        /// The group.
+        group: String,
+        /// The generation sent.
+        generation: u32,
+        /// The group's generation.
+        current: u32,
+    },
+    /// The member committed a partition it does not own.
+    #[error("member {member_id:?} of group {group:?} does not own {partition} (owner: {})", owner.as_deref().unwrap_or("none"))]
+    NotPartitionOwner {
+        /// The group.
+        group: String,
+        /// The committing member.
+        member_id: String,
+        /// The partition.
+        partition: TopicPartition,
+        /// Its owner now, if any.
+        owner: Option<String>,
+    },
+    /// The operation needs a group without members.
+    #[error("group {group:?} has {members} member(s); stop its consumers first")]
+    GroupNotEmpty {
+        /// The group.
+        group: String,
+        /// How many members it has.
+        members: usize,
+    },
+    /// The broker has `groups_max` groups already.
+    #[error("the broker already has {max} groups (groups_max)")]
+    GroupLimitReached {
+        /// The limit.
+        max: usize,
+    },
+    /// The group has `group_members_max` members already.
+    #[error("group {group:?} already has {max} members (group_members_max)")]
+    MemberLimitReached {
+        /// The group.
+        group: String,
+        /// The limit.
+        max: usize,
+    },
+    /// The requested session timeout is outside the broker's bounds.
+    #[error(
+        "session timeout {requested_ms} ms is outside {min_ms}..={max_ms} ms (session_timeout_ms_min/max)"
+    )]
+    InvalidSessionTimeout {
+        /// Requested.
+        requested_ms: u32,
+        /// Lower bound.
+        min_ms: u32,
+        /// Upper bound.
+        max_ms: u32,
+    },
+    /// The request is malformed in a group-specific way (no topics, a bad
+    /// group name).
+    #[error("invalid group request: {0}")]
+    Invalid(String),
+    /// Storing offsets failed.
+    #[error(transparent)]
+    Store(#[from] OffsetStoreError),
+}
+
+/// Checks a group name: 1 to [`GROUP_NAME_BYTES_MAX`] bytes, no control
+/// characters (names show up in logs and the CLI).
+pub fn validate_group_name(name: &str) -> Result<(), GroupError> {
+    if name.is_empty() || name.len() > GROUP_NAME_BYTES_MAX {
+        return Err(GroupError::Invalid(format!(
+            "group name must be 1 to {GROUP_NAME_BYTES_MAX} bytes, got {}",
+            name.len()
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(GroupError::Invalid(format!(
+            "group name {name:?} contains control characters"
+        )));
+    }
+    Ok(())
+}
