@@ -179,6 +179,10 @@ struct PartitionState {
     failures: u32,
     /// The log end offset from the last fetch.
     log_end_offset: Option<u64>,
+    /// After a start by timestamp: skip records older than this until the
+    /// first one at or after it (the broker may answer with the start of
+    /// the batch holding it).
+    skip_before_ts: Option<i64>,
 }
 
 struct FetchOutcome {
@@ -249,6 +253,7 @@ impl Consumer {
         for partition in partitions {
             let offset = resolve(&self.client, topic, partition, from).await?;
             self.set_position(topic, partition, offset);
+            self.set_timestamp_filter(topic, partition, from);
         }
         Ok(())
     }
@@ -315,7 +320,15 @@ impl Consumer {
     /// `StartFrom::Timestamp` to re-read from a point in time).
     pub async fn seek_to(&mut self, topic: &str, partition: u32, from: StartFrom) -> Result<()> {
         let offset = resolve(&self.client, topic, partition, from).await?;
-        self.seek(topic, partition, offset)
+        self.seek(topic, partition, offset)?;
+        self.set_timestamp_filter(topic, partition, from);
+        Ok(())
+    }
+
+    fn set_timestamp_filter(&mut self, topic: &str, partition: u32, from: StartFrom) {
+        if let (Some(i), StartFrom::Timestamp(ts)) = (self.find(topic, partition), from) {
+            self.partitions[i].skip_before_ts = Some(ts);
+        }
     }
 
     /// The next record from any assigned partition, waiting for one as long
@@ -368,6 +381,7 @@ impl Consumer {
                 p.epoch += 1;
                 p.stopped = false;
                 p.failures = 0;
+                p.skip_before_ts = None;
                 // A fetch still in flight will be dropped by its epoch; the
                 // next one may start now.
                 p.in_flight = false;
@@ -383,6 +397,7 @@ impl Consumer {
                 stopped: false,
                 failures: 0,
                 log_end_offset: None,
+                skip_before_ts: None,
             }),
         }
     }
@@ -459,7 +474,15 @@ impl Consumer {
         let p = &mut self.partitions[i];
         p.failures = 0;
         p.log_end_offset = Some(resp.log_end_offset);
-        match take_records(&topic, partition, offset, resp.records, &mut p.buffered) {
+        let taken = take_records(
+            &topic,
+            partition,
+            offset,
+            &mut p.skip_before_ts,
+            resp.records,
+            &mut p.buffered,
+        );
+        match taken {
             Ok(next) => {
                 p.fetch_offset = p.fetch_offset.max(next);
                 Ok(())
@@ -552,13 +575,15 @@ async fn list_offset(client: &Client, topic: &str, partition: u32, query: Offset
 }
 
 /// Decodes a fetch response's batches into `out`, skipping records below
-/// `wanted`. Returns the offset after the last record seen (at least
+/// `wanted`, and, while `skip_before_ts` is set, records older than it (it is
+/// cleared at the first record at or after it). Returns the offset after the last record seen (at least
 /// `wanted`); on a bad batch, that offset and the error (records of earlier
 /// batches are kept).
 fn take_records(
     topic: &Arc<str>,
     partition: u32,
     wanted: u64,
+    skip_before_ts: &mut Option<i64>,
     records: Bytes,
     out: &mut std::collections::VecDeque<ConsumedRecord>,
 ) -> std::result::Result<u64, (u64, Error)> {
@@ -576,6 +601,10 @@ fn take_records(
                 continue;
             }
             next = r.offset + 1;
+            if skip_before_ts.is_some_and(|ts| r.timestamp_ms < ts) {
+                continue;
+            }
+            *skip_before_ts = None;
             out.push_back(ConsumedRecord {
                 topic: Arc::clone(topic),
                 partition,
@@ -616,7 +645,7 @@ mod tests {
         buf.extend(batch(13, &["d"]));
         let topic: Arc<str> = Arc::from("t");
         let mut out = Default::default();
-        let next = take_records(&topic, 0, 11, Bytes::from(buf), &mut out).unwrap();
+        let next = take_records(&topic, 0, 11, &mut None, Bytes::from(buf), &mut out).unwrap();
         assert_eq!(next, 14);
         let got: Vec<(u64, &[u8])> = out.iter().map(|r| (r.offset, &r.value[..])).collect();
         assert_eq!(got, vec![(11, &b"b"[..]), (12, b"c"), (13, b"d")]);
@@ -631,17 +660,38 @@ mod tests {
         buf.extend(bad);
         let topic: Arc<str> = Arc::from("t");
         let mut out = Default::default();
-        let (next, err) = take_records(&topic, 3, 0, Bytes::from(buf), &mut out).unwrap_err();
+        let (next, err) = take_records(&topic, 3, 0, &mut None, Bytes::from(buf), &mut out).unwrap_err();
         assert_eq!(next, 1);
         assert_eq!(out.len(), 1);
         assert!(matches!(err, Error::CorruptBatch { partition: 3, .. }), "{err:?}");
     }
 
     #[test]
+    fn a_timestamp_start_skips_older_records_of_the_first_batch() {
+        let mut b = BatchBuilder::new();
+        for (i, ts) in [10, 20, 30, 15].into_iter().enumerate() {
+            b.push(Record {
+                timestamp_ms: ts,
+                key: None,
+                value: Bytes::from(i.to_string()),
+                headers: vec![],
+            });
+        }
+        let topic: Arc<str> = Arc::from("t");
+        let mut out = std::collections::VecDeque::new();
+        let mut filter = Some(20);
+        take_records(&topic, 0, 0, &mut filter, b.build(), &mut out).unwrap();
+        // From the first record at or after 20 on, everything is kept.
+        let offsets: Vec<u64> = out.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![1, 2, 3]);
+        assert_eq!(filter, None);
+    }
+
+    #[test]
     fn an_empty_fetch_keeps_the_offset() {
         let topic: Arc<str> = Arc::from("t");
         let mut out = Default::default();
-        assert_eq!(take_records(&topic, 0, 42, Bytes::new(), &mut out).unwrap(), 42);
+        assert_eq!(take_records(&topic, 0, 42, &mut None, Bytes::new(), &mut out).unwrap(), 42);
         assert!(out.is_empty());
     }
 
