@@ -58,6 +58,24 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// How long shutdown waits for in-flight requests before closing anyway.
     pub shutdown_grace_ms: u64,
+    /// Most members one consumer group may have. Bounds the per-group state
+    /// and the work of each rebalance.
+    pub group_members_max: usize,
+    /// Most consumer groups the broker keeps (with members or committed
+    /// offsets). Bounds coordinator memory and the offset snapshot size.
+    pub groups_max: usize,
+    /// Shortest session timeout a group member may ask for, in milliseconds.
+    /// Shorter timeouts expire members on a GC pause or a slow network.
+    pub session_timeout_ms_min: u32,
+    /// Longest session timeout a group member may ask for, in milliseconds.
+    /// Bounds how long a dead member's partitions stay unconsumed.
+    pub session_timeout_ms_max: u32,
+    /// Session timeout of members that do not ask for one, in milliseconds.
+    pub session_timeout_ms_default: u32,
+    /// Heartbeat interval told to group members, in milliseconds (capped at a
+    /// third of each member's session timeout, so two heartbeats may be lost
+    /// before it expires).
+    pub heartbeat_interval_ms: u32,
 }
 
 /// 1 GiB: large enough that a partition has few files, small enough that
@@ -85,6 +103,12 @@ impl Default for BrokerConfig {
             retention_bytes: None,
             retention_check_interval_ms: 30_000,
             shutdown_grace_ms: 10_000,
+            group_members_max: 1000,
+            groups_max: 10_000,
+            session_timeout_ms_min: 1000,
+            session_timeout_ms_max: 5 * 60 * 1000,
+            session_timeout_ms_default: 30_000,
+            heartbeat_interval_ms: 3000,
         }
     }
 }
@@ -92,6 +116,10 @@ impl Default for BrokerConfig {
 /// A fetch response must fit in a frame the client accepts (same default
 /// limit), with room for the response header and offsets.
 const _: () = assert!(8 * 1024 * 1024 + 64 < skiff_protocol::FRAME_BYTES_MAX_DEFAULT);
+
+/// The default heartbeat leaves room for two lost heartbeats within the
+/// default session timeout, and the default timeout lies within its bounds.
+const _: () = assert!(3 * 3000 <= 30_000 && 1000 <= 30_000 && 30_000 <= 5 * 60 * 1000);
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -173,10 +201,47 @@ impl BrokerConfig {
         if self.segment_bytes < 1024 {
             return invalid("segment_bytes", "must be at least 1024");
         }
+        if self.group_members_max == 0 {
+            return invalid("group_members_max", "must be at least 1");
+        }
+        if self.groups_max == 0 {
+            return invalid("groups_max", "must be at least 1");
+        }
+        if self.session_timeout_ms_min == 0
+            || self.session_timeout_ms_min > self.session_timeout_ms_max
+        {
+            return invalid(
+                "session_timeout_ms_min",
+                "must be at least 1 and at most session_timeout_ms_max",
+            );
+        }
+        if !(self.session_timeout_ms_min..=self.session_timeout_ms_max)
+            .contains(&self.session_timeout_ms_default)
+        {
+            return invalid(
+                "session_timeout_ms_default",
+                "must lie within session_timeout_ms_min..=session_timeout_ms_max",
+            );
+        }
+        if self.heartbeat_interval_ms == 0 {
+            return invalid("heartbeat_interval_ms", "must be at least 1");
+        }
         if self.retention_check_interval_ms == 0 {
             return invalid("retention_check_interval_ms", "must be at least 1");
         }
         Ok(())
+    }
+
+    /// The consumer-group limits.
+    pub fn group_limits(&self) -> crate::groups::GroupLimits {
+        crate::groups::GroupLimits {
+            group_members_max: self.group_members_max,
+            groups_max: self.groups_max,
+            session_timeout_ms_min: self.session_timeout_ms_min,
+            session_timeout_ms_max: self.session_timeout_ms_max,
+            session_timeout_ms_default: self.session_timeout_ms_default,
+            heartbeat_interval_ms: self.heartbeat_interval_ms,
+        }
     }
 
     /// The log settings a partition gets from the broker's defaults.

@@ -24,9 +24,11 @@ use futures::{SinkExt, StreamExt};
 use skiff_protocol::ErrorCode;
 use skiff_protocol::frame::{FrameError, OutgoingResponse, RequestFrame, ServerCodec};
 use skiff_protocol::messages::{
-    ApiKey, CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest, FetchRequest,
-    HandshakeRequest, HandshakeResponse, ListOffsetsRequest, ListTopicsRequest, ProduceRequest,
-    Request,
+    ApiKey, CommitOffsetsRequest, CreateTopicRequest, DeleteGroupRequest, DeleteTopicRequest,
+    DescribeGroupRequest, DescribeTopicRequest, FetchOffsetsRequest, FetchRequest,
+    HandshakeRequest, HandshakeResponse, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, ListTopicsRequest, ProduceRequest, Request,
+    ResetOffsetsRequest,
 };
 use skiff_protocol::primitives::{Decode, Encode, decode_body};
 use tokio::net::TcpStream;
@@ -36,7 +38,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::Shared;
 use super::failure::Failure;
-use super::handlers;
+use super::{group_handlers, handlers};
 
 /// Serves one connection until the client closes it, it breaks, it idles
 /// out, or the broker shuts down (in-flight requests still get answered).
@@ -103,7 +105,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         }
         // A body that fails to decode is answered with an error; the frame
         // boundaries are intact, so the connection stays usable.
-        if let Err(failure) = dispatch(&shared, frame, permit, &tx, &produce_tx).await {
+        if let Err(failure) = dispatch(&shared, frame, permit, &tx, &produce_tx, peer).await {
             let _ = tx.send(failure.into_response(correlation_id)).await;
         }
     }
@@ -192,6 +194,7 @@ async fn dispatch(
     permit: OwnedSemaphorePermit,
     tx: &mpsc::Sender<OutgoingResponse>,
     produce_tx: &mpsc::Sender<ProduceJob>,
+    peer: SocketAddr,
 ) -> Result<(), Failure> {
     let id = frame.correlation_id;
     let Some(api) = ApiKey::from_u16(frame.api_key) else {
@@ -273,6 +276,54 @@ async fn dispatch(
                     "connection is closing",
                 ));
             }
+            Ok(())
+        }
+        ApiKey::JoinGroup => {
+            let req = decode::<JoinGroupRequest>(frame)?;
+            respond(tx, id, group_handlers::join_group(shared, req, peer)).await;
+            Ok(())
+        }
+        ApiKey::Heartbeat => {
+            let req = decode::<HeartbeatRequest>(frame)?;
+            respond(tx, id, Ok(group_handlers::heartbeat(shared, req))).await;
+            Ok(())
+        }
+        ApiKey::LeaveGroup => {
+            let req = decode::<LeaveGroupRequest>(frame)?;
+            respond(tx, id, group_handlers::leave_group(shared, req)).await;
+            Ok(())
+        }
+        ApiKey::CommitOffsets => {
+            let req = decode::<CommitOffsetsRequest>(frame)?;
+            let work = group_handlers::commit_offsets(Arc::clone(shared), req);
+            spawn_request(shared, tx, id, permit, work);
+            Ok(())
+        }
+        ApiKey::FetchOffsets => {
+            let req = decode::<FetchOffsetsRequest>(frame)?;
+            respond(tx, id, Ok(group_handlers::fetch_offsets(shared, req))).await;
+            Ok(())
+        }
+        ApiKey::ListGroups => {
+            decode::<ListGroupsRequest>(frame)?;
+            respond(tx, id, Ok(group_handlers::list_groups(shared))).await;
+            Ok(())
+        }
+        ApiKey::DescribeGroup => {
+            let req = decode::<DescribeGroupRequest>(frame)?;
+            respond(tx, id, group_handlers::describe_group(shared, req)).await;
+            Ok(())
+        }
+        ApiKey::ResetOffsets => {
+            let req = decode::<ResetOffsetsRequest>(frame)?;
+            let work = group_handlers::reset_offsets(Arc::clone(shared), req);
+            spawn_request(shared, tx, id, permit, work);
+            Ok(())
+        }
+        ApiKey::DeleteGroup => {
+            let req = decode::<DeleteGroupRequest>(frame)?;
+            let work = group_handlers::delete_group(Arc::clone(shared), req);
+            spawn_request(shared, tx, id, permit, work);
             Ok(())
         }
         _ => Err(Failure::new(

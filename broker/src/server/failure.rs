@@ -5,6 +5,7 @@ use skiff_protocol::ErrorCode;
 use skiff_protocol::frame::OutgoingResponse;
 use skiff_protocol::primitives::DecodeError;
 
+use crate::groups::{GroupError, OffsetStoreError};
 use crate::log::LogError;
 use crate::topics::TopicError;
 
@@ -63,6 +64,25 @@ impl From<TopicError> for Failure {
             TopicError::NotFound(_) => ErrorCode::UnknownTopic,
             TopicError::UnknownPartition { .. } => ErrorCode::UnknownPartition,
             TopicError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            _ => ErrorCode::StorageError,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+impl From<GroupError> for Failure {
+    fn from(e: GroupError) -> Self {
+        let code = match &e {
+            GroupError::UnknownGroup(_) => ErrorCode::UnknownGroup,
+            GroupError::UnknownMember { .. } => ErrorCode::UnknownMember,
+            GroupError::StaleGeneration { .. } => ErrorCode::StaleGeneration,
+            GroupError::NotPartitionOwner { .. } => ErrorCode::NotPartitionOwner,
+            GroupError::GroupNotEmpty { .. } => ErrorCode::GroupNotEmpty,
+            GroupError::GroupLimitReached { .. } => ErrorCode::GroupLimitReached,
+            GroupError::MemberLimitReached { .. } => ErrorCode::MemberLimitReached,
+            GroupError::InvalidSessionTimeout { .. } => ErrorCode::InvalidSessionTimeout,
+            GroupError::Invalid(_) => ErrorCode::InvalidRequest,
+            GroupError::Store(OffsetStoreError::Closed) => ErrorCode::ShuttingDown,
             _ => ErrorCode::StorageError,
         };
         Failure::new(code, e.to_string())

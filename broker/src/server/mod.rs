@@ -9,6 +9,7 @@
 
 mod connection;
 mod failure;
+mod group_handlers;
 mod handlers;
 mod listener;
 
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{BrokerConfig, ConfigError};
+use crate::groups::{GroupCoordinator, GroupError, OffsetStoreOptions};
 use crate::log::Durability;
 use crate::topics::{TopicError, TopicRegistry};
 
@@ -32,6 +34,8 @@ use crate::topics::{TopicError, TopicRegistry};
 pub(crate) struct Shared {
     pub config: BrokerConfig,
     pub topics: TopicRegistry,
+    /// Consumer groups and their committed offsets (`<data_dir>/groups/`).
+    pub groups: GroupCoordinator,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     pub connections: Arc<Semaphore>,
@@ -48,6 +52,9 @@ pub enum BrokerError {
     /// Opening or closing the topics failed.
     #[error(transparent)]
     Topics(#[from] TopicError),
+    /// Opening or closing the consumer groups' offset store failed.
+    #[error(transparent)]
+    Groups(#[from] GroupError),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -104,6 +111,19 @@ impl Broker {
         })
         .await
         .map_err(|e| BrokerError::Task(e.to_string()))??;
+        let groups_dir = config.data_dir.join("groups");
+        let limits = config.group_limits();
+        let (groups, recovery) = tokio::task::spawn_blocking(move || {
+            GroupCoordinator::open(&groups_dir, limits, OffsetStoreOptions::default())
+        })
+        .await
+        .map_err(|e| BrokerError::Task(e.to_string()))??;
+        if recovery.truncated_bytes > 0 {
+            tracing::warn!(
+                cut_bytes = recovery.truncated_bytes,
+                "offset store: cut a torn tail on recovery"
+            );
+        }
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -119,6 +139,7 @@ impl Broker {
             connections: Arc::new(Semaphore::new(config.connections_max)),
             config,
             topics,
+            groups,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             started: Instant::now(),
@@ -132,6 +153,10 @@ impl Broker {
             "skiffd started"
         );
         start_background(&shared);
+        let expiry = Arc::clone(&shared);
+        shared.tracker.spawn(async move {
+            expiry.groups.run_expiry(expiry.shutdown.clone()).await;
+        });
         let accept = tokio::spawn(listener::accept_loop(listener, Arc::clone(&shared)));
         Ok(BrokerHandle {
             local_addr,
@@ -184,6 +209,11 @@ impl BrokerHandle {
                 "requests still in flight after the grace period; closing anyway"
             );
         }
+        let closing = Arc::clone(&shared);
+        // Finishes queued offset commits (each acked only once fsync'd).
+        tokio::task::spawn_blocking(move || closing.groups.close())
+            .await
+            .map_err(|e| BrokerError::Task(e.to_string()))?;
         let closing = Arc::clone(&shared);
         tokio::task::spawn_blocking(move || closing.topics.close_all())
             .await
