@@ -60,7 +60,9 @@ Examples:
 #[derive(Debug, Subcommand)]
 pub enum TopicCommand {
     /// Create a topic.
-    #[command(after_help = "Example:\n  skiff topic create orders --partitions 6 --retention-ms 604800000")]
+    #[command(
+        after_help = "Example:\n  skiff topic create orders --partitions 6 --retention-ms 604800000"
+    )]
     Create(TopicCreateArgs),
     /// List topics with their partition counts.
     List {
@@ -187,7 +189,10 @@ mod tests {
         assert_eq!(parse_start("earliest"), Ok(StartFrom::Earliest));
         assert_eq!(parse_start("latest"), Ok(StartFrom::Latest));
         assert_eq!(parse_start("42"), Ok(StartFrom::Offset(42)));
-        assert_eq!(parse_start("@1700000000000"), Ok(StartFrom::Timestamp(1_700_000_000_000)));
+        assert_eq!(
+            parse_start("@1700000000000"),
+            Ok(StartFrom::Timestamp(1_700_000_000_000))
+        );
         assert!(parse_start("-1").is_err());
         assert!(parse_start("@x").is_err());
     }

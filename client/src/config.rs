@@ -178,7 +178,11 @@ mod tests {
         for _ in 0..40 {
             let ceiling = b.ceiling_ms();
             let d = b.next_delay().as_millis() as u64;
-            assert!(d >= ceiling / 2 && d <= ceiling, "{d} outside [{}, {ceiling}]", ceiling / 2);
+            assert!(
+                d >= ceiling / 2 && d <= ceiling,
+                "{d} outside [{}, {ceiling}]",
+                ceiling / 2
+            );
             assert!(d <= 1_000);
             ceilings.push(ceiling);
         }

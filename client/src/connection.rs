@@ -309,11 +309,17 @@ impl Connection {
             if let Some(reason) = &pending.closed {
                 return Err(shared.closed_error(reason));
             }
-            let mut id = self.inner.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+            let mut id = self
+                .inner
+                .next_correlation_id
+                .fetch_add(1, Ordering::Relaxed);
             // Skip ids still in use after a wrap-around (a request pending
             // for four billion requests).
             while pending.requests.contains_key(&id) {
-                id = self.inner.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+                id = self
+                    .inner
+                    .next_correlation_id
+                    .fetch_add(1, Ordering::Relaxed);
             }
             pending.requests.insert(id, tx);
             id
@@ -331,9 +337,9 @@ impl Connection {
         let exchange = async {
             if self.inner.tx.send(frame).await.is_err() {
                 let reason = shared.lock().closed.clone();
-                return Err(shared.closed_error(
-                    reason.as_deref().unwrap_or("the writer task has stopped"),
-                ));
+                return Err(
+                    shared.closed_error(reason.as_deref().unwrap_or("the writer task has stopped"))
+                );
             }
             match rx.await {
                 Ok(result) => result,
@@ -426,7 +432,10 @@ mod tests {
     use skiff_protocol::messages::{ListTopicsRequest, ListTopicsResponse, TopicListing};
     use tokio::io::DuplexStream;
 
-    fn pair() -> (Connection, tokio_util::codec::Framed<DuplexStream, ServerCodec>) {
+    fn pair() -> (
+        Connection,
+        tokio_util::codec::Framed<DuplexStream, ServerCodec>,
+    ) {
         let (client, server) = tokio::io::duplex(64 * 1024);
         let conn = Connection::from_stream(client, "test-broker".into(), &ClientConfig::default());
         let server = tokio_util::codec::Framed::new(server, ServerCodec::new(1 << 20));
@@ -458,11 +467,17 @@ mod tests {
         assert_ne!(first.correlation_id, second.correlation_id);
         // Answer in reverse order.
         server
-            .send(OutgoingResponse::ok(second.correlation_id, &listing("second")))
+            .send(OutgoingResponse::ok(
+                second.correlation_id,
+                &listing("second"),
+            ))
             .await
             .unwrap();
         server
-            .send(OutgoingResponse::ok(first.correlation_id, &listing("first")))
+            .send(OutgoingResponse::ok(
+                first.correlation_id,
+                &listing("first"),
+            ))
             .await
             .unwrap();
         assert_eq!(a.await.unwrap().unwrap().topics[0].name, "first");
@@ -567,7 +582,10 @@ mod tests {
         let task = tokio::spawn(async move { c.send(ListTopicsRequest).await });
         let req = server.next().await.unwrap().unwrap();
         server
-            .send(OutgoingResponse::ok(req.correlation_id, &listing(&"x".repeat(100))))
+            .send(OutgoingResponse::ok(
+                req.correlation_id,
+                &listing(&"x".repeat(100)),
+            ))
             .await
             .unwrap();
         let err = task.await.unwrap().unwrap_err();

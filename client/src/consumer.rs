@@ -294,7 +294,8 @@ impl Consumer {
 
     /// The offset of the next record `next` returns for this partition.
     pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
-        self.find(topic, partition).map(|i| self.partitions[i].position)
+        self.find(topic, partition)
+            .map(|i| self.partitions[i].position)
     }
 
     /// Records between the position and the log end seen by the last fetch.
@@ -422,8 +423,8 @@ impl Consumer {
                 continue;
             }
             p.in_flight = true;
-            let delay = (p.failures > 1)
-                .then(|| Duration::from_millis(self.config.retry_backoff_ms));
+            let delay =
+                (p.failures > 1).then(|| Duration::from_millis(self.config.retry_backoff_ms));
             let request = FetchRequest {
                 topic: p.topic.to_string(),
                 partition: p.partition,
@@ -431,7 +432,8 @@ impl Consumer {
                 max_bytes: self.config.fetch_bytes_max,
                 max_wait_ms: self.config.max_wait_ms,
             };
-            let timeout = request_timeout + Duration::from_millis(u64::from(self.config.max_wait_ms));
+            let timeout =
+                request_timeout + Duration::from_millis(u64::from(self.config.max_wait_ms));
             let client = self.client.clone();
             let (topic, partition, epoch, offset) =
                 (Arc::clone(&p.topic), p.partition, p.epoch, p.fetch_offset);
@@ -541,7 +543,6 @@ impl Consumer {
             }
         }
     }
-
 }
 
 /// The offset `from` names in a partition.
@@ -562,7 +563,12 @@ async fn bounds(client: &Client, topic: &str, partition: u32) -> (u64, u64) {
     (start.unwrap_or(0), end.unwrap_or(0))
 }
 
-async fn list_offset(client: &Client, topic: &str, partition: u32, query: OffsetQuery) -> Result<u64> {
+async fn list_offset(
+    client: &Client,
+    topic: &str,
+    partition: u32,
+    query: OffsetQuery,
+) -> Result<u64> {
     let resp = client
         .send(ListOffsetsRequest {
             topic: topic.to_owned(),
@@ -660,10 +666,14 @@ mod tests {
         buf.extend(bad);
         let topic: Arc<str> = Arc::from("t");
         let mut out = Default::default();
-        let (next, err) = take_records(&topic, 3, 0, &mut None, Bytes::from(buf), &mut out).unwrap_err();
+        let (next, err) =
+            take_records(&topic, 3, 0, &mut None, Bytes::from(buf), &mut out).unwrap_err();
         assert_eq!(next, 1);
         assert_eq!(out.len(), 1);
-        assert!(matches!(err, Error::CorruptBatch { partition: 3, .. }), "{err:?}");
+        assert!(
+            matches!(err, Error::CorruptBatch { partition: 3, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -691,7 +701,10 @@ mod tests {
     fn an_empty_fetch_keeps_the_offset() {
         let topic: Arc<str> = Arc::from("t");
         let mut out = Default::default();
-        assert_eq!(take_records(&topic, 0, 42, &mut None, Bytes::new(), &mut out).unwrap(), 42);
+        assert_eq!(
+            take_records(&topic, 0, 42, &mut None, Bytes::new(), &mut out).unwrap(),
+            42
+        );
         assert!(out.is_empty());
     }
 
@@ -700,7 +713,10 @@ mod tests {
         let client = Client::lazy(crate::ClientConfig::new("127.0.0.1:1"));
         let mut consumer = Consumer::new(client, ConsumerConfig::default());
         assert!(consumer.seek("t", 0, 5).is_err());
-        consumer.assign("t", [0, 1], StartFrom::Offset(7)).await.unwrap();
+        consumer
+            .assign("t", [0, 1], StartFrom::Offset(7))
+            .await
+            .unwrap();
         assert_eq!(consumer.position("t", 1), Some(7));
         consumer.seek("t", 1, 3).unwrap();
         assert_eq!(consumer.position("t", 1), Some(3));

@@ -106,7 +106,9 @@ pub enum Error {
         error: BatchError,
     },
     /// The broker speaks another protocol version.
-    #[error("broker {broker} speaks protocol version {broker_version}, this client {client_version}")]
+    #[error(
+        "broker {broker} speaks protocol version {broker_version}, this client {client_version}"
+    )]
     UnsupportedVersion {
         /// The broker's address.
         broker: String,
@@ -125,7 +127,9 @@ pub enum Error {
     },
     /// The producer's buffer holds `buffer_bytes_max` bytes not yet
     /// acknowledged; wait for some acks (or `flush`) and send again.
-    #[error("producer buffer is full: {buffered} bytes pending, limit {max} bytes (buffer_bytes_max)")]
+    #[error(
+        "producer buffer is full: {buffered} bytes pending, limit {max} bytes (buffer_bytes_max)"
+    )]
     BufferFull {
         /// Bytes pending.
         buffered: usize,
@@ -226,7 +230,13 @@ mod tests {
         assert!(matches!(e, Error::UnknownTopic { ref topic, .. } if topic == "t"));
         assert_eq!(e.code(), Some(ErrorCode::UnknownTopic));
         let e = Error::from_response(ErrorCode::StorageError, "disk".into(), Some("t"), Some(0));
-        assert!(matches!(e, Error::Broker { code: ErrorCode::StorageError, .. }));
+        assert!(matches!(
+            e,
+            Error::Broker {
+                code: ErrorCode::StorageError,
+                ..
+            }
+        ));
         assert!(e.is_retriable());
         let e = Error::ConnectionClosed {
             broker: "b".into(),

@@ -62,4 +62,6 @@ pub use producer::{
 };
 
 pub use skiff_protocol::batch::Header;
-pub use skiff_protocol::messages::{DescribeTopicResponse, PartitionDescription, TopicConfig, TopicListing};
+pub use skiff_protocol::messages::{
+    DescribeTopicResponse, PartitionDescription, TopicConfig, TopicListing,
+};

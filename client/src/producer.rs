@@ -269,9 +269,7 @@ impl Future for SendFuture {
                 Poll::Ready(Err(_)) => Poll::Ready(Err(Error::Closed("producer"))),
                 Poll::Pending => Poll::Pending,
             },
-            SendState::Failed(e) => {
-                Poll::Ready(Err(e.take().unwrap_or(Error::Closed("producer"))))
-            }
+            SendState::Failed(e) => Poll::Ready(Err(e.take().unwrap_or(Error::Closed("producer")))),
         }
     }
 }
@@ -816,7 +814,11 @@ impl Task {
         for (batch, e) in failed_for_good.into_iter().chain(aborted) {
             self.finish(key, batch, Err(e));
         }
-        if self.partitions.get(key).is_some_and(PartitionQueue::is_idle) {
+        if self
+            .partitions
+            .get(key)
+            .is_some_and(PartitionQueue::is_idle)
+        {
             self.partitions.remove(key);
         }
     }
@@ -1030,10 +1032,14 @@ mod tests {
     async fn retriable_failures_are_retried_in_order() {
         let config = ProducerConfig::default().retry_backoff_ms(1);
         let (p, broker) = producer(config);
-        broker.fail_next.lock().unwrap().push_back(Error::ConnectionClosed {
-            broker: "b".into(),
-            reason: "cut".into(),
-        });
+        broker
+            .fail_next
+            .lock()
+            .unwrap()
+            .push_back(Error::ConnectionClosed {
+                broker: "b".into(),
+                reason: "cut".into(),
+            });
         let futures: Vec<_> = (0..3).map(|i| p.send(rec(i))).collect();
         let offsets: Vec<u64> = futures::future::join_all(futures)
             .await
@@ -1059,7 +1065,10 @@ mod tests {
         let results = futures::future::join_all(futures).await;
         assert!(matches!(
             &results[0],
-            Err(Error::Broker { code: ErrorCode::CorruptBatch, .. })
+            Err(Error::Broker {
+                code: ErrorCode::CorruptBatch,
+                ..
+            })
         ));
         for r in &results[1..] {
             assert!(

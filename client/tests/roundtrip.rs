@@ -40,7 +40,9 @@ fn partitions(n: u32) -> TopicConfig {
 }
 
 async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(TEST_WAIT, fut).await.expect("finished in time")
+    tokio::time::timeout(TEST_WAIT, fut)
+        .await
+        .expect("finished in time")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +50,10 @@ async fn admin_lifecycle() {
     let (broker, _dir, client) = broker().await;
     let admin = client.admin();
     admin.create_topic("orders", partitions(3)).await.unwrap();
-    let err = admin.create_topic("orders", partitions(3)).await.unwrap_err();
+    let err = admin
+        .create_topic("orders", partitions(3))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::TopicAlreadyExists), "{err}");
     assert!(matches!(
         admin.create_topic("bad/name", partitions(1)).await,
@@ -56,19 +61,29 @@ async fn admin_lifecycle() {
     ));
     let listed = admin.list_topics().await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].name.as_str(), listed[0].partitions), ("orders", 3));
+    assert_eq!(
+        (listed[0].name.as_str(), listed[0].partitions),
+        ("orders", 3)
+    );
     let described = admin.describe_topic("orders").await.unwrap();
     assert_eq!(described.partitions.len(), 3);
     admin.delete_topic("orders").await.unwrap();
     let err = admin.describe_topic("orders").await.unwrap_err();
-    assert!(matches!(&err, Error::UnknownTopic { topic, .. } if topic == "orders"), "{err:?}");
+    assert!(
+        matches!(&err, Error::UnknownTopic { topic, .. } if topic == "orders"),
+        "{err:?}"
+    );
     broker.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produced_records_come_back_in_order_with_their_offsets() {
     let (broker, _dir, client) = broker().await;
-    client.admin().create_topic("events", partitions(3)).await.unwrap();
+    client
+        .admin()
+        .create_topic("events", partitions(3))
+        .await
+        .unwrap();
     let producer = Producer::new(client.clone(), ProducerConfig::default());
     let sends: Vec<_> = (0..300)
         .map(|i| {
@@ -92,31 +107,56 @@ async fn produced_records_come_back_in_order_with_their_offsets() {
         let expected = next.entry(ack.partition).or_default();
         assert_eq!(ack.offset, *expected, "record {i}");
         *expected += 1;
-        assert_eq!(*key_partition.entry(i % 7).or_insert(ack.partition), ack.partition);
+        assert_eq!(
+            *key_partition.entry(i % 7).or_insert(ack.partition),
+            ack.partition
+        );
     }
 
     let mut consumer = Consumer::new(client.clone(), ConsumerConfig::default().max_wait_ms(50));
-    assert_eq!(consumer.assign_all("events", StartFrom::Earliest).await.unwrap(), 3);
+    assert_eq!(
+        consumer
+            .assign_all("events", StartFrom::Earliest)
+            .await
+            .unwrap(),
+        3
+    );
     let mut seen = HashMap::new();
     for _ in 0..300 {
         let r = within(consumer.next()).await.expect("assigned").unwrap();
-        let i: usize = std::str::from_utf8(&r.headers[0].value).unwrap().parse().unwrap();
+        let i: usize = std::str::from_utf8(&r.headers[0].value)
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(r.value, format!("value-{i}"));
         assert_eq!(r.key.as_deref(), Some(format!("key-{}", i % 7).as_bytes()));
         assert_eq!((r.partition, r.offset), (acks[i].partition, acks[i].offset));
         assert!(seen.insert(i, ()).is_none(), "record {i} delivered twice");
     }
-    assert_eq!(consumer.position("events", acks[0].partition), Some(next[&acks[0].partition]));
+    assert_eq!(
+        consumer.position("events", acks[0].partition),
+        Some(next[&acks[0].partition])
+    );
     broker.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_start_where_asked_and_skip_earlier_records_of_a_batch() {
     let (broker, _dir, client) = broker().await;
-    client.admin().create_topic("t", partitions(1)).await.unwrap();
+    client
+        .admin()
+        .create_topic("t", partitions(1))
+        .await
+        .unwrap();
     let producer = Producer::new(client.clone(), ProducerConfig::default().linger_ms(50));
     let sends: Vec<_> = (0..10)
-        .map(|i| producer.send(ProducerRecord::new("t", format!("{i}")).partition(0).timestamp_ms(1_000 + i)))
+        .map(|i| {
+            producer.send(
+                ProducerRecord::new("t", format!("{i}"))
+                    .partition(0)
+                    .timestamp_ms(1_000 + i),
+            )
+        })
         .collect();
     producer.flush().await.unwrap();
     for s in sends {
@@ -125,14 +165,20 @@ async fn consumers_start_where_asked_and_skip_earlier_records_of_a_batch() {
 
     // The ten records share one batch; starting at 5 must skip 0..5.
     let mut consumer = Consumer::new(client.clone(), ConsumerConfig::default().max_wait_ms(50));
-    consumer.assign("t", [0], StartFrom::Offset(5)).await.unwrap();
+    consumer
+        .assign("t", [0], StartFrom::Offset(5))
+        .await
+        .unwrap();
     let first = within(consumer.next()).await.unwrap().unwrap();
     assert_eq!((first.offset, &first.value[..]), (5, &b"5"[..]));
 
     // By time: the first record stamped at or after 1007 comes first (the
     // broker may resolve to the start of its batch; the consumer skips the
     // older records of it).
-    consumer.seek_to("t", 0, StartFrom::Timestamp(1_007)).await.unwrap();
+    consumer
+        .seek_to("t", 0, StartFrom::Timestamp(1_007))
+        .await
+        .unwrap();
     let r = within(consumer.next()).await.unwrap().unwrap();
     assert_eq!((r.offset, r.timestamp_ms), (7, 1_007));
 
@@ -150,13 +196,22 @@ async fn consumers_start_where_asked_and_skip_earlier_records_of_a_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_at_the_end_long_polls_for_new_records() {
     let (broker, _dir, client) = broker().await;
-    client.admin().create_topic("live", partitions(2)).await.unwrap();
+    client
+        .admin()
+        .create_topic("live", partitions(2))
+        .await
+        .unwrap();
     let mut consumer = Consumer::new(client.clone(), ConsumerConfig::default().max_wait_ms(200));
-    consumer.assign_all("live", StartFrom::Latest).await.unwrap();
+    consumer
+        .assign_all("live", StartFrom::Latest)
+        .await
+        .unwrap();
     let producer = Producer::new(client.clone(), ProducerConfig::default());
     let sender = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        producer.send(ProducerRecord::new("live", "late").partition(1)).await
+        producer
+            .send(ProducerRecord::new("live", "late").partition(1))
+            .await
     });
     let r = within(consumer.next()).await.unwrap().unwrap();
     assert_eq!((r.partition, r.offset, &r.value[..]), (1, 0, &b"late"[..]));
@@ -167,15 +222,32 @@ async fn a_consumer_at_the_end_long_polls_for_new_records() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_range_offsets_follow_the_reset_policy() {
     let (broker, _dir, client) = broker().await;
-    client.admin().create_topic("r", partitions(1)).await.unwrap();
+    client
+        .admin()
+        .create_topic("r", partitions(1))
+        .await
+        .unwrap();
     let producer = Producer::new(client.clone(), ProducerConfig::default());
-    producer.send(ProducerRecord::new("r", "only").partition(0)).await.unwrap();
+    producer
+        .send(ProducerRecord::new("r", "only").partition(0))
+        .await
+        .unwrap();
 
     let mut strict = Consumer::new(client.clone(), ConsumerConfig::default().max_wait_ms(50));
-    strict.assign("r", [0], StartFrom::Offset(1_000)).await.unwrap();
+    strict
+        .assign("r", [0], StartFrom::Offset(1_000))
+        .await
+        .unwrap();
     let err = within(strict.next()).await.unwrap().unwrap_err();
     assert!(
-        matches!(err, Error::OffsetOutOfRange { offset: 1_000, log_end_offset: 1, .. }),
+        matches!(
+            err,
+            Error::OffsetOutOfRange {
+                offset: 1_000,
+                log_end_offset: 1,
+                ..
+            }
+        ),
         "{err:?}"
     );
     // The partition is stopped until a seek.
@@ -185,9 +257,14 @@ async fn out_of_range_offsets_follow_the_reset_policy() {
 
     let mut lenient = Consumer::new(
         client.clone(),
-        ConsumerConfig::default().max_wait_ms(50).offset_reset(OffsetReset::Earliest),
+        ConsumerConfig::default()
+            .max_wait_ms(50)
+            .offset_reset(OffsetReset::Earliest),
     );
-    lenient.assign("r", [0], StartFrom::Offset(1_000)).await.unwrap();
+    lenient
+        .assign("r", [0], StartFrom::Offset(1_000))
+        .await
+        .unwrap();
     assert_eq!(within(lenient.next()).await.unwrap().unwrap().offset, 0);
     broker.shutdown().await.unwrap();
 }
@@ -195,18 +272,28 @@ async fn out_of_range_offsets_follow_the_reset_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_topics_and_partitions_are_typed_errors() {
     let (broker, _dir, client) = broker().await;
-    client.admin().create_topic("one", partitions(1)).await.unwrap();
+    client
+        .admin()
+        .create_topic("one", partitions(1))
+        .await
+        .unwrap();
     let producer = Producer::new(client.clone(), ProducerConfig::default());
     let err = within(producer.send(ProducerRecord::new("missing", "v").partition(0)))
         .await
         .unwrap_err();
-    assert!(matches!(&err, Error::UnknownTopic { topic, .. } if topic == "missing"), "{err:?}");
+    assert!(
+        matches!(&err, Error::UnknownTopic { topic, .. } if topic == "missing"),
+        "{err:?}"
+    );
     let err = within(producer.send(ProducerRecord::new("one", "v").partition(5)))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::UnknownPartition), "{err:?}");
     let mut consumer = Consumer::new(client.clone(), ConsumerConfig::default());
-    let err = consumer.assign_all("missing", StartFrom::Earliest).await.unwrap_err();
+    let err = consumer
+        .assign_all("missing", StartFrom::Earliest)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::UnknownTopic { .. }), "{err:?}");
     broker.shutdown().await.unwrap();
 }
@@ -214,7 +301,11 @@ async fn unknown_topics_and_partitions_are_typed_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_request_fails_when_the_broker_goes_away() {
     let (broker, _dir, client) = broker().await;
-    client.admin().create_topic("p", partitions(1)).await.unwrap();
+    client
+        .admin()
+        .create_topic("p", partitions(1))
+        .await
+        .unwrap();
     let conn: Connection = client.connection().await.unwrap();
     let poll = tokio::spawn({
         let conn = conn.clone();

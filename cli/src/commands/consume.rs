@@ -43,8 +43,8 @@ pub async fn run(client: &Client, args: ConsumeArgs) -> Result<()> {
             item = next => item,
         };
         let record = match item {
-            None => break,          // idle timeout
-            Some(None) => break,    // nothing left to read
+            None => break,       // idle timeout
+            Some(None) => break, // nothing left to read
             Some(Some(record)) => record?,
         };
         if args.json {

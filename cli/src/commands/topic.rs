@@ -53,7 +53,10 @@ pub async fn run(client: &Client, command: TopicCommand) -> Result<()> {
                 writeln!(out, "retention_bytes: {}", opt(d.config.retention_bytes))?;
                 writeln!(out, "segment_bytes: {}", opt(d.config.segment_bytes))?;
                 writeln!(out, "segment_ms: {}", opt(d.config.segment_ms))?;
-                writeln!(out, "partition\tlog_start_offset\tlog_end_offset\tsize_bytes")?;
+                writeln!(
+                    out,
+                    "partition\tlog_start_offset\tlog_end_offset\tsize_bytes"
+                )?;
                 for p in &d.partitions {
                     writeln!(
                         out,
