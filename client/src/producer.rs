@@ -48,6 +48,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use skiff_protocol::FRAME_BYTES_MAX_DEFAULT;
 use skiff_protocol::batch::{BATCH_BYTES_MAX, BATCH_HEADER_BYTES, BatchBuilder, Header, Record};
 use skiff_protocol::messages::{
     DescribeTopicRequest, PARTITION_AUTO, ProduceRequest, ProduceResponse,
@@ -75,14 +76,24 @@ pub const BUFFER_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 pub const RETRIES_MAX_DEFAULT: u32 = 3;
 /// Default wait before a retry: 100 ms.
 pub const RETRY_BACKOFF_MS_DEFAULT: u64 = 100;
-/// Largest record accepted: a batch holding only it must fit the protocol's
-/// batch limit.
-pub const RECORD_BYTES_MAX: usize = BATCH_BYTES_MAX - BATCH_HEADER_BYTES;
+/// Room left in a produce frame for everything but the batch: frame and
+/// request headers, the topic name (at most 249 bytes), partition, length.
+const PRODUCE_FRAME_OVERHEAD_BYTES: usize = 4 * 1024;
+/// Largest record accepted: a batch holding only it must fit both the
+/// protocol's batch limit and the broker's default frame limit.
+pub const RECORD_BYTES_MAX: usize = if BATCH_BYTES_MAX < FRAME_BYTES_MAX_DEFAULT {
+    BATCH_BYTES_MAX
+} else {
+    FRAME_BYTES_MAX_DEFAULT - PRODUCE_FRAME_OVERHEAD_BYTES
+} - BATCH_HEADER_BYTES;
 /// Bytes counted per record on top of key, value and headers, for buffer
 /// accounting (varints and bookkeeping).
 const RECORD_OVERHEAD_BYTES: usize = 32;
 
 const _: () = assert!(BATCH_BYTES_MAX_DEFAULT <= BATCH_BYTES_MAX);
+const _: () = assert!(
+    RECORD_BYTES_MAX + BATCH_HEADER_BYTES + PRODUCE_FRAME_OVERHEAD_BYTES <= FRAME_BYTES_MAX_DEFAULT
+);
 const _: () = assert!(BATCH_BYTES_MAX_DEFAULT <= BUFFER_BYTES_MAX_DEFAULT);
 
 /// Producer settings.

@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
+use futures::FutureExt;
 use skiff_client::{Client, Producer, ProducerConfig, ProducerRecord, SendFuture};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -62,6 +63,13 @@ pub async fn run(client: &Client, args: ProduceArgs) -> Result<()> {
                 acked += 1;
             }
             outstanding.push_back(producer.send(make(key, value)));
+            // Collect acks that are already in, so a failure (e.g. an
+            // unknown topic) stops the command without reading all stdin.
+            while let Some(result) = outstanding.front_mut().and_then(|f| f.now_or_never()) {
+                outstanding.pop_front();
+                result.context("producing")?;
+                acked += 1;
+            }
         }
     }
     producer.flush().await?;

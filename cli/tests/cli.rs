@@ -1,0 +1,212 @@
+//! The `skiff` binary against an embedded broker: exit codes, output
+//! formats, stdin handling and the broken-pipe rule.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+
+use skiff_broker::{Broker, BrokerConfig, BrokerHandle};
+
+struct TestBroker {
+    runtime: tokio::runtime::Runtime,
+    handle: Option<BrokerHandle>,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    fn start() -> TestBroker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let config = BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            ..BrokerConfig::default()
+        };
+        let handle = runtime
+            .block_on(Broker::start(config))
+            .expect("broker starts");
+        let addr = handle.local_addr().to_string();
+        TestBroker {
+            runtime,
+            handle: Some(handle),
+            addr,
+            _dir: dir,
+        }
+    }
+
+    fn skiff(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
+        cmd.env("SKIFF_BROKER", &self.addr).args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .skiff(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("skiff runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("skiff finishes")
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let _ = self.runtime.block_on(handle.shutdown());
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn topic_commands() {
+    let b = TestBroker::start();
+    let out = b.run(&["topic", "create", "orders", "--partitions", "3"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = b.run(&["topic", "list"], "");
+    assert_eq!(text(&out.stdout), "orders\t3\n");
+    let out = b.run(&["topic", "describe", "orders", "--json"], "");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["partitions"].as_array().map(Vec::len), Some(3));
+    let out = b.run(&["topic", "create", "orders"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("error: "),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = b.run(&["topic", "delete", "orders"], "");
+    assert!(out.status.success());
+    let out = b.run(&["topic", "list", "--json"], "");
+    assert_eq!(text(&out.stdout), "");
+}
+
+#[test]
+fn produce_then_consume() {
+    let b = TestBroker::start();
+    assert!(
+        b.run(&["topic", "create", "t", "--partitions", "2"], "")
+            .status
+            .success()
+    );
+    let out = b.run(
+        &[
+            "produce",
+            "t",
+            "--key-separator",
+            ":",
+            "--header",
+            "src=test",
+        ],
+        "k1:one\nk2:two\nk1:three\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "produced 3 messages to t\n");
+    let out = b.run(&["produce", "t", "--value", "four", "--partition", "1"], "");
+    assert_eq!(text(&out.stderr), "produced 1 message to t\n");
+
+    let out = b.run(&["consume", "t", "--max-messages", "4", "--json"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let records: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(records.len(), 4);
+    let mut values: Vec<&str> = records.iter().filter_map(|r| r["value"].as_str()).collect();
+    values.sort_unstable();
+    assert_eq!(values, ["four", "one", "three", "two"]);
+    let one = records.iter().find(|r| r["value"] == "one").expect("one");
+    let three = records
+        .iter()
+        .find(|r| r["value"] == "three")
+        .expect("three");
+    assert_eq!(one["key"], "k1");
+    assert_eq!(
+        one["partition"], three["partition"],
+        "same key, same partition"
+    );
+    assert_eq!(one["headers"][0]["key"], "src");
+
+    // Plain output, one partition, from an offset, ended by idleness.
+    let out = b.run(
+        &[
+            "consume",
+            "t",
+            "--partition",
+            "1",
+            "--from",
+            "0",
+            "--idle-timeout-ms",
+            "300",
+        ],
+        "",
+    );
+    assert!(out.status.success());
+    assert!(text(&out.stdout).lines().any(|l| l == "four"));
+}
+
+#[test]
+fn errors_and_exit_codes() {
+    let b = TestBroker::start();
+    let out = b.run(&["consume", "missing", "--max-messages", "1"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "error: unknown topic \"missing\"\n");
+    let out = b.run(&["consume", "t", "--from", "yesterday"], "");
+    assert_eq!(out.status.code(), Some(2));
+    let out = b.run(&["produce", "missing"], "a\nb\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown topic"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(b.run(&["topic", "create", "k"], "").status.success());
+    let out = b.run(
+        &["produce", "k", "--key-separator", "="],
+        "a=1\nno separator\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("line 2"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_closed_stdout_is_a_clean_exit() {
+    let b = TestBroker::start();
+    assert!(b.run(&["topic", "create", "many"], "").status.success());
+    let lines: String = (0..5_000).map(|i| format!("message {i}\n")).collect();
+    assert!(b.run(&["produce", "many"], &lines).status.success());
+    let mut child = b
+        .skiff(&["consume", "many", "--idle-timeout-ms", "5000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("skiff runs");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("read a line");
+    assert_eq!(first, "message 0\n");
+    drop(stdout);
+    let out = child.wait_with_output().expect("skiff finishes");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+}
