@@ -105,10 +105,10 @@ impl Default for BrokerConfig {
             shutdown_grace_ms: 10_000,
             group_members_max: 1000,
             groups_max: 10_000,
-            session_timeout_ms_min: 1000,
-            session_timeout_ms_max: 5 * 60 * 1000,
-            session_timeout_ms_default: 30_000,
-            heartbeat_interval_ms: 3000,
+            session_timeout_ms_min: SESSION_TIMEOUT_MS_MIN_DEFAULT,
+            session_timeout_ms_max: SESSION_TIMEOUT_MS_MAX_DEFAULT,
+            session_timeout_ms_default: SESSION_TIMEOUT_MS_DEFAULT,
+            heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
         }
     }
 }
@@ -117,9 +117,24 @@ impl Default for BrokerConfig {
 /// limit), with room for the response header and offsets.
 const _: () = assert!(8 * 1024 * 1024 + 64 < skiff_protocol::FRAME_BYTES_MAX_DEFAULT);
 
+/// Default `session_timeout_ms_min`: 1 s, below which a GC pause or a
+/// congested link expires healthy members.
+pub const SESSION_TIMEOUT_MS_MIN_DEFAULT: u32 = 1000;
+/// Default `session_timeout_ms_max`: 5 min, the longest a dead member's
+/// partitions may sit unconsumed.
+pub const SESSION_TIMEOUT_MS_MAX_DEFAULT: u32 = 5 * 60 * 1000;
+/// Default `session_timeout_ms_default`: 30 s.
+pub const SESSION_TIMEOUT_MS_DEFAULT: u32 = 30_000;
+/// Default `heartbeat_interval_ms`: 3 s.
+pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u32 = 3000;
+
 /// The default heartbeat leaves room for two lost heartbeats within the
 /// default session timeout, and the default timeout lies within its bounds.
-const _: () = assert!(3 * 3000 <= 30_000 && 1000 <= 30_000 && 30_000 <= 5 * 60 * 1000);
+const _: () = assert!(
+    3 * HEARTBEAT_INTERVAL_MS_DEFAULT <= SESSION_TIMEOUT_MS_DEFAULT
+        && SESSION_TIMEOUT_MS_MIN_DEFAULT <= SESSION_TIMEOUT_MS_DEFAULT
+        && SESSION_TIMEOUT_MS_DEFAULT <= SESSION_TIMEOUT_MS_MAX_DEFAULT
+);
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]

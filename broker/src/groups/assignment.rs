@@ -203,13 +203,14 @@ mod tests {
         );
     }
 
-    fn scenario() -> impl Strategy<
-        Value = (
-            BTreeMap<String, BTreeSet<String>>,
-            BTreeMap<String, u32>,
-            BTreeMap<TopicPartition, String>,
-        ),
-    > {
+    /// Subscriptions, partition counts and a previous assignment.
+    type Scenario = (
+        BTreeMap<String, BTreeSet<String>>,
+        BTreeMap<String, u32>,
+        BTreeMap<TopicPartition, String>,
+    );
+
+    fn scenario() -> impl Strategy<Value = Scenario> {
         let topics = prop::collection::btree_map("[a-c]", 0u32..12, 0..4);
         let members =
             prop::collection::btree_map("m[0-9]", prop::collection::btree_set("[a-c]", 0..4), 0..7);
