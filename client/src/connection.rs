@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -145,12 +146,12 @@ impl Shared {
 
 /// Removes a request's map entry when its future is dropped, whatever the
 /// reason (answered, timed out, cancelled).
-struct PendingGuard<'a> {
-    shared: &'a Shared,
+struct PendingGuard {
+    shared: Arc<Shared>,
     correlation_id: u32,
 }
 
-impl Drop for PendingGuard<'_> {
+impl Drop for PendingGuard {
     fn drop(&mut self) {
         self.shared.lock().requests.remove(&self.correlation_id);
     }
@@ -300,9 +301,27 @@ impl Connection {
         req: R,
         timeout: Duration,
     ) -> Result<R::Response> {
-        let shared = &*self.inner.shared;
+        let exchange = async { self.enqueue(req).await?.wait_untimed().await };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| timeout_error::<R>(self.broker(), timeout))?
+    }
+
+    /// Queues a request for writing and returns its [`PendingResponse`].
+    /// Requests queued by successive `enqueue` calls are written, and so
+    /// reach the broker, in call order; this is what keeps a producer's
+    /// batches of one partition in order with several in flight. Waits only
+    /// while the write queue is full.
+    pub async fn enqueue<R: Request>(&self, req: R) -> Result<PendingResponse<R>> {
+        let shared = &self.inner.shared;
         let mut body = BytesMut::new();
         req.encode(&mut body);
+        // Take the queue slot first, so registering and queueing happen
+        // together and a failure leaves nothing behind.
+        let permit = self.inner.tx.reserve().await.map_err(|_| {
+            let reason = shared.lock().closed.clone();
+            shared.closed_error(reason.as_deref().unwrap_or("the writer task has stopped"))
+        })?;
         let (tx, rx) = oneshot::channel();
         let correlation_id = {
             let mut pending = shared.lock();
@@ -324,34 +343,58 @@ impl Connection {
             pending.requests.insert(id, tx);
             id
         };
-        let _guard = PendingGuard {
-            shared,
-            correlation_id,
-        };
-        let frame = OutgoingRequest {
+        permit.send(OutgoingRequest {
             correlation_id,
             api_key: R::API_KEY as u16,
             api_version: R::API_VERSION,
             body: body.freeze(),
-        };
-        let exchange = async {
-            if self.inner.tx.send(frame).await.is_err() {
-                let reason = shared.lock().closed.clone();
-                return Err(
-                    shared.closed_error(reason.as_deref().unwrap_or("the writer task has stopped"))
-                );
-            }
-            match rx.await {
-                Ok(result) => result,
-                Err(_) => Err(shared.closed_error("the response was dropped")),
-            }
-        };
-        let response = tokio::time::timeout(timeout, exchange)
+        });
+        Ok(PendingResponse {
+            rx,
+            guard: PendingGuard {
+                shared: Arc::clone(shared),
+                correlation_id,
+            },
+            _request: PhantomData,
+        })
+    }
+}
+
+/// A request written (or queued for writing) whose response has not been
+/// read yet. Dropping it forgets the request: its map entry is removed and a
+/// late response is discarded.
+#[must_use = "dropping a PendingResponse forgets the request's response"]
+pub struct PendingResponse<R: Request> {
+    rx: oneshot::Receiver<Result<ResponseFrame>>,
+    guard: PendingGuard,
+    _request: PhantomData<fn() -> R>,
+}
+
+impl<R: Request> fmt::Debug for PendingResponse<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingResponse")
+            .field("api_key", &R::API_KEY)
+            .field("correlation_id", &self.guard.correlation_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Request> PendingResponse<R> {
+    /// Waits up to `timeout` for the response.
+    pub async fn wait(self, timeout: Duration) -> Result<R::Response> {
+        let broker = self.guard.shared.broker.clone();
+        tokio::time::timeout(timeout, self.wait_untimed())
             .await
-            .map_err(|_| Error::Timeout {
-                operation: format!("{:?} request to {}", R::API_KEY, shared.broker),
-                timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
-            })??;
+            .map_err(|_| timeout_error::<R>(&broker, timeout))?
+    }
+
+    async fn wait_untimed(self) -> Result<R::Response> {
+        let shared = Arc::clone(&self.guard.shared);
+        let response = match self.rx.await {
+            Ok(result) => result?,
+            Err(_) => return Err(shared.closed_error("the response was dropped")),
+        };
+        drop(self.guard);
         if response.error_code != ErrorCode::None {
             let mut r = Reader::new(response.body);
             let message = r
@@ -363,6 +406,13 @@ impl Connection {
             });
         }
         Ok(decode_body::<R::Response>(response.body)?)
+    }
+}
+
+fn timeout_error<R: Request>(broker: &str, timeout: Duration) -> Error {
+    Error::Timeout {
+        operation: format!("{:?} request to {broker}", R::API_KEY),
+        timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
     }
 }
 

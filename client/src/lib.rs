@@ -49,7 +49,7 @@ pub use config::{
     RECONNECT_BACKOFF_INITIAL_MS_DEFAULT, RECONNECT_BACKOFF_MAX_MS_DEFAULT,
     REQUEST_TIMEOUT_MS_DEFAULT, RESPONSE_FRAME_HEADROOM_BYTES,
 };
-pub use connection::Connection;
+pub use connection::{Connection, PendingResponse};
 pub use consumer::{
     ConsumedRecord, Consumer, ConsumerConfig, FETCH_BYTES_MAX_DEFAULT, MAX_WAIT_MS_DEFAULT,
     OffsetReset, StartFrom,

@@ -420,14 +420,11 @@ impl Producer {
 /// How the task sends requests; a trait so the batching logic can be tested
 /// without a broker.
 trait Sender: Send + Sync + 'static {
-    fn produce(
-        &self,
-        req: ProduceRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<ProduceResponse>> + Send + 'static>>;
-    fn partition_count(
-        &self,
-        topic: String,
-    ) -> Pin<Box<dyn Future<Output = Result<u32>> + Send + 'static>>;
+    /// Queues the request on the connection (in call order) and returns the
+    /// future of its response.
+    fn produce(&self, req: ProduceRequest)
+    -> BoxFuture<Result<BoxFuture<Result<ProduceResponse>>>>;
+    fn partition_count(&self, topic: String) -> BoxFuture<Result<u32>>;
 }
 
 struct ClientSender(Client);
@@ -436,22 +433,24 @@ impl Sender for ClientSender {
     fn produce(
         &self,
         req: ProduceRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<ProduceResponse>> + Send + 'static>> {
+    ) -> BoxFuture<Result<BoxFuture<Result<ProduceResponse>>>> {
         let client = self.0.clone();
         Box::pin(async move {
             let topic = req.topic.clone();
             let partition = (req.partition != PARTITION_AUTO).then_some(req.partition);
-            client
-                .send(req)
-                .await
-                .map_err(|e| in_partition(e, &topic, partition))
+            let timeout = Duration::from_millis(client.config().request_timeout_ms);
+            let pending = client.connection().await?.enqueue(req).await?;
+            let response: BoxFuture<Result<ProduceResponse>> = Box::pin(async move {
+                pending
+                    .wait(timeout)
+                    .await
+                    .map_err(|e| in_partition(e, &topic, partition))
+            });
+            Ok(response)
         })
     }
 
-    fn partition_count(
-        &self,
-        topic: String,
-    ) -> Pin<Box<dyn Future<Output = Result<u32>> + Send + 'static>> {
+    fn partition_count(&self, topic: String) -> BoxFuture<Result<u32>> {
         let client = self.0.clone();
         Box::pin(async move {
             let resp = client
@@ -466,6 +465,7 @@ impl Sender for ClientSender {
 }
 
 type PartitionKey = (String, u32);
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// A batch still taking records.
 struct OpenBatch {
@@ -557,7 +557,7 @@ impl Task {
                 _ = sleep_until_opt(wake), if wake.is_some() => {}
             }
             self.close_expired();
-            self.dispatch();
+            self.dispatch().await;
             if closing && self.partitions.values().all(PartitionQueue::is_idle) {
                 break;
             }
@@ -704,9 +704,12 @@ impl Task {
     }
 
     /// Sends queued batches, in order per partition, while requests may be
-    /// added.
-    fn dispatch(&mut self) {
+    /// added. Each request is queued on the connection before the next one
+    /// (that fixes the order the broker appends them in); only the waits for
+    /// responses run concurrently.
+    async fn dispatch(&mut self) {
         let now = Instant::now();
+        let sender = Arc::clone(&self.sender);
         for (key, queue) in &mut self.partitions {
             while self.in_flight_total < self.config.in_flight_max
                 && !queue.paused
@@ -721,13 +724,23 @@ impl Task {
                     partition: key.1,
                     batch: batch.bytes.clone(),
                 };
-                let send = self.sender.produce(request);
                 let done = self.done_tx.clone();
                 let (key, id) = (key.clone(), batch.id);
-                tokio::spawn(async move {
-                    let result = send.await;
-                    let _ = done.send(Completion { key, id, result });
-                });
+                match sender.produce(request).await {
+                    Ok(response) => {
+                        tokio::spawn(async move {
+                            let result = response.await;
+                            let _ = done.send(Completion { key, id, result });
+                        });
+                    }
+                    Err(e) => {
+                        let _ = done.send(Completion {
+                            key,
+                            id,
+                            result: Err(e),
+                        });
+                    }
+                }
                 queue.in_flight.push_back(InFlight {
                     batch,
                     result: None,
@@ -904,45 +917,54 @@ mod tests {
         fail_next: Mutex<VecDeque<Error>>,
     }
 
+    impl FakeBroker {
+        /// Appends in arrival order, as the broker does per connection.
+        fn append(&self, req: &ProduceRequest) -> Result<ProduceResponse> {
+            let records = decode_records(&req.batch).expect("valid batch").len() as u64;
+            self.requests
+                .lock()
+                .unwrap()
+                .push((req.partition, records as usize));
+            if let Some(e) = self.fail_next.lock().unwrap().pop_front() {
+                return Err(e);
+            }
+            let partition = if req.partition == PARTITION_AUTO {
+                0
+            } else {
+                req.partition
+            };
+            let mut offsets = self.offsets.lock().unwrap();
+            let next = offsets.entry(partition).or_default();
+            let base = *next;
+            *next += records;
+            Ok(ProduceResponse {
+                partition,
+                base_offset: base,
+                last_offset: base + records - 1,
+            })
+        }
+    }
+
     struct FakeSender(Arc<FakeBroker>);
 
     impl Sender for FakeSender {
         fn produce(
             &self,
             req: ProduceRequest,
-        ) -> Pin<Box<dyn Future<Output = Result<ProduceResponse>> + Send + 'static>> {
+        ) -> BoxFuture<Result<BoxFuture<Result<ProduceResponse>>>> {
             let broker = Arc::clone(&self.0);
             Box::pin(async move {
-                let records = decode_records(&req.batch).expect("valid batch").len() as u64;
-                broker
-                    .requests
-                    .lock()
-                    .unwrap()
-                    .push((req.partition, records as usize));
-                if let Some(e) = broker.fail_next.lock().unwrap().pop_front() {
-                    return Err(e);
-                }
-                let partition = if req.partition == PARTITION_AUTO {
-                    0
-                } else {
-                    req.partition
-                };
-                let mut offsets = broker.offsets.lock().unwrap();
-                let next = offsets.entry(partition).or_default();
-                let base = *next;
-                *next += records;
-                Ok(ProduceResponse {
-                    partition,
-                    base_offset: base,
-                    last_offset: base + records - 1,
-                })
+                let result = broker.append(&req);
+                let response: BoxFuture<Result<ProduceResponse>> = Box::pin(async move {
+                    // Answer out of order: later requests may finish first.
+                    tokio::task::yield_now().await;
+                    result
+                });
+                Ok(response)
             })
         }
 
-        fn partition_count(
-            &self,
-            _topic: String,
-        ) -> Pin<Box<dyn Future<Output = Result<u32>> + Send + 'static>> {
+        fn partition_count(&self, _topic: String) -> BoxFuture<Result<u32>> {
             Box::pin(async { Ok(4) })
         }
     }
@@ -1037,6 +1059,23 @@ mod tests {
             ack.unwrap();
         }
         p.flush().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_of_a_partition_reach_the_broker_in_send_order() {
+        let config = ProducerConfig::default()
+            .batch_bytes_max(100)
+            .in_flight_max(5);
+        let (p, broker) = producer(config);
+        let futures: Vec<_> = (0..200).map(|i| p.send(rec(i))).collect();
+        for (i, ack) in futures::future::join_all(futures)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(ack.unwrap().offset, i as u64);
+        }
+        assert!(broker.requests.lock().unwrap().len() > 20);
     }
 
     #[tokio::test]

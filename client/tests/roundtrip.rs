@@ -332,3 +332,86 @@ async fn a_pending_request_fails_when_the_broker_goes_away() {
     let err = within(client.admin().list_topics()).await.unwrap_err();
     assert!(err.is_connection_error(), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_batches_in_flight_keep_partition_order() {
+    let (broker, _dir, client) = broker().await;
+    client
+        .admin()
+        .create_topic("o", partitions(2))
+        .await
+        .unwrap();
+    // ~4 records per batch, so each partition has several batches in flight.
+    let config = ProducerConfig::default()
+        .batch_bytes_max(256)
+        .in_flight_max(5);
+    let producer = Producer::new(client.clone(), config);
+    let sends: Vec<_> = (0..400u32)
+        .map(|i| producer.send(ProducerRecord::new("o", format!("{i:040}")).partition(i % 2)))
+        .collect();
+    let acks = within(futures::future::join_all(sends)).await;
+    for (i, ack) in acks.into_iter().enumerate() {
+        let ack = ack.unwrap();
+        assert_eq!(
+            (ack.partition, ack.offset),
+            (i as u32 % 2, i as u64 / 2),
+            "record {i}"
+        );
+    }
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_reconnect_after_a_broker_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..BrokerConfig::default()
+    };
+    let first = Broker::start(config()).await.unwrap();
+    let addr = first.local_addr();
+    let client =
+        Client::connect(ClientConfig::new(addr.to_string()).reconnect_backoff(10, 100, 10))
+            .await
+            .unwrap();
+    client
+        .admin()
+        .create_topic("r", partitions(1))
+        .await
+        .unwrap();
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let ack = producer
+        .send(ProducerRecord::new("r", "before"))
+        .await
+        .unwrap();
+    assert_eq!(ack.offset, 0);
+    let old = client.connection().await.unwrap();
+    first.shutdown().await.unwrap();
+
+    let second = Broker::start(BrokerConfig {
+        listen: addr,
+        ..config()
+    })
+    .await
+    .unwrap();
+    // The old connection is gone; the client notices and reconnects.
+    let ack = within(producer.send(ProducerRecord::new("r", "after")))
+        .await
+        .unwrap();
+    assert_eq!((ack.partition, ack.offset), (0, 1));
+    assert!(old.is_closed());
+    let mut consumer = Consumer::new(client, ConsumerConfig::default().max_wait_ms(50));
+    consumer
+        .assign("r", [0], StartFrom::Earliest)
+        .await
+        .unwrap();
+    let values: Vec<_> = consumer
+        .stream()
+        .take(2)
+        .map(|r| r.unwrap().value)
+        .collect()
+        .await;
+    assert_eq!(values, ["before", "after"]);
+    second.shutdown().await.unwrap();
+}
