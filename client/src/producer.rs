@@ -734,6 +734,10 @@ impl Task {
                         });
                     }
                     Err(e) => {
+                        // Not even queued (no connection): send nothing more
+                        // of this partition until this batch is settled, or
+                        // a later batch could overtake it.
+                        queue.paused = true;
                         let _ = done.send(Completion {
                             key,
                             id,
@@ -915,6 +919,8 @@ mod tests {
         requests: Mutex<Vec<(u32, usize)>>,
         offsets: Mutex<HashMap<u32, u64>>,
         fail_next: Mutex<VecDeque<Error>>,
+        /// Errors for the queueing step (no connection), before `fail_next`.
+        fail_enqueue: Mutex<VecDeque<Error>>,
     }
 
     impl FakeBroker {
@@ -954,6 +960,9 @@ mod tests {
         ) -> BoxFuture<Result<BoxFuture<Result<ProduceResponse>>>> {
             let broker = Arc::clone(&self.0);
             Box::pin(async move {
+                if let Some(e) = broker.fail_enqueue.lock().unwrap().pop_front() {
+                    return Err(e);
+                }
                 let result = broker.append(&req);
                 let response: BoxFuture<Result<ProduceResponse>> = Box::pin(async move {
                     // Answer out of order: later requests may finish first.
@@ -1098,6 +1107,30 @@ mod tests {
             .collect();
         assert_eq!(offsets, vec![0, 1, 2]);
         assert_eq!(broker.requests.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_could_not_be_queued_is_not_overtaken() {
+        let config = ProducerConfig::default()
+            .batch_bytes_max(100)
+            .retry_backoff_ms(1);
+        let (p, broker) = producer(config);
+        broker
+            .fail_enqueue
+            .lock()
+            .unwrap()
+            .push_back(Error::ConnectionClosed {
+                broker: "b".into(),
+                reason: "down".into(),
+            });
+        let futures: Vec<_> = (0..20).map(|i| p.send(rec(i))).collect();
+        for (i, ack) in futures::future::join_all(futures)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(ack.unwrap().offset, i as u64);
+        }
     }
 
     #[tokio::test]
