@@ -29,13 +29,21 @@ fn bench_codec(c: &mut Criterion) {
     let mut g = c.benchmark_group("codec");
     g.warm_up_time(Duration::from_millis(300));
     g.measurement_time(Duration::from_secs(2));
-    for (name, n, value) in [("1KiB-10rec", 10, 80), ("64KiB-16rec", 16, 4080), ("64KiB-640rec", 640, 80)] {
+    for (name, n, value) in [
+        ("1KiB-10rec", 10, 80),
+        ("64KiB-16rec", 16, 4080),
+        ("64KiB-640rec", 640, 80),
+    ] {
         let recs = records(n, value);
         let batch = build(&recs);
         g.throughput(Throughput::Bytes(batch.len() as u64));
         g.bench_function(format!("build/{name}"), |b| b.iter(|| build(&recs)));
-        g.bench_function(format!("validate/{name}"), |b| b.iter(|| validate(&batch).expect("valid")));
-        g.bench_function(format!("decode/{name}"), |b| b.iter(|| decode_records(&batch).expect("valid")));
+        g.bench_function(format!("validate/{name}"), |b| {
+            b.iter(|| validate(&batch).expect("valid"))
+        });
+        g.bench_function(format!("decode/{name}"), |b| {
+            b.iter(|| decode_records(&batch).expect("valid"))
+        });
     }
     g.finish();
 }

@@ -86,8 +86,11 @@ fn bench_append(c: &mut Criterion) {
                 } else {
                     g.throughput(Throughput::Elements(1));
                 }
-                let id = BenchmarkId::new(format!("{mode_name}/{size_name}"), format!("{threads}thr"));
-                g.bench_function(id, |b| b.iter_custom(|iters| appends(&log, batch, threads, iters)));
+                let id =
+                    BenchmarkId::new(format!("{mode_name}/{size_name}"), format!("{threads}thr"));
+                g.bench_function(id, |b| {
+                    b.iter_custom(|iters| appends(&log, batch, threads, iters))
+                });
             }
         }
     }

@@ -19,13 +19,18 @@ fn append_read_round_trip_with_contiguous_offsets() {
     let mut expected = 0;
     for tag in 0..200u64 {
         let records = 1 + (tag as usize % 7);
-        let info = log.append(batch(tag, records, 40, 1_000 + tag as i64)).expect("append");
+        let info = log
+            .append(batch(tag, records, 40, 1_000 + tag as i64))
+            .expect("append");
         assert_eq!(info.base_offset, expected);
         assert_eq!(info.last_offset, expected + records as u64 - 1);
         expected += records as u64;
     }
     assert_eq!(log.log_end_offset(), expected);
-    assert!(log.segment_base_offsets().len() > 3, "small segments rolled");
+    assert!(
+        log.segment_base_offsets().len() > 3,
+        "small segments rolled"
+    );
     for max in [1, 700, 5_000, 1 << 20] {
         let all = read_all(&log, max);
         assert_eq!(all.len() as u64, expected);
@@ -62,10 +67,15 @@ fn read_stops_at_max_bytes_on_whole_batches() {
     }
     let got = log.read(0, len * 3 + len / 2).expect("read");
     assert_eq!(got.len(), len * 3);
-    assert_eq!(log.read(0, 0).expect("read").len(), len, "at least one batch");
-    let mut capped = LogConfig::default();
-    capped.read_bytes_max = len * 2;
-    log.set_config(capped);
+    assert_eq!(
+        log.read(0, 0).expect("read").len(),
+        len,
+        "at least one batch"
+    );
+    log.set_config(LogConfig {
+        read_bytes_max: len * 2,
+        ..LogConfig::default()
+    });
     assert_eq!(log.read(0, usize::MAX).expect("read").len(), len * 2);
 }
 
@@ -79,9 +89,18 @@ fn invalid_batch_is_refused_and_nothing_written() {
     let mut bad = good.to_vec();
     let n = bad.len();
     bad[n - 1] ^= 0x40;
-    assert!(matches!(log.append(Bytes::from(bad)), Err(LogError::InvalidBatch(_))));
-    assert!(matches!(log.append(good.slice(..n - 3)), Err(LogError::InvalidBatch(_))));
-    assert!(matches!(log.append(Bytes::from_static(b"nonsense")), Err(LogError::InvalidBatch(_))));
+    assert!(matches!(
+        log.append(Bytes::from(bad)),
+        Err(LogError::InvalidBatch(_))
+    ));
+    assert!(matches!(
+        log.append(good.slice(..n - 3)),
+        Err(LogError::InvalidBatch(_))
+    ));
+    assert!(matches!(
+        log.append(Bytes::from_static(b"nonsense")),
+        Err(LogError::InvalidBatch(_))
+    ));
     assert_eq!(log.size_bytes(), size);
     assert_eq!(log.log_end_offset(), 3);
     assert_eq!(log.append(good).expect("append").base_offset, 3);
@@ -107,7 +126,10 @@ fn concurrent_appenders_get_distinct_contiguous_offsets() {
             })
         })
         .collect();
-    let mut acks: Vec<_> = threads.into_iter().flat_map(|h| h.join().expect("thread")).collect();
+    let mut acks: Vec<_> = threads
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
     acks.sort_by_key(|(_, info)| info.base_offset);
     let mut next = 0;
     for (_, info) in &acks {
@@ -116,6 +138,10 @@ fn concurrent_appenders_get_distinct_contiguous_offsets() {
         next += 3;
     }
     assert_eq!(log.log_end_offset(), 16 * 25 * 3);
+    let stats = log.stats();
+    eprintln!("group commit: {stats:?}");
+    assert_eq!(stats.appends, 16 * 25);
+    assert!(stats.syncs <= stats.groups && stats.groups <= stats.appends);
     assert!(rx.has_changed().expect("sender alive"));
     assert_eq!(*rx.borrow_and_update(), 16 * 25 * 3);
     let records = read_all(&log, 1 << 16);
@@ -132,7 +158,12 @@ fn offset_for_timestamp_finds_first_batch_at_or_after() {
     let mut bases = Vec::new();
     for i in 0..300i64 {
         let ts = if i == 150 { 5 } else { i * 10 };
-        bases.push((ts, log.append(batch(i as u64, 2, 50, ts)).expect("append").base_offset));
+        bases.push((
+            ts,
+            log.append(batch(i as u64, 2, 50, ts))
+                .expect("append")
+                .base_offset,
+        ));
     }
     assert!(log.segment_base_offsets().len() > 3);
     assert_eq!(log.offset_for_timestamp(i64::MIN).expect("ok"), Some(0));
@@ -140,7 +171,11 @@ fn offset_for_timestamp_finds_first_batch_at_or_after() {
     assert_eq!(log.offset_for_timestamp(1).expect("ok"), Some(2));
     for probe in [95i64, 1_000, 1_495, 1_500, 1_501, 2_990] {
         let want = bases.iter().find(|(ts, _)| *ts >= probe).map(|(_, o)| *o);
-        assert_eq!(log.offset_for_timestamp(probe).expect("ok"), want, "ts {probe}");
+        assert_eq!(
+            log.offset_for_timestamp(probe).expect("ok"),
+            want,
+            "ts {probe}"
+        );
     }
     assert_eq!(log.offset_for_timestamp(2_991).expect("ok"), None);
     // Same answers from rebuilt / reloaded indexes.
@@ -148,7 +183,10 @@ fn offset_for_timestamp_finds_first_batch_at_or_after() {
     drop(log);
     let (log, report) = open(dir.path(), small_config(Durability::Never));
     assert!(report.clean);
-    assert_eq!(log.offset_for_timestamp(1_501).expect("ok"), bases.iter().find(|(ts, _)| *ts >= 1_501).map(|(_, o)| *o));
+    assert_eq!(
+        log.offset_for_timestamp(1_501).expect("ok"),
+        bases.iter().find(|(ts, _)| *ts >= 1_501).map(|(_, o)| *o)
+    );
 }
 
 #[test]
@@ -172,13 +210,21 @@ fn rolls_by_size_and_age() {
     assert_eq!(log.enforce_retention(1_000 + 60_000).expect("retention"), 0);
     assert_eq!(log.segment_base_offsets().len(), n + 1, "rolled by age");
     assert_eq!(log.enforce_retention(1_000 + 70_000).expect("retention"), 0);
-    assert_eq!(log.segment_base_offsets().len(), n + 1, "an empty segment never rolls");
+    assert_eq!(
+        log.segment_base_offsets().len(),
+        n + 1,
+        "an empty segment never rolls"
+    );
     // Age, by batch time on append.
     log.append(batch(1, 1, 10, 100_000)).expect("append");
     log.append(batch(2, 1, 10, 159_999)).expect("append");
     assert_eq!(log.segment_base_offsets().len(), n + 1);
     log.append(batch(3, 1, 10, 160_000)).expect("append");
-    assert_eq!(log.segment_base_offsets().len(), n + 2, "rolled by batch age");
+    assert_eq!(
+        log.segment_base_offsets().len(),
+        n + 2,
+        "rolled by batch age"
+    );
     for p in files(dir.path(), "log") {
         let len = std::fs::metadata(&p).expect("meta").len();
         assert!(len <= 8 * 1024, "{} is {len} bytes", p.display());
@@ -193,7 +239,8 @@ fn retention_by_size_and_time_moves_log_start() {
     let len = b(0).len();
     let per_segment = 8 * 1024 / len;
     for i in 0..per_segment * 6 {
-        log.append(b(i as i64 / per_segment as i64 * 1_000)).expect("append");
+        log.append(b(i as i64 / per_segment as i64 * 1_000))
+            .expect("append");
     }
     assert_eq!(log.segment_base_offsets().len(), 6);
     let total = log.size_bytes();
@@ -203,7 +250,10 @@ fn retention_by_size_and_time_moves_log_start() {
     assert_eq!(log.enforce_retention(0).expect("retention"), 1);
     assert_eq!(log.log_start_offset(), log.segment_base_offsets()[0]);
     assert!(log.log_start_offset() > 0);
-    assert!(matches!(log.read(0, 100), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(0, 100),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     assert_eq!(files(dir.path(), "log").len(), 5);
     assert_eq!(files(dir.path(), "index").len(), 5);
     // By time: segments hold timestamps 0, 1000, .. 5000; keep >= 3000.
@@ -229,13 +279,19 @@ fn retention_by_size_and_time_moves_log_start() {
 #[test]
 fn close_writes_marker_and_refuses_appends() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (log, _) = open(dir.path(), small_config(Durability::Interval(Duration::from_millis(5))));
+    let (log, _) = open(
+        dir.path(),
+        small_config(Durability::Interval(Duration::from_millis(5))),
+    );
     for i in 0..50 {
         log.append(batch(i, 2, 20, 0)).expect("append");
     }
     log.flush().expect("flush");
     log.close().expect("close");
-    assert!(matches!(log.append(batch(9, 1, 1, 0)), Err(LogError::Closed)));
+    assert!(matches!(
+        log.append(batch(9, 1, 1, 0)),
+        Err(LogError::Closed)
+    ));
     assert_eq!(read_all(&log, 1 << 20).len(), 100, "reads work after close");
     drop(log);
     let (log, report) = open(dir.path(), small_config(Durability::Always));

@@ -48,7 +48,10 @@ fn crash_child() {
     let Ok(dir) = std::env::var(CRASH_DIR_ENV) else {
         return; // only meaningful as the child of the test below
     };
-    let cycle: u64 = std::env::var(CRASH_CYCLE_ENV).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let cycle: u64 = std::env::var(CRASH_CYCLE_ENV)
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let (log, _) = PartitionLog::open(dir.as_ref(), crash_config()).expect("child open");
     let log = Arc::new(log);
     let threads: Vec<_> = (0..CRASH_THREADS)
@@ -58,9 +61,12 @@ fn crash_child() {
                 for i in 0.. {
                     let tag = cycle * 1_000_000 + t * 100_000 + i;
                     let records = 1 + (tag % 5) as usize;
-                    let info = log.append(batch(tag, records, 64 + (i % 300) as usize, 0)).expect("child append");
+                    let info = log
+                        .append(batch(tag, records, 64 + (i % 300) as usize, 0))
+                        .expect("child append");
                     let mut out = std::io::stdout().lock();
-                    writeln!(out, "ACK {tag} {} {}", info.base_offset, info.last_offset).expect("stdout");
+                    writeln!(out, "ACK {tag} {} {}", info.base_offset, info.last_offset)
+                        .expect("stdout");
                     out.flush().expect("stdout");
                 }
             })
@@ -119,9 +125,15 @@ fn acknowledged_batches_survive_sigkill() {
         assert!(!report.clean);
         let end = log.log_end_offset();
         for &(tag, base, last) in &acked {
-            assert!(last < end, "acked batch {tag} at {base} beyond end {end} (cycle {cycle})");
+            assert!(
+                last < end,
+                "acked batch {tag} at {base} beyond end {end} (cycle {cycle})"
+            );
             let chunk = log.read(base, 1).expect("read acked batch");
-            let first = BatchIter::new(chunk).next().expect("a batch").expect("whole batch");
+            let first = BatchIter::new(chunk)
+                .next()
+                .expect("a batch")
+                .expect("whole batch");
             let records = decode_records(&first).expect("valid batch");
             assert_eq!(records[0].offset, base, "batch {tag}");
             assert_eq!(records.last().expect("records").offset, last, "batch {tag}");
@@ -134,8 +146,16 @@ fn acknowledged_batches_survive_sigkill() {
     }
     let distinct: HashSet<u64> = acked.iter().map(|a| a.1).collect();
     assert_eq!(distinct.len(), acked.len(), "distinct offsets");
-    assert!(acked.len() > 10, "child acknowledged only {} batches", acked.len());
-    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(
+        acked.len() > 10,
+        "child acknowledged only {} batches",
+        acked.len()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 fn set_fsize_limit(bytes: u64) {
@@ -175,13 +195,21 @@ fn fsize_child() {
     let good_size = log.size_bytes();
     let good_end = log.log_end_offset();
     match log.append(b.clone()) {
-        Err(LogError::Io { op: "write", source, .. }) => assert_eq!(source.raw_os_error(), Some(libc::EFBIG)),
+        Err(LogError::Io {
+            op: "write",
+            source,
+            ..
+        }) => assert_eq!(source.raw_os_error(), Some(libc::EFBIG)),
         other => panic!("expected a write error, got {other:?}"),
     }
     assert_eq!(log.size_bytes(), good_size);
     assert_eq!(log.log_end_offset(), good_end);
     let seg = files(dir.as_ref(), "log").pop().expect("segment");
-    assert_eq!(std::fs::metadata(&seg).expect("meta").len(), good_size, "partial write rolled back");
+    assert_eq!(
+        std::fs::metadata(&seg).expect("meta").len(),
+        good_size,
+        "partial write rolled back"
+    );
     // A group of concurrent appends fails together, leaving nothing behind.
     let results: Vec<_> = (0..8)
         .map(|_| {
@@ -196,7 +224,7 @@ fn fsize_child() {
     assert_eq!(std::fs::metadata(&seg).expect("meta").len(), good_size);
     assert_eq!(read_all(&log, 1 << 20).len() as u64, good_end);
     // Space is back: appends continue at the right offset.
-    set_fsize_limit(libc::RLIM_INFINITY as u64);
+    set_fsize_limit(libc::RLIM_INFINITY);
     assert_eq!(log.append(b.clone()).expect("append").base_offset, good_end);
     drop(log);
     let (log, report) = PartitionLog::open(dir.as_ref(), config).expect("reopen");
@@ -211,9 +239,12 @@ fn write_failure_rolls_back_and_appends_resume() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = child("fsize_child", &[(FSIZE_DIR_ENV, dir.path().display().to_string())])
-        .output()
-        .expect("run child");
+    let out = child(
+        "fsize_child",
+        &[(FSIZE_DIR_ENV, dir.path().display().to_string())],
+    )
+    .output()
+    .expect("run child");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("FSIZE-CHILD-OK"),

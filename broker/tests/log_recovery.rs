@@ -72,9 +72,14 @@ fn torn_tail_at_every_byte_of_the_last_batch() {
         }
         assert_eq!(log.log_end_offset(), last_base, "cut {cut}");
         check_prefix(&log, &batches[..batches.len() - 1]);
-        let info = log.append(batch(999, 2, 5, 0)).expect("append after recovery");
+        let info = log
+            .append(batch(999, 2, 5, 0))
+            .expect("append after recovery");
         assert_eq!(info.base_offset, last_base);
-        assert_eq!(std::fs::metadata(&seg).expect("meta").len(), last_start + batch(999, 2, 5, 0).len() as u64);
+        assert_eq!(
+            std::fs::metadata(&seg).expect("meta").len(),
+            last_start + batch(999, 2, 5, 0).len() as u64
+        );
     }
 }
 
@@ -88,22 +93,40 @@ fn torn_tail_after_clean_shutdown_is_caught_by_the_tail_check() {
     }
     let seg = files(dir.path(), "log").pop().expect("segment");
     let len = std::fs::metadata(&seg).expect("meta").len();
-    OpenOptions::new().write(true).open(&seg).expect("open").set_len(len - 3).expect("truncate");
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .expect("open")
+        .set_len(len - 3)
+        .expect("truncate");
     let (log, report) = open(dir.path(), small_config(Durability::Never));
     assert!(report.clean);
     assert!(report.truncated_bytes > 0);
     check_prefix(&log, &batches[..batches.len() - 1]);
 }
 
+/// Makes junk bytes from the last batch of the segment.
+type Junk = dyn Fn(&[u8]) -> Vec<u8>;
+
 #[test]
 fn garbage_after_the_tail_is_cut() {
-    let garbage: Vec<(&str, Box<dyn Fn(&[u8]) -> Vec<u8>>)> = vec![
+    let garbage: Vec<(&str, Box<Junk>)> = vec![
         ("zeros", Box::new(|_| vec![0u8; 100])),
-        ("random", Box::new(|_| (0..777u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect())),
+        (
+            "random",
+            Box::new(|_| {
+                (0..777u32)
+                    .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                    .collect()
+            }),
+        ),
         // A valid batch again (same base offset as the previous one).
         ("replayed batch", Box::new(|last: &[u8]| last.to_vec())),
         // A plausible header whose length runs past the end.
-        ("long header", Box::new(|last: &[u8]| last[..BATCH_HEADER_BYTES + 3].to_vec())),
+        (
+            "long header",
+            Box::new(|last: &[u8]| last[..BATCH_HEADER_BYTES + 3].to_vec()),
+        ),
     ];
     for (name, make) in garbage {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -112,13 +135,25 @@ fn garbage_after_the_tail_is_cut() {
         let bytes = std::fs::read(&seg).expect("read");
         let last_len = batches.last().expect("batch").1;
         let junk = make(&bytes[bytes.len() - last_len..]);
-        OpenOptions::new().append(true).open(&seg).expect("open").write_all(&junk).expect("write");
+        OpenOptions::new()
+            .append(true)
+            .open(&seg)
+            .expect("open")
+            .write_all(&junk)
+            .expect("write");
         let (log, report) = open(dir.path(), small_config(Durability::Never));
         assert_eq!(report.truncated_bytes, junk.len() as u64, "{name}");
         check_prefix(&log, &batches);
         let end = log.log_end_offset();
-        assert_eq!(log.append(batch(5, 1, 1, 0)).expect("append").base_offset, end, "{name}");
-        assert_eq!(std::fs::metadata(&seg).expect("meta").len() as usize, bytes.len() + batch(5, 1, 1, 0).len());
+        assert_eq!(
+            log.append(batch(5, 1, 1, 0)).expect("append").base_offset,
+            end,
+            "{name}"
+        );
+        assert_eq!(
+            std::fs::metadata(&seg).expect("meta").len() as usize,
+            bytes.len() + batch(5, 1, 1, 0).len()
+        );
     }
 }
 
@@ -147,7 +182,10 @@ fn flipped_bit_in_an_old_segment_is_reported_as_corrupt() {
             other => panic!("expected Corrupt, got {other:?}"),
         }
         // A read that starts before the bad batch and would cover it fails too.
-        assert!(matches!(log.read(0, 1 << 20), Err(LogError::Corrupt { .. })));
+        assert!(matches!(
+            log.read(0, 1 << 20),
+            Err(LogError::Corrupt { .. })
+        ));
         // The first batch alone, and other segments, still read.
         assert_eq!(log.read(0, 1).expect("first batch").len(), batches[0].1);
         let later = batches[batches.len() - 1].0;
@@ -160,7 +198,10 @@ fn flipped_bit_in_an_old_segment_is_reported_as_corrupt() {
     bytes[batches[0].1] ^= 0x01;
     std::fs::write(target, &bytes).expect("write");
     let (log, _) = open(dir.path(), small_config(Durability::Never));
-    assert!(matches!(log.read(second.0, 1), Err(LogError::Corrupt { .. })));
+    assert!(matches!(
+        log.read(second.0, 1),
+        Err(LogError::Corrupt { .. })
+    ));
 }
 
 #[test]
@@ -173,7 +214,10 @@ fn corruption_under_a_live_log_is_reported() {
     let seg = files(dir.path(), "log").remove(0);
     let file = OpenOptions::new().write(true).open(&seg).expect("open");
     std::os::unix::fs::FileExt::write_at(&file, &[0xee], 100).expect("write");
-    assert!(matches!(log.read(0, 1 << 20), Err(LogError::Corrupt { position: 0, .. })));
+    assert!(matches!(
+        log.read(0, 1 << 20),
+        Err(LogError::Corrupt { position: 0, .. })
+    ));
 }
 
 #[test]
@@ -181,7 +225,11 @@ fn missing_and_damaged_indexes_are_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let batches = build(dir.path(), 120);
     let probe_ts = 555;
-    let want_ts = batches.iter().enumerate().find(|(i, _)| *i as i64 * 10 >= probe_ts).map(|(_, b)| b.0);
+    let want_ts = batches
+        .iter()
+        .enumerate()
+        .find(|(i, _)| *i as i64 * 10 >= probe_ts)
+        .map(|(_, b)| b.0);
     {
         let (log, _) = open(dir.path(), small_config(Durability::Never));
         assert_eq!(log.offset_for_timestamp(probe_ts).expect("ts"), want_ts);
@@ -189,9 +237,18 @@ fn missing_and_damaged_indexes_are_rebuilt() {
     }
     let segments = files(dir.path(), "log").len();
     let indexes = files(dir.path(), "index");
-    let reference: Vec<Vec<u8>> = indexes.iter().map(|p| std::fs::read(p).expect("read")).collect();
-    assert!(reference.iter().any(|r| !r.is_empty()), "indexes have entries");
-    for p in files(dir.path(), "index").iter().chain(&files(dir.path(), "timeindex")) {
+    let reference: Vec<Vec<u8>> = indexes
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect();
+    assert!(
+        reference.iter().any(|r| !r.is_empty()),
+        "indexes have entries"
+    );
+    for p in files(dir.path(), "index")
+        .iter()
+        .chain(&files(dir.path(), "timeindex"))
+    {
         std::fs::remove_file(p).expect("rm");
     }
     let (log, report) = open(dir.path(), small_config(Durability::Never));
@@ -202,7 +259,10 @@ fn missing_and_damaged_indexes_are_rebuilt() {
     log.close().expect("close");
     drop(log);
     // Rebuilt files equal what the writer made.
-    let rebuilt: Vec<Vec<u8>> = indexes.iter().map(|p| std::fs::read(p).expect("read")).collect();
+    let rebuilt: Vec<Vec<u8>> = indexes
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect();
     assert_eq!(rebuilt, reference);
     // Damaged: garbage in one, the wrong size in another.
     std::fs::write(&indexes[0], [7u8; 24]).expect("write");
@@ -212,6 +272,9 @@ fn missing_and_damaged_indexes_are_rebuilt() {
     check_prefix(&log, &batches);
     log.close().expect("close");
     drop(log);
-    let rebuilt: Vec<Vec<u8>> = indexes.iter().map(|p| std::fs::read(p).expect("read")).collect();
+    let rebuilt: Vec<Vec<u8>> = indexes
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect();
     assert_eq!(rebuilt, reference);
 }

@@ -31,7 +31,7 @@ use std::path::Path;
 
 pub use durability::{Durability, ParseDurabilityError};
 pub use error::LogError;
-pub use partition::{AppendInfo, PartitionLog};
+pub use partition::{AppendInfo, LogStats, PartitionLog};
 pub use recovery::{CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 
 /// Default segment size: 1 GiB, Kafka's default; large enough that rolls and

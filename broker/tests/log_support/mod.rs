@@ -27,7 +27,10 @@ pub fn batch(tag: u64, records: usize, value_bytes: usize, ts: i64) -> Bytes {
 /// The tag a batch made by [`batch`] carries in its first record.
 pub fn tag_of(record: &DecodedRecord) -> u64 {
     let s = std::str::from_utf8(&record.value).expect("utf8 value");
-    s.split(':').next().and_then(|t| t.parse().ok()).expect("tagged value")
+    s.split(':')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .expect("tagged value")
 }
 
 /// Small segments and a fine index so tests exercise rolls and lookups.
@@ -51,7 +54,11 @@ pub fn read_all(log: &PartitionLog, max_bytes: usize) -> Vec<DecodedRecord> {
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
         let chunk = log.read(offset, max_bytes).expect("read");
-        assert!(!chunk.is_empty(), "empty read at {offset} below end {}", log.log_end_offset());
+        assert!(
+            !chunk.is_empty(),
+            "empty read at {offset} below end {}",
+            log.log_end_offset()
+        );
         for b in BatchIter::new(chunk) {
             let b = b.expect("whole batch");
             for r in decode_records(&b).expect("valid batch") {
