@@ -363,6 +363,22 @@ impl Connection {
 /// A request written (or queued for writing) whose response has not been
 /// read yet. Dropping it forgets the request: its map entry is removed and a
 /// late response is discarded.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use skiff_client::{ClientConfig, Connection};
+/// use skiff_protocol::messages::ListTopicsRequest;
+///
+/// # async fn run() -> Result<(), skiff_client::Error> {
+/// let conn = Connection::connect(&ClientConfig::default()).await?;
+/// // Both requests are queued, in this order, before either answer is awaited.
+/// let a = conn.enqueue(ListTopicsRequest).await?;
+/// let b = conn.enqueue(ListTopicsRequest).await?;
+/// let (a, b) = (a.wait(Duration::from_secs(5)).await?, b.wait(Duration::from_secs(5)).await?);
+/// assert_eq!(a, b);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "dropping a PendingResponse forgets the request's response"]
 pub struct PendingResponse<R: Request> {
     rx: oneshot::Receiver<Result<ResponseFrame>>,

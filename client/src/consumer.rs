@@ -59,6 +59,19 @@ const _: () = assert!(
 );
 
 /// Where a newly assigned partition starts.
+///
+/// ```no_run
+/// use skiff_client::{Consumer, StartFrom};
+///
+/// # async fn run(consumer: &mut Consumer) -> Result<(), skiff_client::Error> {
+/// // Everything from an hour ago on.
+/// let an_hour_ago = std::time::SystemTime::now()
+///     .duration_since(std::time::UNIX_EPOCH)
+///     .map_or(0, |d| d.as_millis() as i64 - 3_600_000);
+/// consumer.assign_all("orders", StartFrom::Timestamp(an_hour_ago)).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartFrom {
     /// The first offset still stored.
@@ -74,6 +87,14 @@ pub enum StartFrom {
 
 /// What to do when a fetch offset is outside the partition's log (deleted by
 /// retention, or never written).
+///
+/// ```
+/// use skiff_client::{ConsumerConfig, OffsetReset};
+///
+/// // Skip what retention deleted instead of stopping.
+/// let config = ConsumerConfig::default().offset_reset(OffsetReset::Earliest);
+/// assert_eq!(config.offset_reset, OffsetReset::Earliest);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OffsetReset {
     /// Return [`Error::OffsetOutOfRange`] and stop the partition until
@@ -143,7 +164,19 @@ impl ConsumerConfig {
     }
 }
 
-/// A record read from a partition.
+/// A record read from a partition; key, value and header values share the
+/// fetched buffer (no copy).
+///
+/// ```no_run
+/// # async fn run(consumer: &mut skiff_client::Consumer) -> Result<(), skiff_client::Error> {
+/// if let Some(record) = consumer.next().await {
+///     let record = record?;
+///     let text = String::from_utf8_lossy(&record.value);
+///     println!("{}/{}@{} {text}", record.topic, record.partition, record.offset);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumedRecord {
     /// The topic.

@@ -14,6 +14,23 @@ use skiff_protocol::topic_name::TopicNameError;
 
 /// Why a client operation failed.
 ///
+/// ```no_run
+/// use skiff_client::{Client, ClientConfig, Error, TopicConfig};
+///
+/// # async fn run() -> Result<(), Error> {
+/// let admin = Client::connect(ClientConfig::default()).await?.admin();
+/// match admin.describe_topic("orders").await {
+///     Ok(topic) => println!("{} partitions", topic.partitions.len()),
+///     Err(Error::UnknownTopic { .. }) => {
+///         admin.create_topic("orders", TopicConfig { partitions: 1, ..Default::default() }).await?
+///     }
+///     Err(e) if e.is_retriable() => eprintln!("try again later: {e}"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
 /// Each message is complete on its own (it includes the underlying cause),
 /// so the variants do not also report the cause through `source()`; printing
 /// a chain shows nothing twice.

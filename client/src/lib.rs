@@ -34,6 +34,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 mod admin;
 mod client;
 mod config;
@@ -61,6 +63,9 @@ pub use producer::{
     RETRIES_MAX_DEFAULT, SendFuture,
 };
 
+/// The wire contract, for [`Connection`]-level use.
+pub use skiff_protocol as protocol;
+pub use skiff_protocol::ErrorCode;
 pub use skiff_protocol::batch::Header;
 pub use skiff_protocol::messages::{
     DescribeTopicResponse, PartitionDescription, TopicConfig, TopicListing,

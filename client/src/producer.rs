@@ -245,6 +245,16 @@ impl ProducerRecord {
 }
 
 /// Where a record was stored.
+///
+/// ```no_run
+/// # async fn run(producer: skiff_client::Producer) -> Result<(), skiff_client::Error> {
+/// use skiff_client::ProducerRecord;
+///
+/// let ack = producer.send(ProducerRecord::new("orders", "hello")).await?;
+/// println!("stored in partition {} at offset {}", ack.partition, ack.offset);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {
     /// The topic.
@@ -258,6 +268,19 @@ pub struct Ack {
 /// The result of one [`Producer::send`]: resolves once the broker has
 /// stored the record (or it failed for good). Dropping it does not cancel
 /// the send.
+///
+/// ```no_run
+/// # async fn run(producer: skiff_client::Producer) -> Result<(), skiff_client::Error> {
+/// use skiff_client::ProducerRecord;
+///
+/// // Queue first, await later: both records are in flight together.
+/// let first = producer.send(ProducerRecord::new("orders", "a").partition(0));
+/// let second = producer.send(ProducerRecord::new("orders", "b").partition(0));
+/// let (first, second) = (first.await?, second.await?);
+/// assert_eq!(second.offset, first.offset + 1);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 #[must_use = "the record is sent anyway; await the future to learn whether it was stored"]
 pub struct SendFuture {
