@@ -381,7 +381,7 @@ impl Consumer {
         }
     }
 
-    /// The records as a [`Stream`] (boxed, so `Unpin`), borrowing the consumer.
+    /// The records as a [`Stream`](futures::Stream) (boxed, so `Unpin`), borrowing the consumer.
     pub fn stream(&mut self) -> BoxStream<'_, Result<ConsumedRecord>> {
         futures::stream::unfold(self, |consumer| async move {
             let item = consumer.next().await?;
@@ -390,7 +390,7 @@ impl Consumer {
         .boxed()
     }
 
-    /// The records as a [`Stream`] that owns the consumer.
+    /// The records as a [`Stream`](futures::Stream) that owns the consumer.
     pub fn into_stream(self) -> BoxStream<'static, Result<ConsumedRecord>> {
         futures::stream::unfold(self, |mut consumer| async move {
             let item = consumer.next().await?;
