@@ -105,3 +105,85 @@ pub(crate) fn read_opt_string(
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    use crate::messages::test_util::round_trip;
+    use crate::messages::*;
+    use crate::primitives::decode_body;
+
+    fn arb_tp() -> impl Strategy<Value = TopicPartition> {
+        ("[a-z€]{0,6}", any::<u32>()).prop_map(|(t, p)| TopicPartition::new(t, p))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn group_messages_round_trip(
+            group in "[a-z0-9.-]{0,12}",
+            member in "[a-z0-9-]{0,12}",
+            generation in any::<u32>(),
+            tps in prop::collection::vec(arb_tp(), 0..8),
+            offsets in prop::collection::vec(any::<u64>(), 8),
+            rejoin in any::<bool>(),
+        ) {
+            round_trip(HeartbeatRequest {
+                group: group.clone(),
+                member_id: member.clone(),
+                generation,
+                released: tps.clone(),
+            });
+            round_trip(HeartbeatResponse {
+                generation,
+                owned: tps.clone(),
+                revoke: tps.iter().take(2).cloned().collect(),
+                rejoin,
+            });
+            round_trip(CommitOffsetsRequest {
+                group: group.clone(),
+                member_id: member.clone(),
+                generation,
+                offsets: tps
+                    .iter()
+                    .zip(&offsets)
+                    .map(|(tp, o)| OffsetCommit { partition: tp.clone(), offset: *o })
+                    .collect(),
+            });
+            round_trip(FetchOffsetsResponse {
+                offsets: tps
+                    .iter()
+                    .zip(&offsets)
+                    .map(|(tp, o)| CommittedOffset {
+                        partition: tp.clone(),
+                        offset: (o % 2 == 0).then_some(*o),
+                    })
+                    .collect(),
+            });
+        }
+
+        /// Arbitrary bytes never panic a group decoder (and never allocate
+        /// from a lying count: `Reader::count` checks first).
+        #[test]
+        fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let b = Bytes::from(bytes);
+            let _ = decode_body::<JoinGroupRequest>(b.clone());
+            let _ = decode_body::<JoinGroupResponse>(b.clone());
+            let _ = decode_body::<HeartbeatRequest>(b.clone());
+            let _ = decode_body::<HeartbeatResponse>(b.clone());
+            let _ = decode_body::<LeaveGroupRequest>(b.clone());
+            let _ = decode_body::<CommitOffsetsRequest>(b.clone());
+            let _ = decode_body::<FetchOffsetsRequest>(b.clone());
+            let _ = decode_body::<FetchOffsetsResponse>(b.clone());
+            let _ = decode_body::<ListGroupsResponse>(b.clone());
+            let _ = decode_body::<DescribeGroupRequest>(b.clone());
+            let _ = decode_body::<DescribeGroupResponse>(b.clone());
+            let _ = decode_body::<ResetOffsetsRequest>(b.clone());
+            let _ = decode_body::<ResetOffsetsResponse>(b.clone());
+            let _ = decode_body::<DeleteGroupRequest>(b);
+        }
+    }
+}
