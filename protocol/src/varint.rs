@@ -56,6 +56,12 @@ pub fn varint_len(value: i64) -> usize {
 /// Decodes an unsigned varint from the start of `buf`, returning the value and
 /// the number of bytes it used.
 pub fn get_uvarint(buf: &[u8]) -> Result<(u64, usize), VarintError> {
+    // Fast path: most lengths and deltas in a batch fit in one byte.
+    if let Some(&byte) = buf.first()
+        && byte < 0x80
+    {
+        return Ok((u64::from(byte), 1));
+    }
     let mut value: u64 = 0;
     for (i, &byte) in buf.iter().take(VARINT_BYTES_MAX).enumerate() {
         let low = u64::from(byte & 0x7f);

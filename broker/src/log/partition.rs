@@ -72,6 +72,8 @@ struct Queue {
     linger_budget: Duration,
     /// A leader is waiting on `linger_cv` for more appends.
     lingering: bool,
+    /// Followers waiting on `queue_cv` (no notify syscall when zero).
+    waiters: usize,
 }
 
 /// Longest a group-commit leader waits for more appends before it writes.
@@ -281,10 +283,14 @@ impl PartitionLog {
                     }
                     _ => Duration::ZERO,
                 };
-                self.queue_cv.notify_all();
+                if q.waiters > 0 {
+                    self.queue_cv.notify_all();
+                }
                 continue;
             }
+            q.waiters += 1;
             q = self.queue_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            q.waiters -= 1;
         }
     }
 
