@@ -952,6 +952,46 @@ mod tests {
         ));
     }
 
+    /// The real sweeper task under paused tokio time: a silent member goes
+    /// after its session timeout, not before, and a live one takes over.
+    #[tokio::test(start_paused = true)]
+    async fn the_sweeper_expires_silent_members_in_paused_time() {
+        let (_dir, c) = coordinator();
+        let c = std::sync::Arc::new(c);
+        let shutdown = CancellationToken::new();
+        let sweeper = tokio::spawn({
+            let c = std::sync::Arc::clone(&c);
+            let shutdown = shutdown.clone();
+            async move { c.run_expiry(shutdown).await }
+        });
+        let t0 = Instant::now();
+        let a = join(&c, "g", t0);
+        let b = join(&c, "g", t0);
+        let mut released = Vec::new();
+        let mut b_gone_at = None;
+        for _ in 0..15 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let hb = c.heartbeat("g", &a.member_id, &released, Instant::now());
+            released = hb.revoke;
+            if b_gone_at.is_none() && c.member_count("g") == 1 {
+                b_gone_at = Some(t0.elapsed());
+            }
+        }
+        let gone = b_gone_at.expect("b expired");
+        let timeout = Duration::from_millis(u64::from(LIMITS.session_timeout_ms_default));
+        assert!(gone >= timeout, "expired after {gone:?}");
+        assert!(gone <= timeout + Duration::from_millis(200) + c.sweep_interval());
+        assert!(c.heartbeat("g", &b.member_id, &[], Instant::now()).rejoin);
+        assert_eq!(
+            c.heartbeat("g", &a.member_id, &[], Instant::now())
+                .owned
+                .len(),
+            6
+        );
+        shutdown.cancel();
+        sweeper.await.unwrap();
+    }
+
     #[test]
     fn rejoining_keeps_partitions_and_generation() {
         let (_dir, c) = coordinator();
