@@ -254,9 +254,12 @@ impl GroupCoordinator {
         options: OffsetStoreOptions,
     ) -> Result<(Self, OffsetRecovery), GroupError> {
         let (offsets, recovery) = OffsetStore::open(dir, options)?;
+        // Nanoseconds, so two runs started within the same second (a quick
+        // restart) still hand out different member ids: a member of the old
+        // run must never pass for one of the new.
         let incarnation = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+            .map_or(0, |d| d.as_nanos() as u64);
         Ok((
             Self {
                 limits,
