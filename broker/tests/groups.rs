@@ -312,14 +312,30 @@ async fn two_then_three_members_share_six_partitions_incrementally() {
     let kept: Vec<BTreeSet<_>> = members.iter().map(|m| m.owned.clone()).collect();
     members.push(Member::join(addr, "g", "t").await);
     assert!(members[2].owned.is_empty());
-    for _ in 0..2 {
-        // The first heartbeat after the join carries the revocations; the
-        // kept partitions stay with their members throughout.
-        for m in members.iter_mut() {
-            m.heartbeat("g").await;
-        }
-        assert_disjoint(&members);
-    }
+    // Hand-over, step by step: the first member is told to revoke one
+    // partition; the newcomer gets it only once that member reports it
+    // released, and nothing of the second member's until it does the same.
+    let r = members[0].heartbeat("g").await;
+    assert_eq!(
+        r.revoke.len(),
+        1,
+        "one partition moves from each old member"
+    );
+    let moving = r.revoke[0].clone();
+    assert!(kept[0].contains(&moving));
+    assert!(
+        members[2].heartbeat("g").await.owned.is_empty(),
+        "not released yet"
+    );
+    members[0].heartbeat("g").await; // reports `moving` released
+    let r = members[2].heartbeat("g").await;
+    assert_eq!(
+        r.owned,
+        vec![moving.clone()],
+        "released partition handed over"
+    );
+    assert!(!members[0].owned.contains(&moving));
+    assert_disjoint(&members);
     settle("g", &mut members, &[2, 2, 2], &[]).await;
     for (m, before) in members.iter().zip(&kept) {
         assert_eq!(
