@@ -368,8 +368,17 @@ async fn a_silent_member_loses_its_partitions_after_the_session_timeout() {
     let (broker, mut admin) = start(dir.path()).await;
     create_topic(&mut admin, "t", 6).await;
     let addr = broker.local_addr();
+    // Session timeouts are per member: the one that keeps heartbeating has
+    // a generous one, so a slow test machine cannot expire it by accident.
     let mut members = vec![
-        Member::join(addr, "g", "t").await,
+        Member::join_with(
+            addr,
+            JoinGroupRequest {
+                session_timeout_ms: 5000,
+                ..join_request("g", "t")
+            },
+        )
+        .await,
         Member::join(addr, "g", "t").await,
     ];
     settle("g", &mut members, &[3, 3], &[]).await;
