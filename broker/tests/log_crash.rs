@@ -114,7 +114,7 @@ fn acknowledged_batches_survive_sigkill() {
             }
             acks
         });
-        std::thread::sleep(Duration::from_millis(rng.gen_range(150..700)));
+        std::thread::sleep(Duration::from_millis(rng.gen_range(100..450)));
         proc.kill().expect("SIGKILL child");
         proc.wait().expect("reap child");
         let acks = reader.join().expect("reader");
@@ -151,8 +151,9 @@ fn acknowledged_batches_survive_sigkill() {
         "child acknowledged only {} batches",
         acked.len()
     );
+    // Typically 5-10 s; the bound is loose so a loaded machine does not flake.
     assert!(
-        started.elapsed() < Duration::from_secs(20),
+        started.elapsed() < Duration::from_secs(60),
         "took {:?}",
         started.elapsed()
     );
