@@ -216,8 +216,7 @@ impl Decoder for ClientCodec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<ResponseFrame>, FrameError> {
-        let Some(mut frame) = split_frame(src, RESPONSE_HEADER_BYTES, self.frame_bytes_max)?
-        else {
+        let Some(mut frame) = split_frame(src, RESPONSE_HEADER_BYTES, self.frame_bytes_max)? else {
             return Ok(None);
         };
         let correlation_id = frame.get_u32_le();

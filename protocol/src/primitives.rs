@@ -267,7 +267,10 @@ mod tests {
         let mut buf = BytesMut::new();
         buf.put_u32_le(1_000_000_000);
         let mut r = Reader::new(buf.freeze());
-        assert!(matches!(r.count("items", 8), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(
+            r.count("items", 8),
+            Err(DecodeError::Truncated { .. })
+        ));
     }
 
     #[test]

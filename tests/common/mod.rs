@@ -1,0 +1,123 @@
+//! Shared helpers for the black-box tests: a real broker on 127.0.0.1:0 in a
+//! temporary directory, and a raw framed connection for protocol-level tests.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use skiff_broker::{Broker, BrokerConfig, BrokerHandle};
+use skiff_protocol::ErrorCode;
+use skiff_protocol::frame::{ClientCodec, OutgoingRequest, ResponseFrame};
+use skiff_protocol::messages::{HandshakeRequest, Request};
+use skiff_protocol::primitives::{Reader, decode_body};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+/// How long any single step of a test may wait before it fails.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A broker config for tests: port 0 in `dir`.
+pub fn test_config(dir: &Path) -> BrokerConfig {
+    BrokerConfig {
+        data_dir: dir.to_owned(),
+        listen: "127.0.0.1:0".parse().expect("valid address"),
+        ..BrokerConfig::default()
+    }
+}
+
+/// Starts a broker with the test config in `dir`.
+pub async fn start_broker(dir: &Path) -> BrokerHandle {
+    Broker::start(test_config(dir))
+        .await
+        .expect("broker starts")
+}
+
+/// A raw protocol connection: frames in, frames out, no client library.
+pub struct RawConn {
+    framed: Framed<TcpStream, ClientCodec>,
+    next_id: u32,
+}
+
+impl RawConn {
+    /// Connects without a handshake.
+    pub async fn connect(addr: SocketAddr) -> RawConn {
+        let stream = TcpStream::connect(addr).await.expect("connects");
+        RawConn {
+            framed: Framed::new(stream, ClientCodec::new(64 * 1024 * 1024)),
+            next_id: 1,
+        }
+    }
+
+    /// Connects and completes the handshake.
+    pub async fn handshaken(addr: SocketAddr) -> RawConn {
+        let mut conn = RawConn::connect(addr).await;
+        conn.call(HandshakeRequest {
+            protocol_version: skiff_protocol::PROTOCOL_VERSION,
+            client_id: "test".into(),
+        })
+        .await
+        .expect("handshake succeeds");
+        conn
+    }
+
+    /// Sends a request and waits for its response.
+    pub async fn call<R: Request>(&mut self, req: R) -> Result<R::Response, (ErrorCode, String)> {
+        let mut body = BytesMut::new();
+        req.encode(&mut body);
+        let frame = self
+            .send_raw(R::API_KEY as u16, R::API_VERSION, body.freeze())
+            .await;
+        if frame.error_code != ErrorCode::None {
+            return Err((frame.error_code, error_message(frame.body)));
+        }
+        Ok(decode_body(frame.body).expect("response decodes"))
+    }
+
+    /// Sends one frame with any header values and waits for a response.
+    pub async fn send_raw(&mut self, api_key: u16, api_version: u16, body: Bytes) -> ResponseFrame {
+        let correlation_id = self.next_id;
+        self.next_id += 1;
+        self.framed
+            .send(OutgoingRequest {
+                correlation_id,
+                api_key,
+                api_version,
+                body,
+            })
+            .await
+            .expect("send");
+        let frame = self
+            .recv()
+            .await
+            .expect("a response, not a closed connection");
+        assert_eq!(frame.correlation_id, correlation_id);
+        frame
+    }
+
+    /// Writes raw bytes to the socket.
+    pub async fn write_bytes(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.framed.get_mut().write_all(bytes).await.expect("write");
+    }
+
+    /// The next response frame, or `None` when the broker closed the
+    /// connection.
+    pub async fn recv(&mut self) -> Option<ResponseFrame> {
+        match tokio::time::timeout(STEP_TIMEOUT, self.framed.next()).await {
+            Ok(Some(Ok(frame))) => Some(frame),
+            Ok(Some(Err(_))) | Ok(None) => None,
+            Err(_) => panic!("no response within {STEP_TIMEOUT:?}"),
+        }
+    }
+}
+
+/// The message of an error response.
+pub fn error_message(body: Bytes) -> String {
+    Reader::new(body)
+        .string("message")
+        .unwrap_or_else(|e| format!("<undecodable error message: {e}>"))
+}
