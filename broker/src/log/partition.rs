@@ -558,19 +558,42 @@ impl PartitionLog {
         seg.read(offset, max_bytes)
     }
 
-    /// The base offset of the first batch whose max timestamp is >=
-    /// `timestamp_ms` (batch granularity), or None if no batch is that new.
+    /// The offset of the first record (in offset order) whose timestamp is
+    /// >= `timestamp_ms`, or None if no record is that new. The sparse time
+    /// index finds the batch; that one batch is then decoded to find the
+    /// record.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, LogError> {
         let segs: Vec<Arc<Segment>> = read_lock(&self.segments).values().cloned().collect();
         for seg in segs {
             if seg.visible_bytes() == 0 || seg.max_timestamp_ms() < timestamp_ms {
                 continue;
             }
-            if let Some(offset) = seg.find_timestamp(timestamp_ms)? {
-                return Ok(Some(offset));
+            if let Some(batch_offset) = seg.find_timestamp(timestamp_ms)? {
+                return self
+                    .first_record_at_or_after(batch_offset, timestamp_ms)
+                    .map(Some);
             }
         }
         Ok(None)
+    }
+
+    /// Narrows a batch-granular timestamp lookup to the record: the first
+    /// record of the batch at `batch_offset` whose timestamp is at or after
+    /// `timestamp_ms` (record timestamps inside a batch need not be ordered).
+    fn first_record_at_or_after(
+        &self,
+        batch_offset: u64,
+        timestamp_ms: i64,
+    ) -> Result<u64, LogError> {
+        let bytes = self.read(batch_offset, 1)?;
+        let Some(first) = skiff_protocol::batch::BatchIter::new(bytes).next() else {
+            return Ok(batch_offset);
+        };
+        let records = skiff_protocol::batch::decode_records(&first?)?;
+        Ok(records
+            .iter()
+            .find(|r| r.timestamp_ms >= timestamp_ms)
+            .map_or(batch_offset, |r| r.offset))
     }
 
     /// Oldest offset still in the log.
