@@ -558,9 +558,9 @@ impl PartitionLog {
         seg.read(offset, max_bytes)
     }
 
-    /// The offset of the first record (in offset order) whose timestamp is
-    /// >= `timestamp_ms`, or None if no record is that new. The sparse time
-    /// index finds the batch; that one batch is then decoded to find the
+    /// The offset of the first record (in offset order) whose timestamp is at
+    /// or after `timestamp_ms`, or None if no record is that new. The sparse
+    /// time index finds the batch; that one batch is then decoded to find the
     /// record.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, LogError> {
         let segs: Vec<Arc<Segment>> = read_lock(&self.segments).values().cloned().collect();
