@@ -1,18 +1,21 @@
-//! [`Admin`]: topic management. Topic names are checked client-side with the
+//! [`Admin`]: topic and consumer-group management. Topic names are checked client-side with the
 //! protocol's own rules before anything is sent, so a bad name fails fast
 //! with the same message the broker would give.
 
 use skiff_protocol::ErrorCode;
 use skiff_protocol::messages::{
-    CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest, DescribeTopicResponse,
-    ListTopicsRequest, TopicConfig, TopicListing,
+    CreateTopicRequest, DeleteGroupRequest, DeleteTopicRequest, DescribeGroupRequest,
+    DescribeGroupResponse, DescribeTopicRequest, DescribeTopicResponse, GroupListing,
+    ListGroupsRequest, ListTopicsRequest, ResetOffsetsRequest, ResetTo, TopicConfig, TopicListing,
+    TopicPartition,
 };
 use skiff_protocol::topic_name::validate_topic_name;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
 
-/// Creates, deletes, lists and describes topics.
+/// Creates, deletes, lists and describes topics; lists, describes, resets
+/// and deletes consumer groups.
 ///
 /// ```no_run
 /// use skiff_client::{Client, ClientConfig, TopicConfig};
@@ -82,6 +85,92 @@ impl Admin {
             })
             .await
             .map_err(|e| in_topic(e, name))
+    }
+}
+
+impl Admin {
+    /// Every group the broker knows (with members or committed offsets),
+    /// sorted by name.
+    ///
+    /// ```no_run
+    /// # async fn run(admin: skiff_client::Admin) -> Result<(), skiff_client::Error> {
+    /// for g in admin.list_groups().await? {
+    ///     println!("{} {} members={} generation={}", g.group, g.state, g.members, g.generation);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        Ok(self.client.send(ListGroupsRequest).await?.groups)
+    }
+
+    /// A group's members and, per partition, owner, committed offset, log
+    /// end offset and lag. An unknown group is `ErrorCode::UnknownGroup`.
+    ///
+    /// ```no_run
+    /// # async fn run(admin: skiff_client::Admin) -> Result<(), skiff_client::Error> {
+    /// let described = admin.describe_group("billing").await?;
+    /// let lag: u64 = described.partitions.iter().filter_map(|p| p.lag).sum();
+    /// println!("{} members, total lag {lag}", described.members.len());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn describe_group(&self, group: &str) -> Result<DescribeGroupResponse> {
+        self.client
+            .send(DescribeGroupRequest {
+                group: group.to_owned(),
+            })
+            .await
+    }
+
+    /// Moves the group's committed offsets on every partition of `topic`;
+    /// returns the new offsets. Refused (`ErrorCode::GroupNotEmpty`) while
+    /// the group has members: stop its consumers first.
+    ///
+    /// ```no_run
+    /// use skiff_client::ResetTo;
+    ///
+    /// # async fn run(admin: skiff_client::Admin) -> Result<(), skiff_client::Error> {
+    /// // Re-process everything still stored.
+    /// admin.reset_offsets("billing", "orders", ResetTo::Earliest).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        to: ResetTo,
+    ) -> Result<Vec<(TopicPartition, u64)>> {
+        validate_topic_name(topic)?;
+        let resp = self
+            .client
+            .send(ResetOffsetsRequest {
+                group: group.to_owned(),
+                topic: topic.to_owned(),
+                to,
+            })
+            .await
+            .map_err(|e| in_topic(e, topic))?;
+        Ok(resp.offsets)
+    }
+
+    /// Deletes a group and its committed offsets. Refused
+    /// (`ErrorCode::GroupNotEmpty`) while it has members.
+    ///
+    /// ```no_run
+    /// # async fn run(admin: skiff_client::Admin) -> Result<(), skiff_client::Error> {
+    /// admin.delete_group("old-billing").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn delete_group(&self, group: &str) -> Result<()> {
+        self.client
+            .send(DeleteGroupRequest {
+                group: group.to_owned(),
+            })
+            .await?;
+        Ok(())
     }
 }
 

@@ -1,9 +1,13 @@
 //! [`Consumer`]: reads assigned partitions, long-polling at the end of each.
 //!
-//! Partitions are assigned by hand ([`Consumer::assign`]); consumer groups,
-//! where the broker assigns them, will be a second way to fill the same
-//! assignment, so everything after assignment (fetching, positions, seeking)
-//! stays as it is.
+//! Partitions are assigned by hand ([`Consumer::assign`]) or by the broker
+//! to a member of a consumer group ([`Consumer::with_group`]); both fill the
+//! same assignment, so everything after it (fetching, positions, seeking) is
+//! shared. A group consumer reconciles its assignment with the coordinator's
+//! latest answer (kept by [`crate::group`]'s heartbeat task) at the top of
+//! every [`Consumer::next`]: lost partitions are dropped, revoked ones are
+//! dropped, committed and released, new ones start at their committed
+//! offset or [`GroupConfig::reset`].
 //!
 //! Each assigned partition has at most one fetch in flight, all pipelined on
 //! the client's one connection, and a buffer holding what its last fetch
@@ -12,7 +16,9 @@
 //!
 //! Invariants:
 //! - `position` is the offset of the next record [`Consumer::next`] returns
-//!   for a partition. Records below the offset a fetch asked for are
+//!   for a partition, i.e. one past the last record handed to the
+//!   application; a group consumer commits exactly `position`, never more,
+//!   so what is committed has been delivered (at-least-once). Records below the offset a fetch asked for are
 //!   skipped: the broker returns whole batches, and the first may start
 //!   earlier.
 //! - Every batch is length- and CRC-checked before its records are used
@@ -27,6 +33,7 @@
 //!   as errors, and the partition is fetched again after `retry_backoff_ms`.
 //!   The stream goes on after an error.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,13 +44,17 @@ use futures::stream::{BoxStream, FuturesUnordered, StreamExt};
 use skiff_protocol::ErrorCode;
 use skiff_protocol::batch::{BatchIter, Header, decode_records};
 use skiff_protocol::messages::{
-    DescribeTopicRequest, FetchRequest, FetchResponse, ListOffsetsRequest, OffsetQuery,
+    DescribeTopicRequest, FetchOffsetsRequest, FetchRequest, FetchResponse, ListOffsetsRequest,
+    OffsetQuery, TopicPartition,
 };
 use skiff_protocol::topic_name::validate_topic_name;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::admin::{in_partition, in_topic};
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::group::{AutoCommit, GroupConfig, Membership, RebalanceEvent};
 
 /// Default long-poll wait: 500 ms. Bounds how long an idle fetch holds a
 /// broker slot, and how stale a quiet partition's lag can be.
@@ -251,6 +262,51 @@ pub struct Consumer {
     /// Index of the partition records are being taken from.
     cursor: usize,
     fetches: FuturesUnordered<BoxFuture<'static, FetchOutcome>>,
+    /// Set for a group member ([`Consumer::with_group`]).
+    group: Option<GroupMember>,
+}
+
+/// A group consumer's side of the membership.
+struct GroupMember {
+    membership: Membership,
+    auto_commit: AutoCommit,
+    reset: StartFrom,
+    /// When the next auto-commit is due.
+    next_commit: Instant,
+    /// Last committed position per assigned partition.
+    committed: HashMap<TopicPartition, u64>,
+    /// Revoked partitions, already unassigned, whose positions still have to
+    /// be committed before they are released.
+    releasing: Vec<(TopicPartition, u64)>,
+    /// The assignment differs from the coordinator's latest answer (set on
+    /// every change, cleared only once a reconcile completed, so a cancelled
+    /// `next` picks it up again).
+    stale: bool,
+    events: Option<mpsc::UnboundedSender<RebalanceEvent>>,
+}
+
+impl GroupMember {
+    fn emit(
+        &mut self,
+        event: impl FnOnce(Vec<TopicPartition>) -> RebalanceEvent,
+        tps: Vec<TopicPartition>,
+    ) {
+        if tps.is_empty() {
+            return;
+        }
+        if let Some(tx) = &self.events {
+            if tx.send(event(tps)).is_err() {
+                self.events = None;
+            }
+        }
+    }
+}
+
+/// What woke a waiting group consumer.
+enum Wake {
+    Fetched(Option<FetchOutcome>),
+    GroupChanged,
+    CommitDue,
 }
 
 impl fmt::Debug for Consumer {
@@ -271,7 +327,306 @@ impl Consumer {
             partitions: Vec::new(),
             cursor: 0,
             fetches: FuturesUnordered::new(),
+            group: None,
         }
+    }
+
+    /// Joins `config.group` as a new member and consumes the partitions the
+    /// broker assigns, following rebalances: heartbeats run in the
+    /// background at the broker's interval; revoked partitions are
+    /// committed (up to what was delivered) and handed over; new ones start
+    /// at the group's committed offset, or at [`GroupConfig::reset`].
+    /// Commits happen on [`GroupConfig::auto_commit`], on [`Consumer::commit`]
+    /// and on [`Consumer::close`], which also leaves the group (dropping the
+    /// consumer leaves too, best effort, without committing).
+    ///
+    /// Delivery is at-least-once: only positions of records already returned
+    /// by [`Consumer::next`] are committed; after a crash the next owner
+    /// resumes from the last commit.
+    ///
+    /// ```no_run
+    /// use skiff_client::{Client, ClientConfig, Consumer, GroupConfig};
+    ///
+    /// # async fn run() -> Result<(), skiff_client::Error> {
+    /// let client = Client::connect(ClientConfig::default()).await?;
+    /// let mut consumer = Consumer::with_group(client, GroupConfig::new("billing", ["orders"])).await?;
+    /// while let Some(record) = consumer.next().await {
+    ///     let record = record?;
+    ///     println!("{}/{}@{}", record.topic, record.partition, record.offset);
+    ///     # break;
+    /// }
+    /// consumer.close().await?; // commit what was delivered, leave the group
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn with_group(client: Client, config: GroupConfig) -> Result<Consumer> {
+        let membership = Membership::join(client.clone(), &config).await?;
+        let mut consumer = Consumer::new(client, config.consumer.clone());
+        let first_commit = match config.auto_commit {
+            AutoCommit::Interval(every) => Instant::now() + every,
+            AutoCommit::Manual => Instant::now(),
+        };
+        consumer.group = Some(GroupMember {
+            membership,
+            auto_commit: config.auto_commit,
+            reset: config.reset,
+            next_commit: first_commit,
+            committed: HashMap::new(),
+            releasing: Vec::new(),
+            stale: true,
+            events: None,
+        });
+        Ok(consumer)
+    }
+
+    /// The group this consumer is a member of, if any.
+    pub fn group(&self) -> Option<&str> {
+        self.group.as_ref().map(|g| g.membership.group())
+    }
+
+    /// A channel of this group consumer's [`RebalanceEvent`]s from now on
+    /// (replacing any earlier channel). Events are sent from inside
+    /// [`Consumer::next`], when the consumer acts on a rebalance. A consumer
+    /// without a group never sends any.
+    ///
+    /// ```no_run
+    /// # async fn run(consumer: &mut skiff_client::Consumer) {
+    /// let mut events = consumer.rebalance_events();
+    /// // ... consumer.next().await ...
+    /// while let Ok(event) = events.try_recv() {
+    ///     println!("{event:?}");
+    /// }
+    /// # }
+    /// ```
+    pub fn rebalance_events(&mut self) -> mpsc::UnboundedReceiver<RebalanceEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Some(g) = self.group.as_mut() {
+            g.events = Some(tx);
+        }
+        rx
+    }
+
+    /// Commits, for every partition this group consumer reads, the position
+    /// after the last record [`Consumer::next`] returned (nothing beyond).
+    /// A commit refused for a stale generation is retried after one
+    /// heartbeat. Errors with [`Error::InvalidArgument`] without a group.
+    ///
+    /// ```no_run
+    /// use skiff_client::{AutoCommit, Client, ClientConfig, Consumer, GroupConfig};
+    ///
+    /// # async fn run(client: Client) -> Result<(), skiff_client::Error> {
+    /// let config = GroupConfig::new("billing", ["orders"]).auto_commit(AutoCommit::Manual);
+    /// let mut consumer = Consumer::with_group(client, config).await?;
+    /// while let Some(record) = consumer.next().await {
+    ///     let _record = record?; // ... process it ...
+    ///     consumer.commit().await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn commit(&mut self) -> Result<()> {
+        if self.group.is_none() {
+            return Err(Error::InvalidArgument(
+                "commit needs a group consumer (Consumer::with_group)".to_owned(),
+            ));
+        }
+        self.finish_releases().await;
+        self.commit_assigned().await
+    }
+
+    /// Commits what was delivered and leaves the group, so its partitions
+    /// move to the other members at once. A consumer without a group just
+    /// stops. The group is left even when the commit fails (the commit's
+    /// error is returned).
+    ///
+    /// ```no_run
+    /// # async fn run(consumer: skiff_client::Consumer) -> Result<(), skiff_client::Error> {
+    /// consumer.close().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn close(mut self) -> Result<()> {
+        if self.group.is_none() {
+            return Ok(());
+        }
+        self.finish_releases().await;
+        let committed = self.commit_assigned().await;
+        let left = match self.group.as_mut() {
+            Some(g) => g.membership.leave().await,
+            None => Ok(()),
+        };
+        committed.and(left)
+    }
+
+    /// Commits the positions of assigned partitions that moved since their
+    /// last commit.
+    async fn commit_assigned(&mut self) -> Result<()> {
+        let Some(g) = self.group.as_ref() else {
+            return Ok(());
+        };
+        let offsets: Vec<(TopicPartition, u64)> = self
+            .partitions
+            .iter()
+            .map(|p| (TopicPartition::new(&*p.topic, p.partition), p.position))
+            .filter(|(tp, pos)| g.committed.get(tp) != Some(pos))
+            .collect();
+        let done = g.membership.commit(offsets).await?;
+        let g = self.group.as_mut().expect("checked above");
+        g.committed.extend(done);
+        Ok(())
+    }
+
+    /// Commits and releases revoked partitions (best effort: a failed commit
+    /// is logged, and the partition released anyway, since holding it would
+    /// only get this member expired; its new owner re-reads from the last
+    /// commit).
+    async fn finish_releases(&mut self) {
+        let Some(g) = self.group.as_mut() else {
+            return;
+        };
+        if g.releasing.is_empty() {
+            return;
+        }
+        let offsets: Vec<(TopicPartition, u64)> = g
+            .releasing
+            .iter()
+            .filter(|(tp, pos)| g.committed.get(tp) != Some(pos))
+            .cloned()
+            .collect();
+        if let Err(e) = g.membership.commit(offsets).await {
+            tracing::warn!(group = g.membership.group(), error = %e, "commit of revoked partitions failed; releasing them anyway");
+        }
+        let tps: Vec<TopicPartition> = g.releasing.drain(..).map(|(tp, _)| tp).collect();
+        for tp in &tps {
+            g.committed.remove(tp);
+        }
+        g.membership.release(tps.iter().cloned());
+        g.emit(RebalanceEvent::Revoked, tps);
+    }
+
+    /// Brings the assignment in line with the coordinator's latest answer
+    /// and runs a due auto-commit. Cancel-safe: state changes happen before
+    /// each await, or are redone next time.
+    async fn maintain_group(&mut self) -> Result<()> {
+        let Some(g) = self.group.as_mut() else {
+            return Ok(());
+        };
+        if g.membership.has_changed() {
+            g.stale = true;
+        }
+        if g.stale {
+            let state = g.membership.snapshot();
+            let mut lost = Vec::new();
+            let mut assigned = BTreeSet::new();
+            for p in &self.partitions {
+                let tp = TopicPartition::new(&*p.topic, p.partition);
+                if !state.owned.contains(&tp) {
+                    lost.push(tp.clone());
+                } else if state.revoke.contains(&tp) {
+                    g.releasing.push((tp.clone(), p.position));
+                }
+                assigned.insert(tp);
+            }
+            let revoked: Vec<TopicPartition> =
+                g.releasing.iter().map(|(tp, _)| tp.clone()).collect();
+            for tp in &lost {
+                g.committed.remove(tp);
+            }
+            g.emit(RebalanceEvent::Lost, lost.clone());
+            for tp in lost.iter().chain(&revoked) {
+                self.partitions
+                    .retain(|p| !(*p.topic == *tp.topic && p.partition == tp.partition));
+            }
+            self.cursor = 0;
+            self.finish_releases().await;
+
+            let g = self.group.as_mut().expect("group consumer");
+            let state = g.membership.snapshot();
+            let new: Vec<TopicPartition> = state
+                .owned
+                .iter()
+                .filter(|tp| {
+                    !state.revoke.contains(*tp)
+                        && !state.released.contains(*tp)
+                        && !assigned.contains(*tp)
+                })
+                .filter(|tp| !g.releasing.iter().any(|(r, _)| r == *tp))
+                .filter(|tp| {
+                    !self
+                        .partitions
+                        .iter()
+                        .any(|p| *p.topic == *tp.topic && p.partition == tp.partition)
+                })
+                .cloned()
+                .collect();
+            if !new.is_empty() {
+                self.start_partitions(new).await?;
+            }
+            if let Some(g) = self.group.as_mut() {
+                if !g.membership.has_changed() {
+                    g.stale = false;
+                }
+            }
+        }
+        let Some(g) = self.group.as_mut() else {
+            return Ok(());
+        };
+        if let AutoCommit::Interval(every) = g.auto_commit {
+            if Instant::now() >= g.next_commit {
+                g.next_commit = Instant::now() + every;
+                if let Err(e) = self.commit_assigned().await {
+                    tracing::warn!(error = %e, "auto-commit failed; retrying at the next interval");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts newly owned partitions at their committed offsets, or at the
+    /// reset position.
+    async fn start_partitions(&mut self, new: Vec<TopicPartition>) -> Result<()> {
+        let Some(g) = self.group.as_ref() else {
+            return Ok(());
+        };
+        let (group, reset) = (g.membership.group().to_owned(), g.reset);
+        let resp = self
+            .client
+            .send(FetchOffsetsRequest {
+                group,
+                partitions: new.clone(),
+            })
+            .await?;
+        let committed: HashMap<TopicPartition, u64> = resp
+            .offsets
+            .into_iter()
+            .filter_map(|c| c.offset.map(|o| (c.partition, o)))
+            .collect();
+        let mut starts = Vec::with_capacity(new.len());
+        for tp in &new {
+            let start = match committed.get(tp) {
+                Some(&o) => (o, true),
+                None => (
+                    resolve(&self.client, &tp.topic, tp.partition, reset).await?,
+                    false,
+                ),
+            };
+            starts.push(start);
+        }
+        for (tp, &(offset, was_committed)) in new.iter().zip(&starts) {
+            self.set_position(&tp.topic, tp.partition, offset);
+            if !was_committed {
+                self.set_timestamp_filter(&tp.topic, tp.partition, reset);
+            }
+        }
+        let g = self.group.as_mut().expect("checked above");
+        for (tp, &(offset, was_committed)) in new.iter().zip(&starts) {
+            if was_committed {
+                g.committed.insert(tp.clone(), offset);
+            }
+        }
+        tracing::debug!(group = g.membership.group(), partitions = ?new, "assigned");
+        g.emit(RebalanceEvent::Assigned, new);
+        Ok(())
     }
 
     /// Assigns partitions of `topic`, each starting at `from` (resolved now
@@ -283,6 +638,11 @@ impl Consumer {
         from: StartFrom,
     ) -> Result<()> {
         validate_topic_name(topic)?;
+        if self.group.is_some() {
+            return Err(Error::InvalidArgument(
+                "a group consumer's partitions are assigned by the broker".to_owned(),
+            ));
+        }
         for partition in partitions {
             let offset = resolve(&self.client, topic, partition, from).await?;
             self.set_position(topic, partition, offset);
@@ -368,7 +728,13 @@ impl Consumer {
     /// The next record from any assigned partition, waiting for one as long
     /// as it takes; `None` when nothing is assigned or every partition is
     /// stopped by an error. Cancel-safe: dropping the future loses nothing.
+    ///
+    /// A group consumer also acts on rebalances here, runs due
+    /// auto-commits, and never ends: with no partitions it waits for some.
     pub async fn next(&mut self) -> Option<Result<ConsumedRecord>> {
+        if self.group.is_some() {
+            return Some(self.next_in_group().await);
+        }
         loop {
             if let Some(record) = self.pop_buffered() {
                 return Some(Ok(record));
@@ -377,6 +743,32 @@ impl Consumer {
             let outcome = self.fetches.next().await?;
             if let Err(e) = self.apply(outcome).await {
                 return Some(Err(e));
+            }
+        }
+    }
+
+    async fn next_in_group(&mut self) -> Result<ConsumedRecord> {
+        loop {
+            self.maintain_group().await?;
+            if let Some(record) = self.pop_buffered() {
+                return Ok(record);
+            }
+            self.start_fetches();
+            let Some(g) = self.group.as_mut() else {
+                return Err(Error::Closed("consumer group membership"));
+            };
+            let commit_due = match g.auto_commit {
+                AutoCommit::Interval(_) => Some(g.next_commit),
+                AutoCommit::Manual => None,
+            };
+            let fetching = !self.fetches.is_empty();
+            let wake = tokio::select! {
+                outcome = self.fetches.next(), if fetching => Wake::Fetched(outcome),
+                () = g.membership.changed() => Wake::GroupChanged,
+                () = sleep_until_opt(commit_due) => Wake::CommitDue,
+            };
+            if let Wake::Fetched(Some(outcome)) = wake {
+                self.apply(outcome).await?;
             }
         }
     }
@@ -575,6 +967,14 @@ impl Consumer {
                 }
             }
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -42,6 +42,7 @@ mod config;
 mod connection;
 mod consumer;
 mod error;
+mod group;
 mod producer;
 
 pub use admin::Admin;
@@ -57,6 +58,10 @@ pub use consumer::{
     OffsetReset, StartFrom,
 };
 pub use error::{Error, Result};
+pub use group::{
+    AUTO_COMMIT_INTERVAL_MS_DEFAULT, AutoCommit, COMMIT_ATTEMPTS_MAX, GROUP_NAME_BYTES_MAX,
+    GroupConfig, RebalanceEvent,
+};
 pub use producer::{
     Ack, BATCH_BYTES_MAX_DEFAULT, BUFFER_BYTES_MAX_DEFAULT, IN_FLIGHT_MAX_DEFAULT,
     LINGER_MS_DEFAULT, Producer, ProducerConfig, ProducerRecord, RECORD_BYTES_MAX,
@@ -68,5 +73,6 @@ pub use skiff_protocol as protocol;
 pub use skiff_protocol::ErrorCode;
 pub use skiff_protocol::batch::Header;
 pub use skiff_protocol::messages::{
-    DescribeTopicResponse, PartitionDescription, TopicConfig, TopicListing,
+    DescribeGroupResponse, DescribeTopicResponse, GroupListing, GroupState, MemberDescription,
+    PartitionDescription, PartitionProgress, ResetTo, TopicConfig, TopicListing, TopicPartition,
 };
