@@ -1,6 +1,12 @@
 //! Broker configuration: one [`BrokerConfig`] with a documented default for
-//! every setting, loaded from a TOML file and overridden by command-line
-//! flags (see `skiffd --help`). Unknown keys are refused, naming the key.
+//! every setting, loaded from a TOML file, overridden by `SKIFF_<KEY>`
+//! environment variables (one per key, see [`KEYS`]), overridden by
+//! command-line flags (see `skiffd --help`). Unknown keys and bad values are
+//! refused at startup, naming the key (or the variable).
+//!
+//! Invariant: `skiff.toml` at the repository root documents every key with
+//! its default; a test checks it parses to [`BrokerConfig::default`] and
+//! names every key in [`KEYS`], and another that [`KEYS`] lists every field.
 //!
 //! Limits are named with their unit last (`frame_bytes_max`) and each says
 //! why its default is what it is.
@@ -13,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::log::{Durability, LogConfig};
 
 /// Everything a broker needs to start.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
     /// Directory holding topics, partitions and broker state.
@@ -76,6 +82,57 @@ pub struct BrokerConfig {
     /// third of each member's session timeout, so two heartbeats may be lost
     /// before it expires).
     pub heartbeat_interval_ms: u32,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`); unset:
+    /// no endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Every config key, in the order of `skiff.toml`. `SKIFF_<KEY>` (upper
+/// case) overrides each; see [`env_var_name`].
+pub const KEYS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "fsync",
+    "connections_max",
+    "frame_bytes_max",
+    "requests_in_flight_max",
+    "idle_timeout_ms",
+    "fetch_wait_ms_max",
+    "fetch_bytes_max",
+    "partitions_max",
+    "auto_create_topics",
+    "default_partitions",
+    "segment_bytes",
+    "segment_ms",
+    "retention_ms",
+    "retention_bytes",
+    "retention_check_interval_ms",
+    "shutdown_grace_ms",
+    "group_members_max",
+    "groups_max",
+    "session_timeout_ms_min",
+    "session_timeout_ms_max",
+    "session_timeout_ms_default",
+    "heartbeat_interval_ms",
+    "metrics_listen",
+];
+
+/// Prefix of the environment variables that override config keys.
+pub const ENV_PREFIX: &str = "SKIFF_";
+
+/// `SKIFF_*` variables that are not config keys (read by `skiffd`'s own
+/// flags or by the `skiff` CLI), so not refused as unknown.
+pub const ENV_NOT_KEYS: &[&str] = &[
+    "SKIFF_BROKER",
+    "SKIFF_CONFIG",
+    "SKIFF_LOG_LEVEL",
+    "SKIFF_LOG_FORMAT",
+];
+
+/// The environment variable that overrides `key`: `SKIFF_` + the key in
+/// upper case (`data_dir` -> `SKIFF_DATA_DIR`).
+pub fn env_var_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
 }
 
 /// 1 GiB: large enough that a partition has few files, small enough that
@@ -109,6 +166,7 @@ impl Default for BrokerConfig {
             session_timeout_ms_max: SESSION_TIMEOUT_MS_MAX_DEFAULT,
             session_timeout_ms_default: SESSION_TIMEOUT_MS_DEFAULT,
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
+            metrics_listen: None,
         }
     }
 }
@@ -156,6 +214,22 @@ pub enum ConfigError {
         /// What was wrong, naming the key.
         message: String,
     },
+    /// An environment variable has a bad value for its key.
+    #[error("invalid environment variable {var}: {message}")]
+    Env {
+        /// The variable, e.g. `SKIFF_LISTEN`.
+        var: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A `SKIFF_*` environment variable names no config key.
+    #[error("unknown environment variable {var}: no config key {key:?} (see skiff.toml)")]
+    UnknownEnv {
+        /// The variable.
+        var: String,
+        /// The key it would override.
+        key: String,
+    },
     /// A value is out of its allowed range.
     #[error("invalid config: {key} {message}")]
     Invalid {
@@ -182,6 +256,44 @@ impl BrokerConfig {
     /// Parses TOML text.
     pub fn from_toml(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    }
+
+    /// Applies `SKIFF_<KEY>` overrides from `vars` (pass
+    /// `std::env::vars()`). Each value is parsed with the same rules as in
+    /// the file: taken as a string when the key accepts one (paths,
+    /// addresses, `fsync`), else as a TOML value (`42`, `true`). A `SKIFF_*`
+    /// variable that is no key (and not in [`ENV_NOT_KEYS`]) is refused.
+    pub fn apply_env<I>(self, vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut table = toml::Table::try_from(&self).map_err(|e| ConfigError::Invalid {
+            key: "config",
+            message: format!("cannot represent the config as TOML: {e}"),
+        })?;
+        let mut vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(var, _)| var.starts_with(ENV_PREFIX) && !ENV_NOT_KEYS.contains(&var.as_str()))
+            .collect();
+        // Deterministic: the first bad variable in name order is reported.
+        vars.sort();
+        for (var, raw) in vars {
+            let key = var[ENV_PREFIX.len()..].to_ascii_lowercase();
+            if !KEYS.contains(&key.as_str()) {
+                return Err(ConfigError::UnknownEnv { var, key });
+            }
+            let value = env_value(&key, &raw).map_err(|message| ConfigError::Env {
+                var: var.clone(),
+                message,
+            })?;
+            table.insert(key, value);
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                key: "config",
+                message: e.to_string().trim_end().to_owned(),
+            })
     }
 
     /// Checks ranges and relations between settings.
@@ -272,9 +384,118 @@ impl BrokerConfig {
     }
 }
 
+/// Parses one environment value for `key`: as a string if the key takes
+/// one, else as a TOML value; the error says what the key expected.
+fn env_value(key: &str, raw: &str) -> Result<toml::Value, String> {
+    let check = |value: &toml::Value| {
+        let mut one = toml::Table::new();
+        one.insert(key.to_owned(), value.clone());
+        toml::Value::Table(one)
+            .try_into::<BrokerConfig>()
+            .map(|_| ())
+            .map_err(|e| e.to_string().trim_end().to_owned())
+    };
+    let as_string = toml::Value::String(raw.to_owned());
+    let string_error = match check(&as_string) {
+        Ok(()) => return Ok(as_string),
+        Err(e) => e,
+    };
+    match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut parsed) => {
+            let value = parsed.remove("v").ok_or_else(|| string_error.clone())?;
+            check(&value)?;
+            Ok(value)
+        }
+        Err(_) => Err(string_error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn example_file_documents_every_key_with_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../skiff.toml");
+        let text = std::fs::read_to_string(&path).expect("skiff.toml at the repo root");
+        let parsed = BrokerConfig::from_toml(&text).expect("skiff.toml parses");
+        assert_eq!(parsed, BrokerConfig::default());
+        for key in KEYS {
+            let documented = text.lines().any(|l| {
+                let l = l.trim_start_matches(['#', ' ']);
+                l.starts_with(&format!("{key} ="))
+            });
+            assert!(documented, "skiff.toml does not document {key}");
+        }
+    }
+
+    #[test]
+    fn keys_list_every_field() {
+        let all_set = BrokerConfig {
+            segment_ms: Some(1),
+            retention_ms: Some(1),
+            retention_bytes: Some(1),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..BrokerConfig::default()
+        };
+        let table = toml::Table::try_from(&all_set).unwrap();
+        let fields: Vec<&str> = table.keys().map(String::as_str).collect();
+        let mut keys = KEYS.to_vec();
+        keys.sort_unstable();
+        let mut fields_sorted = fields.clone();
+        fields_sorted.sort_unstable();
+        assert_eq!(keys, fields_sorted);
+    }
+
+    #[test]
+    fn env_overrides_file_values_with_the_same_rules() {
+        let file = BrokerConfig::from_toml("connections_max = 5\nfsync = \"never\"").unwrap();
+        let c = file
+            .apply_env(env(&[
+                ("SKIFF_CONNECTIONS_MAX", "7"),
+                ("SKIFF_DATA_DIR", "/var/lib/skiff"),
+                ("SKIFF_LISTEN", "0.0.0.0:9401"),
+                ("SKIFF_AUTO_CREATE_TOPICS", "true"),
+                ("SKIFF_RETENTION_MS", "1000"),
+                ("SKIFF_METRICS_LISTEN", "127.0.0.1:9464"),
+                ("SKIFF_BROKER", "not-a-key"),
+                ("PATH", "/bin"),
+            ]))
+            .unwrap();
+        assert_eq!(c.connections_max, 7);
+        assert_eq!(c.fsync, Durability::Never);
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/skiff"));
+        assert_eq!(c.listen.port(), 9401);
+        assert!(c.auto_create_topics);
+        assert_eq!(c.retention_ms, Some(1000));
+        assert_eq!(c.metrics_listen.map(|a| a.port()), Some(9464));
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let err = BrokerConfig::default()
+            .apply_env(env(&[("SKIFF_CONNECTIONS_MAX", "lots")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SKIFF_CONNECTIONS_MAX"), "{err}");
+        let err = BrokerConfig::default()
+            .apply_env(env(&[("SKIFF_FSYNC", "sometimes")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SKIFF_FSYNC"), "{err}");
+        let err = BrokerConfig::default()
+            .apply_env(env(&[("SKIFF_LISTNE", "127.0.0.1:1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SKIFF_LISTNE"), "{err}");
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -767,8 +767,15 @@ impl Consumer {
                 () = g.membership.changed() => Wake::GroupChanged,
                 () = sleep_until_opt(commit_due) => Wake::CommitDue,
             };
-            if let Wake::Fetched(Some(outcome)) = wake {
-                self.apply(outcome).await?;
+            match wake {
+                Wake::Fetched(Some(outcome)) => self.apply(outcome).await?,
+                Wake::GroupChanged => {
+                    // `changed()` marked the version seen: remember it here.
+                    if let Some(g) = self.group.as_mut() {
+                        g.stale = true;
+                    }
+                }
+                Wake::Fetched(None) | Wake::CommitDue => {}
             }
         }
     }

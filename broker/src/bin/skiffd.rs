@@ -1,5 +1,7 @@
-//! `skiffd`: the broker binary. Parses flags, loads the config file, starts
-//! [`skiff_broker::Broker`] and shuts it down cleanly on SIGINT or SIGTERM.
+//! `skiffd`: the broker binary. Parses flags, sets up logging (human or
+//! JSON), loads the config (file, then `SKIFF_*` environment, then flags),
+//! starts [`skiff_broker::Broker`] and shuts it down cleanly on SIGINT or
+//! SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,11 +16,11 @@ use skiff_broker::{Broker, BrokerConfig};
 #[command(
     name = "skiffd",
     version,
-    after_help = "Examples:\n  skiffd                                   # ./skiff-data, 127.0.0.1:9400, fsync always\n  skiffd --data-dir /var/lib/skiff --listen 0.0.0.0:9400\n  skiffd --listen 127.0.0.1:0 --fsync interval:100\n  skiffd --config /etc/skiff/skiff.toml"
+    after_help = "Examples:\n  skiffd                                   # ./skiff-data, 127.0.0.1:9400, fsync always\n  skiffd --data-dir /var/lib/skiff --listen 0.0.0.0:9400\n  skiffd --listen 127.0.0.1:0 --fsync interval:100\n  skiffd --config /etc/skiff/skiff.toml --metrics-listen 127.0.0.1:9464\n  SKIFF_CONNECTIONS_MAX=4096 skiffd --log-format json\n\nPrecedence: flags > SKIFF_<KEY> environment variables > config file > defaults.\nEvery key and its default: skiff.toml in the source tree."
 )]
 struct Args {
-    /// TOML config file; flags override its values.
-    #[arg(long, value_name = "FILE")]
+    /// TOML config file; the environment and flags override its values.
+    #[arg(long, value_name = "FILE", env = "SKIFF_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory [default: ./skiff-data].
     #[arg(long, value_name = "DIR")]
@@ -30,9 +32,25 @@ struct Args {
     /// [default: always].
     #[arg(long, value_name = "MODE")]
     fsync: Option<Durability>,
-    /// Log filter (e.g. info, debug, skiff_broker=trace); RUST_LOG also works.
-    #[arg(long, value_name = "LEVEL")]
+    /// Prometheus metrics endpoint address (GET /metrics) [default: off].
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// Log filter (e.g. info, debug, skiff_broker=trace) [default: RUST_LOG,
+    /// else info].
+    #[arg(long, value_name = "LEVEL", env = "SKIFF_LOG_LEVEL")]
     log_level: Option<String>,
+    /// Log line format.
+    #[arg(long, value_name = "FORMAT", env = "SKIFF_LOG_FORMAT", default_value = "human")]
+    log_format: LogFormat,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per event, for log collectors.
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -42,10 +60,13 @@ fn main() -> ExitCode {
         .clone()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".to_owned());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -56,10 +77,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let mut config = match &args.config {
+    let config = match &args.config {
         Some(path) => BrokerConfig::from_file(path)?,
         None => BrokerConfig::default(),
     };
+    let mut config = config.apply_env(std::env::vars())?;
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
@@ -68,6 +90,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(fsync) = args.fsync {
         config.fsync = fsync;
+    }
+    if let Some(addr) = args.metrics_listen {
+        config.metrics_listen = Some(addr);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

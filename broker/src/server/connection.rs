@@ -24,7 +24,7 @@ use futures::{SinkExt, StreamExt};
 use skiff_protocol::ErrorCode;
 use skiff_protocol::frame::{FrameError, OutgoingResponse, RequestFrame, ServerCodec};
 use skiff_protocol::messages::{
-    ApiKey, CommitOffsetsRequest, CreateTopicRequest, DeleteGroupRequest, DeleteTopicRequest,
+    AlterTopicRequest, ApiKey, StatusRequest, CommitOffsetsRequest, CreateTopicRequest, DeleteGroupRequest, DeleteTopicRequest,
     DescribeGroupRequest, DescribeTopicRequest, FetchOffsetsRequest, FetchRequest,
     HandshakeRequest, HandshakeResponse, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
     ListGroupsRequest, ListOffsetsRequest, ListTopicsRequest, ProduceRequest, Request,
@@ -38,7 +38,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::Shared;
 use super::failure::Failure;
-use super::{group_handlers, handlers};
+use super::{group_handlers, handlers, ops_handlers};
 
 /// Serves one connection until the client closes it, it breaks, it idles
 /// out, or the broker shuts down (in-flight requests still get answered).
@@ -228,6 +228,22 @@ async fn dispatch(
                 permit,
                 handlers::create_topic(Arc::clone(shared), req),
             );
+            Ok(())
+        }
+        ApiKey::AlterTopic => {
+            let req = decode::<AlterTopicRequest>(frame)?;
+            spawn_request(
+                shared,
+                tx,
+                id,
+                permit,
+                ops_handlers::alter_topic(Arc::clone(shared), req),
+            );
+            Ok(())
+        }
+        ApiKey::Status => {
+            let req = decode::<StatusRequest>(frame)?;
+            respond(tx, id, Ok(ops_handlers::status(shared, req))).await;
             Ok(())
         }
         ApiKey::DeleteTopic => {

@@ -12,6 +12,7 @@ mod failure;
 mod group_handlers;
 mod handlers;
 mod listener;
+mod ops_handlers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use skiff_protocol::messages::TopicConfig;
+use skiff_protocol::messages::{AlterTopicRequest, TopicConfig};
 use skiff_protocol::topic_name::{TopicNameError, validate_topic_name};
 
 pub use metadata::TopicMetadata;
@@ -256,6 +256,40 @@ impl TopicRegistry {
         self.sync_root()?;
         let topic = Arc::new(open_topic(&dir, meta, &self.defaults)?);
         self.write().insert(name.to_owned(), Arc::clone(&topic));
+        Ok(topic)
+    }
+
+    /// Changes a live topic's log settings: `topic.json` is rewritten
+    /// (atomically, durably) before the new settings reach the partition
+    /// logs, so a crash never leaves the logs ahead of the metadata. The
+    /// next retention check applies the new retention; the next append
+    /// applies the new roll settings.
+    pub fn alter(&self, req: &AlterTopicRequest) -> Result<Arc<Topic>, TopicError> {
+        if let skiff_protocol::messages::ConfigChange::Set(b) = req.segment_bytes
+            && b < 1024
+        {
+            return Err(TopicError::InvalidConfig(format!(
+                "segment_bytes must be at least 1024, got {b}"
+            )));
+        }
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.require(&req.name)?;
+        let mut meta = old.meta.clone();
+        meta.retention_ms = req.retention_ms.apply(meta.retention_ms);
+        meta.retention_bytes = req.retention_bytes.apply(meta.retention_bytes);
+        meta.segment_bytes = req.segment_bytes.apply(meta.segment_bytes);
+        meta.segment_ms = req.segment_ms.apply(meta.segment_ms);
+        meta.store(&self.root.join(&req.name))?;
+        let config = topic_log_config(&meta, &self.defaults);
+        for log in &old.partitions {
+            log.set_config(config.clone());
+        }
+        let topic = Arc::new(Topic {
+            meta,
+            partitions: old.partitions.clone(),
+            round_robin: AtomicU32::new(old.round_robin.load(Ordering::Relaxed)),
+        });
+        self.write().insert(req.name.clone(), Arc::clone(&topic));
         Ok(topic)
     }
 

@@ -2,6 +2,7 @@
 //! each request type to its API key, version and response type, so a client
 //! cannot send a request and decode the wrong response.
 
+mod alter_topic;
 mod commit_offsets;
 mod create_topic;
 mod delete_group;
@@ -20,7 +21,9 @@ mod list_offsets;
 mod list_topics;
 mod produce;
 mod reset_offsets;
+mod status;
 
+pub use alter_topic::{AlterTopicRequest, AlterTopicResponse, ConfigChange};
 pub use commit_offsets::{CommitOffsetsRequest, CommitOffsetsResponse, OffsetCommit};
 pub use create_topic::{CreateTopicRequest, CreateTopicResponse, TopicConfig};
 pub use delete_group::{DeleteGroupRequest, DeleteGroupResponse};
@@ -41,6 +44,7 @@ pub use list_offsets::{ListOffsetsRequest, ListOffsetsResponse, OffsetQuery};
 pub use list_topics::{ListTopicsRequest, ListTopicsResponse, TopicListing};
 pub use produce::{PARTITION_AUTO, ProduceRequest, ProduceResponse};
 pub use reset_offsets::{ResetOffsetsRequest, ResetOffsetsResponse, ResetTo};
+pub use status::{StatusRequest, StatusResponse};
 
 use crate::primitives::{Decode, Encode};
 
@@ -83,6 +87,10 @@ pub enum ApiKey {
     ResetOffsets = 15,
     /// Deletes a member-less group and its offsets.
     DeleteGroup = 16,
+    /// Changes a live topic's retention and segment settings.
+    AlterTopic = 18,
+    /// The broker's version, uptime, counts and disk usage.
+    Status = 19,
 }
 
 impl ApiKey {
@@ -106,6 +114,8 @@ impl ApiKey {
             14 => ApiKey::DescribeGroup,
             15 => ApiKey::ResetOffsets,
             16 => ApiKey::DeleteGroup,
+            18 => ApiKey::AlterTopic,
+            19 => ApiKey::Status,
             _ => return None,
         })
     }
