@@ -2,7 +2,7 @@
 //! value is a usage error (exit 2) before anything connects.
 
 use clap::{Args, Parser, Subcommand};
-use skiff_client::StartFrom;
+use skiff_client::{ResetTo, StartFrom};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -11,6 +11,8 @@ Examples:
   printf 'k1:v1\\nk2:v2\\n' | skiff produce orders --key-separator :
   skiff consume orders --from earliest --max-messages 10
   skiff consume orders --from @1700000000000 --json
+  skiff consume orders --group billing --idle-timeout-ms 5000
+  skiff group describe billing
   skiff --broker 10.0.0.5:9400 topic list";
 
 /// skiff: talk to a skiff broker.
@@ -52,8 +54,16 @@ Examples:
   skiff consume orders                      # all partitions from the start, follow
   skiff consume orders --from latest        # only new messages
   skiff consume orders --partition 2 --from 1500 --max-messages 10
-  skiff consume orders --from @1700000000000 --json --idle-timeout-ms 2000")]
+  skiff consume orders --from @1700000000000 --json --idle-timeout-ms 2000
+  skiff consume orders --group billing      # share partitions with the group's other members
+
+With --group, partitions are assigned by the broker, each starts at the group's
+committed offset (--from only applies where there is none), and what was printed
+is committed before exiting (at --max-messages, --idle-timeout-ms or Ctrl-C).")]
     Consume(ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
 }
 
 /// `skiff topic ...`
@@ -147,6 +157,81 @@ pub struct ConsumeArgs {
     /// key, value, headers.
     #[arg(long)]
     pub json: bool,
+    /// Consume as a member of this consumer group.
+    #[arg(long, value_name = "GROUP", conflicts_with = "partition")]
+    pub group: Option<String>,
+}
+
+/// `skiff group ...`
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// List groups with their state, member count and generation.
+    #[command(after_help = "Example:\n  skiff group list --json")]
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a group's members and, per partition, committed offset, log end
+    /// offset and lag.
+    #[command(after_help = "Example:\n  skiff group describe billing --json")]
+    Describe {
+        /// Group name.
+        group: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a group's committed offsets on every partition of a topic (the
+    /// group must have no members).
+    #[command(after_help = "\
+Examples:
+  skiff group reset-offsets billing --topic orders --to-earliest
+  skiff group reset-offsets billing --topic orders --to-offset 1500
+  skiff group reset-offsets billing --topic orders --to-timestamp 1700000000000")]
+    ResetOffsets(GroupResetArgs),
+    /// Delete a group and its committed offsets (the group must have no
+    /// members).
+    #[command(after_help = "Example:\n  skiff group delete billing")]
+    Delete {
+        /// Group name.
+        group: String,
+    },
+}
+
+/// `skiff group reset-offsets`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to_earliest", "to_latest", "to_offset", "to_timestamp"])))]
+pub struct GroupResetArgs {
+    /// Group name.
+    pub group: String,
+    /// Topic whose partitions are reset.
+    #[arg(long)]
+    pub topic: String,
+    /// To each partition's first stored offset.
+    #[arg(long)]
+    pub to_earliest: bool,
+    /// To each partition's end (skip everything stored).
+    #[arg(long)]
+    pub to_latest: bool,
+    /// To this offset on every partition (clamped to each log).
+    #[arg(long, value_name = "N")]
+    pub to_offset: Option<u64>,
+    /// To the first record at or after this Unix time, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub to_timestamp: Option<i64>,
+}
+
+impl GroupResetArgs {
+    /// The chosen target (clap makes exactly one present).
+    pub fn target(&self) -> ResetTo {
+        match (self.to_offset, self.to_timestamp) {
+            (Some(offset), _) => ResetTo::Offset(offset),
+            (_, Some(ms)) => ResetTo::Timestamp(ms),
+            _ if self.to_latest => ResetTo::Latest,
+            _ => ResetTo::Earliest,
+        }
+    }
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
@@ -195,6 +280,28 @@ mod tests {
         );
         assert!(parse_start("-1").is_err());
         assert!(parse_start("@x").is_err());
+    }
+
+    #[test]
+    fn reset_targets_parse_and_exactly_one_is_required() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["skiff", "group", "reset-offsets", "g", "--topic", "t"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+        };
+        let target = |extra: &[&str]| match parse(extra).map(|c| c.command) {
+            Ok(Command::Group(GroupCommand::ResetOffsets(a))) => Some(a.target()),
+            _ => None,
+        };
+        assert_eq!(target(&["--to-earliest"]), Some(ResetTo::Earliest));
+        assert_eq!(target(&["--to-latest"]), Some(ResetTo::Latest));
+        assert_eq!(target(&["--to-offset", "7"]), Some(ResetTo::Offset(7)));
+        assert_eq!(
+            target(&["--to-timestamp", "5"]),
+            Some(ResetTo::Timestamp(5))
+        );
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--to-earliest", "--to-latest"]).is_err());
     }
 
     #[test]

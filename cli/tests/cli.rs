@@ -210,3 +210,145 @@ fn a_closed_stdout_is_a_clean_exit() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "");
 }
+
+fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    text(bytes)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+/// Total lag and member count of a group, from `skiff group describe --json`.
+fn lag_and_members(b: &TestBroker, group: &str) -> (u64, usize) {
+    let out = b.run(&["group", "describe", group, "--json"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let parts = v["partitions"].as_array().expect("partitions");
+    assert!(!parts.is_empty());
+    let lag = parts
+        .iter()
+        .map(|p| p["lag"].as_u64().expect("every partition committed"))
+        .sum();
+    (lag, v["members"].as_array().expect("members").len())
+}
+
+#[test]
+fn group_consume_commits_what_it_printed() {
+    let b = TestBroker::start();
+    assert!(
+        b.run(&["topic", "create", "t", "--partitions", "3"], "")
+            .status
+            .success()
+    );
+    let lines: String = (0..9).map(|i| format!("k{i}:m{i}\n")).collect();
+    assert!(
+        b.run(&["produce", "t", "--key-separator", ":"], &lines)
+            .status
+            .success()
+    );
+
+    // Everything, then the group is at the end: lag 0, nothing re-read.
+    let out = b.run(
+        &[
+            "consume",
+            "t",
+            "--group",
+            "g",
+            "--idle-timeout-ms",
+            "1000",
+            "--json",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(json_lines(&out.stdout).len(), 9);
+    assert_eq!(lag_and_members(&b, "g"), (0, 0));
+    let out = b.run(
+        &["consume", "t", "--group", "g", "--idle-timeout-ms", "500"],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+
+    // --max-messages commits exactly what was printed.
+    assert!(
+        b.run(&["produce", "t", "--partition", "0"], "a\nb\nc\n")
+            .status
+            .success()
+    );
+    let out = b.run(&["consume", "t", "--group", "g", "--max-messages", "2"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "a\nb\n");
+    assert_eq!(lag_and_members(&b, "g"), (1, 0));
+
+    let out = b.run(&["group", "list", "--json"], "");
+    let groups = json_lines(&out.stdout);
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["group"], "g");
+    let out = b.run(&["group", "describe", "g"], "");
+    assert!(text(&out.stdout).contains("LAG"), "{}", text(&out.stdout));
+
+    // A member that is still running blocks reset-offsets and delete; Ctrl-C
+    // ends it cleanly, committing what it printed.
+    let mut child = b
+        .skiff(&["consume", "t", "--group", "g"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("skiff runs");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read a line");
+    assert_eq!(line, "c\n");
+    let out = b.run(
+        &[
+            "group",
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--to-earliest",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("has members"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = b.run(&["group", "delete", "g"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(interrupted.success());
+    let out = child.wait_with_output().expect("skiff finishes");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(lag_and_members(&b, "g"), (0, 0));
+
+    // Reset to the start: the group reads all 12 again; then delete it.
+    let out = b.run(
+        &[
+            "group",
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--to-earliest",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = b.run(
+        &["consume", "t", "--group", "g", "--idle-timeout-ms", "1000"],
+        "",
+    );
+    assert_eq!(text(&out.stdout).lines().count(), 12);
+    let out = b.run(&["group", "delete", "g"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = b.run(&["group", "list", "--json"], "");
+    assert_eq!(text(&out.stdout), "");
+}
