@@ -17,6 +17,7 @@ pub mod config;
 pub mod fsutil;
 pub mod groups;
 pub mod log;
+pub mod producer_ids;
 pub mod server;
 pub mod topics;
 

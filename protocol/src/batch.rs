@@ -63,6 +63,18 @@ pub const NO_PRODUCER_EPOCH: u16 = u16::MAX;
 /// `base_sequence` of a batch from a non-idempotent producer (-1 as u32).
 pub const NO_SEQUENCE: u32 = u32::MAX;
 
+/// Sequence numbers of idempotent producers live in `0..SEQUENCE_MODULUS`
+/// and wrap to 0 (as Kafka's do), so they never reach [`NO_SEQUENCE`].
+pub const SEQUENCE_MODULUS: u32 = 1 << 31;
+
+/// The sequence `n` records after `sequence` (wrapping at
+/// [`SEQUENCE_MODULUS`]). `next_sequence(base, record_count)` is the base
+/// sequence of a producer's next batch; `next_sequence(base, count - 1)` its
+/// last record's sequence.
+pub fn next_sequence(sequence: u32, n: u32) -> u32 {
+    ((u64::from(sequence) + u64::from(n)) % u64::from(SEQUENCE_MODULUS)) as u32
+}
+
 /// Mask of the compression codec bits in `attributes`.
 pub const ATTR_CODEC_MASK: u16 = 0b0111;
 /// Attribute bit: timestamps were set by the broker (log append time) rather

@@ -66,11 +66,21 @@ pub enum ErrorCode {
     MemberLimitReached = 25,
     /// The requested session timeout is outside the broker's bounds.
     InvalidSessionTimeout = 26,
+    /// An idempotent producer's batch does not continue its sequence for the
+    /// partition (a gap or a reorder): nothing was written.
+    OutOfOrderSequence = 27,
+    /// An idempotent producer's batch repeats a sequence older than the
+    /// batches the broker remembers: it was stored before, but its offsets
+    /// are no longer known. Nothing was written.
+    DuplicateSequence = 28,
+    /// The producer epoch is older than one the partition has seen: another
+    /// producer instance took over this producer id.
+    ProducerFenced = 29,
 }
 
 impl ErrorCode {
     /// Every defined code, in numeric order.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::None,
         ErrorCode::Unknown,
         ErrorCode::MalformedRequest,
@@ -98,6 +108,9 @@ impl ErrorCode {
         ErrorCode::GroupLimitReached,
         ErrorCode::MemberLimitReached,
         ErrorCode::InvalidSessionTimeout,
+        ErrorCode::OutOfOrderSequence,
+        ErrorCode::DuplicateSequence,
+        ErrorCode::ProducerFenced,
     ];
 
     /// The code's number on the wire.
@@ -144,6 +157,9 @@ impl ErrorCode {
             ErrorCode::GroupLimitReached => "group_limit_reached",
             ErrorCode::MemberLimitReached => "member_limit_reached",
             ErrorCode::InvalidSessionTimeout => "invalid_session_timeout",
+            ErrorCode::OutOfOrderSequence => "out_of_order_sequence",
+            ErrorCode::DuplicateSequence => "duplicate_sequence",
+            ErrorCode::ProducerFenced => "producer_fenced",
         }
     }
 

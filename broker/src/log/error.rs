@@ -58,6 +58,39 @@ pub enum LogError {
     /// The log was closed; it accepts no more appends.
     #[error("the partition log is closed")]
     Closed,
+    /// An idempotent producer's batch does not continue its sequence (a gap
+    /// or a reorder); nothing was written.
+    #[error("out-of-order sequence from producer {producer_id}: expected {}, got {got}", expected.map_or_else(|| "a sequence below 2^31".to_owned(), |e| e.to_string()))]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: u64,
+        /// The sequence the partition expects next (None: no valid one).
+        expected: Option<u32>,
+        /// The batch's base sequence.
+        got: u32,
+    },
+    /// An idempotent producer's batch repeats a sequence older than the
+    /// batches remembered per producer; it was stored before, at offsets no
+    /// longer known. Nothing was written.
+    #[error("duplicate sequence {sequence} from producer {producer_id} (last stored {last}) is older than the remembered batches")]
+    DuplicateSequence {
+        /// The producer id.
+        producer_id: u64,
+        /// The batch's base sequence.
+        sequence: u32,
+        /// The producer's last stored sequence.
+        last: u32,
+    },
+    /// The batch's producer epoch is older than one this partition stored.
+    #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current}")]
+    ProducerFenced {
+        /// The producer id.
+        producer_id: u64,
+        /// The batch's epoch.
+        epoch: u16,
+        /// The newest epoch stored.
+        current: u16,
+    },
     /// The partition directory holds something the log cannot interpret
     /// (for example a segment file name that is not a 20-digit offset).
     #[error("bad partition directory {}: {reason}", path.display())]
@@ -111,6 +144,33 @@ impl LogError {
                 source: dup(source),
             },
             LogError::Closed => LogError::Closed,
+            LogError::OutOfOrderSequence {
+                producer_id,
+                expected,
+                got,
+            } => LogError::OutOfOrderSequence {
+                producer_id: *producer_id,
+                expected: *expected,
+                got: *got,
+            },
+            LogError::DuplicateSequence {
+                producer_id,
+                sequence,
+                last,
+            } => LogError::DuplicateSequence {
+                producer_id: *producer_id,
+                sequence: *sequence,
+                last: *last,
+            },
+            LogError::ProducerFenced {
+                producer_id,
+                epoch,
+                current,
+            } => LogError::ProducerFenced {
+                producer_id: *producer_id,
+                epoch: *epoch,
+                current: *current,
+            },
             LogError::BadDirectory { path, reason } => LogError::BadDirectory {
                 path: path.clone(),
                 reason: reason.clone(),

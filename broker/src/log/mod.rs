@@ -23,6 +23,7 @@ pub mod error;
 mod index;
 mod mmap;
 pub mod partition;
+mod producers;
 pub mod recovery;
 mod retention;
 mod segment;
@@ -31,6 +32,7 @@ use std::path::Path;
 
 pub use durability::{Durability, ParseDurabilityError};
 pub use error::LogError;
+pub use producers::{PRODUCER_BATCHES_REMEMBERED, PRODUCERS_PER_PARTITION_MAX};
 pub use partition::{AppendInfo, LogStats, PartitionLog};
 pub use recovery::{CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 

@@ -37,6 +37,7 @@ use tokio::sync::watch;
 use super::durability::Durability;
 use super::error::LogError;
 use super::index::IndexEntry;
+use super::producers::{self, ProducerStates};
 use super::recovery::{self, CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 use super::retention::{self, SegmentStats};
 use super::segment::{Segment, read_lock, write_lock};
@@ -101,6 +102,8 @@ struct Writer {
     /// A truncate after a failed write failed too: retry before writing.
     needs_truncate: bool,
     closed: bool,
+    /// Idempotent producers' sequences and recent batches (see `producers`).
+    producers: ProducerStates,
 }
 
 /// The log of one partition. `Send + Sync`, shared as `Arc<PartitionLog>`;
@@ -188,7 +191,9 @@ impl PartitionLog {
             .next_back()
             .cloned()
             .expect("recover always returns at least one segment");
+        let producers = producers::rebuild(dir, &active, rec.write_pos, rec.next_offset)?;
         let writer = Writer {
+            producers,
             active,
             write_pos: rec.write_pos,
             next_offset: rec.next_offset,
@@ -340,6 +345,10 @@ impl PartitionLog {
                 }
             }
         }
+        // Idempotent producers: retries are answered with their original
+        // offsets, gaps refused, in queue order, before anything is written.
+        let (group, screened) = w.producers.screen(group, |p| &p.header);
+        results.extend(screened.into_iter().map(|(p, r)| (p.id, r)));
         let mut i = 0;
         while i < group.len() {
             let first_len = group[i].batch.len() as u64;
@@ -369,12 +378,17 @@ impl PartitionLog {
                 end += 1;
             }
             match self.write_run(&mut w, &group[i..end], &config) {
-                Ok(infos) => results.extend(
-                    group[i..end]
-                        .iter()
-                        .map(|p| p.id)
-                        .zip(infos.into_iter().map(Ok)),
-                ),
+                Ok(infos) => {
+                    for (p, info) in group[i..end].iter().zip(&infos) {
+                        w.producers.record(&p.header, *info);
+                    }
+                    results.extend(
+                        group[i..end]
+                            .iter()
+                            .map(|p| p.id)
+                            .zip(infos.into_iter().map(Ok)),
+                    );
+                }
                 Err(e) => {
                     fail_rest(&mut results, &group[i..], &e);
                     return results;
@@ -490,6 +504,9 @@ impl PartitionLog {
             .map_err(|e| LogError::io("fdatasync", &old.log_path, e))?;
         w.dirty = false;
         w.last_sync = Instant::now();
+        // Producer state as of the new segment's base: recovery rebuilds it
+        // from this plus the new segment's batch headers.
+        w.producers.write_snapshot(&self.dir, w.next_offset)?;
         let seg = Arc::new(Segment::create(
             &self.dir,
             w.next_offset,
@@ -714,6 +731,7 @@ impl PartitionLog {
             .sync_data()
             .map_err(|e| LogError::io("fdatasync", &active.log_path, e))?;
         w.dirty = false;
+        w.producers.write_snapshot(&self.dir, w.next_offset)?;
         write_lock(&active.index)
             .seal()
             .map_err(|e| LogError::io("seal index", &active.index_path, e))?;

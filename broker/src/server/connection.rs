@@ -26,7 +26,7 @@ use skiff_protocol::frame::{FrameError, OutgoingResponse, RequestFrame, ServerCo
 use skiff_protocol::messages::{
     AlterTopicRequest, ApiKey, StatusRequest, CommitOffsetsRequest, CreateTopicRequest, DeleteGroupRequest, DeleteTopicRequest,
     DescribeGroupRequest, DescribeTopicRequest, FetchOffsetsRequest, FetchRequest,
-    HandshakeRequest, HandshakeResponse, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    HandshakeRequest, HandshakeResponse, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
     ListGroupsRequest, ListOffsetsRequest, ListTopicsRequest, ProduceRequest, Request,
     ResetOffsetsRequest,
 };
@@ -333,6 +333,12 @@ async fn dispatch(
         ApiKey::ResetOffsets => {
             let req = decode::<ResetOffsetsRequest>(frame)?;
             let work = group_handlers::reset_offsets(Arc::clone(shared), req);
+            spawn_request(shared, tx, id, permit, work);
+            Ok(())
+        }
+        ApiKey::InitProducerId => {
+            decode::<InitProducerIdRequest>(frame)?;
+            let work = handlers::init_producer_id(Arc::clone(shared));
             spawn_request(shared, tx, id, permit, work);
             Ok(())
         }

@@ -46,6 +46,9 @@ impl From<LogError> for Failure {
             LogError::Corrupt { .. } => ErrorCode::CorruptData,
             LogError::StorageFull { .. } => ErrorCode::StorageFull,
             LogError::Closed => ErrorCode::ShuttingDown,
+            LogError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
+            LogError::DuplicateSequence { .. } => ErrorCode::DuplicateSequence,
+            LogError::ProducerFenced { .. } => ErrorCode::ProducerFenced,
             _ => ErrorCode::StorageError,
         };
         Failure::new(code, e.to_string())

@@ -168,6 +168,24 @@ pub(crate) async fn produce(
     })
 }
 
+/// Hands out a new idempotent-producer id (epoch 0: ids are never reused,
+/// so an epoch bump is never needed to fence an older instance).
+pub(crate) async fn init_producer_id(
+    shared: Arc<Shared>,
+) -> Result<skiff_protocol::messages::InitProducerIdResponse, Failure> {
+    blocking(move || {
+        let producer_id = shared
+            .producer_ids
+            .allocate()
+            .map_err(|e| Failure::new(ErrorCode::StorageError, e.to_string()))?;
+        Ok(skiff_protocol::messages::InitProducerIdResponse {
+            producer_id,
+            producer_epoch: 0,
+        })
+    })
+    .await
+}
+
 /// Serves a fetch, long-polling at the end of the log: the request waits on
 /// the log's end-offset watch (no polling loop) until data arrives, the wait
 /// runs out or the broker shuts down.

@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub topics: TopicRegistry,
     /// Consumer groups and their committed offsets (`<data_dir>/groups/`).
     pub groups: GroupCoordinator,
+    /// Idempotent-producer ids (`<data_dir>/producer_ids`).
+    pub producer_ids: crate::producer_ids::ProducerIds,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     pub connections: Arc<Semaphore>,
@@ -56,6 +58,9 @@ pub enum BrokerError {
     /// Opening or closing the consumer groups' offset store failed.
     #[error(transparent)]
     Groups(#[from] GroupError),
+    /// The producer id allocator could not be opened.
+    #[error(transparent)]
+    ProducerIds(#[from] crate::producer_ids::ProducerIdError),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -125,6 +130,7 @@ impl Broker {
                 "offset store: cut a torn tail on recovery"
             );
         }
+        let producer_ids = crate::producer_ids::ProducerIds::open(&config.data_dir)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -141,6 +147,7 @@ impl Broker {
             config,
             topics,
             groups,
+            producer_ids,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             started: Instant::now(),

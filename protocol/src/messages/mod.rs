@@ -14,6 +14,7 @@ mod fetch_offsets;
 mod group_common;
 mod handshake;
 mod heartbeat;
+mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -37,6 +38,7 @@ pub use fetch_offsets::{CommittedOffset, FetchOffsetsRequest, FetchOffsetsRespon
 pub use group_common::TopicPartition;
 pub use handshake::{HandshakeRequest, HandshakeResponse};
 pub use heartbeat::{HeartbeatRequest, HeartbeatResponse};
+pub use init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 pub use join_group::{JoinGroupRequest, JoinGroupResponse};
 pub use leave_group::{LeaveGroupRequest, LeaveGroupResponse};
 pub use list_groups::{GroupListing, ListGroupsRequest, ListGroupsResponse};
@@ -87,6 +89,8 @@ pub enum ApiKey {
     ResetOffsets = 15,
     /// Deletes a member-less group and its offsets.
     DeleteGroup = 16,
+    /// Hands an idempotent producer a new producer id and epoch.
+    InitProducerId = 17,
     /// Changes a live topic's retention and segment settings.
     AlterTopic = 18,
     /// The broker's version, uptime, counts and disk usage.
@@ -114,6 +118,7 @@ impl ApiKey {
             14 => ApiKey::DescribeGroup,
             15 => ApiKey::ResetOffsets,
             16 => ApiKey::DeleteGroup,
+            17 => ApiKey::InitProducerId,
             18 => ApiKey::AlterTopic,
             19 => ApiKey::Status,
             _ => return None,
