@@ -42,6 +42,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Topic(command) => commands::topic::run(&client, command).await,
             Command::Produce(args) => commands::produce::run(&client, args).await,
             Command::Consume(args) => commands::consume::run(&client, args).await,
+            Command::Group(command) => commands::group::run(&client, command).await,
             Command::Bench(_) => unreachable!("handled before the runtime starts"),
             Command::Group(command) => commands::group::run(&client, command).await,
         }

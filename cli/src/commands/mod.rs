@@ -4,5 +4,6 @@
 pub mod bench;
 pub mod consume;
 pub mod group;
+pub mod group;
 pub mod produce;
 pub mod topic;
