@@ -28,11 +28,6 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let cli = match cli.command {
-        // The bench runs its actors on a multi-threaded runtime of its own.
-        Command::Bench(args) => return commands::bench::run(cli.broker, args),
-        command => Cli { command, ..cli },
-    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -42,8 +37,6 @@ fn run(cli: Cli) -> Result<()> {
             Command::Topic(command) => commands::topic::run(&client, command).await,
             Command::Produce(args) => commands::produce::run(&client, args).await,
             Command::Consume(args) => commands::consume::run(&client, args).await,
-            Command::Group(command) => commands::group::run(&client, command).await,
-            Command::Bench(_) => unreachable!("handled before the runtime starts"),
             Command::Group(command) => commands::group::run(&client, command).await,
         }
     })

@@ -1,9 +1,7 @@
 //! One module per subcommand; each takes its parsed arguments and a
 //! [`skiff_client::Client`] and returns `anyhow::Result`.
 
-pub mod bench;
 pub mod consume;
-pub mod group;
 pub mod group;
 pub mod produce;
 pub mod topic;
