@@ -580,16 +580,26 @@ impl Writer {
         file.sync_all().map_err(|e| io_err("fsync", &tmp, e))?;
         drop(file);
         std::fs::rename(&tmp, &self.path).map_err(|e| io_err("rename over", &self.path, e))?;
-        fsutil::sync_dir(&self.dir).map_err(|e| io_err("fsync directory", &self.dir, e))?;
-        // From here on the snapshot is the log; append to it.
-        self.file = OpenOptions::new()
+        // From here on the snapshot is the log: until the new file is open
+        // and its directory entry durable, nothing may be appended anywhere
+        // (the old file is unlinked; commits written to it would be lost), so
+        // any failure below stops the store.
+        let reopened = OpenOptions::new()
             .append(true)
             .open(&self.path)
-            .map_err(|e| {
-                let e = io_err("reopen", &self.path, e);
+            .map_err(|e| io_err("reopen", &self.path, e))
+            .and_then(|file| {
+                fsutil::sync_dir(&self.dir)
+                    .map_err(|e| io_err("fsync directory", &self.dir, e))
+                    .map(|()| file)
+            });
+        self.file = match reopened {
+            Ok(file) => file,
+            Err(e) => {
                 self.failed = Some(e.to_string());
-                e
-            })?;
+                return Err(e);
+            }
+        };
         tracing::debug!(
             before_bytes = self.file_len,
             after_bytes = live,

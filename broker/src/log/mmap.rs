@@ -54,6 +54,25 @@ impl MapRead {
     }
 }
 
+/// Reserves disk blocks for the first `len` bytes of `file`. `set_len` alone
+/// makes a sparse file: the first store to an unbacked page of the map on a
+/// full disk would then raise SIGBUS and kill the broker instead of failing
+/// one append with ENOSPC. With the blocks reserved, a full disk surfaces
+/// here, as an `io::Error`.
+fn reserve_blocks(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "map length too large"))?;
+    // SAFETY: plain FFI call on a descriptor `file` owns for the call's
+    // duration; it touches no Rust memory.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
 /// A writable map of a file preallocated to a fixed length.
 #[derive(Debug)]
 pub(crate) struct MapMut {
@@ -70,6 +89,7 @@ impl MapMut {
             ));
         }
         file.set_len(len)?;
+        reserve_blocks(file, len)?;
         // SAFETY: the length was just set and, per the module contract, is not
         // changed again until this map is dropped; only this map writes it.
         let map = unsafe { MmapOptions::new().len(len as usize).map_mut(file)? };

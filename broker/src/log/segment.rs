@@ -459,20 +459,26 @@ impl Segment {
         }
         let mut at = 0usize;
         let mut expected = first.base_offset;
+        // A bad batch after good ones ends the read at the good ones: the
+        // consumer gets them, and meets the error when it asks for the bad
+        // batch itself.
         while let Some(total) = batch::declared_total_bytes(&buf[at..]) {
             let total = total as usize;
             let here = pos + at as u64;
             if !(BATCH_HEADER_BYTES..=BATCH_BYTES_MAX).contains(&total) {
+                if at > 0 {
+                    break;
+                }
                 return Err(self.corrupt(here));
             }
             if at + total > buf.len() {
                 break;
             }
-            let h = batch::check_integrity(&buf[at..at + total]).map_err(|_| self.corrupt(here))?;
-            if h.base_offset != expected {
-                return Err(self.corrupt(here));
+            match batch::check_integrity(&buf[at..at + total]) {
+                Ok(h) if h.base_offset == expected => expected = h.next_offset(),
+                _ if at > 0 => break,
+                _ => return Err(self.corrupt(here)),
             }
-            expected = h.next_offset();
             at += total;
         }
         if at == 0 {

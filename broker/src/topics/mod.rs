@@ -254,7 +254,19 @@ impl TopicRegistry {
             source,
         })?;
         self.sync_root()?;
-        let topic = Arc::new(open_topic(&dir, meta, &self.defaults)?);
+        let topic = match open_topic(&dir, meta, &self.defaults) {
+            Ok(topic) => Arc::new(topic),
+            Err(e) => {
+                // Unpublish, so the name is free again rather than blocked by
+                // a directory the registry does not know.
+                let tombstone = self.root.join(format!("{TOMBSTONE_PREFIX}{name}"));
+                if fs::rename(&dir, &tombstone).is_ok() {
+                    let _ = remove_dir(&tombstone);
+                    let _ = self.sync_root();
+                }
+                return Err(e);
+            }
+        };
         self.write().insert(name.to_owned(), Arc::clone(&topic));
         Ok(topic)
     }
