@@ -32,8 +32,8 @@ use std::path::Path;
 
 pub use durability::{Durability, ParseDurabilityError};
 pub use error::LogError;
+pub use partition::{AppendInfo, AppendTicket, LogStats, PartitionLog};
 pub use producers::{PRODUCER_BATCHES_REMEMBERED, PRODUCERS_PER_PARTITION_MAX};
-pub use partition::{AppendInfo, LogStats, PartitionLog};
 pub use recovery::{CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 
 /// Default segment size: 1 GiB, Kafka's default; large enough that rolls and

@@ -1,7 +1,8 @@
 //! `PartitionLog`: the append-only, segmented log of one partition.
 //!
-//! Concurrency: any number of threads call `append`; appends queue up and the
-//! first waiter becomes the *leader*: it takes everything queued, writes it
+//! Concurrency: any number of threads call `append` (or `submit`, which
+//! fixes a batch's place in the queue without blocking, then `wait`);
+//! appends queue up and the first waiter becomes the *leader*: it takes everything queued, writes it
 //! with one vectored `write`, runs one `fdatasync` for the group (under
 //! `Durability::Always`), publishes the new visible end and hands every
 //! follower its result (group commit). Appends that arrive meanwhile form the
@@ -50,6 +51,14 @@ pub struct AppendInfo {
     pub base_offset: u64,
     /// Offset of its last record.
     pub last_offset: u64,
+}
+
+/// A batch's place in the commit queue, from [`PartitionLog::submit`]; pass
+/// it to [`PartitionLog::wait`] for the result.
+#[must_use = "a submitted batch is only written and answered through wait()"]
+#[derive(Debug)]
+pub struct AppendTicket {
+    id: u64,
 }
 
 /// One append waiting in the commit queue.
@@ -242,8 +251,21 @@ impl PartitionLog {
     /// Appends one producer batch: validates it (refused => nothing written),
     /// stamps its base offset, writes it together with the appends queued at
     /// the same time, and returns once it is durable per the configured
-    /// [`Durability`], at which point readers can see it.
+    /// [`Durability`], at which point readers can see it. Same as
+    /// [`submit`](Self::submit) then [`wait`](Self::wait).
     pub fn append(&self, batch: Bytes) -> Result<AppendInfo, LogError> {
+        let ticket = self.submit(batch)?;
+        self.wait(ticket)
+    }
+
+    /// Validates a batch and queues it for the next group commit without
+    /// waiting: its place in the log (relative to other submits) is fixed
+    /// here, so a caller that submits in order and waits concurrently keeps
+    /// its order and lets its batches share one write and one fsync. Does not
+    /// block on I/O (a short queue lock and the batch CRC check). Every
+    /// ticket must be passed to [`wait`](Self::wait): the wait is what writes
+    /// (as group leader) and collects the result.
+    pub fn submit(&self, batch: Bytes) -> Result<AppendTicket, LogError> {
         let header = batch::validate(&batch)?;
         if self.closed.load(Ordering::Acquire) {
             return Err(LogError::Closed);
@@ -255,6 +277,15 @@ impl PartitionLog {
         if q.lingering && q.pending.len() >= q.linger_target {
             self.linger_cv.notify_one();
         }
+        Ok(AppendTicket { id })
+    }
+
+    /// Waits for a submitted batch to be durable (per the configured
+    /// [`Durability`]) and visible; the first waiter with no leader running
+    /// becomes the leader and writes everything queued. Blocking.
+    pub fn wait(&self, ticket: AppendTicket) -> Result<AppendInfo, LogError> {
+        let id = ticket.id;
+        let mut q = lock(&self.queue);
         loop {
             if let Some(result) = q.done.remove(&id) {
                 return result;

@@ -4,9 +4,10 @@
 //! Requests are pipelined: each one runs as its own task and its response is
 //! written when ready, matched by correlation id, so a long-polling fetch
 //! never delays a produce on the same connection. Produce requests are the
-//! exception to "any order": they are appended in the order they arrived
-//! (per connection), so a producer's batches for one partition keep their
-//! order.
+//! exception to "any order": they are queued on their logs in the order they
+//! arrived (per connection), so a producer's batches for one partition keep
+//! their order; their waits for durability overlap, so pipelined batches
+//! share one group commit.
 //!
 //! Bounds: at most `requests_in_flight_max` requests run at once per
 //! connection (the reader stops reading until one finishes), frames above
@@ -24,11 +25,11 @@ use futures::{SinkExt, StreamExt};
 use skiff_protocol::ErrorCode;
 use skiff_protocol::frame::{FrameError, OutgoingResponse, RequestFrame, ServerCodec};
 use skiff_protocol::messages::{
-    AlterTopicRequest, ApiKey, StatusRequest, CommitOffsetsRequest, CreateTopicRequest, DeleteGroupRequest, DeleteTopicRequest,
-    DescribeGroupRequest, DescribeTopicRequest, FetchOffsetsRequest, FetchRequest,
-    HandshakeRequest, HandshakeResponse, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListGroupsRequest, ListOffsetsRequest, ListTopicsRequest, ProduceRequest, Request,
-    ResetOffsetsRequest,
+    AlterTopicRequest, ApiKey, CommitOffsetsRequest, CreateTopicRequest, DeleteGroupRequest,
+    DeleteTopicRequest, DescribeGroupRequest, DescribeTopicRequest, FetchOffsetsRequest,
+    FetchRequest, HandshakeRequest, HandshakeResponse, HeartbeatRequest, InitProducerIdRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, ListTopicsRequest,
+    ProduceRequest, Request, ResetOffsetsRequest, StatusRequest,
 };
 use skiff_protocol::primitives::{Decode, Encode, decode_body};
 use tokio::net::TcpStream;
@@ -396,19 +397,43 @@ struct ProduceJob {
     _permit: OwnedSemaphorePermit,
 }
 
-/// Appends a connection's produce requests one after another, in arrival
-/// order.
+/// Queues a connection's produce batches on their logs one after another, in
+/// arrival order, then waits for each in its own task: the order is fixed at
+/// submit, and pipelined batches share a group commit instead of each paying
+/// for its own write and fsync. A job's in-flight permit is held until its
+/// response is queued, which bounds the batches waiting per connection.
 async fn run_produces(
     shared: Arc<Shared>,
     mut jobs: mpsc::Receiver<ProduceJob>,
     tx: mpsc::Sender<OutgoingResponse>,
 ) {
     while let Some(job) = jobs.recv().await {
-        let result = match handlers::produce_target(&shared, &job.req).await {
-            Ok((log, partition)) => handlers::produce(log, partition, job.req.batch).await,
+        let ProduceJob {
+            correlation_id,
+            req,
+            _permit: permit,
+        } = job;
+        let submitted = match handlers::produce_target(&shared, &req).await {
+            Ok((log, partition)) => {
+                let bytes = req.batch.len() as u64;
+                handlers::produce_submit(&log, req.batch)
+                    .map(|ticket| (log, partition, ticket, bytes))
+            }
             Err(failure) => Err(failure),
         };
-        respond(&tx, job.correlation_id, result).await;
+        match submitted {
+            Ok((log, partition, ticket, bytes)) => {
+                let tx = tx.clone();
+                shared.tracker.spawn(async move {
+                    let result = handlers::produce_wait(log, partition, ticket, bytes).await;
+                    respond(&tx, correlation_id, result).await;
+                    drop(permit);
+                });
+            }
+            Err(failure) => {
+                let _ = tx.send(failure.into_response(correlation_id)).await;
+            }
+        }
     }
 }
 

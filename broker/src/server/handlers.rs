@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::failure::Failure;
-use crate::log::PartitionLog;
+use crate::log::{AppendTicket, PartitionLog};
 use crate::topics::Topic;
 
 /// Runs blocking work (disk I/O) on the blocking pool.
@@ -151,13 +151,23 @@ fn auto_partition(topic: &Topic, batch_bytes: &Bytes) -> Result<u32, Failure> {
     })
 }
 
-pub(crate) async fn produce(
+/// Queues a produce's batch on its partition log (validation and ordering
+/// only, no I/O); [`produce_wait`] then waits for it to be stored. Submitting
+/// in arrival order and waiting concurrently lets one connection's pipelined
+/// produces share a group commit while keeping their order.
+pub(crate) fn produce_submit(log: &PartitionLog, batch: Bytes) -> Result<AppendTicket, Failure> {
+    Ok(log.submit(batch)?)
+}
+
+/// Waits (on the blocking pool) for a batch queued by [`produce_submit`] to
+/// be durable and builds the response.
+pub(crate) async fn produce_wait(
     log: Arc<PartitionLog>,
     partition: u32,
-    batch: Bytes,
+    ticket: AppendTicket,
+    bytes: u64,
 ) -> Result<ProduceResponse, Failure> {
-    let bytes = batch.len() as u64;
-    let info = blocking(move || Ok(log.append(batch)?)).await?;
+    let info = blocking(move || Ok(log.wait(ticket)?)).await?;
     metrics::counter!("skiff_produce_bytes_total").increment(bytes);
     metrics::counter!("skiff_produce_messages_total")
         .increment(info.last_offset - info.base_offset + 1);
