@@ -2,6 +2,7 @@
 //! value is a usage error (exit 2) before anything connects.
 
 use clap::{Args, Parser, Subcommand};
+use skiff_client::ConfigChange;
 use skiff_client::{ResetTo, StartFrom};
 
 const AFTER_HELP: &str = "\
@@ -13,7 +14,10 @@ Examples:
   skiff consume orders --from @1700000000000 --json
   skiff consume orders --group billing --idle-timeout-ms 5000
   skiff group describe billing
-  skiff --broker 10.0.0.5:9400 topic list";
+  skiff --broker 10.0.0.5:9400 topic list
+  skiff topic alter orders --retention-ms 86400000 --segment-ms default
+  skiff status
+  skiff completions bash > /etc/bash_completion.d/skiff";
 
 /// skiff: talk to a skiff broker.
 #[derive(Debug, Parser)]
@@ -64,6 +68,21 @@ is committed before exiting (at --max-messages, --idle-timeout-ms or Ctrl-C).")]
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Show the broker's version, uptime, topics, partitions, connections
+    /// and disk usage.
+    #[command(after_help = "Examples:\n  skiff status\n  skiff --broker 10.0.0.5:9400 status --json")]
+    Status(StatusArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "\
+Examples:
+  skiff completions bash > ~/.local/share/bash-completion/completions/skiff
+  skiff completions zsh > \"${fpath[1]}/_skiff\"
+  skiff completions fish > ~/.config/fish/completions/skiff.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `skiff topic ...`
@@ -74,13 +93,25 @@ pub enum TopicCommand {
         after_help = "Example:\n  skiff topic create orders --partitions 6 --retention-ms 604800000"
     )]
     Create(TopicCreateArgs),
+    /// Change a live topic's retention and segment settings.
+    #[command(after_help = "\
+Examples:
+  skiff topic alter orders --retention-ms 604800000
+  skiff topic alter orders --retention-bytes 10737418240 --segment-bytes 268435456
+  skiff topic alter orders --retention-ms default   # back to the broker's default
+
+Changes apply to every partition at once and survive restarts; the next
+retention check (retention_check_interval_ms) deletes what the new limits exclude.")]
+    Alter(TopicAlterArgs),
     /// List topics with their partition counts.
+    #[command(after_help = "Examples:\n  skiff topic list\n  skiff topic list --json")]
     List {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
     },
     /// Show a topic's settings and partitions (offsets, sizes).
+    #[command(after_help = "Examples:\n  skiff topic describe orders\n  skiff topic describe orders --json")]
     Describe {
         /// Topic name.
         name: String,
@@ -89,6 +120,7 @@ pub enum TopicCommand {
         json: bool,
     },
     /// Delete a topic and all its data.
+    #[command(after_help = "Example:\n  skiff topic delete orders")]
     Delete {
         /// Topic name.
         name: String,
@@ -112,6 +144,44 @@ pub struct TopicCreateArgs {
     /// Roll segments at this size, in bytes.
     #[arg(long, value_name = "B")]
     pub segment_bytes: Option<u64>,
+}
+
+/// `skiff topic alter`: each setting is a number, or `default` to fall
+/// back to the broker's default; settings not given stay as they are.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["retention_ms", "retention_bytes", "segment_bytes", "segment_ms"])))]
+pub struct TopicAlterArgs {
+    /// Topic name.
+    pub name: String,
+    /// Delete segments older than this, in milliseconds, or `default`.
+    #[arg(long, value_name = "MS|default", value_parser = parse_change)]
+    pub retention_ms: Option<ConfigChange>,
+    /// Keep at most this many bytes per partition, or `default`.
+    #[arg(long, value_name = "B|default", value_parser = parse_change)]
+    pub retention_bytes: Option<ConfigChange>,
+    /// Roll segments at this size, in bytes (at least 1024), or `default`.
+    #[arg(long, value_name = "B|default", value_parser = parse_change)]
+    pub segment_bytes: Option<ConfigChange>,
+    /// Roll segments at this age, in milliseconds, or `default`.
+    #[arg(long, value_name = "MS|default", value_parser = parse_change)]
+    pub segment_ms: Option<ConfigChange>,
+}
+
+/// `skiff status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_change(s: &str) -> Result<ConfigChange, String> {
+    if s == "default" {
+        return Ok(ConfigChange::Reset);
+    }
+    s.parse::<u64>()
+        .map(ConfigChange::Set)
+        .map_err(|_| format!("expected a whole number or `default`, got {s:?}"))
 }
 
 /// `skiff produce`
@@ -302,6 +372,23 @@ mod tests {
         );
         assert!(parse(&[]).is_err());
         assert!(parse(&["--to-earliest", "--to-latest"]).is_err());
+    }
+
+    #[test]
+    fn alter_changes_parse_and_one_is_required() {
+        assert_eq!(parse_change("1000"), Ok(ConfigChange::Set(1000)));
+        assert_eq!(parse_change("default"), Ok(ConfigChange::Reset));
+        assert!(parse_change("-1").is_err());
+        let parsed = Cli::try_parse_from(["skiff", "topic", "alter", "t", "--retention-ms", "5"]);
+        assert!(matches!(
+            parsed.map(|c| c.command),
+            Ok(Command::Topic(TopicCommand::Alter(TopicAlterArgs {
+                retention_ms: Some(ConfigChange::Set(5)),
+                segment_ms: None,
+                ..
+            })))
+        ));
+        assert!(Cli::try_parse_from(["skiff", "topic", "alter", "t"]).is_err());
     }
 
     #[test]

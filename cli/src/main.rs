@@ -37,6 +37,8 @@ fn run(cli: Cli) -> Result<()> {
             Command::Topic(command) => commands::topic::run(&client, command).await,
             Command::Produce(args) => commands::produce::run(&client, args).await,
             Command::Consume(args) => commands::consume::run(&client, args).await,
+            Command::Status(args) => commands::ops::status(&client, args).await,
+            Command::Completions { shell } => commands::ops::completions(shell),
             Command::Group(command) => commands::group::run(&client, command).await,
         }
     })

@@ -4,10 +4,10 @@
 
 use skiff_protocol::ErrorCode;
 use skiff_protocol::messages::{
-    CreateTopicRequest, DeleteGroupRequest, DeleteTopicRequest, DescribeGroupRequest,
-    DescribeGroupResponse, DescribeTopicRequest, DescribeTopicResponse, GroupListing,
-    ListGroupsRequest, ListTopicsRequest, ResetOffsetsRequest, ResetTo, TopicConfig, TopicListing,
-    TopicPartition,
+    AlterTopicRequest, CreateTopicRequest, DeleteGroupRequest, DeleteTopicRequest,
+    DescribeGroupRequest, DescribeGroupResponse, DescribeTopicRequest, DescribeTopicResponse,
+    GroupListing, ListGroupsRequest, ListTopicsRequest, ResetOffsetsRequest, ResetTo,
+    StatusRequest, StatusResponse, TopicConfig, TopicListing, TopicPartition,
 };
 use skiff_protocol::topic_name::validate_topic_name;
 
@@ -85,6 +85,27 @@ impl Admin {
             })
             .await
             .map_err(|e| in_topic(e, name))
+    }
+
+    /// Changes a live topic's retention and segment settings
+    /// (`request.name` names the topic; fields left at
+    /// [`ConfigChange::Keep`](skiff_protocol::messages::ConfigChange) stay
+    /// as they are). Returns the topic's settings after the change.
+    pub async fn alter_topic(&self, request: AlterTopicRequest) -> Result<TopicConfig> {
+        validate_topic_name(&request.name)?;
+        let name = request.name.clone();
+        Ok(self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| in_topic(e, &name))?
+            .config)
+    }
+
+    /// The broker's version, uptime, topic/partition/connection counts and
+    /// disk usage.
+    pub async fn status(&self) -> Result<StatusResponse> {
+        self.client.send(StatusRequest).await
     }
 }
 

@@ -73,6 +73,7 @@ pub use skiff_protocol as protocol;
 pub use skiff_protocol::ErrorCode;
 pub use skiff_protocol::batch::Header;
 pub use skiff_protocol::messages::{
-    DescribeGroupResponse, DescribeTopicResponse, GroupListing, GroupState, MemberDescription,
-    PartitionDescription, PartitionProgress, ResetTo, TopicConfig, TopicListing, TopicPartition,
+    AlterTopicRequest, ConfigChange, DescribeGroupResponse, DescribeTopicResponse, GroupListing,
+    GroupState, MemberDescription, PartitionDescription, PartitionProgress, ResetTo,
+    StatusResponse, TopicConfig, TopicListing, TopicPartition,
 };

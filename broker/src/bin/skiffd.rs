@@ -40,7 +40,12 @@ struct Args {
     #[arg(long, value_name = "LEVEL", env = "SKIFF_LOG_LEVEL")]
     log_level: Option<String>,
     /// Log line format.
-    #[arg(long, value_name = "FORMAT", env = "SKIFF_LOG_FORMAT", default_value = "human")]
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        env = "SKIFF_LOG_FORMAT",
+        default_value = "human"
+    )]
     log_format: LogFormat,
 }
 

@@ -2,6 +2,7 @@
 //! [`skiff_client::Client`] and returns `anyhow::Result`.
 
 pub mod consume;
+pub mod ops;
 pub mod group;
 pub mod produce;
 pub mod topic;

@@ -1,12 +1,12 @@
-//! `skiff topic create|list|describe|delete`. Data goes to stdout, status
+//! `skiff topic create|alter|list|describe|delete`. Data goes to stdout, status
 //! lines to stderr.
 
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use skiff_client::{Client, TopicConfig};
+use skiff_client::{AlterTopicRequest, Client, ConfigChange, TopicConfig};
 
-use crate::args::{TopicCommand, TopicCreateArgs};
+use crate::args::{TopicAlterArgs, TopicCommand, TopicCreateArgs};
 use crate::output;
 
 /// Runs one topic subcommand.
@@ -31,6 +31,32 @@ pub async fn run(client: &Client, command: TopicCommand) -> Result<()> {
             };
             admin.create_topic(&name, config).await?;
             eprintln!("created topic {name} with {partitions} partition(s)");
+        }
+        TopicCommand::Alter(TopicAlterArgs {
+            name,
+            retention_ms,
+            retention_bytes,
+            segment_bytes,
+            segment_ms,
+        }) => {
+            let keep = |c: Option<ConfigChange>| c.unwrap_or(ConfigChange::Keep);
+            let config = admin
+                .alter_topic(AlterTopicRequest {
+                    name: name.clone(),
+                    retention_ms: keep(retention_ms),
+                    retention_bytes: keep(retention_bytes),
+                    segment_bytes: keep(segment_bytes),
+                    segment_ms: keep(segment_ms),
+                })
+                .await?;
+            let opt = |v: Option<u64>| v.map_or("default".to_owned(), |v| v.to_string());
+            eprintln!(
+                "altered topic {name}: retention_ms={} retention_bytes={} segment_bytes={} segment_ms={}",
+                opt(config.retention_ms),
+                opt(config.retention_bytes),
+                opt(config.segment_bytes),
+                opt(config.segment_ms)
+            );
         }
         TopicCommand::List { json } => {
             for t in admin.list_topics().await? {
