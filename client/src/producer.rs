@@ -30,11 +30,25 @@
 //!   queued behind them fails with [`Error::EarlierBatchFailed`] rather than
 //!   being stored out of order. Batches already stored stay acknowledged.
 //!
-//! **Retries can duplicate**: a batch whose request was stored but whose
-//! response was lost (connection cut) is stored twice. Set
-//! `retries_max = 0` to rule that out (at the price of failing instead). The
-//! idempotent producer (producer id + sequence, deduplicated by the broker)
-//! will remove this caveat.
+//! # Idempotence (on by default)
+//!
+//! Before its first batch the producer asks the broker for a producer id
+//! (InitProducerId) and numbers the records it sends to each partition
+//! (`base_sequence` in the batch header, assigned when a batch is first
+//! sent). The broker stores each sequence once: a retried batch whose first
+//! attempt was stored (its response lost to a cut connection or a broker
+//! crash) is answered with its original offsets, so **retries do not
+//! duplicate**; a gap or reorder is refused. After a batch fails for good,
+//! the producer takes a new producer id, so later batches do not trip over
+//! the gap. At most [`IDEMPOTENT_IN_FLIGHT_MAX`] requests are in flight (the
+//! broker remembers that many batches per producer and partition).
+//!
+//! Not covered: keyless records sent with [`PARTITION_AUTO`] (the broker
+//! picks the partition, so there is no per-partition sequence; they are sent
+//! without a producer id and retries of them can duplicate), and a broker
+//! without InitProducerId (the producer then falls back to plain batches and
+//! logs a warning). With `idempotent(false)`, retries can duplicate: set
+//! `retries_max = 0` to rule that out at the price of failing instead.
 //!
 //! Keyless records sent with [`PARTITION_AUTO`] have no ordering guarantee
 //! across batches.
@@ -48,10 +62,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use skiff_protocol::ErrorCode;
 use skiff_protocol::FRAME_BYTES_MAX_DEFAULT;
-use skiff_protocol::batch::{BATCH_BYTES_MAX, BATCH_HEADER_BYTES, BatchBuilder, Header, Record};
+use skiff_protocol::batch::{
+    BATCH_BYTES_MAX, BATCH_HEADER_BYTES, BatchBuilder, Header, Record, next_sequence,
+};
 use skiff_protocol::messages::{
-    DescribeTopicRequest, PARTITION_AUTO, ProduceRequest, ProduceResponse,
+    DescribeTopicRequest, InitProducerIdRequest, PARTITION_AUTO, ProduceRequest, ProduceResponse,
 };
 use skiff_protocol::partitioner::partition_for_key;
 use skiff_protocol::topic_name::validate_topic_name;
@@ -70,6 +87,11 @@ pub const LINGER_MS_DEFAULT: u64 = 5;
 pub const BATCH_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
 /// Default produce requests in flight on the connection: 5.
 pub const IN_FLIGHT_MAX_DEFAULT: usize = 5;
+/// Produce requests in flight at most for an idempotent producer: the
+/// broker remembers the last 5 batches per producer and partition
+/// (`skiff_broker::log::PRODUCER_BATCHES_REMEMBERED`), so a retry of any
+/// in-flight batch is still recognised.
+pub const IDEMPOTENT_IN_FLIGHT_MAX: usize = 5;
 /// Default bytes accepted by `send` but not yet acknowledged: 64 MiB.
 pub const BUFFER_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 /// Default retries of a failed produce request: 3.
@@ -116,11 +138,13 @@ pub struct ProducerConfig {
     /// Bytes accepted but not yet acknowledged; beyond this `send` fails
     /// with [`Error::BufferFull`].
     pub buffer_bytes_max: usize,
-    /// Times a failed produce request is sent again (see the module docs:
-    /// retries can duplicate).
+    /// Times a failed produce request is sent again (deduplicated by the
+    /// broker when `idempotent`, see the module docs).
     pub retries_max: u32,
     /// Wait before a retry, in milliseconds.
     pub retry_backoff_ms: u64,
+    /// Deduplicated retries (producer id + sequence; see the module docs).
+    pub idempotent: bool,
 }
 
 impl Default for ProducerConfig {
@@ -132,6 +156,7 @@ impl Default for ProducerConfig {
             buffer_bytes_max: BUFFER_BYTES_MAX_DEFAULT,
             retries_max: RETRIES_MAX_DEFAULT,
             retry_backoff_ms: RETRY_BACKOFF_MS_DEFAULT,
+            idempotent: true,
         }
     }
 }
@@ -165,6 +190,11 @@ impl ProducerConfig {
     /// Sets the wait before a retry, in milliseconds.
     pub fn retry_backoff_ms(mut self, ms: u64) -> Self {
         self.retry_backoff_ms = ms;
+        self
+    }
+    /// Turns idempotence (deduplicated retries) on or off; on by default.
+    pub fn idempotent(mut self, on: bool) -> Self {
+        self.idempotent = on;
         self
     }
 }
@@ -350,7 +380,10 @@ enum Command {
 impl Producer {
     /// A producer sending through `client`. Spawns its background task, so
     /// call it inside a tokio runtime.
-    pub fn new(client: Client, config: ProducerConfig) -> Producer {
+    pub fn new(client: Client, mut config: ProducerConfig) -> Producer {
+        if config.idempotent {
+            config.in_flight_max = config.in_flight_max.min(IDEMPOTENT_IN_FLIGHT_MAX);
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let buffered_bytes = Arc::new(AtomicUsize::new(0));
         let buffer_bytes_max = config.buffer_bytes_max;
@@ -365,6 +398,8 @@ impl Producer {
             next_id: 0,
             in_flight_total: 0,
             done_tx,
+            producer: None,
+            sequences: HashMap::new(),
         };
         tokio::spawn(task.run(rx, done_rx));
         Producer {
@@ -448,6 +483,8 @@ trait Sender: Send + Sync + 'static {
     fn produce(&self, req: ProduceRequest)
     -> BoxFuture<Result<BoxFuture<Result<ProduceResponse>>>>;
     fn partition_count(&self, topic: String) -> BoxFuture<Result<u32>>;
+    /// A new (producer id, epoch) from the broker.
+    fn init_producer_id(&self) -> BoxFuture<Result<(u64, u16)>>;
 }
 
 struct ClientSender(Client);
@@ -485,6 +522,14 @@ impl Sender for ClientSender {
             Ok(resp.config.partitions.max(resp.partitions.len() as u32))
         })
     }
+
+    fn init_producer_id(&self) -> BoxFuture<Result<(u64, u16)>> {
+        let client = self.0.clone();
+        Box::pin(async move {
+            let resp = client.send(InitProducerIdRequest).await?;
+            Ok((resp.producer_id, resp.producer_epoch))
+        })
+    }
 }
 
 type PartitionKey = (String, u32);
@@ -501,7 +546,12 @@ struct OpenBatch {
 /// A closed batch: queued, in flight, or waiting for a retry.
 struct ClosedBatch {
     id: u64,
+    /// Encoded once, when first sent (that is when its sequence is fixed).
     bytes: Bytes,
+    /// The records until the batch is first sent.
+    builder: Option<BatchBuilder>,
+    /// Sent with a producer id and sequence.
+    sequenced: bool,
     acks: Vec<oneshot::Sender<Result<Ack>>>,
     accounted_bytes: usize,
     attempts: u32,
@@ -547,6 +597,10 @@ struct Task {
     next_id: u64,
     in_flight_total: usize,
     done_tx: mpsc::UnboundedSender<Completion>,
+    /// (producer id, epoch) once InitProducerId answered.
+    producer: Option<(u64, u16)>,
+    /// Next sequence per partition for `producer`.
+    sequences: HashMap<PartitionKey, u32>,
 }
 
 fn now_ms() -> i64 {
@@ -738,10 +792,37 @@ impl Task {
                 && !queue.paused
                 && queue.not_before.is_none_or(|t| t <= now)
             {
-                let Some(batch) = queue.queued.pop_front() else {
+                let Some(mut batch) = queue.queued.pop_front() else {
                     break;
                 };
                 queue.not_before = None;
+                // Encode on first send: the sequence is fixed here, in send
+                // order per partition.
+                let mut init_error = None;
+                if let Some(builder) = batch.builder.take() {
+                    let idempotent = self.config.idempotent && key.1 != PARTITION_AUTO;
+                    if idempotent && self.producer.is_none() {
+                        match sender.init_producer_id().await {
+                            Ok(p) => self.producer = Some(p),
+                            Err(e) if e.code() == Some(ErrorCode::UnsupportedApi) => {
+                                tracing::warn!(error = %e, "broker has no idempotent producers; retries may duplicate");
+                                self.config.idempotent = false;
+                            }
+                            Err(e) => init_error = Some(e),
+                        }
+                    }
+                    match (init_error.is_some(), self.producer) {
+                        (true, _) => batch.builder = Some(builder),
+                        (false, Some((pid, epoch))) if self.config.idempotent && idempotent => {
+                            let seq = self.sequences.entry(key.clone()).or_insert(0);
+                            let base = *seq;
+                            *seq = next_sequence(base, builder.len() as u32);
+                            batch.bytes = builder.with_producer(pid, epoch, base).build();
+                            batch.sequenced = true;
+                        }
+                        _ => batch.bytes = builder.build(),
+                    }
+                }
                 let request = ProduceRequest {
                     topic: key.0.clone(),
                     partition: key.1,
@@ -749,7 +830,11 @@ impl Task {
                 };
                 let done = self.done_tx.clone();
                 let (key, id) = (key.clone(), batch.id);
-                match sender.produce(request).await {
+                let sent = match init_error {
+                    Some(e) => Err(e),
+                    None => sender.produce(request).await,
+                };
+                match sent {
                     Ok(response) => {
                         tokio::spawn(async move {
                             let result = response.await;
@@ -811,6 +896,7 @@ impl Task {
         // A failure at the front: decide once every in-flight batch answered.
         let mut failed_for_good = Vec::new();
         let mut aborted = Vec::new();
+        let mut reset_producer = false;
         if queue.paused && queue.in_flight.iter().all(|f| f.result.is_some()) {
             let answered: Vec<InFlight> = queue.in_flight.drain(..).collect();
             self.in_flight_total -= answered.len();
@@ -843,6 +929,14 @@ impl Task {
                     }
                 }
                 if let Some(cause) = first_error {
+                    // A sequenced batch that failed for good may or may not
+                    // be stored: continue under a new producer id so the
+                    // next batches do not hit a sequence gap.
+                    if failed_for_good.iter().any(|(b, _)| b.sequenced)
+                        || queue.queued.iter().any(|b| b.sequenced)
+                    {
+                        reset_producer = true;
+                    }
                     let partition = key.1;
                     aborted.extend(queue.queued.drain(..).map(|b| (b, cause.clone())));
                     if let Some(open) = queue.open.take() {
@@ -858,6 +952,10 @@ impl Task {
                 }
             }
             queue.paused = false;
+        }
+        if reset_producer {
+            self.producer = None;
+            self.sequences.clear();
         }
         for (batch, result) in finished {
             self.finish(key, batch, result);
@@ -913,7 +1011,9 @@ impl Task {
 fn close_batch(id: u64, open: OpenBatch) -> ClosedBatch {
     ClosedBatch {
         id,
-        bytes: open.builder.build(),
+        bytes: Bytes::new(),
+        builder: Some(open.builder),
+        sequenced: false,
         acks: open.acks,
         accounted_bytes: open.accounted_bytes,
         attempts: 0,
@@ -944,12 +1044,19 @@ mod tests {
         fail_next: Mutex<VecDeque<Error>>,
         /// Errors for the queueing step (no connection), before `fail_next`.
         fail_enqueue: Mutex<VecDeque<Error>>,
+        /// (producer id, base sequence, records) of every request.
+        sequences: Mutex<Vec<(u64, u32, u32)>>,
     }
 
     impl FakeBroker {
         /// Appends in arrival order, as the broker does per connection.
         fn append(&self, req: &ProduceRequest) -> Result<ProduceResponse> {
             let records = decode_records(&req.batch).expect("valid batch").len() as u64;
+            let h = skiff_protocol::batch::validate(&req.batch).expect("valid batch");
+            self.sequences
+                .lock()
+                .unwrap()
+                .push((h.producer_id, h.base_sequence, records as u32));
             self.requests
                 .lock()
                 .unwrap()
@@ -999,6 +1106,10 @@ mod tests {
         fn partition_count(&self, _topic: String) -> BoxFuture<Result<u32>> {
             Box::pin(async { Ok(4) })
         }
+
+        fn init_producer_id(&self) -> BoxFuture<Result<(u64, u16)>> {
+            Box::pin(async { Ok((1, 0)) })
+        }
     }
 
     fn producer(config: ProducerConfig) -> (Producer, Arc<FakeBroker>) {
@@ -1016,6 +1127,8 @@ mod tests {
             next_id: 0,
             in_flight_total: 0,
             done_tx,
+            producer: None,
+            sequences: HashMap::new(),
         };
         tokio::spawn(task.run(rx, done_rx));
         (
@@ -1130,6 +1243,50 @@ mod tests {
             .collect();
         assert_eq!(offsets, vec![0, 1, 2]);
         assert_eq!(broker.requests.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn idempotent_batches_carry_consecutive_sequences_and_retries_keep_them() {
+        let config = ProducerConfig::default().retry_backoff_ms(1);
+        let (p, broker) = producer(config);
+        broker
+            .fail_next
+            .lock()
+            .unwrap()
+            .push_back(Error::ConnectionClosed {
+                broker: "b".into(),
+                reason: "cut".into(),
+            });
+        for chunk in 0..4 {
+            let futures: Vec<_> = (0..5).map(|i| p.send(rec(chunk * 5 + i))).collect();
+            for ack in futures::future::join_all(futures).await {
+                ack.expect("acked");
+            }
+        }
+        let seqs = broker.sequences.lock().unwrap().clone();
+        assert_eq!(seqs[0].0, 1, "producer id from InitProducerId");
+        // The failed first request is sent again with the same sequence.
+        assert_eq!(seqs[0].1, 0);
+        assert!(
+            seqs.iter().skip(1).any(|s| s.1 == 0),
+            "retry reuses sequence 0"
+        );
+        let mut next = 0;
+        for &(_, base, records) in seqs.iter().filter(|s| s.1 != 0 || s.2 > 0) {
+            if base < next {
+                continue; // a retry
+            }
+            assert_eq!(base, next, "no gap");
+            next = base + records;
+        }
+        assert_eq!(next, 20);
+        // Not idempotent: no producer id.
+        let (p, broker) = producer(ProducerConfig::default().idempotent(false));
+        p.send(rec(0)).await.expect("acked");
+        assert_eq!(
+            broker.sequences.lock().unwrap()[0].0,
+            skiff_protocol::batch::NO_PRODUCER_ID
+        );
     }
 
     #[tokio::test]
