@@ -178,6 +178,7 @@ impl GroupConfig {
 ///             RebalanceEvent::Assigned(tps) => println!("now reading {tps:?}"),
 ///             RebalanceEvent::Revoked(tps) => println!("committed and handed over {tps:?}"),
 ///             RebalanceEvent::Lost(tps) => println!("lost without a commit {tps:?}"),
+///             _ => {}
 ///         }
 ///     }
 /// });
