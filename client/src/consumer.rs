@@ -25,7 +25,9 @@
 //!   ([`decode_records`]); a corrupt batch is an [`Error::CorruptBatch`] and
 //!   stops that partition until [`Consumer::seek`].
 //! - A fetch answered after a `seek` or re-`assign` of its partition is
-//!   discarded (each partition carries an epoch).
+//!   discarded (each partition carries an epoch, unique across the
+//!   consumer, so an answer for a partition that was unassigned and
+//!   assigned again is discarded too).
 //! - An offset outside the log follows [`OffsetReset`]: by default the error
 //!   is returned and the partition stops until `seek`.
 //! - A connection that breaks under a fetch is retried once at once (the
@@ -33,7 +35,7 @@
 //!   as errors, and the partition is fetched again after `retry_backoff_ms`.
 //!   The stream goes on after an error.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -262,6 +264,8 @@ pub struct Consumer {
     /// Index of the partition records are being taken from.
     cursor: usize,
     fetches: FuturesUnordered<BoxFuture<'static, FetchOutcome>>,
+    /// Last epoch handed to a partition state.
+    epochs: u64,
     /// Set for a group member ([`Consumer::with_group`]).
     group: Option<GroupMember>,
 }
@@ -282,6 +286,8 @@ struct GroupMember {
     /// every change, cleared only once a reconcile completed, so a cancelled
     /// `next` picks it up again).
     stale: bool,
+    /// The membership's join count this assignment belongs to.
+    joins: u64,
     events: Option<mpsc::UnboundedSender<RebalanceEvent>>,
 }
 
@@ -327,6 +333,7 @@ impl Consumer {
             partitions: Vec::new(),
             cursor: 0,
             fetches: FuturesUnordered::new(),
+            epochs: 0,
             group: None,
         }
     }
@@ -374,6 +381,7 @@ impl Consumer {
             committed: HashMap::new(),
             releasing: Vec::new(),
             stale: true,
+            joins: 1,
             events: None,
         });
         Ok(consumer)
@@ -516,16 +524,22 @@ impl Consumer {
         }
         if g.stale {
             let state = g.membership.snapshot();
+            let rejoined = state.joins != g.joins;
+            if rejoined {
+                // Forgotten and joined again: whatever was held may have
+                // been consumed and committed by others meanwhile.
+                g.joins = state.joins;
+                g.releasing.clear();
+                g.committed.clear();
+            }
             let mut lost = Vec::new();
-            let mut assigned = BTreeSet::new();
             for p in &self.partitions {
                 let tp = TopicPartition::new(&*p.topic, p.partition);
-                if !state.owned.contains(&tp) {
+                if rejoined || !state.owned.contains(&tp) {
                     lost.push(tp.clone());
                 } else if state.revoke.contains(&tp) {
-                    g.releasing.push((tp.clone(), p.position));
+                    g.releasing.push((tp, p.position));
                 }
-                assigned.insert(tp);
             }
             let revoked: Vec<TopicPartition> =
                 g.releasing.iter().map(|(tp, _)| tp.clone()).collect();
@@ -545,11 +559,7 @@ impl Consumer {
             let new: Vec<TopicPartition> = state
                 .owned
                 .iter()
-                .filter(|tp| {
-                    !state.revoke.contains(*tp)
-                        && !state.released.contains(*tp)
-                        && !assigned.contains(*tp)
-                })
+                .filter(|tp| !state.revoke.contains(*tp) && !state.released.contains(*tp))
                 .filter(|tp| !g.releasing.iter().any(|(r, _)| r == *tp))
                 .filter(|tp| {
                     !self
@@ -805,13 +815,15 @@ impl Consumer {
     }
 
     fn set_position(&mut self, topic: &str, partition: u32, offset: u64) {
+        self.epochs += 1;
+        let epoch = self.epochs;
         match self.find(topic, partition) {
             Some(i) => {
                 let p = &mut self.partitions[i];
                 p.position = offset;
                 p.fetch_offset = offset;
                 p.buffered.clear();
-                p.epoch += 1;
+                p.epoch = epoch;
                 p.stopped = false;
                 p.failures = 0;
                 p.skip_before_ts = None;
@@ -826,7 +838,7 @@ impl Consumer {
                 fetch_offset: offset,
                 buffered: Default::default(),
                 in_flight: false,
-                epoch: 0,
+                epoch,
                 stopped: false,
                 failures: 0,
                 log_end_offset: None,

@@ -22,7 +22,9 @@
 //!   generation and ownership), only for partitions still owned, at most
 //!   [`COMMIT_ATTEMPTS_MAX`] times.
 //! - After a `rejoin` answer the task joins again with the old member id;
-//!   the member owns only what that join returned.
+//!   the member owns only what that join returned, and the consumer treats
+//!   everything it read before as lost (restarting from committed offsets),
+//!   since another member may have consumed and committed meanwhile.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -210,11 +212,15 @@ pub(crate) struct Shared {
     pub released: BTreeSet<TopicPartition>,
     pub heartbeat_interval: Duration,
     pub session_timeout: Duration,
+    /// Joins so far (1 after the first): a change means the member was
+    /// forgotten and joined again, so nothing it held carries over.
+    pub joins: u64,
 }
 
 impl Shared {
-    fn from_join(resp: JoinGroupResponse) -> Shared {
+    fn from_join(resp: JoinGroupResponse, joins: u64) -> Shared {
         Shared {
+            joins,
             member_id: resp.member_id,
             generation: resp.generation,
             owned: resp.assignment.into_iter().collect(),
@@ -268,7 +274,7 @@ impl Membership {
         let ctx = Arc::new(Ctx {
             client,
             join,
-            shared: Mutex::new(Shared::from_join(resp)),
+            shared: Mutex::new(Shared::from_join(resp, 1)),
             version: tx,
             heartbeat_now: Notify::new(),
             cancel: CancellationToken::new(),
@@ -464,7 +470,10 @@ async fn heartbeat_loop(ctx: Arc<Ctx>) {
                     r = ctx.client.send(join) => r,
                 };
                 match joined {
-                    Ok(resp) => *ctx.lock() = Shared::from_join(resp),
+                    Ok(resp) => {
+                        let mut s = ctx.lock();
+                        *s = Shared::from_join(resp, s.joins + 1);
+                    }
                     Err(e) => {
                         tracing::warn!(group = %ctx.join.group, error = %e, "rejoin failed; retrying");
                         // Owns nothing until a join succeeds.

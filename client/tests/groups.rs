@@ -424,3 +424,50 @@ async fn committed_offsets_survive_a_broker_restart() {
     assert_eq!(offsets, expected, "resumed exactly after the commits");
     broker.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_rejoins_after_the_broker_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start_broker(dir.path()).await;
+    let addr = broker.local_addr();
+    let client = connect(&broker, "rejoin").await;
+    client
+        .admin()
+        .create_topic(
+            "t",
+            TopicConfig {
+                partitions: 2,
+                ..TopicConfig::default()
+            },
+        )
+        .await
+        .expect("topic");
+    produce(&client, "t", 2, 10, "old").await;
+    let m = Member::start(client.clone(), group_config("g", "t"), Duration::ZERO).await;
+    settle("first records consumed", || m.received().len() >= 20).await;
+    // Let an auto-commit land, then restart the broker on the same address.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    broker.shutdown().await.expect("shutdown");
+    let broker = Broker::start(BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: addr,
+        session_timeout_ms_min: 100,
+        ..BrokerConfig::default()
+    })
+    .await
+    .expect("broker restarts on the same address");
+    produce(&client, "t", 2, 5, "new").await;
+    settle("the member rejoined and read the new records", || {
+        m.received().len() >= 30
+    })
+    .await;
+    let received = m.close().await;
+    let unique: BTreeSet<(u32, u64)> = received.iter().copied().collect();
+    assert_eq!(unique.len(), 30, "every record, none skipped");
+    let described = client.admin().describe_group("g").await.expect("describe");
+    assert!(
+        described.partitions.iter().all(|p| p.lag == Some(0)),
+        "{described:?}"
+    );
+    broker.shutdown().await.expect("shutdown");
+}
