@@ -65,12 +65,25 @@ With --group, partitions are assigned by the broker, each starts at the group's
 committed offset (--from only applies where there is none), and what was printed
 is committed before exiting (at --max-messages, --idle-timeout-ms or Ctrl-C).")]
     Consume(ConsumeArgs),
+    /// Measure the broker: produce, consume or end-to-end load.
+    #[command(after_help = "\
+Examples:
+  skiff bench produce --topic bench --messages 2000000 --size 100 --batch 1000
+  skiff bench consume --topic bench --json
+  skiff bench e2e --topic lat --rate 50000 --duration 10
+  skiff bench produce --topic wide --partitions 8 --producers 8 --key-space 1000
+
+Reports msgs/s and MB/s (payload, 10^6 bytes) per producer/consumer and in
+total, with latency percentiles from an HDR histogram.")]
+    Bench(BenchArgs),
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(GroupCommand),
     /// Show the broker's version, uptime, topics, partitions, connections
     /// and disk usage.
-    #[command(after_help = "Examples:\n  skiff status\n  skiff --broker 10.0.0.5:9400 status --json")]
+    #[command(
+        after_help = "Examples:\n  skiff status\n  skiff --broker 10.0.0.5:9400 status --json"
+    )]
     Status(StatusArgs),
     /// Print a shell completion script.
     #[command(after_help = "\
@@ -111,7 +124,9 @@ retention check (retention_check_interval_ms) deletes what the new limits exclud
         json: bool,
     },
     /// Show a topic's settings and partitions (offsets, sizes).
-    #[command(after_help = "Examples:\n  skiff topic describe orders\n  skiff topic describe orders --json")]
+    #[command(
+        after_help = "Examples:\n  skiff topic describe orders\n  skiff topic describe orders --json"
+    )]
     Describe {
         /// Topic name.
         name: String,
@@ -204,6 +219,74 @@ pub struct ProduceArgs {
     /// Split each stdin line at the first SEP into key and value.
     #[arg(long, value_name = "SEP", conflicts_with = "value")]
     pub key_separator: Option<String>,
+}
+
+/// Which load `skiff bench` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchMode {
+    /// Pre-built batches as fast as acknowledged (or at --rate).
+    Produce,
+    /// Read a topic from its start to the end seen at start.
+    Consume,
+    /// Paced producers and tailing consumers; publish-to-receive latency.
+    E2e,
+}
+
+impl BenchMode {
+    /// The name as typed on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchMode::Produce => "produce",
+            BenchMode::Consume => "consume",
+            BenchMode::E2e => "e2e",
+        }
+    }
+}
+
+/// `skiff bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// produce, consume or e2e.
+    #[arg(value_enum)]
+    pub mode: BenchMode,
+    /// Topic to use (created if missing).
+    #[arg(long)]
+    pub topic: String,
+    /// Partitions when the topic is created.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub partitions: u32,
+    /// Messages in total (default 1000000 unless --duration is given).
+    #[arg(long, value_name = "N", conflicts_with = "duration")]
+    pub messages: Option<u64>,
+    /// Run for this many seconds instead of a message count.
+    #[arg(long, value_name = "S")]
+    pub duration: Option<f64>,
+    /// Payload bytes per message.
+    #[arg(long, value_name = "BYTES", default_value_t = 100)]
+    pub size: usize,
+    /// Messages per produce request (e2e: at most, per paced send).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub batch: usize,
+    /// Produce requests outstanding per producer connection.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub in_flight: usize,
+    /// Concurrent producers, each with its own connection.
+    #[arg(long, value_name = "P", default_value_t = 1)]
+    pub producers: usize,
+    /// Concurrent consumers, each with its own connection (at most one per
+    /// partition).
+    #[arg(long, value_name = "C", default_value_t = 1)]
+    pub consumers: usize,
+    /// Offered load in messages per second over all producers, held from
+    /// the intended send times (no coordinated omission).
+    #[arg(long, value_name = "MSGS_PER_S")]
+    pub rate: Option<u64>,
+    /// Keys drawn from K distinct values (default: no keys).
+    #[arg(long, value_name = "K")]
+    pub key_space: Option<u64>,
+    /// Print one JSON summary object instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `skiff consume`

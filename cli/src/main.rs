@@ -28,6 +28,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let cli = match cli.command {
+        // The bench runs its actors on a multi-threaded runtime of its own.
+        Command::Bench(args) => return commands::bench::run(cli.broker, args),
+        command => Cli { command, ..cli },
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -39,6 +44,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Consume(args) => commands::consume::run(&client, args).await,
             Command::Status(args) => commands::ops::status(&client, args).await,
             Command::Completions { shell } => commands::ops::completions(shell),
+            Command::Bench(_) => unreachable!("handled before the runtime starts"),
             Command::Group(command) => commands::group::run(&client, command).await,
         }
     })

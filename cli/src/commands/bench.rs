@@ -1,0 +1,789 @@
+//! `skiff bench produce|consume|e2e`: a load generator that measures the
+//! broker.
+//!
+//! Every actor (producer or consumer) runs as its own task with its own
+//! [`Connection`], on a multi-threaded runtime. What each mode measures:
+//!
+//! - `produce`: whole batches of `--batch` records, pre-built once per
+//!   partition (a small pool, reused), sent as `ProduceRequest`s straight over
+//!   the connection with `--in-flight` requests outstanding. No client-side
+//!   batching or record encoding is in the loop, so the figure is the broker's
+//!   (network read, CRC check, group commit, fsync), not the producer
+//!   library's. Latency: per batch, request sent (or, with `--rate`, its
+//!   intended send time) to acknowledgement.
+//! - `consume`: fetches from the start of each partition up to the end seen
+//!   at start (or `--messages`), one fetch in flight per consumer, and
+//!   decodes every record with the client's decoder (CRC checked, key and
+//!   value sliced). Latency: per fetch.
+//! - `e2e`: producers pace messages at `--rate` from a dedicated thread each
+//!   (sub-millisecond sleeps; tokio's timer is 1 ms) and stamp each value with
+//!   its *intended* send time, so a stalled broker cannot hide queueing delay
+//!   (no coordinated omission); consumers long-poll from the log end and
+//!   record publish-to-receive latency per message.
+//!
+//! Throughput counts payload (value) bytes; MB is 10^6 bytes.
+
+use std::collections::VecDeque;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+use skiff_client::protocol::batch::{self, BatchBuilder, BatchIter, Record};
+use skiff_client::protocol::messages::{
+    FetchRequest, ListOffsetsRequest, OffsetQuery, ProduceRequest, TopicConfig,
+};
+use skiff_client::protocol::partitioner::partition_for_key;
+use skiff_client::{Admin, Client, ClientConfig, Connection, ErrorCode};
+
+use crate::args::{BenchArgs, BenchMode};
+
+/// Messages sent when neither `--messages` nor `--duration` is given.
+const MESSAGES_DEFAULT: u64 = 1_000_000;
+/// Distinct pre-built batches per partition: enough that keys and values
+/// vary, few enough that building them costs nothing measurable.
+const BATCH_POOL_SIZE: usize = 4;
+/// Bytes asked for per fetch; the broker caps it at its `fetch_bytes_max`.
+const FETCH_BYTES_MAX: u32 = 8 * 1024 * 1024;
+/// How long a consumer's fetch waits at the log end.
+const FETCH_WAIT_MS: u32 = 200;
+/// Time any one request may take before the bench fails.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest latency the histograms hold: 60 s, in microseconds.
+const LATENCY_US_MAX: u64 = 60_000_000;
+/// Shortest pacing sleep of an e2e producer: bounds its request rate (about
+/// 10,000 requests/s) at the price of at most this much added latency.
+const PACING_TICK: Duration = Duration::from_micros(100);
+/// Bytes of the send timestamp at the start of every e2e value.
+const STAMP_BYTES: usize = 8;
+
+/// Runs `skiff bench` on its own multi-threaded runtime.
+pub fn run(broker: String, args: BenchArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(bench(broker, args))
+}
+
+/// One actor's result.
+struct ActorReport {
+    role: &'static str,
+    id: usize,
+    messages: u64,
+    bytes: u64,
+    elapsed: Duration,
+    latency: Histogram<u64>,
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("static histogram bounds are valid")
+}
+
+fn record_latency(h: &mut Histogram<u64>, d: Duration) {
+    let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    h.saturating_record(us.clamp(1, LATENCY_US_MAX));
+}
+
+/// What every actor needs.
+struct Ctx {
+    config: ClientConfig,
+    topic: String,
+    partitions: u32,
+    size: usize,
+    batch: usize,
+    in_flight: usize,
+    producers: usize,
+    key_space: Option<u64>,
+    /// Messages each producer sends (None: until the deadline).
+    per_producer: Option<u64>,
+    deadline: Option<Instant>,
+    /// Messages per second per producer.
+    rate_per_producer: Option<f64>,
+    /// Counts every message sent (produce) or received (consume, e2e), for
+    /// the progress bar.
+    progress: AtomicU64,
+    /// e2e: messages acknowledged so far, and whether all producers ended.
+    produced: AtomicU64,
+    producers_done: AtomicBool,
+    /// Time zero of the e2e send stamps.
+    anchor: Instant,
+}
+
+async fn bench(broker: String, args: BenchArgs) -> Result<()> {
+    if args.batch == 0 || args.producers == 0 || args.consumers == 0 || args.in_flight == 0 {
+        bail!("--batch, --producers, --consumers and --in-flight must be at least 1");
+    }
+    if args.mode == BenchMode::E2e && args.size < STAMP_BYTES {
+        bail!("e2e needs --size of at least {STAMP_BYTES} bytes (the send timestamp)");
+    }
+    if args.rate == Some(0) {
+        bail!("--rate must be at least 1");
+    }
+    let config = ClientConfig::new(broker).client_id("skiff-bench");
+    let partitions = ensure_topic(&config, &args.topic, args.partitions).await?;
+    let messages = match (args.messages, args.duration) {
+        (Some(n), _) => Some(n),
+        (None, Some(_)) => None,
+        (None, None) => Some(MESSAGES_DEFAULT),
+    };
+    let producers = args.producers as u64;
+    let ctx = Arc::new(Ctx {
+        config,
+        topic: args.topic.clone(),
+        partitions,
+        size: args.size,
+        batch: args.batch,
+        in_flight: args.in_flight,
+        producers: args.producers,
+        key_space: args.key_space,
+        per_producer: messages.map(|n| n.div_ceil(producers)),
+        deadline: args
+            .duration
+            .map(|s| Instant::now() + Duration::from_secs_f64(s)),
+        rate_per_producer: args.rate.map(|r| r as f64 / producers as f64),
+        progress: AtomicU64::new(0),
+        produced: AtomicU64::new(0),
+        producers_done: AtomicBool::new(false),
+        anchor: Instant::now(),
+    });
+    let total_hint = match args.mode {
+        BenchMode::Consume => None,
+        _ => messages.map(|n| n.div_ceil(producers) * producers),
+    };
+    let progress = start_progress(&ctx, args.json, total_hint, args.duration);
+    let started = Instant::now();
+    let (reports, produce_reports) = match args.mode {
+        BenchMode::Produce => (run_producers(&ctx, false).await?, Vec::new()),
+        BenchMode::Consume => (
+            run_consumers(&ctx, args.consumers, messages).await?,
+            Vec::new(),
+        ),
+        BenchMode::E2e => run_e2e(&ctx, args.consumers).await?,
+    };
+    let wall = started.elapsed();
+    progress.finish_and_clear();
+    let summary = summarize(&args, partitions, wall, &reports, &produce_reports);
+    if args.json {
+        println!("{summary}");
+    } else {
+        print_human(&summary);
+    }
+    Ok(())
+}
+
+/// Creates the topic if missing; returns its partition count.
+async fn ensure_topic(config: &ClientConfig, topic: &str, partitions: u32) -> Result<u32> {
+    let admin = Admin::new(Client::lazy(config.clone()));
+    let topic_config = TopicConfig {
+        partitions,
+        ..TopicConfig::default()
+    };
+    match admin.create_topic(topic, topic_config).await {
+        Ok(()) => {}
+        Err(skiff_client::Error::Broker {
+            code: ErrorCode::TopicAlreadyExists,
+            ..
+        }) => {}
+        Err(e) => return Err(e).with_context(|| format!("creating topic {topic:?}")),
+    }
+    let described = admin
+        .describe_topic(topic)
+        .await
+        .with_context(|| format!("describing topic {topic:?}"))?;
+    Ok(described.partitions.len() as u32)
+}
+
+fn start_progress(
+    ctx: &Arc<Ctx>,
+    json: bool,
+    total: Option<u64>,
+    duration: Option<f64>,
+) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    let template = if total.is_some() {
+        "{elapsed_precise} [{bar:40}] {pos}/{len} msgs {per_sec}"
+    } else {
+        "{elapsed_precise} {pos} msgs {per_sec} {msg}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    if let Some(s) = duration {
+        bar.set_message(format!("(running {s} s)"));
+    }
+    let ctx = Arc::clone(ctx);
+    let ticker = bar.clone();
+    tokio::spawn(async move {
+        while !ticker.is_finished() {
+            ticker.set_position(ctx.progress.load(Ordering::Relaxed));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    bar
+}
+
+/// Pre-built batches for one partition. With `--key-space K`, records carry
+/// keys `key-<k>` (k < K) that hash to that partition, so the data is what a
+/// keyed producer would send there.
+fn batch_pool(ctx: &Ctx, partition: u32) -> Vec<Bytes> {
+    let keys: Vec<Bytes> = match ctx.key_space {
+        Some(k) => (0..k)
+            .map(|i| Bytes::from(format!("key-{i}")))
+            .filter(|key| partition_for_key(key, ctx.partitions) == partition)
+            .collect(),
+        None => Vec::new(),
+    };
+    let now_ms = unix_ms();
+    let mut n = 0usize;
+    (0..BATCH_POOL_SIZE)
+        .map(|b| {
+            let mut builder = BatchBuilder::new();
+            for r in 0..ctx.batch {
+                let mut value = vec![b'x'; ctx.size];
+                if let Some(first) = value.first_mut() {
+                    *first = b'a' + ((b + r) % 26) as u8;
+                }
+                let key = (!keys.is_empty()).then(|| keys[n % keys.len()].clone());
+                n += 1;
+                builder.push(Record {
+                    timestamp_ms: now_ms,
+                    key,
+                    value: Bytes::from(value),
+                    headers: Vec::new(),
+                });
+            }
+            builder.build()
+        })
+        .collect()
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The partition producer `producer` sends its `j`-th batch to: with as
+/// many producers as partitions each owns one; otherwise they rotate.
+fn partition_of(ctx: &Ctx, producers: usize, producer: usize, j: u64) -> u32 {
+    ((producer as u64 + j * producers as u64) % u64::from(ctx.partitions)) as u32
+}
+
+async fn run_producers(ctx: &Arc<Ctx>, e2e: bool) -> Result<Vec<ActorReport>> {
+    let producers = ctx.producers;
+    let mut tasks = Vec::new();
+    for id in 0..producers {
+        let ctx = Arc::clone(ctx);
+        tasks.push(if e2e {
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || handle.block_on(paced_producer_thread(ctx, id)))
+        } else {
+            tokio::spawn(producer(ctx, producers, id))
+        });
+    }
+    let mut reports = Vec::new();
+    for task in tasks {
+        reports.push(task.await.context("producer task failed")??);
+    }
+    Ok(reports)
+}
+
+/// A produce-bench producer: whole pre-built batches, `in_flight` requests
+/// outstanding, optionally paced at its share of `--rate` (latency counted
+/// from the intended send time).
+async fn producer(ctx: Arc<Ctx>, producers: usize, id: usize) -> Result<ActorReport> {
+    let conn = Connection::connect(&ctx.config).await?;
+    let pools: Vec<Vec<Bytes>> = (0..ctx.partitions).map(|p| batch_pool(&ctx, p)).collect();
+    let mut latency = new_histogram();
+    let mut inflight = FuturesUnordered::new();
+    let batch = ctx.batch as u64;
+    let started = Instant::now();
+    let mut sent: u64 = 0;
+    let mut j: u64 = 0;
+    loop {
+        let more = ctx.per_producer.is_none_or(|n| sent < n)
+            && ctx.deadline.is_none_or(|d| Instant::now() < d);
+        if !more {
+            break;
+        }
+        if inflight.len() >= ctx.in_flight {
+            if let Some(done) = inflight.next().await {
+                finish_produce(done, &mut latency)?;
+            }
+            continue;
+        }
+        let intended = match ctx.rate_per_producer {
+            Some(rate) => {
+                let due = started + Duration::from_secs_f64(sent as f64 / rate);
+                while Instant::now() < due {
+                    let sleep = tokio::time::sleep_until(due.into());
+                    if inflight.is_empty() {
+                        sleep.await;
+                    } else {
+                        tokio::select! {
+                            () = sleep => {}
+                            Some(done) = inflight.next() => finish_produce(done, &mut latency)?,
+                        }
+                    }
+                }
+                due
+            }
+            None => Instant::now(),
+        };
+        let count = ctx.per_producer.map_or(batch, |n| batch.min(n - sent));
+        let partition = partition_of(&ctx, producers, id, j);
+        let pool = &pools[partition as usize];
+        let records = if count == batch {
+            pool[(j as usize) % pool.len()].clone()
+        } else {
+            // The last, short batch.
+            let mut short = BatchIter::new(pool[0].clone());
+            let full = short.next().context("empty batch pool")??;
+            rebuild_prefix(&full, count as usize)?
+        };
+        let pending = conn
+            .enqueue(ProduceRequest {
+                topic: ctx.topic.clone(),
+                partition,
+                batch: records,
+            })
+            .await?;
+        inflight.push(async move {
+            let result = pending.wait(REQUEST_TIMEOUT).await;
+            (result.map(|_| count), intended)
+        });
+        sent += count;
+        j += 1;
+        ctx.progress.fetch_add(count, Ordering::Relaxed);
+    }
+    while let Some(done) = inflight.next().await {
+        finish_produce(done, &mut latency)?;
+    }
+    let elapsed = started.elapsed();
+    Ok(ActorReport {
+        role: "producer",
+        id,
+        messages: sent,
+        bytes: sent * ctx.size as u64,
+        elapsed,
+        latency,
+    })
+}
+
+type ProduceDone = (skiff_client::Result<u64>, Instant);
+
+fn finish_produce(done: ProduceDone, latency: &mut Histogram<u64>) -> Result<()> {
+    let (result, intended) = done;
+    result.context("produce failed")?;
+    record_latency(latency, intended.elapsed());
+    Ok(())
+}
+
+/// A batch of the first `count` records of `full`.
+fn rebuild_prefix(full: &Bytes, count: usize) -> Result<Bytes> {
+    let mut builder = BatchBuilder::new();
+    for r in batch::decode_records(full)?.into_iter().take(count) {
+        builder.push(Record {
+            timestamp_ms: r.timestamp_ms,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        });
+    }
+    Ok(builder.build())
+}
+
+/// An e2e producer, run on a blocking-pool thread so it can pace with
+/// `std::thread::sleep` (about 50 µs precise) instead of tokio's 1 ms
+/// timer. Each wake-up sends every message due by then (at most `--batch`
+/// per request), each value stamped with its intended send time.
+async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> {
+    let conn = Connection::connect(&ctx.config).await?;
+    let producers = ctx.producers;
+    let latency = Arc::new(Mutex::new(new_histogram()));
+    let failed: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let mut waits = Vec::new();
+    let started = Instant::now();
+    let mut sent: u64 = 0;
+    let mut j: u64 = 0;
+    let padding = Bytes::from(vec![b'x'; ctx.size - STAMP_BYTES]);
+    loop {
+        let more = ctx.per_producer.is_none_or(|n| sent < n)
+            && ctx.deadline.is_none_or(|d| Instant::now() < d);
+        if !more {
+            break;
+        }
+        let now = Instant::now();
+        let due_count = match ctx.rate_per_producer {
+            Some(rate) => {
+                let due = (now - started).as_secs_f64() * rate;
+                let due = (due as u64).max(sent);
+                if due == sent {
+                    let next = started + Duration::from_secs_f64((sent + 1) as f64 / rate);
+                    std::thread::sleep(next.saturating_duration_since(now).max(PACING_TICK));
+                    continue;
+                }
+                due - sent
+            }
+            None => ctx.batch as u64,
+        };
+        let count = due_count
+            .min(ctx.batch as u64)
+            .min(ctx.per_producer.map_or(u64::MAX, |n| n - sent));
+        let mut builder = BatchBuilder::new();
+        let ms = unix_ms();
+        for i in 0..count {
+            let intended = match ctx.rate_per_producer {
+                Some(rate) => started + Duration::from_secs_f64((sent + i) as f64 / rate),
+                None => now,
+            };
+            let stamp = u64::try_from((intended - ctx.anchor).as_nanos()).unwrap_or(u64::MAX);
+            let mut value = Vec::with_capacity(ctx.size);
+            value.extend_from_slice(&stamp.to_le_bytes());
+            value.extend_from_slice(&padding);
+            builder.push(Record {
+                timestamp_ms: ms,
+                key: None,
+                value: Bytes::from(value),
+                headers: Vec::new(),
+            });
+        }
+        let partition = partition_of(&ctx, producers, id, j);
+        let pending = conn
+            .enqueue(ProduceRequest {
+                topic: ctx.topic.clone(),
+                partition,
+                batch: builder.build(),
+            })
+            .await?;
+        let (latency, failed, ctx2) = (Arc::clone(&latency), Arc::clone(&failed), Arc::clone(&ctx));
+        waits.push(tokio::spawn(async move {
+            match pending.wait(REQUEST_TIMEOUT).await {
+                Ok(_) => {
+                    record_latency(
+                        &mut latency.lock().unwrap_or_else(|e| e.into_inner()),
+                        now.elapsed(),
+                    );
+                    ctx2.produced.fetch_add(count, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                }
+            }
+        }));
+        if waits.len() > 4096 {
+            waits.retain(|w| !w.is_finished());
+        }
+        sent += count;
+        j += 1;
+    }
+    for w in waits {
+        w.await.context("produce wait task failed")?;
+    }
+    if let Some(e) = failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        bail!("produce failed: {e}");
+    }
+    let latency = std::mem::replace(
+        &mut *latency.lock().unwrap_or_else(|e| e.into_inner()),
+        new_histogram(),
+    );
+    Ok(ActorReport {
+        role: "producer",
+        id,
+        messages: sent,
+        bytes: sent * ctx.size as u64,
+        elapsed: started.elapsed(),
+        latency,
+    })
+}
+
+/// Consumer `id` of `consumers` reads partitions `p` with `p % consumers == id`.
+fn partitions_of(ctx: &Ctx, consumers: usize, id: usize) -> Vec<u32> {
+    (0..ctx.partitions)
+        .filter(|p| *p as usize % consumers == id)
+        .collect()
+}
+
+async fn run_consumers(
+    ctx: &Arc<Ctx>,
+    consumers: usize,
+    messages: Option<u64>,
+) -> Result<Vec<ActorReport>> {
+    let consumers = consumers.min(ctx.partitions as usize);
+    let mut tasks = Vec::new();
+    for id in 0..consumers {
+        let ctx = Arc::clone(ctx);
+        let budget = messages.map(|n| n.div_ceil(consumers as u64));
+        tasks.push(tokio::spawn(async move {
+            let conn = Connection::connect(&ctx.config).await?;
+            let mut ranges = Vec::new();
+            for p in partitions_of(&ctx, consumers, id) {
+                let start = list_offset(&conn, &ctx.topic, p, OffsetQuery::Earliest).await?;
+                let end = list_offset(&conn, &ctx.topic, p, OffsetQuery::Latest).await?;
+                ranges.push((p, start, end));
+            }
+            consumer(ctx, conn, id, ranges, budget, false).await
+        }));
+    }
+    let mut reports = Vec::new();
+    for task in tasks {
+        reports.push(task.await.context("consumer task failed")??);
+    }
+    Ok(reports)
+}
+
+async fn list_offset(
+    conn: &Connection,
+    topic: &str,
+    partition: u32,
+    q: OffsetQuery,
+) -> Result<u64> {
+    Ok(conn
+        .send(ListOffsetsRequest {
+            topic: topic.to_owned(),
+            partition,
+            query: q,
+        })
+        .await?
+        .offset)
+}
+
+/// Reads `ranges` (partition, from, until) round-robin, one fetch at a time.
+/// In consume mode it stops at each range's end (or after `budget`
+/// messages); in e2e mode (`e2e`) it follows the log until every produced
+/// message was received, recording publish-to-receive latency per message.
+async fn consumer(
+    ctx: Arc<Ctx>,
+    conn: Connection,
+    id: usize,
+    ranges: Vec<(u32, u64, u64)>,
+    budget: Option<u64>,
+    e2e: bool,
+) -> Result<ActorReport> {
+    let mut latency = new_histogram();
+    let mut queue: VecDeque<(u32, u64, u64)> = ranges.into_iter().collect();
+    let started = Instant::now();
+    let mut received: u64 = 0;
+    let mut bytes: u64 = 0;
+    while let Some((partition, offset, end)) = queue.pop_front() {
+        if !e2e && (offset >= end || budget.is_some_and(|b| received >= b)) {
+            continue;
+        }
+        if e2e {
+            let all_in = ctx.producers_done.load(Ordering::Acquire)
+                && ctx.progress.load(Ordering::Relaxed) >= ctx.produced.load(Ordering::Relaxed);
+            if all_in {
+                break;
+            }
+        }
+        let asked = Instant::now();
+        let response = conn
+            .send_with_timeout(
+                FetchRequest {
+                    topic: ctx.topic.clone(),
+                    partition,
+                    offset,
+                    max_bytes: FETCH_BYTES_MAX,
+                    max_wait_ms: FETCH_WAIT_MS,
+                },
+                REQUEST_TIMEOUT,
+            )
+            .await?;
+        let mut next = offset;
+        let mut got: u64 = 0;
+        let now_ns = u64::try_from(ctx.anchor.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        for b in BatchIter::new(response.records) {
+            let b = b?;
+            for r in batch::decode_records(&b)? {
+                if r.offset < offset {
+                    continue;
+                }
+                next = r.offset + 1;
+                got += 1;
+                bytes += r.value.len() as u64;
+                if e2e && r.value.len() >= STAMP_BYTES {
+                    let mut stamp = [0u8; STAMP_BYTES];
+                    stamp.copy_from_slice(&r.value[..STAMP_BYTES]);
+                    let sent_ns = u64::from_le_bytes(stamp);
+                    record_latency(
+                        &mut latency,
+                        Duration::from_nanos(now_ns.saturating_sub(sent_ns)),
+                    );
+                }
+            }
+        }
+        if !e2e && got > 0 {
+            record_latency(&mut latency, asked.elapsed());
+        }
+        received += got;
+        ctx.progress.fetch_add(got, Ordering::Relaxed);
+        queue.push_back((partition, next, end));
+    }
+    Ok(ActorReport {
+        role: "consumer",
+        id,
+        messages: received,
+        bytes,
+        elapsed: started.elapsed(),
+        latency,
+    })
+}
+
+async fn run_e2e(ctx: &Arc<Ctx>, consumers: usize) -> Result<(Vec<ActorReport>, Vec<ActorReport>)> {
+    let consumers = consumers.min(ctx.partitions as usize);
+    let mut tasks = Vec::new();
+    for id in 0..consumers {
+        let conn = Connection::connect(&ctx.config).await?;
+        let mut ranges = Vec::new();
+        for p in partitions_of(ctx, consumers, id) {
+            let end = list_offset(&conn, &ctx.topic, p, OffsetQuery::Latest).await?;
+            ranges.push((p, end, u64::MAX));
+        }
+        let ctx = Arc::clone(ctx);
+        tasks.push(tokio::spawn(consumer(ctx, conn, id, ranges, None, true)));
+    }
+    let produced = run_producers(ctx, true).await;
+    ctx.producers_done.store(true, Ordering::Release);
+    let produced = produced?;
+    let mut reports = Vec::new();
+    for task in tasks {
+        reports.push(task.await.context("consumer task failed")??);
+    }
+    Ok((reports, produced))
+}
+
+fn percentiles(h: &Histogram<u64>) -> Value {
+    let ms = |us: u64| (us as f64) / 1000.0;
+    json!({
+        "p50": ms(h.value_at_quantile(0.50)),
+        "p90": ms(h.value_at_quantile(0.90)),
+        "p99": ms(h.value_at_quantile(0.99)),
+        "p99_9": ms(h.value_at_quantile(0.999)),
+        "p99_99": ms(h.value_at_quantile(0.9999)),
+        "max": ms(h.max()),
+        "count": h.len(),
+    })
+}
+
+fn rates(messages: u64, bytes: u64, elapsed: Duration) -> (f64, f64) {
+    let s = elapsed.as_secs_f64().max(1e-9);
+    (messages as f64 / s, bytes as f64 / s / 1e6)
+}
+
+fn actor_json(r: &ActorReport) -> Value {
+    let (msgs_per_s, mb_per_s) = rates(r.messages, r.bytes, r.elapsed);
+    json!({
+        "role": r.role,
+        "id": r.id,
+        "messages": r.messages,
+        "bytes": r.bytes,
+        "elapsed_s": r.elapsed.as_secs_f64(),
+        "msgs_per_s": msgs_per_s,
+        "mb_per_s": mb_per_s,
+        "latency_ms": percentiles(&r.latency),
+    })
+}
+
+fn merged(reports: &[ActorReport]) -> Histogram<u64> {
+    let mut all = new_histogram();
+    for r in reports {
+        // Same bounds everywhere, so adding cannot fail.
+        let _ = all.add(&r.latency);
+    }
+    all
+}
+
+fn summarize(
+    args: &BenchArgs,
+    partitions: u32,
+    wall: Duration,
+    reports: &[ActorReport],
+    produce_reports: &[ActorReport],
+) -> Value {
+    let messages: u64 = reports.iter().map(|r| r.messages).sum();
+    let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
+    let (msgs_per_s, mb_per_s) = rates(messages, bytes, wall);
+    let latency_kind = match args.mode {
+        BenchMode::Produce => "per produce batch, intended send to ack",
+        BenchMode::Consume => "per fetch",
+        BenchMode::E2e => "per message, intended send to receive",
+    };
+    let mut actors: Vec<Value> = reports.iter().map(actor_json).collect();
+    actors.extend(produce_reports.iter().map(actor_json));
+    let mut summary = json!({
+        "mode": args.mode.name(),
+        "topic": args.topic,
+        "partitions": partitions,
+        "size": args.size,
+        "batch": args.batch,
+        "in_flight": args.in_flight,
+        "producers": args.producers,
+        "consumers": args.consumers,
+        "rate": args.rate,
+        "messages": messages,
+        "bytes": bytes,
+        "elapsed_s": wall.as_secs_f64(),
+        "msgs_per_s": msgs_per_s,
+        "mb_per_s": mb_per_s,
+        "latency_kind": latency_kind,
+        "latency_ms": percentiles(&merged(reports)),
+        "actors": actors,
+    });
+    if !produce_reports.is_empty() {
+        summary["produce_latency_ms"] = percentiles(&merged(produce_reports));
+    }
+    summary
+}
+
+fn print_human(s: &Value) {
+    let lat = |v: &Value| {
+        format!(
+            "p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  p99.99 {:.3}  max {:.3} ms",
+            v["p50"].as_f64().unwrap_or(0.0),
+            v["p90"].as_f64().unwrap_or(0.0),
+            v["p99"].as_f64().unwrap_or(0.0),
+            v["p99_9"].as_f64().unwrap_or(0.0),
+            v["p99_99"].as_f64().unwrap_or(0.0),
+            v["max"].as_f64().unwrap_or(0.0),
+        )
+    };
+    if let Some(actors) = s["actors"].as_array() {
+        for a in actors {
+            println!(
+                "{:>8} {:<3} {:>10} msgs  {:>12.0} msgs/s  {:>8.1} MB/s  {}",
+                a["role"].as_str().unwrap_or(""),
+                a["id"],
+                a["messages"],
+                a["msgs_per_s"].as_f64().unwrap_or(0.0),
+                a["mb_per_s"].as_f64().unwrap_or(0.0),
+                lat(&a["latency_ms"]),
+            );
+        }
+    }
+    println!(
+        "{:>12} {:>10} msgs  {:>12.0} msgs/s  {:>8.1} MB/s  in {:.2} s",
+        "total",
+        s["messages"],
+        s["msgs_per_s"].as_f64().unwrap_or(0.0),
+        s["mb_per_s"].as_f64().unwrap_or(0.0),
+        s["elapsed_s"].as_f64().unwrap_or(0.0),
+    );
+    println!(
+        "latency ({}): {}",
+        s["latency_kind"].as_str().unwrap_or(""),
+        lat(&s["latency_ms"])
+    );
+    if !s["produce_latency_ms"].is_null() {
+        println!("produce ack latency: {}", lat(&s["produce_latency_ms"]));
+    }
+}
