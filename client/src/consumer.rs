@@ -351,6 +351,11 @@ impl Consumer {
     /// by [`Consumer::next`] are committed; after a crash the next owner
     /// resumes from the last commit.
     ///
+    /// Rebalances are acted on inside `next()`: call it at least once per
+    /// session timeout, or a partition this member was asked to give up
+    /// stays with it until the broker expires the member (the heartbeats
+    /// themselves run in the background regardless).
+    ///
     /// ```no_run
     /// use skiff_client::{Client, ClientConfig, Consumer, GroupConfig};
     ///

@@ -2,12 +2,16 @@
 //!
 //! - [`Client`]: a reconnecting handle to one broker; every other type is
 //!   built on it. [`Connection`] is the single pipelined socket underneath.
-//! - [`Admin`]: create, delete, list and describe topics.
+//! - [`Admin`]: create, delete, list and describe topics; list, describe,
+//!   reset and delete consumer groups.
 //! - [`Producer`]: batches records per partition and sends them with several
 //!   requests in flight; each [`Producer::send`] resolves to the record's
 //!   partition and offset.
 //! - [`Consumer`]: reads assigned partitions from a starting point, as a
-//!   [`futures::Stream`] of [`ConsumedRecord`]s.
+//!   [`futures::Stream`] of [`ConsumedRecord`]s; or, with
+//!   [`Consumer::with_group`], shares a topic's partitions with the other
+//!   members of a consumer group, committing what it delivered
+//!   (at-least-once).
 //!
 //! Every error is a typed [`Error`].
 //!
