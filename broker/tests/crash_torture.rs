@@ -50,29 +50,47 @@ impl Drop for Skiffd {
 }
 
 fn start(dir: &Path, config: &Path, port: u16) -> (Skiffd, SocketAddr) {
+    // The port of the killed process may take a moment to be free again.
+    let mut last_error = String::new();
+    for _ in 0..50 {
+        match try_start(dir, config, port) {
+            Ok(started) => return started,
+            Err(e) => last_error = e,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("skiffd did not start: {last_error}");
+}
+
+fn try_start(dir: &Path, config: &Path, port: u16) -> Result<(Skiffd, SocketAddr), String> {
     use std::io::BufRead;
+    let stderr_path = dir.with_extension("stderr");
+    let stderr = std::fs::File::create(&stderr_path).map_err(|e| e.to_string())?;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skiffd"))
+        // skiffd refuses SKIFF_* variables that are not config keys.
+        .env_remove("SKIFF_TORTURE_CYCLES")
         .arg("--config")
         .arg(config)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
         .args(["--fsync", "always", "--log-level", "error"])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("spawn skiffd");
     let stdout = child.stdout.take().expect("piped stdout");
+    let child = Skiffd(child);
     let mut line = String::new();
     std::io::BufReader::new(stdout)
         .read_line(&mut line)
-        .expect("read skiffd stdout");
-    let addr = line
-        .trim()
-        .strip_prefix("skiffd listening on ")
-        .unwrap_or_else(|| panic!("unexpected skiffd output {line:?}"))
-        .parse()
-        .expect("address");
-    (Skiffd(child), addr)
+        .map_err(|e| e.to_string())?;
+    match line.trim().strip_prefix("skiffd listening on ") {
+        Some(addr) => Ok((child, addr.parse().map_err(|_| line.clone())?)),
+        None => {
+            drop(child);
+            Err(std::fs::read_to_string(&stderr_path).unwrap_or_default())
+        }
+    }
 }
 
 fn free_port() -> u16 {
