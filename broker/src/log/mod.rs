@@ -20,6 +20,7 @@
 
 pub mod durability;
 pub mod error;
+mod faults;
 mod index;
 mod mmap;
 pub mod partition;

@@ -170,6 +170,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Writes all of `bufs` at the end of `file` (opened O_APPEND), looping over
 /// short writes.
 fn write_all_vectored(mut file: &std::fs::File, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    super::faults::on_write()?;
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
         match file.write_vectored(bufs) {
@@ -475,7 +476,7 @@ impl PartitionLog {
         };
         if sync_now {
             let sync_started = Instant::now();
-            if let Err(e) = active.file.sync_data() {
+            if let Err(e) = super::faults::on_sync().and_then(|()| active.file.sync_data()) {
                 undo(w);
                 active.set_size(start_pos);
                 return Err(LogError::io("fdatasync", &active.log_path, e));
