@@ -1,0 +1,144 @@
+//! Smoke test of `skiff bench`: the real binary against an embedded broker,
+//! a few thousand messages per mode, and the JSON summary checked for sane
+//! numbers (counts match, rates and latencies positive and ordered).
+
+use std::process::Command;
+
+use serde_json::Value;
+use skiff_broker::{Broker, BrokerConfig, BrokerHandle};
+
+struct TestBroker {
+    runtime: tokio::runtime::Runtime,
+    handle: Option<BrokerHandle>,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    fn start() -> TestBroker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let config = BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            ..BrokerConfig::default()
+        };
+        let handle = runtime
+            .block_on(Broker::start(config))
+            .expect("broker starts");
+        let addr = handle.local_addr().to_string();
+        TestBroker {
+            runtime,
+            handle: Some(handle),
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// Runs `skiff bench ARGS --json` and parses its one summary object.
+    fn bench(&self, args: &[&str]) -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
+            .env("SKIFF_BROKER", &self.addr)
+            .arg("bench")
+            .args(args)
+            .arg("--json")
+            .output()
+            .expect("skiff runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "skiff bench {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+        serde_json::from_str(&stdout).expect("JSON summary")
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let _ = self.runtime.block_on(handle.shutdown());
+        }
+    }
+}
+
+fn f(v: &Value, field: &str) -> f64 {
+    v[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{field} missing in {v}"))
+}
+
+fn assert_sane(v: &Value, messages: u64, size: u64) {
+    assert_eq!(v["messages"].as_u64(), Some(messages), "{v}");
+    assert_eq!(v["bytes"].as_u64(), Some(messages * size), "{v}");
+    assert!(f(v, "msgs_per_s") > 0.0, "{v}");
+    assert!(f(v, "mb_per_s") > 0.0, "{v}");
+    assert!(f(v, "elapsed_s") > 0.0, "{v}");
+    let lat = &v["latency_ms"];
+    let (p50, p99, p999, max) = (
+        f(lat, "p50"),
+        f(lat, "p99"),
+        f(lat, "p99_9"),
+        f(lat, "max"),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= p999 && p999 <= max, "{lat}");
+    assert!(max < 30_000.0, "no request near the timeout: {lat}");
+    assert!(lat["count"].as_u64().is_some_and(|n| n > 0), "{lat}");
+    assert!(!v["actors"].as_array().expect("actors").is_empty(), "{v}");
+}
+
+#[test]
+fn produce_then_consume_report_what_they_moved() {
+    let broker = TestBroker::start();
+    let produced = broker.bench(&[
+        "produce", "--topic", "b1", "--messages", "5000", "--size", "100", "--batch", "500",
+    ]);
+    assert_sane(&produced, 5000, 100);
+    assert_eq!(produced["mode"], "produce");
+    // 10 batches of 500: one latency sample each.
+    assert_eq!(produced["latency_ms"]["count"].as_u64(), Some(10));
+
+    let consumed = broker.bench(&["consume", "--topic", "b1"]);
+    assert_sane(&consumed, 5000, 100);
+}
+
+#[test]
+fn several_producers_on_partitions_with_keys() {
+    let broker = TestBroker::start();
+    let v = broker.bench(&[
+        "produce",
+        "--topic",
+        "b2",
+        "--partitions",
+        "4",
+        "--producers",
+        "4",
+        "--messages",
+        "4000",
+        "--batch",
+        "100",
+        "--key-space",
+        "50",
+    ]);
+    assert_sane(&v, 4000, 100);
+    assert_eq!(v["actors"].as_array().map(Vec::len), Some(4));
+    assert_eq!(v["partitions"].as_u64(), Some(4));
+}
+
+#[test]
+fn e2e_at_a_rate_measures_publish_to_receive() {
+    let broker = TestBroker::start();
+    let v = broker.bench(&[
+        "e2e", "--topic", "b3", "--messages", "3000", "--rate", "10000", "--size", "64",
+    ]);
+    assert_sane(&v, 3000, 64);
+    // Every message is one latency sample; paced at 10,000/s it takes ~0.3 s.
+    assert_eq!(v["latency_ms"]["count"].as_u64(), Some(3000));
+    assert!(f(&v, "elapsed_s") >= 0.25, "{v}");
+    assert!(v["produce_latency_ms"].is_object(), "{v}");
+}
