@@ -484,7 +484,9 @@ impl PartitionLog {
             w.dirty = false;
             w.last_sync = Instant::now();
             self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-            let took = u64::try_from(sync_started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let took = sync_started.elapsed();
+            crate::telemetry::record_fsync(took, run.len());
+            let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
             self.stats.last_sync_ns.store(took, Ordering::Relaxed);
         } else {
             w.dirty = true;

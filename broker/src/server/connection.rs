@@ -260,13 +260,19 @@ async fn dispatch(
         }
         ApiKey::Fetch => {
             let req = decode::<FetchRequest>(frame)?;
-            spawn_request(
-                shared,
-                tx,
-                id,
-                permit,
-                handlers::fetch(Arc::clone(shared), req),
-            );
+            let started = std::time::Instant::now();
+            let metered = Arc::clone(shared);
+            let topic = req.topic.clone();
+            let work = handlers::fetch(Arc::clone(shared), req);
+            spawn_request(shared, tx, id, permit, async move {
+                let result = work.await;
+                let t = &metered.telemetry;
+                match &result {
+                    Ok(r) => t.fetched(&t.topic(&topic), &r.records, started.elapsed()),
+                    Err(_) => t.failed(false, started.elapsed()),
+                }
+                result
+            });
             Ok(())
         }
         ApiKey::ListOffsets => {
@@ -413,6 +419,7 @@ async fn run_produces(
             req,
             _permit: permit,
         } = job;
+        let started = std::time::Instant::now();
         let submitted = match handlers::produce_target(&shared, &req).await {
             Ok((log, partition)) => {
                 let bytes = req.batch.len() as u64;
@@ -424,13 +431,27 @@ async fn run_produces(
         match submitted {
             Ok((log, partition, ticket, bytes)) => {
                 let tx = tx.clone();
+                // Resolved once per request: the topic exists (it was found).
+                let topic_metrics = shared.telemetry.topic(&req.topic);
+                let metered = Arc::clone(&shared);
                 shared.tracker.spawn(async move {
                     let result = handlers::produce_wait(log, partition, ticket, bytes).await;
+                    let t = &metered.telemetry;
+                    match &result {
+                        Ok(r) => t.produced(
+                            &topic_metrics,
+                            r.last_offset - r.base_offset + 1,
+                            bytes,
+                            started.elapsed(),
+                        ),
+                        Err(_) => t.failed(true, started.elapsed()),
+                    }
                     respond(&tx, correlation_id, result).await;
                     drop(permit);
                 });
             }
             Err(failure) => {
+                shared.telemetry.failed(true, started.elapsed());
                 let _ = tx.send(failure.into_response(correlation_id)).await;
             }
         }

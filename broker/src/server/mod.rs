@@ -14,6 +14,8 @@ mod handlers;
 mod listener;
 mod ops_handlers;
 
+pub(crate) use ops_handlers::connections_open;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub(crate) struct Shared {
     pub tracker: TaskTracker,
     pub connections: Arc<Semaphore>,
     pub started: Instant,
+    /// Metric handles (request latencies, per-topic counters).
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 /// Why the broker could not start or stop cleanly.
@@ -61,6 +65,9 @@ pub enum BrokerError {
     /// The producer id allocator could not be opened.
     #[error(transparent)]
     ProducerIds(#[from] crate::producer_ids::ProducerIdError),
+    /// The metrics recorder could not be installed.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -105,6 +112,11 @@ impl Broker {
     /// ```
     pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
         config.validate()?;
+        // The recorder goes in before any metric handle is registered.
+        let prometheus = match config.metrics_listen {
+            Some(_) => Some(crate::telemetry::prometheus()?),
+            None => None,
+        };
         std::fs::create_dir_all(&config.data_dir).map_err(|source| BrokerError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -142,6 +154,16 @@ impl Broker {
             addr: config.listen,
             source,
         })?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => {
+                let bind_error = |source| BrokerError::Bind { addr, source };
+                let l = TcpListener::bind(addr).await.map_err(bind_error)?;
+                let local = l.local_addr().map_err(bind_error)?;
+                Some((l, local))
+            }
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().map(|(_, a)| *a);
         let shared = Arc::new(Shared {
             connections: Arc::new(Semaphore::new(config.connections_max)),
             config,
@@ -151,16 +173,26 @@ impl Broker {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             started: Instant::now(),
+            telemetry: crate::telemetry::Telemetry::new(),
         });
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             data_dir = %shared.config.data_dir.display(),
             listen = %local_addr,
+            metrics_listen = ?metrics_addr,
+            partitions = shared.topics.list().iter().map(|t| t.partitions.len()).sum::<usize>(),
             fsync = %shared.config.fsync,
             topics = shared.topics.list().len(),
             "skiffd started"
         );
         start_background(&shared);
+        if let (Some((listener, _)), Some(handle)) = (metrics_listener, prometheus) {
+            shared.tracker.spawn(crate::telemetry::serve(
+                listener,
+                handle,
+                Arc::clone(&shared),
+            ));
+        }
         let expiry = Arc::clone(&shared);
         shared.tracker.spawn(async move {
             expiry.groups.run_expiry(expiry.shutdown.clone()).await;
@@ -168,6 +200,7 @@ impl Broker {
         let accept = tokio::spawn(listener::accept_loop(listener, Arc::clone(&shared)));
         Ok(BrokerHandle {
             local_addr,
+            metrics_addr,
             shared,
             accept,
         })
@@ -178,6 +211,7 @@ impl Broker {
 #[derive(Debug)]
 pub struct BrokerHandle {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     accept: JoinHandle<()>,
 }
@@ -189,9 +223,21 @@ impl BrokerHandle {
         self.local_addr
     }
 
+    /// The address of the Prometheus endpoint (`GET /metrics`), when
+    /// `metrics_listen` is set (with the real port when it asked for 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
     /// The broker's data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.shared.config.data_dir
+    }
+
+    /// Stops the broker's tasks without waiting or flushing (for drops that
+    /// cannot await; the logs' recovery covers the rest).
+    pub(crate) fn cancel(&self) {
+        self.shared.shutdown.cancel();
     }
 
     /// How long the broker has been running.

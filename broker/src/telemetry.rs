@@ -1,0 +1,362 @@
+//! Telemetry: the broker's metric names (through the `metrics` facade) and
+//! the Prometheus endpoint (`metrics_listen`, `GET /metrics`).
+//!
+//! Invariants:
+//! - No per-message cost on the hot path: counters and histograms move once
+//!   per request or per group commit. Per-topic handles (label `topic`) are
+//!   registered once per topic and cached in [`Telemetry`], so no label
+//!   string is allocated per request.
+//! - Figures that are state rather than events (open connections, topics,
+//!   partitions, log bytes on disk, consumer-group lag) are computed at
+//!   scrape time, so they cost nothing between scrapes.
+//! - With no `metrics_listen`, no recorder is installed and every metric
+//!   call is a no-op.
+//!
+//! Why `metrics-exporter-prometheus` without its HTTP listener: the crate
+//! gives the recorder, histogram buckets and the exposition format; its
+//! listener would add hyper for one GET route, so a small tokio responder
+//! below serves the text instead (bounded request size and time).
+//!
+//! The recorder is process-global (the `metrics` facade has one): several
+//! brokers embedded in one process share one registry.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use metrics::{Counter, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::server::Shared;
+
+/// Most bytes of an HTTP request head the endpoint reads; a scrape request
+/// is a few hundred bytes, so anything longer is refused.
+pub const HTTP_REQUEST_BYTES_MAX: usize = 8 * 1024;
+/// Longest a scraper may take to send its request, in milliseconds.
+pub const HTTP_REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// Most topics whose handles are cached; past it the cache starts over
+/// (bounds memory however many topics are created and deleted over time).
+pub const TOPIC_HANDLES_MAX: usize = 10_000;
+
+/// Latency buckets, in seconds: 50 µs to 10 s, roughly ×2.5 apart.
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5, 10.0,
+];
+/// Batches-per-fsync buckets (group-commit size).
+const GROUP_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
+
+/// Metric names, one place so docs and dashboards can rely on them.
+pub mod names {
+    /// Counter, label `topic`: records appended.
+    pub const MESSAGES_IN: &str = "skiff_messages_in_total";
+    /// Counter, label `topic`: batch bytes appended.
+    pub const BYTES_IN: &str = "skiff_bytes_in_total";
+    /// Counter, label `topic`: records served by fetches.
+    pub const MESSAGES_OUT: &str = "skiff_messages_out_total";
+    /// Counter, label `topic`: batch bytes served by fetches.
+    pub const BYTES_OUT: &str = "skiff_bytes_out_total";
+    /// Histogram: produce request latency (queue, write, fsync), seconds.
+    pub const PRODUCE_LATENCY: &str = "skiff_produce_latency_seconds";
+    /// Histogram: fetch request latency (long-poll wait included), seconds.
+    pub const FETCH_LATENCY: &str = "skiff_fetch_latency_seconds";
+    /// Histogram: fdatasync duration on the append path, seconds.
+    pub const FSYNC_LATENCY: &str = "skiff_fsync_seconds";
+    /// Histogram: batches made durable by one fdatasync (group commit).
+    pub const FSYNC_BATCHES: &str = "skiff_fsync_batches";
+    /// Gauge: open client connections.
+    pub const CONNECTIONS: &str = "skiff_connections_open";
+    /// Gauge: topics.
+    pub const TOPICS: &str = "skiff_topics";
+    /// Gauge: partitions over all topics.
+    pub const PARTITIONS: &str = "skiff_partitions";
+    /// Gauge, label `topic`: segment bytes on disk.
+    pub const LOG_BYTES: &str = "skiff_log_bytes";
+    /// Gauge, labels `group`, `topic`, `partition`: log end offset minus
+    /// the group's committed offset.
+    pub const GROUP_LAG: &str = "skiff_group_lag";
+    /// Gauge: seconds since the broker started.
+    pub const UPTIME: &str = "skiff_uptime_seconds";
+}
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// Another global `metrics` recorder is installed in this process.
+    #[error("cannot install the Prometheus recorder: {0}")]
+    Recorder(String),
+}
+
+static PROMETHEUS: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once) and returns its
+/// handle.
+pub(crate) fn prometheus() -> Result<PrometheusHandle, TelemetryError> {
+    PROMETHEUS
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".to_owned()),
+                    LATENCY_BUCKETS_SECONDS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(names::FSYNC_BATCHES.to_owned()),
+                        GROUP_BUCKETS,
+                    )
+                })
+                .and_then(PrometheusBuilder::install_recorder)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(TelemetryError::Recorder)
+}
+
+/// Records one append-path fdatasync: its duration and how many batches it
+/// made durable. Called once per group commit, never per message.
+pub fn record_fsync(took: Duration, batches: usize) {
+    metrics::histogram!(names::FSYNC_LATENCY).record(took.as_secs_f64());
+    metrics::histogram!(names::FSYNC_BATCHES).record(batches as f64);
+}
+
+/// Cached metric handles of one topic.
+#[derive(Debug)]
+pub(crate) struct TopicMetrics {
+    messages_in: Counter,
+    bytes_in: Counter,
+    messages_out: Counter,
+    bytes_out: Counter,
+}
+
+impl TopicMetrics {
+    fn new(topic: &str) -> Self {
+        let label = [("topic", topic.to_owned())];
+        Self {
+            messages_in: metrics::counter!(names::MESSAGES_IN, &label),
+            bytes_in: metrics::counter!(names::BYTES_IN, &label),
+            messages_out: metrics::counter!(names::MESSAGES_OUT, &label),
+            bytes_out: metrics::counter!(names::BYTES_OUT, &label),
+        }
+    }
+}
+
+/// The broker's metric handles: request latency histograms and the
+/// per-topic cache.
+#[derive(Debug)]
+pub(crate) struct Telemetry {
+    produce_latency: Histogram,
+    fetch_latency: Histogram,
+    topics: RwLock<HashMap<String, Arc<TopicMetrics>>>,
+}
+
+impl Telemetry {
+    pub(crate) fn new() -> Self {
+        Self {
+            produce_latency: metrics::histogram!(names::PRODUCE_LATENCY),
+            fetch_latency: metrics::histogram!(names::FETCH_LATENCY),
+            topics: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The handles of an existing topic (callers pass only names of topics
+    /// that exist, so untrusted names never fill the cache).
+    pub(crate) fn topic(&self, name: &str) -> Arc<TopicMetrics> {
+        if let Some(m) = self
+            .topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return Arc::clone(m);
+        }
+        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        if topics.len() >= TOPIC_HANDLES_MAX {
+            topics.clear();
+        }
+        Arc::clone(
+            topics
+                .entry(name.to_owned())
+                .or_insert_with(|| Arc::new(TopicMetrics::new(name))),
+        )
+    }
+
+    /// One produce request answered successfully.
+    pub(crate) fn produced(&self, topic: &TopicMetrics, messages: u64, bytes: u64, took: Duration) {
+        topic.messages_in.increment(messages);
+        topic.bytes_in.increment(bytes);
+        self.produce_latency.record(took.as_secs_f64());
+    }
+
+    /// One fetch request answered successfully with `records` (whole
+    /// batches): counts the records from the batch headers, once per batch.
+    pub(crate) fn fetched(&self, topic: &TopicMetrics, records: &[u8], took: Duration) {
+        topic.messages_out.increment(count_records(records));
+        topic.bytes_out.increment(records.len() as u64);
+        self.fetch_latency.record(took.as_secs_f64());
+    }
+
+    /// One failed produce or fetch still counts in the latency histogram.
+    pub(crate) fn failed(&self, produce: bool, took: Duration) {
+        let h = if produce {
+            &self.produce_latency
+        } else {
+            &self.fetch_latency
+        };
+        h.record(took.as_secs_f64());
+    }
+}
+
+/// Records in a run of whole batches, read from each batch header (a
+/// truncated tail, which a fetch never returns, is not counted).
+fn count_records(mut buf: &[u8]) -> u64 {
+    let mut n = 0u64;
+    while let Ok(header) = skiff_protocol::batch::BatchHeader::parse(buf) {
+        let Some(rest) = buf.get(header.total_bytes()..) else {
+            break;
+        };
+        n += u64::from(header.record_count);
+        buf = rest;
+    }
+    n
+}
+
+/// Sets the scrape-time gauges from the broker's in-memory state.
+fn update_gauges(shared: &Shared) {
+    let topics = shared.topics.list();
+    metrics::gauge!(names::CONNECTIONS).set(crate::server::connections_open(shared) as f64);
+    metrics::gauge!(names::TOPICS).set(topics.len() as f64);
+    let partitions: usize = topics.iter().map(|t| t.partitions.len()).sum();
+    metrics::gauge!(names::PARTITIONS).set(partitions as f64);
+    metrics::gauge!(names::UPTIME).set(shared.started.elapsed().as_secs_f64());
+    for topic in &topics {
+        let bytes: u64 = topic.partitions.iter().map(|l| l.size_bytes()).sum();
+        metrics::gauge!(names::LOG_BYTES, "topic" => topic.meta.name.clone()).set(bytes as f64);
+    }
+    for listing in shared.groups.list() {
+        let Ok(description) = shared.groups.describe(&listing.group) else {
+            continue;
+        };
+        for (tp, committed) in &description.committed {
+            let Some(log) = shared
+                .topics
+                .get(&tp.topic)
+                .and_then(|t| t.partitions.get(tp.partition as usize).cloned())
+            else {
+                continue;
+            };
+            let lag = log.log_end_offset().saturating_sub(*committed);
+            metrics::gauge!(
+                names::GROUP_LAG,
+                "group" => listing.group.clone(),
+                "topic" => tp.topic.clone(),
+                "partition" => tp.partition.to_string()
+            )
+            .set(lag as f64);
+        }
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until shutdown.
+pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shared.shutdown.cancelled() => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let handle = handle.clone();
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, &handle, &shared).await {
+                tracing::debug!(error = %e, "metrics endpoint: request failed");
+            }
+        });
+    }
+}
+
+/// Reads one request head and answers it, then closes the connection.
+async fn answer(
+    mut stream: TcpStream,
+    handle: &PrometheusHandle,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    let read_head = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            if head.len() > HTTP_REQUEST_BYTES_MAX {
+                return Err(std::io::Error::other("request head too large"));
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            head.extend_from_slice(&chunk[..n]);
+        }
+        Ok(())
+    };
+    tokio::time::timeout(Duration::from_millis(HTTP_REQUEST_TIMEOUT_MS), read_head)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, path) = (parts.next(), parts.next());
+    let (status, content_type, body) = match (method, path) {
+        (Some(b"GET"), Some(b"/metrics")) => {
+            update_gauges(shared);
+            ("200 OK", "text/plain; version=0.0.4", handle.render())
+        }
+        (Some(b"GET"), _) => (
+            "404 Not Found",
+            "text/plain",
+            "not found: try /metrics\n".to_owned(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET\n".to_owned(),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skiff_protocol::batch::{BatchBuilder, Record};
+
+    #[test]
+    fn records_are_counted_from_batch_headers() {
+        let mut bytes = Vec::new();
+        for n in [1usize, 3] {
+            let mut b = BatchBuilder::new();
+            for i in 0..n {
+                b.push(Record {
+                    timestamp_ms: 0,
+                    key: None,
+                    value: format!("v{i}").into(),
+                    headers: Vec::new(),
+                });
+            }
+            bytes.extend_from_slice(&b.build());
+        }
+        assert_eq!(count_records(&bytes), 4);
+        assert_eq!(count_records(&bytes[..bytes.len() - 1]), 1);
+        assert_eq!(count_records(&[]), 0);
+    }
+}

@@ -1,0 +1,206 @@
+//! Black-box operations tests: the Prometheus endpoint scraped over HTTP,
+//! live topic changes (AlterTopic) that survive a restart, the Status
+//! request, and the one-line embedded broker.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::STEP_TIMEOUT;
+use skiff_broker::{Broker, BrokerConfig};
+use skiff_client::{
+    AlterTopicRequest, Client, ClientConfig, ConfigChange, Consumer, ConsumerConfig, Error,
+    Producer, ProducerConfig, ProducerRecord, StartFrom, TopicConfig,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn client_for(addr: SocketAddr) -> Client {
+    Client::connect(ClientConfig::new(addr.to_string()))
+        .await
+        .expect("client connects")
+}
+
+/// GETs `path` over plain HTTP/1.1 and returns (status line, body).
+async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connects");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("writes");
+    let mut text = String::new();
+    tokio::time::timeout(STEP_TIMEOUT, s.read_to_string(&mut text))
+        .await
+        .expect("answers in time")
+        .expect("reads");
+    let (head, body) = text.split_once("\r\n\r\n").expect("has a head");
+    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+}
+
+/// The value of the sample whose name-and-labels part is exactly `series`.
+fn sample(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_endpoint_figures_move_after_producing() {
+    let broker = Broker::start_temp_with(BrokerConfig {
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..BrokerConfig::default()
+    })
+    .await
+    .expect("starts");
+    let metrics = broker.handle().metrics_addr().expect("metrics endpoint");
+    let client = client_for(broker.local_addr()).await;
+    let admin = client.admin();
+    admin
+        .create_topic(
+            "metered",
+            TopicConfig {
+                partitions: 2,
+                ..TopicConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (status, before) = http_get(metrics, "/metrics").await;
+    assert!(status.contains("200"), "{status}");
+    let series = |name: &str| format!("{name}{{topic=\"metered\"}}");
+
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    for i in 0..5u32 {
+        producer
+            .send(ProducerRecord::new("metered", format!("m{i}")).partition(i % 2))
+            .await
+            .expect("acked");
+    }
+    let mut consumer = Consumer::new(client.clone(), ConsumerConfig::default().max_wait_ms(100));
+    consumer
+        .assign_all("metered", StartFrom::Earliest)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        tokio::time::timeout(STEP_TIMEOUT, consumer.next())
+            .await
+            .expect("in time")
+            .expect("stream goes on")
+            .expect("record");
+    }
+
+    let (_, after) = http_get(metrics, "/metrics").await;
+    let moved = |name: &str| sample(&after, &series(name)) - sample(&before, &series(name));
+    assert_eq!(moved("skiff_messages_in_total"), 5.0, "{after}");
+    assert!(moved("skiff_bytes_in_total") > 0.0, "{after}");
+    assert_eq!(moved("skiff_messages_out_total"), 5.0, "{after}");
+    assert!(moved("skiff_bytes_out_total") > 0.0, "{after}");
+    assert!(sample(&after, "skiff_log_bytes{topic=\"metered\"}") > 0.0, "{after}");
+    assert!(sample(&after, "skiff_produce_latency_seconds_count") >= 5.0, "{after}");
+    assert!(sample(&after, "skiff_fetch_latency_seconds_count") >= 1.0, "{after}");
+    assert!(sample(&after, "skiff_fsync_seconds_count") >= 1.0, "{after}");
+    assert!(sample(&after, "skiff_fsync_batches_count") >= 1.0, "{after}");
+    assert!(sample(&after, "skiff_partitions") >= 2.0, "{after}");
+    assert!(sample(&after, "skiff_connections_open") >= 1.0, "{after}");
+    assert!(after.contains("skiff_produce_latency_seconds_bucket"), "{after}");
+
+    let (status, _) = http_get(metrics, "/nope").await;
+    assert!(status.contains("404"), "{status}");
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn alter_topic_applies_live_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path());
+    let broker = Broker::start(config.clone()).await.unwrap();
+    let admin = client_for(broker.local_addr()).await.admin();
+    admin
+        .create_topic(
+            "altered",
+            TopicConfig {
+                partitions: 2,
+                retention_bytes: Some(1 << 20),
+                ..TopicConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+    let after = admin
+        .alter_topic(AlterTopicRequest {
+            name: "altered".into(),
+            retention_ms: ConfigChange::Set(60_000),
+            retention_bytes: ConfigChange::Reset,
+            segment_bytes: ConfigChange::Set(4096),
+            ..AlterTopicRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(after.retention_ms, Some(60_000));
+    assert_eq!(after.retention_bytes, None);
+    assert_eq!(after.segment_bytes, Some(4096));
+    assert_eq!(after.partitions, 2);
+
+    let refused = admin
+        .alter_topic(AlterTopicRequest {
+            name: "altered".into(),
+            segment_bytes: ConfigChange::Set(10),
+            ..AlterTopicRequest::default()
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(Error::Broker { ref message, .. }) if message.contains("segment_bytes")),
+        "{refused:?}"
+    );
+    let unknown = admin
+        .alter_topic(AlterTopicRequest {
+            name: "missing".into(),
+            retention_ms: ConfigChange::Set(1),
+            ..AlterTopicRequest::default()
+        })
+        .await;
+    assert!(
+        matches!(unknown, Err(Error::UnknownTopic { ref topic, .. }) if topic == "missing"),
+        "{unknown:?}"
+    );
+    broker.shutdown().await.unwrap();
+
+    let broker = Broker::start(config).await.unwrap();
+    let admin = client_for(broker.local_addr()).await.admin();
+    let described = admin.describe_topic("altered").await.unwrap();
+    assert_eq!(described.config.retention_ms, Some(60_000));
+    assert_eq!(described.config.retention_bytes, None);
+    assert_eq!(described.config.segment_bytes, Some(4096));
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn status_reports_version_counts_and_disk_usage() {
+    let broker = Broker::start_temp().await.expect("one-line start");
+    let data_dir = broker.data_dir().to_owned();
+    assert!(data_dir.exists());
+    let client = client_for(broker.local_addr()).await;
+    let admin = client.admin();
+    for (name, partitions) in [("a", 1), ("b", 3)] {
+        admin
+            .create_topic(
+                name,
+                TopicConfig {
+                    partitions,
+                    ..TopicConfig::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    Producer::new(client.clone(), ProducerConfig::default())
+        .send(ProducerRecord::new("a", "x"))
+        .await
+        .unwrap();
+    let s = admin.status().await.unwrap();
+    assert_eq!(s.broker_version, env!("CARGO_PKG_VERSION"));
+    assert_eq!((s.topics, s.partitions), (2, 4));
+    assert!(s.connections >= 1 && s.connections <= s.connections_max);
+    assert!(s.log_bytes > 0);
+    assert_eq!(s.data_dir, data_dir.display().to_string());
+    broker.shutdown().await.unwrap();
+    assert!(!data_dir.exists(), "the temp dir goes with the broker");
+}
