@@ -471,3 +471,78 @@ async fn a_member_rejoins_after_the_broker_restarts() {
     );
     broker.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_across_a_rebalance_is_retried_and_lands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start_broker(dir.path()).await;
+    let client = connect(&broker, "stale").await;
+    client
+        .admin()
+        .create_topic(
+            "t",
+            TopicConfig {
+                partitions: 2,
+                ..TopicConfig::default()
+            },
+        )
+        .await
+        .expect("topic");
+    produce(&client, "t", 2, 10, "p").await;
+    let config = group_config("g", "t").auto_commit(AutoCommit::Manual);
+    let mut a = Consumer::with_group(client.clone(), config.clone())
+        .await
+        .expect("joins");
+    assert!(a.commit().await.is_ok(), "nothing delivered yet: a no-op");
+    let mut delivered = BTreeMap::new();
+    for _ in 0..5 {
+        let r = tokio::time::timeout(Duration::from_secs(5), a.next())
+            .await
+            .expect("a record within 5 s")
+            .expect("group consumers never end")
+            .expect("record");
+        delivered.insert(r.partition, r.offset + 1);
+    }
+    // Another member joins: the generation moves on before `a` has
+    // heartbeated, so its commit is first refused as stale, then retried.
+    let b = Consumer::with_group(client.clone(), config)
+        .await
+        .expect("joins");
+    a.commit().await.expect("commit lands after a heartbeat");
+    let described = client.admin().describe_group("g").await.expect("describe");
+    for (p, position) in &delivered {
+        let progress = described
+            .partitions
+            .iter()
+            .find(|q| q.partition.partition == *p)
+            .expect("partition described");
+        assert_eq!(
+            progress.committed,
+            Some(*position),
+            "only what was delivered"
+        );
+    }
+    a.close().await.expect("close");
+    b.close().await.expect("close");
+    broker.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn group_settings_are_checked_before_joining() {
+    let client = Client::lazy(ClientConfig::new("127.0.0.1:1"));
+    let no_topics = GroupConfig::new("g", Vec::<String>::new());
+    assert!(matches!(
+        Consumer::with_group(client.clone(), no_topics).await,
+        Err(skiff_client::Error::InvalidArgument(_))
+    ));
+    let no_name = GroupConfig::new("", ["t"]);
+    assert!(matches!(
+        Consumer::with_group(client.clone(), no_name).await,
+        Err(skiff_client::Error::InvalidArgument(_))
+    ));
+    let mut plain = Consumer::new(client, ConsumerConfig::default());
+    assert!(matches!(
+        plain.commit().await,
+        Err(skiff_client::Error::InvalidArgument(_))
+    ));
+}
