@@ -351,4 +351,20 @@ fn group_consume_commits_what_it_printed() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = b.run(&["group", "list", "--json"], "");
     assert_eq!(text(&out.stdout), "");
+
+    let out = b.run(&["group", "describe", "nope"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("error: "),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = b.run(&["consume", "t", "--group", "g", "--partition", "0"], "");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--group and --partition conflict"
+    );
+    let out = b.run(&["group", "reset-offsets", "g", "--topic", "t"], "");
+    assert_eq!(out.status.code(), Some(2), "a target is required");
 }
