@@ -22,7 +22,9 @@ async fn client_for(addr: SocketAddr) -> Client {
 
 /// GETs `path` over plain HTTP/1.1 and returns (status line, body).
 async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connects");
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .await
         .expect("writes");
@@ -32,13 +34,22 @@ async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
         .expect("answers in time")
         .expect("reads");
     let (head, body) = text.split_once("\r\n\r\n").expect("has a head");
-    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
 }
 
 /// The value of the sample whose name-and-labels part is exactly `series`.
 fn sample(body: &str, series: &str) -> f64 {
     body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0.0)
 }
 
@@ -93,14 +104,32 @@ async fn metrics_endpoint_figures_move_after_producing() {
     assert!(moved("skiff_bytes_in_total") > 0.0, "{after}");
     assert_eq!(moved("skiff_messages_out_total"), 5.0, "{after}");
     assert!(moved("skiff_bytes_out_total") > 0.0, "{after}");
-    assert!(sample(&after, "skiff_log_bytes{topic=\"metered\"}") > 0.0, "{after}");
-    assert!(sample(&after, "skiff_produce_latency_seconds_count") >= 5.0, "{after}");
-    assert!(sample(&after, "skiff_fetch_latency_seconds_count") >= 1.0, "{after}");
-    assert!(sample(&after, "skiff_fsync_seconds_count") >= 1.0, "{after}");
-    assert!(sample(&after, "skiff_fsync_batches_count") >= 1.0, "{after}");
+    assert!(
+        sample(&after, "skiff_log_bytes{topic=\"metered\"}") > 0.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, "skiff_produce_latency_seconds_count") >= 5.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, "skiff_fetch_latency_seconds_count") >= 1.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, "skiff_fsync_seconds_count") >= 1.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, "skiff_fsync_batches_count") >= 1.0,
+        "{after}"
+    );
     assert!(sample(&after, "skiff_partitions") >= 2.0, "{after}");
     assert!(sample(&after, "skiff_connections_open") >= 1.0, "{after}");
-    assert!(after.contains("skiff_produce_latency_seconds_bucket"), "{after}");
+    assert!(
+        after.contains("skiff_produce_latency_seconds_bucket"),
+        "{after}"
+    );
 
     let (status, _) = http_get(metrics, "/nope").await;
     assert!(status.contains("404"), "{status}");
