@@ -560,7 +560,9 @@ impl Consumer {
             self.finish_releases().await;
 
             let g = self.group.as_mut().expect("group consumer");
-            let state = g.membership.snapshot();
+            // Not marked seen: a change since the first snapshot (whose
+            // revocations were acted on) must trigger another reconcile.
+            let state = g.membership.current();
             let new: Vec<TopicPartition> = state
                 .owned
                 .iter()

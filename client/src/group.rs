@@ -300,6 +300,11 @@ impl Membership {
         self.ctx.lock().clone()
     }
 
+    /// A copy of the latest state, without marking it seen.
+    pub(crate) fn current(&self) -> Shared {
+        self.ctx.lock().clone()
+    }
+
     /// Whether the state changed since the last [`Membership::snapshot`].
     pub(crate) fn has_changed(&self) -> bool {
         self.version.has_changed().unwrap_or(false)
