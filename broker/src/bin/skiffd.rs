@@ -104,21 +104,38 @@ fn run(args: Args) -> anyhow::Result<()> {
         .thread_name("skiffd")
         .build()?;
     runtime.block_on(async move {
+        // Handlers go in before the broker starts: a signal that arrives
+        // while it starts still means a clean shutdown, not a kill.
+        let signals = Signals::install()?;
         let broker = Broker::start(config).await?;
         // Scripts and tests read this line to find the port.
         println!("skiffd listening on {}", broker.local_addr());
-        wait_for_signal().await?;
+        signals.wait().await;
         tracing::info!("shutdown signal received");
         broker.shutdown().await?;
         Ok(())
     })
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r,
-        _ = term.recv() => Ok(()),
+/// SIGINT and SIGTERM, registered up front.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }

@@ -1,0 +1,89 @@
+//! `skiffd` start-up as an operator meets it: bad `SKIFF_*` variables are
+//! refused naming the variable, and `--log-format json` writes JSON lines
+//! with the start-up facts.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn skiffd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiffd"));
+    // Keep the caller's SKIFF_* out, so only what a test sets applies.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SKIFF_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn bad_and_unknown_env_variables_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value) in [
+        ("SKIFF_CONNECTIONS_MAX", "lots"),
+        ("SKIFF_FSYNC", "sometimes"),
+        ("SKIFF_LISTNE", "127.0.0.1:0"),
+    ] {
+        let out = skiffd()
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env(var, value)
+            .output()
+            .expect("skiffd runs");
+        assert!(!out.status.success(), "{var} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(var), "{var}: {stderr}");
+    }
+}
+
+#[test]
+fn json_logs_carry_the_startup_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = skiffd()
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("SKIFF_FSYNC", "never")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("skiffd runs");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    let mut started = None;
+    for line in lines.by_ref() {
+        let line = line.expect("reads");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("each log line is JSON");
+        seen.push(line);
+        if v["fields"]["message"] == "skiffd started" {
+            started = Some(v);
+            break;
+        }
+    }
+    // SAFETY: kill(2) on our own child's pid has no memory-safety effect.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    // Keep reading, so shutdown logging never meets a closed pipe.
+    seen.extend(lines.map_while(Result::ok));
+    let status = child.wait().expect("exits");
+    let started = started.expect("a start-up line");
+    let fields = &started["fields"];
+    assert_eq!(fields["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(fields["fsync"], "never", "SKIFF_FSYNC applies");
+    assert!(
+        fields["listen"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("127.0.0.1:"))
+    );
+    assert!(
+        status.success(),
+        "SIGTERM is a clean exit: {status:?}\n{}",
+        seen.join("\n")
+    );
+}
