@@ -10,7 +10,7 @@ use common::STEP_TIMEOUT;
 use skiff_broker::{Broker, BrokerConfig};
 use skiff_client::{
     AlterTopicRequest, Client, ClientConfig, ConfigChange, Consumer, ConsumerConfig, Error,
-    Producer, ProducerConfig, ProducerRecord, StartFrom, TopicConfig,
+    Producer, ProducerConfig, ProducerRecord, ResetTo, StartFrom, TopicConfig,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -98,6 +98,12 @@ async fn metrics_endpoint_figures_move_after_producing() {
             .expect("record");
     }
 
+    // A member-less group with committed offsets at 1: lag is the rest.
+    admin
+        .reset_offsets("lagging", "metered", ResetTo::Offset(1))
+        .await
+        .unwrap();
+
     let (_, after) = http_get(metrics, "/metrics").await;
     let moved = |name: &str| sample(&after, &series(name)) - sample(&before, &series(name));
     assert_eq!(moved("skiff_messages_in_total"), 5.0, "{after}");
@@ -130,6 +136,14 @@ async fn metrics_endpoint_figures_move_after_producing() {
         after.contains("skiff_produce_latency_seconds_bucket"),
         "{after}"
     );
+    let lag = |p: u32| {
+        sample(
+            &after,
+            &format!("skiff_group_lag{{group=\"lagging\",topic=\"metered\",partition=\"{p}\"}}"),
+        )
+    };
+    // Partition 0 got m0, m2, m4; partition 1 got m1, m3.
+    assert_eq!((lag(0), lag(1)), (2.0, 1.0), "{after}");
 
     let (status, _) = http_get(metrics, "/nope").await;
     assert!(status.contains("404"), "{status}");
