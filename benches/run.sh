@@ -69,7 +69,7 @@ scenario() {
         "$SKIFF" --broker "$BROKER_ADDR" bench "${@//RUN/$run}" --json >>"$out"
     done
     local value
-    value=$(jq -r "$field" "$out" | median)
+    value=$(jq -r "$field" "$out" | median | awk '{ if ($1 >= 1000) printf "%.0f", $1; else printf "%.1f", $1 }')
     local p99 p999
     p99=$(jq -r '.latency_ms.p99' "$out" | median)
     p999=$(jq -r '.latency_ms.p99_9' "$out" | median)
