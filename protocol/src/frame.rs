@@ -173,6 +173,18 @@ impl OutgoingResponse {
         }
     }
 
+    /// The frame's length prefix and response header, i.e. what goes on the
+    /// wire before `body`. For writers that send a large body straight from
+    /// its buffer instead of through [`ServerCodec`]'s encoder (one copy
+    /// less); the bytes are exactly what the encoder writes first.
+    pub fn header_bytes(&self) -> [u8; LENGTH_PREFIX_BYTES + RESPONSE_HEADER_BYTES] {
+        let mut h = [0u8; LENGTH_PREFIX_BYTES + RESPONSE_HEADER_BYTES];
+        h[..4].copy_from_slice(&((RESPONSE_HEADER_BYTES + self.body.len()) as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&self.correlation_id.to_le_bytes());
+        h[8..].copy_from_slice(&self.error_code.as_u16().to_le_bytes());
+        h
+    }
+
     /// An error response with a human-readable message.
     pub fn error(correlation_id: u32, error_code: ErrorCode, message: &str) -> Self {
         let mut buf = BytesMut::new();

@@ -32,6 +32,7 @@ use skiff_protocol::messages::{
     ProduceRequest, Request, ResetOffsetsRequest, StatusRequest,
 };
 use skiff_protocol::primitives::{Decode, Encode, decode_body};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -458,6 +459,12 @@ async fn run_produces(
     }
 }
 
+/// Bodies at least this big (fetch responses, up to `fetch_bytes_max`) are
+/// written straight from their buffer rather than copied into the codec's
+/// write buffer: one copy less per fetched byte, and the write buffer never
+/// grows to (and keeps) the size of the largest fetch.
+const DIRECT_WRITE_BYTES_MIN: usize = 64 * 1024;
+
 /// Writes responses as they come, flushing once the queue is momentarily
 /// empty so pipelined responses share syscalls.
 async fn write_responses(
@@ -465,11 +472,11 @@ async fn write_responses(
     mut rx: mpsc::Receiver<OutgoingResponse>,
 ) {
     while let Some(response) = rx.recv().await {
-        if sink.feed(response).await.is_err() {
+        if write_response(&mut sink, response).await.is_err() {
             return;
         }
         while let Ok(more) = rx.try_recv() {
-            if sink.feed(more).await.is_err() {
+            if write_response(&mut sink, more).await.is_err() {
                 return;
             }
         }
@@ -477,4 +484,21 @@ async fn write_responses(
             return;
         }
     }
+}
+
+/// Queues one response: small ones into the codec's buffer, large ones
+/// (after flushing what is buffered, to keep the order) with one vectored
+/// write of header and body.
+async fn write_response(
+    sink: &mut FramedWrite<OwnedWriteHalf, ServerCodec>,
+    response: OutgoingResponse,
+) -> Result<(), FrameError> {
+    if response.body.len() < DIRECT_WRITE_BYTES_MIN {
+        return sink.feed(response).await;
+    }
+    sink.flush().await?;
+    let header = response.header_bytes();
+    let mut frame = bytes::Buf::chain(&header[..], response.body);
+    sink.get_mut().write_all_buf(&mut frame).await?;
+    Ok(())
 }
