@@ -81,6 +81,10 @@ pub(crate) struct ProducerStates {
     map: HashMap<u64, ProducerEntry>,
 }
 
+/// A screened commit group: the batches to write, and the ones answered
+/// now with their result.
+pub(crate) type Screened<T> = (Vec<T>, Vec<(T, Result<AppendInfo, LogError>)>);
+
 fn last_sequence(h: &BatchHeader) -> u32 {
     next_sequence(h.base_sequence, h.last_offset_delta)
 }
@@ -165,7 +169,7 @@ impl ProducerStates {
         &self,
         group: Vec<T>,
         header: impl Fn(&T) -> &BatchHeader,
-    ) -> (Vec<T>, Vec<(T, Result<AppendInfo, LogError>)>) {
+    ) -> Screened<T> {
         let mut write = Vec::with_capacity(group.len());
         let mut answered = Vec::new();
         let mut tentative: HashMap<u64, (u16, u32)> = HashMap::new();
