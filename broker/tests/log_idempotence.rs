@@ -123,3 +123,30 @@ fn concurrent_producers_keep_sequence_order() {
     }
     assert_eq!(log.log_end_offset(), 4 * 50 * 2);
 }
+
+#[test]
+fn state_survives_a_crash_after_a_clean_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a_info;
+    {
+        let (log, _) = open(dir.path(), small_config(Durability::Always));
+        a_info = log.append(pbatch(1, 0, 2, 250)).expect("a");
+        // Roll past producer 1's batch.
+        for i in 0..20 {
+            log.append(pbatch(2, i * 4, 4, 250)).expect("filler");
+        }
+        assert!(log.segment_base_offsets().len() > 1);
+        log.close().expect("close");
+    }
+    {
+        let (log, report) = open(dir.path(), small_config(Durability::Always));
+        assert!(report.clean);
+        log.append(pbatch(3, 0, 1, 10)).expect("after restart");
+        // Dropped without close: a crash.
+    }
+    let (log, report) = open(dir.path(), small_config(Durability::Always));
+    assert!(!report.clean);
+    let end = log.log_end_offset();
+    assert_eq!(log.append(pbatch(1, 0, 2, 250)).expect("retry"), a_info);
+    assert_eq!(log.log_end_offset(), end, "the retry wrote nothing");
+}

@@ -67,8 +67,8 @@ pub use group::{
     GroupConfig, RebalanceEvent,
 };
 pub use producer::{
-    Ack, BATCH_BYTES_MAX_DEFAULT, BUFFER_BYTES_MAX_DEFAULT, IN_FLIGHT_MAX_DEFAULT,
-    LINGER_MS_DEFAULT, Producer, ProducerConfig, ProducerRecord, RECORD_BYTES_MAX,
+    Ack, BATCH_BYTES_MAX_DEFAULT, BUFFER_BYTES_MAX_DEFAULT, IDEMPOTENT_IN_FLIGHT_MAX,
+    IN_FLIGHT_MAX_DEFAULT, LINGER_MS_DEFAULT, Producer, ProducerConfig, ProducerRecord, RECORD_BYTES_MAX,
     RETRIES_MAX_DEFAULT, SendFuture,
 };
 

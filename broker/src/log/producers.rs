@@ -8,9 +8,9 @@
 //!   commit order), so the order of accepted sequences is the order of the
 //!   log. A batch is recorded only after it was written (and synced per the
 //!   durability mode); a failed write leaves the state unchanged.
-//! - Durable without a write of its own: the state equals "the snapshot taken
-//!   when the active segment was created, plus every batch header in the
-//!   active segment". A snapshot (`<offset>.producers`, written to a temp
+//! - Durable without a write of its own: the state equals "the newest
+//!   snapshot (taken when the active segment was created, or at a clean
+//!   close since), plus every batch header in the active segment after it". A snapshot (`<offset>.producers`, written to a temp
 //!   file, fsynced, renamed, directory fsynced) is written at every roll and
 //!   at close; on open the state is rebuilt from the newest usable snapshot
 //!   and a header scan of the active segment, so it survives SIGKILL.
@@ -350,10 +350,12 @@ fn load(path: &Path) -> Option<ProducerStates> {
     state
 }
 
-/// Rebuilds the state on open: a snapshot taken at exactly `next_offset`
-/// (clean close) is used as is; otherwise the snapshot taken when `active`
-/// was created (if any) plus every batch header of `active` up to
-/// `write_pos` (already checked by recovery).
+/// Rebuilds the state on open: the newest snapshot at or below
+/// `next_offset` (taken at the active segment's creation, or at a clean
+/// close inside it), plus every batch header of `active` (up to
+/// `write_pos`, already checked by recovery) from the snapshot's offset on.
+/// Snapshots beyond `next_offset` describe batches that did not survive and
+/// are ignored.
 pub(crate) fn rebuild(
     dir: &Path,
     active: &Segment,
@@ -361,16 +363,20 @@ pub(crate) fn rebuild(
     next_offset: u64,
 ) -> Result<ProducerStates, LogError> {
     let snapshots = list_snapshots(dir)?;
-    if let Some((_, path)) = snapshots.iter().find(|(o, _)| *o == next_offset)
-        && let Some(state) = load(path)
-    {
-        return Ok(state);
-    }
-    let mut state = snapshots
-        .iter()
-        .find(|(o, _)| *o == active.base_offset)
-        .and_then(|(_, path)| load(path))
-        .unwrap_or_default();
+    let newest = snapshots.iter().rev().find(|(o, _)| *o <= next_offset);
+    let (mut state, from) = match newest.and_then(|(o, path)| load(path).map(|s| (s, *o))) {
+        Some((state, offset)) => {
+            if offset < active.base_offset {
+                tracing::warn!(
+                    segment = %active.log_path.display(),
+                    snapshot_offset = offset,
+                    "producer snapshot older than the active segment; state may miss producers"
+                );
+            }
+            (state, offset)
+        }
+        None => (ProducerStates::default(), 0),
+    };
     let mut pos = 0;
     while pos < write_pos {
         let header = read_header_at(&active.file, pos)
@@ -381,13 +387,15 @@ pub(crate) fn rebuild(
                 position: pos,
             });
         };
-        state.record(
-            &h,
-            AppendInfo {
-                base_offset: h.base_offset,
-                last_offset: h.last_offset(),
-            },
-        );
+        if h.base_offset >= from {
+            state.record(
+                &h,
+                AppendInfo {
+                    base_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                },
+            );
+        }
         pos += 12 + u64::from(h.batch_len);
     }
     Ok(state)
