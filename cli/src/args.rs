@@ -284,6 +284,10 @@ pub struct BenchArgs {
     /// Keys drawn from K distinct values (default: no keys).
     #[arg(long, value_name = "K")]
     pub key_space: Option<u64>,
+    /// consume/e2e: read as members of this consumer group, through the
+    /// client's group Consumer (default: direct fetches of every partition).
+    #[arg(long, value_name = "G")]
+    pub group: Option<String>,
     /// Print one JSON summary object instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -114,6 +114,18 @@ fn produce_then_consume_report_what_they_moved() {
 }
 
 #[test]
+fn consume_through_a_group() {
+    let broker = TestBroker::start();
+    let produced = broker.bench(&["produce", "--topic", "bg", "--messages", "2000"]);
+    assert_sane(&produced, 2000, 100);
+    let consumed = broker.bench(&[
+        "consume", "--topic", "bg", "--group", "bench", "--batch", "100",
+    ]);
+    assert_sane(&consumed, 2000, 100);
+    assert_eq!(consumed["latency_ms"]["count"].as_u64(), Some(20));
+}
+
+#[test]
 fn several_producers_on_partitions_with_keys() {
     let broker = TestBroker::start();
     let v = broker.bench(&[

@@ -13,6 +13,9 @@
 //! - [`recovery`]: clean-shutdown marker, tail scan and truncation, index
 //!   rebuild. [`retention`]: which segments go.
 //! - [`durability`]: the fsync policy and what each mode can lose.
+//! - `producers`: idempotent-producer sequences per partition (checked in
+//!   the commit critical section, rebuilt on open). `faults`: storage fault
+//!   injection hooks for the log's own tests.
 //!
 //! Every method does blocking disk I/O: the server calls them inside
 //! `tokio::task::spawn_blocking`, never on an async worker thread. One broker

@@ -20,6 +20,10 @@
 //!   its *intended* send time, so a stalled broker cannot hide queueing delay
 //!   (no coordinated omission); consumers long-poll from the log end and
 //!   record publish-to-receive latency per message.
+//! - `--group G` (consume, e2e): consumers join group G and read through the
+//!   client's `Consumer` (broker-assigned partitions, its decode and commit
+//!   path) instead of direct fetches; consume latency is then per `--batch`
+//!   records received.
 //!
 //! Throughput counts payload (value) bytes; MB is 10^6 bytes.
 
@@ -41,7 +45,9 @@ use skiff_client::protocol::messages::{
     FetchRequest, ListOffsetsRequest, OffsetQuery, ProduceRequest, TopicConfig,
 };
 use skiff_client::protocol::partitioner::partition_for_key;
-use skiff_client::{Admin, Client, ClientConfig, Connection, ErrorCode};
+use skiff_client::{
+    Admin, Client, ClientConfig, Connection, Consumer, ErrorCode, GroupConfig, StartFrom,
+};
 
 use crate::args::{BenchArgs, BenchMode};
 
@@ -101,6 +107,9 @@ struct Ctx {
     in_flight: usize,
     producers: usize,
     key_space: Option<u64>,
+    /// Consume as members of this consumer group (broker-assigned
+    /// partitions) through the client's `Consumer`, instead of direct fetches.
+    group: Option<String>,
     /// Messages each producer sends (None: until the deadline).
     per_producer: Option<u64>,
     deadline: Option<Instant>,
@@ -143,6 +152,7 @@ async fn bench(broker: String, args: BenchArgs) -> Result<()> {
         in_flight: args.in_flight,
         producers: args.producers,
         key_space: args.key_space,
+        group: args.group.clone(),
         per_producer: messages.map(|n| n.div_ceil(producers)),
         deadline: args
             .duration
@@ -520,6 +530,17 @@ async fn run_consumers(
     messages: Option<u64>,
 ) -> Result<Vec<ActorReport>> {
     let consumers = consumers.min(ctx.partitions as usize);
+    if ctx.group.is_some() {
+        let admin = Admin::new(Client::lazy(ctx.config.clone()));
+        let described = admin.describe_topic(&ctx.topic).await?;
+        let available: u64 = described
+            .partitions
+            .iter()
+            .map(|p| p.log_end_offset - p.log_start_offset)
+            .sum();
+        let target = messages.map_or(available, |n| n.min(available));
+        return run_group_consumers(ctx, consumers, target, StartFrom::Earliest).await;
+    }
     let mut tasks = Vec::new();
     for id in 0..consumers {
         let ctx = Arc::clone(ctx);
@@ -641,6 +662,19 @@ async fn consumer(
 
 async fn run_e2e(ctx: &Arc<Ctx>, consumers: usize) -> Result<(Vec<ActorReport>, Vec<ActorReport>)> {
     let consumers = consumers.min(ctx.partitions as usize);
+    if ctx.group.is_some() {
+        let ctx2 = Arc::clone(ctx);
+        let group = tokio::spawn(async move {
+            run_group_consumers(&ctx2, consumers, u64::MAX, StartFrom::Latest).await
+        });
+        // Give the members time to join and be assigned before sending.
+        tokio::time::sleep(GROUP_SETTLE).await;
+        let produced = run_producers(ctx, true).await;
+        ctx.producers_done.store(true, Ordering::Release);
+        let produced = produced?;
+        let reports = group.await.context("group consumers failed")??;
+        return Ok((reports, produced));
+    }
     let mut tasks = Vec::new();
     for id in 0..consumers {
         let conn = Connection::connect(&ctx.config).await?;
@@ -660,6 +694,84 @@ async fn run_e2e(ctx: &Arc<Ctx>, consumers: usize) -> Result<(Vec<ActorReport>, 
         reports.push(task.await.context("consumer task failed")??);
     }
     Ok((reports, produced))
+}
+
+/// How long e2e waits after starting group members before producing, so
+/// their partitions are assigned and positioned at the log end first.
+const GROUP_SETTLE: Duration = Duration::from_secs(2);
+
+/// Consumers that join `--group` and read through the client's `Consumer`
+/// (its fetch, decode and commit path), until `target` messages arrived in
+/// total (consume) or, in e2e (`target == u64::MAX`), every acknowledged
+/// message. Consume latency is per `--batch` records received.
+async fn run_group_consumers(
+    ctx: &Arc<Ctx>,
+    consumers: usize,
+    target: u64,
+    from: StartFrom,
+) -> Result<Vec<ActorReport>> {
+    let group = ctx.group.clone().context("no group")?;
+    let mut tasks = Vec::new();
+    for id in 0..consumers {
+        let ctx = Arc::clone(ctx);
+        let mut config = GroupConfig::new(group.clone(), [ctx.topic.clone()]);
+        config.reset = from;
+        tasks.push(tokio::spawn(async move {
+            let client = Client::lazy(ctx.config.clone());
+            let mut consumer = Consumer::with_group(client, config).await?;
+            let e2e = target == u64::MAX;
+            let mut latency = new_histogram();
+            let started = Instant::now();
+            let mut chunk_started = Instant::now();
+            let (mut received, mut bytes) = (0u64, 0u64);
+            loop {
+                let done = if e2e {
+                    ctx.producers_done.load(Ordering::Acquire)
+                        && ctx.progress.load(Ordering::Relaxed)
+                            >= ctx.produced.load(Ordering::Relaxed)
+                } else {
+                    ctx.progress.load(Ordering::Relaxed) >= target
+                };
+                if done {
+                    break;
+                }
+                let next = tokio::time::timeout(Duration::from_millis(200), consumer.next()).await;
+                let record = match next {
+                    Err(_) | Ok(None) => continue,
+                    Ok(Some(record)) => record?,
+                };
+                received += 1;
+                bytes += record.value.len() as u64;
+                ctx.progress.fetch_add(1, Ordering::Relaxed);
+                if e2e && record.value.len() >= STAMP_BYTES {
+                    let mut stamp = [0u8; STAMP_BYTES];
+                    stamp.copy_from_slice(&record.value[..STAMP_BYTES]);
+                    let now_ns = u64::try_from(ctx.anchor.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    let sent_ns = u64::from_le_bytes(stamp);
+                    record_latency(
+                        &mut latency,
+                        Duration::from_nanos(now_ns.saturating_sub(sent_ns)),
+                    );
+                } else if !e2e && received % ctx.batch as u64 == 0 {
+                    record_latency(&mut latency, chunk_started.elapsed());
+                    chunk_started = Instant::now();
+                }
+            }
+            anyhow::Ok(ActorReport {
+                role: "consumer",
+                id,
+                messages: received,
+                bytes,
+                elapsed: started.elapsed(),
+                latency,
+            })
+        }));
+    }
+    let mut reports = Vec::new();
+    for task in tasks {
+        reports.push(task.await.context("group consumer task failed")??);
+    }
+    Ok(reports)
 }
 
 fn percentiles(h: &Histogram<u64>) -> Value {
@@ -715,6 +827,7 @@ fn summarize(
     let (msgs_per_s, mb_per_s) = rates(messages, bytes, wall);
     let latency_kind = match args.mode {
         BenchMode::Produce => "per produce batch, intended send to ack",
+        BenchMode::Consume if args.group.is_some() => "per --batch records received",
         BenchMode::Consume => "per fetch",
         BenchMode::E2e => "per message, intended send to receive",
     };
