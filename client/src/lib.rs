@@ -68,8 +68,8 @@ pub use group::{
 };
 pub use producer::{
     Ack, BATCH_BYTES_MAX_DEFAULT, BUFFER_BYTES_MAX_DEFAULT, IDEMPOTENT_IN_FLIGHT_MAX,
-    IN_FLIGHT_MAX_DEFAULT, LINGER_MS_DEFAULT, Producer, ProducerConfig, ProducerRecord, RECORD_BYTES_MAX,
-    RETRIES_MAX_DEFAULT, SendFuture,
+    IN_FLIGHT_MAX_DEFAULT, LINGER_MS_DEFAULT, Producer, ProducerConfig, ProducerRecord,
+    RECORD_BYTES_MAX, RETRIES_MAX_DEFAULT, SendFuture,
 };
 
 /// The wire contract, for [`Connection`]-level use.

@@ -72,7 +72,9 @@ pub enum LogError {
     /// An idempotent producer's batch repeats a sequence older than the
     /// batches remembered per producer; it was stored before, at offsets no
     /// longer known. Nothing was written.
-    #[error("duplicate sequence {sequence} from producer {producer_id} (last stored {last}) is older than the remembered batches")]
+    #[error(
+        "duplicate sequence {sequence} from producer {producer_id} (last stored {last}) is older than the remembered batches"
+    )]
     DuplicateSequence {
         /// The producer id.
         producer_id: u64,
