@@ -368,3 +368,19 @@ async fn the_broker_itself_refuses_bad_topic_names() {
     assert!(!dir.path().join("topics").join("..").join("x").exists());
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn two_brokers_cannot_share_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let err = Broker::start(test_config(dir.path())).await.unwrap_err();
+    assert!(
+        matches!(err, skiff_broker::BrokerError::DataDirInUse { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("in use"), "{err}");
+    // After a clean shutdown the directory is free again.
+    broker.shutdown().await.unwrap();
+    let again = Broker::start(test_config(dir.path())).await.unwrap();
+    again.shutdown().await.unwrap();
+}

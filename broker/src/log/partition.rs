@@ -479,6 +479,11 @@ impl PartitionLog {
             if let Err(e) = super::faults::on_sync().and_then(|()| active.file.sync_data()) {
                 undo(w);
                 active.set_size(start_pos);
+                if w.dirty {
+                    // Earlier groups were acknowledged unsynced (interval
+                    // mode) and the kernel may have dropped their pages.
+                    self.fail_stop(w, &e);
+                }
                 return Err(LogError::io("fdatasync", &active.log_path, e));
             }
             w.dirty = false;
@@ -740,14 +745,30 @@ impl PartitionLog {
     pub fn flush(&self) -> Result<(), LogError> {
         let mut w = lock(&self.writer);
         if w.dirty {
-            w.active
-                .file
-                .sync_data()
-                .map_err(|e| LogError::io("fdatasync", &w.active.log_path, e))?;
+            if let Err(e) = w.active.file.sync_data() {
+                self.fail_stop(&mut w, &e);
+                return Err(LogError::io("fdatasync", &w.active.log_path, e));
+            }
             w.dirty = false;
             w.last_sync = Instant::now();
         }
         Ok(())
+    }
+
+    /// Stops the log after an fdatasync failed over batches that were
+    /// already acknowledged unsynced (`interval`/`never`). Linux may have
+    /// dropped those dirty pages and would report the next fsync as a
+    /// success, so retrying would turn a loss into a silent one: instead all
+    /// later appends fail, and no clean-shutdown marker is written, so the
+    /// next start scans and cuts whatever did not reach the disk.
+    fn fail_stop(&self, w: &mut Writer, cause: &io::Error) {
+        tracing::error!(
+            dir = %self.dir.display(),
+            error = %cause,
+            "fdatasync failed over acknowledged batches; the partition takes no more appends until restart"
+        );
+        w.closed = true;
+        self.closed.store(true, Ordering::Release);
     }
 
     /// Flushes, seals the active index and writes the clean-shutdown marker;

@@ -415,6 +415,12 @@ async fn run_produces(
     tx: mpsc::Sender<OutgoingResponse>,
 ) {
     while let Some(job) = jobs.recv().await {
+        if tx.is_closed() {
+            // The connection is gone: its client has already been told these
+            // produces failed, so storing them now could only land them
+            // behind batches it retries elsewhere.
+            break;
+        }
         let ProduceJob {
             correlation_id,
             req,

@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub started: Instant,
     /// Metric handles (request latencies, per-topic counters).
     pub telemetry: crate::telemetry::Telemetry,
+    /// The data-directory lock, released at the end of shutdown.
+    pub dir_lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 /// Why the broker could not start or stop cleanly.
@@ -76,8 +78,14 @@ pub enum BrokerError {
         /// The cause.
         source: std::io::Error,
     },
+    /// Another broker process has the data directory open.
+    #[error("data directory {path} is in use by another skiffd (it holds {path}/.lock)", path = path.display())]
+    DataDirInUse {
+        /// The directory.
+        path: PathBuf,
+    },
     /// The data directory could not be created.
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("cannot use data directory {path}: {source}", path = path.display())]
     DataDir {
         /// The directory.
         path: PathBuf,
@@ -120,6 +128,18 @@ impl Broker {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| BrokerError::DataDir {
             path: config.data_dir.clone(),
             source,
+        })?;
+        let dir_lock = crate::fsutil::lock_dir(&config.data_dir).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::WouldBlock {
+                BrokerError::DataDirInUse {
+                    path: config.data_dir.clone(),
+                }
+            } else {
+                BrokerError::DataDir {
+                    path: config.data_dir.clone(),
+                    source,
+                }
+            }
         })?;
         let data_dir = config.data_dir.clone();
         let defaults = config.log_defaults();
@@ -173,6 +193,7 @@ impl Broker {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             started: Instant::now(),
+            dir_lock: std::sync::Mutex::new(Some(dir_lock)),
             telemetry: crate::telemetry::Telemetry::new(),
         });
         tracing::info!(
@@ -272,6 +293,14 @@ impl BrokerHandle {
         tokio::task::spawn_blocking(move || closing.topics.close_all())
             .await
             .map_err(|e| BrokerError::Task(e.to_string()))??;
+        // Everything is closed: another broker may open the directory now.
+        drop(
+            shared
+                .dir_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         tracing::info!("skiffd stopped cleanly");
         Ok(())
     }
