@@ -205,11 +205,25 @@ async fn consume(addr: SocketAddr, stop: Arc<AtomicBool>, seen: Arc<Mutex<Seen>>
     }
 }
 
-/// Every record of every partition, read from the log start.
+/// Every record of every partition, read from the log start. Retention may
+/// still delete a segment between the describe and a fetch (it runs every
+/// 100 ms); the read then starts over from the new log start.
 async fn read_everything(addr: SocketAddr) -> (Vec<u64>, Seen) {
     let client = Client::connect(ClientConfig::new(addr.to_string()))
         .await
         .expect("connect");
+    for _ in 0..READ_ATTEMPTS_MAX {
+        if let Some(read) = try_read_everything(&client).await {
+            return read;
+        }
+    }
+    panic!("retention kept moving the log start during {READ_ATTEMPTS_MAX} full reads");
+}
+
+/// Full reads attempted before giving up on a moving log start.
+const READ_ATTEMPTS_MAX: usize = 10;
+
+async fn try_read_everything(client: &Client) -> Option<(Vec<u64>, Seen)> {
     let desc = client
         .admin()
         .describe_topic(TOPIC)
@@ -229,8 +243,14 @@ async fn read_everything(addr: SocketAddr) -> (Vec<u64>, Seen) {
                     max_bytes: 1024 * 1024,
                     max_wait_ms: 0,
                 })
-                .await
-                .expect("fetch");
+                .await;
+            let resp = match resp {
+                Ok(resp) => resp,
+                Err(e) if e.code() == Some(skiff_client::ErrorCode::OffsetOutOfRange) => {
+                    return None;
+                }
+                Err(e) => panic!("fetch: {e}"),
+            };
             for batch in BatchIter::new(resp.records) {
                 for r in decode_records(&batch.expect("batch")).expect("records") {
                     assert_eq!(r.offset, offset, "offset reused or skipped");
@@ -240,7 +260,7 @@ async fn read_everything(addr: SocketAddr) -> (Vec<u64>, Seen) {
             }
         }
     }
-    (starts, out)
+    Some((starts, out))
 }
 
 #[test]
