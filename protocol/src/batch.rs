@@ -214,6 +214,16 @@ pub enum BatchError {
         /// Number of extra bytes.
         count: usize,
     },
+    /// The header's max timestamp is not the largest record timestamp.
+    #[error(
+        "batch header claims max timestamp {header} ms but its records' largest is {actual} ms"
+    )]
+    MaxTimestampMismatch {
+        /// What the header says.
+        header: i64,
+        /// The largest record timestamp.
+        actual: i64,
+    },
 }
 
 /// A record header: a UTF-8 key and opaque bytes.
@@ -378,7 +388,20 @@ fn check_declared(declared: u64, actual: usize) -> Result<usize, BatchError> {
 /// trails the last record. Never panics, never allocates.
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = check_frame(buf)?;
-    walk_records(buf, &header, |_| Ok(()))?;
+    let mut max_timestamp_ms = i64::MIN;
+    walk_records(buf, &header, |r| {
+        let ts = header.first_timestamp_ms.wrapping_add(r.timestamp_delta);
+        max_timestamp_ms = max_timestamp_ms.max(ts);
+        Ok(())
+    })?;
+    // The broker rolls segments and applies retention by the header's max
+    // timestamp: it must be the records' own, not a free-standing claim.
+    if max_timestamp_ms != header.max_timestamp_ms {
+        return Err(BatchError::MaxTimestampMismatch {
+            header: header.max_timestamp_ms,
+            actual: max_timestamp_ms,
+        });
+    }
     Ok(header)
 }
 
@@ -946,6 +969,24 @@ mod tests {
         let mut b = batch.to_vec();
         b[POS_CRC] ^= 1;
         assert!(matches!(validate(&b), Err(BatchError::CrcMismatch { .. })));
+    }
+
+    #[test]
+    fn lying_max_timestamp_rejected() {
+        let good = sample();
+        let real = BatchHeader::parse(&good).expect("header").max_timestamp_ms;
+        for claim in [real + 1, real - 1, i64::MAX, i64::MIN] {
+            let mut b = good.to_vec();
+            b[POS_MAX_TIMESTAMP..POS_MAX_TIMESTAMP + 8].copy_from_slice(&claim.to_le_bytes());
+            fix_crc(&mut b);
+            assert_eq!(
+                validate(&b).expect_err("lying max timestamp"),
+                BatchError::MaxTimestampMismatch {
+                    header: claim,
+                    actual: real
+                }
+            );
+        }
     }
 
     #[test]
