@@ -2,69 +2,28 @@
 //! a few thousand messages per mode, and the JSON summary checked for sane
 //! numbers (counts match, rates and latencies positive and ordered).
 
-use std::process::Command;
-
 use serde_json::Value;
-use skiff_broker::{Broker, BrokerConfig, BrokerHandle};
 
-struct TestBroker {
-    runtime: tokio::runtime::Runtime,
-    handle: Option<BrokerHandle>,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
+mod common;
 
-impl TestBroker {
-    fn start() -> TestBroker {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let config = BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            ..BrokerConfig::default()
-        };
-        let handle = runtime
-            .block_on(Broker::start(config))
-            .expect("broker starts");
-        let addr = handle.local_addr().to_string();
-        TestBroker {
-            runtime,
-            handle: Some(handle),
-            addr,
-            _dir: dir,
-        }
-    }
+use common::TestBroker;
 
-    /// Runs `skiff bench ARGS --json` and parses its one summary object.
-    fn bench(&self, args: &[&str]) -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .env("SKIFF_BROKER", &self.addr)
-            .arg("bench")
-            .args(args)
-            .arg("--json")
-            .output()
-            .expect("skiff runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "skiff bench {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
-        serde_json::from_str(&stdout).expect("JSON summary")
-    }
-}
-
-impl Drop for TestBroker {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            let _ = self.runtime.block_on(handle.shutdown());
-        }
-    }
+/// Runs `skiff bench ARGS --json` and parses its one summary object.
+fn bench(broker: &TestBroker, args: &[&str]) -> Value {
+    let out = broker
+        .skiff(&["bench"])
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("skiff runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "skiff bench {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+    serde_json::from_str(&stdout).expect("JSON summary")
 }
 
 fn f(v: &Value, field: &str) -> f64 {
@@ -93,34 +52,40 @@ fn assert_sane(v: &Value, messages: u64, size: u64) {
 #[test]
 fn produce_then_consume_report_what_they_moved() {
     let broker = TestBroker::start();
-    let produced = broker.bench(&[
-        "produce",
-        "--topic",
-        "b1",
-        "--messages",
-        "5000",
-        "--size",
-        "100",
-        "--batch",
-        "500",
-    ]);
+    let produced = bench(
+        &broker,
+        &[
+            "produce",
+            "--topic",
+            "b1",
+            "--messages",
+            "5000",
+            "--size",
+            "100",
+            "--batch",
+            "500",
+        ],
+    );
     assert_sane(&produced, 5000, 100);
     assert_eq!(produced["mode"], "produce");
     // 10 batches of 500: one latency sample each.
     assert_eq!(produced["latency_ms"]["count"].as_u64(), Some(10));
 
-    let consumed = broker.bench(&["consume", "--topic", "b1"]);
+    let consumed = bench(&broker, &["consume", "--topic", "b1"]);
     assert_sane(&consumed, 5000, 100);
 }
 
 #[test]
 fn consume_through_a_group() {
     let broker = TestBroker::start();
-    let produced = broker.bench(&["produce", "--topic", "bg", "--messages", "2000"]);
+    let produced = bench(&broker, &["produce", "--topic", "bg", "--messages", "2000"]);
     assert_sane(&produced, 2000, 100);
-    let consumed = broker.bench(&[
-        "consume", "--topic", "bg", "--group", "bench", "--batch", "100",
-    ]);
+    let consumed = bench(
+        &broker,
+        &[
+            "consume", "--topic", "bg", "--group", "bench", "--batch", "100",
+        ],
+    );
     assert_sane(&consumed, 2000, 100);
     assert_eq!(consumed["latency_ms"]["count"].as_u64(), Some(20));
 }
@@ -128,21 +93,24 @@ fn consume_through_a_group() {
 #[test]
 fn several_producers_on_partitions_with_keys() {
     let broker = TestBroker::start();
-    let v = broker.bench(&[
-        "produce",
-        "--topic",
-        "b2",
-        "--partitions",
-        "4",
-        "--producers",
-        "4",
-        "--messages",
-        "4000",
-        "--batch",
-        "100",
-        "--key-space",
-        "50",
-    ]);
+    let v = bench(
+        &broker,
+        &[
+            "produce",
+            "--topic",
+            "b2",
+            "--partitions",
+            "4",
+            "--producers",
+            "4",
+            "--messages",
+            "4000",
+            "--batch",
+            "100",
+            "--key-space",
+            "50",
+        ],
+    );
     assert_sane(&v, 4000, 100);
     assert_eq!(v["actors"].as_array().map(Vec::len), Some(4));
     assert_eq!(v["partitions"].as_u64(), Some(4));
@@ -151,17 +119,20 @@ fn several_producers_on_partitions_with_keys() {
 #[test]
 fn e2e_at_a_rate_measures_publish_to_receive() {
     let broker = TestBroker::start();
-    let v = broker.bench(&[
-        "e2e",
-        "--topic",
-        "b3",
-        "--messages",
-        "3000",
-        "--rate",
-        "10000",
-        "--size",
-        "64",
-    ]);
+    let v = bench(
+        &broker,
+        &[
+            "e2e",
+            "--topic",
+            "b3",
+            "--messages",
+            "3000",
+            "--rate",
+            "10000",
+            "--size",
+            "64",
+        ],
+    );
     assert_sane(&v, 3000, 64);
     // Every message is one latency sample; paced at 10,000/s it takes ~0.3 s.
     assert_eq!(v["latency_ms"]["count"].as_u64(), Some(3000));

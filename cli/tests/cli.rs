@@ -1,74 +1,12 @@
 //! The `skiff` binary against an embedded broker: exit codes, output
 //! formats, stdin handling and the broken-pipe rule.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
-use skiff_broker::{Broker, BrokerConfig, BrokerHandle};
+mod common;
 
-struct TestBroker {
-    runtime: tokio::runtime::Runtime,
-    handle: Option<BrokerHandle>,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl TestBroker {
-    fn start() -> TestBroker {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let config = BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            ..BrokerConfig::default()
-        };
-        let handle = runtime
-            .block_on(Broker::start(config))
-            .expect("broker starts");
-        let addr = handle.local_addr().to_string();
-        TestBroker {
-            runtime,
-            handle: Some(handle),
-            addr,
-            _dir: dir,
-        }
-    }
-
-    fn skiff(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
-        cmd.env("SKIFF_BROKER", &self.addr).args(args);
-        cmd
-    }
-
-    fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .skiff(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("skiff runs");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        child.wait_with_output().expect("skiff finishes")
-    }
-}
-
-impl Drop for TestBroker {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            let _ = self.runtime.block_on(handle.shutdown());
-        }
-    }
-}
+use common::TestBroker;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
