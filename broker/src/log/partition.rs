@@ -486,6 +486,7 @@ impl PartitionLog {
                 }
                 return Err(LogError::io("fdatasync", &active.log_path, e));
             }
+            super::faults::on_synced(&active.log_path, end_pos);
             w.dirty = false;
             w.last_sync = Instant::now();
             self.stats.syncs.fetch_add(1, Ordering::Relaxed);
@@ -541,6 +542,7 @@ impl PartitionLog {
         old.file
             .sync_data()
             .map_err(|e| LogError::io("fdatasync", &old.log_path, e))?;
+        super::faults::on_synced(&old.log_path, w.write_pos);
         w.dirty = false;
         w.last_sync = Instant::now();
         // Producer state as of the new segment's base: recovery rebuilds it
@@ -749,6 +751,7 @@ impl PartitionLog {
                 self.fail_stop(&mut w, &e);
                 return Err(LogError::io("fdatasync", &w.active.log_path, e));
             }
+            super::faults::on_synced(&w.active.log_path, w.write_pos);
             w.dirty = false;
             w.last_sync = Instant::now();
         }
@@ -785,6 +788,7 @@ impl PartitionLog {
             .file
             .sync_data()
             .map_err(|e| LogError::io("fdatasync", &active.log_path, e))?;
+        super::faults::on_synced(&active.log_path, w.write_pos);
         w.dirty = false;
         w.producers.write_snapshot(&self.dir, w.next_offset)?;
         write_lock(&active.index)
