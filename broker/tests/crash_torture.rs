@@ -2,8 +2,10 @@
 //! SIGKILL at random moments under load and restarted, while idempotent
 //! producers (skiff-client `Producer`) write keyed messages with per-key
 //! sequence numbers to a 4-partition topic with tiny segments (rolls every
-//! few batches) and size retention (segment deletion every few seconds),
-//! and a direct partition consumer reads everything.
+//! few batches) and size retention, and a group consumer (skiff-client
+//! `Consumer::with_group`, manual commits every few tens of ms; a new member
+//! joins after each restart or failed commit) reads everything and records
+//! every commit the broker acknowledged.
 //!
 //! Checked at the end, after a last restart:
 //! - every acknowledged message is in the log exactly once, at the offset
@@ -12,7 +14,10 @@
 //!   reorder), acknowledged or not;
 //! - offsets are contiguous: no offset reused or skipped;
 //! - everything the consumer ever saw is still there, unchanged (nothing
-//!   visible vanished in a crash).
+//!   visible vanished in a crash), and a redelivery never changed a value;
+//! - every partition's committed offset (FetchOffsets) is at least the last
+//!   acknowledged commit for it and within the log: committed offsets never
+//!   go backwards across crashes.
 //!
 //! `SKIFF_TORTURE_CYCLES` sets the number of kill/restart cycles (default 5,
 //! well under 30 s). Figures are printed for the record.
@@ -26,18 +31,23 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
-use skiff_client::{Client, ClientConfig, Producer, ProducerConfig, ProducerRecord};
+use skiff_client::{
+    AutoCommit, Client, ClientConfig, Consumer, ConsumerConfig, GroupConfig, Producer,
+    ProducerConfig, ProducerRecord,
+};
 use skiff_protocol::batch::{BatchIter, decode_records};
-use skiff_protocol::messages::{FetchRequest, TopicConfig};
+use skiff_protocol::messages::{FetchOffsetsRequest, FetchRequest, TopicConfig, TopicPartition};
 use tokio::sync::Mutex;
 
 const TOPIC: &str = "torture";
 const PARTITIONS: u32 = 4;
 const PRODUCERS: usize = 3;
 const KEYS_PER_PRODUCER: usize = 8;
-/// Partition size kept by retention: several segments, so deletions happen
-/// within a few cycles while the consumer (which keeps up) has read them.
-const RETENTION_BYTES: u64 = 256 * 1024;
+/// Partition size kept by retention: many segments. The group consumer loses
+/// a second or two joining after each restart, so retention has to leave it
+/// that much room (with 256 KiB it fell behind the log start); deletions
+/// now happen only in longer runs (`SKIFF_TORTURE_CYCLES`).
+const RETENTION_BYTES: u64 = 768 * 1024;
 const CYCLES_DEFAULT: u64 = 5;
 
 struct Skiffd(std::process::Child);
@@ -167,42 +177,164 @@ async fn produce(
 /// (partition, offset) -> value, as seen by the consumer.
 type Seen = BTreeMap<(u32, u64), Bytes>;
 
-async fn consume(addr: SocketAddr, stop: Arc<AtomicBool>, seen: Arc<Mutex<Seen>>) {
-    let client = Client::lazy(ClientConfig::new(addr.to_string()).reconnect_backoff(20, 200, 5));
-    let mut next = [0u64; PARTITIONS as usize];
+/// The group consumer's acknowledged commits.
+#[derive(Default)]
+struct Commits {
+    /// Commits the broker acknowledged that moved some partition.
+    acked: u64,
+    /// Per partition, the highest committed offset the broker acknowledged.
+    last: BTreeMap<u32, u64>,
+    /// Commits that failed (not acknowledged).
+    failed: u64,
+    /// Group consumers created (1 + recreations after a failed commit).
+    members: u64,
+}
+
+/// A group consumer (skiff-client `Consumer::with_group`, manual commits)
+/// that commits every few tens of ms. After each broker restart (and after
+/// a failed commit) the member is dropped and a new one joins, resuming
+/// from the committed offsets: a member left to notice the restart and
+/// rejoin by itself can take longer than retention gives it here.
+async fn consume(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+    commits: Arc<Mutex<Commits>>,
+    restarts: Arc<AtomicU64>,
+) {
+    let client = Client::lazy(
+        ClientConfig::new(addr.to_string())
+            .reconnect_backoff(20, 200, 5)
+            .request_timeout_ms(2_000),
+    );
+    let config = GroupConfig::new(GROUP, [TOPIC])
+        .auto_commit(AutoCommit::Manual)
+        .consumer(ConsumerConfig::default().max_wait_ms(20));
     while !stop.load(Ordering::Relaxed) {
-        for p in 0..PARTITIONS {
-            let req = FetchRequest {
-                topic: TOPIC.into(),
-                partition: p,
-                offset: next[p as usize],
-                max_bytes: 64 * 1024,
-                max_wait_ms: 20,
-            };
-            let resp = match client.send(req).await {
-                Ok(r) => r,
-                Err(skiff_client::Error::OffsetOutOfRange { .. }) => {
-                    panic!("consumer fell behind retention on partition {p}")
-                }
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            };
-            let mut seen = seen.lock().await;
-            for batch in BatchIter::new(resp.records) {
-                let batch = batch.expect("consumer got a valid batch");
-                for r in decode_records(&batch).expect("records") {
-                    if r.offset < next[p as usize] {
-                        continue;
+        let join = Consumer::with_group(client.clone(), config.clone());
+        let mut consumer = match tokio::time::timeout(GROUP_CALL_MAX, join).await {
+            Ok(Ok(c)) => c,
+            _ => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        commits.lock().await.members += 1;
+        // Per partition, the last offset this member delivered: delivery is
+        // contiguous, except going back to the committed offset on a rejoin.
+        let mut delivered: HashMap<u32, u64> = HashMap::new();
+        let mut last_commit = Instant::now();
+        let mut healthy = true;
+        let restarts_at_join = restarts.load(Ordering::Relaxed);
+        while healthy && !stop.load(Ordering::Relaxed) {
+            if restarts.load(Ordering::Relaxed) != restarts_at_join {
+                // The broker was restarted: a new member joins (and resumes
+                // from the committed offsets) rather than waiting for this
+                // one to notice and rejoin.
+                break;
+            }
+            match tokio::time::timeout(Duration::from_millis(50), consumer.next()).await {
+                Ok(Some(Ok(r))) => {
+                    let p = r.partition;
+                    if let Some(&prev) = delivered.get(&p) {
+                        assert!(
+                            r.offset <= prev + 1,
+                            "offset skipped on {p}: {} after {prev}",
+                            r.offset
+                        );
                     }
-                    assert_eq!(r.offset, next[p as usize], "offset skipped");
-                    seen.insert((p, r.offset), r.value.clone());
-                    next[p as usize] = r.offset + 1;
+                    delivered.insert(p, r.offset);
+                    let mut seen = seen.lock().await;
+                    if let Some(before) = seen.insert((p, r.offset), r.value.clone()) {
+                        assert_eq!(before, r.value, "{p}/{} delivered twice, changed", r.offset);
+                    }
                 }
+                Ok(Some(Err(skiff_client::Error::OffsetOutOfRange { .. }))) => {
+                    panic!("group consumer fell behind retention")
+                }
+                // Fetch errors while the broker is down: the consumer goes on.
+                Ok(Some(Err(_))) | Err(_) => {}
+                Ok(None) => healthy = false,
+            }
+            if last_commit.elapsed() >= COMMIT_EVERY {
+                last_commit = Instant::now();
+                healthy = commit(&mut consumer, &commits).await;
             }
         }
+        if stop.load(Ordering::Relaxed) && healthy {
+            // Final commit of everything delivered, then leave.
+            let positions = positions(&consumer);
+            let closed = tokio::time::timeout(GROUP_CALL_MAX, consumer.close()).await;
+            record(&commits, positions, matches!(closed, Ok(Ok(())))).await;
+        }
     }
+}
+
+const GROUP: &str = "torture-group";
+/// Bound on a join, commit or close of the group consumer (a member stuck
+/// on a dead connection is replaced).
+const GROUP_CALL_MAX: Duration = Duration::from_secs(2);
+/// How often the group consumer commits.
+const COMMIT_EVERY: Duration = Duration::from_millis(30);
+
+/// The positions (next offset to deliver) of the assigned partitions.
+fn positions(consumer: &Consumer) -> Vec<(u32, u64)> {
+    consumer
+        .assignment()
+        .into_iter()
+        .filter_map(|(topic, p)| consumer.position(&topic, p).map(|o| (p, o)))
+        .collect()
+}
+
+/// Commits the delivered positions; false when the commit failed.
+async fn commit(consumer: &mut Consumer, commits: &Mutex<Commits>) -> bool {
+    // What `commit` sends: the positions of the assigned partitions.
+    let positions = positions(consumer);
+    let ok = matches!(
+        tokio::time::timeout(GROUP_CALL_MAX, consumer.commit()).await,
+        Ok(Ok(()))
+    );
+    record(commits, positions, ok).await;
+    ok
+}
+
+async fn record(commits: &Mutex<Commits>, positions: Vec<(u32, u64)>, ok: bool) {
+    let mut c = commits.lock().await;
+    if !ok {
+        c.failed += 1;
+        return;
+    }
+    let mut moved = false;
+    for (p, offset) in positions {
+        let last = c.last.entry(p).or_insert(0);
+        if offset > *last {
+            *last = offset;
+            moved = true;
+        }
+    }
+    if moved {
+        c.acked += 1;
+    }
+}
+
+/// The group's committed offset per partition.
+async fn fetch_committed(addr: SocketAddr) -> BTreeMap<u32, Option<u64>> {
+    let client = Client::connect(ClientConfig::new(addr.to_string()))
+        .await
+        .expect("connect");
+    let resp = client
+        .send(FetchOffsetsRequest {
+            group: GROUP.into(),
+            partitions: (0..PARTITIONS)
+                .map(|p| TopicPartition::new(TOPIC, p))
+                .collect(),
+        })
+        .await
+        .expect("fetch offsets");
+    resp.offsets
+        .into_iter()
+        .map(|c| (c.partition.partition, c.offset))
+        .collect()
 }
 
 /// Every record of every partition, read from the log start. Retention may
@@ -309,10 +441,18 @@ async fn run(cycles: u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Acked::default()));
     let seen = Arc::new(Mutex::new(Seen::new()));
+    let commits = Arc::new(Mutex::new(Commits::default()));
+    let restarts = Arc::new(AtomicU64::new(0));
     let producers: Vec<_> = (0..PRODUCERS)
         .map(|id| tokio::spawn(produce(id, addr, Arc::clone(&stop), Arc::clone(&acked))))
         .collect();
-    let consumer = tokio::spawn(consume(addr, Arc::clone(&stop), Arc::clone(&seen)));
+    let consumer = tokio::spawn(consume(
+        addr,
+        Arc::clone(&stop),
+        Arc::clone(&seen),
+        Arc::clone(&commits),
+        Arc::clone(&restarts),
+    ));
 
     let kills = AtomicU64::new(0);
     for _ in 0..cycles {
@@ -324,6 +464,7 @@ async fn run(cycles: u64) {
         kills.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(rand::thread_rng().gen_range(0..200))).await;
         broker = start(&data, &config, port).0;
+        restarts.fetch_add(1, Ordering::Relaxed);
     }
     // Let the clients settle on the last broker, then stop them.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -338,9 +479,32 @@ async fn run(cycles: u64) {
     let _ = broker.0.wait();
     let (_broker, addr) = start(&data, &config, port);
     let (starts, log) = read_everything(addr).await;
+    let committed = fetch_committed(addr).await;
 
     let acked = acked.lock().await;
     let seen = seen.lock().await;
+    let commits = commits.lock().await;
+    // Committed offsets never go backwards across crashes: each partition's
+    // is at least the last acknowledged commit, and within the log.
+    let log_end = |p: u32| {
+        log.range((p, 0)..(p + 1, 0))
+            .next_back()
+            .map_or(starts[p as usize], |(&(_, o), _)| o + 1)
+    };
+    let mut commits_behind = 0;
+    for (&p, &last) in &commits.last {
+        let now = committed.get(&p).copied().flatten();
+        if now.is_none_or(|o| o < last) {
+            eprintln!("partition {p}: committed {now:?} < acknowledged commit {last}");
+            commits_behind += 1;
+        }
+        if let Some(o) = now {
+            assert!(
+                o <= log_end(p),
+                "partition {p}: committed {o} beyond the log end"
+            );
+        }
+    }
     // Exactly once, at the acked offset.
     let mut lost = 0;
     let mut expired = 0;
@@ -396,6 +560,10 @@ async fn run(cycles: u64) {
         log.len(),
         began.elapsed().as_secs_f64()
     );
+    println!(
+        "crash torture group: {} commits acknowledged, {} failed, {} members, last acknowledged {:?}, committed after the last crash {:?}, behind {}",
+        commits.acked, commits.failed, commits.members, commits.last, committed, commits_behind
+    );
     assert_eq!(lost, 0, "acknowledged messages lost");
     assert_eq!(vanished, 0, "messages seen by the consumer vanished");
     assert_eq!(
@@ -403,4 +571,6 @@ async fn run(cycles: u64) {
         "retention deleted acknowledged messages before the consumer saw them"
     );
     assert!(!acked.at.is_empty(), "nothing was acknowledged");
+    assert_eq!(commits_behind, 0, "committed offsets went backwards");
+    assert!(commits.acked > 0, "no commit was acknowledged");
 }
