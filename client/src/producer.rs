@@ -387,21 +387,12 @@ impl Producer {
         let (tx, rx) = mpsc::unbounded_channel();
         let buffered_bytes = Arc::new(AtomicUsize::new(0));
         let buffer_bytes_max = config.buffer_bytes_max;
-        let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let task = Task {
-            sender: Arc::new(ClientSender(client)),
+        Task::spawn(
+            Arc::new(ClientSender(client)),
             config,
-            buffered_bytes: Arc::clone(&buffered_bytes),
-            partitions: HashMap::new(),
-            partition_counts: HashMap::new(),
-            flushes: HashMap::new(),
-            next_id: 0,
-            in_flight_total: 0,
-            done_tx,
-            producer: None,
-            sequences: HashMap::new(),
-        };
-        tokio::spawn(task.run(rx, done_rx));
+            Arc::clone(&buffered_bytes),
+            rx,
+        );
         Producer {
             tx,
             buffered_bytes,
@@ -610,6 +601,30 @@ fn now_ms() -> i64 {
 }
 
 impl Task {
+    /// Starts the producer's background task, fed by `commands`.
+    fn spawn(
+        sender: Arc<dyn Sender>,
+        config: ProducerConfig,
+        buffered_bytes: Arc<AtomicUsize>,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let task = Task {
+            sender,
+            config,
+            buffered_bytes,
+            partitions: HashMap::new(),
+            partition_counts: HashMap::new(),
+            flushes: HashMap::new(),
+            next_id: 0,
+            in_flight_total: 0,
+            done_tx,
+            producer: None,
+            sequences: HashMap::new(),
+        };
+        tokio::spawn(task.run(commands, done_rx));
+    }
+
     async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
@@ -1115,22 +1130,13 @@ mod tests {
     fn producer(config: ProducerConfig) -> (Producer, Arc<FakeBroker>) {
         let broker = Arc::new(FakeBroker::default());
         let (tx, rx) = mpsc::unbounded_channel();
-        let (done_tx, done_rx) = mpsc::unbounded_channel();
         let buffered_bytes = Arc::new(AtomicUsize::new(0));
-        let task = Task {
-            sender: Arc::new(FakeSender(Arc::clone(&broker))),
-            config: config.clone(),
-            buffered_bytes: Arc::clone(&buffered_bytes),
-            partitions: HashMap::new(),
-            partition_counts: HashMap::new(),
-            flushes: HashMap::new(),
-            next_id: 0,
-            in_flight_total: 0,
-            done_tx,
-            producer: None,
-            sequences: HashMap::new(),
-        };
-        tokio::spawn(task.run(rx, done_rx));
+        Task::spawn(
+            Arc::new(FakeSender(Arc::clone(&broker))),
+            config.clone(),
+            Arc::clone(&buffered_bytes),
+            rx,
+        );
         (
             Producer {
                 tx,
