@@ -409,9 +409,21 @@ impl Segment {
     /// Finds the visible batch holding `offset`: its position and header.
     /// Walks headers from the index entry, checking offset continuity.
     fn locate(&self, offset: u64) -> Result<Option<(u64, BatchHeader)>, LogError> {
-        let limit = self.visible_bytes();
         let rel = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
         let entry = read_lock(&self.index).floor_offset(rel);
+        self.scan_headers(entry, |h| h.last_offset() >= offset)
+    }
+
+    /// Walks visible batch headers from an index entry (or the segment
+    /// start), checking each header's length and offset continuity, and
+    /// returns the first batch for which `wanted` holds: its position and
+    /// header. A header that fails a check is `Corrupt` at its position.
+    fn scan_headers(
+        &self,
+        entry: Option<IndexEntry>,
+        wanted: impl Fn(&BatchHeader) -> bool,
+    ) -> Result<Option<(u64, BatchHeader)>, LogError> {
+        let limit = self.visible_bytes();
         let (mut pos, mut expected) = entry.map_or((0, self.base_offset), |e| {
             (
                 u64::from(e.position),
@@ -429,7 +441,7 @@ impl Segment {
             if h.base_offset != expected || pos + total > limit {
                 return Err(self.corrupt(pos));
             }
-            if h.last_offset() >= offset {
+            if wanted(&h) {
                 return Ok(Some((pos, h)));
             }
             expected = h.next_offset();
@@ -491,31 +503,9 @@ impl Segment {
     /// Base offset of the first visible batch whose max timestamp is >=
     /// `timestamp_ms`, if this segment has one.
     pub(crate) fn find_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, LogError> {
-        let limit = self.visible_bytes();
         let entry = read_lock(&self.index).floor_time(timestamp_ms);
-        let (mut pos, mut expected) = entry.map_or((0, self.base_offset), |e| {
-            (
-                u64::from(e.position),
-                self.base_offset + u64::from(e.rel_offset),
-            )
-        });
-        let mut reader = ChunkReader::new(&self.file, limit, LOCATE_CHUNK_BYTES);
-        while pos < limit {
-            let hb = reader
-                .get(pos, BATCH_HEADER_BYTES)
-                .map_err(|e| LogError::io("read", &self.log_path, e))?
-                .ok_or_else(|| self.corrupt(pos))?;
-            let h = BatchHeader::parse(hb).map_err(|_| self.corrupt(pos))?;
-            let total = sane_total(&h).ok_or_else(|| self.corrupt(pos))?;
-            if h.base_offset != expected {
-                return Err(self.corrupt(pos));
-            }
-            if h.max_timestamp_ms >= timestamp_ms {
-                return Ok(Some(h.base_offset));
-            }
-            expected = h.next_offset();
-            pos += total;
-        }
-        Ok(None)
+        Ok(self
+            .scan_headers(entry, |h| h.max_timestamp_ms >= timestamp_ms)?
+            .map(|(_, h)| h.base_offset))
     }
 }
