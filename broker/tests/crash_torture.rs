@@ -19,6 +19,13 @@
 //!   acknowledged commit for it and within the log: committed offsets never
 //!   go backwards across crashes.
 //!
+//! A second topic with a small size retention is written by one more
+//! (throttled) idempotent producer and read by a plain fetch loop (the
+//! witness), so retention deletes segments in every run and kills land in
+//! deletions too. Checked for it: every acknowledged message is in the log
+//! exactly once at its acked offset, or below the log start and seen by the
+//! witness before retention deleted it; offsets contiguous; per-key order.
+//!
 //! `SKIFF_TORTURE_CYCLES` sets the number of kill/restart cycles (default 5,
 //! well under 30 s). Figures are printed for the record.
 
@@ -49,6 +56,16 @@ const KEYS_PER_PRODUCER: usize = 8;
 /// now happen only in longer runs (`SKIFF_TORTURE_CYCLES`).
 const RETENTION_BYTES: u64 = 768 * 1024;
 const CYCLES_DEFAULT: u64 = 5;
+/// The topic whose retention deletes segments in every run.
+const RETAINED: &str = "torture-retained";
+const RETAINED_PARTITIONS: u32 = 2;
+/// Its size retention: 4 segments of 8 KiB, a few seconds of its
+/// producer's writes (`RETAINED_LOAD`), so the witness (which stalls for a
+/// moment at each restart) reads everything before it is deleted, while a
+/// default run still deletes a few segments per partition.
+const RETAINED_BYTES: u64 = 32 * 1024;
+/// The id of the producer that writes to `RETAINED`.
+const RETAINED_PRODUCER: usize = PRODUCERS;
 
 struct Skiffd(std::process::Child);
 
@@ -125,8 +142,34 @@ struct Acked {
     failed: u64,
 }
 
+/// How a producer writes: to which topic, how many messages per window,
+/// how long values are, and the pause between windows.
+#[derive(Clone, Copy)]
+struct Load {
+    topic: &'static str,
+    window_max: usize,
+    padding_max: usize,
+    pause: Duration,
+}
+
+const TORTURE_LOAD: Load = Load {
+    topic: TOPIC,
+    window_max: 40,
+    padding_max: 200,
+    pause: Duration::ZERO,
+};
+
+/// Slow enough for `RETAINED_BYTES` to hold a few seconds of it.
+const RETAINED_LOAD: Load = Load {
+    topic: RETAINED,
+    window_max: 16,
+    padding_max: 100,
+    pause: Duration::from_millis(10),
+};
+
 async fn produce(
     id: usize,
+    load: Load,
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<Acked>>,
@@ -148,12 +191,15 @@ async fn produce(
     let mut sent = 0;
     while !stop.load(Ordering::Relaxed) {
         let mut window = Vec::new();
-        for _ in 0..rng.gen_range(1..40) {
+        for _ in 0..rng.gen_range(1..load.window_max) {
             let k = rng.gen_range(0..KEYS_PER_PRODUCER);
             let seq = seqs[k];
             seqs[k] += 1;
-            let value = format!("{id}:{k}:{seq}:{}", "x".repeat(rng.gen_range(0..200)));
-            let rec = ProducerRecord::new(TOPIC, value).key(format!("p{id}-k{k}"));
+            let value = format!(
+                "{id}:{k}:{seq}:{}",
+                "x".repeat(rng.gen_range(0..load.padding_max))
+            );
+            let rec = ProducerRecord::new(load.topic, value).key(format!("p{id}-k{k}"));
             window.push(((id, k, seq), producer.send(rec)));
         }
         for (msg, fut) in window {
@@ -170,8 +216,71 @@ async fn produce(
                 Err(_) => acked.lock().await.failed += 1,
             }
         }
+        tokio::time::sleep(load.pause).await;
     }
     sent
+}
+
+/// Reads `RETAINED` with plain fetches from the log start, recording every
+/// record it sees, until stopped. A restart costs it a moment (short
+/// connect timeout); falling behind retention is counted, not hidden.
+async fn witness(addr: SocketAddr, stop: Arc<AtomicBool>, seen: Arc<Mutex<Seen>>) -> u64 {
+    let client = Client::lazy(
+        ClientConfig::new(addr.to_string())
+            .connect_timeout_ms(250)
+            .reconnect_backoff(10, 100, 3)
+            .request_timeout_ms(1_000),
+    );
+    let mut next = vec![0u64; RETAINED_PARTITIONS as usize];
+    let mut fell_behind = 0;
+    while !stop.load(Ordering::Relaxed) {
+        for p in 0..RETAINED_PARTITIONS {
+            let resp = client
+                .send(FetchRequest {
+                    topic: RETAINED.into(),
+                    partition: p,
+                    offset: next[p as usize],
+                    max_bytes: 1024 * 1024,
+                    max_wait_ms: 10,
+                })
+                .await;
+            let records = match resp {
+                Ok(resp) => resp.records,
+                Err(e) if e.code() == Some(skiff_client::ErrorCode::OffsetOutOfRange) => {
+                    fell_behind += 1;
+                    let start = client
+                        .admin()
+                        .describe_topic(RETAINED)
+                        .await
+                        .ok()
+                        .and_then(|d| d.partitions.get(p as usize).map(|x| x.log_start_offset));
+                    if let Some(start) = start {
+                        next[p as usize] = next[p as usize].max(start);
+                    }
+                    continue;
+                }
+                // The broker is down or restarting: try again.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let mut seen = seen.lock().await;
+            for batch in BatchIter::new(records) {
+                for r in decode_records(&batch.expect("batch")).expect("records") {
+                    if r.offset < next[p as usize] {
+                        continue;
+                    }
+                    assert_eq!(r.offset, next[p as usize], "witness: offset skipped on {p}");
+                    if let Some(before) = seen.insert((p, r.offset), r.value.clone()) {
+                        assert_eq!(before, r.value, "{p}/{} changed", r.offset);
+                    }
+                    next[p as usize] = r.offset + 1;
+                }
+            }
+        }
+    }
+    fell_behind
 }
 
 /// (partition, offset) -> value, as seen by the consumer.
@@ -340,12 +449,12 @@ async fn fetch_committed(addr: SocketAddr) -> BTreeMap<u32, Option<u64>> {
 /// Every record of every partition, read from the log start. Retention may
 /// still delete a segment between the describe and a fetch (it runs every
 /// 100 ms); the read then starts over from the new log start.
-async fn read_everything(addr: SocketAddr) -> (Vec<u64>, Seen) {
+async fn read_everything(addr: SocketAddr, topic: &str) -> (Vec<u64>, Seen) {
     let client = Client::connect(ClientConfig::new(addr.to_string()))
         .await
         .expect("connect");
     for _ in 0..READ_ATTEMPTS_MAX {
-        if let Some(read) = try_read_everything(&client).await {
+        if let Some(read) = try_read_everything(&client, topic).await {
             return read;
         }
     }
@@ -355,10 +464,10 @@ async fn read_everything(addr: SocketAddr) -> (Vec<u64>, Seen) {
 /// Full reads attempted before giving up on a moving log start.
 const READ_ATTEMPTS_MAX: usize = 10;
 
-async fn try_read_everything(client: &Client) -> Option<(Vec<u64>, Seen)> {
+async fn try_read_everything(client: &Client, topic: &str) -> Option<(Vec<u64>, Seen)> {
     let desc = client
         .admin()
-        .describe_topic(TOPIC)
+        .describe_topic(topic)
         .await
         .expect("describe");
     let mut out = Seen::new();
@@ -369,7 +478,7 @@ async fn try_read_everything(client: &Client) -> Option<(Vec<u64>, Seen)> {
         while offset < p.log_end_offset {
             let resp = client
                 .send(FetchRequest {
-                    topic: TOPIC.into(),
+                    topic: topic.into(),
                     partition: p.partition,
                     offset,
                     max_bytes: 1024 * 1024,
@@ -437,15 +546,39 @@ async fn run(cycles: u64) {
         )
         .await
         .expect("create topic");
+    admin
+        .create_topic(
+            RETAINED,
+            TopicConfig {
+                partitions: RETAINED_PARTITIONS,
+                retention_bytes: Some(RETAINED_BYTES),
+                ..TopicConfig::default()
+            },
+        )
+        .await
+        .expect("create retained topic");
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Acked::default()));
     let seen = Arc::new(Mutex::new(Seen::new()));
     let commits = Arc::new(Mutex::new(Commits::default()));
     let restarts = Arc::new(AtomicU64::new(0));
-    let producers: Vec<_> = (0..PRODUCERS)
-        .map(|id| tokio::spawn(produce(id, addr, Arc::clone(&stop), Arc::clone(&acked))))
+    let retained_acked = Arc::new(Mutex::new(Acked::default()));
+    let retained_seen = Arc::new(Mutex::new(Seen::new()));
+    let mut producers: Vec<_> = (0..PRODUCERS)
+        .map(|id| {
+            let acked = Arc::clone(&acked);
+            tokio::spawn(produce(id, TORTURE_LOAD, addr, Arc::clone(&stop), acked))
+        })
         .collect();
+    producers.push(tokio::spawn(produce(
+        RETAINED_PRODUCER,
+        RETAINED_LOAD,
+        addr,
+        Arc::clone(&stop),
+        Arc::clone(&retained_acked),
+    )));
+    let witness = tokio::spawn(witness(addr, Arc::clone(&stop), Arc::clone(&retained_seen)));
     let consumer = tokio::spawn(consume(
         addr,
         Arc::clone(&stop),
@@ -466,19 +599,23 @@ async fn run(cycles: u64) {
         broker = start(&data, &config, port).0;
         restarts.fetch_add(1, Ordering::Relaxed);
     }
-    // Let the clients settle on the last broker, then stop them.
+    // Let the clients settle on the last broker, and on a slow machine give
+    // retention the time to delete a first segment, then stop them.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_first_deletion(&admin).await;
     stop.store(true, Ordering::Relaxed);
     let mut sent = 0;
     for p in producers {
         sent += p.await.expect("producer task");
     }
+    let witness_fell_behind = witness.await.expect("witness task");
     consumer.await.expect("consumer task");
     // One more crash and recovery before the final check.
     broker.0.kill().expect("kill");
     let _ = broker.0.wait();
     let (_broker, addr) = start(&data, &config, port);
-    let (starts, log) = read_everything(addr).await;
+    let (starts, log) = read_everything(addr, TOPIC).await;
+    let (retained_starts, retained_log) = read_everything(addr, RETAINED).await;
     let committed = fetch_committed(addr).await;
 
     let acked = acked.lock().await;
@@ -505,9 +642,103 @@ async fn run(cycles: u64) {
             );
         }
     }
-    // Exactly once, at the acked offset.
-    let mut lost = 0;
-    let mut expired = 0;
+    let tally = check(&acked, &seen, &starts, &log);
+    let retained_acked = retained_acked.lock().await;
+    let retained_seen = retained_seen.lock().await;
+    let retained = check(
+        &retained_acked,
+        &retained_seen,
+        &retained_starts,
+        &retained_log,
+    );
+    println!(
+        "crash torture: {} cycles (SIGKILL + restart), {} sent to both topics, {} acknowledged, {} failed (unacknowledged), lost {}, expired unseen {}, consumer saw {} (vanished {}), log now holds {} records, {:.1}s",
+        kills.load(Ordering::Relaxed),
+        sent,
+        acked.at.len(),
+        acked.failed,
+        tally.lost,
+        tally.expired,
+        seen.len(),
+        tally.vanished,
+        log.len(),
+        began.elapsed().as_secs_f64()
+    );
+    println!(
+        "crash torture retention: {} acknowledged, lost {}, deleted by retention {} (unseen {}), log start now {:?}, witness saw {} (vanished {}, fell behind {} times)",
+        retained_acked.at.len(),
+        retained.lost,
+        retained.deleted,
+        retained.expired,
+        retained_starts,
+        retained_seen.len(),
+        retained.vanished,
+        witness_fell_behind,
+    );
+    println!(
+        "crash torture group: {} commits acknowledged, {} failed, {} members, last acknowledged {:?}, committed after the last crash {:?}, behind {}",
+        commits.acked, commits.failed, commits.members, commits.last, committed, commits_behind
+    );
+    assert_eq!(tally.lost, 0, "acknowledged messages lost");
+    assert_eq!(tally.vanished, 0, "messages seen by the consumer vanished");
+    assert_eq!(
+        tally.expired, 0,
+        "retention deleted acknowledged messages before the consumer saw them"
+    );
+    assert_eq!(retained.lost, 0, "{RETAINED}: acknowledged messages lost");
+    assert_eq!(retained.vanished, 0, "{RETAINED}: messages seen vanished");
+    assert_eq!(
+        retained.expired, 0,
+        "{RETAINED}: retention deleted acknowledged messages before the witness saw them"
+    );
+    assert!(
+        retained.deleted > 0,
+        "{RETAINED}: retention deleted nothing, so this run did not exercise it"
+    );
+    assert!(!acked.at.is_empty(), "nothing was acknowledged");
+    assert_eq!(commits_behind, 0, "committed offsets went backwards");
+    assert!(commits.acked > 0, "no commit was acknowledged");
+}
+
+/// Waits (bounded) until retention has deleted a segment of `RETAINED`.
+async fn wait_for_first_deletion(admin: &skiff_client::Admin) {
+    for _ in 0..FIRST_DELETION_POLLS_MAX {
+        if let Ok(desc) = admin.describe_topic(RETAINED).await {
+            if desc.partitions.iter().any(|p| p.log_start_offset > 0) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls, 100 ms apart, for a first deletion by retention (the final check
+/// fails if there was none).
+const FIRST_DELETION_POLLS_MAX: usize = 200;
+
+/// What the final check of one topic found.
+struct Tally {
+    /// Acknowledged, at or above the log start, but not at its offset.
+    lost: u64,
+    /// Acknowledged, below the log start (deleted by retention).
+    deleted: u64,
+    /// Of those, never seen by a reader before the deletion.
+    expired: u64,
+    /// Seen by a reader, at or above the log start, but gone or changed.
+    vanished: u64,
+}
+
+/// Checks one topic's final log against what was acknowledged and seen:
+/// each acknowledged message exactly once at its acked offset (or deleted
+/// by retention after being seen), strictly increasing sequences per key
+/// (no duplicate, no reorder), nothing seen vanished or changed.
+fn check(acked: &Acked, seen: &Seen, starts: &[u64], log: &Seen) -> Tally {
+    let mut tally = Tally {
+        lost: 0,
+        deleted: 0,
+        expired: 0,
+        vanished: 0,
+    };
     for (msg, &(p, offset)) in &acked.at {
         match log.get(&(p, offset)) {
             Some(v) => {
@@ -515,15 +746,14 @@ async fn run(cycles: u64) {
                 assert_eq!((id, k, seq), *msg, "acked offset holds another message");
             }
             None if offset < starts[p as usize] => {
-                // Deleted by retention: must have been seen before that.
+                tally.deleted += 1;
                 if !seen.contains_key(&(p, offset)) {
-                    expired += 1;
+                    tally.expired += 1;
                 }
             }
-            None => lost += 1,
+            None => tally.lost += 1,
         }
     }
-    // Per key: strictly increasing sequences, so no duplicate.
     let mut last: HashMap<(usize, usize), u64> = HashMap::new();
     let mut all: BTreeMap<(u32, u64), Bytes> = seen.clone();
     all.extend(log.iter().map(|(k, v)| (*k, v.clone())));
@@ -537,40 +767,13 @@ async fn run(cycles: u64) {
         }
         last.insert((id, k), seq);
     }
-    // Nothing the consumer saw vanished or changed.
-    let mut vanished = 0;
-    for (&(p, offset), value) in seen.iter() {
+    for (&(p, offset), value) in seen {
         if offset >= starts[p as usize] {
             match log.get(&(p, offset)) {
                 Some(v) if v == value => {}
-                _ => vanished += 1,
+                _ => tally.vanished += 1,
             }
         }
     }
-    println!(
-        "crash torture: {} cycles (SIGKILL + restart), {} sent, {} acknowledged, {} failed (unacknowledged), lost {}, expired unseen {}, consumer saw {} (vanished {}), log now holds {} records, {:.1}s",
-        kills.load(Ordering::Relaxed),
-        sent,
-        acked.at.len(),
-        acked.failed,
-        lost,
-        expired,
-        seen.len(),
-        vanished,
-        log.len(),
-        began.elapsed().as_secs_f64()
-    );
-    println!(
-        "crash torture group: {} commits acknowledged, {} failed, {} members, last acknowledged {:?}, committed after the last crash {:?}, behind {}",
-        commits.acked, commits.failed, commits.members, commits.last, committed, commits_behind
-    );
-    assert_eq!(lost, 0, "acknowledged messages lost");
-    assert_eq!(vanished, 0, "messages seen by the consumer vanished");
-    assert_eq!(
-        expired, 0,
-        "retention deleted acknowledged messages before the consumer saw them"
-    );
-    assert!(!acked.at.is_empty(), "nothing was acknowledged");
-    assert_eq!(commits_behind, 0, "committed offsets went backwards");
-    assert!(commits.acked > 0, "no commit was acknowledged");
+    tally
 }
