@@ -133,3 +133,55 @@ async fn a_corrupt_batch_is_refused_and_nothing_is_written() {
     assert_eq!(described.partitions[0].log_end_offset, 0);
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_batch_timestamped_too_far_ahead_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::test_config(dir.path());
+    config.timestamp_after_ms_max = 60_000;
+    let broker = skiff_broker::Broker::start(config).await.unwrap();
+    let mut conn = RawConn::handshaken(broker.local_addr()).await;
+    conn.call(CreateTopicRequest {
+        name: "t".into(),
+        config: TopicConfig {
+            partitions: 1,
+            ..TopicConfig::default()
+        },
+    })
+    .await
+    .unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let batch_at = |timestamp_ms: i64| {
+        let mut builder = skiff_protocol::batch::BatchBuilder::new();
+        builder.push(skiff_protocol::batch::Record {
+            timestamp_ms,
+            key: None,
+            value: Bytes::from_static(b"hello"),
+            headers: vec![],
+        });
+        ProduceRequest {
+            topic: "t".into(),
+            partition: 0,
+            batch: builder.build(),
+        }
+    };
+    // A year ahead: refused, naming the limit.
+    let err = conn
+        .call(batch_at(now_ms + 365 * 24 * 3600 * 1000))
+        .await
+        .unwrap_err();
+    assert_eq!(err.0, ErrorCode::InvalidRequest);
+    assert!(err.1.contains("timestamp_after_ms_max"), "{}", err.1);
+    // Within the limit (and any time in the past): stored.
+    conn.call(batch_at(now_ms + 30_000)).await.unwrap();
+    conn.call(batch_at(1)).await.unwrap();
+    let described = conn
+        .call(skiff_protocol::messages::DescribeTopicRequest { name: "t".into() })
+        .await
+        .unwrap();
+    assert_eq!(described.partitions[0].log_end_offset, 2);
+    broker.shutdown().await.unwrap();
+}

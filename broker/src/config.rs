@@ -47,6 +47,15 @@ pub struct BrokerConfig {
     pub fetch_bytes_max: usize,
     /// Most partitions one topic may have.
     pub partitions_max: u32,
+    /// How far ahead of the broker's clock a batch's newest record timestamp
+    /// may be, in milliseconds; a batch further ahead is refused. One
+    /// far-future timestamp would otherwise pin its segment against
+    /// retention by age (and mislead timestamp lookups) for that long.
+    pub timestamp_after_ms_max: u64,
+    /// Idempotent producers remembered per partition; past it the least
+    /// recently writing one is forgotten (its next batch is taken as from a
+    /// new producer). Bounds each partition's producer table and snapshot.
+    pub producers_per_partition_max: usize,
     /// Create a topic (with `default_partitions`) when a produce names one
     /// that does not exist. Off: such a produce is an error naming the topic.
     pub auto_create_topics: bool,
@@ -100,6 +109,8 @@ pub const KEYS: &[&str] = &[
     "fetch_wait_ms_max",
     "fetch_bytes_max",
     "partitions_max",
+    "timestamp_after_ms_max",
+    "producers_per_partition_max",
     "auto_create_topics",
     "default_partitions",
     "segment_bytes",
@@ -152,6 +163,8 @@ impl Default for BrokerConfig {
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 8 * 1024 * 1024,
             partitions_max: 1024,
+            timestamp_after_ms_max: TIMESTAMP_AFTER_MS_MAX_DEFAULT,
+            producers_per_partition_max: crate::log::PRODUCERS_PER_PARTITION_MAX_DEFAULT,
             auto_create_topics: false,
             default_partitions: 1,
             segment_bytes: SEGMENT_BYTES_DEFAULT,
@@ -170,6 +183,11 @@ impl Default for BrokerConfig {
         }
     }
 }
+
+/// Default `timestamp_after_ms_max`: 1 hour, as Kafka's
+/// `log.message.timestamp.after.max.ms`: room for badly set client clocks,
+/// not for timestamps years ahead.
+pub const TIMESTAMP_AFTER_MS_MAX_DEFAULT: u64 = 60 * 60 * 1000;
 
 /// A fetch response must fit in a frame the client accepts (same default
 /// limit), with room for the response header and offsets.
@@ -322,6 +340,9 @@ impl BrokerConfig {
         if self.partitions_max == 0 {
             return invalid("partitions_max", "must be at least 1");
         }
+        if self.producers_per_partition_max == 0 {
+            return invalid("producers_per_partition_max", "must be at least 1");
+        }
         if self.default_partitions == 0 || self.default_partitions > self.partitions_max {
             return invalid("default_partitions", "must be between 1 and partitions_max");
         }
@@ -379,6 +400,7 @@ impl BrokerConfig {
             retention_bytes: self.retention_bytes,
             retention_ms: self.retention_ms,
             durability: self.fsync.clone(),
+            producers_max: self.producers_per_partition_max,
             ..LogConfig::default()
         }
     }

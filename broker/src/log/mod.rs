@@ -37,7 +37,7 @@ use std::path::Path;
 pub use durability::{Durability, ParseDurabilityError};
 pub use error::LogError;
 pub use partition::{AppendInfo, AppendTicket, LogStats, PartitionLog};
-pub use producers::{PRODUCER_BATCHES_REMEMBERED, PRODUCERS_PER_PARTITION_MAX};
+pub use producers::{PRODUCER_BATCHES_REMEMBERED, PRODUCERS_PER_PARTITION_MAX_DEFAULT};
 pub use recovery::{CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 
 /// Default segment size: 1 GiB, Kafka's default; large enough that rolls and
@@ -81,6 +81,9 @@ pub struct LogConfig {
     /// Cap on the bytes one `read` returns (one whole batch is always
     /// returned, even if larger).
     pub read_bytes_max: usize,
+    /// Idempotent producers remembered (at least 1); see
+    /// [`PRODUCERS_PER_PARTITION_MAX_DEFAULT`].
+    pub producers_max: usize,
 }
 
 impl Default for LogConfig {
@@ -93,6 +96,7 @@ impl Default for LogConfig {
             durability: Durability::Always,
             index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             read_bytes_max: READ_BYTES_MAX_DEFAULT,
+            producers_max: PRODUCERS_PER_PARTITION_MAX_DEFAULT,
         }
     }
 }

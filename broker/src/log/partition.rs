@@ -201,7 +201,13 @@ impl PartitionLog {
             .next_back()
             .cloned()
             .expect("recover always returns at least one segment");
-        let producers = producers::rebuild(dir, &active, rec.write_pos, rec.next_offset)?;
+        let producers = producers::rebuild(
+            dir,
+            &active,
+            rec.write_pos,
+            rec.next_offset,
+            config.producers_max,
+        )?;
         let writer = Writer {
             producers,
             active,

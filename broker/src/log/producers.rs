@@ -14,7 +14,8 @@
 //!   file, fsynced, renamed, directory fsynced) is written at every roll and
 //!   at close; on open the state is rebuilt from the newest usable snapshot
 //!   and a header scan of the active segment, so it survives SIGKILL.
-//! - Bounded: at most [`PRODUCERS_PER_PARTITION_MAX`] producers, each with at
+//! - Bounded: at most `producers_per_partition_max` producers (a config
+//!   key, default [`PRODUCERS_PER_PARTITION_MAX_DEFAULT`]), each with at
 //!   most [`PRODUCER_BATCHES_REMEMBERED`] batches.
 //!
 //! Policy for a producer id the partition does not know (new, or evicted):
@@ -36,10 +37,13 @@ use super::sync_dir;
 /// batches are answered with their original offsets. The client caps an
 /// idempotent producer's in-flight requests at this (as Kafka does with 5).
 pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
-/// Producers remembered per partition; beyond it the one that wrote least
-/// recently is forgotten. 4096 × (5 × 24 + 16) bytes ≈ 560 KiB per snapshot
-/// at most.
-pub const PRODUCERS_PER_PARTITION_MAX: usize = 4096;
+/// Default of `producers_per_partition_max`, the producers remembered per
+/// partition; beyond it the one that wrote least recently is forgotten.
+/// 4096 × (5 × 24 + 16) bytes ≈ 560 KiB per snapshot at most.
+pub const PRODUCERS_PER_PARTITION_MAX_DEFAULT: usize = 4096;
+/// Bytes of one producer in a snapshot with no batch (id, epoch, count):
+/// bounds the producer count a snapshot of a given size can claim.
+const SNAPSHOT_PRODUCER_BYTES_MIN: usize = 8 + 2 + 1;
 /// Extension of producer-state snapshot files.
 pub(crate) const SNAPSHOT_EXT: &str = "producers";
 const SNAPSHOT_MAGIC: &[u8; 4] = b"SKPS";
@@ -76,9 +80,20 @@ pub(crate) enum SeqCheck {
 }
 
 /// Per-producer state of one partition (see the module doc).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ProducerStates {
     map: HashMap<u64, ProducerEntry>,
+    /// Most producers kept (`producers_per_partition_max`).
+    producers_max: usize,
+}
+
+impl Default for ProducerStates {
+    fn default() -> Self {
+        ProducerStates {
+            map: HashMap::new(),
+            producers_max: PRODUCERS_PER_PARTITION_MAX_DEFAULT,
+        }
+    }
 }
 
 /// A screened commit group: the batches to write, and the ones answered
@@ -195,14 +210,18 @@ impl ProducerStates {
         if !h.has_producer() {
             return;
         }
-        if !self.map.contains_key(&h.producer_id) && self.map.len() >= PRODUCERS_PER_PARTITION_MAX {
-            // Forget the producer that wrote least recently.
-            if let Some(oldest) = self
-                .map
-                .iter()
-                .min_by_key(|(_, e)| e.last_offset())
-                .map(|(&pid, _)| pid)
-            {
+        if !self.map.contains_key(&h.producer_id) {
+            // Forget the producers that wrote least recently (more than one
+            // only when the limit was lowered since the snapshot).
+            while self.map.len() >= self.producers_max {
+                let Some(oldest) = self
+                    .map
+                    .iter()
+                    .min_by_key(|(_, e)| e.last_offset())
+                    .map(|(&pid, _)| pid)
+                else {
+                    break;
+                };
                 self.map.remove(&oldest);
             }
         }
@@ -269,7 +288,10 @@ impl ProducerStates {
             return None;
         }
         let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-        if n > PRODUCERS_PER_PARTITION_MAX {
+        // Bounded by the bytes present, not by the current limit: a snapshot
+        // written under a higher `producers_per_partition_max` still loads.
+        let left = body.len().saturating_sub(SNAPSHOT_MAGIC.len() + 1 + 4);
+        if n > left / SNAPSHOT_PRODUCER_BYTES_MIN {
             return None;
         }
         let mut map = HashMap::with_capacity(n);
@@ -296,7 +318,10 @@ impl ProducerStates {
         if !r.is_empty() {
             return None;
         }
-        Some(ProducerStates { map })
+        Some(ProducerStates {
+            map,
+            ..ProducerStates::default()
+        })
     }
 
     /// Writes the state as of `offset` (the log end) to
@@ -355,12 +380,13 @@ fn load(path: &Path) -> Option<ProducerStates> {
 /// close inside it), plus every batch header of `active` (up to
 /// `write_pos`, already checked by recovery) from the snapshot's offset on.
 /// Snapshots beyond `next_offset` describe batches that did not survive and
-/// are ignored.
+/// are ignored. At most `producers_max` producers are kept from then on.
 pub(crate) fn rebuild(
     dir: &Path,
     active: &Segment,
     write_pos: u64,
     next_offset: u64,
+    producers_max: usize,
 ) -> Result<ProducerStates, LogError> {
     let snapshots = list_snapshots(dir)?;
     let newest = snapshots.iter().rev().find(|(o, _)| *o <= next_offset);
@@ -377,6 +403,7 @@ pub(crate) fn rebuild(
         }
         None => (ProducerStates::default(), 0),
     };
+    state.producers_max = producers_max.max(1);
     let mut pos = 0;
     while pos < write_pos {
         let header = read_header_at(&active.file, pos)
@@ -510,14 +537,48 @@ mod tests {
     #[test]
     fn producers_are_bounded() {
         let mut s = ProducerStates::default();
-        for pid in 0..(PRODUCERS_PER_PARTITION_MAX as u64 + 3) {
+        for pid in 0..(PRODUCERS_PER_PARTITION_MAX_DEFAULT as u64 + 3) {
             s.record(&header(pid, 0, 0, 1), info(pid, 1));
         }
-        assert_eq!(s.len(), PRODUCERS_PER_PARTITION_MAX);
+        assert_eq!(s.len(), PRODUCERS_PER_PARTITION_MAX_DEFAULT);
         // The least recent ones went.
         assert_eq!(
             s.check(&header(0, 0, 5, 1), None).expect("unknown accepts"),
             SeqCheck::Append
         );
+    }
+
+    #[test]
+    fn a_lowered_limit_keeps_the_most_recent_producers() {
+        let mut s = ProducerStates::default();
+        for pid in 0..10 {
+            s.record(&header(pid, 0, 0, 1), info(pid * 10, 1));
+        }
+        // As after a restart with a lower `producers_per_partition_max`.
+        let mut s = ProducerStates::decode(&s.encode()).expect("decodes");
+        s.producers_max = 3;
+        s.record(&header(100, 0, 0, 1), info(1000, 1));
+        assert_eq!(s.len(), 3);
+        for kept in [8, 9, 100] {
+            assert!(
+                matches!(
+                    s.check(&header(kept, 0, 0, 1), None),
+                    Ok(SeqCheck::Duplicate(_))
+                ),
+                "producer {kept} kept"
+            );
+        }
+    }
+
+    #[test]
+    fn a_snapshot_claiming_more_producers_than_its_bytes_is_refused() {
+        let mut bytes = ProducerStates::default().encode();
+        let n_at = SNAPSHOT_MAGIC.len() + 1;
+        bytes[n_at..n_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        // A valid checksum over the lie, so only the count check refuses it.
+        let body = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..body]).to_le_bytes();
+        bytes[body..].copy_from_slice(&crc);
+        assert_eq!(ProducerStates::decode(&bytes), None);
     }
 }

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::failure::Failure;
+use crate::clock::now_ms;
 use crate::log::{AppendTicket, PartitionLog};
 use crate::topics::Topic;
 
@@ -99,11 +100,12 @@ pub(crate) fn describe_topic(
 }
 
 /// Resolves a produce request's topic (creating it when the broker allows)
-/// and partition.
+/// and partition, after refusing a batch timestamped too far ahead.
 pub(crate) async fn produce_target(
     shared: &Arc<Shared>,
     req: &ProduceRequest,
 ) -> Result<(Arc<PartitionLog>, u32), Failure> {
+    check_timestamps(&req.batch, shared.config.timestamp_after_ms_max, now_ms())?;
     let topic = match shared.topics.get(&req.topic) {
         Some(t) => t,
         None if shared.config.auto_create_topics => {
@@ -138,6 +140,27 @@ pub(crate) async fn produce_target(
         req.partition
     };
     Ok((Arc::clone(topic.partition(partition)?), partition))
+}
+
+/// Refuses a batch whose newest record is more than `after_ms_max` ahead
+/// of `now_ms`. Reads the header's max timestamp only: the log's
+/// validation (which runs next) refuses a header that disagrees with its
+/// records, and a header too short to read is left to it as well.
+fn check_timestamps(batch_bytes: &Bytes, after_ms_max: u64, now_ms: i64) -> Result<(), Failure> {
+    let Ok(header) = batch::BatchHeader::parse(batch_bytes) else {
+        return Ok(());
+    };
+    let ahead_ms = i128::from(header.max_timestamp_ms) - i128::from(now_ms);
+    if ahead_ms > i128::from(after_ms_max) {
+        return Err(Failure::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "batch timestamp {} is {ahead_ms} ms ahead of the broker's clock (timestamp_after_ms_max = {after_ms_max})",
+                header.max_timestamp_ms
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Key hash of the batch's first record when it has a key, round-robin
