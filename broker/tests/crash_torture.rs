@@ -20,11 +20,12 @@
 //!   go backwards across crashes.
 //!
 //! A second topic with a small size retention is written by one more
-//! (throttled) idempotent producer and read by a plain fetch loop (the
-//! witness), so retention deletes segments in every run and kills land in
-//! deletions too. Checked for it: every acknowledged message is in the log
-//! exactly once at its acked offset, or below the log start and seen by the
-//! witness before retention deleted it; offsets contiguous; per-key order.
+//! (throttled) idempotent producer with keyless records (sticky partition
+//! per batch) and read by a plain fetch loop (the witness), so retention
+//! deletes segments in every run and kills land in deletions too. Checked
+//! for it: every acknowledged message is in the log exactly once at its
+//! acked offset, or below the log start and seen by the witness before
+//! retention deleted it; no message stored twice; offsets contiguous.
 //!
 //! `SKIFF_TORTURE_CYCLES` sets the number of kill/restart cycles (default 5,
 //! well under 30 s). Figures are printed for the record.
@@ -150,6 +151,10 @@ struct Load {
     window_max: usize,
     padding_max: usize,
     pause: Duration,
+    /// Keyed records (per-key order is checked) or keyless ones (the
+    /// producer picks a sticky partition per batch; only exactly-once is
+    /// checked, as keyless records have no order across partitions).
+    keyed: bool,
 }
 
 const TORTURE_LOAD: Load = Load {
@@ -157,6 +162,7 @@ const TORTURE_LOAD: Load = Load {
     window_max: 40,
     padding_max: 200,
     pause: Duration::ZERO,
+    keyed: true,
 };
 
 /// Slow enough for `RETAINED_BYTES` to hold a few seconds of it.
@@ -165,6 +171,7 @@ const RETAINED_LOAD: Load = Load {
     window_max: 16,
     padding_max: 100,
     pause: Duration::from_millis(10),
+    keyed: false,
 };
 
 async fn produce(
@@ -199,7 +206,10 @@ async fn produce(
                 "{id}:{k}:{seq}:{}",
                 "x".repeat(rng.gen_range(0..load.padding_max))
             );
-            let rec = ProducerRecord::new(load.topic, value).key(format!("p{id}-k{k}"));
+            let mut rec = ProducerRecord::new(load.topic, value);
+            if load.keyed {
+                rec = rec.key(format!("p{id}-k{k}"));
+            }
             window.push(((id, k, seq), producer.send(rec)));
         }
         for (msg, fut) in window {
@@ -642,7 +652,7 @@ async fn run(cycles: u64) {
             );
         }
     }
-    let tally = check(&acked, &seen, &starts, &log);
+    let tally = check(&acked, &seen, &starts, &log, TORTURE_LOAD.keyed);
     let retained_acked = retained_acked.lock().await;
     let retained_seen = retained_seen.lock().await;
     let retained = check(
@@ -650,6 +660,7 @@ async fn run(cycles: u64) {
         &retained_seen,
         &retained_starts,
         &retained_log,
+        RETAINED_LOAD.keyed,
     );
     println!(
         "crash torture: {} cycles (SIGKILL + restart), {} sent to both topics, {} acknowledged, {} failed (unacknowledged), lost {}, expired unseen {}, consumer saw {} (vanished {}), log now holds {} records, {:.1}s",
@@ -730,9 +741,10 @@ struct Tally {
 
 /// Checks one topic's final log against what was acknowledged and seen:
 /// each acknowledged message exactly once at its acked offset (or deleted
-/// by retention after being seen), strictly increasing sequences per key
-/// (no duplicate, no reorder), nothing seen vanished or changed.
-fn check(acked: &Acked, seen: &Seen, starts: &[u64], log: &Seen) -> Tally {
+/// by retention after being seen), no message twice, with `keyed` strictly
+/// increasing sequences per key (no reorder), nothing seen vanished or
+/// changed.
+fn check(acked: &Acked, seen: &Seen, starts: &[u64], log: &Seen, keyed: bool) -> Tally {
     let mut tally = Tally {
         lost: 0,
         deleted: 0,
@@ -757,8 +769,15 @@ fn check(acked: &Acked, seen: &Seen, starts: &[u64], log: &Seen) -> Tally {
     let mut last: HashMap<(usize, usize), u64> = HashMap::new();
     let mut all: BTreeMap<(u32, u64), Bytes> = seen.clone();
     all.extend(log.iter().map(|(k, v)| (*k, v.clone())));
+    let mut at: HashMap<(usize, usize, u64), (u32, u64)> = HashMap::new();
     for (&(p, offset), value) in &all {
         let (id, k, seq) = parse(value);
+        if let Some(first) = at.insert((id, k, seq), (p, offset)) {
+            panic!("p{id}-k{k} sequence {seq} stored twice: at {first:?} and {p}/{offset}");
+        }
+        if !keyed {
+            continue;
+        }
         if let Some(&prev) = last.get(&(id, k)) {
             assert!(
                 seq > prev,

@@ -11,10 +11,16 @@
 //!
 //! Partition choice: [`ProducerRecord::partition`] if set; otherwise the key's
 //! hash ([`skiff_protocol::partitioner::partition_for_key`], with the
-//! partition count from DescribeTopic, cached per topic); otherwise
-//! [`PARTITION_AUTO`]: keyless records share one batch per topic and the
-//! broker places each whole batch (sticky per batch, round-robin across
-//! batches).
+//! partition count from DescribeTopic, cached per topic); otherwise, for a
+//! keyless record, a sticky partition: keyless records of a topic fill one
+//! partition's batch, and once that batch closes the next keyless record
+//! moves on to the next partition (round-robin across batches, as Kafka's
+//! sticky partitioner). The producer knows the partition, so keyless
+//! batches are numbered and deduplicated like keyed ones. With
+//! `idempotent(false)`, or while the topic does not exist yet (a broker with
+//! `auto_create_topics` creates it on the first produce), keyless records
+//! are sent with [`PARTITION_AUTO`] and the broker places each whole batch
+//! the same way.
 //!
 //! # Ordering and retries
 //!
@@ -43,10 +49,10 @@
 //! the gap. At most [`IDEMPOTENT_IN_FLIGHT_MAX`] requests are in flight (the
 //! broker remembers that many batches per producer and partition).
 //!
-//! Not covered: keyless records sent with [`PARTITION_AUTO`] (the broker
-//! picks the partition, so there is no per-partition sequence; they are sent
-//! without a producer id and retries of them can duplicate), and a broker
-//! without InitProducerId (the producer then falls back to plain batches and
+//! Not covered: keyless records sent with [`PARTITION_AUTO`] (only before
+//! their topic exists, see above: the broker picks the partition, so there
+//! is no per-partition sequence; they are sent without a producer id and
+//! retries of them can duplicate), and a broker without InitProducerId (the producer then falls back to plain batches and
 //! logs a warning). With `idempotent(false)`, retries can duplicate: set
 //! `retries_max = 0` to rule that out at the price of failing instead.
 //!
@@ -583,6 +589,8 @@ struct Task {
     buffered_bytes: Arc<AtomicUsize>,
     partitions: HashMap<PartitionKey, PartitionQueue>,
     partition_counts: HashMap<String, u32>,
+    /// Per topic, the partition keyless records are filling.
+    sticky: HashMap<String, u32>,
     /// Flush id → (batches still outstanding, waiter).
     flushes: HashMap<u64, (usize, oneshot::Sender<()>)>,
     next_id: u64,
@@ -615,6 +623,7 @@ impl Task {
             buffered_bytes,
             partitions: HashMap::new(),
             partition_counts: HashMap::new(),
+            sticky: HashMap::new(),
             flushes: HashMap::new(),
             next_id: 0,
             in_flight_total: 0,
@@ -674,17 +683,47 @@ impl Task {
             return Ok(p);
         }
         let Some(key) = &record.key else {
-            return Ok(PARTITION_AUTO);
-        };
-        let count = match self.partition_counts.get(&record.topic) {
-            Some(&n) => n,
-            None => {
-                let n = self.sender.partition_count(record.topic.clone()).await?;
-                self.partition_counts.insert(record.topic.clone(), n);
-                n
+            if !self.config.idempotent {
+                return Ok(PARTITION_AUTO);
             }
+            return match self.partition_count(&record.topic).await {
+                Ok(count) => Ok(self.sticky_partition(&record.topic, count)),
+                // Not created yet: the broker creates it (when it may) and
+                // places the batch.
+                Err(e) if e.code() == Some(ErrorCode::UnknownTopic) => Ok(PARTITION_AUTO),
+                Err(e) => Err(e),
+            };
         };
+        let count = self.partition_count(&record.topic).await?;
         Ok(partition_for_key(key, count))
+    }
+
+    /// The topic's partition count, asked of the broker once and cached.
+    async fn partition_count(&mut self, topic: &str) -> Result<u32> {
+        if let Some(&n) = self.partition_counts.get(topic) {
+            return Ok(n);
+        }
+        let n = self.sender.partition_count(topic.to_owned()).await?;
+        self.partition_counts.insert(topic.to_owned(), n);
+        Ok(n)
+    }
+
+    /// The partition for a keyless record of `topic`: the one keyless
+    /// records are filling while its batch is open, else the next one.
+    fn sticky_partition(&mut self, topic: &str, count: u32) -> u32 {
+        let count = count.max(1);
+        let filling = |p: u32| {
+            self.partitions
+                .get(&(topic.to_owned(), p))
+                .is_some_and(|q| q.open.is_some())
+        };
+        let next = match self.sticky.get(topic) {
+            Some(&p) if p < count && filling(p) => p,
+            Some(&p) => (p + 1) % count,
+            None => 0,
+        };
+        self.sticky.insert(topic.to_owned(), next);
+        next
     }
 
     async fn enqueue(
@@ -1184,8 +1223,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn keys_pick_partitions_by_hash_and_keyless_records_go_auto() {
-        let (p, broker) = producer(ProducerConfig::default());
+    async fn keys_pick_partitions_by_hash_and_keyless_records_go_auto_without_idempotence() {
+        let (p, broker) = producer(ProducerConfig::default().idempotent(false));
         let ack = p
             .send(ProducerRecord::new("t", "v").key("customer-1"))
             .await
@@ -1194,6 +1233,39 @@ mod tests {
         p.send(ProducerRecord::new("t", "v")).await.unwrap();
         let requests = broker.requests.lock().unwrap().clone();
         assert_eq!(requests[1].0, PARTITION_AUTO);
+    }
+
+    #[tokio::test]
+    async fn keyless_records_stick_to_a_partition_per_batch_and_are_numbered() {
+        let (p, broker) = producer(ProducerConfig::default().linger_ms(60_000));
+        // Two batches' worth, flushed one batch at a time.
+        for _ in 0..2 {
+            let acks: Vec<_> = (0..3)
+                .map(|_| p.send(ProducerRecord::new("t", "v")))
+                .collect();
+            p.flush().await.unwrap();
+            let partitions: Vec<u32> = futures::future::join_all(acks)
+                .await
+                .into_iter()
+                .map(|a| a.unwrap().partition)
+                .collect();
+            assert!(
+                partitions.windows(2).all(|w| w[0] == w[1]),
+                "{partitions:?}"
+            );
+        }
+        let requests = broker.requests.lock().unwrap().clone();
+        assert_eq!(requests.len(), 2, "{requests:?}");
+        assert_eq!(
+            (requests[0].0, requests[1].0),
+            (0, 1),
+            "next batch, next partition"
+        );
+        let sequences = broker.sequences.lock().unwrap().clone();
+        assert!(
+            sequences.iter().all(|&(pid, seq, _)| pid == 1 && seq == 0),
+            "keyless batches carry the producer id and each partition's first sequence: {sequences:?}"
+        );
     }
 
     #[tokio::test]
