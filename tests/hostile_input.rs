@@ -1,5 +1,6 @@
 //! Black-box tests of hostile clients: frames cut off mid-way, batches whose
-//! record count lies (with a correct checksum), a thousand connections at
+//! record count lies or whose varints overflow, go negative or claim more
+//! than the batch holds (each with a correct checksum), a thousand connections at
 //! once, a slowloris client, and a consumer that never reads its socket.
 //! In every case the broker keeps serving well-behaved clients.
 //!
@@ -54,8 +55,13 @@ fn batch(records: usize, value_bytes: usize) -> Bytes {
 
 /// Overwrites a u32 field and recomputes the CRC, so only the lie is left.
 fn forge(batch: &Bytes, pos: usize, value: u32) -> Bytes {
+    forge_bytes(batch, pos, &value.to_le_bytes())
+}
+
+/// Overwrites bytes at `pos` and recomputes the CRC.
+fn forge_bytes(batch: &Bytes, pos: usize, bytes: &[u8]) -> Bytes {
     let mut b = batch.to_vec();
-    b[pos..pos + 4].copy_from_slice(&value.to_le_bytes());
+    b[pos..pos + bytes.len()].copy_from_slice(bytes);
     let crc = crc32fast::hash(&b[CRC_START..]);
     b[12..16].copy_from_slice(&crc.to_le_bytes());
     Bytes::from(b)
@@ -130,6 +136,59 @@ async fn a_frame_cut_off_midway_then_closed_writes_nothing() {
     }
     assert_eq!(end_offset(&mut admin, "t").await, 0, "nothing was written");
     admin.call(ListTopicsRequest).await.expect("still served");
+    broker.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn overflowing_negative_and_oversized_varints_are_refused_with_a_correct_checksum() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(test_config(dir.path())).await.expect("start");
+    let mut conn = RawConn::handshaken(broker.local_addr()).await;
+    create_topic(&mut conn, "t").await;
+    // One record, key "k0", 10-byte value: its fields start right after the
+    // 57-byte header, each length a one-byte varint.
+    let honest = batch(1, 10);
+    let record = 57;
+    assert_eq!(
+        &honest[record..record + 5],
+        &[17, 0, 0, 4, b'k'],
+        "record layout: length 17, offset delta 0, timestamp delta 0, key length 2 (zigzag 4)"
+    );
+    let lies = [
+        // A varint of ten continuation bytes: overflows 64 bits.
+        forge_bytes(&honest, record, &[0xFF; 10]),
+        // The record's length claims more than the batch holds.
+        forge_bytes(&honest, record, &[0x7F]),
+        // Key length -3 (zigzag 5): negative, and not the -1 of "no key".
+        forge_bytes(&honest, record + 3, &[5]),
+        // Key length i64::MIN (zigzag u64::MAX as a 10-byte varint).
+        forge_bytes(
+            &honest,
+            record + 3,
+            &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+        ),
+        // Value length 127: more than is left.
+        forge_bytes(&honest, record + 6, &[0x7F]),
+    ];
+    for lie in lies {
+        let err = conn
+            .call(ProduceRequest {
+                topic: "t".into(),
+                partition: 0,
+                batch: lie,
+            })
+            .await
+            .expect_err("a batch with a bad varint is refused");
+        assert_eq!(err.0, ErrorCode::CorruptBatch, "{}", err.1);
+    }
+    assert_eq!(end_offset(&mut conn, "t").await, 0, "nothing was written");
+    conn.call(ProduceRequest {
+        topic: "t".into(),
+        partition: 0,
+        batch: honest,
+    })
+    .await
+    .expect("the honest batch is stored");
     broker.shutdown().await.expect("shutdown");
 }
 
