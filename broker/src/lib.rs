@@ -28,4 +28,4 @@ pub mod topics;
 
 pub use config::BrokerConfig;
 pub use embedded::TempBroker;
-pub use server::{Broker, BrokerError, BrokerHandle};
+pub use server::{Broker, BrokerError, BrokerHandle, TlsError};
