@@ -48,6 +48,7 @@ mod consumer;
 mod error;
 mod group;
 mod producer;
+mod tls;
 
 pub use admin::Admin;
 pub use client::Client;
@@ -71,6 +72,7 @@ pub use producer::{
     IN_FLIGHT_MAX_DEFAULT, LINGER_MS_DEFAULT, Producer, ProducerConfig, ProducerRecord,
     RECORD_BYTES_MAX, RETRIES_MAX_DEFAULT, SendFuture,
 };
+pub use tls::{SCHEME_PLAIN, SCHEME_TLS};
 
 /// The wire contract, for [`Connection`]-level use.
 pub use skiff_protocol as protocol;
