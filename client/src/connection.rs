@@ -515,7 +515,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
         match next {
             None => break "the broker closed the connection".to_owned(),
             Some(Err(e)) => {
-                if let Some(failure) = crate::tls::failure_reason(&e, shared.tls) {
+                let buffered = stream.read_buffer();
+                if let Some(failure) = crate::tls::failure_reason(&e, shared.tls, buffered) {
                     let _ = shared.tls_failure.set(failure);
                 }
                 break format!("read failed: {e}");

@@ -177,14 +177,15 @@ impl TlsConnector {
 /// The TLS failure behind a broken connection, in words, if it was one:
 /// a rustls error (e.g. the broker refusing this client's certificate,
 /// which TLS 1.3 reports only after the client's side of the handshake), or
-/// TLS bytes arriving on a plaintext connection.
-pub(crate) fn failure_reason(e: &FrameError, tls: bool) -> Option<TlsFailure> {
+/// a TLS record arriving on a plaintext connection. `buffered` is what the
+/// reader held, undecoded, when it failed.
+pub(crate) fn failure_reason(e: &FrameError, tls: bool, buffered: &[u8]) -> Option<TlsFailure> {
     match e {
         FrameError::Io(io) if tls => rustls_error(io).map(|e| TlsFailure::Refused(describe(e))),
-        // A TLS record starts 0x15 (alert) or 0x16 (handshake), then the
-        // major version 3: read as a length prefix, that is an enormous
-        // frame. No skiff broker sends a frame that large.
-        FrameError::TooLarge { size, .. } if !tls && matches!(size >> 16, 0x1503 | 0x1603) => {
+        // A TLS record starts with its type, 0x15 (alert) or 0x16
+        // (handshake), then the major version 3. As a skiff length prefix
+        // that is a frame of 197 KB or more, which never arrives whole.
+        _ if !tls && matches!(buffered, [0x15 | 0x16, 0x03, ..]) => {
             Some(TlsFailure::BrokerSpeaksTls)
         }
         _ => None,
@@ -327,21 +328,14 @@ mod tests {
 
     #[test]
     fn tls_records_on_a_plaintext_connection_are_recognised() {
-        let alert = FrameError::TooLarge {
-            size: 0x1503_0300,
-            max: 1 << 24,
-            correlation_id: None,
-        };
+        let eof = FrameError::Io(std::io::ErrorKind::UnexpectedEof.into());
+        let alert = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32];
         assert_eq!(
-            failure_reason(&alert, false),
+            failure_reason(&eof, false, &alert),
             Some(TlsFailure::BrokerSpeaksTls)
         );
-        assert_eq!(failure_reason(&alert, true), None);
-        let big = FrameError::TooLarge {
-            size: 1 << 25,
-            max: 1 << 24,
-            correlation_id: None,
-        };
-        assert_eq!(failure_reason(&big, false), None);
+        assert_eq!(failure_reason(&eof, true, &alert), None);
+        assert_eq!(failure_reason(&eof, false, &[0x15, 0x00, 0x00]), None);
+        assert_eq!(failure_reason(&eof, false, &[]), None);
     }
 }

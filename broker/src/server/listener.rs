@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::Shared;
-use super::connection;
+use super::{connection, tls};
 
 /// First pause after a failed accept (e.g. out of file descriptors).
 const ACCEPT_BACKOFF_MS_MIN: u64 = 5;
@@ -27,7 +27,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             accepted = listener.accept() => accepted,
             () = shared.shutdown.cancelled() => return,
         };
-        let (stream, peer) = match accepted {
+        let (mut stream, peer) = match accepted {
             Ok(conn) => {
                 backoff_ms = ACCEPT_BACKOFF_MS_MIN;
                 conn
@@ -51,8 +51,11 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         shared.tracker.spawn(async move {
             match &conn_shared.tls {
                 None => {
-                    let (rd, wr) = stream.into_split();
-                    connection::serve(rd, wr, peer, Arc::clone(&conn_shared)).await;
+                    let idle = Duration::from_millis(conn_shared.config.idle_timeout_ms);
+                    if tls::plaintext_first_bytes_ok(&mut stream, peer, idle).await {
+                        let (rd, wr) = stream.into_split();
+                        connection::serve(rd, wr, peer, Arc::clone(&conn_shared)).await;
+                    }
                 }
                 Some(tls) => {
                     if let Some(stream) = tls.accept(stream, peer, &conn_shared.shutdown).await {

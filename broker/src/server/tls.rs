@@ -11,9 +11,14 @@
 //! - A failed handshake (timeout, plaintext on the TLS port, a certificate
 //!   that does not verify, no client certificate when one is required) is
 //!   logged and counted in `skiff_tls_handshake_failures_total` (label
-//!   `reason`: `timeout`, `refused`, `io`); it closes that socket only.
+//!   `reason`: `timeout`, `refused`, `io`, or `plaintext_listener` for a
+//!   TLS client on a plaintext listener); it closes that socket only.
 //! - The crypto provider (ring) is passed explicitly to every rustls config,
 //!   so nothing depends on a process-wide default provider.
+//! - A plaintext listener answers a TLS ClientHello with one skiff error
+//!   frame and closes, so a TLS client fails at once (its TLS stack rejects
+//!   the frame as a bad record) instead of waiting for its connect timeout
+//!   while the broker waits for a frame that never completes.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -21,11 +26,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use skiff_protocol::ErrorCode;
+use skiff_protocol::frame::{OutgoingResponse, ServerCodec};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 use tokio_rustls::server::TlsStream;
+use tokio_util::codec::Encoder;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BrokerConfig;
@@ -190,6 +200,48 @@ impl TlsListener {
         metrics::counter!(names::TLS_HANDSHAKE_FAILURES, "reason" => reason).increment(1);
         None
     }
+}
+
+/// On a plaintext listener: waits (up to `idle`) for the connection's first
+/// bytes and tells whether it may be served. A TLS ClientHello (record type
+/// 0x16, version 3.1 to 3.4) is answered with an error frame and refused;
+/// as a little-endian length prefix those bytes announce a first frame of
+/// at least 66 KB, far beyond any handshake request, so no skiff client is
+/// mistaken for one. A connection that sends nothing within `idle` is
+/// refused too, as the idle rule would close it anyway.
+pub(crate) async fn plaintext_first_bytes_ok(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    idle: Duration,
+) -> bool {
+    let mut head = [0u8; 3];
+    let peeked = match tokio::time::timeout(idle, stream.peek(&mut head)).await {
+        Ok(Ok(n)) => n,
+        Ok(Err(_)) => return false,
+        Err(_elapsed) => {
+            tracing::debug!(%peer, "closing idle connection");
+            return false;
+        }
+    };
+    if peeked < head.len() || !matches!(head, [0x16, 0x03, 0x01..=0x04]) {
+        return true;
+    }
+    tracing::debug!(%peer, "TLS ClientHello on the plaintext listener; refusing");
+    metrics::counter!(names::TLS_HANDSHAKE_FAILURES, "reason" => "plaintext_listener").increment(1);
+    let response = OutgoingResponse::error(
+        0,
+        ErrorCode::MalformedRequest,
+        "this listener speaks plaintext skiff, not TLS",
+    );
+    let mut frame = BytesMut::new();
+    // A small frame into a fresh socket's empty send buffer: never blocks.
+    if ServerCodec::new(usize::MAX)
+        .encode(response, &mut frame)
+        .is_ok()
+    {
+        let _ = stream.write_all(&frame).await;
+    }
+    false
 }
 
 fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
