@@ -13,6 +13,10 @@
 //!   members of a consumer group, committing what it delivered
 //!   (at-least-once).
 //!
+//! TLS: a `skiffs://host:port` address or [`ClientConfig::tls_ca_file`]
+//! connects with TLS, verifying the broker against that CA file only;
+//! [`ClientConfig::tls_client_cert`] adds a client certificate (mutual TLS).
+//!
 //! Every error is a typed [`Error`].
 //!
 //! ```no_run
