@@ -284,6 +284,34 @@ async fn a_silent_connection_is_closed_after_the_handshake_timeout() {
     broker.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_do_not_delay_shutdown() {
+    // The plaintext listener waits for a connection's first bytes (to spot
+    // a TLS ClientHello) and the TLS listener for the handshake; both give
+    // way to shutdown at once rather than after the grace period.
+    let pki = Pki::generate();
+    for tls in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = if tls {
+            tls_broker(&pki, &dir, false).await
+        } else {
+            common::start_broker(dir.path()).await
+        };
+        let _silent = tokio::net::TcpStream::connect(broker.local_addr())
+            .await
+            .unwrap();
+        // Let the broker accept it and start waiting.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        broker.shutdown().await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "tls: {tls}: shutdown took {:?} (grace is 10 s)",
+            started.elapsed()
+        );
+    }
+}
+
 #[tokio::test]
 async fn unusable_tls_files_are_startup_errors_naming_the_file() {
     let pki = Pki::generate();

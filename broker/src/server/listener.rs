@@ -52,7 +52,8 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             match &conn_shared.tls {
                 None => {
                     let idle = Duration::from_millis(conn_shared.config.idle_timeout_ms);
-                    if tls::plaintext_first_bytes_ok(&mut stream, peer, idle).await {
+                    let shutdown = &conn_shared.shutdown;
+                    if tls::plaintext_first_bytes_ok(&mut stream, peer, idle, shutdown).await {
                         let (rd, wr) = stream.into_split();
                         connection::serve(rd, wr, peer, Arc::clone(&conn_shared)).await;
                     }

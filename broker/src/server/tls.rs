@@ -202,8 +202,8 @@ impl TlsListener {
     }
 }
 
-/// On a plaintext listener: waits (up to `idle`) for the connection's first
-/// bytes and tells whether it may be served. A TLS ClientHello (record type
+/// On a plaintext listener: waits (up to `idle`, or until shutdown) for the
+/// connection's first bytes and tells whether it may be served. A TLS ClientHello (record type
 /// 0x16, version 3.1 to 3.4) is answered with an error frame and refused;
 /// as a little-endian length prefix those bytes announce a first frame of
 /// at least 66 KB, far beyond any handshake request, so no skiff client is
@@ -213,9 +213,14 @@ pub(crate) async fn plaintext_first_bytes_ok(
     stream: &mut TcpStream,
     peer: SocketAddr,
     idle: Duration,
+    shutdown: &CancellationToken,
 ) -> bool {
     let mut head = [0u8; 3];
-    let peeked = match tokio::time::timeout(idle, stream.peek(&mut head)).await {
+    let peeked = tokio::select! {
+        peeked = tokio::time::timeout(idle, stream.peek(&mut head)) => peeked,
+        () = shutdown.cancelled() => return false,
+    };
+    let peeked = match peeked {
         Ok(Ok(n)) => n,
         Ok(Err(_)) => return false,
         Err(_elapsed) => {
