@@ -35,7 +35,7 @@ pub struct Cli {
     )]
     pub broker: String,
 
-    /// TLS settings (any of them but --tls-server-name turns TLS on).
+    /// TLS settings (--tls-ca or a skiffs:// address turns TLS on).
     #[command(flatten)]
     pub tls: TlsArgs,
 

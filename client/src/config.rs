@@ -54,7 +54,8 @@ pub struct ClientConfig {
     pub broker: String,
     /// Name sent in the handshake, shown in broker logs.
     pub client_id: String,
-    /// Limit on TCP connect plus handshake, in milliseconds.
+    /// Limit on TCP connect plus handshakes (TLS, then skiff), in
+    /// milliseconds.
     pub connect_timeout_ms: u64,
     /// Limit on one request's round trip, in milliseconds.
     pub request_timeout_ms: u64,
