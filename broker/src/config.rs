@@ -94,6 +94,20 @@ pub struct BrokerConfig {
     /// Address of the Prometheus metrics endpoint (`GET /metrics`); unset:
     /// no endpoint.
     pub metrics_listen: Option<SocketAddr>,
+    /// PEM file with the listener's certificate chain (leaf first); with
+    /// `tls_key_file`, the client listener speaks only TLS. Unset: plaintext.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM file with the private key of `tls_cert_file` (PKCS#8, PKCS#1 or
+    /// SEC1).
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM file with the CA certificates that sign client certificates; set:
+    /// every client must present a certificate that chains to one of them
+    /// (mutual TLS). Needs `tls_cert_file`.
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// Longest a new connection may take to finish the TLS handshake, in
+    /// milliseconds; a client that connects and sends nothing loses its
+    /// connection slot after this long.
+    pub tls_handshake_timeout_ms: u64,
 }
 
 /// Every config key, in the order of `skiff.toml`. `SKIFF_<KEY>` (upper
@@ -126,6 +140,10 @@ pub const KEYS: &[&str] = &[
     "session_timeout_ms_default",
     "heartbeat_interval_ms",
     "metrics_listen",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
+    "tls_handshake_timeout_ms",
 ];
 
 /// Prefix of the environment variables that override config keys.
@@ -138,6 +156,10 @@ pub const ENV_NOT_KEYS: &[&str] = &[
     "SKIFF_CONFIG",
     "SKIFF_LOG_LEVEL",
     "SKIFF_LOG_FORMAT",
+    "SKIFF_TLS_CA",
+    "SKIFF_TLS_CERT",
+    "SKIFF_TLS_KEY",
+    "SKIFF_TLS_SERVER_NAME",
 ];
 
 /// The environment variable that overrides `key`: `SKIFF_` + the key in
@@ -180,6 +202,10 @@ impl Default for BrokerConfig {
             session_timeout_ms_default: SESSION_TIMEOUT_MS_DEFAULT,
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
             metrics_listen: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
+            tls_handshake_timeout_ms: TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT,
         }
     }
 }
@@ -203,6 +229,10 @@ pub const SESSION_TIMEOUT_MS_MAX_DEFAULT: u32 = 5 * 60 * 1000;
 pub const SESSION_TIMEOUT_MS_DEFAULT: u32 = 30_000;
 /// Default `heartbeat_interval_ms`: 3 s.
 pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u32 = 3000;
+/// Default `tls_handshake_timeout_ms`: 10 s, ample for a handshake over a
+/// slow link (two round trips), short enough that idle sockets cannot hold
+/// the `connections_max` slots for long.
+pub const TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 
 /// The default heartbeat leaves room for two lost heartbeats within the
 /// default session timeout, and the default timeout lies within its bounds.
@@ -377,6 +407,20 @@ impl BrokerConfig {
         if self.retention_check_interval_ms == 0 {
             return invalid("retention_check_interval_ms", "must be at least 1");
         }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => return invalid("tls_key_file", "must be set with tls_cert_file"),
+            (None, Some(_)) => return invalid("tls_cert_file", "must be set with tls_key_file"),
+            _ => {}
+        }
+        if self.tls_client_ca_file.is_some() && self.tls_cert_file.is_none() {
+            return invalid(
+                "tls_client_ca_file",
+                "needs tls_cert_file and tls_key_file (client certificates are checked only over TLS)",
+            );
+        }
+        if self.tls_handshake_timeout_ms == 0 {
+            return invalid("tls_handshake_timeout_ms", "must be at least 1");
+        }
         Ok(())
     }
 
@@ -465,6 +509,9 @@ mod tests {
             retention_ms: Some(1),
             retention_bytes: Some(1),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            tls_cert_file: Some(PathBuf::from("cert.pem")),
+            tls_key_file: Some(PathBuf::from("key.pem")),
+            tls_client_ca_file: Some(PathBuf::from("ca.pem")),
             ..BrokerConfig::default()
         };
         let table = toml::Table::try_from(&all_set).unwrap();
@@ -545,5 +592,43 @@ mod tests {
         };
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("connections_max"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_both_cert_and_key_and_a_client_ca_needs_tls() {
+        let cert_only = BrokerConfig {
+            tls_cert_file: Some(PathBuf::from("cert.pem")),
+            ..BrokerConfig::default()
+        };
+        let err = cert_only.validate().unwrap_err().to_string();
+        assert!(err.contains("tls_key_file"), "{err}");
+        let key_only = BrokerConfig {
+            tls_key_file: Some(PathBuf::from("key.pem")),
+            ..BrokerConfig::default()
+        };
+        let err = key_only.validate().unwrap_err().to_string();
+        assert!(err.contains("tls_cert_file"), "{err}");
+        let ca_only = BrokerConfig {
+            tls_client_ca_file: Some(PathBuf::from("ca.pem")),
+            ..BrokerConfig::default()
+        };
+        let err = ca_only.validate().unwrap_err().to_string();
+        assert!(err.contains("tls_client_ca_file"), "{err}");
+        let both = BrokerConfig {
+            tls_cert_file: Some(PathBuf::from("cert.pem")),
+            tls_key_file: Some(PathBuf::from("key.pem")),
+            tls_client_ca_file: Some(PathBuf::from("ca.pem")),
+            ..BrokerConfig::default()
+        };
+        both.validate().unwrap();
+        let c = BrokerConfig::default()
+            .apply_env(env(&[
+                ("SKIFF_TLS_CERT_FILE", "/etc/skiff/cert.pem"),
+                ("SKIFF_TLS_HANDSHAKE_TIMEOUT_MS", "250"),
+                ("SKIFF_TLS_CA", "client-side, not a key"),
+            ]))
+            .unwrap();
+        assert_eq!(c.tls_cert_file, Some(PathBuf::from("/etc/skiff/cert.pem")));
+        assert_eq!(c.tls_handshake_timeout_ms, 250);
     }
 }

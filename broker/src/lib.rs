@@ -5,7 +5,8 @@
 //! - [`topics`]: the topic registry and its persisted metadata.
 //! - [`groups`]: consumer groups (assignment, rebalances, session expiry)
 //!   and the durable committed-offset store.
-//! - [`server`]: listener, connections, request handlers, shutdown.
+//! - [`server`]: listener (plaintext or TLS), connections, request handlers,
+//!   shutdown.
 //! - [`telemetry`]: metric names and the Prometheus endpoint.
 //! - [`config`]: one [`BrokerConfig`] from file, environment and flags.
 //!
@@ -28,4 +29,4 @@ pub mod topics;
 
 pub use config::BrokerConfig;
 pub use embedded::TempBroker;
-pub use server::{Broker, BrokerError, BrokerHandle};
+pub use server::{Broker, BrokerError, BrokerHandle, TlsError};

@@ -77,6 +77,10 @@ pub mod names {
     /// Gauge, labels `group`, `topic`, `partition`: log end offset minus
     /// the group's committed offset.
     pub const GROUP_LAG: &str = "skiff_group_lag";
+    /// Counter, label `reason` (`timeout`, `refused`, `io`,
+    /// `plaintext_listener`): TLS handshakes that failed on the client
+    /// listener.
+    pub const TLS_HANDSHAKE_FAILURES: &str = "skiff_tls_handshake_failures_total";
     /// Gauge: seconds since the broker started.
     pub const UPTIME: &str = "skiff_uptime_seconds";
 }

@@ -87,3 +87,50 @@ fn json_logs_carry_the_startup_facts() {
         seen.join("\n")
     );
 }
+
+#[test]
+fn missing_or_invalid_tls_files_are_startup_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let cases = [
+        // (flags, what stderr must name)
+        (
+            vec![
+                "--tls-cert",
+                missing.to_str().unwrap(),
+                "--tls-key",
+                garbage.to_str().unwrap(),
+            ],
+            vec!["tls_cert_file", "missing.pem"],
+        ),
+        (
+            vec![
+                "--tls-cert",
+                garbage.to_str().unwrap(),
+                "--tls-key",
+                garbage.to_str().unwrap(),
+            ],
+            vec!["invalid tls_cert_file", "garbage.pem", "CERTIFICATE"],
+        ),
+        (
+            vec!["--tls-cert", garbage.to_str().unwrap()],
+            vec!["tls_key_file"],
+        ),
+    ];
+    for (flags, expected) in cases {
+        let out = skiffd()
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(&flags)
+            .output()
+            .expect("skiffd runs");
+        assert!(!out.status.success(), "{flags:?} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{flags:?}: {stderr}");
+        for word in expected {
+            assert!(stderr.contains(word), "{flags:?}: no {word:?} in {stderr}");
+        }
+    }
+}

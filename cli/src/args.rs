@@ -1,8 +1,10 @@
 //! Command-line arguments (clap derive). Parsing is strict: a malformed
 //! value is a usage error (exit 2) before anything connects.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
-use skiff_client::ConfigChange;
+use skiff_client::{ClientConfig, ConfigChange};
 use skiff_client::{ResetTo, StartFrom};
 
 const AFTER_HELP: &str = "\
@@ -15,6 +17,7 @@ Examples:
   skiff consume orders --group billing --idle-timeout-ms 5000
   skiff group describe billing
   skiff --broker 10.0.0.5:9400 topic list
+  skiff --broker skiffs://broker.internal:9400 --tls-ca ca.pem topic list
   skiff topic alter orders --retention-ms 86400000 --segment-ms default
   skiff status
   skiff completions bash > /etc/bash_completion.d/skiff";
@@ -23,7 +26,7 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(name = "skiff", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Broker address, host:port.
+    /// Broker address: host:port, or skiffs://host:port for TLS.
     #[arg(
         long,
         global = true,
@@ -32,9 +35,62 @@ pub struct Cli {
     )]
     pub broker: String,
 
+    /// TLS settings (--tls-ca or a skiffs:// address turns TLS on).
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// TLS to the broker: global flags with `SKIFF_TLS_*` fallbacks.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// CA certificates (PEM) the broker's certificate must chain to; set:
+    /// connect with TLS. Needed for skiffs:// (no system roots are used).
+    #[arg(long, global = true, value_name = "FILE", env = "SKIFF_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate chain (PEM), for brokers that require one.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "SKIFF_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "SKIFF_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Name the broker's certificate must carry [default: the host of
+    /// --broker].
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "SKIFF_TLS_SERVER_NAME"
+    )]
+    pub tls_server_name: Option<String>,
+}
+
+impl Cli {
+    /// The client settings every command connects with.
+    pub fn client_config(&self, client_id: &str) -> ClientConfig {
+        let mut config = ClientConfig::new(self.broker.clone()).client_id(client_id);
+        let tls = &self.tls;
+        config.tls_ca_file = tls.tls_ca.clone();
+        config.tls_cert_file = tls.tls_cert.clone();
+        config.tls_key_file = tls.tls_key.clone();
+        config.tls_server_name = tls.tls_server_name.clone();
+        config
+    }
 }
 
 /// The subcommands.

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use skiff_client::{Client, ClientConfig};
+use skiff_client::Client;
 
 use crate::args::{Cli, Command};
 
@@ -28,16 +28,20 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Every command connects with these settings (address, TLS).
+    let config = cli.client_config("skiff-cli");
     let cli = match cli.command {
         // The bench runs its actors on a multi-threaded runtime of its own.
-        Command::Bench(args) => return commands::bench::run(cli.broker, args),
+        Command::Bench(args) => {
+            return commands::bench::run(config.client_id("skiff-bench"), args);
+        }
         command => Cli { command, ..cli },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let client = Client::lazy(ClientConfig::new(cli.broker).client_id("skiff-cli"));
+        let client = Client::lazy(config);
         match cli.command {
             Command::Topic(command) => commands::topic::run(&client, command).await,
             Command::Produce(args) => commands::produce::run(&client, args).await,

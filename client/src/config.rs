@@ -4,6 +4,7 @@
 //! Every limit is named with its unit last and has a default chosen for a
 //! service on the same network as its broker.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rand::Rng;
@@ -40,15 +41,21 @@ const _: () = assert!(RECONNECT_ATTEMPTS_MAX_DEFAULT >= 1);
 ///     .client_id("billing")
 ///     .request_timeout_ms(5_000);
 /// assert_eq!(config.broker, "10.0.0.5:9400");
+///
+/// // TLS: the broker's certificate must chain to ca.pem.
+/// let tls = ClientConfig::new("skiffs://broker.internal:9400").tls_ca_file("ca.pem");
+/// assert!(tls.tls_ca_file.is_some());
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
-    /// Broker address, `host:port`.
+    /// Broker address: `host:port` or `skiff://host:port` (plaintext, unless
+    /// `tls_ca_file` is set), or `skiffs://host:port` (TLS).
     pub broker: String,
     /// Name sent in the handshake, shown in broker logs.
     pub client_id: String,
-    /// Limit on TCP connect plus handshake, in milliseconds.
+    /// Limit on TCP connect plus handshakes (TLS, then skiff), in
+    /// milliseconds.
     pub connect_timeout_ms: u64,
     /// Limit on one request's round trip, in milliseconds.
     pub request_timeout_ms: u64,
@@ -60,6 +67,18 @@ pub struct ClientConfig {
     pub reconnect_backoff_max_ms: u64,
     /// Connect attempts for one request before it fails.
     pub reconnect_attempts_max: u32,
+    /// PEM file with the CA certificates the broker's certificate must chain
+    /// to. Set: connections use TLS (whatever the address's scheme); needed
+    /// for `skiffs://` (no system roots are trusted).
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM file with this client's certificate chain, for brokers that
+    /// require client certificates (mutual TLS). Needs `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM file with the private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// Name the broker's certificate must carry; unset: the address's host.
+    /// For brokers reached by an address their certificate does not name.
+    pub tls_server_name: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -73,6 +92,10 @@ impl Default for ClientConfig {
             reconnect_backoff_initial_ms: RECONNECT_BACKOFF_INITIAL_MS_DEFAULT,
             reconnect_backoff_max_ms: RECONNECT_BACKOFF_MAX_MS_DEFAULT,
             reconnect_attempts_max: RECONNECT_ATTEMPTS_MAX_DEFAULT,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_server_name: None,
         }
     }
 }
@@ -116,6 +139,28 @@ impl ClientConfig {
         self.reconnect_backoff_initial_ms = initial_ms;
         self.reconnect_backoff_max_ms = max_ms.max(initial_ms);
         self.reconnect_attempts_max = attempts_max.max(1);
+        self
+    }
+
+    /// Connects with TLS, verifying the broker's certificate against the CA
+    /// certificates in `path` (PEM).
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
+        self
+    }
+
+    /// Presents this certificate chain and key (PEM files) to brokers that
+    /// require client certificates (mutual TLS).
+    pub fn tls_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls_cert_file = Some(cert.into());
+        self.tls_key_file = Some(key.into());
+        self
+    }
+
+    /// Verifies the broker's certificate for `name` instead of the
+    /// address's host (e.g. when connecting by IP address).
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.tls_server_name = Some(name.into());
         self
     }
 

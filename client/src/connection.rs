@@ -1,5 +1,6 @@
-//! One TCP connection to a broker: a writer task, a reader task, and a map of
-//! pending requests keyed by correlation id.
+//! One TCP connection to a broker (plaintext or TLS, see [`crate::tls`]): a
+//! writer task, a reader task, and a map of pending requests keyed by
+//! correlation id.
 //!
 //! Requests are pipelined: [`Connection::send`] registers a oneshot sender
 //! under a fresh correlation id, queues the frame for the writer task and
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -39,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::tls::{BrokerAddress, TlsConnector, TlsFailure};
 
 /// Frames queued for the writer task. Senders wait when it is full, which
 /// pushes back on callers when the socket cannot keep up; 256 frames is
@@ -88,6 +90,11 @@ impl Drop for Inner {
 struct Shared {
     broker: String,
     pending: Mutex<Pending>,
+    /// Whether the stream is a TLS session (tells how a read error reads).
+    tls: bool,
+    /// The TLS failure that broke the connection, if one did: the connect
+    /// reports it rather than the bare close.
+    tls_failure: OnceLock<TlsFailure>,
 }
 
 struct Pending {
@@ -168,9 +175,12 @@ impl fmt::Debug for Connection {
 
 impl Connection {
     /// Connects to `config.broker` and performs the handshake, all within
-    /// `config.connect_timeout_ms`.
+    /// `config.connect_timeout_ms`; with TLS (a `skiffs://` address or a
+    /// `tls_ca_file`), the TLS handshake first.
     pub async fn connect(config: &ClientConfig) -> Result<Connection> {
-        let broker = config.broker.clone();
+        let address = BrokerAddress::parse(&config.broker)?;
+        let tls = TlsConnector::for_address(config, &address)?;
+        let broker = address.host_port.to_owned();
         let attempt = async {
             let stream = TcpStream::connect(&broker).await.map_err(|e| Error::Io {
                 broker: broker.clone(),
@@ -181,9 +191,20 @@ impl Connection {
                 broker: broker.clone(),
                 error: Arc::new(e),
             })?;
-            let conn = Connection::from_stream(stream, broker.clone(), config);
-            conn.handshake(&config.client_id).await?;
-            Ok(conn)
+            let conn = match &tls {
+                None => Connection::from_stream(stream, broker.clone(), config),
+                Some(tls) => {
+                    let stream = tls.connect(stream, &broker).await?;
+                    Connection::open(stream, broker.clone(), config, true)
+                }
+            };
+            match conn.handshake(&config.client_id).await {
+                Ok(()) => Ok(conn),
+                Err(e) => Err(match conn.inner.shared.tls_failure.get() {
+                    Some(failure) => failure.clone().into_error(&broker),
+                    None => e,
+                }),
+            }
         };
         tokio::time::timeout(Duration::from_millis(config.connect_timeout_ms), attempt)
             .await
@@ -199,6 +220,14 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
+        Connection::open(stream, broker, config, false)
+    }
+
+    /// [`Connection::from_stream`], telling whether `stream` is a TLS session.
+    fn open<S>(stream: S, broker: String, config: &ClientConfig, tls: bool) -> Connection
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
         let (read, write) = tokio::io::split(stream);
         let shared = Arc::new(Shared {
             broker,
@@ -206,6 +235,8 @@ impl Connection {
                 requests: HashMap::new(),
                 closed: None,
             }),
+            tls,
+            tls_failure: OnceLock::new(),
         });
         let shutdown = CancellationToken::new();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_FRAMES_MAX);
@@ -483,7 +514,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
         };
         match next {
             None => break "the broker closed the connection".to_owned(),
-            Some(Err(e)) => break format!("read failed: {e}"),
+            Some(Err(e)) => {
+                let buffered = stream.read_buffer();
+                if let Some(failure) = crate::tls::failure_reason(&e, shared.tls, buffered) {
+                    let _ = shared.tls_failure.set(failure);
+                }
+                break format!("read failed: {e}");
+            }
             Some(Ok(frame)) => shared.deliver(frame),
         }
     };

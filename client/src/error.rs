@@ -109,6 +109,32 @@ pub enum Error {
         /// The limit that expired, in milliseconds.
         timeout_ms: u64,
     },
+    /// The TLS handshake with the broker failed: its certificate did not
+    /// verify against the CA file, it refused this client's certificate (or
+    /// its absence), or it does not speak TLS. Not retried: reconnecting
+    /// would fail the same way.
+    #[error("TLS handshake with {broker} failed: {reason}")]
+    Tls {
+        /// The broker's address.
+        broker: String,
+        /// rustls' reason, e.g. "invalid peer certificate: UnknownIssuer".
+        reason: String,
+    },
+    /// The broker answered a plaintext connection with TLS.
+    #[error(
+        "broker {broker} speaks TLS on this port: connect with skiffs://{broker} and a CA file (tls_ca_file, skiff --tls-ca)"
+    )]
+    TlsRequired {
+        /// The broker's address.
+        broker: String,
+    },
+    /// The TLS settings cannot be used: a CA, certificate or key file is
+    /// missing or invalid (named), or a `skiffs://` address has no CA file.
+    #[error("TLS setup failed: {reason}")]
+    TlsConfig {
+        /// What was wrong, naming the setting and the file.
+        reason: String,
+    },
     /// A response body could not be decoded.
     #[error("malformed response from broker: {0}")]
     Decode(DecodeError),

@@ -13,6 +13,10 @@
 //!   members of a consumer group, committing what it delivered
 //!   (at-least-once).
 //!
+//! TLS: a `skiffs://host:port` address or [`ClientConfig::tls_ca_file`]
+//! connects with TLS, verifying the broker against that CA file only;
+//! [`ClientConfig::tls_client_cert`] adds a client certificate (mutual TLS).
+//!
 //! Every error is a typed [`Error`].
 //!
 //! ```no_run
@@ -48,6 +52,7 @@ mod consumer;
 mod error;
 mod group;
 mod producer;
+mod tls;
 
 pub use admin::Admin;
 pub use client::Client;
@@ -71,6 +76,7 @@ pub use producer::{
     IN_FLIGHT_MAX_DEFAULT, LINGER_MS_DEFAULT, Producer, ProducerConfig, ProducerRecord,
     RECORD_BYTES_MAX, RETRIES_MAX_DEFAULT, SendFuture,
 };
+pub use tls::{SCHEME_PLAIN, SCHEME_TLS};
 
 /// The wire contract, for [`Connection`]-level use.
 pub use skiff_protocol as protocol;

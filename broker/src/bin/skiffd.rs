@@ -16,7 +16,7 @@ use skiff_broker::{Broker, BrokerConfig};
 #[command(
     name = "skiffd",
     version,
-    after_help = "Examples:\n  skiffd                                   # ./skiff-data, 127.0.0.1:9400, fsync always\n  skiffd --data-dir /var/lib/skiff --listen 0.0.0.0:9400\n  skiffd --listen 127.0.0.1:0 --fsync interval:100\n  skiffd --config /etc/skiff/skiff.toml --metrics-listen 127.0.0.1:9464\n  SKIFF_CONNECTIONS_MAX=4096 skiffd --log-format json\n\nPrecedence: flags > SKIFF_<KEY> environment variables > config file > defaults.\nEvery key and its default: skiff.toml in the source tree."
+    after_help = "Examples:\n  skiffd                                   # ./skiff-data, 127.0.0.1:9400, fsync always\n  skiffd --data-dir /var/lib/skiff --listen 0.0.0.0:9400\n  skiffd --listen 127.0.0.1:0 --fsync interval:100\n  skiffd --config /etc/skiff/skiff.toml --metrics-listen 127.0.0.1:9464\n  skiffd --tls-cert broker.pem --tls-key broker.key   # TLS only; clients use skiffs://\n  SKIFF_CONNECTIONS_MAX=4096 skiffd --log-format json\n\nPrecedence: flags > SKIFF_<KEY> environment variables > config file > defaults.\nEvery key and its default: skiff.toml in the source tree."
 )]
 struct Args {
     /// TOML config file; the environment and flags override its values.
@@ -35,6 +35,17 @@ struct Args {
     /// Prometheus metrics endpoint address (GET /metrics) [default: off].
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM); with --tls-key the listener speaks only
+    /// TLS [default: off, config key tls_cert_file].
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM) [config key tls_key_file].
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that sign client certificates: clients must
+    /// present one (mutual TLS) [config key tls_client_ca_file].
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
     /// Log filter (e.g. info, debug, skiff_broker=trace) [default: RUST_LOG,
     /// else info].
     #[arg(long, value_name = "LEVEL", env = "SKIFF_LOG_LEVEL")]
@@ -98,6 +109,15 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(addr) = args.metrics_listen {
         config.metrics_listen = Some(addr);
+    }
+    if let Some(file) = args.tls_cert {
+        config.tls_cert_file = Some(file);
+    }
+    if let Some(file) = args.tls_key {
+        config.tls_key_file = Some(file);
+    }
+    if let Some(file) = args.tls_client_ca {
+        config.tls_client_ca_file = Some(file);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

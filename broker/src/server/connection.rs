@@ -1,5 +1,7 @@
 //! One client connection: reads request frames, dispatches them, writes
-//! responses.
+//! responses. Generic over the byte stream's read and write halves (a TCP
+//! socket's owned halves, or a TLS session's), so the plaintext path has no
+//! indirection.
 //!
 //! Requests are pipelined: each one runs as its own task and its response is
 //! written when ready, matched by correlation id, so a long-polling fetch
@@ -32,9 +34,7 @@ use skiff_protocol::messages::{
     ProduceRequest, Request, ResetOffsetsRequest, StatusRequest,
 };
 use skiff_protocol::primitives::{Decode, Encode, decode_body};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
@@ -44,9 +44,11 @@ use super::{group_handlers, handlers, ops_handlers};
 
 /// Serves one connection until the client closes it, it breaks, it idles
 /// out, or the broker shuts down (in-flight requests still get answered).
-pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
+pub(crate) async fn serve<R, W>(rd: R, wr: W, peer: SocketAddr, shared: Arc<Shared>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let config = &shared.config;
     let mut frames = FramedRead::new(rd, ServerCodec::new(config.frame_bytes_max));
     let (tx, rx) = mpsc::channel::<OutgoingResponse>(config.requests_in_flight_max);
@@ -473,8 +475,8 @@ const DIRECT_WRITE_BYTES_MIN: usize = 64 * 1024;
 
 /// Writes responses as they come, flushing once the queue is momentarily
 /// empty so pipelined responses share syscalls.
-async fn write_responses(
-    mut sink: FramedWrite<OwnedWriteHalf, ServerCodec>,
+async fn write_responses<W: AsyncWrite + Unpin>(
+    mut sink: FramedWrite<W, ServerCodec>,
     mut rx: mpsc::Receiver<OutgoingResponse>,
 ) {
     while let Some(response) = rx.recv().await {
@@ -495,8 +497,8 @@ async fn write_responses(
 /// Queues one response: small ones into the codec's buffer, large ones
 /// (after flushing what is buffered, to keep the order) with one vectored
 /// write of header and body.
-async fn write_response(
-    sink: &mut FramedWrite<OwnedWriteHalf, ServerCodec>,
+async fn write_response<W: AsyncWrite + Unpin>(
+    sink: &mut FramedWrite<W, ServerCodec>,
     response: OutgoingResponse,
 ) -> Result<(), FrameError> {
     if response.body.len() < DIRECT_WRITE_BYTES_MIN {

@@ -1,5 +1,11 @@
 //! The accept loop: one task per connection, a cap on connections, accept
 //! errors retried with backoff, and a stop on shutdown.
+//!
+//! With TLS on, the handshake runs in the connection's task (under its time
+//! limit, holding the connection's permit), never here, so one slow client
+//! cannot stall accepting. Plaintext connections are served on the socket's
+//! owned halves (no lock per read or write); TLS ones on `tokio::io::split`
+//! halves, since one TLS session reads and writes through shared state.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::Shared;
-use super::connection;
+use super::{connection, tls};
 
 /// First pause after a failed accept (e.g. out of file descriptors).
 const ACCEPT_BACKOFF_MS_MIN: u64 = 5;
@@ -21,7 +27,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             accepted = listener.accept() => accepted,
             () = shared.shutdown.cancelled() => return,
         };
-        let (stream, peer) = match accepted {
+        let (mut stream, peer) = match accepted {
             Ok(conn) => {
                 backoff_ms = ACCEPT_BACKOFF_MS_MIN;
                 conn
@@ -39,9 +45,26 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             continue;
         };
         metrics::gauge!("skiff_connections_open").increment(1.0);
+        // Small responses (acks, fetch polls) must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
         let conn_shared = Arc::clone(&shared);
         shared.tracker.spawn(async move {
-            connection::serve(stream, peer, conn_shared).await;
+            match &conn_shared.tls {
+                None => {
+                    let idle = Duration::from_millis(conn_shared.config.idle_timeout_ms);
+                    let shutdown = &conn_shared.shutdown;
+                    if tls::plaintext_first_bytes_ok(&mut stream, peer, idle, shutdown).await {
+                        let (rd, wr) = stream.into_split();
+                        connection::serve(rd, wr, peer, Arc::clone(&conn_shared)).await;
+                    }
+                }
+                Some(tls) => {
+                    if let Some(stream) = tls.accept(stream, peer, &conn_shared.shutdown).await {
+                        let (rd, wr) = tokio::io::split(stream);
+                        connection::serve(rd, wr, peer, Arc::clone(&conn_shared)).await;
+                    }
+                }
+            }
             metrics::gauge!("skiff_connections_open").decrement(1.0);
             drop(permit);
         });

@@ -1,5 +1,5 @@
-//! The broker server: the listener, connections, request handlers, the
-//! background tasks (retention, interval flushes) and shutdown.
+//! The broker server: the listener (plaintext or TLS), connections, request
+//! handlers, the background tasks (retention, interval flushes) and shutdown.
 //!
 //! [`Broker::start`] opens the data directory (recovering every partition),
 //! binds the listener and returns a [`BrokerHandle`]. Shutdown, from the
@@ -13,8 +13,10 @@ mod group_handlers;
 mod handlers;
 mod listener;
 mod ops_handlers;
+mod tls;
 
 pub(crate) use ops_handlers::connections_open;
+pub use tls::TlsError;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +46,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     pub connections: Arc<Semaphore>,
+    /// TLS on the client listener; `None`: plaintext.
+    pub tls: Option<tls::TlsListener>,
     pub started: Instant,
     /// Metric handles (request latencies, per-topic counters).
     pub telemetry: crate::telemetry::Telemetry,
@@ -70,6 +74,9 @@ pub enum BrokerError {
     /// The metrics recorder could not be installed.
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::TelemetryError),
+    /// The TLS certificate, key or client CA could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -120,6 +127,8 @@ impl Broker {
     /// ```
     pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
         config.validate()?;
+        // Certificate files are checked before anything is opened or bound.
+        let tls = tls::TlsListener::from_config(&config)?;
         // The recorder goes in before any metric handle is registered.
         let prometheus = match config.metrics_listen {
             Some(_) => Some(crate::telemetry::prometheus()?),
@@ -186,6 +195,7 @@ impl Broker {
         let metrics_addr = metrics_listener.as_ref().map(|(_, a)| *a);
         let shared = Arc::new(Shared {
             connections: Arc::new(Semaphore::new(config.connections_max)),
+            tls,
             config,
             topics,
             groups,
@@ -201,6 +211,8 @@ impl Broker {
             data_dir = %shared.config.data_dir.display(),
             listen = %local_addr,
             metrics_listen = ?metrics_addr,
+            tls = shared.tls.is_some(),
+            tls_client_auth = shared.tls.as_ref().is_some_and(|t| t.client_auth()),
             partitions = shared.topics.list().iter().map(|t| t.partitions.len()).sum::<usize>(),
             fsync = %shared.config.fsync,
             topics = shared.topics.list().len(),

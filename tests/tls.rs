@@ -1,0 +1,345 @@
+//! TLS end to end: a real broker on 127.0.0.1:0 with certificates generated
+//! at test time (tests/pki), the client crate over real sockets. Every
+//! refusal is a clear, typed error that arrives in bounded time, and a good
+//! client on the same broker keeps being served through it.
+
+mod common;
+mod pki;
+
+use std::time::{Duration, Instant};
+
+use common::{STEP_TIMEOUT, http_get, sample, test_config};
+use pki::Pki;
+use skiff_broker::{Broker, BrokerConfig, BrokerError, BrokerHandle};
+use skiff_client::{
+    Client, ClientConfig, Consumer, ConsumerConfig, Error, Producer, ProducerConfig,
+    ProducerRecord, StartFrom, TopicConfig,
+};
+use tokio::io::AsyncReadExt;
+
+/// A broker whose listener speaks TLS with the test PKI's server
+/// certificate; `client_auth` also requires client certificates.
+async fn tls_broker(pki: &Pki, dir: &tempfile::TempDir, client_auth: bool) -> BrokerHandle {
+    Broker::start(BrokerConfig {
+        tls_cert_file: Some(pki.server_cert.clone()),
+        tls_key_file: Some(pki.server_key.clone()),
+        tls_client_ca_file: client_auth.then(|| pki.ca.clone()),
+        ..test_config(dir.path())
+    })
+    .await
+    .expect("TLS broker starts")
+}
+
+/// Client settings for `broker` with few, quick reconnect attempts.
+fn client_config(broker: &str) -> ClientConfig {
+    ClientConfig::new(broker)
+        .reconnect_backoff(10, 50, 2)
+        .connect_timeout_ms(5_000)
+}
+
+async fn connect(config: ClientConfig) -> Result<Client, Error> {
+    tokio::time::timeout(STEP_TIMEOUT, Client::connect(config))
+        .await
+        .expect("connect finishes in time (no hang)")
+}
+
+/// The good client still gets answers.
+async fn still_served(client: &Client) {
+    tokio::time::timeout(STEP_TIMEOUT, client.admin().list_topics())
+        .await
+        .expect("answered in time")
+        .expect("good client still served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_and_consume_over_tls() {
+    let pki = Pki::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = tls_broker(&pki, &dir, false).await;
+    let port = broker.local_addr().port();
+    // A CA file turns TLS on for a plain host:port; the certificate names
+    // 127.0.0.1.
+    let client = connect(client_config(&format!("127.0.0.1:{port}")).tls_ca_file(&pki.ca))
+        .await
+        .expect("TLS client connects");
+    client
+        .admin()
+        .create_topic(
+            "secure",
+            TopicConfig {
+                partitions: 2,
+                ..TopicConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let sends: Vec<_> = (0..200)
+        .map(|i| producer.send(ProducerRecord::new("secure", format!("v{i}")).key(format!("k{i}"))))
+        .collect();
+    for ack in tokio::time::timeout(STEP_TIMEOUT, futures::future::join_all(sends))
+        .await
+        .expect("acked in time")
+    {
+        ack.expect("produce over TLS");
+    }
+
+    // skiffs:// with a server-name override: the certificate also names
+    // localhost.
+    let reader = connect(
+        client_config(&format!("skiffs://127.0.0.1:{port}"))
+            .tls_ca_file(&pki.ca)
+            .tls_server_name("localhost"),
+    )
+    .await
+    .expect("skiffs:// client connects");
+    let mut consumer = Consumer::new(reader, ConsumerConfig::default().max_wait_ms(50));
+    consumer
+        .assign_all("secure", StartFrom::Earliest)
+        .await
+        .unwrap();
+    let mut values = Vec::new();
+    for _ in 0..200 {
+        let r = tokio::time::timeout(STEP_TIMEOUT, consumer.next())
+            .await
+            .expect("record in time")
+            .expect("assigned")
+            .expect("consume over TLS");
+        values.push(String::from_utf8(r.value.to_vec()).unwrap());
+    }
+    values.sort_unstable();
+    let mut expected: Vec<String> = (0..200).map(|i| format!("v{i}")).collect();
+    expected.sort_unstable();
+    assert_eq!(values, expected);
+
+    // A name the certificate does not carry is refused.
+    let err = connect(
+        client_config(&format!("skiffs://127.0.0.1:{port}"))
+            .tls_ca_file(&pki.ca)
+            .tls_server_name("elsewhere.example"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
+    assert!(err.to_string().contains("not valid for name"), "{err}");
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_clients_get_clear_errors_and_good_clients_keep_being_served() {
+    let pki = Pki::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = tls_broker(&pki, &dir, false).await;
+    let addr = broker.local_addr().to_string();
+    let good = connect(client_config(&addr).tls_ca_file(&pki.ca))
+        .await
+        .expect("good client connects");
+
+    // The broker's certificate does not chain to this CA.
+    let err = connect(client_config(&addr).tls_ca_file(&pki.other_ca))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("TLS handshake with {addr} failed"))
+            && text.contains("UnknownIssuer"),
+        "{text}"
+    );
+    assert!(!err.is_retriable(), "a certificate problem is not retried");
+    still_served(&good).await;
+
+    // A plaintext client on the TLS port: told the broker speaks TLS.
+    let started = Instant::now();
+    let err = connect(client_config(&addr)).await.unwrap_err();
+    assert!(matches!(err, Error::TlsRequired { .. }), "{err}");
+    assert!(err.to_string().contains("skiffs://"), "{err}");
+    assert!(started.elapsed() < STEP_TIMEOUT);
+    still_served(&good).await;
+
+    // skiffs:// without a CA file: refused before connecting.
+    let err = connect(client_config(&format!("skiffs://{addr}")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TlsConfig { .. }), "{err}");
+    assert!(err.to_string().contains("CA file"), "{err}");
+    still_served(&good).await;
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_on_a_plaintext_port_gets_a_clear_error() {
+    let pki = Pki::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start_broker(dir.path()).await;
+    let addr = broker.local_addr().to_string();
+    let good = connect(client_config(&addr))
+        .await
+        .expect("plaintext client connects");
+    let err = connect(client_config(&addr).tls_ca_file(&pki.ca))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
+    assert!(err.to_string().contains("plaintext"), "{err}");
+    still_served(&good).await;
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_requires_a_client_certificate_from_the_client_ca() {
+    let pki = Pki::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = tls_broker(&pki, &dir, true).await;
+    let addr = broker.local_addr().to_string();
+    let with_cert = || {
+        client_config(&addr)
+            .tls_ca_file(&pki.ca)
+            .tls_client_cert(&pki.client_cert, &pki.client_key)
+    };
+    let good = connect(with_cert())
+        .await
+        .expect("client with a certificate connects");
+    still_served(&good).await;
+
+    // No certificate at all.
+    let err = connect(client_config(&addr).tls_ca_file(&pki.ca))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
+    assert!(err.to_string().contains("CertificateRequired"), "{err}");
+    still_served(&good).await;
+
+    // A certificate from a CA the broker does not trust.
+    let err = connect(
+        client_config(&addr)
+            .tls_ca_file(&pki.ca)
+            .tls_client_cert(&pki.other_client_cert, &pki.other_client_key),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
+    still_served(&good).await;
+
+    // A second good client is accepted too.
+    let second = connect(with_cert()).await.expect("second good client");
+    still_served(&second).await;
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_after_the_handshake_timeout() {
+    const HANDSHAKE_TIMEOUT_MS: u64 = 300;
+    let pki = Pki::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig {
+        tls_cert_file: Some(pki.server_cert.clone()),
+        tls_key_file: Some(pki.server_key.clone()),
+        tls_handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS,
+        // The good client and the silent socket fill every slot.
+        connections_max: 2,
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..test_config(dir.path())
+    })
+    .await
+    .expect("broker starts");
+    let addr = broker.local_addr();
+    let metrics = broker.metrics_addr().expect("metrics endpoint");
+    let good = connect(client_config(&addr.to_string()).tls_ca_file(&pki.ca))
+        .await
+        .expect("good client connects");
+
+    let (_, before) = http_get(metrics, "/metrics").await;
+    let series = "skiff_tls_handshake_failures_total{reason=\"timeout\"}";
+    let timeouts_before = sample(&before, series);
+
+    let started = Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    still_served(&good).await;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(STEP_TIMEOUT, silent.read(&mut buf))
+        .await
+        .expect("the broker closes the silent connection in time");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed, not answered: {read:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(HANDSHAKE_TIMEOUT_MS - 50),
+        "closed after {:?}, before the handshake timeout",
+        started.elapsed()
+    );
+    still_served(&good).await;
+
+    // Its slot is free again: a new client fits under connections_max.
+    let next = connect(client_config(&addr.to_string()).tls_ca_file(&pki.ca))
+        .await
+        .expect("a new client gets the freed slot");
+    still_served(&next).await;
+
+    let (_, after) = http_get(metrics, "/metrics").await;
+    assert!(
+        sample(&after, series) >= timeouts_before + 1.0,
+        "timeout not counted:\n{after}"
+    );
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_do_not_delay_shutdown() {
+    // The plaintext listener waits for a connection's first bytes (to spot
+    // a TLS ClientHello) and the TLS listener for the handshake; both give
+    // way to shutdown at once rather than after the grace period.
+    let pki = Pki::generate();
+    for tls in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = if tls {
+            tls_broker(&pki, &dir, false).await
+        } else {
+            common::start_broker(dir.path()).await
+        };
+        let _silent = tokio::net::TcpStream::connect(broker.local_addr())
+            .await
+            .unwrap();
+        // Let the broker accept it and start waiting.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        broker.shutdown().await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "tls: {tls}: shutdown took {:?} (grace is 10 s)",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn unusable_tls_files_are_startup_errors_naming_the_file() {
+    let pki = Pki::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = pki.dir().join("missing-ca.pem");
+    let err = Broker::start(BrokerConfig {
+        tls_cert_file: Some(pki.server_cert.clone()),
+        tls_key_file: Some(pki.server_key.clone()),
+        tls_client_ca_file: Some(missing.clone()),
+        ..test_config(dir.path())
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, BrokerError::Tls(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("tls_client_ca_file") && text.contains("missing-ca.pem"),
+        "{text}"
+    );
+
+    // A key that belongs to another certificate.
+    let err = Broker::start(BrokerConfig {
+        tls_cert_file: Some(pki.server_cert.clone()),
+        tls_key_file: Some(pki.client_key.clone()),
+        ..test_config(dir.path())
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, BrokerError::Tls(_)), "{err}");
+    assert!(err.to_string().contains("client.key"), "{err}");
+}
