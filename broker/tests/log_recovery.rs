@@ -279,3 +279,37 @@ fn missing_and_damaged_indexes_are_rebuilt() {
         .collect();
     assert_eq!(rebuilt, reference);
 }
+
+#[test]
+fn a_stale_but_ordered_index_entry_falls_back_to_a_scan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batches = build(dir.path(), 120);
+    // A clean close first, so the reopen trusts (and loads) every index.
+    let (log, _) = open(dir.path(), small_config(Durability::Never));
+    log.close().expect("close");
+    drop(log);
+    let index = files(dir.path(), "index").remove(0);
+    let mut bytes = std::fs::read(&index).expect("read index");
+    assert!(
+        bytes.len() >= 16,
+        "the first segment's index has two entries"
+    );
+    // Entry 1's position moves one byte into its batch: still strictly
+    // between its neighbours, so the index loads, but it points at no
+    // batch header.
+    let pos = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
+    bytes[12..16].copy_from_slice(&(pos + 1).to_le_bytes());
+    std::fs::write(&index, &bytes).expect("write index");
+    let (log, report) = open(dir.path(), small_config(Durability::Never));
+    assert_eq!(report.indexes_rebuilt, 0, "the stale entry was loaded");
+    for (tag, (base, _)) in batches.iter().enumerate() {
+        let got = log.read(*base, 1).expect("read by a scan, not Corrupt");
+        let first = skiff_protocol::batch::BatchIter::new(got)
+            .next()
+            .expect("a batch")
+            .expect("valid");
+        let records = skiff_protocol::batch::decode_records(&first).expect("records");
+        assert_eq!(records[0].offset, *base, "batch {tag}");
+    }
+    check_prefix(&log, &batches);
+}

@@ -418,10 +418,35 @@ impl Segment {
     /// start), checking each header's length and offset continuity, and
     /// returns the first batch for which `wanted` holds: its position and
     /// header. A header that fails a check is `Corrupt` at its position.
+    ///
+    /// An index is only an accelerator: when the walk from an entry meets a
+    /// bad header, the entry may be the stale one (loaded indexes are
+    /// checked for order, not against every batch), so the walk is redone
+    /// from the segment start and only a failure there is `Corrupt`.
     fn scan_headers(
         &self,
         entry: Option<IndexEntry>,
         wanted: impl Fn(&BatchHeader) -> bool,
+    ) -> Result<Option<(u64, BatchHeader)>, LogError> {
+        match self.scan_headers_from(entry, &wanted) {
+            Err(LogError::Corrupt { position, .. }) if entry.is_some() => {
+                let found = self.scan_headers_from(None, &wanted)?;
+                tracing::warn!(
+                    segment = %self.log_path.display(),
+                    ?entry,
+                    position,
+                    "index entry does not match the log; read by a scan from the segment start"
+                );
+                Ok(found)
+            }
+            result => result,
+        }
+    }
+
+    fn scan_headers_from(
+        &self,
+        entry: Option<IndexEntry>,
+        wanted: &impl Fn(&BatchHeader) -> bool,
     ) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let limit = self.visible_bytes();
         let (mut pos, mut expected) = entry.map_or((0, self.base_offset), |e| {
