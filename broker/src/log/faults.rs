@@ -1,6 +1,6 @@
 //! Storage fault injection for the log's own tests: the append path calls
 //! [`on_write`] before writing a commit group and [`on_sync`] before its
-//! fdatasync, and every successful fdatasync of a segment reports the length
+//! fdatasync, every directory fsync calls [`on_dir_sync`] first, and every successful fdatasync of a segment reports the length
 //! it covered to [`on_synced`]. Outside `cfg(test)` all three do nothing and
 //! compile away.
 //!
@@ -34,6 +34,8 @@ thread_local! {
     /// (OS error, calls left) for writes and for syncs.
     static WRITE_FAULT: Cell<Option<(i32, u32)>> = const { Cell::new(None) };
     static SYNC_FAULT: Cell<Option<(i32, u32)>> = const { Cell::new(None) };
+    /// (OS error, calls to let pass first): one directory fsync fails.
+    static DIR_SYNC_FAULT: Cell<Option<(i32, u32)>> = const { Cell::new(None) };
     /// (reached, release): the next sync announces itself and waits.
     static SYNC_STALL: std::cell::RefCell<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>> =
         const { std::cell::RefCell::new(None) };
@@ -78,6 +80,25 @@ pub(crate) fn on_sync() -> io::Result<()> {
     Ok(())
 }
 
+/// Called before an fsync of the partition directory (segment create and
+/// delete, snapshot rename).
+#[inline]
+pub(crate) fn on_dir_sync() -> io::Result<()> {
+    #[cfg(test)]
+    DIR_SYNC_FAULT.with(|c| match c.get() {
+        Some((errno, 0)) => {
+            c.set(None);
+            Err(io::Error::from_raw_os_error(errno))
+        }
+        Some((errno, pass)) => {
+            c.set(Some((errno, pass - 1)));
+            Ok(())
+        }
+        None => Ok(()),
+    })?;
+    Ok(())
+}
+
 /// Called after an fdatasync of the segment at `path` succeeded with `len`
 /// bytes written: the disk holds at least those bytes.
 #[inline]
@@ -119,6 +140,12 @@ pub(crate) fn fail_writes(errno: i32, count: u32) {
 #[cfg(test)]
 pub(crate) fn fail_syncs(errno: i32, count: u32) {
     SYNC_FAULT.with(|c| c.set(Some((errno, count))));
+}
+
+/// After `pass` directory fsyncs on this thread succeed, the next fails.
+#[cfg(test)]
+pub(crate) fn fail_dir_sync_after(pass: u32, errno: i32) {
+    DIR_SYNC_FAULT.with(|c| c.set(Some((errno, pass))));
 }
 
 #[cfg(test)]
@@ -371,5 +398,46 @@ mod tests {
             1
         );
         assert_eq!(values(&log), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_roll_whose_directory_fsync_fails_leaves_no_files_and_the_next_roll_works() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            segment_bytes: crate::log::SEGMENT_BYTES_MIN,
+            ..LogConfig::default()
+        };
+        let (log, _) = PartitionLog::open(dir.path(), config).expect("open");
+        // Fill the first segment; the append that rolls writes a producer
+        // snapshot (one directory fsync), creates the next segment, and
+        // fails at the second directory fsync.
+        let mut stored = Vec::new();
+        let failed = loop {
+            assert!(stored.len() < 100, "the segment never rolled");
+            fail_dir_sync_after(1, libc::EIO);
+            let tag = format!("v{}", stored.len());
+            match log.append(batch(&tag)) {
+                Ok(_) => stored.push(tag),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(failed, LogError::Io { .. }), "{failed:?}");
+        assert_eq!(
+            segment_files(dir.path()).len(),
+            1,
+            "the new segment's files are gone"
+        );
+        assert_eq!(
+            values(&log),
+            stored,
+            "nothing of the failed append is visible"
+        );
+        // The next append rolls again, to the same base offset.
+        log.append(batch("after")).expect("the roll works again");
+        stored.push("after".to_owned());
+        assert_eq!(segment_files(dir.path()).len(), 2);
+        assert_eq!(values(&log), stored);
+        drop(log);
+        assert_eq!(values(&open(dir.path())), stored, "after reopen too");
     }
 }

@@ -116,7 +116,7 @@ impl LogConfig {
 /// Fsyncs a directory so creating, renaming or deleting its entries is
 /// durable.
 fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
+    faults::on_dir_sync()
+        .and_then(|()| crate::fsutil::sync_dir(dir))
         .map_err(|e| LogError::io("fsync directory", dir, e))
 }

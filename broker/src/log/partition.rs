@@ -115,6 +115,20 @@ struct Writer {
     producers: ProducerStates,
 }
 
+impl Writer {
+    /// Cuts the active segment back to `write_pos` if a failed write's
+    /// truncate failed earlier (`needs_truncate`).
+    fn truncate_failed_write(&mut self) -> Result<(), LogError> {
+        if self.needs_truncate {
+            self.active.file.set_len(self.write_pos).map_err(|e| {
+                LogError::io("truncate after failed write", &self.active.log_path, e)
+            })?;
+            self.needs_truncate = false;
+        }
+        Ok(())
+    }
+}
+
 /// The log of one partition. `Send + Sync`, shared as `Arc<PartitionLog>`;
 /// every method takes `&self` and blocks (see the module doc).
 pub struct PartitionLog {
@@ -372,16 +386,9 @@ impl PartitionLog {
             fail_rest(&mut results, &group, &LogError::Closed);
             return results;
         }
-        if w.needs_truncate {
-            let pos = w.write_pos;
-            match w.active.file.set_len(pos) {
-                Ok(()) => w.needs_truncate = false,
-                Err(e) => {
-                    let e = LogError::io("truncate after failed write", &w.active.log_path, e);
-                    fail_rest(&mut results, &group, &e);
-                    return results;
-                }
-            }
+        if let Err(e) = w.truncate_failed_write() {
+            fail_rest(&mut results, &group, &e);
+            return results;
         }
         // Idempotent producers: retries are answered with their original
         // offsets, gaps refused, in queue order, before anything is written.
@@ -559,7 +566,14 @@ impl PartitionLog {
             w.next_offset,
             recovery::index_capacity(config),
         )?);
-        sync_dir(&self.dir)?;
+        if let Err(e) = sync_dir(&self.dir) {
+            // Leave no segment the log does not know of: the next roll
+            // creates the same files again.
+            if let Err(cleanup) = seg.remove_files() {
+                tracing::warn!(segment = %seg.log_path.display(), error = %cleanup, "removing a segment whose roll failed");
+            }
+            return Err(e);
+        }
         if let Err(e) = write_lock(&old.index).seal() {
             // The index is only an accelerator; recovery rebuilds it.
             tracing::warn!(segment = %old.log_path.display(), error = %e, "sealing segment index failed");
@@ -735,13 +749,7 @@ impl PartitionLog {
         drop(w);
         for seg in &segs[..n] {
             tracing::info!(segment = %seg.log_path.display(), bytes = seg.size_bytes(), "retention deleting segment");
-            for path in [&seg.log_path, &seg.index_path, &seg.time_index_path] {
-                match std::fs::remove_file(path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(LogError::io("delete segment", path, e)),
-                }
-            }
+            seg.remove_files()?;
         }
         sync_dir(&self.dir)?;
         Ok(n as u64)
@@ -789,6 +797,10 @@ impl PartitionLog {
         }
         self.closed.store(true, Ordering::Release);
         w.closed = true;
+        // A failed write's bytes still in the file must go before the clean
+        // marker says the file ends at a batch boundary; if they cannot, no
+        // marker, so recovery scans the tail and cuts them.
+        w.truncate_failed_write()?;
         let active = Arc::clone(&w.active);
         active
             .file

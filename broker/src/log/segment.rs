@@ -356,6 +356,19 @@ impl Segment {
         ))
     }
 
+    /// Deletes the segment's three files (one already missing is fine).
+    /// The caller fsyncs the directory.
+    pub(crate) fn remove_files(&self) -> Result<(), LogError> {
+        for path in [&self.log_path, &self.index_path, &self.time_index_path] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io("delete segment", path, e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Bytes readers may see.
     pub(crate) fn visible_bytes(&self) -> u64 {
         self.visible_bytes.load(Ordering::Acquire)
