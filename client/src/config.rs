@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use rand::Rng;
 use skiff_protocol::FRAME_BYTES_MAX_DEFAULT;
+use skiff_protocol::Secret;
+use skiff_protocol::messages::Credentials;
 
 /// Default broker address.
 pub const BROKER_DEFAULT: &str = "127.0.0.1:9400";
@@ -60,6 +62,9 @@ pub struct ClientConfig {
     pub reconnect_backoff_max_ms: u64,
     /// Connect attempts for one request before it fails.
     pub reconnect_attempts_max: u32,
+    /// Sent in every handshake; `Credentials::None` for a broker without
+    /// users. Its `Debug` output redacts the password or token.
+    pub credentials: Credentials,
 }
 
 impl Default for ClientConfig {
@@ -73,6 +78,7 @@ impl Default for ClientConfig {
             reconnect_backoff_initial_ms: RECONNECT_BACKOFF_INITIAL_MS_DEFAULT,
             reconnect_backoff_max_ms: RECONNECT_BACKOFF_MAX_MS_DEFAULT,
             reconnect_attempts_max: RECONNECT_ATTEMPTS_MAX_DEFAULT,
+            credentials: Credentials::None,
         }
     }
 }
@@ -116,6 +122,23 @@ impl ClientConfig {
         self.reconnect_backoff_initial_ms = initial_ms;
         self.reconnect_backoff_max_ms = max_ms.max(initial_ms);
         self.reconnect_attempts_max = attempts_max.max(1);
+        self
+    }
+
+    /// Authenticates as `user` with `password`.
+    pub fn password(mut self, user: impl Into<String>, password: impl Into<Secret>) -> Self {
+        self.credentials = Credentials::Password {
+            user: user.into(),
+            password: password.into(),
+        };
+        self
+    }
+
+    /// Authenticates with an API token (it names its user).
+    pub fn token(mut self, token: impl Into<Secret>) -> Self {
+        self.credentials = Credentials::Token {
+            token: token.into(),
+        };
         self
     }
 
@@ -170,6 +193,18 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_redacts_credentials() {
+        let c = ClientConfig::default().password("alice", "hunter2");
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        let c = ClientConfig::default().token("skt_0123");
+        assert!(!format!("{c:?}").contains("skt_0123"));
+    }
 
     #[test]
     fn backoff_grows_within_bounds() {

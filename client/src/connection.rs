@@ -182,7 +182,7 @@ impl Connection {
                 error: Arc::new(e),
             })?;
             let conn = Connection::from_stream(stream, broker.clone(), config);
-            conn.handshake(&config.client_id).await?;
+            conn.handshake(config).await?;
             Ok(conn)
         };
         tokio::time::timeout(Duration::from_millis(config.connect_timeout_ms), attempt)
@@ -232,11 +232,12 @@ impl Connection {
         }
     }
 
-    async fn handshake(&self, client_id: &str) -> Result<()> {
+    async fn handshake(&self, config: &ClientConfig) -> Result<()> {
         let resp = self
             .send(HandshakeRequest {
                 protocol_version: PROTOCOL_VERSION,
-                client_id: client_id.to_owned(),
+                client_id: config.client_id.clone(),
+                credentials: config.credentials.clone(),
             })
             .await?;
         if resp.protocol_version != PROTOCOL_VERSION {

@@ -58,6 +58,7 @@ impl RawConn {
         conn.call(HandshakeRequest {
             protocol_version: skiff_protocol::PROTOCOL_VERSION,
             client_id: "test".into(),
+            credentials: Default::default(),
         })
         .await
         .expect("handshake succeeds");
