@@ -152,6 +152,7 @@ pub const ENV_NOT_KEYS: &[&str] = &[
     "SKIFF_USER",
     "SKIFF_PASSWORD",
     "SKIFF_TOKEN",
+    "SKIFF_NEW_PASSWORD",
 ];
 
 /// The environment variable that overrides `key`: `SKIFF_` + the key in

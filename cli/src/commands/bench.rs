@@ -71,11 +71,11 @@ const PACING_TICK: Duration = Duration::from_micros(100);
 const STAMP_BYTES: usize = 8;
 
 /// Runs `skiff bench` on its own multi-threaded runtime.
-pub fn run(broker: String, args: BenchArgs) -> Result<()> {
+pub fn run(config: ClientConfig, args: BenchArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(bench(broker, args))
+    runtime.block_on(bench(config, args))
 }
 
 /// One actor's result.
@@ -125,7 +125,7 @@ struct Ctx {
     anchor: Instant,
 }
 
-async fn bench(broker: String, args: BenchArgs) -> Result<()> {
+async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
     if args.batch == 0 || args.producers == 0 || args.consumers == 0 || args.in_flight == 0 {
         bail!("--batch, --producers, --consumers and --in-flight must be at least 1");
     }
@@ -135,7 +135,7 @@ async fn bench(broker: String, args: BenchArgs) -> Result<()> {
     if args.rate == Some(0) {
         bail!("--rate must be at least 1");
     }
-    let config = ClientConfig::new(broker).client_id("skiff-bench");
+    let config = config.client_id("skiff-bench");
     let partitions = ensure_topic(&config, &args.topic, args.partitions).await?;
     let messages = match (args.messages, args.duration) {
         (Some(n), _) => Some(n),

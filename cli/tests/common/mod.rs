@@ -18,17 +18,23 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub fn start() -> TestBroker {
+        TestBroker::start_with(|_| {})
+    }
+
+    /// Starts a broker whose config `adjust` changes first.
+    pub fn start_with(adjust: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
         let dir = tempfile::tempdir().expect("tempdir");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("runtime");
-        let config = BrokerConfig {
+        let mut config = BrokerConfig {
             data_dir: dir.path().to_path_buf(),
             listen: "127.0.0.1:0".parse().expect("addr"),
             ..BrokerConfig::default()
         };
+        adjust(&mut config);
         let handle = runtime
             .block_on(Broker::start(config))
             .expect("broker starts");
