@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{RawConn, STEP_TIMEOUT, test_config};
+use common::{RawConn, STEP_TIMEOUT, http_get, sample, test_config};
 use skiff_broker::auth::{BootstrapUser, hash_password};
 use skiff_broker::{Broker, BrokerConfig, BrokerHandle};
 use skiff_client::{
@@ -486,5 +486,45 @@ async fn a_half_sent_frame_is_closed_after_the_frame_read_timeout() {
     let lived = closed_after(&mut slow, Instant::now()).await;
     assert!(lived < Duration::from_secs(5), "{lived:?}");
     still_works(&admin).await;
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn failures_and_refusals_are_counted_in_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig {
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..secure_config(dir.path())
+    })
+    .await
+    .unwrap();
+    let addr = broker.local_addr();
+    let metrics = broker.metrics_addr().expect("metrics endpoint");
+    let admin = admin(addr).await;
+    admin
+        .admin()
+        .create_topic("t", one_partition())
+        .await
+        .unwrap();
+    admin
+        .security()
+        .put_user("dave", "dave-pw", false)
+        .await
+        .unwrap();
+    assert!(connect(config(addr).password("dave", "bad")).await.is_err());
+    let dave = connect(config(addr).password("dave", "dave-pw"))
+        .await
+        .unwrap();
+    let refused = Producer::new(dave, ProducerConfig::default())
+        .send(ProducerRecord::new("t", "x"))
+        .await;
+    assert_eq!(code(refused).0, ErrorCode::NotAuthorized);
+
+    let (_, body) = http_get(metrics, "/metrics").await;
+    assert!(sample(&body, "skiff_auth_failures_total") >= 1.0, "{body}");
+    assert!(
+        sample(&body, "skiff_authz_denied_total{api=\"Produce\"}") >= 1.0,
+        "{body}"
+    );
     broker.shutdown().await.unwrap();
 }

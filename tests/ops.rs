@@ -6,51 +6,17 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::STEP_TIMEOUT;
+use common::{STEP_TIMEOUT, http_get, sample};
 use skiff_broker::{Broker, BrokerConfig};
 use skiff_client::{
     AlterTopicRequest, Client, ClientConfig, ConfigChange, Consumer, ConsumerConfig, Error,
     Producer, ProducerConfig, ProducerRecord, ResetTo, StartFrom, TopicConfig,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn client_for(addr: SocketAddr) -> Client {
     Client::connect(ClientConfig::new(addr.to_string()))
         .await
         .expect("client connects")
-}
-
-/// GETs `path` over plain HTTP/1.1 and returns (status line, body).
-async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .expect("writes");
-    let mut text = String::new();
-    tokio::time::timeout(STEP_TIMEOUT, s.read_to_string(&mut text))
-        .await
-        .expect("answers in time")
-        .expect("reads");
-    let (head, body) = text.split_once("\r\n\r\n").expect("has a head");
-    (
-        head.lines().next().unwrap_or_default().to_owned(),
-        body.to_owned(),
-    )
-}
-
-/// The value of the sample whose name-and-labels part is exactly `series`.
-fn sample(body: &str, series: &str) -> f64 {
-    body.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
 }
 
 #[tokio::test]

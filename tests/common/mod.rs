@@ -14,6 +14,7 @@ use skiff_protocol::ErrorCode;
 use skiff_protocol::frame::{ClientCodec, OutgoingRequest, ResponseFrame};
 use skiff_protocol::messages::{HandshakeRequest, Request};
 use skiff_protocol::primitives::{Reader, decode_body};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
@@ -121,4 +122,37 @@ pub fn error_message(body: Bytes) -> String {
     Reader::new(body)
         .string("message")
         .unwrap_or_else(|e| format!("<undecodable error message: {e}>"))
+}
+
+/// GETs `path` over plain HTTP/1.1 and returns (status line, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("writes");
+    let mut text = String::new();
+    tokio::time::timeout(STEP_TIMEOUT, s.read_to_string(&mut text))
+        .await
+        .expect("answers in time")
+        .expect("reads");
+    let (head, body) = text.split_once("\r\n\r\n").expect("has a head");
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// The value of the sample whose name-and-labels part is exactly `series`.
+pub fn sample(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
 }
