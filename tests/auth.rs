@@ -528,3 +528,20 @@ async fn failures_and_refusals_are_counted_in_metrics() {
     );
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_version_1_handshake_is_told_the_version_not_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = secure_broker(dir.path()).await;
+    let mut raw = RawConn::connect(broker.local_addr()).await;
+    // Version 1's body: the version and the client id, no credentials.
+    let mut body = Vec::new();
+    body.extend_from_slice(&1u16.to_le_bytes());
+    body.extend_from_slice(&3u16.to_le_bytes());
+    body.extend_from_slice(b"old");
+    let frame = raw.send_raw(0, 0, body.into()).await;
+    assert_eq!(frame.error_code, ErrorCode::UnsupportedVersion);
+    let message = common::error_message(frame.body);
+    assert!(message.contains("protocol version 1"), "{message}");
+    broker.shutdown().await.unwrap();
+}

@@ -18,6 +18,8 @@ Examples:
   skiff --broker 10.0.0.5:9400 topic list
   skiff topic alter orders --retention-ms 86400000 --segment-ms default
   skiff status
+  SKIFF_USER=alice SKIFF_PASSWORD=... skiff topic list
+  skiff acl grant alice --topic orders --ops produce,consume
   skiff completions bash > /etc/bash_completion.d/skiff";
 
 /// skiff: talk to a skiff broker.
