@@ -545,3 +545,50 @@ async fn a_version_1_handshake_is_told_the_version_not_malformed() {
     assert!(message.contains("protocol version 1"), "{message}");
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn auto_creating_a_topic_by_producing_needs_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig {
+        auto_create_topics: true,
+        ..secure_config(dir.path())
+    })
+    .await
+    .unwrap();
+    let addr = broker.local_addr();
+    let admin = admin(addr).await;
+    let security = admin.security();
+    security.put_user("erin", "erin-pw", false).await.unwrap();
+    let events = ResourcePattern {
+        prefix: true,
+        ..topic("events.")
+    };
+    security
+        .grant("erin", events.clone(), ops("produce"))
+        .await
+        .unwrap();
+    let erin = connect(config(addr).password("erin", "erin-pw"))
+        .await
+        .unwrap();
+    let (c, msg) = code(
+        Producer::new(erin.clone(), ProducerConfig::default())
+            .send(ProducerRecord::new("events.a", "x"))
+            .await,
+    );
+    assert_eq!(c, ErrorCode::NotAuthorized, "{msg}");
+    assert!(
+        msg.contains("user 'erin' may not create topic 'events.a'"),
+        "{msg}"
+    );
+    assert!(
+        admin.admin().list_topics().await.unwrap().is_empty(),
+        "not created"
+    );
+
+    security.grant("erin", events, ops("create")).await.unwrap();
+    Producer::new(erin, ProducerConfig::default())
+        .send(ProducerRecord::new("events.a", "x"))
+        .await
+        .expect("created and stored");
+    broker.shutdown().await.unwrap();
+}
