@@ -452,6 +452,20 @@ async fn a_silent_connection_is_closed_after_the_handshake_timeout() {
     );
     still_works(&admin).await;
     broker.shutdown().await.unwrap();
+
+    // Without users too: the handshake deadline applies to everyone.
+    let open_dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig {
+        handshake_timeout_ms: 500,
+        ..test_config(open_dir.path())
+    })
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(broker.local_addr()).await.unwrap();
+    let lived = closed_after(&mut silent, started).await;
+    assert!(lived < Duration::from_secs(5), "closed after {lived:?}");
+    broker.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ use skiff_protocol::ErrorCode;
 use skiff_protocol::frame::{FrameError, OutgoingResponse, RequestFrame, ServerCodec};
 use skiff_protocol::messages::{
     AlterTopicRequest, ApiKey, CommitOffsetsRequest, CreateTokenRequest, CreateTopicRequest,
-    DeleteGroupRequest, DeleteTopicRequest, DeleteUserRequest, DescribeGroupRequest,
+    Credentials, DeleteGroupRequest, DeleteTopicRequest, DeleteUserRequest, DescribeGroupRequest,
     DescribeTopicRequest, FetchOffsetsRequest, FetchRequest, GrantAclRequest, HandshakeRequest,
     HandshakeResponse, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest,
     LeaveGroupRequest, ListAclsRequest, ListGroupsRequest, ListOffsetsRequest, ListTopicsRequest,
@@ -226,17 +226,21 @@ async fn handshake(
         ));
     }
     let req: HandshakeRequest = decode_body(frame.body.clone())?;
-    let checker = Arc::clone(shared);
     let credentials = req.credentials;
     let claimed = match &credentials {
-        skiff_protocol::messages::Credentials::Password { user, .. } => user.clone(),
+        Credentials::Password { user, .. } => user.clone(),
         _ => String::new(),
     };
-    let session = match handlers::blocking(move || {
-        Ok(checker.security.authenticate(&credentials)?)
-    })
-    .await
-    {
+    // Only a password check is slow (one argon2 run): it alone goes to the
+    // blocking pool; no credentials or a token are checked in place.
+    let authenticated = match credentials {
+        Credentials::Password { .. } => {
+            let checker = Arc::clone(shared);
+            handlers::blocking(move || Ok(checker.security.authenticate(&credentials)?)).await
+        }
+        other => shared.security.authenticate(&other).map_err(Failure::from),
+    };
+    let session = match authenticated {
         Ok(Some(user)) => Session::User(Arc::from(user)),
         Ok(None) => Session::Anonymous,
         Err(failure) => {
