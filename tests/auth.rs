@@ -606,3 +606,46 @@ async fn auto_creating_a_topic_by_producing_needs_create() {
         .expect("created and stored");
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_consumer_whose_grant_is_revoked_gets_not_authorized() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = secure_broker(dir.path()).await;
+    let addr = broker.local_addr();
+    let admin = admin(addr).await;
+    admin
+        .admin()
+        .create_topic("feed", one_partition())
+        .await
+        .unwrap();
+    let security = admin.security();
+    security.put_user("finn", "finn-pw", false).await.unwrap();
+    security
+        .grant("finn", topic("feed"), ops("consume"))
+        .await
+        .unwrap();
+    let finn = connect(config(addr).password("finn", "finn-pw"))
+        .await
+        .unwrap();
+    let mut consumer = Consumer::new(finn, ConsumerConfig::default().max_wait_ms(50));
+    consumer
+        .assign_all("feed", StartFrom::Earliest)
+        .await
+        .unwrap();
+    security
+        .revoke("finn", topic("feed"), ops("consume"))
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(STEP_TIMEOUT, consumer.next())
+        .await
+        .expect("answers in time")
+        .expect("an item");
+    let (c, msg) = code(next);
+    assert_eq!(c, ErrorCode::NotAuthorized, "{msg}");
+    assert!(
+        msg.contains("user 'finn' may not consume from topic 'feed'"),
+        "{msg}"
+    );
+    still_works(&admin).await;
+    broker.shutdown().await.unwrap();
+}
