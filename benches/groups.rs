@@ -48,6 +48,7 @@ impl Conn {
         conn.call(&HandshakeRequest {
             protocol_version: skiff_protocol::PROTOCOL_VERSION,
             client_id: "bench".into(),
+            credentials: Default::default(),
         })
         .await;
         conn

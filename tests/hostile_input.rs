@@ -120,6 +120,7 @@ async fn a_frame_cut_off_midway_then_closed_writes_nothing() {
             &HandshakeRequest {
                 protocol_version: skiff_protocol::PROTOCOL_VERSION,
                 client_id: "cut".into(),
+                credentials: Default::default(),
             },
         );
         stream.write_all(&hello).await.expect("write");
@@ -349,6 +350,7 @@ async fn a_consumer_that_never_reads_does_not_stall_others() {
     let handshake = HandshakeRequest {
         protocol_version: skiff_protocol::PROTOCOL_VERSION,
         client_id: "stuck".into(),
+        credentials: Default::default(),
     };
     let mut body = BytesMut::new();
     handshake.encode(&mut body);

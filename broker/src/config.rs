@@ -40,6 +40,21 @@ pub struct BrokerConfig {
     /// A connection with no request and nothing in flight for this long is
     /// closed.
     pub idle_timeout_ms: u64,
+    /// A connection must complete its handshake (authentication included)
+    /// within this many milliseconds of being accepted, or it is closed.
+    /// Bounds what silent or stalled unauthenticated clients can hold.
+    pub handshake_timeout_ms: u64,
+    /// Once the first byte of a frame has arrived, the whole frame must
+    /// arrive within this many milliseconds, or the connection is closed
+    /// (slowloris defence; applies before and after the handshake).
+    pub frame_read_timeout_ms: u64,
+    /// Failed authentications allowed on one connection; the one that
+    /// reaches it closes the connection (slows down password guessing).
+    pub auth_failures_max: u32,
+    /// Users created or updated at start (`[[users]]`: `name`,
+    /// `password_hash` (argon2id PHC string), `admin`). Any user turns
+    /// authentication on; see the README's "Authentication and permissions".
+    pub users: Vec<crate::auth::BootstrapUser>,
     /// Longest a fetch may long-poll, whatever the client asks for.
     pub fetch_wait_ms_max: u64,
     /// Most record bytes one fetch response carries (one oversized batch is
@@ -120,6 +135,10 @@ pub const KEYS: &[&str] = &[
     "frame_bytes_max",
     "requests_in_flight_max",
     "idle_timeout_ms",
+    "handshake_timeout_ms",
+    "frame_read_timeout_ms",
+    "auth_failures_max",
+    "users",
     "fetch_wait_ms_max",
     "fetch_bytes_max",
     "partitions_max",
@@ -160,6 +179,13 @@ pub const ENV_NOT_KEYS: &[&str] = &[
     "SKIFF_TLS_CERT",
     "SKIFF_TLS_KEY",
     "SKIFF_TLS_SERVER_NAME",
+    // skiffd's bootstrap admin and the CLI's credentials.
+    "SKIFF_ADMIN_USER",
+    "SKIFF_ADMIN_PASSWORD",
+    "SKIFF_USER",
+    "SKIFF_PASSWORD",
+    "SKIFF_TOKEN",
+    "SKIFF_NEW_PASSWORD",
 ];
 
 /// The environment variable that overrides `key`: `SKIFF_` + the key in
@@ -182,6 +208,10 @@ impl Default for BrokerConfig {
             frame_bytes_max: skiff_protocol::FRAME_BYTES_MAX_DEFAULT,
             requests_in_flight_max: 64,
             idle_timeout_ms: 10 * 60 * 1000,
+            handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS_DEFAULT,
+            frame_read_timeout_ms: FRAME_READ_TIMEOUT_MS_DEFAULT,
+            auth_failures_max: AUTH_FAILURES_MAX_DEFAULT,
+            users: Vec::new(),
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 8 * 1024 * 1024,
             partitions_max: 1024,
@@ -214,6 +244,15 @@ impl Default for BrokerConfig {
 /// `log.message.timestamp.after.max.ms`: room for badly set client clocks,
 /// not for timestamps years ahead.
 pub const TIMESTAMP_AFTER_MS_MAX_DEFAULT: u64 = 60 * 60 * 1000;
+/// Default `handshake_timeout_ms`: 10 s, ample for a connect, a password
+/// check (one argon2 run) and a retry, short enough that idle sockets from
+/// scanners or stuck clients do not pile up.
+pub const HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Default `frame_read_timeout_ms`: 30 s, enough for a 16 MiB frame
+/// (`frame_bytes_max`) at about 0.5 MB/s.
+pub const FRAME_READ_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// Default `auth_failures_max`: 3, room for a typo and a retry.
+pub const AUTH_FAILURES_MAX_DEFAULT: u32 = 3;
 
 /// A fetch response must fit in a frame the client accepts (same default
 /// limit), with room for the response header and offsets.
@@ -360,6 +399,29 @@ impl BrokerConfig {
         }
         if self.frame_bytes_max < 1024 || self.frame_bytes_max > u32::MAX as usize {
             return invalid("frame_bytes_max", "must be between 1024 and 4294967295");
+        }
+        if self.handshake_timeout_ms == 0 {
+            return invalid("handshake_timeout_ms", "must be at least 1");
+        }
+        if self.frame_read_timeout_ms == 0 {
+            return invalid("frame_read_timeout_ms", "must be at least 1");
+        }
+        if self.auth_failures_max == 0 {
+            return invalid("auth_failures_max", "must be at least 1");
+        }
+        for (i, user) in self.users.iter().enumerate() {
+            if let Err(e) = crate::auth::validate_user_name(&user.name) {
+                return Err(ConfigError::Invalid {
+                    key: "users",
+                    message: e.to_string(),
+                });
+            }
+            if self.users[..i].iter().any(|u| u.name == user.name) {
+                return Err(ConfigError::Invalid {
+                    key: "users",
+                    message: format!("user {:?} is listed twice", user.name),
+                });
+            }
         }
         if self.fetch_bytes_max == 0 || self.fetch_bytes_max + 64 > self.frame_bytes_max {
             return invalid(

@@ -16,6 +16,7 @@
 //! own [`BrokerConfig`] through [`Broker::start`], connect to
 //! [`BrokerHandle::local_addr`], and call [`BrokerHandle::shutdown`].
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod embedded;

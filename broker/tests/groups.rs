@@ -51,6 +51,7 @@ impl Conn {
         conn.call(&HandshakeRequest {
             protocol_version: skiff_protocol::PROTOCOL_VERSION,
             client_id: "groups-test".into(),
+            credentials: Default::default(),
         })
         .await
         .expect("handshake");

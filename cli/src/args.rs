@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use skiff_client::{ClientConfig, ConfigChange};
 use skiff_client::{ResetTo, StartFrom};
+use skiff_client::{ResourceKind, ResourcePattern, Secret};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -20,6 +21,8 @@ Examples:
   skiff --broker skiffs://broker.internal:9400 --tls-ca ca.pem topic list
   skiff topic alter orders --retention-ms 86400000 --segment-ms default
   skiff status
+  SKIFF_USER=alice SKIFF_PASSWORD=... skiff topic list
+  skiff acl grant alice --topic orders --ops produce,consume
   skiff completions bash > /etc/bash_completion.d/skiff";
 
 /// skiff: talk to a skiff broker.
@@ -38,6 +41,18 @@ pub struct Cli {
     /// TLS settings (--tls-ca or a skiffs:// address turns TLS on).
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// User to authenticate as (with --password).
+    #[arg(long, global = true, env = "SKIFF_USER")]
+    pub user: Option<String>,
+
+    /// Password of --user. Prefer $SKIFF_PASSWORD: flags are visible to
+    /// other local users in the process list.
+    #[arg(long, global = true, env = "SKIFF_PASSWORD", hide_env_values = true)]
+    pub password: Option<Secret>,
+
+    /// API token to authenticate with (instead of --user/--password).
+    #[arg(long, global = true, env = "SKIFF_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
 
     /// What to do.
     #[command(subcommand)]
@@ -141,6 +156,12 @@ total, with latency percentiles from an HDR histogram.")]
         after_help = "Examples:\n  skiff status\n  skiff --broker 10.0.0.5:9400 status --json"
     )]
     Status(StatusArgs),
+    /// Add, remove and list users; create and revoke their API tokens.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Grant, revoke and list users' permissions on topics and groups.
+    #[command(subcommand)]
+    Acl(AclCommand),
     /// Print a shell completion script.
     #[command(after_help = "\
 Examples:
@@ -152,6 +173,154 @@ Examples:
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// `skiff user ...` (admin only once the broker has users)
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user, or replace an existing user's password and admin flag.
+    #[command(after_help = "\
+Examples:
+  printf '%s\\n' \"$ALICE_PW\" | skiff user add alice --password-stdin
+  SKIFF_NEW_PASSWORD=... skiff user add ops --admin
+
+The password comes from the first line of stdin (--password-stdin) or from
+$SKIFF_NEW_PASSWORD, never from a flag, and is never printed.")]
+    Add(UserAddArgs),
+    /// Remove a user with its tokens and grants (not the last admin).
+    #[command(after_help = "Example:\n  skiff user remove alice")]
+    Remove {
+        /// User name.
+        name: String,
+    },
+    /// List users with their admin flag and token ids.
+    #[command(after_help = "Examples:\n  skiff user list\n  skiff user list --json")]
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or revoke a user's API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `skiff user add`
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// User name: 1-128 characters of A-Z a-z 0-9 . _ @ -
+    pub name: String,
+    /// Read the password from the first line of stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The user may do anything, including managing users and ACLs.
+    #[arg(long)]
+    pub admin: bool,
+}
+
+/// `skiff user token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user; prints it once (stdout), and its id.
+    #[command(after_help = "\
+Examples:
+  skiff user token create billing-svc > billing.token
+  SKIFF_TOKEN=$(cat billing.token) skiff topic list
+
+The broker keeps only a digest: a lost token cannot be shown again, only
+revoked and replaced.")]
+    Create {
+        /// User name.
+        #[arg(id = "token_user", value_name = "USER")]
+        user: String,
+    },
+    /// Revoke a user's token by its id (from create or `skiff user list`).
+    #[command(after_help = "Example:\n  skiff user token revoke billing-svc 3f2a9c01d4e5")]
+    Revoke {
+        /// User name.
+        #[arg(id = "token_user", value_name = "USER")]
+        user: String,
+        /// Token id.
+        token_id: String,
+    },
+}
+
+/// `skiff acl ...` (admin only once the broker has users)
+#[derive(Debug, Subcommand)]
+pub enum AclCommand {
+    /// Allow a user operations on a topic or group (by name or prefix).
+    #[command(after_help = "\
+Examples:
+  skiff acl grant alice --topic orders --ops produce,consume
+  skiff acl grant alice --topic-prefix logs. --ops consume
+  skiff acl grant alice --group billing --ops consume
+
+Operations: produce, consume, create, delete, describe, alter, or all.
+Any operation on a resource implies describe. Consuming in a group needs
+consume on the group and on its topics.")]
+    Grant(AclArgs),
+    /// Take operations back from a user's grant.
+    #[command(after_help = "Example:\n  skiff acl revoke alice --topic orders --ops produce")]
+    Revoke(AclArgs),
+    /// List grants, of one user or of everyone.
+    #[command(after_help = "Examples:\n  skiff acl list\n  skiff acl list alice --json")]
+    List {
+        /// Only this user's grants.
+        #[arg(id = "grantee", value_name = "USER")]
+        user: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `skiff acl grant|revoke`: a user, one resource pattern, operations.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("resource").required(true).args(["topic", "topic_prefix", "group", "group_prefix"])))]
+pub struct AclArgs {
+    /// The user (a positional argument: `--user` is the global flag naming
+    /// who runs the command).
+    #[arg(id = "grantee", value_name = "USER")]
+    pub user: String,
+    /// A topic, by exact name.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Every topic whose name starts with this.
+    #[arg(long, value_name = "PREFIX")]
+    pub topic_prefix: Option<String>,
+    /// A consumer group, by exact name.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Every group whose name starts with this.
+    #[arg(long, value_name = "PREFIX")]
+    pub group_prefix: Option<String>,
+    /// Comma-separated operations: produce, consume, create, delete,
+    /// describe, alter, or all.
+    #[arg(long, value_parser = skiff_client::Operations::parse)]
+    pub ops: skiff_client::Operations,
+}
+
+impl AclArgs {
+    /// The resource pattern the flags name (clap makes exactly one present).
+    pub fn resource(&self) -> ResourcePattern {
+        let (kind, name, prefix) = match (
+            &self.topic,
+            &self.topic_prefix,
+            &self.group,
+            &self.group_prefix,
+        ) {
+            (Some(t), ..) => (ResourceKind::Topic, t, false),
+            (_, Some(p), ..) => (ResourceKind::Topic, p, true),
+            (_, _, Some(g), _) => (ResourceKind::Group, g, false),
+            (_, _, _, Some(p)) => (ResourceKind::Group, p, true),
+            (None, None, None, None) => unreachable!("clap requires one resource flag"),
+        };
+        ResourcePattern {
+            kind,
+            name: name.clone(),
+            prefix,
+        }
+    }
 }
 
 /// `skiff topic ...`
@@ -532,6 +701,40 @@ mod tests {
             })))
         ));
         assert!(Cli::try_parse_from(["skiff", "topic", "alter", "t"]).is_err());
+    }
+
+    #[test]
+    fn acl_flags_need_exactly_one_resource_and_valid_ops() {
+        let parsed = Cli::try_parse_from([
+            "skiff",
+            "acl",
+            "grant",
+            "a",
+            "--topic-prefix",
+            "logs.",
+            "--ops",
+            "consume",
+        ])
+        .expect("parses");
+        let Command::Acl(AclCommand::Grant(args)) = parsed.command else {
+            panic!("acl grant");
+        };
+        assert_eq!(args.resource().to_string(), "topic prefix 'logs.'");
+        let both = [
+            "skiff", "acl", "grant", "a", "--topic", "t", "--group", "g", "--ops", "all",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
+        let none = ["skiff", "acl", "grant", "a", "--ops", "all"];
+        assert!(Cli::try_parse_from(none).is_err());
+        let bad = ["skiff", "acl", "grant", "a", "--topic", "t", "--ops", "fly"];
+        assert!(Cli::try_parse_from(bad).is_err());
+    }
+
+    #[test]
+    fn debug_redacts_the_password() {
+        let cli = Cli::try_parse_from(["skiff", "--user", "u", "--password", "hunter2", "status"])
+            .expect("parses");
+        assert!(!format!("{cli:?}").contains("hunter2"));
     }
 
     #[test]

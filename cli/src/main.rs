@@ -10,8 +10,8 @@ mod output;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
-use skiff_client::Client;
+use clap::{CommandFactory, Parser};
+use skiff_client::{Client, ClientConfig};
 
 use crate::args::{Cli, Command};
 
@@ -27,22 +27,41 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    // Every command connects with these settings (address, TLS).
+/// The client settings the global flags ask for (address, TLS,
+/// credentials). Contradictory credentials are a usage error (exit 2); the
+/// checks are here because clap's `requires` does not hold across global
+/// flags.
+fn client_config(cli: &Cli) -> ClientConfig {
     let config = cli.client_config("skiff-cli");
-    let cli = match cli.command {
+    let usage = |message: &str| -> ! {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit()
+    };
+    match (&cli.user, &cli.password, &cli.token) {
+        (None, None, None) => config,
+        (None, None, Some(token)) => config.token(token.clone()),
+        (Some(user), Some(password), None) => config.password(user.clone(), password.clone()),
+        (_, _, Some(_)) => usage("--token cannot be combined with --user/--password"),
+        (Some(_), None, None) => usage("--user needs --password (or $SKIFF_PASSWORD)"),
+        (None, Some(_), None) => usage("--password needs --user (or $SKIFF_USER)"),
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    // Every command connects with these settings (address, TLS, credentials).
+    let config = client_config(&cli);
+    let command = match cli.command {
         // The bench runs its actors on a multi-threaded runtime of its own.
-        Command::Bench(args) => {
-            return commands::bench::run(config.client_id("skiff-bench"), args);
-        }
-        command => Cli { command, ..cli },
+        Command::Bench(args) => return commands::bench::run(config, args),
+        command => command,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let client = Client::lazy(config);
-        match cli.command {
+        match command {
             Command::Topic(command) => commands::topic::run(&client, command).await,
             Command::Produce(args) => commands::produce::run(&client, args).await,
             Command::Consume(args) => commands::consume::run(&client, args).await,
@@ -50,6 +69,8 @@ fn run(cli: Cli) -> Result<()> {
             Command::Completions { shell } => commands::ops::completions(shell),
             Command::Bench(_) => unreachable!("handled before the runtime starts"),
             Command::Group(command) => commands::group::run(&client, command).await,
+            Command::User(command) => commands::user::run(&client, command).await,
+            Command::Acl(command) => commands::acl::run(&client, command).await,
         }
     })
 }

@@ -92,6 +92,11 @@ impl Client {
         Admin::new(self.clone())
     }
 
+    /// A user, token and ACL management handle on this client.
+    pub fn security(&self) -> crate::security::SecurityAdmin {
+        crate::security::SecurityAdmin::new(self.clone())
+    }
+
     /// The current connection, opening a new one when there is none or it
     /// broke. Tries `reconnect_attempts_max` times with exponential,
     /// jittered backoff before returning the last error. A caller that

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use rand::Rng;
 use skiff_protocol::FRAME_BYTES_MAX_DEFAULT;
+use skiff_protocol::Secret;
+use skiff_protocol::messages::Credentials;
 
 /// Default broker address.
 pub const BROKER_DEFAULT: &str = "127.0.0.1:9400";
@@ -79,6 +81,9 @@ pub struct ClientConfig {
     /// Name the broker's certificate must carry; unset: the address's host.
     /// For brokers reached by an address their certificate does not name.
     pub tls_server_name: Option<String>,
+    /// Sent in every handshake; `Credentials::None` for a broker without
+    /// users. Its `Debug` output redacts the password or token.
+    pub credentials: Credentials,
 }
 
 impl Default for ClientConfig {
@@ -96,6 +101,7 @@ impl Default for ClientConfig {
             tls_cert_file: None,
             tls_key_file: None,
             tls_server_name: None,
+            credentials: Credentials::None,
         }
     }
 }
@@ -164,6 +170,23 @@ impl ClientConfig {
         self
     }
 
+    /// Authenticates as `user` with `password`.
+    pub fn password(mut self, user: impl Into<String>, password: impl Into<Secret>) -> Self {
+        self.credentials = Credentials::Password {
+            user: user.into(),
+            password: password.into(),
+        };
+        self
+    }
+
+    /// Authenticates with an API token (it names its user).
+    pub fn token(mut self, token: impl Into<Secret>) -> Self {
+        self.credentials = Credentials::Token {
+            token: token.into(),
+        };
+        self
+    }
+
     pub(crate) fn backoff(&self) -> Backoff {
         Backoff::new(
             self.reconnect_backoff_initial_ms,
@@ -215,6 +238,18 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_redacts_credentials() {
+        let c = ClientConfig::default().password("alice", "hunter2");
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        let c = ClientConfig::default().token("skt_0123");
+        assert!(!format!("{c:?}").contains("skt_0123"));
+    }
 
     #[test]
     fn backoff_grows_within_bounds() {

@@ -198,7 +198,7 @@ impl Connection {
                     Connection::open(stream, broker.clone(), config, true)
                 }
             };
-            match conn.handshake(&config.client_id).await {
+            match conn.handshake(config).await {
                 Ok(()) => Ok(conn),
                 Err(e) => Err(match conn.inner.shared.tls_failure.get() {
                     Some(failure) => failure.clone().into_error(&broker),
@@ -263,11 +263,12 @@ impl Connection {
         }
     }
 
-    async fn handshake(&self, client_id: &str) -> Result<()> {
+    async fn handshake(&self, config: &ClientConfig) -> Result<()> {
         let resp = self
             .send(HandshakeRequest {
                 protocol_version: PROTOCOL_VERSION,
-                client_id: client_id.to_owned(),
+                client_id: config.client_id.clone(),
+                credentials: config.credentials.clone(),
             })
             .await?;
         if resp.protocol_version != PROTOCOL_VERSION {

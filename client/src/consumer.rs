@@ -976,7 +976,11 @@ impl Consumer {
                 self.set_position(&topic, partition, reset);
                 Ok(())
             }
-            Some(ErrorCode::UnknownTopic | ErrorCode::UnknownPartition) => {
+            // Permanent until someone acts (creates the topic, grants
+            // consume): retrying the fetch in a loop would only spin.
+            Some(
+                ErrorCode::UnknownTopic | ErrorCode::UnknownPartition | ErrorCode::NotAuthorized,
+            ) => {
                 self.partitions[i].stopped = true;
                 Err(e)
             }

@@ -52,6 +52,7 @@ mod consumer;
 mod error;
 mod group;
 mod producer;
+mod security;
 mod tls;
 
 pub use admin::Admin;
@@ -76,12 +77,17 @@ pub use producer::{
     IN_FLIGHT_MAX_DEFAULT, LINGER_MS_DEFAULT, Producer, ProducerConfig, ProducerRecord,
     RECORD_BYTES_MAX, RETRIES_MAX_DEFAULT, SendFuture,
 };
+pub use security::SecurityAdmin;
 pub use tls::{SCHEME_PLAIN, SCHEME_TLS};
 
 /// The wire contract, for [`Connection`]-level use.
 pub use skiff_protocol as protocol;
 pub use skiff_protocol::ErrorCode;
+pub use skiff_protocol::Secret;
 pub use skiff_protocol::batch::Header;
+pub use skiff_protocol::messages::{
+    AclEntry, Credentials, Operation, Operations, ResourceKind, ResourcePattern, UserListing,
+};
 pub use skiff_protocol::messages::{
     AlterTopicRequest, ConfigChange, DescribeGroupResponse, DescribeTopicResponse, GroupListing,
     GroupState, MemberDescription, PartitionDescription, PartitionProgress, ResetTo,

@@ -689,8 +689,16 @@ impl Task {
             return match self.partition_count(&record.topic).await {
                 Ok(count) => Ok(self.sticky_partition(&record.topic, count)),
                 // Not created yet: the broker creates it (when it may) and
-                // places the batch.
-                Err(e) if e.code() == Some(ErrorCode::UnknownTopic) => Ok(PARTITION_AUTO),
+                // places the batch. Not ours to describe: the produce itself
+                // gets the broker's refusal (or is placed, if allowed).
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        Some(ErrorCode::UnknownTopic | ErrorCode::NotAuthorized)
+                    ) =>
+                {
+                    Ok(PARTITION_AUTO)
+                }
                 Err(e) => Err(e),
             };
         };

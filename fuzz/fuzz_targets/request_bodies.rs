@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let body = Bytes::copy_from_slice(rest);
-    match which % 24 {
+    match which % 32 {
         0 => check::<HandshakeRequest>(body),
         1 => check::<CreateTopicRequest>(body),
         2 => check::<DeleteTopicRequest>(body),
@@ -46,6 +46,14 @@ fuzz_target!(|data: &[u8]| {
         20 => check::<ListTopicsResponse>(body),
         21 => check::<ProduceResponse>(body),
         22 => check::<InitProducerIdResponse>(body),
+        23 => check::<PutUserRequest>(body),
+        24 => check::<GrantAclRequest>(body),
+        25 => check::<RevokeAclRequest>(body),
+        26 => check::<ListAclsRequest>(body),
+        27 => check::<ListAclsResponse>(body),
+        28 => check::<ListUsersResponse>(body),
+        29 => check::<CreateTokenResponse>(body),
+        30 => check::<RevokeTokenRequest>(body),
         _ => check::<FetchOffsetsResponse>(body),
     }
 });

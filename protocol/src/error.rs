@@ -76,11 +76,17 @@ pub enum ErrorCode {
     /// The producer epoch is older than one the partition has seen: another
     /// producer instance took over this producer id.
     ProducerFenced = 29,
+    /// The handshake's credentials were missing, unknown or wrong (the
+    /// message never says which, so it cannot be used to probe for users).
+    AuthenticationFailed = 30,
+    /// The authenticated user may not do this operation on this resource;
+    /// the message names the user, the operation and the resource.
+    NotAuthorized = 31,
 }
 
 impl ErrorCode {
     /// Every defined code, in numeric order.
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::None,
         ErrorCode::Unknown,
         ErrorCode::MalformedRequest,
@@ -111,6 +117,8 @@ impl ErrorCode {
         ErrorCode::OutOfOrderSequence,
         ErrorCode::DuplicateSequence,
         ErrorCode::ProducerFenced,
+        ErrorCode::AuthenticationFailed,
+        ErrorCode::NotAuthorized,
     ];
 
     /// The code's number on the wire.
@@ -160,6 +168,8 @@ impl ErrorCode {
             ErrorCode::OutOfOrderSequence => "out_of_order_sequence",
             ErrorCode::DuplicateSequence => "duplicate_sequence",
             ErrorCode::ProducerFenced => "producer_fenced",
+            ErrorCode::AuthenticationFailed => "authentication_failed",
+            ErrorCode::NotAuthorized => "not_authorized",
         }
     }
 

@@ -12,11 +12,18 @@ pub mod frame;
 pub mod messages;
 pub mod partitioner;
 pub mod primitives;
+pub mod secret;
 pub mod topic_name;
 pub mod varint;
 
 pub use error::ErrorCode;
 pub use frame::FRAME_BYTES_MAX_DEFAULT;
+pub use secret::Secret;
 
 /// The protocol version this crate speaks; sent in the handshake.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2 added credentials to the handshake (and the user to its
+/// response). A broker answers a handshake of another version with
+/// `UnsupportedVersion`, read from the first two bytes of its body, so an
+/// old client gets a clear refusal rather than a decode error.
+pub const PROTOCOL_VERSION: u16 = 2;

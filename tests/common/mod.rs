@@ -14,6 +14,7 @@ use skiff_protocol::ErrorCode;
 use skiff_protocol::frame::{ClientCodec, OutgoingRequest, ResponseFrame};
 use skiff_protocol::messages::{HandshakeRequest, Request};
 use skiff_protocol::primitives::{Reader, decode_body};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
@@ -58,6 +59,7 @@ impl RawConn {
         conn.call(HandshakeRequest {
             protocol_version: skiff_protocol::PROTOCOL_VERSION,
             client_id: "test".into(),
+            credentials: Default::default(),
         })
         .await
         .expect("handshake succeeds");
@@ -124,7 +126,6 @@ pub fn error_message(body: Bytes) -> String {
 
 /// GETs `path` over plain HTTP/1.1 and returns (status line, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connects");

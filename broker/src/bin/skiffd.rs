@@ -1,24 +1,34 @@
 //! `skiffd`: the broker binary. Parses flags, sets up logging (human or
 //! JSON), loads the config (file, then `SKIFF_*` environment, then flags),
 //! starts [`skiff_broker::Broker`] and shuts it down cleanly on SIGINT or
-//! SIGTERM.
+//! SIGTERM. `skiffd hash-password` turns a password on stdin into the
+//! argon2id PHC string a `[[users]]` entry takes.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use skiff_broker::auth::{BootstrapUser, hash_password};
 use skiff_broker::log::Durability;
 use skiff_broker::{Broker, BrokerConfig};
+
+/// With [`ADMIN_PASSWORD_ENV`], creates (or updates) this admin at start.
+const ADMIN_USER_ENV: &str = "SKIFF_ADMIN_USER";
+/// The bootstrap admin's password (hashed at start, never stored plain).
+const ADMIN_PASSWORD_ENV: &str = "SKIFF_ADMIN_PASSWORD";
 
 /// skiff broker: durable topics over one framed TCP protocol.
 #[derive(Debug, Parser)]
 #[command(
     name = "skiffd",
     version,
-    after_help = "Examples:\n  skiffd                                   # ./skiff-data, 127.0.0.1:9400, fsync always\n  skiffd --data-dir /var/lib/skiff --listen 0.0.0.0:9400\n  skiffd --listen 127.0.0.1:0 --fsync interval:100\n  skiffd --config /etc/skiff/skiff.toml --metrics-listen 127.0.0.1:9464\n  skiffd --tls-cert broker.pem --tls-key broker.key   # TLS only; clients use skiffs://\n  SKIFF_CONNECTIONS_MAX=4096 skiffd --log-format json\n\nPrecedence: flags > SKIFF_<KEY> environment variables > config file > defaults.\nEvery key and its default: skiff.toml in the source tree."
+    after_help = "Examples:\n  skiffd                                   # ./skiff-data, 127.0.0.1:9400, fsync always\n  skiffd --data-dir /var/lib/skiff --listen 0.0.0.0:9400\n  skiffd --listen 127.0.0.1:0 --fsync interval:100\n  skiffd --config /etc/skiff/skiff.toml --metrics-listen 127.0.0.1:9464\n  skiffd --tls-cert broker.pem --tls-key broker.key   # TLS only; clients use skiffs://\n  SKIFF_CONNECTIONS_MAX=4096 skiffd --log-format json\n\nPrecedence: flags > SKIFF_<KEY> environment variables > config file > defaults.\nEvery key and its default: skiff.toml in the source tree.\n\nAuthentication: any user turns it on. Bootstrap an admin with\n  SKIFF_ADMIN_USER=admin SKIFF_ADMIN_PASSWORD=... skiffd\nor a [[users]] entry whose password_hash comes from\n  skiffd hash-password < password.txt"
 )]
 struct Args {
+    /// A tool instead of the broker.
+    #[command(subcommand)]
+    command: Option<Tool>,
     /// TOML config file; the environment and flags override its values.
     #[arg(long, value_name = "FILE", env = "SKIFF_CONFIG")]
     config: Option<PathBuf>,
@@ -60,6 +70,17 @@ struct Args {
     log_format: LogFormat,
 }
 
+/// Tools run instead of the broker.
+#[derive(Debug, clap::Subcommand)]
+enum Tool {
+    /// Read a password from stdin (one line), print its argon2id PHC hash
+    /// for a `[[users]]` entry's `password_hash`.
+    #[command(
+        after_help = "Examples:\n  skiffd hash-password < password.txt\n  printf '%s' \"$PW\" | skiffd hash-password"
+    )]
+    HashPassword,
+}
+
 /// How log lines are written (to stderr).
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
@@ -82,6 +103,15 @@ fn main() -> ExitCode {
     match args.log_format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+    if let Some(Tool::HashPassword) = args.command {
+        return match hash_password_from_stdin() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("skiffd: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,6 +149,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(file) = args.tls_client_ca {
         config.tls_client_ca_file = Some(file);
     }
+    add_admin_from_env(&mut config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("skiffd")
@@ -135,6 +166,37 @@ fn run(args: Args) -> anyhow::Result<()> {
         broker.shutdown().await?;
         Ok(())
     })
+}
+
+/// `skiffd hash-password`: the first line of stdin, hashed.
+fn hash_password_from_stdin() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "no password on stdin");
+    println!("{}", hash_password(password)?.as_str());
+    Ok(())
+}
+
+/// `SKIFF_ADMIN_USER` + `SKIFF_ADMIN_PASSWORD`: one more bootstrap admin
+/// (replacing a `[[users]]` entry of the same name).
+fn add_admin_from_env(config: &mut BrokerConfig) -> anyhow::Result<()> {
+    let user = std::env::var(ADMIN_USER_ENV).ok();
+    let password = std::env::var(ADMIN_PASSWORD_ENV).ok();
+    let (name, password) = match (user, password) {
+        (Some(u), Some(p)) => (u, p),
+        (None, None) => return Ok(()),
+        _ => anyhow::bail!("{ADMIN_USER_ENV} and {ADMIN_PASSWORD_ENV} must be set together"),
+    };
+    anyhow::ensure!(!password.is_empty(), "{ADMIN_PASSWORD_ENV} is empty");
+    let password_hash = hash_password(&password)?;
+    config.users.retain(|u| u.name != name);
+    config.users.push(BootstrapUser {
+        name,
+        password_hash,
+        admin: true,
+    });
+    Ok(())
 }
 
 /// SIGINT and SIGTERM, registered up front.

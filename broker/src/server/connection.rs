@@ -15,9 +15,16 @@
 //! connection (the reader stops reading until one finishes), frames above
 //! `frame_bytes_max` are refused before they are buffered, and a connection
 //! with nothing in flight that sends nothing for `idle_timeout_ms` is closed.
+//! A connection must complete its handshake within `handshake_timeout_ms`
+//! of being accepted, may fail authentication at most `auth_failures_max`
+//! times, and must deliver every frame it starts within
+//! `frame_read_timeout_ms` of its first byte; otherwise it is closed.
 //! An oversized or impossibly short frame gets an error response, then the
 //! connection is closed, since the byte stream can no longer be trusted; a
 //! well-framed request with a malformed body only gets an error response.
+//!
+//! Every request after the handshake is authorized at dispatch (see
+//! [`super::authorize`]) before any work is started for it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,20 +34,25 @@ use futures::{SinkExt, StreamExt};
 use skiff_protocol::ErrorCode;
 use skiff_protocol::frame::{FrameError, OutgoingResponse, RequestFrame, ServerCodec};
 use skiff_protocol::messages::{
-    AlterTopicRequest, ApiKey, CommitOffsetsRequest, CreateTopicRequest, DeleteGroupRequest,
-    DeleteTopicRequest, DescribeGroupRequest, DescribeTopicRequest, FetchOffsetsRequest,
-    FetchRequest, HandshakeRequest, HandshakeResponse, HeartbeatRequest, InitProducerIdRequest,
-    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, ListTopicsRequest,
-    ProduceRequest, Request, ResetOffsetsRequest, StatusRequest,
+    AlterTopicRequest, ApiKey, CommitOffsetsRequest, CreateTokenRequest, CreateTopicRequest,
+    Credentials, DeleteGroupRequest, DeleteTopicRequest, DeleteUserRequest, DescribeGroupRequest,
+    DescribeTopicRequest, FetchOffsetsRequest, FetchRequest, GrantAclRequest, HandshakeRequest,
+    HandshakeResponse, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListAclsRequest, ListGroupsRequest, ListOffsetsRequest, ListTopicsRequest,
+    ListUsersRequest, Operation, ProduceRequest, PutUserRequest, Request, ResetOffsetsRequest,
+    ResourceKind, RevokeAclRequest, RevokeTokenRequest, StatusRequest,
 };
 use skiff_protocol::primitives::{Decode, Encode, decode_body};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::Shared;
+use super::authorize::{self, Session};
 use super::failure::Failure;
-use super::{group_handlers, handlers, ops_handlers};
+use super::frame_timing::TimedDecoder;
+use super::{group_handlers, handlers, ops_handlers, security_handlers};
 
 /// Serves one connection until the client closes it, it breaks, it idles
 /// out, or the broker shuts down (in-flight requests still get answered).
@@ -50,7 +62,10 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let config = &shared.config;
-    let mut frames = FramedRead::new(rd, ServerCodec::new(config.frame_bytes_max));
+    let mut frames = FramedRead::new(
+        rd,
+        TimedDecoder::new(ServerCodec::new(config.frame_bytes_max)),
+    );
     let (tx, rx) = mpsc::channel::<OutgoingResponse>(config.requests_in_flight_max);
     let writer = shared.tracker.spawn(write_responses(
         FramedWrite::new(wr, ServerCodec::new(config.frame_bytes_max)),
@@ -64,19 +79,46 @@ where
     shared
         .tracker
         .spawn(run_produces(Arc::clone(&shared), produce_rx, tx.clone()));
-    let mut handshaken = false;
+    let frame_read = Duration::from_millis(config.frame_read_timeout_ms);
+    let handshake_deadline = Instant::now() + Duration::from_millis(config.handshake_timeout_ms);
+    // `None` until the handshake succeeds.
+    let mut session: Option<Session> = None;
+    let mut auth_failures: u32 = 0;
+    let mut last_read = Instant::now();
 
     loop {
+        // Wake at the earliest deadline that applies: idle, handshake, and
+        // the partial frame's (or soon enough to notice one starting).
+        let partial_since = frames.decoder().partial_since();
+        let mut deadline =
+            (last_read + idle).min(partial_since.unwrap_or_else(Instant::now) + frame_read);
+        if session.is_none() {
+            deadline = deadline.min(handshake_deadline);
+        }
         let next = tokio::select! {
-            next = tokio::time::timeout(idle, frames.next()) => next,
+            next = tokio::time::timeout_at(deadline, frames.next()) => next,
             () = shared.shutdown.cancelled() => break,
             () = tx.closed() => break,
         };
         let frame = match next {
             Err(_elapsed) => {
-                if in_flight.available_permits() == config.requests_in_flight_max {
-                    tracing::debug!(%peer, "closing idle connection");
+                let now = Instant::now();
+                if let Some(since) = frames.decoder().partial_since() {
+                    if now >= since + frame_read {
+                        tracing::debug!(%peer, limit_ms = config.frame_read_timeout_ms, "closing connection: frame not completed within frame_read_timeout_ms");
+                        break;
+                    }
+                }
+                if session.is_none() && now >= handshake_deadline {
+                    tracing::debug!(%peer, limit_ms = config.handshake_timeout_ms, "closing connection: no handshake within handshake_timeout_ms");
                     break;
+                }
+                if now >= last_read + idle {
+                    if in_flight.available_permits() == config.requests_in_flight_max {
+                        tracing::debug!(%peer, "closing idle connection");
+                        break;
+                    }
+                    last_read = now;
                 }
                 continue;
             }
@@ -87,14 +129,15 @@ where
                 break;
             }
         };
+        last_read = Instant::now();
         let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
             break;
         };
         let correlation_id = frame.correlation_id;
-        if !handshaken {
-            match handshake(&frame) {
-                Ok(response) => {
-                    handshaken = true;
+        let Some(current) = &session else {
+            match handshake(&shared, &frame, peer).await {
+                Ok((response, established)) => {
+                    session = Some(established);
                     let _ = tx
                         .send(OutgoingResponse::ok(correlation_id, &response))
                         .await;
@@ -102,14 +145,24 @@ where
                 }
                 Err(failure) => {
                     tracing::debug!(%peer, message = %failure.message, "handshake refused");
+                    let auth_failed = failure.code == ErrorCode::AuthenticationFailed;
                     let _ = tx.send(failure.into_response(correlation_id)).await;
+                    if auth_failed {
+                        auth_failures += 1;
+                        if auth_failures < config.auth_failures_max {
+                            continue;
+                        }
+                        tracing::warn!(%peer, failures = auth_failures, "closing connection after auth_failures_max failed authentications");
+                    }
                     break;
                 }
             }
-        }
+        };
         // A body that fails to decode is answered with an error; the frame
         // boundaries are intact, so the connection stays usable.
-        if let Err(failure) = dispatch(&shared, frame, permit, &tx, &produce_tx, peer).await {
+        if let Err(failure) =
+            dispatch(&shared, current, frame, permit, &tx, &produce_tx, peer).await
+        {
             let _ = tx.send(failure.into_response(correlation_id)).await;
         }
     }
@@ -142,7 +195,13 @@ async fn refuse_stream(tx: &mpsc::Sender<OutgoingResponse>, peer: SocketAddr, e:
         .await;
 }
 
-fn handshake(frame: &RequestFrame) -> Result<HandshakeResponse, Failure> {
+/// Checks the handshake and its credentials; returns the response and the
+/// connection's session.
+async fn handshake(
+    shared: &Arc<Shared>,
+    frame: &RequestFrame,
+    peer: SocketAddr,
+) -> Result<(HandshakeResponse, Session), Failure> {
     if frame.api_key != ApiKey::Handshake as u16 {
         return Err(Failure::new(
             ErrorCode::HandshakeRequired,
@@ -153,21 +212,55 @@ fn handshake(frame: &RequestFrame) -> Result<HandshakeResponse, Failure> {
         ));
     }
     check_version::<HandshakeRequest>(frame)?;
-    let req: HandshakeRequest = decode_body(frame.body.clone())?;
-    if req.protocol_version != skiff_protocol::PROTOCOL_VERSION {
+    // The version comes first in every handshake version: read it before
+    // the rest, so a client of another version is told so, not "malformed".
+    let version = frame
+        .body
+        .get(..2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]));
+    if let Some(version) = version.filter(|v| *v != skiff_protocol::PROTOCOL_VERSION) {
         return Err(Failure::new(
             ErrorCode::UnsupportedVersion,
             format!(
-                "protocol version {} is not supported; this broker speaks {}",
-                req.protocol_version,
+                "protocol version {version} is not supported; this broker speaks {}",
                 skiff_protocol::PROTOCOL_VERSION
             ),
         ));
     }
-    Ok(HandshakeResponse {
-        protocol_version: skiff_protocol::PROTOCOL_VERSION,
-        broker_version: env!("CARGO_PKG_VERSION").to_owned(),
-    })
+    let req: HandshakeRequest = decode_body(frame.body.clone())?;
+    let credentials = req.credentials;
+    let claimed = match &credentials {
+        Credentials::Password { user, .. } => user.clone(),
+        _ => String::new(),
+    };
+    // Only a password check is slow (one argon2 run): it alone goes to the
+    // blocking pool; no credentials or a token are checked in place.
+    let authenticated = match credentials {
+        Credentials::Password { .. } => {
+            let checker = Arc::clone(shared);
+            handlers::blocking(move || Ok(checker.security.authenticate(&credentials)?)).await
+        }
+        other => shared.security.authenticate(&other).map_err(Failure::from),
+    };
+    let session = match authenticated {
+        Ok(Some(user)) => Session::User(Arc::from(user)),
+        Ok(None) => Session::Anonymous,
+        Err(failure) => {
+            if failure.code == ErrorCode::AuthenticationFailed {
+                metrics::counter!("skiff_auth_failures_total").increment(1);
+                tracing::warn!(%peer, user = %claimed, client_id = %req.client_id, "authentication failed");
+            }
+            return Err(failure);
+        }
+    };
+    Ok((
+        HandshakeResponse {
+            protocol_version: skiff_protocol::PROTOCOL_VERSION,
+            broker_version: env!("CARGO_PKG_VERSION").to_owned(),
+            user: session.user().to_owned(),
+        },
+        session,
+    ))
 }
 
 fn check_version<R: Request>(frame: &RequestFrame) -> Result<(), Failure> {
@@ -194,6 +287,7 @@ fn decode<R: Request + Decode>(frame: RequestFrame) -> Result<R, Failure> {
 /// before any task is spawned; later failures are answered by the task.
 async fn dispatch(
     shared: &Arc<Shared>,
+    session: &Session,
     frame: RequestFrame,
     permit: OwnedSemaphorePermit,
     tx: &mpsc::Sender<OutgoingResponse>,
@@ -215,16 +309,22 @@ async fn dispatch(
         )),
         ApiKey::ListTopics => {
             decode::<ListTopicsRequest>(frame)?;
-            respond(tx, id, Ok(handlers::list_topics(shared))).await;
+            let mut listing = handlers::list_topics(shared);
+            listing
+                .topics
+                .retain(|t| authorize::visible(shared, session, ResourceKind::Topic, &t.name));
+            respond(tx, id, Ok(listing)).await;
             Ok(())
         }
         ApiKey::DescribeTopic => {
             let req = decode::<DescribeTopicRequest>(frame)?;
+            authorize::topic(shared, session, api, Operation::Describe, &req.name)?;
             respond(tx, id, handlers::describe_topic(shared, req)).await;
             Ok(())
         }
         ApiKey::CreateTopic => {
             let req = decode::<CreateTopicRequest>(frame)?;
+            authorize::topic(shared, session, api, Operation::Create, &req.name)?;
             spawn_request(
                 shared,
                 tx,
@@ -236,6 +336,7 @@ async fn dispatch(
         }
         ApiKey::AlterTopic => {
             let req = decode::<AlterTopicRequest>(frame)?;
+            authorize::topic(shared, session, api, Operation::Alter, &req.name)?;
             spawn_request(
                 shared,
                 tx,
@@ -247,11 +348,13 @@ async fn dispatch(
         }
         ApiKey::Status => {
             let req = decode::<StatusRequest>(frame)?;
+            authorize::any_user(shared, session, api)?;
             respond(tx, id, Ok(ops_handlers::status(shared, req))).await;
             Ok(())
         }
         ApiKey::DeleteTopic => {
             let req = decode::<DeleteTopicRequest>(frame)?;
+            authorize::topic(shared, session, api, Operation::Delete, &req.name)?;
             spawn_request(
                 shared,
                 tx,
@@ -263,6 +366,7 @@ async fn dispatch(
         }
         ApiKey::Fetch => {
             let req = decode::<FetchRequest>(frame)?;
+            authorize::topic(shared, session, api, Operation::Consume, &req.topic)?;
             let started = std::time::Instant::now();
             let metered = Arc::clone(shared);
             let topic = req.topic.clone();
@@ -280,6 +384,7 @@ async fn dispatch(
         }
         ApiKey::ListOffsets => {
             let req = decode::<ListOffsetsRequest>(frame)?;
+            authorize::topic(shared, session, api, Operation::Describe, &req.topic)?;
             spawn_request(
                 shared,
                 tx,
@@ -291,6 +396,13 @@ async fn dispatch(
         }
         ApiKey::Produce => {
             let req = decode::<ProduceRequest>(frame)?;
+            authorize::topic(shared, session, api, Operation::Produce, &req.topic)?;
+            if shared.config.auto_create_topics
+                && matches!(session, Session::User(_))
+                && shared.topics.get(&req.topic).is_none()
+            {
+                authorize::topic(shared, session, api, Operation::Create, &req.topic)?;
+            }
             let job = ProduceJob {
                 correlation_id: id,
                 req,
@@ -306,55 +418,135 @@ async fn dispatch(
         }
         ApiKey::JoinGroup => {
             let req = decode::<JoinGroupRequest>(frame)?;
+            authorize::group(shared, session, api, Operation::Consume, &req.group)?;
+            for topic in &req.topics {
+                authorize::topic(shared, session, api, Operation::Consume, topic)?;
+            }
             respond(tx, id, group_handlers::join_group(shared, req, peer)).await;
             Ok(())
         }
         ApiKey::Heartbeat => {
             let req = decode::<HeartbeatRequest>(frame)?;
+            authorize::group(shared, session, api, Operation::Consume, &req.group)?;
             respond(tx, id, Ok(group_handlers::heartbeat(shared, req))).await;
             Ok(())
         }
         ApiKey::LeaveGroup => {
             let req = decode::<LeaveGroupRequest>(frame)?;
+            authorize::group(shared, session, api, Operation::Consume, &req.group)?;
             respond(tx, id, group_handlers::leave_group(shared, req)).await;
             Ok(())
         }
         ApiKey::CommitOffsets => {
             let req = decode::<CommitOffsetsRequest>(frame)?;
+            authorize::group(shared, session, api, Operation::Consume, &req.group)?;
+            for commit in &req.offsets {
+                authorize::topic(
+                    shared,
+                    session,
+                    api,
+                    Operation::Consume,
+                    &commit.partition.topic,
+                )?;
+            }
             let work = group_handlers::commit_offsets(Arc::clone(shared), req);
             spawn_request(shared, tx, id, permit, work);
             Ok(())
         }
         ApiKey::FetchOffsets => {
             let req = decode::<FetchOffsetsRequest>(frame)?;
+            authorize::group(shared, session, api, Operation::Describe, &req.group)?;
             respond(tx, id, Ok(group_handlers::fetch_offsets(shared, req))).await;
             Ok(())
         }
         ApiKey::ListGroups => {
             decode::<ListGroupsRequest>(frame)?;
-            respond(tx, id, Ok(group_handlers::list_groups(shared))).await;
+            let mut listing = group_handlers::list_groups(shared);
+            listing
+                .groups
+                .retain(|g| authorize::visible(shared, session, ResourceKind::Group, &g.group));
+            respond(tx, id, Ok(listing)).await;
             Ok(())
         }
         ApiKey::DescribeGroup => {
             let req = decode::<DescribeGroupRequest>(frame)?;
+            authorize::group(shared, session, api, Operation::Describe, &req.group)?;
             respond(tx, id, group_handlers::describe_group(shared, req)).await;
             Ok(())
         }
         ApiKey::ResetOffsets => {
             let req = decode::<ResetOffsetsRequest>(frame)?;
+            authorize::group(shared, session, api, Operation::Alter, &req.group)?;
+            authorize::topic(shared, session, api, Operation::Describe, &req.topic)?;
             let work = group_handlers::reset_offsets(Arc::clone(shared), req);
             spawn_request(shared, tx, id, permit, work);
             Ok(())
         }
         ApiKey::InitProducerId => {
             decode::<InitProducerIdRequest>(frame)?;
+            authorize::any_user(shared, session, api)?;
             let work = handlers::init_producer_id(Arc::clone(shared));
             spawn_request(shared, tx, id, permit, work);
             Ok(())
         }
         ApiKey::DeleteGroup => {
             let req = decode::<DeleteGroupRequest>(frame)?;
+            authorize::group(shared, session, api, Operation::Delete, &req.group)?;
             let work = group_handlers::delete_group(Arc::clone(shared), req);
+            spawn_request(shared, tx, id, permit, work);
+            Ok(())
+        }
+        ApiKey::PutUser => {
+            let req = decode::<PutUserRequest>(frame)?;
+            authorize::admin(shared, session, api)?;
+            let work = security_handlers::put_user(Arc::clone(shared), session.clone(), req);
+            spawn_request(shared, tx, id, permit, work);
+            Ok(())
+        }
+        ApiKey::DeleteUser => {
+            let req = decode::<DeleteUserRequest>(frame)?;
+            authorize::admin(shared, session, api)?;
+            let work = security_handlers::delete_user(Arc::clone(shared), session.clone(), req);
+            spawn_request(shared, tx, id, permit, work);
+            Ok(())
+        }
+        ApiKey::ListUsers => {
+            decode::<ListUsersRequest>(frame)?;
+            authorize::admin(shared, session, api)?;
+            respond(tx, id, Ok(security_handlers::list_users(shared))).await;
+            Ok(())
+        }
+        ApiKey::GrantAcl => {
+            let req = decode::<GrantAclRequest>(frame)?;
+            authorize::admin(shared, session, api)?;
+            let work = security_handlers::grant_acl(Arc::clone(shared), session.clone(), req);
+            spawn_request(shared, tx, id, permit, work);
+            Ok(())
+        }
+        ApiKey::RevokeAcl => {
+            let req = decode::<RevokeAclRequest>(frame)?;
+            authorize::admin(shared, session, api)?;
+            let work = security_handlers::revoke_acl(Arc::clone(shared), session.clone(), req);
+            spawn_request(shared, tx, id, permit, work);
+            Ok(())
+        }
+        ApiKey::ListAcls => {
+            let req = decode::<ListAclsRequest>(frame)?;
+            authorize::admin(shared, session, api)?;
+            respond(tx, id, security_handlers::list_acls(shared, req)).await;
+            Ok(())
+        }
+        ApiKey::CreateToken => {
+            let req = decode::<CreateTokenRequest>(frame)?;
+            authorize::admin(shared, session, api)?;
+            let work = security_handlers::create_token(Arc::clone(shared), session.clone(), req);
+            spawn_request(shared, tx, id, permit, work);
+            Ok(())
+        }
+        ApiKey::RevokeToken => {
+            let req = decode::<RevokeTokenRequest>(frame)?;
+            authorize::admin(shared, session, api)?;
+            let work = security_handlers::revoke_token(Arc::clone(shared), session.clone(), req);
             spawn_request(shared, tx, id, permit, work);
             Ok(())
         }

@@ -91,3 +91,16 @@ impl From<GroupError> for Failure {
         Failure::new(code, e.to_string())
     }
 }
+
+impl From<crate::auth::SecurityError> for Failure {
+    fn from(e: crate::auth::SecurityError) -> Self {
+        use crate::auth::SecurityError;
+        let code = match &e {
+            SecurityError::AuthenticationFailed(_) => ErrorCode::AuthenticationFailed,
+            SecurityError::UnknownUser(_) | SecurityError::Invalid(_) => ErrorCode::InvalidRequest,
+            SecurityError::Hash(_) => ErrorCode::InvalidRequest,
+            _ => ErrorCode::StorageError,
+        };
+        Failure::new(code, e.to_string())
+    }
+}

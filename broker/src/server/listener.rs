@@ -51,9 +51,11 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         shared.tracker.spawn(async move {
             match &conn_shared.tls {
                 None => {
-                    let idle = Duration::from_millis(conn_shared.config.idle_timeout_ms);
+                    // The handshake must come within `handshake_timeout_ms`,
+                    // so its first bytes must too.
+                    let wait = Duration::from_millis(conn_shared.config.handshake_timeout_ms);
                     let shutdown = &conn_shared.shutdown;
-                    if tls::plaintext_first_bytes_ok(&mut stream, peer, idle, shutdown).await {
+                    if tls::plaintext_first_bytes_ok(&mut stream, peer, wait, shutdown).await {
                         let (rd, wr) = stream.into_split();
                         connection::serve(rd, wr, peer, Arc::clone(&conn_shared)).await;
                     }

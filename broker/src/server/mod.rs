@@ -7,12 +7,15 @@
 //! finish (long polls answer early), then flushes and closes every log,
 //! writing the clean-shutdown markers.
 
+mod authorize;
 mod connection;
 mod failure;
+mod frame_timing;
 mod group_handlers;
 mod handlers;
 mod listener;
 mod ops_handlers;
+mod security_handlers;
 mod tls;
 
 pub(crate) use ops_handlers::connections_open;
@@ -51,6 +54,8 @@ pub(crate) struct Shared {
     pub started: Instant,
     /// Metric handles (request latencies, per-topic counters).
     pub telemetry: crate::telemetry::Telemetry,
+    /// Users, tokens and grants (`<data_dir>/security.json`).
+    pub security: crate::auth::Security,
     /// The data-directory lock, released at the end of shutdown.
     pub dir_lock: std::sync::Mutex<Option<std::fs::File>>,
 }
@@ -71,6 +76,9 @@ pub enum BrokerError {
     /// The producer id allocator could not be opened.
     #[error(transparent)]
     ProducerIds(#[from] crate::producer_ids::ProducerIdError),
+    /// The security file could not be loaded or the bootstrap users saved.
+    #[error(transparent)]
+    Security(#[from] crate::auth::SecurityError),
     /// The metrics recorder could not be installed.
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::TelemetryError),
@@ -172,6 +180,12 @@ impl Broker {
             );
         }
         let producer_ids = crate::producer_ids::ProducerIds::open(&config.data_dir)?;
+        let data_dir = config.data_dir.clone();
+        let bootstrap = config.users.clone();
+        let security =
+            tokio::task::spawn_blocking(move || crate::auth::Security::open(&data_dir, &bootstrap))
+                .await
+                .map_err(|e| BrokerError::Task(e.to_string()))??;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -200,6 +214,7 @@ impl Broker {
             topics,
             groups,
             producer_ids,
+            security,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             started: Instant::now(),
@@ -216,6 +231,7 @@ impl Broker {
             partitions = shared.topics.list().iter().map(|t| t.partitions.len()).sum::<usize>(),
             fsync = %shared.config.fsync,
             topics = shared.topics.list().len(),
+            authentication = shared.security.enabled(),
             "skiffd started"
         );
         start_background(&shared);

@@ -202,29 +202,30 @@ impl TlsListener {
     }
 }
 
-/// On a plaintext listener: waits (up to `idle`, or until shutdown) for the
-/// connection's first bytes and tells whether it may be served. A TLS ClientHello (record type
+/// On a plaintext listener: waits (up to `wait`, the handshake timeout, or
+/// until shutdown) for the connection's first bytes and tells whether it
+/// may be served. A TLS ClientHello (record type
 /// 0x16, version 3.1 to 3.4) is answered with an error frame and refused;
 /// as a little-endian length prefix those bytes announce a first frame of
 /// at least 66 KB, far beyond any handshake request, so no skiff client is
-/// mistaken for one. A connection that sends nothing within `idle` is
-/// refused too, as the idle rule would close it anyway.
+/// mistaken for one. A connection that sends nothing within `wait` is
+/// refused too, as the handshake timeout would close it anyway.
 pub(crate) async fn plaintext_first_bytes_ok(
     stream: &mut TcpStream,
     peer: SocketAddr,
-    idle: Duration,
+    wait: Duration,
     shutdown: &CancellationToken,
 ) -> bool {
     let mut head = [0u8; 3];
     let peeked = tokio::select! {
-        peeked = tokio::time::timeout(idle, stream.peek(&mut head)) => peeked,
+        peeked = tokio::time::timeout(wait, stream.peek(&mut head)) => peeked,
         () = shutdown.cancelled() => return false,
     };
     let peeked = match peeked {
         Ok(Ok(n)) => n,
         Ok(Err(_)) => return false,
         Err(_elapsed) => {
-            tracing::debug!(%peer, "closing idle connection");
+            tracing::debug!(%peer, "closing a connection that sent no handshake in time");
             return false;
         }
     };

@@ -71,7 +71,7 @@ const PACING_TICK: Duration = Duration::from_micros(100);
 const STAMP_BYTES: usize = 8;
 
 /// Runs `skiff bench` on its own multi-threaded runtime.
-/// `config` says how to reach the broker (address, TLS).
+/// `config` says how to reach the broker (address, TLS, credentials).
 pub fn run(config: ClientConfig, args: BenchArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -136,6 +136,7 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
     if args.rate == Some(0) {
         bail!("--rate must be at least 1");
     }
+    let config = config.client_id("skiff-bench");
     let partitions = ensure_topic(&config, &args.topic, args.partitions).await?;
     let messages = match (args.messages, args.duration) {
         (Some(n), _) => Some(n),

@@ -1,10 +1,14 @@
 //! Handshake: the first request on every connection. The broker serves no
-//! other request before it.
+//! other request before it. Where authentication is on, the handshake
+//! carries the credentials and is refused (`AuthenticationFailed`) unless
+//! they check out; the client may try again on the same connection up to the
+//! broker's `auth_failures_max`.
 
 use bytes::{BufMut, BytesMut};
 
 use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
+use crate::secret::Secret;
 
 /// Opens a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +17,28 @@ pub struct HandshakeRequest {
     pub protocol_version: u16,
     /// A free-form name for logs and group membership.
     pub client_id: String,
+    /// Who the client is; [`Credentials::None`] where auth is off.
+    pub credentials: Credentials,
+}
+
+/// The credentials a handshake carries. `Debug` redacts the secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Credentials {
+    /// Anonymous: accepted only by a broker without users.
+    #[default]
+    None,
+    /// A user name and its password.
+    Password {
+        /// The user.
+        user: String,
+        /// The password.
+        password: Secret,
+    },
+    /// An API token (created with `CreateToken`); it names its user.
+    Token {
+        /// The token.
+        token: Secret,
+    },
 }
 
 /// The broker's answer to a handshake.
@@ -22,6 +48,8 @@ pub struct HandshakeResponse {
     pub protocol_version: u16,
     /// The broker's software version.
     pub broker_version: String,
+    /// The user the connection acts as; empty when auth is off.
+    pub user: String,
 }
 
 impl Request for HandshakeRequest {
@@ -33,14 +61,45 @@ impl Encode for HandshakeRequest {
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u16_le(self.protocol_version);
         buf.put_string(&self.client_id);
+        match &self.credentials {
+            Credentials::None => buf.put_u8(0),
+            Credentials::Password { user, password } => {
+                buf.put_u8(1);
+                buf.put_string(user);
+                buf.put_string(password.expose());
+            }
+            Credentials::Token { token } => {
+                buf.put_u8(2);
+                buf.put_string(token.expose());
+            }
+        }
     }
 }
 
 impl Decode for HandshakeRequest {
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        let protocol_version = r.u16("protocol_version")?;
+        let client_id = r.string("client_id")?;
+        let credentials = match r.u8("credentials")? {
+            0 => Credentials::None,
+            1 => Credentials::Password {
+                user: r.string("user")?,
+                password: Secret::new(r.string("password")?),
+            },
+            2 => Credentials::Token {
+                token: Secret::new(r.string("token")?),
+            },
+            other => {
+                return Err(DecodeError::InvalidValue {
+                    field: "credentials",
+                    value: u64::from(other),
+                });
+            }
+        };
         Ok(Self {
-            protocol_version: r.u16("protocol_version")?,
-            client_id: r.string("client_id")?,
+            protocol_version,
+            client_id,
+            credentials,
         })
     }
 }
@@ -49,6 +108,7 @@ impl Encode for HandshakeResponse {
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u16_le(self.protocol_version);
         buf.put_string(&self.broker_version);
+        buf.put_string(&self.user);
     }
 }
 
@@ -57,6 +117,7 @@ impl Decode for HandshakeResponse {
         Ok(Self {
             protocol_version: r.u16("protocol_version")?,
             broker_version: r.string("broker_version")?,
+            user: r.string("user")?,
         })
     }
 }
@@ -68,13 +129,43 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        round_trip(HandshakeRequest {
-            protocol_version: 1,
-            client_id: "svc-a".into(),
-        });
+        for credentials in [
+            Credentials::None,
+            Credentials::Password {
+                user: "alice".into(),
+                password: "pw".into(),
+            },
+            Credentials::Token {
+                token: "t0k3n".into(),
+            },
+        ] {
+            round_trip(HandshakeRequest {
+                protocol_version: 2,
+                client_id: "svc-a".into(),
+                credentials,
+            });
+        }
         round_trip(HandshakeResponse {
-            protocol_version: 1,
+            protocol_version: 2,
             broker_version: "0.1.0".into(),
+            user: "alice".into(),
         });
+    }
+
+    #[test]
+    fn debug_redacts_credentials() {
+        let req = HandshakeRequest {
+            protocol_version: 2,
+            client_id: "c".into(),
+            credentials: Credentials::Password {
+                user: "alice".into(),
+                password: "hunter2".into(),
+            },
+        };
+        let shown = format!("{req:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

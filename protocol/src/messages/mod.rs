@@ -4,48 +4,66 @@
 
 mod alter_topic;
 mod commit_offsets;
+mod create_token;
 mod create_topic;
 mod delete_group;
 mod delete_topic;
+mod delete_user;
 mod describe_group;
 mod describe_topic;
 mod fetch;
 mod fetch_offsets;
+mod grant_acl;
 mod group_common;
 mod handshake;
 mod heartbeat;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+mod list_acls;
 mod list_groups;
 mod list_offsets;
 mod list_topics;
+mod list_users;
 mod produce;
+mod put_user;
 mod reset_offsets;
+mod revoke_acl;
+mod revoke_token;
+mod security_common;
 mod status;
 
 pub use alter_topic::{AlterTopicRequest, AlterTopicResponse, ConfigChange};
 pub use commit_offsets::{CommitOffsetsRequest, CommitOffsetsResponse, OffsetCommit};
+pub use create_token::{CreateTokenRequest, CreateTokenResponse};
 pub use create_topic::{CreateTopicRequest, CreateTopicResponse, TopicConfig};
 pub use delete_group::{DeleteGroupRequest, DeleteGroupResponse};
 pub use delete_topic::{DeleteTopicRequest, DeleteTopicResponse};
+pub use delete_user::{DeleteUserRequest, DeleteUserResponse};
 pub use describe_group::{
     DescribeGroupRequest, DescribeGroupResponse, GroupState, MemberDescription, PartitionProgress,
 };
 pub use describe_topic::{DescribeTopicRequest, DescribeTopicResponse, PartitionDescription};
 pub use fetch::{FetchRequest, FetchResponse};
 pub use fetch_offsets::{CommittedOffset, FetchOffsetsRequest, FetchOffsetsResponse};
+pub use grant_acl::{GrantAclRequest, GrantAclResponse};
 pub use group_common::TopicPartition;
-pub use handshake::{HandshakeRequest, HandshakeResponse};
+pub use handshake::{Credentials, HandshakeRequest, HandshakeResponse};
 pub use heartbeat::{HeartbeatRequest, HeartbeatResponse};
 pub use init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 pub use join_group::{JoinGroupRequest, JoinGroupResponse};
 pub use leave_group::{LeaveGroupRequest, LeaveGroupResponse};
+pub use list_acls::{ListAclsRequest, ListAclsResponse};
 pub use list_groups::{GroupListing, ListGroupsRequest, ListGroupsResponse};
 pub use list_offsets::{ListOffsetsRequest, ListOffsetsResponse, OffsetQuery};
 pub use list_topics::{ListTopicsRequest, ListTopicsResponse, TopicListing};
+pub use list_users::{ListUsersRequest, ListUsersResponse, UserListing};
 pub use produce::{PARTITION_AUTO, ProduceRequest, ProduceResponse};
+pub use put_user::{PutUserRequest, PutUserResponse};
 pub use reset_offsets::{ResetOffsetsRequest, ResetOffsetsResponse, ResetTo};
+pub use revoke_acl::{RevokeAclRequest, RevokeAclResponse};
+pub use revoke_token::{RevokeTokenRequest, RevokeTokenResponse};
+pub use security_common::{AclEntry, Operation, Operations, ResourceKind, ResourcePattern};
 pub use status::{StatusRequest, StatusResponse};
 
 use crate::primitives::{Decode, Encode};
@@ -95,6 +113,22 @@ pub enum ApiKey {
     AlterTopic = 18,
     /// The broker's version, uptime, counts and disk usage.
     Status = 19,
+    /// Creates a user or replaces its password and admin flag (admin only).
+    PutUser = 20,
+    /// Removes a user with its grants and tokens (admin only).
+    DeleteUser = 21,
+    /// Lists users and their token ids (admin only).
+    ListUsers = 22,
+    /// Grants a user operations on a topic or group pattern (admin only).
+    GrantAcl = 23,
+    /// Revokes operations from a user's grant (admin only).
+    RevokeAcl = 24,
+    /// Lists grants (admin only).
+    ListAcls = 25,
+    /// Creates an API token for a user (admin only).
+    CreateToken = 26,
+    /// Revokes an API token (admin only).
+    RevokeToken = 27,
 }
 
 impl ApiKey {
@@ -121,6 +155,14 @@ impl ApiKey {
             17 => ApiKey::InitProducerId,
             18 => ApiKey::AlterTopic,
             19 => ApiKey::Status,
+            20 => ApiKey::PutUser,
+            21 => ApiKey::DeleteUser,
+            22 => ApiKey::ListUsers,
+            23 => ApiKey::GrantAcl,
+            24 => ApiKey::RevokeAcl,
+            25 => ApiKey::ListAcls,
+            26 => ApiKey::CreateToken,
+            27 => ApiKey::RevokeToken,
             _ => return None,
         })
     }

@@ -1,0 +1,76 @@
+//! [`TimedDecoder`]: the server's request decoder, noting when the frame it
+//! is waiting for began to arrive, so the connection can close a client
+//! that starts a frame and never finishes it (`frame_read_timeout_ms`,
+//! the slowloris defence), however long its idle timeout is.
+//!
+//! Invariant: `partial_since` is `Some` exactly while the read buffer holds
+//! the start of an incomplete frame; it is set the first time the decoder
+//! sees such bytes (the decoder runs on every read), so it is accurate to
+//! one read.
+
+use bytes::BytesMut;
+use skiff_protocol::frame::{FrameError, RequestFrame, ServerCodec};
+use tokio::time::Instant;
+use tokio_util::codec::Decoder;
+
+/// A [`ServerCodec`] that remembers when the pending partial frame started.
+#[derive(Debug)]
+pub(crate) struct TimedDecoder {
+    inner: ServerCodec,
+    partial_since: Option<Instant>,
+}
+
+impl TimedDecoder {
+    pub(crate) fn new(inner: ServerCodec) -> Self {
+        Self {
+            inner,
+            partial_since: None,
+        }
+    }
+
+    /// When the first byte of the frame not yet complete arrived; `None`
+    /// when no partial frame is buffered.
+    pub(crate) fn partial_since(&self) -> Option<Instant> {
+        self.partial_since
+    }
+}
+
+impl Decoder for TimedDecoder {
+    type Item = RequestFrame;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RequestFrame>, FrameError> {
+        let frame = self.inner.decode(src)?;
+        if src.is_empty() {
+            self.partial_since = None;
+        } else if frame.is_some() || self.partial_since.is_none() {
+            // Bytes of the next frame are already here: its clock starts now.
+            self.partial_since = Some(Instant::now());
+        }
+        Ok(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tracks_the_partial_frame() {
+        let mut d = TimedDecoder::new(ServerCodec::new(1024));
+        let mut buf = BytesMut::new();
+        assert!(d.decode(&mut buf).unwrap().is_none());
+        assert!(d.partial_since().is_none());
+        // Length prefix 8 (header only) then a partial header.
+        buf.extend_from_slice(&8u32.to_le_bytes());
+        buf.extend_from_slice(&[1, 0]);
+        assert!(d.decode(&mut buf).unwrap().is_none());
+        let started = d.partial_since().expect("partial frame noticed");
+        buf.extend_from_slice(&[0, 0]);
+        assert!(d.decode(&mut buf).unwrap().is_none());
+        assert_eq!(d.partial_since(), Some(started), "clock not restarted");
+        buf.extend_from_slice(&[5, 0, 0, 0]);
+        assert!(d.decode(&mut buf).unwrap().is_some());
+        assert!(d.partial_since().is_none());
+    }
+}
