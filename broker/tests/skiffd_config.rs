@@ -103,7 +103,7 @@ fn missing_or_invalid_tls_files_are_startup_errors_naming_the_file() {
                 "--tls-key",
                 garbage.to_str().unwrap(),
             ],
-            vec!["tls_cert_file", "missing.pem"],
+            vec!["tls_cert_file", "missing.pem", "No such file"],
         ),
         (
             vec![
@@ -132,5 +132,10 @@ fn missing_or_invalid_tls_files_are_startup_errors_naming_the_file() {
         for word in expected {
             assert!(stderr.contains(word), "{flags:?}: no {word:?} in {stderr}");
         }
+        // The cause is printed once, not once per error in the chain.
+        assert!(
+            stderr.matches("No such file").count() <= 1,
+            "{flags:?}: cause repeated in {stderr}"
+        );
     }
 }

@@ -47,7 +47,7 @@ use crate::telemetry::names;
 #[non_exhaustive]
 pub enum TlsError {
     /// The file could not be read (missing, no permission, ...).
-    #[error("cannot read {key} {path}: {source}", path = path.display())]
+    #[error("cannot read {key} {path}", path = path.display())]
     Read {
         /// The config key that names the file, e.g. `tls_cert_file`.
         key: &'static str,
