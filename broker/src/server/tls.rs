@@ -189,7 +189,9 @@ impl TlsListener {
             }
             // rustls reports protocol and certificate failures as InvalidData.
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
-                tracing::warn!(%peer, error = %e, "TLS handshake refused; closing connection");
+                // debug, not warn: any peer can cause this at will, and the
+                // metric counts it.
+                tracing::debug!(%peer, error = %e, "TLS handshake refused; closing connection");
                 "refused"
             }
             Ok(Err(e)) => {
