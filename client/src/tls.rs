@@ -17,7 +17,9 @@
 //!   certificate or `tls_server_name` without a CA file) are
 //!   [`Error::TlsConfig`], checked before connecting.
 //! - The PEM files are read on every connect, so a reconnect picks up a
-//!   renewed certificate; a missing or invalid file is
+//!   renewed certificate; they are read on the blocking pool
+//!   ([`TlsConnector::load_in_background`]), within the connect timeout,
+//!   never on a runtime thread. A missing or invalid file is
 //!   [`Error::TlsConfig`] naming the setting and the file.
 //! - Certificate and protocol failures are [`Error::Tls`], which is not a
 //!   connection error: reconnecting would fail the same way, so
@@ -104,6 +106,7 @@ pub(crate) struct TlsConnector {
 impl TlsConnector {
     /// The TLS settings for `address`, or `None` for a plaintext
     /// connection. Reads the PEM files named in `config` (blocking).
+    #[cfg(test)]
     pub(crate) fn for_address(
         config: &ClientConfig,
         address: &BrokerAddress<'_>,
@@ -144,6 +147,18 @@ impl TlsConnector {
             ));
         }
         Ok(false)
+    }
+
+    /// [`TlsConnector::load`] for `config.broker` on the blocking pool, so
+    /// the file reads never stall a runtime thread.
+    pub(crate) async fn load_in_background(config: &ClientConfig) -> Result<TlsConnector> {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            let address = BrokerAddress::parse(&config.broker)?;
+            TlsConnector::load(&config, &address)
+        })
+        .await
+        .map_err(|e| tls_config(format!("loading the TLS files failed: {e}")))?
     }
 
     /// Reads the PEM files named in `config` (blocking) and builds the
@@ -404,6 +419,18 @@ mod tests {
             err.contains("tls_ca_file") && err.contains("/nonexistent/ca.pem"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn connect_reads_the_files_on_the_blocking_pool_and_names_a_missing_one() {
+        let config = ClientConfig::new("127.0.0.1:9400")
+            .tls_ca_file("/nonexistent/ca.pem")
+            .connect_timeout_ms(5_000);
+        let err = crate::connection::Connection::connect(&config)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, Error::TlsConfig { .. }), "{err}");
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
     }
 
     #[test]
