@@ -377,3 +377,43 @@ async fn unusable_tls_files_are_startup_errors_naming_the_file() {
     assert!(matches!(err, BrokerError::Tls(_)), "{err}");
     assert!(err.to_string().contains("client.key"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_connection_the_broker_closes_ends_cleanly() {
+    // The broker ends its TLS sessions with close_notify, so the client
+    // reads a clean end ("the broker closed the connection"), not a
+    // truncation error.
+    let pki = Pki::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig {
+        tls_cert_file: Some(pki.server_cert.clone()),
+        tls_key_file: Some(pki.server_key.clone()),
+        idle_timeout_ms: 200,
+        ..test_config(dir.path())
+    })
+    .await
+    .expect("broker starts");
+    let config = client_config(&broker.local_addr().to_string()).tls_ca_file(&pki.ca);
+    let conn = tokio::time::timeout(STEP_TIMEOUT, skiff_client::Connection::connect(&config))
+        .await
+        .expect("connects in time")
+        .expect("connects");
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while !conn.is_closed() {
+        assert!(
+            Instant::now() < deadline,
+            "the idle connection was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let err = conn
+        .send(skiff_protocol::messages::ListTopicsRequest)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ConnectionClosed { .. }), "{err}");
+    assert!(
+        err.to_string().contains("the broker closed the connection"),
+        "{err}"
+    );
+    broker.shutdown().await.unwrap();
+}
