@@ -149,12 +149,19 @@ async fn refused_clients_get_clear_errors_and_good_clients_keep_being_served() {
     assert!(!err.is_retriable(), "a certificate problem is not retried");
     still_served(&good).await;
 
-    // A plaintext client on the TLS port: told the broker speaks TLS.
+    // A plaintext client on the TLS port: told the broker speaks TLS, at
+    // once, not after its (long) connect timeout.
     let started = Instant::now();
-    let err = connect(client_config(&addr)).await.unwrap_err();
+    let err = connect(client_config(&addr).connect_timeout_ms(30_000))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::TlsRequired { .. }), "{err}");
     assert!(err.to_string().contains("skiffs://"), "{err}");
-    assert!(started.elapsed() < STEP_TIMEOUT);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused after {:?}: a timeout, not a refusal",
+        started.elapsed()
+    );
     still_served(&good).await;
 
     // skiffs:// without a CA file: refused before connecting.
@@ -218,6 +225,7 @@ async fn mutual_tls_requires_a_client_certificate_from_the_client_ca() {
     .await
     .unwrap_err();
     assert!(matches!(err, Error::Tls { .. }), "{err}");
+    assert!(err.to_string().contains("UnknownCA"), "{err}");
     still_served(&good).await;
 
     // A second good client is accepted too.
@@ -270,10 +278,16 @@ async fn a_silent_connection_is_closed_after_the_handshake_timeout() {
     );
     still_served(&good).await;
 
-    // Its slot is free again: a new client fits under connections_max.
-    let next = connect(client_config(&addr.to_string()).tls_ca_file(&pki.ca))
-        .await
-        .expect("a new client gets the freed slot");
+    // Its slot is free again: a new client fits under connections_max. The
+    // broker may release the slot a moment after closing the socket, so
+    // the client retries (bounded) meanwhile.
+    let next = connect(
+        client_config(&addr.to_string())
+            .tls_ca_file(&pki.ca)
+            .reconnect_backoff(20, 200, 20),
+    )
+    .await
+    .expect("a new client gets the freed slot");
     still_served(&next).await;
 
     let (_, after) = http_get(metrics, "/metrics").await;
@@ -297,11 +311,31 @@ async fn silent_connections_do_not_delay_shutdown() {
         } else {
             common::start_broker(dir.path()).await
         };
+        let observer = if tls {
+            client_config(&broker.local_addr().to_string()).tls_ca_file(&pki.ca)
+        } else {
+            client_config(&broker.local_addr().to_string())
+        };
+        let observer = connect(observer).await.expect("observer connects");
         let _silent = tokio::net::TcpStream::connect(broker.local_addr())
             .await
             .unwrap();
-        // Let the broker accept it and start waiting.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Wait (bounded) until the broker has accepted it and is waiting:
+        // two connections open, the observer's and the silent one.
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let status = observer.admin().status().await.expect("status");
+            if status.connections == 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tls: {tls}: the silent connection was never accepted ({} open)",
+                status.connections
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(observer);
         let started = Instant::now();
         broker.shutdown().await.unwrap();
         assert!(
@@ -342,4 +376,44 @@ async fn unusable_tls_files_are_startup_errors_naming_the_file() {
     .unwrap_err();
     assert!(matches!(err, BrokerError::Tls(_)), "{err}");
     assert!(err.to_string().contains("client.key"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_connection_the_broker_closes_ends_cleanly() {
+    // The broker ends its TLS sessions with close_notify, so the client
+    // reads a clean end ("the broker closed the connection"), not a
+    // truncation error.
+    let pki = Pki::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig {
+        tls_cert_file: Some(pki.server_cert.clone()),
+        tls_key_file: Some(pki.server_key.clone()),
+        idle_timeout_ms: 200,
+        ..test_config(dir.path())
+    })
+    .await
+    .expect("broker starts");
+    let config = client_config(&broker.local_addr().to_string()).tls_ca_file(&pki.ca);
+    let conn = tokio::time::timeout(STEP_TIMEOUT, skiff_client::Connection::connect(&config))
+        .await
+        .expect("connects in time")
+        .expect("connects");
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while !conn.is_closed() {
+        assert!(
+            Instant::now() < deadline,
+            "the idle connection was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let err = conn
+        .send(skiff_protocol::messages::ListTopicsRequest)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ConnectionClosed { .. }), "{err}");
+    assert!(
+        err.to_string().contains("the broker closed the connection"),
+        "{err}"
+    );
+    broker.shutdown().await.unwrap();
 }

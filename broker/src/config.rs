@@ -169,7 +169,9 @@ pub const KEYS: &[&str] = &[
 pub const ENV_PREFIX: &str = "SKIFF_";
 
 /// `SKIFF_*` variables that are not config keys (read by `skiffd`'s own
-/// flags or by the `skiff` CLI), so not refused as unknown.
+/// flags or by the `skiff` CLI), so not refused as unknown. (`skiffd` with
+/// TLS off still refuses the CLI's `SKIFF_TLS_CERT`, `SKIFF_TLS_KEY` and
+/// `SKIFF_TLS_CA`, likely meant as the broker's `SKIFF_TLS_*_FILE`.)
 pub const ENV_NOT_KEYS: &[&str] = &[
     "SKIFF_BROKER",
     "SKIFF_CONFIG",
@@ -286,7 +288,7 @@ const _: () = assert!(
 #[non_exhaustive]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         /// The file.
         path: PathBuf,

@@ -1,9 +1,11 @@
 //! `skiffd` start-up as an operator meets it: bad `SKIFF_*` variables are
-//! refused naming the variable, and `--log-format json` writes JSON lines
+//! refused naming the variable, the CLI's TLS variables without broker TLS
+//! are refused naming the broker's, and `--log-format json` writes JSON lines
 //! with the start-up facts.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn skiffd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiffd"));
@@ -103,7 +105,7 @@ fn missing_or_invalid_tls_files_are_startup_errors_naming_the_file() {
                 "--tls-key",
                 garbage.to_str().unwrap(),
             ],
-            vec!["tls_cert_file", "missing.pem"],
+            vec!["tls_cert_file", "missing.pem", "No such file"],
         ),
         (
             vec![
@@ -132,5 +134,61 @@ fn missing_or_invalid_tls_files_are_startup_errors_naming_the_file() {
         for word in expected {
             assert!(stderr.contains(word), "{flags:?}: no {word:?} in {stderr}");
         }
+        // The cause is printed once, not once per error in the chain.
+        assert!(
+            stderr.matches("No such file").count() <= 1,
+            "{flags:?}: cause repeated in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_clis_tls_variables_without_broker_tls_are_refused_naming_the_right_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for (vars, named) in [
+        (
+            &[("SKIFF_TLS_CERT", "cert.pem"), ("SKIFF_TLS_KEY", "key.pem")][..],
+            "SKIFF_TLS_CERT_FILE",
+        ),
+        (&[("SKIFF_TLS_KEY", "key.pem")][..], "SKIFF_TLS_KEY_FILE"),
+        (
+            &[("SKIFF_TLS_CA", "ca.pem")][..],
+            "SKIFF_TLS_CLIENT_CA_FILE",
+        ),
+    ] {
+        let mut child = skiffd()
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .envs(vars.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("skiffd runs");
+        // Bounded: a broker that (wrongly) starts is killed, not waited on.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waits") {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                child.kill().expect("kills");
+                child.wait().expect("reaps");
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("reads stderr");
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{vars:?} started a plaintext broker: {stderr}"
+        );
+        assert!(stderr.contains(named), "{vars:?}: no {named} in {stderr}");
+        assert!(stderr.contains("TLS is off"), "{vars:?}: {stderr}");
     }
 }

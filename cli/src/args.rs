@@ -29,7 +29,8 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(name = "skiff", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Broker address: host:port, or skiffs://host:port for TLS.
+    /// Broker address: host:port (TLS with --tls-ca), skiff://host:port
+    /// (always plaintext), or skiffs://host:port (TLS).
     #[arg(
         long,
         global = true,

@@ -1,6 +1,7 @@
 //! The `skiff` binary over TLS: `--tls-ca` with a plain address, a
 //! `skiffs://` address with `SKIFF_TLS_*` fallbacks, client certificates
-//! for a broker that requires them, and clear errors when TLS is missing.
+//! for a broker that requires them, and clear errors when TLS is missing
+//! or TLS settings contradict the address.
 
 mod common;
 #[path = "../../tests/pki/mod.rs"]
@@ -89,6 +90,32 @@ fn skiffs_addresses_and_env_fallbacks() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("CA file"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // An explicit skiff:// is plaintext, even with SKIFF_TLS_CA set.
+    let out = b
+        .skiff(&["--broker", &format!("skiff://{}", b.addr), "topic", "list"])
+        .env("SKIFF_TLS_CA", &pki.ca)
+        .output()
+        .expect("skiff runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("skiff:// is plaintext; use skiffs:// with a CA file"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A server name without a CA file would be ignored: refused instead.
+    let out = b
+        .skiff(&["topic", "list"])
+        .env("SKIFF_TLS_SERVER_NAME", "localhost")
+        .output()
+        .expect("skiff runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("tls_server_name"),
         "{}",
         text(&out.stderr)
     );

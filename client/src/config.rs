@@ -51,8 +51,9 @@ const _: () = assert!(RECONNECT_ATTEMPTS_MAX_DEFAULT >= 1);
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
-    /// Broker address: `host:port` or `skiff://host:port` (plaintext, unless
-    /// `tls_ca_file` is set), or `skiffs://host:port` (TLS).
+    /// Broker address: `host:port` (plaintext, or TLS when `tls_ca_file` is
+    /// set), `skiff://host:port` (always plaintext: a `tls_ca_file` with it
+    /// is an error), or `skiffs://host:port` (TLS, needs `tls_ca_file`).
     pub broker: String,
     /// Name sent in the handshake, shown in broker logs.
     pub client_id: String,
@@ -70,8 +71,8 @@ pub struct ClientConfig {
     /// Connect attempts for one request before it fails.
     pub reconnect_attempts_max: u32,
     /// PEM file with the CA certificates the broker's certificate must chain
-    /// to. Set: connections use TLS (whatever the address's scheme); needed
-    /// for `skiffs://` (no system roots are trusted).
+    /// to. Set: connections to a plain `host:port` use TLS; needed for
+    /// `skiffs://` (no system roots are trusted); refused with `skiff://`.
     pub tls_ca_file: Option<PathBuf>,
     /// PEM file with this client's certificate chain, for brokers that
     /// require client certificates (mutual TLS). Needs `tls_key_file`.
@@ -80,6 +81,7 @@ pub struct ClientConfig {
     pub tls_key_file: Option<PathBuf>,
     /// Name the broker's certificate must carry; unset: the address's host.
     /// For brokers reached by an address their certificate does not name.
+    /// Needs `tls_ca_file` (without TLS it is refused, not ignored).
     pub tls_server_name: Option<String>,
     /// Sent in every handshake; `Credentials::None` for a broker without
     /// users. Its `Debug` output redacts the password or token.

@@ -179,9 +179,14 @@ impl Connection {
     /// `tls_ca_file`), the TLS handshake first.
     pub async fn connect(config: &ClientConfig) -> Result<Connection> {
         let address = BrokerAddress::parse(&config.broker)?;
-        let tls = TlsConnector::for_address(config, &address)?;
+        let use_tls = TlsConnector::wanted(config, &address)?;
         let broker = address.host_port.to_owned();
         let attempt = async {
+            let tls = if use_tls {
+                Some(TlsConnector::load_in_background(config).await?)
+            } else {
+                None
+            };
             let stream = TcpStream::connect(&broker).await.map_err(|e| Error::Io {
                 broker: broker.clone(),
                 error: Arc::new(e),

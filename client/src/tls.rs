@@ -1,17 +1,25 @@
 //! TLS to the broker: which addresses mean TLS, the rustls client settings
 //! read from PEM files, and TLS failures put into words.
 //!
-//! A connection uses TLS when the address is `skiffs://host:port` or a CA
-//! file is configured (`tls_ca_file`); `host:port` and `skiff://host:port`
-//! stay plaintext. The broker's certificate is verified against that CA
-//! file only: this client trusts no system roots (skiff brokers usually run
-//! with a private CA, and many hosts have no trust store), so `skiffs://`
-//! without a CA file is an error that says so. The name checked against the
-//! certificate is the address's host unless `tls_server_name` overrides it.
+//! A connection uses TLS when the address is `skiffs://host:port`, or a
+//! plain `host:port` with a CA file configured (`tls_ca_file`); a plain
+//! `host:port` without one is plaintext. `skiff://host:port` is always
+//! plaintext: with a CA file it is an error, so a TLS setting is never
+//! silently dropped nor a plaintext address silently upgraded. The broker's
+//! certificate is verified against that CA file only: this client trusts no
+//! system roots (skiff brokers usually run with a private CA, and many hosts
+//! have no trust store), so `skiffs://` without a CA file is an error that
+//! says so. The name checked against the certificate is the address's host
+//! unless `tls_server_name` overrides it.
 //!
 //! Invariants:
+//! - TLS settings that a plaintext connection would ignore (a client
+//!   certificate or `tls_server_name` without a CA file) are
+//!   [`Error::TlsConfig`], checked before connecting.
 //! - The PEM files are read on every connect, so a reconnect picks up a
-//!   renewed certificate; a missing or invalid file is
+//!   renewed certificate; they are read on the blocking pool
+//!   ([`TlsConnector::load_in_background`]), within the connect timeout,
+//!   never on a runtime thread. A missing or invalid file is
 //!   [`Error::TlsConfig`] naming the setting and the file.
 //! - Certificate and protocol failures are [`Error::Tls`], which is not a
 //!   connection error: reconnecting would fail the same way, so
@@ -46,21 +54,25 @@ pub(crate) struct BrokerAddress<'a> {
     pub host: &'a str,
     /// The address said `skiffs://`.
     pub tls_scheme: bool,
+    /// The address said `skiff://` (explicitly plaintext).
+    pub plain_scheme: bool,
 }
 
 impl<'a> BrokerAddress<'a> {
     /// Parses `host:port`, `skiff://host:port` or `skiffs://host:port`.
     pub(crate) fn parse(broker: &'a str) -> Result<BrokerAddress<'a>> {
-        let (host_port, tls_scheme) = if let Some(rest) = broker.strip_prefix(SCHEME_TLS) {
-            (rest, true)
+        let (host_port, tls_scheme, plain_scheme) = if let Some(rest) =
+            broker.strip_prefix(SCHEME_TLS)
+        {
+            (rest, true, false)
         } else if let Some(rest) = broker.strip_prefix(SCHEME_PLAIN) {
-            (rest, false)
+            (rest, false, true)
         } else if broker.contains("://") {
             return Err(Error::InvalidArgument(format!(
                 "broker address {broker:?}: unknown scheme (use host:port, {SCHEME_PLAIN}host:port or {SCHEME_TLS}host:port)"
             )));
         } else {
-            (broker, false)
+            (broker, false, false)
         };
         let host = match host_port.rsplit_once(':') {
             Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => host,
@@ -78,6 +90,7 @@ impl<'a> BrokerAddress<'a> {
             host_port,
             host,
             tls_scheme,
+            plain_scheme,
         })
     }
 }
@@ -92,24 +105,69 @@ pub(crate) struct TlsConnector {
 
 impl TlsConnector {
     /// The TLS settings for `address`, or `None` for a plaintext
-    /// connection. Reads the PEM files named in `config`.
+    /// connection. Reads the PEM files named in `config` (blocking).
+    #[cfg(test)]
     pub(crate) fn for_address(
         config: &ClientConfig,
         address: &BrokerAddress<'_>,
     ) -> Result<Option<TlsConnector>> {
-        let Some(ca_file) = &config.tls_ca_file else {
-            if address.tls_scheme {
+        if !TlsConnector::wanted(config, address)? {
+            return Ok(None);
+        }
+        TlsConnector::load(config, address).map(Some)
+    }
+
+    /// Whether a connection to `address` uses TLS, without touching a file;
+    /// an error when the TLS settings contradict the address or would be
+    /// silently ignored.
+    pub(crate) fn wanted(config: &ClientConfig, address: &BrokerAddress<'_>) -> Result<bool> {
+        if config.tls_ca_file.is_some() {
+            if address.plain_scheme {
                 return Err(tls_config(format!(
-                    "{SCHEME_TLS}{} needs a CA file to verify the broker (ClientConfig::tls_ca_file, skiff --tls-ca): this client trusts no system roots",
-                    address.host_port
+                    "{SCHEME_PLAIN} is plaintext; use {SCHEME_TLS} with a CA file ({SCHEME_TLS}{hp}), or no CA file for plaintext ({hp})",
+                    hp = address.host_port
                 )));
             }
-            if config.tls_cert_file.is_some() || config.tls_key_file.is_some() {
-                return Err(tls_config(
-                    "a client certificate is only sent over TLS: also set tls_ca_file, or use a skiffs:// address".to_owned(),
-                ));
-            }
-            return Ok(None);
+            return Ok(true);
+        }
+        if address.tls_scheme {
+            return Err(tls_config(format!(
+                "{SCHEME_TLS}{} needs a CA file to verify the broker (ClientConfig::tls_ca_file, skiff --tls-ca): this client trusts no system roots",
+                address.host_port
+            )));
+        }
+        if config.tls_cert_file.is_some() || config.tls_key_file.is_some() {
+            return Err(tls_config(
+                "a client certificate is only sent over TLS: also set tls_ca_file, or use a skiffs:// address".to_owned(),
+            ));
+        }
+        if config.tls_server_name.is_some() {
+            return Err(tls_config(
+                "tls_server_name is only checked over TLS: also set tls_ca_file (skiff --tls-ca), or drop tls_server_name for plaintext".to_owned(),
+            ));
+        }
+        Ok(false)
+    }
+
+    /// [`TlsConnector::load`] for `config.broker` on the blocking pool, so
+    /// the file reads never stall a runtime thread.
+    pub(crate) async fn load_in_background(config: &ClientConfig) -> Result<TlsConnector> {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            let address = BrokerAddress::parse(&config.broker)?;
+            TlsConnector::load(&config, &address)
+        })
+        .await
+        .map_err(|e| tls_config(format!("loading the TLS files failed: {e}")))?
+    }
+
+    /// Reads the PEM files named in `config` (blocking) and builds the
+    /// rustls settings for `address`. Expects [`TlsConnector::wanted`].
+    fn load(config: &ClientConfig, address: &BrokerAddress<'_>) -> Result<TlsConnector> {
+        let Some(ca_file) = &config.tls_ca_file else {
+            return Err(tls_config(
+                "TLS needs a CA file (ClientConfig::tls_ca_file, skiff --tls-ca)".to_owned(),
+            ));
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
@@ -144,10 +202,10 @@ impl TlsConnector {
                 "{name:?} is not a valid TLS server name ({e}); set tls_server_name"
             ))
         })?;
-        Ok(Some(TlsConnector {
+        Ok(TlsConnector {
             connector: tokio_rustls::TlsConnector::from(Arc::new(settings)),
             server_name,
-        }))
+        })
     }
 
     /// Runs the client side of the handshake on a connected socket.
@@ -183,8 +241,12 @@ pub(crate) fn failure_reason(e: &FrameError, tls: bool, buffered: &[u8]) -> Opti
     match e {
         FrameError::Io(io) if tls => rustls_error(io).map(|e| TlsFailure::Refused(describe(e))),
         // A TLS record starts with its type, 0x15 (alert) or 0x16
-        // (handshake), then the major version 3. As a skiff length prefix
-        // that is a frame of 197 KB or more, which never arrives whole.
+        // (handshake), then the major version 3. Read as a skiff length
+        // prefix (little-endian) these two bytes announce a frame of at
+        // least 0x0315 = 789 bytes (66 KB or more with the minor version
+        // 1 to 4 that follows in a real record). Only bytes the reader held
+        // undecoded when the connection failed are checked, so a skiff
+        // frame matches only if it was cut off mid-way.
         _ if !tls && matches!(buffered, [0x15 | 0x16, 0x03, ..]) => {
             Some(TlsFailure::BrokerSpeaksTls)
         }
@@ -278,11 +340,13 @@ mod tests {
             (a.host_port, a.host, a.tls_scheme),
             ("127.0.0.1:9400", "127.0.0.1", false)
         );
+        assert!(!a.plain_scheme);
         let a = BrokerAddress::parse("skiff://broker.local:9400").unwrap();
         assert_eq!(
             (a.host_port, a.host, a.tls_scheme),
             ("broker.local:9400", "broker.local", false)
         );
+        assert!(a.plain_scheme);
         let a = BrokerAddress::parse("skiffs://[::1]:9400").unwrap();
         assert_eq!(
             (a.host_port, a.host, a.tls_scheme),
@@ -313,6 +377,37 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_a_plaintext_connection_would_ignore_are_refused() {
+        let wanted = |config: &ClientConfig| {
+            TlsConnector::wanted(config, &BrokerAddress::parse(&config.broker).unwrap())
+        };
+        // An explicit skiff:// stays plaintext: a CA file contradicts it.
+        let err =
+            wanted(&ClientConfig::new("skiff://127.0.0.1:9400").tls_ca_file("ca.pem")).unwrap_err();
+        assert!(matches!(err, Error::TlsConfig { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("skiff:// is plaintext; use skiffs:// with a CA file"),
+            "{err}"
+        );
+        // A server name without a CA file would never be checked.
+        let err =
+            wanted(&ClientConfig::new("127.0.0.1:9400").tls_server_name("broker")).unwrap_err();
+        assert!(matches!(err, Error::TlsConfig { .. }), "{err}");
+        assert!(err.to_string().contains("tls_server_name"), "{err}");
+        // So would a client certificate.
+        let err = wanted(&ClientConfig::new("127.0.0.1:9400").tls_client_cert("c.pem", "k.pem"))
+            .unwrap_err();
+        assert!(matches!(err, Error::TlsConfig { .. }), "{err}");
+        // A plain host:port with a CA file is TLS; without one, plaintext.
+        let tls = ClientConfig::new("127.0.0.1:9400")
+            .tls_ca_file("ca.pem")
+            .tls_server_name("broker");
+        assert!(wanted(&tls).unwrap());
+        assert!(!wanted(&ClientConfig::new("skiff://127.0.0.1:9400")).unwrap());
+    }
+
+    #[test]
     fn a_missing_ca_file_is_named() {
         let config = ClientConfig::new("127.0.0.1:9400").tls_ca_file("/nonexistent/ca.pem");
         let address = BrokerAddress::parse(&config.broker).unwrap();
@@ -324,6 +419,18 @@ mod tests {
             err.contains("tls_ca_file") && err.contains("/nonexistent/ca.pem"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn connect_reads_the_files_on_the_blocking_pool_and_names_a_missing_one() {
+        let config = ClientConfig::new("127.0.0.1:9400")
+            .tls_ca_file("/nonexistent/ca.pem")
+            .connect_timeout_ms(5_000);
+        let err = crate::connection::Connection::connect(&config)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, Error::TlsConfig { .. }), "{err}");
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
     }
 
     #[test]

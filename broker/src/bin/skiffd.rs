@@ -150,6 +150,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         config.tls_client_ca_file = Some(file);
     }
     add_admin_from_env(&mut config)?;
+    refuse_client_tls_env(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("skiffd")
@@ -196,6 +197,35 @@ fn add_admin_from_env(config: &mut BrokerConfig) -> anyhow::Result<()> {
         password_hash,
         admin: true,
     });
+    Ok(())
+}
+
+/// The `skiff` CLI's TLS variables, each with the broker variable an
+/// operator most likely meant.
+const CLIENT_TLS_ENV: &[(&str, &str)] = &[
+    ("SKIFF_TLS_CERT", "SKIFF_TLS_CERT_FILE"),
+    ("SKIFF_TLS_KEY", "SKIFF_TLS_KEY_FILE"),
+    ("SKIFF_TLS_CA", "SKIFF_TLS_CLIENT_CA_FILE"),
+];
+
+/// Fails closed: with TLS off, a set `SKIFF_TLS_CERT`, `SKIFF_TLS_KEY` or
+/// `SKIFF_TLS_CA` (the CLI's client settings, which skiffd does not read)
+/// most likely means an operator meant the broker's `SKIFF_TLS_*_FILE`
+/// variables, and would otherwise get a plaintext broker without a word.
+fn refuse_client_tls_env(config: &BrokerConfig) -> anyhow::Result<()> {
+    if config.tls_cert_file.is_some() {
+        return Ok(());
+    }
+    for (var, meant) in CLIENT_TLS_ENV {
+        if std::env::var_os(var).is_some() {
+            anyhow::bail!(
+                "{var} is set, but TLS is off and skiffd does not read {var} (it is the skiff \
+                 CLI's); the broker's variable is {meant} (a TLS broker needs \
+                 SKIFF_TLS_CERT_FILE and SKIFF_TLS_KEY_FILE, or --tls-cert and --tls-key); \
+                 unset {var} to run a plaintext broker"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -665,8 +665,15 @@ async fn run_produces(
 /// grows to (and keeps) the size of the largest fetch.
 const DIRECT_WRITE_BYTES_MIN: usize = 64 * 1024;
 
+/// How long closing a connection's write side may take once every response
+/// is written: time for a TLS close_notify (and the TCP FIN), not for a
+/// client that stopped reading.
+const SINK_CLOSE_TIMEOUT: Duration = Duration::from_millis(250);
+
 /// Writes responses as they come, flushing once the queue is momentarily
-/// empty so pipelined responses share syscalls.
+/// empty so pipelined responses share syscalls. When the queue closes, it
+/// shuts the write side down (bounded by [`SINK_CLOSE_TIMEOUT`]), so a TLS
+/// session ends with close_notify and the client sees the broker close.
 async fn write_responses<W: AsyncWrite + Unpin>(
     mut sink: FramedWrite<W, ServerCodec>,
     mut rx: mpsc::Receiver<OutgoingResponse>,
@@ -684,6 +691,7 @@ async fn write_responses<W: AsyncWrite + Unpin>(
             return;
         }
     }
+    let _ = tokio::time::timeout(SINK_CLOSE_TIMEOUT, sink.close()).await;
 }
 
 /// Queues one response: small ones into the codec's buffer, large ones

@@ -86,7 +86,7 @@ pub enum BrokerError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// The listener could not bind.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -100,7 +100,7 @@ pub enum BrokerError {
         path: PathBuf,
     },
     /// The data directory could not be created.
-    #[error("cannot use data directory {path}: {source}", path = path.display())]
+    #[error("cannot use data directory {path}", path = path.display())]
     DataDir {
         /// The directory.
         path: PathBuf,

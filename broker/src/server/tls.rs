@@ -16,7 +16,9 @@
 //! - The crypto provider (ring) is passed explicitly to every rustls config,
 //!   so nothing depends on a process-wide default provider.
 //! - A plaintext listener answers a TLS ClientHello with one skiff error
-//!   frame and closes, so a TLS client fails at once (its TLS stack rejects
+//!   frame and closes (write side first, then it drains what the client
+//!   still sends for at most a second, so no RST discards the frame), so a
+//!   TLS client fails at once (its TLS stack rejects
 //!   the frame as a bad record) instead of waiting for its connect timeout
 //!   while the broker waits for a frame that never completes.
 
@@ -31,7 +33,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use skiff_protocol::ErrorCode;
 use skiff_protocol::frame::{OutgoingResponse, ServerCodec};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 use tokio_rustls::server::TlsStream;
@@ -47,7 +49,7 @@ use crate::telemetry::names;
 #[non_exhaustive]
 pub enum TlsError {
     /// The file could not be read (missing, no permission, ...).
-    #[error("cannot read {key} {path}: {source}", path = path.display())]
+    #[error("cannot read {key} {path}", path = path.display())]
     Read {
         /// The config key that names the file, e.g. `tls_cert_file`.
         key: &'static str,
@@ -189,7 +191,9 @@ impl TlsListener {
             }
             // rustls reports protocol and certificate failures as InvalidData.
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
-                tracing::warn!(%peer, error = %e, "TLS handshake refused; closing connection");
+                // debug, not warn: any peer can cause this at will, and the
+                // metric counts it.
+                tracing::debug!(%peer, error = %e, "TLS handshake refused; closing connection");
                 "refused"
             }
             Ok(Err(e)) => {
@@ -247,8 +251,35 @@ pub(crate) async fn plaintext_first_bytes_ok(
     {
         let _ = stream.write_all(&frame).await;
     }
+    // Closing with the ClientHello unread would make the kernel send a RST,
+    // which may discard the error frame before the client reads it (it then
+    // sees a bare "connection reset"). So: FIN after the frame, then read
+    // and discard what the client still sends, until it closes, or a bound
+    // in bytes or time is reached.
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut drained = 0;
+        while drained < PLAINTEXT_REFUSAL_DRAIN_BYTES_MAX {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(PLAINTEXT_REFUSAL_DRAIN_TIMEOUT, drain) => {}
+        () = shutdown.cancelled() => {}
+    }
     false
 }
+
+/// How long a refused TLS client on the plaintext listener is given to
+/// close after the error frame, before its socket is dropped anyway.
+const PLAINTEXT_REFUSAL_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How many bytes from a refused TLS client are read and discarded at most.
+const PLAINTEXT_REFUSAL_DRAIN_BYTES_MAX: usize = 64 * 1024;
 
 fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
