@@ -36,25 +36,7 @@ fn as_admin(b: &TestBroker, args: &[&str], stdin: &str) -> Output {
 }
 
 fn run_env(b: &TestBroker, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut cmd = b.skiff(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("skiff runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("skiff finishes")
+    b.run_env(args, stdin, env)
 }
 
 #[track_caller]

@@ -54,8 +54,14 @@ impl TestBroker {
     }
 
     pub fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .skiff(args)
+        self.run_env(args, stdin, &[])
+    }
+
+    /// Runs `skiff` with `stdin` and extra environment variables.
+    pub fn run_env(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.skiff(args);
+        cmd.envs(env.iter().copied());
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
