@@ -150,6 +150,41 @@ fn concurrent_appenders_get_distinct_contiguous_offsets() {
     }
 }
 
+/// The server's path: one task submits in order, a ticket that holds the
+/// committer starts it on the blocking pool, and every outcome is awaited
+/// concurrently without a thread per append. Offsets follow submit order,
+/// across several idle periods (each of which hands the committer out anew
+/// or lets the running one pick up the next submit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_tickets_follow_submit_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), small_config(Durability::Always));
+    let log = Arc::new(log);
+    let mut expected = 0;
+    for round in 0..3u64 {
+        let mut waits = Vec::new();
+        for i in 0..50u64 {
+            let tag = round * 1000 + i;
+            let mut ticket = log.submit(batch(tag, 2, 30, 0)).expect("submit");
+            if let Some(committer) = ticket.take_committer() {
+                let log = Arc::clone(&log);
+                tokio::task::spawn_blocking(move || log.drive(committer));
+            }
+            waits.push(tokio::spawn(async move { (tag, ticket.outcome().await) }));
+        }
+        for wait in waits {
+            let (tag, outcome) = wait.await.expect("task");
+            let info = outcome.expect("append");
+            assert_eq!(info.base_offset, expected, "batch {tag} in submit order");
+            expected += 2;
+        }
+        assert_eq!(log.log_end_offset(), expected);
+    }
+    let records = read_all(&log, 1 << 20);
+    assert_eq!(records.len() as u64, expected);
+    assert_eq!(log.stats().appends, 150);
+}
+
 #[test]
 fn offset_for_timestamp_finds_first_batch_at_or_after() {
     let dir = tempfile::tempdir().expect("tempdir");

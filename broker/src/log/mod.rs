@@ -7,7 +7,8 @@
 //! as they arrive (the format is `skiff_protocol::batch`); the log only stamps
 //! the base offset, which the CRC does not cover.
 //!
-//! - [`partition`]: `PartitionLog`, group commit, reads.
+//! - [`partition`]: `PartitionLog`, group commit (one committer per log at a
+//!   time, answering tickets), reads.
 //! - [`segment`], [`index`], [`mmap`]: one segment's files; all `unsafe`
 //!   memory-map code is in `mmap` with its safety contract.
 //! - [`recovery`]: clean-shutdown marker, tail scan and truncation, index
@@ -36,7 +37,7 @@ use std::path::Path;
 
 pub use durability::{Durability, ParseDurabilityError};
 pub use error::LogError;
-pub use partition::{AppendInfo, AppendTicket, LogStats, PartitionLog};
+pub use partition::{AppendInfo, AppendTicket, Committer, LogStats, PartitionLog};
 pub use producers::{PRODUCER_BATCHES_REMEMBERED, PRODUCERS_PER_PARTITION_MAX};
 pub use recovery::{CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 

@@ -159,15 +159,22 @@ pub(crate) fn produce_submit(log: &PartitionLog, batch: Bytes) -> Result<AppendT
     Ok(log.submit(batch)?)
 }
 
-/// Waits (on the blocking pool) for a batch queued by [`produce_submit`] to
-/// be durable and builds the response.
+/// Waits for a batch queued by [`produce_submit`] to be durable and builds
+/// the response. If the submit made this request the log's committer, the
+/// commit loop starts on the blocking pool (it runs until the queue is
+/// empty, serving other requests' batches too); the wait itself parks no
+/// thread.
 pub(crate) async fn produce_wait(
     log: Arc<PartitionLog>,
     partition: u32,
-    ticket: AppendTicket,
+    mut ticket: AppendTicket,
     bytes: u64,
 ) -> Result<ProduceResponse, Failure> {
-    let info = blocking(move || Ok(log.wait(ticket)?)).await?;
+    if let Some(committer) = ticket.take_committer() {
+        // Detached: the loop answers every ticket itself, ours included.
+        drop(tokio::task::spawn_blocking(move || log.drive(committer)));
+    }
+    let info = ticket.outcome().await?;
     metrics::counter!("skiff_produce_bytes_total").increment(bytes);
     metrics::counter!("skiff_produce_messages_total")
         .increment(info.last_offset - info.base_offset + 1);
