@@ -185,6 +185,29 @@ async fn async_tickets_follow_submit_order() {
     assert_eq!(log.stats().appends, 150);
 }
 
+/// One `commit_group` step commits everything queued as one group, and with
+/// nothing left queued it gives the committer up: the next submit gets it.
+#[test]
+fn commit_group_commits_the_queue_and_gives_the_committer_up_when_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), small_config(Durability::Always));
+    let mut first = log.submit(batch(1, 2, 30, 0)).expect("submit");
+    let committer = first
+        .take_committer()
+        .expect("an idle queue hands out the committer");
+    let mut second = log.submit(batch(2, 3, 30, 0)).expect("submit");
+    assert!(second.take_committer().is_none(), "one committer at a time");
+    assert!(log.commit_group(committer).is_none(), "nothing left queued");
+    assert_eq!(log.stats().groups, 1);
+    assert_eq!(log.wait(first).expect("first").base_offset, 0);
+    assert_eq!(log.wait(second).expect("second").base_offset, 2);
+    let mut third = log.submit(batch(3, 1, 30, 0)).expect("submit");
+    let committer = third.take_committer().expect("handed out again");
+    log.drive(committer);
+    assert_eq!(log.wait(third).expect("third").base_offset, 5);
+    assert_eq!(log.log_end_offset(), 6);
+}
+
 #[test]
 fn offset_for_timestamp_finds_first_batch_at_or_after() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -6,15 +6,16 @@
 //! everything queued, writes it with one vectored `write`, runs one
 //! `fdatasync` for the group (under `Durability::Always`), publishes the new
 //! visible end and sends every ticket its result (group commit); appends that
-//! arrived during that sync form the next group, which the same committer
-//! writes next (after at most a short linger, see [`GROUP_LINGER_MAX`]), so
-//! there is no hand-off between groups and no thread per waiting append.
-//! The submit that finds no committer running gets the one
-//! [`Committer`] token in its ticket and must run it
-//! ([`PartitionLog::drive`]): [`wait`](PartitionLog::wait) does so on the
-//! calling thread, the server on a blocking-pool thread. Everyone else waits
-//! on their ticket's channel (an async task parks no thread). A single
-//! committer keeps groups in submit order.
+//! arrived during that sync form the next group (after at most a short
+//! linger, see [`GROUP_LINGER_MAX`]). The submit that finds no committer
+//! running gets the one [`Committer`] token in its ticket and must run it:
+//! [`drive`](PartitionLog::drive) loops until the queue is empty (what
+//! [`wait`](PartitionLog::wait) does on the calling thread);
+//! [`commit_group`](PartitionLog::commit_group) does one group and hands the
+//! token back while more is queued (the server runs each group as its own
+//! blocking-pool task). Everyone else waits on their ticket's channel (an
+//! async task parks no thread). A single token keeps groups in submit
+//! order.
 //! Readers never take the writer lock: they see a segment map
 //! (`RwLock<BTreeMap>`) and per-segment visible limits that move only after
 //! the data is durable per the configured mode.
@@ -342,53 +343,65 @@ impl PartitionLog {
     /// new [`Committer`]. Blocking. `committer` must come from a ticket of
     /// this log.
     pub fn drive(&self, committer: Committer) {
-        let Committer(()) = committer;
-        loop {
-            let (group, replies) = {
-                let mut q = lock(&self.queue);
-                if q.pending.is_empty() {
-                    q.driving = false;
-                    return;
-                }
-                let mut q = self.linger(q);
-                (
-                    std::mem::take(&mut q.pending),
-                    std::mem::take(&mut q.replies),
-                )
-            };
-            let group_len = group.len();
-            let ids: Vec<u64> = group.iter().map(|p| p.id).collect();
-            let results =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(group)))
-                    .unwrap_or_else(|_| {
-                        ids.iter()
-                            .map(|&id| {
-                                let source = io::Error::other("group commit panicked");
-                                (id, Err(LogError::io("commit", &self.dir, source)))
-                            })
-                            .collect()
-                    });
-            {
-                let mut q = lock(&self.queue);
-                q.linger_target = group_len + q.pending.len();
-                q.linger_budget = match read_lock(&self.config).durability {
-                    Durability::Always => {
-                        let last_sync =
-                            Duration::from_nanos(self.stats.last_sync_ns.load(Ordering::Relaxed));
-                        GROUP_LINGER_MAX.min(last_sync / 2)
-                    }
-                    _ => Duration::ZERO,
-                };
+        let mut next = Some(committer);
+        while let Some(committer) = next {
+            next = self.commit_group(committer);
+        }
+    }
+
+    /// One step of [`drive`](Self::drive): commits the appends queued now
+    /// (after a short linger) and answers their tickets. Returns the
+    /// committer if more appends queued meanwhile (run it again, from this
+    /// thread or another), None once the queue is empty. Blocking.
+    pub fn commit_group(&self, committer: Committer) -> Option<Committer> {
+        let (group, replies) = {
+            let q = lock(&self.queue);
+            if q.pending.is_empty() {
+                let mut q = q;
+                q.driving = false;
+                return None;
             }
-            let mut results: HashMap<u64, Outcome> = results.into_iter().collect();
-            for (id, reply) in replies {
-                let outcome = results.remove(&id).unwrap_or_else(|| {
-                    let source = io::Error::other("group commit gave no result");
-                    Err(LogError::io("commit", &self.dir, source))
-                });
-                // A dropped ticket (its request was cancelled) needs no answer.
-                let _ = reply.send(outcome);
+            let mut q = self.linger(q);
+            (
+                std::mem::take(&mut q.pending),
+                std::mem::take(&mut q.replies),
+            )
+        };
+        let group_len = group.len();
+        let ids: Vec<u64> = group.iter().map(|p| p.id).collect();
+        let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(group)))
+            .unwrap_or_else(|_| {
+                ids.iter()
+                    .map(|&id| {
+                        let source = io::Error::other("group commit panicked");
+                        (id, Err(LogError::io("commit", &self.dir, source)))
+                    })
+                    .collect()
+            });
+        let mut results: HashMap<u64, Outcome> = results.into_iter().collect();
+        for (id, reply) in replies {
+            let outcome = results.remove(&id).unwrap_or_else(|| {
+                let source = io::Error::other("group commit gave no result");
+                Err(LogError::io("commit", &self.dir, source))
+            });
+            // A dropped ticket (its request was cancelled) needs no answer.
+            let _ = reply.send(outcome);
+        }
+        let mut q = lock(&self.queue);
+        q.linger_target = group_len + q.pending.len();
+        q.linger_budget = match read_lock(&self.config).durability {
+            Durability::Always => {
+                let last_sync =
+                    Duration::from_nanos(self.stats.last_sync_ns.load(Ordering::Relaxed));
+                GROUP_LINGER_MAX.min(last_sync / 2)
             }
+            _ => Duration::ZERO,
+        };
+        if q.pending.is_empty() {
+            q.driving = false;
+            None
+        } else {
+            Some(committer)
         }
     }
 

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::failure::Failure;
-use crate::log::{AppendTicket, PartitionLog};
+use crate::log::{AppendTicket, Committer, PartitionLog};
 use crate::topics::Topic;
 
 /// Runs blocking work (disk I/O) on the blocking pool.
@@ -171,8 +171,7 @@ pub(crate) async fn produce_wait(
     bytes: u64,
 ) -> Result<ProduceResponse, Failure> {
     if let Some(committer) = ticket.take_committer() {
-        // Detached: the loop answers every ticket itself, ours included.
-        drop(tokio::task::spawn_blocking(move || log.drive(committer)));
+        spawn_committer(log, committer);
     }
     let info = ticket.outcome().await?;
     metrics::counter!("skiff_produce_bytes_total").increment(bytes);
@@ -183,6 +182,23 @@ pub(crate) async fn produce_wait(
         base_offset: info.base_offset,
         last_offset: info.last_offset,
     })
+}
+
+/// Runs a log's committer on the blocking pool, one group per blocking task:
+/// while more is queued, the next group goes to a new pool task (another,
+/// idle thread) rather than one thread looping over groups. Measured with
+/// `skiff bench e2e --rate 50000` on a 2-core VM shared with compilers
+/// (2026-11-27, 3 interleaved runs each): one looping thread got slower
+/// fdatasync returns (p90 2-7 ms against 1.2-1.8 ms), fewer groups and a
+/// p50 of 3.3-4.2 ms; a task per group 1.7-2.5 ms. A thread that just woke
+/// is scheduled sooner than one that keeps running. Detached: the committer
+/// answers every ticket itself.
+fn spawn_committer(log: Arc<PartitionLog>, committer: Committer) {
+    drop(tokio::task::spawn_blocking(move || {
+        if let Some(next) = log.commit_group(committer) {
+            spawn_committer(log, next);
+        }
+    }));
 }
 
 /// Hands out a new idempotent-producer id (epoch 0: ids are never reused,
