@@ -18,7 +18,8 @@
 //!   the commit critical section, rebuilt on open). `faults`: storage fault
 //!   injection hooks for the log's own tests.
 //!
-//! Every method does blocking disk I/O: the server calls them inside
+//! Every method but `PartitionLog::submit` and `AppendTicket::outcome` does
+//! blocking disk I/O: the server calls them inside
 //! `tokio::task::spawn_blocking`, never on an async worker thread. One broker
 //! process owns a partition directory at a time.
 

@@ -135,7 +135,7 @@ struct Queue {
 /// so fast disks never wait longer than they save.
 const GROUP_LINGER_MAX: Duration = Duration::from_micros(200);
 
-/// State only the writer (the current leader, or a roll/retention/flush
+/// State only the writer (the committer, or a roll/retention/flush
 /// holding the writer lock) touches.
 struct Writer {
     active: Arc<Segment>,
