@@ -15,7 +15,9 @@
 //! token back while more is queued (the server runs each group as its own
 //! blocking-pool task). Everyone else waits on their ticket's channel (an
 //! async task parks no thread). A single token keeps groups in submit
-//! order.
+//! order. Threads that append synchronously ([`wait`](PartitionLog::wait))
+//! pass the token on once their own append is done and another such thread
+//! is waiting, so no thread commits everyone else's appends for long.
 //! Readers never take the writer lock: they see a segment map
 //! (`RwLock<BTreeMap>`) and per-segment visible limits that move only after
 //! the data is durable per the configured mode.
@@ -125,6 +127,12 @@ struct Queue {
     linger_budget: Duration,
     /// The committer is waiting on `linger_cv` for more appends.
     lingering: bool,
+    /// A committer left by a synchronous [`PartitionLog::wait`] whose own
+    /// append is done, for a synchronous waiter to take over (set only while
+    /// one waits, so asynchronous tickets are never left without one).
+    parked: Option<Committer>,
+    /// Threads blocked in [`PartitionLog::wait`] on `handoff_cv`.
+    sync_waiters: usize,
 }
 
 /// Longest the committer waits for more appends before it writes a group.
@@ -165,6 +173,9 @@ pub struct PartitionLog {
     writer: Mutex<Writer>,
     queue: Mutex<Queue>,
     linger_cv: Condvar,
+    /// Wakes synchronous waiters after each group and when a committer is
+    /// parked for them.
+    handoff_cv: Condvar,
     start_offset: AtomicU64,
     visible_end: AtomicU64,
     end_tx: watch::Sender<u64>,
@@ -262,6 +273,7 @@ impl PartitionLog {
             writer: Mutex::new(writer),
             queue: Mutex::new(Queue::default()),
             linger_cv: Condvar::new(),
+            handoff_cv: Condvar::new(),
             start_offset: AtomicU64::new(start),
             visible_end: AtomicU64::new(rec.next_offset),
             end_tx,
@@ -325,16 +337,71 @@ impl PartitionLog {
     }
 
     /// Waits for a submitted batch to be durable (per the configured
-    /// [`Durability`]) and visible, first running the ticket's committer if
-    /// it holds it. Blocking.
-    pub fn wait(&self, mut ticket: AppendTicket) -> Result<AppendInfo, LogError> {
-        if let Some(committer) = ticket.take_committer() {
-            self.drive(committer);
+    /// [`Durability`]) and visible, running the committer while it holds it.
+    /// Blocking. Fair between threads: once its own append is answered, a
+    /// thread that still holds the committer parks it for another blocked
+    /// `wait` (if any) instead of committing everyone else's appends while
+    /// its own next ones cannot be submitted.
+    pub fn wait(&self, ticket: AppendTicket) -> Result<AppendInfo, LogError> {
+        let AppendTicket {
+            mut outcome,
+            mut committer,
+        } = ticket;
+        let mut answer = None;
+        loop {
+            if answer.is_none() {
+                answer = match outcome.try_recv() {
+                    Ok(result) => Some(result),
+                    Err(oneshot::error::TryRecvError::Closed) => Some(Err(LogError::Closed)),
+                    Err(oneshot::error::TryRecvError::Empty) => None,
+                };
+            }
+            if let Some(held) = committer.take() {
+                let Some(next) = self.commit_group(held) else {
+                    continue;
+                };
+                let mut q = lock(&self.queue);
+                let answered = answer.is_some() || !outcome.is_empty();
+                if answered && q.sync_waiters > 0 {
+                    q.parked = Some(next);
+                    self.handoff_cv.notify_all();
+                } else {
+                    committer = Some(next);
+                }
+                continue;
+            }
+            if let Some(result) = answer.take() {
+                // A committer parked for waiters that all turned out to be
+                // answered must not be left behind (async tickets need it).
+                let mut q = lock(&self.queue);
+                match q.parked.take() {
+                    Some(parked) if q.sync_waiters == 0 => {
+                        committer = Some(parked);
+                        answer = Some(result);
+                        continue;
+                    }
+                    other => {
+                        q.parked = other;
+                        return result;
+                    }
+                }
+            }
+            let mut q = lock(&self.queue);
+            if let Some(parked) = q.parked.take() {
+                committer = Some(parked);
+                continue;
+            }
+            // Checked under the queue lock: a committer answers, then takes
+            // this lock to notify, so the answer cannot slip in unseen.
+            match outcome.try_recv() {
+                Ok(result) => return result,
+                Err(oneshot::error::TryRecvError::Closed) => return Err(LogError::Closed),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            q.sync_waiters += 1;
+            let mut q = self.handoff_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            q.sync_waiters -= 1;
         }
-        ticket
-            .outcome
-            .blocking_recv()
-            .unwrap_or(Err(LogError::Closed))
     }
 
     /// The committer: commits queued appends group after group (each group
@@ -378,6 +445,20 @@ impl PartitionLog {
                     })
                     .collect()
             });
+        // The cycle's size (this group and what queued during it) is taken
+        // before the answers go out, so re-appends they trigger do not count.
+        {
+            let mut q = lock(&self.queue);
+            q.linger_target = group_len + q.pending.len();
+            q.linger_budget = match read_lock(&self.config).durability {
+                Durability::Always => {
+                    let last_sync =
+                        Duration::from_nanos(self.stats.last_sync_ns.load(Ordering::Relaxed));
+                    GROUP_LINGER_MAX.min(last_sync / 2)
+                }
+                _ => Duration::ZERO,
+            };
+        }
         let mut results: HashMap<u64, Outcome> = results.into_iter().collect();
         for (id, reply) in replies {
             let outcome = results.remove(&id).unwrap_or_else(|| {
@@ -388,15 +469,9 @@ impl PartitionLog {
             let _ = reply.send(outcome);
         }
         let mut q = lock(&self.queue);
-        q.linger_target = group_len + q.pending.len();
-        q.linger_budget = match read_lock(&self.config).durability {
-            Durability::Always => {
-                let last_sync =
-                    Duration::from_nanos(self.stats.last_sync_ns.load(Ordering::Relaxed));
-                GROUP_LINGER_MAX.min(last_sync / 2)
-            }
-            _ => Duration::ZERO,
-        };
+        if q.sync_waiters > 0 {
+            self.handoff_cv.notify_all();
+        }
         if q.pending.is_empty() {
             q.driving = false;
             None
