@@ -150,6 +150,64 @@ fn concurrent_appenders_get_distinct_contiguous_offsets() {
     }
 }
 
+/// The server's path: one task submits in order, a ticket that holds the
+/// committer starts it on the blocking pool, and every outcome is awaited
+/// concurrently without a thread per append. Offsets follow submit order,
+/// across several idle periods (each of which hands the committer out anew
+/// or lets the running one pick up the next submit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_tickets_follow_submit_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), small_config(Durability::Always));
+    let log = Arc::new(log);
+    let mut expected = 0;
+    for round in 0..3u64 {
+        let mut waits = Vec::new();
+        for i in 0..50u64 {
+            let tag = round * 1000 + i;
+            let mut ticket = log.submit(batch(tag, 2, 30, 0)).expect("submit");
+            if let Some(committer) = ticket.take_committer() {
+                let log = Arc::clone(&log);
+                tokio::task::spawn_blocking(move || log.drive(committer));
+            }
+            waits.push(tokio::spawn(async move { (tag, ticket.outcome().await) }));
+        }
+        for wait in waits {
+            let (tag, outcome) = wait.await.expect("task");
+            let info = outcome.expect("append");
+            assert_eq!(info.base_offset, expected, "batch {tag} in submit order");
+            expected += 2;
+        }
+        assert_eq!(log.log_end_offset(), expected);
+    }
+    let records = read_all(&log, 1 << 20);
+    assert_eq!(records.len() as u64, expected);
+    assert_eq!(log.stats().appends, 150);
+}
+
+/// One `commit_group` step commits everything queued as one group, and with
+/// nothing left queued it gives the committer up: the next submit gets it.
+#[test]
+fn commit_group_commits_the_queue_and_gives_the_committer_up_when_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), small_config(Durability::Always));
+    let mut first = log.submit(batch(1, 2, 30, 0)).expect("submit");
+    let committer = first
+        .take_committer()
+        .expect("an idle queue hands out the committer");
+    let mut second = log.submit(batch(2, 3, 30, 0)).expect("submit");
+    assert!(second.take_committer().is_none(), "one committer at a time");
+    assert!(log.commit_group(committer).is_none(), "nothing left queued");
+    assert_eq!(log.stats().groups, 1);
+    assert_eq!(log.wait(first).expect("first").base_offset, 0);
+    assert_eq!(log.wait(second).expect("second").base_offset, 2);
+    let mut third = log.submit(batch(3, 1, 30, 0)).expect("submit");
+    let committer = third.take_committer().expect("handed out again");
+    log.drive(committer);
+    assert_eq!(log.wait(third).expect("third").base_offset, 5);
+    assert_eq!(log.log_end_offset(), 6);
+}
+
 #[test]
 fn offset_for_timestamp_finds_first_batch_at_or_after() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -4,9 +4,10 @@
 //! it covered to [`on_synced`]. Outside `cfg(test)` all three do nothing and
 //! compile away.
 //!
-//! In tests, a fault is armed per thread (the thread that appends is the
-//! group-commit leader when it appends alone, so a single-threaded test
-//! hits its own fault): the next `count` calls fail with the given OS error.
+//! In tests, a fault is armed per thread (a thread that appends through
+//! `PartitionLog::append` runs the committer itself when the queue was idle,
+//! so a single-threaded test hits its own fault): the next `count` calls
+//! fail with the given OS error.
 //!
 //! What the tests pin down:
 //! - a failed fsync fails every append of its group; none of them becomes

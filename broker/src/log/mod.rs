@@ -7,7 +7,8 @@
 //! as they arrive (the format is `skiff_protocol::batch`); the log only stamps
 //! the base offset, which the CRC does not cover.
 //!
-//! - [`partition`]: `PartitionLog`, group commit, reads.
+//! - [`partition`]: `PartitionLog`, group commit (one committer per log at a
+//!   time, answering tickets), reads.
 //! - [`segment`], [`index`], [`mmap`]: one segment's files; all `unsafe`
 //!   memory-map code is in `mmap` with its safety contract.
 //! - [`recovery`]: clean-shutdown marker, tail scan and truncation, index
@@ -17,7 +18,8 @@
 //!   the commit critical section, rebuilt on open). `faults`: storage fault
 //!   injection hooks for the log's own tests.
 //!
-//! Every method does blocking disk I/O: the server calls them inside
+//! Every method but `PartitionLog::submit` and `AppendTicket::outcome` does
+//! blocking disk I/O: the server calls them inside
 //! `tokio::task::spawn_blocking`, never on an async worker thread. One broker
 //! process owns a partition directory at a time.
 
@@ -36,7 +38,7 @@ use std::path::Path;
 
 pub use durability::{Durability, ParseDurabilityError};
 pub use error::LogError;
-pub use partition::{AppendInfo, AppendTicket, LogStats, PartitionLog};
+pub use partition::{AppendInfo, AppendTicket, Committer, LogStats, PartitionLog};
 pub use producers::{PRODUCER_BATCHES_REMEMBERED, PRODUCERS_PER_PARTITION_MAX_DEFAULT};
 pub use recovery::{CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 

@@ -1,12 +1,24 @@
 //! `PartitionLog`: the append-only, segmented log of one partition.
 //!
-//! Concurrency: any number of threads call `append` (or `submit`, which
-//! fixes a batch's place in the queue without blocking, then `wait`);
-//! appends queue up and the first waiter becomes the *leader*: it takes everything queued, writes it
-//! with one vectored `write`, runs one `fdatasync` for the group (under
-//! `Durability::Always`), publishes the new visible end and hands every
-//! follower its result (group commit). Appends that arrive meanwhile form the
-//! next group. Readers never take the writer lock: they see a segment map
+//! Concurrency: any number of threads or tasks call `submit`, which fixes a
+//! batch's place in the queue without blocking and returns an
+//! [`AppendTicket`]. One *committer* at a time drains the queue: it takes
+//! everything queued, writes it with one vectored `write`, runs one
+//! `fdatasync` for the group (under `Durability::Always`), publishes the new
+//! visible end and sends every ticket its result (group commit); appends that
+//! arrived during that sync form the next group (after at most a short
+//! linger, see [`GROUP_LINGER_MAX`]). The submit that finds no committer
+//! running gets the one [`Committer`] token in its ticket and must run it:
+//! [`drive`](PartitionLog::drive) loops until the queue is empty (what
+//! [`wait`](PartitionLog::wait) does on the calling thread);
+//! [`commit_group`](PartitionLog::commit_group) does one group and hands the
+//! token back while more is queued (the server runs each group as its own
+//! blocking-pool task). Everyone else waits on their ticket's channel (an
+//! async task parks no thread). A single token keeps groups in submit
+//! order. Threads that append synchronously ([`wait`](PartitionLog::wait))
+//! pass the token on once their own append is done and another such thread
+//! is waiting, so no thread commits everyone else's appends for long.
+//! Readers never take the writer lock: they see a segment map
 //! (`RwLock<BTreeMap>`) and per-segment visible limits that move only after
 //! the data is durable per the configured mode.
 //!
@@ -20,9 +32,9 @@
 //! - A segment is fsynced before its successor is created, so after a crash
 //!   only the last segment can hold unsynced bytes.
 //!
-//! All methods are blocking (file I/O, fsync, lock waits): call them from
-//! `tokio::task::spawn_blocking` or a dedicated thread, never on an async
-//! worker thread.
+//! All methods but `submit` and [`AppendTicket::outcome`] are blocking
+//! (file I/O, fsync, lock waits): call them from `tokio::task::spawn_blocking`
+//! or a dedicated thread, never on an async worker thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, IoSlice, Write};
@@ -33,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use skiff_protocol::batch::{self, BatchHeader};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::durability::Durability;
 use super::error::LogError;
@@ -53,13 +65,44 @@ pub struct AppendInfo {
     pub last_offset: u64,
 }
 
-/// A batch's place in the commit queue, from [`PartitionLog::submit`]; pass
-/// it to [`PartitionLog::wait`] for the result.
-#[must_use = "a submitted batch is only written and answered through wait()"]
+/// The result of one append, as sent to its ticket.
+type Outcome = Result<AppendInfo, LogError>;
+
+/// A batch's place in the commit queue, from [`PartitionLog::submit`]. If
+/// it holds the [`Committer`] ([`take_committer`](Self::take_committer)),
+/// that must be run with [`PartitionLog::drive`] or the queue never moves
+/// ([`PartitionLog::wait`] does both); [`outcome`](Self::outcome) (async)
+/// or `wait` (blocking) gives the result.
+#[must_use = "a submitted batch is answered through outcome() or wait(), and its committer must run"]
 #[derive(Debug)]
 pub struct AppendTicket {
-    id: u64,
+    outcome: oneshot::Receiver<Outcome>,
+    committer: Option<Committer>,
 }
+
+impl AppendTicket {
+    /// The right to commit the queue, if this submit found no committer
+    /// running: run it with [`PartitionLog::drive`] on a thread that may
+    /// block, before or while awaiting [`outcome`](Self::outcome).
+    pub fn take_committer(&mut self) -> Option<Committer> {
+        self.committer.take()
+    }
+
+    /// Waits for the batch to be durable (per the configured
+    /// [`Durability`]) and visible, without blocking a thread.
+    pub async fn outcome(self) -> Result<AppendInfo, LogError> {
+        debug_assert!(self.committer.is_none(), "the committer must be run");
+        self.outcome.await.unwrap_or(Err(LogError::Closed))
+    }
+}
+
+/// The right to drain one log's commit queue: at most one exists per log at
+/// a time (so groups are written in submit order), handed out by
+/// [`PartitionLog::submit`] and used up by [`PartitionLog::drive`] on the
+/// same log.
+#[must_use = "the queue stalls until the committer is run with PartitionLog::drive"]
+#[derive(Debug)]
+pub struct Committer(());
 
 /// One append waiting in the commit queue.
 struct Pending {
@@ -68,25 +111,31 @@ struct Pending {
     header: BatchHeader,
 }
 
-/// The group-commit queue (leader/follower).
+/// The group-commit queue: appends waiting for the committer, and where
+/// each one's result goes.
 #[derive(Default)]
 struct Queue {
     pending: Vec<Pending>,
-    leader: bool,
-    done: HashMap<u64, Result<AppendInfo, LogError>>,
+    replies: Vec<(u64, oneshot::Sender<Outcome>)>,
+    /// A committer is draining the queue (see [`PartitionLog::drive`]).
+    driving: bool,
     next_id: u64,
     /// Appends seen in the last commit cycle (the group plus those that
-    /// queued during it): how many a lingering leader waits for.
+    /// queued during it): how many a lingering committer waits for.
     linger_target: usize,
-    /// How long a leader may linger (0 = never).
+    /// How long the committer may linger (0 = never).
     linger_budget: Duration,
-    /// A leader is waiting on `linger_cv` for more appends.
+    /// The committer is waiting on `linger_cv` for more appends.
     lingering: bool,
-    /// Followers waiting on `queue_cv` (no notify syscall when zero).
-    waiters: usize,
+    /// A committer left by a synchronous [`PartitionLog::wait`] whose own
+    /// append is done, for a synchronous waiter to take over (set only while
+    /// one waits, so asynchronous tickets are never left without one).
+    parked: Option<Committer>,
+    /// Threads blocked in [`PartitionLog::wait`] on `handoff_cv`.
+    sync_waiters: usize,
 }
 
-/// Longest a group-commit leader waits for more appends before it writes.
+/// Longest the committer waits for more appends before it writes a group.
 /// Like PostgreSQL's `commit_delay` / MySQL's `binlog_group_commit_sync_delay`:
 /// appenders whose group just synced re-append within microseconds, and
 /// waiting for them lets one fsync cover all of them instead of splitting
@@ -94,7 +143,7 @@ struct Queue {
 /// so fast disks never wait longer than they save.
 const GROUP_LINGER_MAX: Duration = Duration::from_micros(200);
 
-/// State only the writer (the current leader, or a roll/retention/flush
+/// State only the writer (the committer, or a roll/retention/flush
 /// holding the writer lock) touches.
 struct Writer {
     active: Arc<Segment>,
@@ -137,8 +186,10 @@ pub struct PartitionLog {
     segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
     writer: Mutex<Writer>,
     queue: Mutex<Queue>,
-    queue_cv: Condvar,
     linger_cv: Condvar,
+    /// Wakes synchronous waiters after each group and when a committer is
+    /// parked for them.
+    handoff_cv: Condvar,
     start_offset: AtomicU64,
     visible_end: AtomicU64,
     end_tx: watch::Sender<u64>,
@@ -241,8 +292,8 @@ impl PartitionLog {
             segments: RwLock::new(rec.segments),
             writer: Mutex::new(writer),
             queue: Mutex::new(Queue::default()),
-            queue_cv: Condvar::new(),
             linger_cv: Condvar::new(),
+            handoff_cv: Condvar::new(),
             start_offset: AtomicU64::new(start),
             visible_end: AtomicU64::new(rec.next_offset),
             end_tx,
@@ -283,77 +334,175 @@ impl PartitionLog {
     /// waiting: its place in the log (relative to other submits) is fixed
     /// here, so a caller that submits in order and waits concurrently keeps
     /// its order and lets its batches share one write and one fsync. Does not
-    /// block on I/O (a short queue lock and the batch CRC check). Every
-    /// ticket must be passed to [`wait`](Self::wait): the wait is what writes
-    /// (as group leader) and collects the result.
+    /// block on I/O (a short queue lock and the batch CRC check). If the
+    /// ticket holds the [`Committer`], its holder must run it (see
+    /// [`drive`](Self::drive)) or call [`wait`](Self::wait).
     pub fn submit(&self, batch: Bytes) -> Result<AppendTicket, LogError> {
         let header = batch::validate(&batch)?;
         if self.closed.load(Ordering::Acquire) {
             return Err(LogError::Closed);
         }
+        let (reply, outcome) = oneshot::channel();
         let mut q = lock(&self.queue);
         let id = q.next_id;
         q.next_id += 1;
         q.pending.push(Pending { id, batch, header });
+        q.replies.push((id, reply));
         if q.lingering && q.pending.len() >= q.linger_target {
             self.linger_cv.notify_one();
         }
-        Ok(AppendTicket { id })
+        let committer = (!q.driving).then_some(Committer(()));
+        q.driving = true;
+        Ok(AppendTicket { outcome, committer })
     }
 
     /// Waits for a submitted batch to be durable (per the configured
-    /// [`Durability`]) and visible; the first waiter with no leader running
-    /// becomes the leader and writes everything queued. Blocking.
+    /// [`Durability`]) and visible, running the committer while it holds it.
+    /// Blocking. Fair between threads: once its own append is answered, a
+    /// thread that still holds the committer parks it for another blocked
+    /// `wait` (if any) instead of committing everyone else's appends while
+    /// its own next ones cannot be submitted.
     pub fn wait(&self, ticket: AppendTicket) -> Result<AppendInfo, LogError> {
-        let id = ticket.id;
-        let mut q = lock(&self.queue);
+        let AppendTicket {
+            mut outcome,
+            mut committer,
+        } = ticket;
+        let mut answer = None;
         loop {
-            if let Some(result) = q.done.remove(&id) {
-                return result;
-            }
-            if !q.leader {
-                q.leader = true;
-                q = self.linger(q);
-                let group = std::mem::take(&mut q.pending);
-                let group_len = group.len();
-                drop(q);
-                let ids: Vec<u64> = group.iter().map(|p| p.id).collect();
-                let results =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(group)))
-                        .unwrap_or_else(|_| {
-                            ids.iter()
-                                .map(|&id| {
-                                    let source = io::Error::other("group commit panicked");
-                                    (id, Err(LogError::io("commit", &self.dir, source)))
-                                })
-                                .collect()
-                        });
-                q = lock(&self.queue);
-                q.done.extend(results);
-                q.leader = false;
-                q.linger_target = group_len + q.pending.len();
-                q.linger_budget = match read_lock(&self.config).durability {
-                    Durability::Always => {
-                        let last_sync =
-                            Duration::from_nanos(self.stats.last_sync_ns.load(Ordering::Relaxed));
-                        GROUP_LINGER_MAX.min(last_sync / 2)
-                    }
-                    _ => Duration::ZERO,
+            if answer.is_none() {
+                answer = match outcome.try_recv() {
+                    Ok(result) => Some(result),
+                    Err(oneshot::error::TryRecvError::Closed) => Some(Err(LogError::Closed)),
+                    Err(oneshot::error::TryRecvError::Empty) => None,
                 };
-                if q.waiters > 0 {
-                    self.queue_cv.notify_all();
+            }
+            if let Some(held) = committer.take() {
+                let Some(next) = self.commit_group(held) else {
+                    continue;
+                };
+                let mut q = lock(&self.queue);
+                let answered = answer.is_some() || !outcome.is_empty();
+                if answered && q.sync_waiters > 0 {
+                    q.parked = Some(next);
+                    self.handoff_cv.notify_all();
+                } else {
+                    committer = Some(next);
                 }
                 continue;
             }
-            q.waiters += 1;
-            q = self.queue_cv.wait(q).unwrap_or_else(|e| e.into_inner());
-            q.waiters -= 1;
+            if let Some(result) = answer.take() {
+                // A committer parked for waiters that all turned out to be
+                // answered must not be left behind (async tickets need it).
+                let mut q = lock(&self.queue);
+                match q.parked.take() {
+                    Some(parked) if q.sync_waiters == 0 => {
+                        committer = Some(parked);
+                        answer = Some(result);
+                        continue;
+                    }
+                    other => {
+                        q.parked = other;
+                        return result;
+                    }
+                }
+            }
+            let mut q = lock(&self.queue);
+            if let Some(parked) = q.parked.take() {
+                committer = Some(parked);
+                continue;
+            }
+            // Checked under the queue lock: a committer answers, then takes
+            // this lock to notify, so the answer cannot slip in unseen.
+            match outcome.try_recv() {
+                Ok(result) => return result,
+                Err(oneshot::error::TryRecvError::Closed) => return Err(LogError::Closed),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            q.sync_waiters += 1;
+            let mut q = self.handoff_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            q.sync_waiters -= 1;
         }
     }
 
-    /// As a new leader, waits (briefly, see [`GROUP_LINGER_MAX`]) until as
-    /// many appends are queued as took part in the last commit cycle. Never
-    /// waits with a single appender or outside `Durability::Always`.
+    /// The committer: commits queued appends group after group (each group
+    /// is everything queued when the previous one finished) and answers
+    /// their tickets, until the queue is empty; the next submit then gets a
+    /// new [`Committer`]. Blocking. `committer` must come from a ticket of
+    /// this log.
+    pub fn drive(&self, committer: Committer) {
+        let mut next = Some(committer);
+        while let Some(committer) = next {
+            next = self.commit_group(committer);
+        }
+    }
+
+    /// One step of [`drive`](Self::drive): commits the appends queued now
+    /// (after a short linger) and answers their tickets. Returns the
+    /// committer if more appends queued meanwhile (run it again, from this
+    /// thread or another), None once the queue is empty. Blocking.
+    pub fn commit_group(&self, committer: Committer) -> Option<Committer> {
+        let (group, replies) = {
+            let q = lock(&self.queue);
+            if q.pending.is_empty() {
+                let mut q = q;
+                q.driving = false;
+                return None;
+            }
+            let mut q = self.linger(q);
+            (
+                std::mem::take(&mut q.pending),
+                std::mem::take(&mut q.replies),
+            )
+        };
+        let group_len = group.len();
+        let ids: Vec<u64> = group.iter().map(|p| p.id).collect();
+        let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(group)))
+            .unwrap_or_else(|_| {
+                ids.iter()
+                    .map(|&id| {
+                        let source = io::Error::other("group commit panicked");
+                        (id, Err(LogError::io("commit", &self.dir, source)))
+                    })
+                    .collect()
+            });
+        // The cycle's size (this group and what queued during it) is taken
+        // before the answers go out, so re-appends they trigger do not count.
+        {
+            let mut q = lock(&self.queue);
+            q.linger_target = group_len + q.pending.len();
+            q.linger_budget = match read_lock(&self.config).durability {
+                Durability::Always => {
+                    let last_sync =
+                        Duration::from_nanos(self.stats.last_sync_ns.load(Ordering::Relaxed));
+                    GROUP_LINGER_MAX.min(last_sync / 2)
+                }
+                _ => Duration::ZERO,
+            };
+        }
+        let mut results: HashMap<u64, Outcome> = results.into_iter().collect();
+        for (id, reply) in replies {
+            let outcome = results.remove(&id).unwrap_or_else(|| {
+                let source = io::Error::other("group commit gave no result");
+                Err(LogError::io("commit", &self.dir, source))
+            });
+            // A dropped ticket (its request was cancelled) needs no answer.
+            let _ = reply.send(outcome);
+        }
+        let mut q = lock(&self.queue);
+        if q.sync_waiters > 0 {
+            self.handoff_cv.notify_all();
+        }
+        if q.pending.is_empty() {
+            q.driving = false;
+            None
+        } else {
+            Some(committer)
+        }
+    }
+
+    /// Waits (briefly, see [`GROUP_LINGER_MAX`]) until as many appends are
+    /// queued as took part in the last commit cycle. Never waits with a
+    /// single appender or outside `Durability::Always`.
     fn linger<'a>(&self, mut q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
         if q.linger_target <= 1 || q.linger_budget.is_zero() || q.pending.len() >= q.linger_target {
             return q;
