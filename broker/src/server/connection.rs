@@ -18,7 +18,9 @@
 //! A connection must complete its handshake within `handshake_timeout_ms`
 //! of being accepted, may fail authentication at most `auth_failures_max`
 //! times, and must deliver every frame it starts within
-//! `frame_read_timeout_ms` of its first byte; otherwise it is closed.
+//! `frame_read_timeout_ms` of its first byte (counting only time the
+//! broker is reading: not while it waits for an in-flight permit, the
+//! response queue or a password check); otherwise it is closed.
 //! An oversized or impossibly short frame gets an error response, then the
 //! connection is closed, since the byte stream can no longer be trusted; a
 //! well-framed request with a malformed body only gets an error response.
@@ -87,6 +89,14 @@ where
     let mut last_read = Instant::now();
 
     loop {
+        // Reading resumes: the time spent handling the last frame (waiting
+        // for a permit, for the response queue, for the password check) is
+        // time the client could not send, so no read clock counts it.
+        // Nor does the idle clock.
+        let now = Instant::now();
+        if frames.decoder_mut().resume(now) {
+            last_read = now;
+        }
         // Wake at the earliest deadline that applies: idle, handshake, and
         // the partial frame's (or soon enough to notice one starting).
         let partial_since = frames.decoder().partial_since();
