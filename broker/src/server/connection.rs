@@ -13,7 +13,8 @@
 //!
 //! Bounds: at most `requests_in_flight_max` requests run at once per
 //! connection (the reader stops reading until one finishes), frames above
-//! `frame_bytes_max` are refused before they are buffered, and a connection
+//! `frame_bytes_max` (`handshake_frame_bytes_max` until the handshake has
+//! succeeded) are refused before they are buffered, and a connection
 //! with nothing in flight that sends nothing for `idle_timeout_ms` is closed.
 //! A connection must complete its handshake within `handshake_timeout_ms`
 //! of being accepted, may fail authentication at most `auth_failures_max`
@@ -64,9 +65,13 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let config = &shared.config;
+    // Until the handshake succeeds only a small frame is accepted, so an
+    // unauthenticated connection cannot reserve `frame_bytes_max`.
     let mut frames = FramedRead::new(
         rd,
-        TimedDecoder::new(ServerCodec::new(config.frame_bytes_max)),
+        TimedDecoder::new(ServerCodec::new(
+            config.handshake_frame_bytes_max.min(config.frame_bytes_max),
+        )),
     );
     let (tx, rx) = mpsc::channel::<OutgoingResponse>(config.requests_in_flight_max);
     let writer = shared.tracker.spawn(write_responses(
@@ -135,7 +140,7 @@ where
             Ok(None) => break,
             Ok(Some(Ok(frame))) => frame,
             Ok(Some(Err(e))) => {
-                refuse_stream(&tx, peer, e).await;
+                refuse_stream(&tx, peer, e, session.is_none()).await;
                 break;
             }
         };
@@ -148,6 +153,11 @@ where
             match handshake(&shared, &frame, peer).await {
                 Ok((response, established)) => {
                     session = Some(established);
+                    // Applies from the next frame: none is decoded yet.
+                    frames
+                        .decoder_mut()
+                        .codec_mut()
+                        .set_frame_bytes_max(config.frame_bytes_max);
                     let _ = tx
                         .send(OutgoingResponse::ok(correlation_id, &response))
                         .await;
@@ -184,12 +194,30 @@ where
 }
 
 /// Answers a frame the codec refused, then the caller closes the connection.
-async fn refuse_stream(tx: &mpsc::Sender<OutgoingResponse>, peer: SocketAddr, e: FrameError) {
-    let (correlation_id, code) = match &e {
-        FrameError::TooLarge { correlation_id, .. } => {
-            (correlation_id.unwrap_or(0), ErrorCode::FrameTooLarge)
-        }
-        FrameError::TooShort { .. } => (0, ErrorCode::MalformedRequest),
+async fn refuse_stream(
+    tx: &mpsc::Sender<OutgoingResponse>,
+    peer: SocketAddr,
+    e: FrameError,
+    before_handshake: bool,
+) {
+    let (correlation_id, code, message) = match &e {
+        FrameError::TooLarge {
+            correlation_id,
+            size,
+            max,
+        } if before_handshake => (
+            correlation_id.unwrap_or(0),
+            ErrorCode::FrameTooLarge,
+            format!(
+                "frame of {size} bytes exceeds the limit of {max} bytes before the handshake (handshake_frame_bytes_max)"
+            ),
+        ),
+        FrameError::TooLarge { correlation_id, .. } => (
+            correlation_id.unwrap_or(0),
+            ErrorCode::FrameTooLarge,
+            e.to_string(),
+        ),
+        FrameError::TooShort { .. } => (0, ErrorCode::MalformedRequest, e.to_string()),
         _ => {
             tracing::debug!(%peer, error = %e, "connection read failed");
             return;
@@ -197,11 +225,7 @@ async fn refuse_stream(tx: &mpsc::Sender<OutgoingResponse>, peer: SocketAddr, e:
     };
     tracing::warn!(%peer, error = %e, "refusing frame and closing connection");
     let _ = tx
-        .send(OutgoingResponse::error(
-            correlation_id,
-            code,
-            &e.to_string(),
-        ))
+        .send(OutgoingResponse::error(correlation_id, code, &message))
         .await;
 }
 

@@ -36,6 +36,11 @@ impl TimedDecoder {
         }
     }
 
+    /// The codec, e.g. to raise its frame size limit after the handshake.
+    pub(crate) fn codec_mut(&mut self) -> &mut ServerCodec {
+        &mut self.inner
+    }
+
     /// The connection is about to read again after handling the last frame
     /// handed out: the time since then was not spent waiting for the client,
     /// so the pending partial frame's clock is moved forward by it. Returns
