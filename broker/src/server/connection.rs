@@ -59,8 +59,16 @@ use super::{group_handlers, handlers, ops_handlers, security_handlers};
 
 /// Serves one connection until the client closes it, it breaks, it idles
 /// out, or the broker shuts down (in-flight requests still get answered).
-pub(crate) async fn serve<R, W>(rd: R, wr: W, peer: SocketAddr, shared: Arc<Shared>)
-where
+/// `accepted_at` is when the socket was accepted: the handshake deadline
+/// runs from then (the listener's first-bytes wait and any TLS handshake
+/// count against it).
+pub(crate) async fn serve<R, W>(
+    rd: R,
+    wr: W,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    accepted_at: Instant,
+) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
@@ -87,7 +95,9 @@ where
         .tracker
         .spawn(run_produces(Arc::clone(&shared), produce_rx, tx.clone()));
     let frame_read = Duration::from_millis(config.frame_read_timeout_ms);
-    let handshake_deadline = Instant::now() + Duration::from_millis(config.handshake_timeout_ms);
+    // One deadline from accept for the whole handshake, its password check
+    // included.
+    let handshake_deadline = accepted_at + Duration::from_millis(config.handshake_timeout_ms);
     // `None` until the handshake succeeds.
     let mut session: Option<Session> = None;
     let mut auth_failures: u32 = 0;
@@ -150,7 +160,13 @@ where
         };
         let correlation_id = frame.correlation_id;
         let Some(current) = &session else {
-            match handshake(&shared, &frame, peer).await {
+            let checked =
+                tokio::time::timeout_at(handshake_deadline, handshake(&shared, &frame, peer)).await;
+            let Ok(checked) = checked else {
+                tracing::debug!(%peer, limit_ms = config.handshake_timeout_ms, "closing connection: handshake not completed within handshake_timeout_ms");
+                break;
+            };
+            match checked {
                 Ok((response, established)) => {
                     session = Some(established);
                     // Applies from the next frame: none is decoded yet.
