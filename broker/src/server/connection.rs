@@ -298,7 +298,9 @@ async fn handshake(
         Err(failure) => {
             if failure.code == ErrorCode::AuthenticationFailed {
                 metrics::counter!("skiff_auth_failures_total").increment(1);
-                tracing::warn!(%peer, user = %claimed, client_id = %req.client_id, "authentication failed");
+                // Both names are the client's claims: logged only in a short,
+                // escaped form, so they cannot forge log lines or flood logs.
+                tracing::warn!(%peer, user = %loggable_user(&claimed), client_id = %loggable_claim(&req.client_id), "authentication failed");
             }
             return Err(failure);
         }
@@ -311,6 +313,31 @@ async fn handshake(
         },
         session,
     ))
+}
+
+/// Characters of a client-claimed name kept in a log line.
+const LOGGED_CLAIM_CHARS_MAX: usize = 64;
+
+/// A user name claimed in a failed login, fit for a log line: as-is when it
+/// is a valid user name, else [`loggable_claim`].
+fn loggable_user(claimed: &str) -> String {
+    if crate::auth::validate_user_name(claimed).is_ok() {
+        claimed.to_owned()
+    } else {
+        loggable_claim(claimed)
+    }
+}
+
+/// Any client-claimed string fit for a log line: escaped (no newlines or
+/// control characters), quoted, and cut to [`LOGGED_CLAIM_CHARS_MAX`]
+/// characters, noting the full length when cut.
+fn loggable_claim(claimed: &str) -> String {
+    let kept: String = claimed.chars().take(LOGGED_CLAIM_CHARS_MAX).collect();
+    if kept.len() == claimed.len() {
+        format!("{kept:?}")
+    } else {
+        format!("{kept:?}... ({} bytes)", claimed.len())
+    }
 }
 
 fn check_version<R: Request>(frame: &RequestFrame) -> Result<(), Failure> {
@@ -759,4 +786,23 @@ async fn write_response<W: AsyncWrite + Unpin>(
     let mut frame = bytes::Buf::chain(&header[..], response.body);
     sink.get_mut().write_all_buf(&mut frame).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claimed_names_are_logged_short_and_escaped() {
+        assert_eq!(loggable_user("alice@example.com"), "alice@example.com");
+        let forged = "x\n2026-01-01 WARN admin logged in";
+        let logged = loggable_user(forged);
+        assert!(!logged.contains('\n'), "{logged}");
+        assert!(logged.starts_with("\"x\\n"), "{logged}");
+        let huge = "p".repeat(64 * 1024);
+        let logged = loggable_claim(&huge);
+        assert!(logged.len() < 100, "{logged}");
+        assert!(logged.ends_with("(65536 bytes)"), "{logged}");
+        assert_eq!(loggable_claim("cli"), "\"cli\"");
+    }
 }
