@@ -474,15 +474,29 @@ async fn dispatch(
         ApiKey::Produce => {
             let req = decode::<ProduceRequest>(frame)?;
             authorize::topic(shared, session, api, Operation::Produce, &req.topic)?;
-            if shared.config.auto_create_topics
-                && matches!(session, Session::User(_))
-                && shared.topics.get(&req.topic).is_none()
-            {
-                authorize::topic(shared, session, api, Operation::Create, &req.topic)?;
-            }
+            // Whether the produce may create its topic is decided here, once:
+            // the topic may vanish before the job runs, and only a session
+            // allowed to create it may bring it back.
+            let may_create = match session {
+                _ if !shared.config.auto_create_topics => false,
+                Session::User(_) if shared.topics.get(&req.topic).is_none() => {
+                    authorize::topic(shared, session, api, Operation::Create, &req.topic)?;
+                    true
+                }
+                // Exists now: no refusal, but no creation without the grant
+                // (checked quietly: nothing was refused).
+                Session::User(user) => {
+                    shared
+                        .security
+                        .allows(user, Operation::Create, ResourceKind::Topic, &req.topic)
+                }
+                // Authorized above, so authentication is off.
+                Session::Anonymous => true,
+            };
             let job = ProduceJob {
                 correlation_id: id,
                 req,
+                may_create,
                 _permit: permit,
             };
             if produce_tx.send(job).await.is_err() {
@@ -672,6 +686,9 @@ fn spawn_request<T, F>(
 struct ProduceJob {
     correlation_id: u32,
     req: ProduceRequest,
+    /// Whether the session may create the topic if it does not exist when
+    /// the job runs (decided at dispatch).
+    may_create: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -695,10 +712,11 @@ async fn run_produces(
         let ProduceJob {
             correlation_id,
             req,
+            may_create,
             _permit: permit,
         } = job;
         let started = std::time::Instant::now();
-        let submitted = match handlers::produce_target(&shared, &req).await {
+        let submitted = match handlers::produce_target(&shared, &req, may_create).await {
             Ok((log, partition)) => {
                 let bytes = req.batch.len() as u64;
                 handlers::produce_submit(&log, req.batch)
