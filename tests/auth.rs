@@ -450,6 +450,51 @@ async fn a_silent_connection_is_closed_after_the_handshake_timeout() {
         lived >= Duration::from_millis(450) && lived < Duration::from_secs(5),
         "closed after {lived:?}"
     );
+
+    // Past the listener's wait for the first bytes, the connection's own
+    // deadline closes it: a handshake that fails authentication (below
+    // auth_failures_max), then silence...
+    let started = Instant::now();
+    let mut raw = RawConn::connect(addr).await;
+    let (c, _) = raw.call(handshake("wrong")).await.unwrap_err();
+    assert_eq!(c, ErrorCode::AuthenticationFailed);
+    assert!(
+        raw.recv().await.is_none(),
+        "closed by the handshake deadline"
+    );
+    let lived = started.elapsed();
+    assert!(
+        lived >= Duration::from_millis(450) && lived < Duration::from_secs(5),
+        "closed after {lived:?}"
+    );
+    // ...or the first bytes of a handshake frame, then silence (far sooner
+    // than the frame-read timeout).
+    let started = Instant::now();
+    let mut partial = TcpStream::connect(addr).await.unwrap();
+    partial.write_all(&100u32.to_le_bytes()).await.unwrap();
+    partial.write_all(&[1]).await.unwrap();
+    let lived = closed_after(&mut partial, started).await;
+    assert!(
+        lived >= Duration::from_millis(450) && lived < Duration::from_secs(5),
+        "closed after {lived:?}"
+    );
+    // One deadline from accept: a client that waits before its first bytes
+    // does not get a fresh one when they arrive (else it would live 400 +
+    // 500 ms).
+    let started = Instant::now();
+    let mut raw = RawConn::connect(addr).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (c, _) = raw.call(handshake("wrong")).await.unwrap_err();
+    assert_eq!(c, ErrorCode::AuthenticationFailed);
+    assert!(
+        raw.recv().await.is_none(),
+        "closed by the handshake deadline"
+    );
+    let lived = started.elapsed();
+    assert!(
+        lived >= Duration::from_millis(450) && lived < Duration::from_millis(850),
+        "closed after {lived:?}"
+    );
     still_works(&admin).await;
     broker.shutdown().await.unwrap();
 
@@ -482,10 +527,11 @@ async fn a_half_sent_frame_is_closed_after_the_frame_read_timeout() {
     // An authenticated connection that then stalls mid-frame.
     let mut raw = RawConn::connect(addr).await;
     raw.call(handshake(ADMIN_PW)).await.expect("authenticated");
-    // A length prefix promising 100 bytes, and 3 of them.
+    // A length prefix promising 100 bytes, and 3 of them; the clock starts
+    // before the first byte is sent, so the lower bound cannot be missed.
+    let started = Instant::now();
     raw.write_bytes(&100u32.to_le_bytes()).await;
     raw.write_bytes(&[1, 0, 0]).await;
-    let started = Instant::now();
     assert!(raw.recv().await.is_none(), "closed mid-frame");
     let lived = started.elapsed();
     assert!(

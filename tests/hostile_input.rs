@@ -1,7 +1,9 @@
 //! Black-box tests of hostile clients: frames cut off mid-way, batches whose
 //! record count lies or whose varints overflow, go negative or claim more
 //! than the batch holds (each with a correct checksum), a thousand connections at
-//! once, a slowloris client, and a consumer that never reads its socket.
+//! once, a slowloris client, a pipelining client the broker stops reading
+//! (it is not taken for a slowloris), and a consumer that never reads its
+//! socket.
 //! In every case the broker keeps serving well-behaved clients.
 //!
 //! Memory bound of a client that never reads (stated here, relied on by the
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::{RawConn, STEP_TIMEOUT, test_config};
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
 use skiff_broker::Broker;
 use skiff_protocol::ErrorCode;
 use skiff_protocol::batch::{BatchBuilder, Record};
@@ -31,7 +33,7 @@ use skiff_protocol::messages::{
 use skiff_protocol::primitives::Encode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::codec::FramedWrite;
+use tokio_util::codec::{FramedRead, FramedWrite};
 
 /// Byte position of `record_count` in a batch header.
 const POS_RECORD_COUNT: usize = 53;
@@ -416,5 +418,90 @@ async fn a_consumer_that_never_reads_does_not_stall_others() {
         .expect("produce served");
     }
     stuck.abort();
+    broker.shutdown().await.expect("shutdown");
+}
+
+/// The next response frame, or `None` once the broker closed the connection.
+async fn next(
+    responses: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, ClientCodec>,
+) -> Option<skiff_protocol::frame::ResponseFrame> {
+    match tokio::time::timeout(STEP_TIMEOUT, responses.next()).await {
+        Ok(Some(Ok(frame))) => Some(frame),
+        Ok(_) => None,
+        Err(_) => panic!("no response within {STEP_TIMEOUT:?}"),
+    }
+}
+
+/// The frame-read clock counts only time the broker spends reading: a
+/// pipelining client whose next frame is half-buffered when the broker stops
+/// reading (all `requests_in_flight_max` permits held by long polls, far
+/// longer than `frame_read_timeout_ms`) is not closed when it sends the rest
+/// once the broker reads again.
+#[tokio::test]
+async fn a_pipelining_client_held_back_by_the_in_flight_cap_is_not_taken_for_a_slowloris() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path());
+    config.requests_in_flight_max = 2;
+    config.frame_read_timeout_ms = 500;
+    let broker = Broker::start(config).await.expect("start");
+    let addr = broker.local_addr();
+    let mut admin = RawConn::handshaken(addr).await;
+    create_topic(&mut admin, "t").await;
+
+    let poll = |max_wait_ms| FetchRequest {
+        topic: "t".into(),
+        partition: 0,
+        offset: 0,
+        max_bytes: 1024,
+        max_wait_ms,
+    };
+    let list = request_bytes(4, &ListTopicsRequest);
+    // Handshake, two long polls (3 times the frame-read timeout) filling the
+    // in-flight cap, a third request the broker decodes and then waits for
+    // a permit with, and the first bytes of the next frame: all in one
+    // write, so they are buffered when the broker stops reading.
+    let mut burst = request_bytes(
+        0,
+        &HandshakeRequest {
+            protocol_version: skiff_protocol::PROTOCOL_VERSION,
+            client_id: "pipelining".into(),
+            credentials: Default::default(),
+        },
+    );
+    burst.extend(request_bytes(1, &poll(1_500)));
+    burst.extend(request_bytes(2, &poll(1_500)));
+    burst.extend(request_bytes(3, &poll(0)));
+    let (head, tail) = list.split_at(6);
+    burst.extend_from_slice(head);
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (rd, mut wr) = stream.into_split();
+    let mut responses = FramedRead::new(rd, ClientCodec::new(1 << 20));
+    wr.write_all(&burst).await.expect("write");
+
+    let first = next(&mut responses).await.expect("handshake answered");
+    assert_eq!(
+        (first.correlation_id, first.error_code),
+        (0, ErrorCode::None)
+    );
+    // The first long poll ends: a permit frees, the broker reads again.
+    let polled = next(&mut responses)
+        .await
+        .expect("a long poll answered, connection open");
+    assert!([1, 2].contains(&polled.correlation_id), "{polled:?}");
+    // The rest of the frame, well within the frame-read timeout of reading
+    // resuming, though long after its first bytes arrived.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    wr.write_all(tail).await.expect("write the rest");
+    let mut answered = vec![polled.correlation_id];
+    while answered.len() < 4 {
+        let frame = next(&mut responses)
+            .await
+            .unwrap_or_else(|| panic!("closed; answered so far: {answered:?}"));
+        assert_eq!(frame.error_code, ErrorCode::None, "{frame:?}");
+        answered.push(frame.correlation_id);
+    }
+    answered.sort_unstable();
+    assert_eq!(answered, [1, 2, 3, 4]);
+    admin.call(ListTopicsRequest).await.expect("still served");
     broker.shutdown().await.expect("shutdown");
 }

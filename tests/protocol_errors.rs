@@ -46,6 +46,34 @@ async fn an_oversized_frame_is_refused_and_others_keep_working() {
 }
 
 #[tokio::test]
+async fn a_large_frame_before_the_handshake_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    // A 1 MiB frame (well under frame_bytes_max) announced before any
+    // handshake: refused from the prefix, nothing reserved for it.
+    let mut conn = RawConn::connect(broker.local_addr()).await;
+    let mut raw = BytesMut::new();
+    raw.put_u32_le(1024 * 1024);
+    raw.put_u32_le(5);
+    conn.write_bytes(&raw).await;
+    let frame = conn.recv().await.expect("an error response");
+    assert_eq!(frame.error_code, ErrorCode::FrameTooLarge);
+    assert_eq!(frame.correlation_id, 5);
+    let message = common::error_message(frame.body);
+    assert!(message.contains("handshake_frame_bytes_max"), "{message}");
+    assert!(conn.recv().await.is_none(), "connection is closed after");
+
+    // After the handshake the full limit applies: a 1 MiB request is read.
+    let mut conn = RawConn::handshaken(broker.local_addr()).await;
+    let frame = conn
+        .send_raw(999, 0, Bytes::from(vec![0u8; 1024 * 1024]))
+        .await;
+    assert_eq!(frame.error_code, ErrorCode::UnsupportedApi);
+    conn.call(ListTopicsRequest).await.unwrap();
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn garbage_bytes_close_the_connection_and_a_normal_client_still_works() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start_broker(dir.path()).await;

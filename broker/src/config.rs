@@ -34,6 +34,10 @@ pub struct BrokerConfig {
     /// Largest request frame accepted, in bytes, checked before any buffer is
     /// reserved for it. Bounds the memory one request can take.
     pub frame_bytes_max: usize,
+    /// Largest frame accepted before the handshake has succeeded (capped at
+    /// `frame_bytes_max`): a handshake is small, so an unauthenticated
+    /// connection cannot make the broker reserve a full `frame_bytes_max`.
+    pub handshake_frame_bytes_max: usize,
     /// Requests one connection may have in flight; the broker stops reading
     /// from a connection that reaches it (backpressure, bounded memory).
     pub requests_in_flight_max: usize,
@@ -133,6 +137,7 @@ pub const KEYS: &[&str] = &[
     "fsync",
     "connections_max",
     "frame_bytes_max",
+    "handshake_frame_bytes_max",
     "requests_in_flight_max",
     "idle_timeout_ms",
     "handshake_timeout_ms",
@@ -208,6 +213,7 @@ impl Default for BrokerConfig {
             fsync: Durability::default(),
             connections_max: 1024,
             frame_bytes_max: skiff_protocol::FRAME_BYTES_MAX_DEFAULT,
+            handshake_frame_bytes_max: HANDSHAKE_FRAME_BYTES_MAX_DEFAULT,
             requests_in_flight_max: 64,
             idle_timeout_ms: 10 * 60 * 1000,
             handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS_DEFAULT,
@@ -246,6 +252,11 @@ impl Default for BrokerConfig {
 /// `log.message.timestamp.after.max.ms`: room for badly set client clocks,
 /// not for timestamps years ahead.
 pub const TIMESTAMP_AFTER_MS_MAX_DEFAULT: u64 = 60 * 60 * 1000;
+/// Default `handshake_frame_bytes_max`: 64 KiB, room for any handshake
+/// (a client id, a user name and password or a token) many times over, while
+/// `connections_max` unauthenticated connections hold at most 64 MiB of read
+/// buffers rather than 16 GiB.
+pub const HANDSHAKE_FRAME_BYTES_MAX_DEFAULT: usize = 64 * 1024;
 /// Default `handshake_timeout_ms`: 10 s, ample for a connect, a password
 /// check (one argon2 run) and a retry, short enough that idle sockets from
 /// scanners or stuck clients do not pile up.
@@ -401,6 +412,9 @@ impl BrokerConfig {
         }
         if self.frame_bytes_max < 1024 || self.frame_bytes_max > u32::MAX as usize {
             return invalid("frame_bytes_max", "must be between 1024 and 4294967295");
+        }
+        if self.handshake_frame_bytes_max < 1024 {
+            return invalid("handshake_frame_bytes_max", "must be at least 1024");
         }
         if self.handshake_timeout_ms == 0 {
             return invalid("handshake_timeout_ms", "must be at least 1");

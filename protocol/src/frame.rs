@@ -128,6 +128,12 @@ impl ServerCodec {
     pub fn new(frame_bytes_max: usize) -> Self {
         Self { frame_bytes_max }
     }
+
+    /// Changes the request frame limit, e.g. from a small one before the
+    /// handshake to the full one after it. Applies from the next frame.
+    pub fn set_frame_bytes_max(&mut self, frame_bytes_max: usize) {
+        self.frame_bytes_max = frame_bytes_max;
+    }
 }
 
 impl Decoder for ServerCodec {

@@ -13,12 +13,15 @@
 //!
 //! Bounds: at most `requests_in_flight_max` requests run at once per
 //! connection (the reader stops reading until one finishes), frames above
-//! `frame_bytes_max` are refused before they are buffered, and a connection
+//! `frame_bytes_max` (`handshake_frame_bytes_max` until the handshake has
+//! succeeded) are refused before they are buffered, and a connection
 //! with nothing in flight that sends nothing for `idle_timeout_ms` is closed.
 //! A connection must complete its handshake within `handshake_timeout_ms`
 //! of being accepted, may fail authentication at most `auth_failures_max`
 //! times, and must deliver every frame it starts within
-//! `frame_read_timeout_ms` of its first byte; otherwise it is closed.
+//! `frame_read_timeout_ms` of its first byte (counting only time the
+//! broker is reading: not while it waits for an in-flight permit, the
+//! response queue or a password check); otherwise it is closed.
 //! An oversized or impossibly short frame gets an error response, then the
 //! connection is closed, since the byte stream can no longer be trusted; a
 //! well-framed request with a malformed body only gets an error response.
@@ -56,15 +59,27 @@ use super::{group_handlers, handlers, ops_handlers, security_handlers};
 
 /// Serves one connection until the client closes it, it breaks, it idles
 /// out, or the broker shuts down (in-flight requests still get answered).
-pub(crate) async fn serve<R, W>(rd: R, wr: W, peer: SocketAddr, shared: Arc<Shared>)
-where
+/// `accepted_at` is when the socket was accepted: the handshake deadline
+/// runs from then (the listener's first-bytes wait and any TLS handshake
+/// count against it).
+pub(crate) async fn serve<R, W>(
+    rd: R,
+    wr: W,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    accepted_at: Instant,
+) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let config = &shared.config;
+    // Until the handshake succeeds only a small frame is accepted, so an
+    // unauthenticated connection cannot reserve `frame_bytes_max`.
     let mut frames = FramedRead::new(
         rd,
-        TimedDecoder::new(ServerCodec::new(config.frame_bytes_max)),
+        TimedDecoder::new(ServerCodec::new(
+            config.handshake_frame_bytes_max.min(config.frame_bytes_max),
+        )),
     );
     let (tx, rx) = mpsc::channel::<OutgoingResponse>(config.requests_in_flight_max);
     let writer = shared.tracker.spawn(write_responses(
@@ -80,13 +95,23 @@ where
         .tracker
         .spawn(run_produces(Arc::clone(&shared), produce_rx, tx.clone()));
     let frame_read = Duration::from_millis(config.frame_read_timeout_ms);
-    let handshake_deadline = Instant::now() + Duration::from_millis(config.handshake_timeout_ms);
+    // One deadline from accept for the whole handshake, its password check
+    // included.
+    let handshake_deadline = accepted_at + Duration::from_millis(config.handshake_timeout_ms);
     // `None` until the handshake succeeds.
     let mut session: Option<Session> = None;
     let mut auth_failures: u32 = 0;
     let mut last_read = Instant::now();
 
     loop {
+        // Reading resumes: the time spent handling the last frame (waiting
+        // for a permit, for the response queue, for the password check) is
+        // time the client could not send, so no read clock counts it.
+        // Nor does the idle clock.
+        let now = Instant::now();
+        if frames.decoder_mut().resume(now) {
+            last_read = now;
+        }
         // Wake at the earliest deadline that applies: idle, handshake, and
         // the partial frame's (or soon enough to notice one starting).
         let partial_since = frames.decoder().partial_since();
@@ -125,7 +150,7 @@ where
             Ok(None) => break,
             Ok(Some(Ok(frame))) => frame,
             Ok(Some(Err(e))) => {
-                refuse_stream(&tx, peer, e).await;
+                refuse_stream(&tx, peer, e, session.is_none()).await;
                 break;
             }
         };
@@ -135,9 +160,20 @@ where
         };
         let correlation_id = frame.correlation_id;
         let Some(current) = &session else {
-            match handshake(&shared, &frame, peer).await {
+            let checked =
+                tokio::time::timeout_at(handshake_deadline, handshake(&shared, &frame, peer)).await;
+            let Ok(checked) = checked else {
+                tracing::debug!(%peer, limit_ms = config.handshake_timeout_ms, "closing connection: handshake not completed within handshake_timeout_ms");
+                break;
+            };
+            match checked {
                 Ok((response, established)) => {
                     session = Some(established);
+                    // Applies from the next frame: none is decoded yet.
+                    frames
+                        .decoder_mut()
+                        .codec_mut()
+                        .set_frame_bytes_max(config.frame_bytes_max);
                     let _ = tx
                         .send(OutgoingResponse::ok(correlation_id, &response))
                         .await;
@@ -174,12 +210,30 @@ where
 }
 
 /// Answers a frame the codec refused, then the caller closes the connection.
-async fn refuse_stream(tx: &mpsc::Sender<OutgoingResponse>, peer: SocketAddr, e: FrameError) {
-    let (correlation_id, code) = match &e {
-        FrameError::TooLarge { correlation_id, .. } => {
-            (correlation_id.unwrap_or(0), ErrorCode::FrameTooLarge)
-        }
-        FrameError::TooShort { .. } => (0, ErrorCode::MalformedRequest),
+async fn refuse_stream(
+    tx: &mpsc::Sender<OutgoingResponse>,
+    peer: SocketAddr,
+    e: FrameError,
+    before_handshake: bool,
+) {
+    let (correlation_id, code, message) = match &e {
+        FrameError::TooLarge {
+            correlation_id,
+            size,
+            max,
+        } if before_handshake => (
+            correlation_id.unwrap_or(0),
+            ErrorCode::FrameTooLarge,
+            format!(
+                "frame of {size} bytes exceeds the limit of {max} bytes before the handshake (handshake_frame_bytes_max)"
+            ),
+        ),
+        FrameError::TooLarge { correlation_id, .. } => (
+            correlation_id.unwrap_or(0),
+            ErrorCode::FrameTooLarge,
+            e.to_string(),
+        ),
+        FrameError::TooShort { .. } => (0, ErrorCode::MalformedRequest, e.to_string()),
         _ => {
             tracing::debug!(%peer, error = %e, "connection read failed");
             return;
@@ -187,11 +241,7 @@ async fn refuse_stream(tx: &mpsc::Sender<OutgoingResponse>, peer: SocketAddr, e:
     };
     tracing::warn!(%peer, error = %e, "refusing frame and closing connection");
     let _ = tx
-        .send(OutgoingResponse::error(
-            correlation_id,
-            code,
-            &e.to_string(),
-        ))
+        .send(OutgoingResponse::error(correlation_id, code, &message))
         .await;
 }
 
@@ -248,7 +298,9 @@ async fn handshake(
         Err(failure) => {
             if failure.code == ErrorCode::AuthenticationFailed {
                 metrics::counter!("skiff_auth_failures_total").increment(1);
-                tracing::warn!(%peer, user = %claimed, client_id = %req.client_id, "authentication failed");
+                // Both names are the client's claims: logged only in a short,
+                // escaped form, so they cannot forge log lines or flood logs.
+                tracing::warn!(%peer, user = %loggable_user(&claimed), client_id = %loggable_claim(&req.client_id), "authentication failed");
             }
             return Err(failure);
         }
@@ -261,6 +313,31 @@ async fn handshake(
         },
         session,
     ))
+}
+
+/// Characters of a client-claimed name kept in a log line.
+const LOGGED_CLAIM_CHARS_MAX: usize = 64;
+
+/// A user name claimed in a failed login, fit for a log line: as-is when it
+/// is a valid user name, else [`loggable_claim`].
+fn loggable_user(claimed: &str) -> String {
+    if crate::auth::validate_user_name(claimed).is_ok() {
+        claimed.to_owned()
+    } else {
+        loggable_claim(claimed)
+    }
+}
+
+/// Any client-claimed string fit for a log line: escaped (no newlines or
+/// control characters), quoted, and cut to [`LOGGED_CLAIM_CHARS_MAX`]
+/// characters, noting the full length when cut.
+fn loggable_claim(claimed: &str) -> String {
+    let kept: String = claimed.chars().take(LOGGED_CLAIM_CHARS_MAX).collect();
+    if kept.len() == claimed.len() {
+        format!("{kept:?}")
+    } else {
+        format!("{kept:?}... ({} bytes)", claimed.len())
+    }
 }
 
 fn check_version<R: Request>(frame: &RequestFrame) -> Result<(), Failure> {
@@ -397,15 +474,29 @@ async fn dispatch(
         ApiKey::Produce => {
             let req = decode::<ProduceRequest>(frame)?;
             authorize::topic(shared, session, api, Operation::Produce, &req.topic)?;
-            if shared.config.auto_create_topics
-                && matches!(session, Session::User(_))
-                && shared.topics.get(&req.topic).is_none()
-            {
-                authorize::topic(shared, session, api, Operation::Create, &req.topic)?;
-            }
+            // Whether the produce may create its topic is decided here, once:
+            // the topic may vanish before the job runs, and only a session
+            // allowed to create it may bring it back.
+            let may_create = match session {
+                _ if !shared.config.auto_create_topics => false,
+                Session::User(_) if shared.topics.get(&req.topic).is_none() => {
+                    authorize::topic(shared, session, api, Operation::Create, &req.topic)?;
+                    true
+                }
+                // Exists now: no refusal, but no creation without the grant
+                // (checked quietly: nothing was refused).
+                Session::User(user) => {
+                    shared
+                        .security
+                        .allows(user, Operation::Create, ResourceKind::Topic, &req.topic)
+                }
+                // Authorized above, so authentication is off.
+                Session::Anonymous => true,
+            };
             let job = ProduceJob {
                 correlation_id: id,
                 req,
+                may_create,
                 _permit: permit,
             };
             if produce_tx.send(job).await.is_err() {
@@ -595,6 +686,9 @@ fn spawn_request<T, F>(
 struct ProduceJob {
     correlation_id: u32,
     req: ProduceRequest,
+    /// Whether the session may create the topic if it does not exist when
+    /// the job runs (decided at dispatch).
+    may_create: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -618,10 +712,11 @@ async fn run_produces(
         let ProduceJob {
             correlation_id,
             req,
+            may_create,
             _permit: permit,
         } = job;
         let started = std::time::Instant::now();
-        let submitted = match handlers::produce_target(&shared, &req).await {
+        let submitted = match handlers::produce_target(&shared, &req, may_create).await {
             Ok((log, partition)) => {
                 let bytes = req.batch.len() as u64;
                 handlers::produce_submit(&log, req.batch)
@@ -709,4 +804,23 @@ async fn write_response<W: AsyncWrite + Unpin>(
     let mut frame = bytes::Buf::chain(&header[..], response.body);
     sink.get_mut().write_all_buf(&mut frame).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claimed_names_are_logged_short_and_escaped() {
+        assert_eq!(loggable_user("alice@example.com"), "alice@example.com");
+        let forged = "x\n2026-01-01 WARN admin logged in";
+        let logged = loggable_user(forged);
+        assert!(!logged.contains('\n'), "{logged}");
+        assert!(logged.starts_with("\"x\\n"), "{logged}");
+        let huge = "p".repeat(64 * 1024);
+        let logged = loggable_claim(&huge);
+        assert!(logged.len() < 100, "{logged}");
+        assert!(logged.ends_with("(65536 bytes)"), "{logged}");
+        assert_eq!(loggable_claim("cli"), "\"cli\"");
+    }
 }

@@ -6,7 +6,12 @@
 //! Invariant: `partial_since` is `Some` exactly while the read buffer holds
 //! the start of an incomplete frame; it is set the first time the decoder
 //! sees such bytes (the decoder runs on every read), so it is accurate to
-//! one read.
+//! one read. It counts only time the connection spends reading: after the
+//! decoder hands out a frame, the connection stops reading while it
+//! handles it (in-flight permit, response backpressure, the handshake's
+//! password check), and TCP flow control stops the client with it; so
+//! [`TimedDecoder::resume`] moves the clock of a partial frame already
+//! buffered forward by that pause when reading resumes.
 
 use bytes::BytesMut;
 use skiff_protocol::frame::{FrameError, RequestFrame, ServerCodec};
@@ -18,6 +23,8 @@ use tokio_util::codec::Decoder;
 pub(crate) struct TimedDecoder {
     inner: ServerCodec,
     partial_since: Option<Instant>,
+    /// When the last frame was handed out, until reading resumes.
+    paused_since: Option<Instant>,
 }
 
 impl TimedDecoder {
@@ -25,7 +32,28 @@ impl TimedDecoder {
         Self {
             inner,
             partial_since: None,
+            paused_since: None,
         }
+    }
+
+    /// The codec, e.g. to raise its frame size limit after the handshake.
+    pub(crate) fn codec_mut(&mut self) -> &mut ServerCodec {
+        &mut self.inner
+    }
+
+    /// The connection is about to read again after handling the last frame
+    /// handed out: the time since then was not spent waiting for the client,
+    /// so the pending partial frame's clock is moved forward by it. Returns
+    /// whether reading had been paused (a frame was handed out since the
+    /// last call).
+    pub(crate) fn resume(&mut self, now: Instant) -> bool {
+        let Some(paused) = self.paused_since.take() else {
+            return false;
+        };
+        if let Some(since) = self.partial_since {
+            self.partial_since = Some(since + now.saturating_duration_since(paused));
+        }
+        true
     }
 
     /// When the first byte of the frame not yet complete arrived; `None`
@@ -41,11 +69,15 @@ impl Decoder for TimedDecoder {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RequestFrame>, FrameError> {
         let frame = self.inner.decode(src)?;
+        let now = Instant::now();
         if src.is_empty() {
             self.partial_since = None;
         } else if frame.is_some() || self.partial_since.is_none() {
             // Bytes of the next frame are already here: its clock starts now.
-            self.partial_since = Some(Instant::now());
+            self.partial_since = Some(now);
+        }
+        if frame.is_some() {
+            self.paused_since = Some(now);
         }
         Ok(frame)
     }
@@ -72,5 +104,27 @@ mod tests {
         buf.extend_from_slice(&[5, 0, 0, 0]);
         assert!(d.decode(&mut buf).unwrap().is_some());
         assert!(d.partial_since().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_spent_not_reading_does_not_count() {
+        let mut d = TimedDecoder::new(ServerCodec::new(1024));
+        let mut buf = BytesMut::new();
+        // One whole frame (header only) and the start of the next.
+        buf.extend_from_slice(&8u32.to_le_bytes());
+        buf.extend_from_slice(&[1, 0, 0, 0, 5, 0, 0, 0]);
+        buf.extend_from_slice(&8u32.to_le_bytes());
+        assert!(d.decode(&mut buf).unwrap().is_some());
+        let stamped = d.partial_since().expect("next frame started");
+        // The connection handles the frame for 10 s without reading.
+        tokio::time::advance(std::time::Duration::from_secs(10)).await;
+        let now = Instant::now();
+        assert!(d.resume(now));
+        assert_eq!(d.partial_since(), Some(now), "the pause is not counted");
+        // Resuming again without a frame in between changes nothing.
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        assert!(!d.resume(Instant::now()));
+        assert_eq!(d.partial_since(), Some(now));
+        assert!(stamped < now);
     }
 }

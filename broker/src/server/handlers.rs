@@ -99,16 +99,18 @@ pub(crate) fn describe_topic(
     })
 }
 
-/// Resolves a produce request's topic (creating it when the broker allows)
-/// and partition, after refusing a batch timestamped too far ahead.
+/// Resolves a produce request's topic (creating it when the broker allows
+/// and `may_create`, i.e. the session may create it) and partition, after
+/// refusing a batch timestamped too far ahead.
 pub(crate) async fn produce_target(
     shared: &Arc<Shared>,
     req: &ProduceRequest,
+    may_create: bool,
 ) -> Result<(Arc<PartitionLog>, u32), Failure> {
     check_timestamps(&req.batch, shared.config.timestamp_after_ms_max, now_ms())?;
     let topic = match shared.topics.get(&req.topic) {
         Some(t) => t,
-        None if shared.config.auto_create_topics => {
+        None if may_create && shared.config.auto_create_topics => {
             let shared = Arc::clone(shared);
             let name = req.topic.clone();
             blocking(move || {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 use super::Shared;
 use super::{connection, tls};
@@ -27,6 +28,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             accepted = listener.accept() => accepted,
             () = shared.shutdown.cancelled() => return,
         };
+        let accepted_at = Instant::now();
         let (mut stream, peer) = match accepted {
             Ok(conn) => {
                 backoff_ms = ACCEPT_BACKOFF_MS_MIN;
@@ -51,19 +53,26 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         shared.tracker.spawn(async move {
             match &conn_shared.tls {
                 None => {
-                    // The handshake must come within `handshake_timeout_ms`,
-                    // so its first bytes must too.
-                    let wait = Duration::from_millis(conn_shared.config.handshake_timeout_ms);
+                    // The handshake must be done within `handshake_timeout_ms`
+                    // of accept, so its first bytes must come by then too;
+                    // `serve` keeps the same deadline.
+                    let deadline = accepted_at
+                        + Duration::from_millis(conn_shared.config.handshake_timeout_ms);
+                    let wait = deadline.saturating_duration_since(Instant::now());
                     let shutdown = &conn_shared.shutdown;
                     if tls::plaintext_first_bytes_ok(&mut stream, peer, wait, shutdown).await {
                         let (rd, wr) = stream.into_split();
-                        connection::serve(rd, wr, peer, Arc::clone(&conn_shared)).await;
+                        connection::serve(rd, wr, peer, Arc::clone(&conn_shared), accepted_at)
+                            .await;
                     }
                 }
                 Some(tls) => {
+                    // The TLS handshake's time counts against the skiff
+                    // handshake's deadline (from accept) too.
                     if let Some(stream) = tls.accept(stream, peer, &conn_shared.shutdown).await {
                         let (rd, wr) = tokio::io::split(stream);
-                        connection::serve(rd, wr, peer, Arc::clone(&conn_shared)).await;
+                        connection::serve(rd, wr, peer, Arc::clone(&conn_shared), accepted_at)
+                            .await;
                     }
                 }
             }
