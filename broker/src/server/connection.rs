@@ -135,7 +135,7 @@ where
         };
         let correlation_id = frame.correlation_id;
         let Some(current) = &session else {
-            match handshake(&shared, &frame, peer).await {
+            match handshake(&shared, &frame, peer, handshake_deadline).await {
                 Ok((response, established)) => {
                     session = Some(established);
                     let _ = tx
@@ -163,7 +163,15 @@ where
         if let Err(failure) =
             dispatch(&shared, current, frame, permit, &tx, &produce_tx, peer).await
         {
+            // After the handshake, `AuthenticationFailed` means the session
+            // is no longer valid (user removed, password changed, token
+            // revoked): answer, then close.
+            let session_ended = failure.code == ErrorCode::AuthenticationFailed;
             let _ = tx.send(failure.into_response(correlation_id)).await;
+            if session_ended {
+                tracing::info!(%peer, user = current.user(), "closing connection: session no longer valid");
+                break;
+            }
         }
     }
     // Dropping our senders lets the writer finish once every in-flight
@@ -201,6 +209,7 @@ async fn handshake(
     shared: &Arc<Shared>,
     frame: &RequestFrame,
     peer: SocketAddr,
+    deadline: Instant,
 ) -> Result<(HandshakeResponse, Session), Failure> {
     if frame.api_key != ApiKey::Handshake as u16 {
         return Err(Failure::new(
@@ -233,18 +242,11 @@ async fn handshake(
         Credentials::Password { user, .. } => user.clone(),
         _ => String::new(),
     };
-    // Only a password check is slow (one argon2 run): it alone goes to the
-    // blocking pool; no credentials or a token are checked in place.
-    let authenticated = match credentials {
-        Credentials::Password { .. } => {
-            let checker = Arc::clone(shared);
-            handlers::blocking(move || Ok(checker.security.authenticate(&credentials)?)).await
-        }
-        other => shared.security.authenticate(&other).map_err(Failure::from),
-    };
+    // A password check waits for one of the broker-wide permits, at most
+    // until the handshake's deadline.
+    let authenticated = security_handlers::authenticate(shared, credentials, deadline).await;
     let session = match authenticated {
-        Ok(Some(user)) => Session::User(Arc::from(user)),
-        Ok(None) => Session::Anonymous,
+        Ok(session) => session,
         Err(failure) => {
             if failure.code == ErrorCode::AuthenticationFailed {
                 metrics::counter!("skiff_auth_failures_total").increment(1);
@@ -309,6 +311,7 @@ async fn dispatch(
         )),
         ApiKey::ListTopics => {
             decode::<ListTopicsRequest>(frame)?;
+            authorize::session(shared, session, api)?;
             let mut listing = handlers::list_topics(shared);
             listing
                 .topics
@@ -456,11 +459,14 @@ async fn dispatch(
         ApiKey::FetchOffsets => {
             let req = decode::<FetchOffsetsRequest>(frame)?;
             authorize::group(shared, session, api, Operation::Describe, &req.group)?;
-            respond(tx, id, Ok(group_handlers::fetch_offsets(shared, req))).await;
+            let visible = |t: &str| authorize::visible(shared, session, ResourceKind::Topic, t);
+            let offsets = group_handlers::fetch_offsets(shared, req, visible);
+            respond(tx, id, Ok(offsets)).await;
             Ok(())
         }
         ApiKey::ListGroups => {
             decode::<ListGroupsRequest>(frame)?;
+            authorize::session(shared, session, api)?;
             let mut listing = group_handlers::list_groups(shared);
             listing
                 .groups
@@ -471,7 +477,9 @@ async fn dispatch(
         ApiKey::DescribeGroup => {
             let req = decode::<DescribeGroupRequest>(frame)?;
             authorize::group(shared, session, api, Operation::Describe, &req.group)?;
-            respond(tx, id, group_handlers::describe_group(shared, req)).await;
+            let visible = |t: &str| authorize::visible(shared, session, ResourceKind::Topic, t);
+            let described = group_handlers::describe_group(shared, req, visible);
+            respond(tx, id, described).await;
             Ok(())
         }
         ApiKey::ResetOffsets => {
