@@ -11,7 +11,7 @@
 //! | JoinGroup | `consume` on the group and on each topic subscribed |
 //! | Heartbeat, LeaveGroup | `consume` on the group |
 //! | CommitOffsets | `consume` on the group and on each topic committed |
-//! | FetchOffsets, DescribeGroup | `describe` on the group |
+//! | FetchOffsets, DescribeGroup | `describe` on the group; the answer shows only topics the user may describe |
 //! | ResetOffsets | `alter` on the group, `describe` on the topic |
 //! | DeleteGroup | `delete` on the group |
 //! | Status, InitProducerId | any authenticated user |
