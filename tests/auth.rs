@@ -818,7 +818,9 @@ async fn password_checks_beyond_the_limit_wait_then_are_refused_as_busy() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(BrokerConfig {
         auth_checks_concurrent_max: 1,
-        handshake_timeout_ms: 300,
+        // 64 checks of at least a few ms each, one at a time, cannot all
+        // start within this.
+        handshake_timeout_ms: 250,
         ..secure_config(dir.path())
     })
     .await
@@ -827,7 +829,7 @@ async fn password_checks_beyond_the_limit_wait_then_are_refused_as_busy() {
     // Many logins at once: one check runs at a time, so with a short
     // handshake deadline some cannot start theirs in time and are refused
     // with a clear message; none is left hanging.
-    let attempts: Vec<_> = (0..24)
+    let attempts: Vec<_> = (0..64)
         .map(|i| {
             tokio::spawn(async move {
                 let mut raw = RawConn::connect(addr).await;
