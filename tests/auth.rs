@@ -20,7 +20,8 @@ use skiff_client::{
 use skiff_protocol::ErrorCode;
 use skiff_protocol::Secret;
 use skiff_protocol::messages::{
-    Credentials, FetchOffsetsRequest, HandshakeRequest, ListTopicsRequest, StatusRequest,
+    Credentials, FetchOffsetsRequest, FetchRequest, HandshakeRequest, ListTopicsRequest,
+    StatusRequest,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -848,5 +849,50 @@ async fn password_checks_beyond_the_limit_wait_then_are_refused_as_busy() {
         }
     }
     assert!(busy > 0, "some logins were refused as busy");
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_long_poll_that_outlives_its_session_hands_out_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = secure_broker(dir.path()).await;
+    let addr = broker.local_addr();
+    let admin = admin(addr).await;
+    admin
+        .admin()
+        .create_topic("feed", one_partition())
+        .await
+        .unwrap();
+    let security = admin.security();
+    security.put_user("hal", "hal-pw", false).await.unwrap();
+    security
+        .grant("hal", topic("feed"), ops("consume"))
+        .await
+        .unwrap();
+    let mut hal = raw_as(addr, pw("hal", "hal-pw")).await;
+    let poll = tokio::spawn(async move {
+        hal.call(FetchRequest {
+            topic: "feed".into(),
+            partition: 0,
+            offset: 0,
+            max_bytes: 1 << 20,
+            max_wait_ms: 5_000,
+        })
+        .await
+    });
+    // Let the fetch start waiting, then end the session and add a record.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    security.delete_user("hal").await.unwrap();
+    Producer::new(admin.clone(), ProducerConfig::default())
+        .send(ProducerRecord::new("feed", "after hal left"))
+        .await
+        .unwrap();
+    let (c, msg) = poll
+        .await
+        .unwrap()
+        .expect_err("no records for a removed user");
+    assert_eq!(c, ErrorCode::AuthenticationFailed, "{msg}");
+    assert!(msg.contains("session no longer valid"), "{msg}");
+    still_works(&admin).await;
     broker.shutdown().await.unwrap();
 }

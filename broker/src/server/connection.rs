@@ -374,8 +374,14 @@ async fn dispatch(
             let metered = Arc::clone(shared);
             let topic = req.topic.clone();
             let work = handlers::fetch(Arc::clone(shared), req);
+            let fetching = session.clone();
             spawn_request(shared, tx, id, permit, async move {
-                let result = work.await;
+                // A long poll may end after its session or grant did:
+                // checked again before records are handed out.
+                let result = work.await.and_then(|r| {
+                    authorize::topic(&metered, &fetching, api, Operation::Consume, &topic)?;
+                    Ok(r)
+                });
                 let t = &metered.telemetry;
                 match &result {
                     Ok(r) => t.fetched(&t.topic(&topic), &r.records, started.elapsed()),
