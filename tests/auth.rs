@@ -12,12 +12,17 @@ use std::time::{Duration, Instant};
 use common::{RawConn, STEP_TIMEOUT, http_get, sample, test_config};
 use skiff_broker::auth::{BootstrapUser, hash_password};
 use skiff_broker::{Broker, BrokerConfig, BrokerHandle};
+use skiff_client::ResetTo;
 use skiff_client::{
     Client, ClientConfig, Consumer, ConsumerConfig, Error, GroupConfig, Operations, Producer,
     ProducerConfig, ProducerRecord, ResourceKind, ResourcePattern, StartFrom, TopicConfig,
 };
 use skiff_protocol::ErrorCode;
-use skiff_protocol::messages::{Credentials, HandshakeRequest, ListTopicsRequest};
+use skiff_protocol::Secret;
+use skiff_protocol::messages::{
+    Credentials, FetchOffsetsRequest, FetchRequest, HandshakeRequest, ListTopicsRequest,
+    StatusRequest,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -692,6 +697,248 @@ async fn a_consumer_whose_grant_is_revoked_gets_not_authorized() {
         msg.contains("user 'finn' may not consume from topic 'feed'"),
         "{msg}"
     );
+    still_works(&admin).await;
+    broker.shutdown().await.unwrap();
+}
+
+/// A raw connection authenticated with `credentials`.
+async fn raw_as(addr: SocketAddr, credentials: Credentials) -> RawConn {
+    let mut raw = RawConn::connect(addr).await;
+    raw.call(HandshakeRequest {
+        protocol_version: skiff_protocol::PROTOCOL_VERSION,
+        client_id: "raw".into(),
+        credentials,
+    })
+    .await
+    .expect("authenticated");
+    raw.call(ListTopicsRequest).await.expect("served");
+    raw
+}
+
+fn pw(user: &str, password: &str) -> Credentials {
+    Credentials::Password {
+        user: user.into(),
+        password: password.into(),
+    }
+}
+
+/// The next request is refused as a stale session, then the broker closes.
+async fn ended(raw: &mut RawConn, why: &str) {
+    let (c, msg) = raw.call(StatusRequest).await.unwrap_err();
+    assert_eq!(c, ErrorCode::AuthenticationFailed, "{msg}");
+    assert!(msg.contains("session no longer valid"), "{msg}");
+    assert!(msg.contains(why), "{msg}");
+    assert!(raw.recv().await.is_none(), "closed after: {msg}");
+}
+
+#[tokio::test]
+async fn open_sessions_end_when_their_credentials_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = secure_broker(dir.path()).await;
+    let addr = broker.local_addr();
+    let admin = admin(addr).await;
+    let security = admin.security();
+    for user in ["gone", "dana", "svc", "ray", "keep"] {
+        security.put_user(user, "pw-1", false).await.unwrap();
+    }
+    let (token_id, token) = security.create_token("svc").await.unwrap();
+    let (_, kept_token) = security.create_token("keep").await.unwrap();
+
+    let mut gone = raw_as(addr, pw("gone", "pw-1")).await;
+    let mut dana = raw_as(addr, pw("dana", "pw-1")).await;
+    let mut svc = raw_as(
+        addr,
+        Credentials::Token {
+            token: token.clone(),
+        },
+    )
+    .await;
+    let mut ray = raw_as(addr, pw("ray", "pw-1")).await;
+    let mut keep = raw_as(addr, pw("keep", "pw-1")).await;
+    let mut keep_token = raw_as(
+        addr,
+        Credentials::Token {
+            token: Secret::new(kept_token.expose()),
+        },
+    )
+    .await;
+
+    security.delete_user("gone").await.unwrap();
+    security.put_user("dana", "pw-2", false).await.unwrap();
+    security.revoke_token("svc", &token_id).await.unwrap();
+    // Removed and created again with the same name and password: the old
+    // sessions do not get the new user's rights.
+    security.delete_user("ray").await.unwrap();
+    security.put_user("ray", "pw-1", true).await.unwrap();
+
+    ended(&mut gone, "removed").await;
+    ended(&mut dana, "password").await;
+    ended(&mut svc, "token was revoked").await;
+    ended(&mut ray, "removed").await;
+
+    // Everyone else keeps working, and the new credentials work.
+    keep.call(StatusRequest).await.expect("keep still served");
+    keep_token
+        .call(StatusRequest)
+        .await
+        .expect("keep's token still served");
+    raw_as(addr, pw("dana", "pw-2")).await;
+    raw_as(addr, pw("ray", "pw-1")).await;
+    let (c, _) = code(connect(config(addr).token(token)).await);
+    assert_eq!(c, ErrorCode::AuthenticationFailed);
+    still_works(&admin).await;
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn describing_a_group_shows_only_topics_the_user_may_describe() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = secure_broker(dir.path()).await;
+    let addr = broker.local_addr();
+    let admin = admin(addr).await;
+    for t in ["orders", "secret"] {
+        admin
+            .admin()
+            .create_topic(t, one_partition())
+            .await
+            .unwrap();
+        admin
+            .admin()
+            .reset_offsets("billing", t, ResetTo::Earliest)
+            .await
+            .unwrap();
+    }
+    let security = admin.security();
+    security.put_user("gus", "gus-pw", false).await.unwrap();
+    let group = ResourcePattern {
+        kind: ResourceKind::Group,
+        name: "billing".into(),
+        prefix: false,
+    };
+    security.grant("gus", group, ops("describe")).await.unwrap();
+    security
+        .grant("gus", topic("orders"), ops("consume"))
+        .await
+        .unwrap();
+
+    let all = admin.admin().describe_group("billing").await.unwrap();
+    assert_eq!(all.partitions.len(), 2, "{all:?}");
+    let gus = connect(config(addr).password("gus", "gus-pw"))
+        .await
+        .unwrap();
+    let seen = gus.admin().describe_group("billing").await.unwrap();
+    let topics: Vec<&str> = seen
+        .partitions
+        .iter()
+        .map(|p| p.partition.topic.as_str())
+        .collect();
+    assert_eq!(topics, ["orders"], "{seen:?}");
+
+    let mut raw = raw_as(addr, pw("gus", "gus-pw")).await;
+    let offsets = raw
+        .call(FetchOffsetsRequest {
+            group: "billing".into(),
+            partitions: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let topics: Vec<&str> = offsets
+        .offsets
+        .iter()
+        .map(|o| o.partition.topic.as_str())
+        .collect();
+    assert_eq!(topics, ["orders"], "{offsets:?}");
+    let mut raw = raw_as(addr, pw(ADMIN, ADMIN_PW)).await;
+    let offsets = raw
+        .call(FetchOffsetsRequest {
+            group: "billing".into(),
+            partitions: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(offsets.offsets.len(), 2, "{offsets:?}");
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn password_checks_beyond_the_limit_wait_then_are_refused_as_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig {
+        auth_checks_concurrent_max: 1,
+        // 64 checks of at least a few ms each, one at a time, cannot all
+        // start within this.
+        handshake_timeout_ms: 250,
+        ..secure_config(dir.path())
+    })
+    .await
+    .unwrap();
+    let addr = broker.local_addr();
+    // Many logins at once: one check runs at a time, so with a short
+    // handshake deadline some cannot start theirs in time and are refused
+    // with a clear message; none is left hanging.
+    let attempts: Vec<_> = (0..64)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut raw = RawConn::connect(addr).await;
+                raw.call(handshake(&format!("wrong-{i}")))
+                    .await
+                    .unwrap_err()
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    for a in attempts {
+        let (c, msg) = a.await.unwrap();
+        assert_eq!(c, ErrorCode::AuthenticationFailed, "{msg}");
+        if msg.contains("too many logins in progress") {
+            busy += 1;
+        }
+    }
+    assert!(busy > 0, "some logins were refused as busy");
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_long_poll_that_outlives_its_session_hands_out_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = secure_broker(dir.path()).await;
+    let addr = broker.local_addr();
+    let admin = admin(addr).await;
+    admin
+        .admin()
+        .create_topic("feed", one_partition())
+        .await
+        .unwrap();
+    let security = admin.security();
+    security.put_user("hal", "hal-pw", false).await.unwrap();
+    security
+        .grant("hal", topic("feed"), ops("consume"))
+        .await
+        .unwrap();
+    let mut hal = raw_as(addr, pw("hal", "hal-pw")).await;
+    let poll = tokio::spawn(async move {
+        hal.call(FetchRequest {
+            topic: "feed".into(),
+            partition: 0,
+            offset: 0,
+            max_bytes: 1 << 20,
+            max_wait_ms: 5_000,
+        })
+        .await
+    });
+    // Let the fetch start waiting, then end the session and add a record.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    security.delete_user("hal").await.unwrap();
+    Producer::new(admin.clone(), ProducerConfig::default())
+        .send(ProducerRecord::new("feed", "after hal left"))
+        .await
+        .unwrap();
+    let (c, msg) = poll
+        .await
+        .unwrap()
+        .expect_err("no records for a removed user");
+    assert_eq!(c, ErrorCode::AuthenticationFailed, "{msg}");
+    assert!(msg.contains("session no longer valid"), "{msg}");
     still_works(&admin).await;
     broker.shutdown().await.unwrap();
 }

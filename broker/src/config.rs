@@ -55,6 +55,13 @@ pub struct BrokerConfig {
     /// Failed authentications allowed on one connection; the one that
     /// reaches it closes the connection (slows down password guessing).
     pub auth_failures_max: u32,
+    /// Password checks (one argon2 run each, about 19 MiB with the default
+    /// cost) running at once across all connections; a handshake that
+    /// cannot start its check before its `handshake_timeout_ms` runs out is
+    /// refused ("too many logins in progress"). Bounds the CPU and memory
+    /// that login attempts can take, and keeps them from filling the
+    /// blocking pool that produces, fetches and commits use.
+    pub auth_checks_concurrent_max: usize,
     /// Users created or updated at start (`[[users]]`: `name`,
     /// `password_hash` (argon2id PHC string), `admin`). Any user turns
     /// authentication on; see the README's "Authentication and permissions".
@@ -143,6 +150,7 @@ pub const KEYS: &[&str] = &[
     "handshake_timeout_ms",
     "frame_read_timeout_ms",
     "auth_failures_max",
+    "auth_checks_concurrent_max",
     "users",
     "fetch_wait_ms_max",
     "fetch_bytes_max",
@@ -219,6 +227,7 @@ impl Default for BrokerConfig {
             handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS_DEFAULT,
             frame_read_timeout_ms: FRAME_READ_TIMEOUT_MS_DEFAULT,
             auth_failures_max: AUTH_FAILURES_MAX_DEFAULT,
+            auth_checks_concurrent_max: AUTH_CHECKS_CONCURRENT_MAX_DEFAULT,
             users: Vec::new(),
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 8 * 1024 * 1024,
@@ -266,6 +275,10 @@ pub const HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 pub const FRAME_READ_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Default `auth_failures_max`: 3, room for a typo and a retry.
 pub const AUTH_FAILURES_MAX_DEFAULT: u32 = 3;
+/// Default `auth_checks_concurrent_max`: 2, about 38 MiB of argon2 memory
+/// at most and two cores' worth of hashing (about 20 ms per check), which
+/// serves 100 logins a second.
+pub const AUTH_CHECKS_CONCURRENT_MAX_DEFAULT: usize = 2;
 
 /// A fetch response must fit in a frame the client accepts (same default
 /// limit), with room for the response header and offsets.
@@ -424,6 +437,9 @@ impl BrokerConfig {
         }
         if self.auth_failures_max == 0 {
             return invalid("auth_failures_max", "must be at least 1");
+        }
+        if self.auth_checks_concurrent_max == 0 || self.auth_checks_concurrent_max > 1024 {
+            return invalid("auth_checks_concurrent_max", "must be between 1 and 1024");
         }
         for (i, user) in self.users.iter().enumerate() {
             if let Err(e) = crate::auth::validate_user_name(&user.name) {

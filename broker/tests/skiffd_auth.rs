@@ -46,10 +46,36 @@ fn hash_password_reads_stdin_and_prints_a_phc_string() {
     assert!(!hash.as_str().contains(PASSWORD));
 }
 
+/// A spawned skiffd, killed (and reaped) when dropped still running, so a
+/// failed assertion does not leave the broker behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// Starts skiffd with a bootstrap admin from the environment, debug logs
 /// on; returns the child and its address.
-fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
-    let mut child = skiffd()
+fn start(dir: &std::path::Path) -> (Running, SocketAddr) {
+    let child = skiffd()
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -64,6 +90,7 @@ fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("skiffd runs");
+    let mut child = Running(child);
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)

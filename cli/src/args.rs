@@ -275,26 +275,47 @@ consume on the group and on its topics.")]
     },
 }
 
+/// A name or prefix flag's value: an empty one would be a mistake (an
+/// empty exact name matches nothing, an empty prefix everything).
+fn non_empty(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        Err(
+            "must not be empty (to cover every topic or group, use --all-topics or --all-groups)"
+                .into(),
+        )
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
 /// `skiff acl grant|revoke`: a user, one resource pattern, operations.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("resource").required(true).args(["topic", "topic_prefix", "group", "group_prefix"])))]
+#[command(group(clap::ArgGroup::new("resource").required(true).args(["topic", "topic_prefix", "all_topics", "group", "group_prefix", "all_groups"])))]
 pub struct AclArgs {
     /// The user (a positional argument: `--user` is the global flag naming
     /// who runs the command).
     #[arg(id = "grantee", value_name = "USER")]
     pub user: String,
     /// A topic, by exact name.
-    #[arg(long)]
+    #[arg(long, value_parser = non_empty)]
     pub topic: Option<String>,
-    /// Every topic whose name starts with this.
-    #[arg(long, value_name = "PREFIX")]
+    /// Every topic whose name starts with this (not empty: see
+    /// --all-topics).
+    #[arg(long, value_name = "PREFIX", value_parser = non_empty)]
     pub topic_prefix: Option<String>,
-    /// A consumer group, by exact name.
+    /// Every topic, present and future.
     #[arg(long)]
+    pub all_topics: bool,
+    /// A consumer group, by exact name.
+    #[arg(long, value_parser = non_empty)]
     pub group: Option<String>,
-    /// Every group whose name starts with this.
-    #[arg(long, value_name = "PREFIX")]
+    /// Every group whose name starts with this (not empty: see
+    /// --all-groups).
+    #[arg(long, value_name = "PREFIX", value_parser = non_empty)]
     pub group_prefix: Option<String>,
+    /// Every consumer group, present and future.
+    #[arg(long)]
+    pub all_groups: bool,
     /// Comma-separated operations: produce, consume, create, delete,
     /// describe, alter, or all.
     #[arg(long, value_parser = skiff_client::Operations::parse)]
@@ -304,12 +325,15 @@ pub struct AclArgs {
 impl AclArgs {
     /// The resource pattern the flags name (clap makes exactly one present).
     pub fn resource(&self) -> ResourcePattern {
+        let all = String::new();
         let (kind, name, prefix) = match (
             &self.topic,
             &self.topic_prefix,
             &self.group,
             &self.group_prefix,
         ) {
+            _ if self.all_topics => (ResourceKind::Topic, &all, true),
+            _ if self.all_groups => (ResourceKind::Group, &all, true),
             (Some(t), ..) => (ResourceKind::Topic, t, false),
             (_, Some(p), ..) => (ResourceKind::Topic, p, true),
             (_, _, Some(g), _) => (ResourceKind::Group, g, false),

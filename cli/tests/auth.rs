@@ -213,3 +213,36 @@ fn user_add_needs_a_password_source() {
         text(&o)
     );
 }
+
+#[test]
+fn granting_on_everything_is_explicit_and_empty_names_are_refused() {
+    let b = secure_broker();
+    ok(as_admin(
+        &b,
+        &["user", "add", "alice", "--password-stdin"],
+        &format!("{ALICE_PW}\n"),
+    ));
+    for empty in [
+        ["--topic", ""],
+        ["--topic-prefix", ""],
+        ["--group-prefix", ""],
+    ] {
+        let mut args = vec!["acl", "grant", "alice", "--ops", "consume"];
+        args.extend_from_slice(&empty);
+        let o = as_admin(&b, &args, "");
+        assert_eq!(o.status.code(), Some(2), "{empty:?}: {}", text(&o));
+        assert!(text(&o).contains("--all-topics"), "{}", text(&o));
+    }
+    ok(as_admin(
+        &b,
+        &["acl", "grant", "alice", "--all-topics", "--ops", "consume"],
+        "",
+    ));
+    ok(as_admin(
+        &b,
+        &["acl", "grant", "alice", "--all-groups", "--ops", "consume"],
+        "",
+    ));
+    let listed = ok(as_admin(&b, &["acl", "list", "alice", "--json"], ""));
+    assert_eq!(listed.matches("\"name\":\"\"").count(), 2, "{listed}");
+}

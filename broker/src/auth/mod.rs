@@ -15,7 +15,17 @@
 //! every connection is anonymous and allowed everything (and the check is
 //! one atomic load); the first user, from the config (`[[users]]`),
 //! `SKIFF_ADMIN_USER`/`SKIFF_ADMIN_PASSWORD` or a `PutUser` request, turns it
-//! on for every new connection, and the last admin cannot be removed.
+//! on for every connection: new ones must authenticate, and anonymous ones
+//! already open are refused from their next request. The first user must be
+//! an admin, and the last admin cannot be removed or demoted.
+//!
+//! A session ([`Principal`]) records its user's id and, for a password
+//! login, the password's epoch, for a token login the token's digest; every
+//! check verifies them, so removing a user (even if the name is created
+//! again), changing its password or revoking the token ends its sessions at
+//! their next request. Changes re-check their actor under the writer lock,
+//! so a request admitted before the first user existed, or by an admin
+//! since demoted, cannot apply.
 
 pub mod acl;
 pub mod password;
@@ -24,7 +34,7 @@ pub mod token;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use skiff_protocol::messages::{
@@ -72,6 +82,10 @@ pub enum SecurityError {
     /// A request was refused (bad name, last admin, unknown token).
     #[error("{0}")]
     Invalid(String),
+    /// The acting session may not make this change (checked again when the
+    /// change is applied).
+    #[error("{0}")]
+    NotAuthorized(String),
     /// A password could not be hashed.
     #[error(transparent)]
     Hash(#[from] HashError),
@@ -86,6 +100,69 @@ pub struct Security {
     writer: Mutex<()>,
     /// Whether any user exists: the hot-path check when auth is off.
     enabled: AtomicBool,
+}
+
+/// Who a connection authenticated as, and with what: checked again at every
+/// request, so a session ends when its user is removed (or removed and
+/// created again), its password changes, or its token is revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    name: Arc<str>,
+    user_id: u64,
+    credential: SessionCredential,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SessionCredential {
+    /// Signed in with the password of this epoch.
+    Password { epoch: u64 },
+    /// Signed in with the token of this digest.
+    Token { digest: String },
+}
+
+impl Principal {
+    /// The user's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl State {
+    /// The principal's user, if its session is still valid.
+    fn session_user(&self, p: &Principal) -> Result<&User, SecurityError> {
+        let stale = |why| Err(SecurityError::AuthenticationFailed(why));
+        let Some(user) = self.users.get(p.name()) else {
+            return stale("session no longer valid: the user was removed");
+        };
+        if user.id != p.user_id {
+            return stale("session no longer valid: the user was removed (and created again)");
+        }
+        match &p.credential {
+            SessionCredential::Password { epoch } if *epoch != user.password_epoch => stale(
+                "session no longer valid: the password was changed; reconnect with the new one",
+            ),
+            SessionCredential::Token { digest } if !user.tokens.contains(digest) => {
+                stale("session no longer valid: the token was revoked")
+            }
+            _ => Ok(user),
+        }
+    }
+
+    /// Whether `actor` may change the security state now: anonymous only
+    /// while no user exists, otherwise a currently valid admin session.
+    fn may_change(&self, actor: Option<&Principal>) -> Result<(), SecurityError> {
+        match actor {
+            None if self.users.is_empty() => Ok(()),
+            None => Err(SecurityError::NotAuthorized(
+                "this connection has not authenticated and authentication is on now (a user was created meanwhile); reconnect with an admin's credentials".into(),
+            )),
+            Some(p) if self.session_user(p)?.admin => Ok(()),
+            Some(p) => Err(SecurityError::NotAuthorized(format!(
+                "user '{}' may not manage users, tokens or ACLs (admin only)",
+                p.name()
+            ))),
+        }
+    }
 }
 
 /// Checks a user name: 1 to [`USER_NAME_BYTES_MAX`] bytes of
@@ -107,18 +184,26 @@ pub fn validate_user_name(name: &str) -> Result<(), SecurityError> {
 
 impl Security {
     /// Loads `<data_dir>/security.json` and applies the bootstrap users
-    /// (saving only if they changed something). Blocking.
+    /// (saving only if they changed something). Refuses to start with users
+    /// but no admin (nobody could manage them). Blocking.
     pub fn open(data_dir: &Path, bootstrap: &[BootstrapUser]) -> Result<Security, SecurityError> {
         let mut state = store::load(data_dir)?;
         let mut changed = false;
         for b in bootstrap {
             validate_user_name(&b.name)?;
-            let user = state.users.entry(b.name.clone()).or_default();
+            let user = state.user_entry(&b.name);
             if user.password_hash.as_ref() != Some(&b.password_hash) || user.admin != b.admin {
-                user.password_hash = Some(b.password_hash.clone());
                 user.admin = b.admin;
+                state.set_password(&b.name, b.password_hash.clone());
                 changed = true;
             }
+        }
+        if !state.users.is_empty() && state.admin_count() == 0 {
+            return Err(SecurityError::Invalid(format!(
+                "{} has users but no admin (a [[users]] entry with admin = false may have demoted the last one): \
+                 set admin = true on one, or bootstrap one with SKIFF_ADMIN_USER and SKIFF_ADMIN_PASSWORD",
+                store::path(data_dir).display()
+            )));
         }
         if changed {
             store::save(data_dir, &state)?;
@@ -141,10 +226,13 @@ impl Security {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Checks a handshake's credentials; returns the user's name, or `None`
+    /// Checks a handshake's credentials; returns who signed in, or `None`
     /// for an anonymous connection while auth is off. Blocking (a password
     /// check is one argon2 run): call it on the blocking pool.
-    pub fn authenticate(&self, credentials: &Credentials) -> Result<Option<String>, SecurityError> {
+    pub fn authenticate(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<Option<Principal>, SecurityError> {
         const REFUSED: &str = "unknown user or wrong password or token";
         match credentials {
             Credentials::None if !self.enabled() => Ok(None),
@@ -152,14 +240,22 @@ impl Security {
                 "this broker requires credentials (user and password, or a token)",
             )),
             Credentials::Password { user, password } => {
-                let hash = self
+                // The hash, id and epoch are read together: a password
+                // changed during the check leaves this session stale.
+                let found = self
                     .read()
                     .users
                     .get(user)
-                    .and_then(|u| u.password_hash.clone());
-                match hash {
-                    Some(hash) if password::verify_password(password.expose(), &hash) => {
-                        Ok(Some(user.clone()))
+                    .and_then(|u| u.password_hash.clone().map(|h| (h, u.id, u.password_epoch)));
+                match found {
+                    Some((hash, user_id, epoch))
+                        if password::verify_password(password.expose(), &hash) =>
+                    {
+                        Ok(Some(Principal {
+                            name: Arc::from(user.as_str()),
+                            user_id,
+                            credential: SessionCredential::Password { epoch },
+                        }))
                     }
                     Some(_) => Err(SecurityError::AuthenticationFailed(REFUSED)),
                     None => {
@@ -170,61 +266,102 @@ impl Security {
             }
             Credentials::Token { token } => {
                 let digest = token::digest(token.expose());
-                self.read()
+                let state = self.read();
+                let owner = state
                     .token_owners
                     .get(&digest)
-                    .cloned()
-                    .map(Some)
-                    .ok_or(SecurityError::AuthenticationFailed(REFUSED))
+                    .and_then(|name| state.users.get(name).map(|u| (name, u.id)));
+                match owner {
+                    Some((name, user_id)) => Ok(Some(Principal {
+                        name: Arc::from(name.as_str()),
+                        user_id,
+                        credential: SessionCredential::Token { digest },
+                    })),
+                    None => Err(SecurityError::AuthenticationFailed(REFUSED)),
+                }
             }
         }
     }
 
-    /// Whether `user` may do `op` on `kind`/`name` (admins may do anything;
-    /// a user removed since it authenticated may do nothing).
-    pub fn allows(&self, user: &str, op: Operation, kind: ResourceKind, name: &str) -> bool {
-        match self.read().users.get(user) {
-            Some(u) => u.admin || acl::allows(&u.grants, op, kind, name),
-            None => false,
-        }
+    /// Whether the principal may do `op` on `kind`/`name` (admins may do
+    /// anything). An error (`AuthenticationFailed`) when its session is no
+    /// longer valid.
+    pub fn allows(
+        &self,
+        p: &Principal,
+        op: Operation,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<bool, SecurityError> {
+        let state = self.read();
+        let u = state.session_user(p)?;
+        Ok(u.admin || acl::allows(&u.grants, op, kind, name))
     }
 
-    /// Whether `user` exists and is an admin.
-    pub fn is_admin(&self, user: &str) -> bool {
-        self.read().users.get(user).is_some_and(|u| u.admin)
+    /// Whether the principal is an admin; an error when its session is no
+    /// longer valid.
+    pub fn is_admin(&self, p: &Principal) -> Result<bool, SecurityError> {
+        Ok(self.read().session_user(p)?.admin)
     }
 
-    /// Whether `user` still exists.
-    pub fn user_exists(&self, user: &str) -> bool {
-        self.read().users.contains_key(user)
+    /// Checks that the principal's session is still valid.
+    pub fn check_session(&self, p: &Principal) -> Result<(), SecurityError> {
+        self.read().session_user(p).map(|_| ())
     }
 
     /// Applies `change` to a copy of the state, saves it, then swaps it in.
+    /// `actor` (`None`: anonymous) is checked again under the writer lock:
+    /// it must be an admin whose session is still valid, or anonymous while
+    /// no user exists, whatever was true when its request was admitted.
     /// Blocking.
     fn change<T>(
         &self,
+        actor: Option<&Principal>,
         change: impl FnOnce(&mut State) -> Result<T, SecurityError>,
     ) -> Result<T, SecurityError> {
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = self.read().clone();
+        next.may_change(actor)?;
         let out = change(&mut next)?;
         next.reindex();
-        store::save(&self.data_dir, &next)?;
+        let saved = store::save(&self.data_dir, &next);
+        if let Err(e) = &saved {
+            if !e.is_applied() {
+                return Err(saved.unwrap_err().into());
+            }
+            // The new file is in place but may not survive a machine crash:
+            // memory follows the file, and the caller is told.
+            tracing::error!(error = %e, "security change applied but not durable");
+        }
         let enabled = !next.users.is_empty();
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = next;
         self.enabled.store(enabled, Ordering::Release);
+        saved?;
         Ok(out)
     }
 
-    /// Creates a user or replaces its password and admin flag. Returns
-    /// whether it was created. Refuses to demote the last admin. Blocking.
-    pub fn put_user(&self, name: &str, password: &str, admin: bool) -> Result<bool, SecurityError> {
+    /// Creates a user or replaces its password and admin flag (either way,
+    /// sessions signed in with its old password end). Returns whether it was
+    /// created. Refuses to demote the last admin, and a first user that is
+    /// not an admin. Blocking.
+    pub fn put_user(
+        &self,
+        actor: Option<&Principal>,
+        name: &str,
+        password: &str,
+        admin: bool,
+    ) -> Result<bool, SecurityError> {
         validate_user_name(name)?;
         if password.is_empty() {
             return Err(SecurityError::Invalid("the password is empty".into()));
         }
         let hash = hash_password(password)?;
-        self.change(|state| {
+        self.change(actor, |state| {
+            if state.users.is_empty() && !admin {
+                return Err(SecurityError::Invalid(format!(
+                    "the first user turns authentication on and must be an admin: create '{name}' with admin set"
+                )));
+            }
             let was_admin = state.users.get(name).is_some_and(|u| u.admin);
             if was_admin && !admin && state.admin_count() == 1 {
                 return Err(SecurityError::Invalid(format!(
@@ -232,16 +369,16 @@ impl Security {
                 )));
             }
             let created = !state.users.contains_key(name);
-            let user = state.users.entry(name.to_owned()).or_default();
-            user.password_hash = Some(hash);
-            user.admin = admin;
+            state.user_entry(name).admin = admin;
+            state.set_password(name, hash);
             Ok(created)
         })
     }
 
-    /// Removes a user with its tokens and grants. Blocking.
-    pub fn delete_user(&self, name: &str) -> Result<(), SecurityError> {
-        self.change(|state| {
+    /// Removes a user with its tokens and grants (its sessions end).
+    /// Blocking.
+    pub fn delete_user(&self, actor: Option<&Principal>, name: &str) -> Result<(), SecurityError> {
+        self.change(actor, |state| {
             let user = state
                 .users
                 .get(name)
@@ -280,9 +417,12 @@ impl Security {
             .ok_or_else(|| SecurityError::UnknownUser(name.to_owned()))
     }
 
-    /// Adds operations to a user's grant on a pattern. Blocking.
+    /// Adds operations to a user's grant on a pattern. An exact pattern
+    /// needs a name; an empty prefix (every topic or group) is allowed.
+    /// Blocking.
     pub fn grant(
         &self,
+        actor: Option<&Principal>,
         user: &str,
         resource: ResourcePattern,
         operations: Operations,
@@ -290,7 +430,14 @@ impl Security {
         if operations.is_empty() {
             return Err(SecurityError::Invalid("no operation to grant".into()));
         }
-        self.change(|state| {
+        if resource.name.is_empty() && !resource.prefix {
+            return Err(SecurityError::Invalid(format!(
+                "empty {} name: name one, or grant on every {} with an empty prefix",
+                resource.kind.name(),
+                resource.kind.name()
+            )));
+        }
+        self.change(actor, |state| {
             acl::grant(
                 &mut Self::user_mut(state, user)?.grants,
                 resource,
@@ -303,11 +450,12 @@ impl Security {
     /// Removes operations from a user's grant on a pattern. Blocking.
     pub fn revoke(
         &self,
+        actor: Option<&Principal>,
         user: &str,
         resource: &ResourcePattern,
         operations: Operations,
     ) -> Result<(), SecurityError> {
-        self.change(|state| {
+        self.change(actor, |state| {
             if acl::revoke(
                 &mut Self::user_mut(state, user)?.grants,
                 resource,
@@ -346,9 +494,13 @@ impl Security {
 
     /// Creates an API token for `user`: returns its id and the token (the
     /// only time it exists outside the client). Blocking.
-    pub fn create_token(&self, user: &str) -> Result<(String, String), SecurityError> {
+    pub fn create_token(
+        &self,
+        actor: Option<&Principal>,
+        user: &str,
+    ) -> Result<(String, String), SecurityError> {
         let new = token::generate();
-        self.change(|state| {
+        self.change(actor, |state| {
             Self::user_mut(state, user)?
                 .tokens
                 .insert(new.digest.clone());
@@ -357,9 +509,15 @@ impl Security {
         Ok((token::token_id(&new.digest).to_owned(), new.token))
     }
 
-    /// Revokes the token of `user` with id `token_id`. Blocking.
-    pub fn revoke_token(&self, user: &str, token_id: &str) -> Result<(), SecurityError> {
-        self.change(|state| {
+    /// Revokes the token of `user` with id `token_id` (sessions signed in
+    /// with it end). Blocking.
+    pub fn revoke_token(
+        &self,
+        actor: Option<&Principal>,
+        user: &str,
+        token_id: &str,
+    ) -> Result<(), SecurityError> {
+        self.change(actor, |state| {
             let u = Self::user_mut(state, user)?;
             let before = u.tokens.len();
             u.tokens.retain(|d| token::token_id(d) != token_id);
@@ -385,35 +543,148 @@ mod tests {
         }
     }
 
+    fn login(s: &Security, creds: &Credentials) -> Principal {
+        s.authenticate(creds).unwrap().expect("a user")
+    }
+
+    fn stale(r: Result<impl std::fmt::Debug, SecurityError>) -> String {
+        match r {
+            Err(e @ SecurityError::AuthenticationFailed(_)) => e.to_string(),
+            other => panic!("expected a stale session, got {other:?}"),
+        }
+    }
+
     #[test]
     fn auth_turns_on_with_the_first_user_and_tokens_work() {
         let dir = tempfile::tempdir().unwrap();
         let s = Security::open(dir.path(), &[]).unwrap();
         assert!(!s.enabled());
         assert_eq!(s.authenticate(&Credentials::None).unwrap(), None);
-        assert!(s.put_user("admin", "pw", true).unwrap());
+        assert!(s.put_user(None, "admin", "pw", true).unwrap());
         assert!(s.enabled());
         assert!(s.authenticate(&Credentials::None).is_err());
-        assert_eq!(
-            s.authenticate(&password("admin", "pw")).unwrap().as_deref(),
-            Some("admin")
-        );
+        let admin = login(&s, &password("admin", "pw"));
+        assert_eq!(admin.name(), "admin");
         assert!(s.authenticate(&password("admin", "nope")).is_err());
         assert!(s.authenticate(&password("ghost", "pw")).is_err());
-        s.put_user("bob", "pw2", false).unwrap();
-        let (id, tok) = s.create_token("bob").unwrap();
+        let a = Some(&admin);
+        s.put_user(a, "bob", "pw2", false).unwrap();
+        let (id, tok) = s.create_token(a, "bob").unwrap();
         let creds = Credentials::Token {
             token: Secret::new(tok),
         };
-        assert_eq!(s.authenticate(&creds).unwrap().as_deref(), Some("bob"));
-        s.revoke_token("bob", &id).unwrap();
+        assert_eq!(login(&s, &creds).name(), "bob");
+        s.revoke_token(a, "bob", &id).unwrap();
         assert!(s.authenticate(&creds).is_err());
-        assert!(s.delete_user("admin").is_err(), "last admin");
+        assert!(s.delete_user(a, "admin").is_err(), "last admin");
         assert!(
-            s.put_user("admin", "pw", false).is_err(),
+            s.put_user(a, "admin", "pw", false).is_err(),
             "last admin demoted"
         );
         assert!(validate_user_name("a b").is_err());
+    }
+
+    #[test]
+    fn sessions_end_with_their_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Security::open(dir.path(), &[]).unwrap();
+        s.put_user(None, "admin", "pw", true).unwrap();
+        let admin = login(&s, &password("admin", "pw"));
+        let a = Some(&admin);
+        let t = ResourceKind::Topic;
+        let op = Operation::Describe;
+        s.put_user(a, "bob", "old", true).unwrap();
+        let bob = login(&s, &password("bob", "old"));
+        let (id, tok) = s.create_token(a, "bob").unwrap();
+        let bob_token = login(
+            &s,
+            &Credentials::Token {
+                token: Secret::new(tok),
+            },
+        );
+        assert!(s.allows(&bob, op, t, "x").unwrap());
+
+        // A new password ends password sessions, not token ones.
+        s.put_user(a, "bob", "new", true).unwrap();
+        let msg = stale(s.allows(&bob, op, t, "x"));
+        assert!(
+            msg.contains("session no longer valid: the password"),
+            "{msg}"
+        );
+        assert!(s.allows(&bob_token, op, t, "x").unwrap());
+        // Revoking the token ends its sessions.
+        s.revoke_token(a, "bob", &id).unwrap();
+        let msg = stale(s.check_session(&bob_token));
+        assert!(msg.contains("token was revoked"), "{msg}");
+        // Removed, then created again with the same name: old sessions
+        // (even with the same password) do not carry over.
+        let bob = login(&s, &password("bob", "new"));
+        s.delete_user(a, "bob").unwrap();
+        assert!(stale(s.is_admin(&bob)).contains("removed"));
+        s.put_user(a, "bob", "new", true).unwrap();
+        assert!(stale(s.is_admin(&bob)).contains("removed"));
+        assert!(s.is_admin(&login(&s, &password("bob", "new"))).unwrap());
+        assert!(s.is_admin(&admin).unwrap(), "others are unaffected");
+    }
+
+    #[test]
+    fn changes_check_the_actor_again_when_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Security::open(dir.path(), &[]).unwrap();
+        // The first user must be an admin.
+        let err = s.put_user(None, "bob", "pw", false).unwrap_err();
+        assert!(err.to_string().contains("must be an admin"), "{err}");
+        assert!(!s.enabled());
+        // An anonymous request admitted before the first user existed is
+        // refused once one does.
+        s.put_user(None, "root", "pw", true).unwrap();
+        for r in [
+            s.put_user(None, "root", "evil", true).map(|_| ()),
+            s.put_user(None, "mallory", "pw", true).map(|_| ()),
+            s.create_token(None, "root").map(|_| ()),
+            s.delete_user(None, "root"),
+        ] {
+            match r {
+                Err(SecurityError::NotAuthorized(m)) => {
+                    assert!(m.contains("authentication is on"), "{m}")
+                }
+                other => panic!("anonymous change applied: {other:?}"),
+            }
+        }
+        assert!(s.authenticate(&password("root", "pw")).is_ok());
+        assert_eq!(s.list_users().len(), 1);
+        // A user demoted since its request was admitted is refused too.
+        let root = login(&s, &password("root", "pw"));
+        s.put_user(Some(&root), "carol", "pw", true).unwrap();
+        let carol = login(&s, &password("carol", "pw"));
+        s.put_user(Some(&root), "carol", "pw", false).unwrap();
+        let carol_again = login(&s, &password("carol", "pw"));
+        match s.put_user(Some(&carol_again), "eve", "pw", true) {
+            Err(SecurityError::NotAuthorized(m)) => assert!(m.contains("admin only"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // And a stale session (password changed) is refused as such.
+        stale(s.put_user(Some(&carol), "eve", "pw", true));
+    }
+
+    #[test]
+    fn empty_exact_names_are_refused_in_grants() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Security::open(dir.path(), &[]).unwrap();
+        s.put_user(None, "root", "pw", true).unwrap();
+        let root = login(&s, &password("root", "pw"));
+        s.put_user(Some(&root), "bob", "pw", false).unwrap();
+        let pattern = |prefix| ResourcePattern {
+            kind: ResourceKind::Topic,
+            name: String::new(),
+            prefix,
+        };
+        let ops = Operations::parse("consume").unwrap();
+        let err = s
+            .grant(Some(&root), "bob", pattern(false), ops)
+            .unwrap_err();
+        assert!(err.to_string().contains("empty topic name"), "{err}");
+        s.grant(Some(&root), "bob", pattern(true), ops).unwrap();
     }
 
     #[test]
@@ -425,9 +696,26 @@ mod tests {
             admin: true,
         };
         let s = Security::open(dir.path(), std::slice::from_ref(&boot)).unwrap();
-        assert!(s.enabled() && s.is_admin("root"));
+        assert!(s.enabled());
+        assert!(s.is_admin(&login(&s, &password("root", "pw"))).unwrap());
         drop(s);
         let s = Security::open(dir.path(), &[]).unwrap();
-        assert!(s.is_admin("root"), "bootstrap user persisted");
+        assert!(
+            s.is_admin(&login(&s, &password("root", "pw"))).unwrap(),
+            "bootstrap user persisted"
+        );
+        drop(s);
+        // A bootstrap entry that would leave no admin stops the start.
+        let demote = BootstrapUser {
+            admin: false,
+            ..boot
+        };
+        let err = Security::open(dir.path(), &[demote]).unwrap_err();
+        assert!(err.to_string().contains("no admin"), "{err}");
+        let s = Security::open(dir.path(), &[]).unwrap();
+        assert!(
+            s.is_admin(&login(&s, &password("root", "pw"))).unwrap(),
+            "nothing was saved"
+        );
     }
 }

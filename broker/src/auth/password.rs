@@ -19,6 +19,19 @@ use serde::{Deserialize, Serialize};
 /// The only algorithm accepted in a stored or configured hash.
 const ALGORITHM: &str = "argon2id";
 
+/// Least memory cost accepted, in KiB: the argon2 crate's default (19 MiB),
+/// what `skiffd hash-password` uses. Less makes offline guessing cheap.
+pub const MEMORY_KIB_MIN: u32 = argon2::Params::DEFAULT_M_COST;
+/// Most memory cost accepted, in KiB (256 MiB): each login check takes this
+/// much, `auth_checks_concurrent_max` at once.
+pub const MEMORY_KIB_MAX: u32 = 256 * 1024;
+/// Fewest passes accepted: the crate's default (2).
+pub const PASSES_MIN: u32 = argon2::Params::DEFAULT_T_COST;
+/// Most passes accepted: bounds the CPU time of one login check.
+pub const PASSES_MAX: u32 = 16;
+/// Most lanes accepted (at least 1).
+pub const LANES_MAX: u32 = 16;
+
 /// An argon2id PHC string, checked when built. `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -34,6 +47,9 @@ pub enum HashError {
     /// The PHC string names another algorithm.
     #[error("password hash uses {0}, expected argon2id")]
     Algorithm(String),
+    /// The cost parameters are too weak or too expensive.
+    #[error("password hash parameters {0}")]
+    Params(String),
     /// Hashing failed (bad parameters; not expected with the defaults).
     #[error("cannot hash password: {0}")]
     Hashing(String),
@@ -45,6 +61,18 @@ impl PhcHash {
         let parsed = PasswordHash::new(text).map_err(|e| HashError::Malformed(e.to_string()))?;
         if parsed.algorithm.as_str() != ALGORITHM {
             return Err(HashError::Algorithm(parsed.algorithm.as_str().to_owned()));
+        }
+        let params =
+            argon2::Params::try_from(&parsed).map_err(|e| HashError::Malformed(e.to_string()))?;
+        let (m, t, p) = (params.m_cost(), params.t_cost(), params.p_cost());
+        if !(MEMORY_KIB_MIN..=MEMORY_KIB_MAX).contains(&m)
+            || !(PASSES_MIN..=PASSES_MAX).contains(&t)
+            || !(1..=LANES_MAX).contains(&p)
+        {
+            return Err(HashError::Params(format!(
+                "m={m},t={t},p={p} are out of range: memory m must be {MEMORY_KIB_MIN}-{MEMORY_KIB_MAX} KiB, \
+                 passes t {PASSES_MIN}-{PASSES_MAX}, lanes p 1-{LANES_MAX}; make one with `skiffd hash-password`"
+            )));
         }
         Ok(PhcHash(text.to_owned()))
     }
@@ -130,5 +158,24 @@ mod tests {
         ));
         let ok = hash_password("x").unwrap();
         assert_eq!(PhcHash::parse(ok.as_str()).unwrap(), ok);
+    }
+
+    #[test]
+    fn parse_refuses_weak_or_huge_parameters() {
+        let ok = hash_password("x").unwrap();
+        let with = |params: &str| ok.as_str().replace("m=19456,t=2,p=1", params);
+        assert!(ok.as_str().contains("m=19456,t=2,p=1"), "{}", ok.as_str());
+        for bad in [
+            "m=16,t=1,p=1",
+            "m=19456,t=1,p=1",
+            "m=4194304,t=2,p=1",
+            "m=19456,t=1000,p=1",
+            "m=19456,t=2,p=64",
+        ] {
+            let err = PhcHash::parse(&with(bad)).unwrap_err();
+            assert!(matches!(err, HashError::Params(_)), "{bad}: {err}");
+            assert!(err.to_string().contains("out of range"), "{err}");
+        }
+        assert!(PhcHash::parse(&with("m=65536,t=3,p=4")).is_ok());
     }
 }

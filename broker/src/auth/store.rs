@@ -39,6 +39,16 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The new file replaced the old one, but syncing the directory failed:
+    /// the change is applied (and served) but may be lost if the machine
+    /// crashes before the directory reaches the disk.
+    #[error("the change was applied, but syncing directory {path} failed, so it may not survive a machine crash: {source}", path = path.display())]
+    NotDurable {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The file exists but is not a valid security file.
     #[error("corrupt security file {path}: {message} (restore it from a backup, or move it away to start without users)", path = path.display())]
     Corrupt {
@@ -49,9 +59,24 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the new state is in place despite the error.
+    pub fn is_applied(&self) -> bool {
+        matches!(self, StoreError::NotDurable { .. })
+    }
+}
+
 /// One user in memory.
 #[derive(Debug, Clone, Default)]
 pub struct User {
+    /// Unique in this process, never reused: a user deleted and created
+    /// again under the same name gets a new id, so sessions of the old one
+    /// do not carry over. In memory only (sessions do not outlive the
+    /// process).
+    pub id: u64,
+    /// Changes (to a value never used before) whenever the password is set:
+    /// sessions that signed in with the old password are no longer valid.
+    pub password_epoch: u64,
     /// The password hash; `None`: the user signs in with tokens only.
     pub password_hash: Option<PhcHash>,
     /// May do anything, including managing users and grants.
@@ -69,6 +94,8 @@ pub struct State {
     pub users: BTreeMap<String, User>,
     /// Token digest -> user name; rebuilt by [`State::reindex`].
     pub token_owners: HashMap<String, String>,
+    /// The last id or password epoch handed out (see [`State::fresh_id`]).
+    pub last_id: u64,
 }
 
 impl State {
@@ -79,6 +106,37 @@ impl State {
             .iter()
             .flat_map(|(name, u)| u.tokens.iter().map(move |d| (d.clone(), name.clone())))
             .collect();
+    }
+
+    /// A number never handed out before in this process, for a user id or
+    /// a password epoch.
+    pub fn fresh_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
+    }
+
+    /// Creates `name` with a fresh id (no password, no rights) unless it
+    /// exists; returns it.
+    pub fn user_entry(&mut self, name: &str) -> &mut User {
+        if !self.users.contains_key(name) {
+            let id = self.fresh_id();
+            self.users.insert(
+                name.to_owned(),
+                User {
+                    id,
+                    ..User::default()
+                },
+            );
+        }
+        self.users.get_mut(name).expect("just inserted")
+    }
+
+    /// Sets a user's password hash, ending the sessions of its old one.
+    pub fn set_password(&mut self, name: &str, hash: PhcHash) {
+        let epoch = self.fresh_id();
+        let user = self.user_entry(name);
+        user.password_hash = Some(hash);
+        user.password_epoch = epoch;
     }
 
     /// Admins in the state.
@@ -141,6 +199,7 @@ pub fn load(data_dir: &Path) -> Result<State, StoreError> {
         path: path.clone(),
         message,
     };
+    warn_if_shared(&path);
     let file: FileState = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
     if file.version != FORMAT_VERSION {
         return Err(corrupt(format!(
@@ -172,9 +231,13 @@ pub fn load(data_dir: &Path) -> Result<State, StoreError> {
                 operations,
             });
         }
+        let id = state.fresh_id();
+        let password_epoch = state.fresh_id();
         state.users.insert(
             name,
             User {
+                id,
+                password_epoch,
                 password_hash: u.password_hash,
                 admin: u.admin,
                 tokens: u.token_digests.into_iter().collect(),
@@ -228,19 +291,45 @@ pub fn save(data_dir: &Path, state: &State) -> Result<(), StoreError> {
     f.write_all(&json).map_err(io("write", &tmp))?;
     f.sync_all().map_err(io("sync", &tmp))?;
     fs::rename(&tmp, &final_path).map_err(io("rename", &final_path))?;
-    fsutil::sync_dir(data_dir).map_err(io("sync directory", data_dir))?;
+    fsutil::sync_dir(data_dir).map_err(|source| StoreError::NotDurable {
+        path: data_dir.to_owned(),
+        source,
+    })?;
     Ok(())
 }
 
-/// Creates (truncating) a file only its owner may read: it holds hashes.
+/// Creates a new file only its owner may read: it holds hashes. A stale
+/// file left at `path` (by a crash, maybe with wider permissions, which
+/// `mode` would not change) is removed first, and the mode is set again on
+/// the open file whatever the umask did.
 fn create_private(path: &Path) -> std::io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let f = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(path)
+        .open(path)?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    Ok(f)
+}
+
+/// Warns when others than the owner may read or write the file.
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:o}"),
+                "the security file is readable or writable by group or others; it holds password hashes: chmod 600 it"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -280,6 +369,18 @@ mod tests {
         );
         let text = fs::read_to_string(path(dir.path())).unwrap();
         assert!(!text.contains("\"pw\""));
+    }
+
+    #[test]
+    fn a_stale_temp_file_with_wide_permissions_does_not_leak_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join(format!("{SECURITY_FILE}.tmp"));
+        fs::write(&tmp, b"stale").unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).unwrap();
+        save(dir.path(), &State::default()).unwrap();
+        let mode = fs::metadata(path(dir.path())).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
 
     #[test]

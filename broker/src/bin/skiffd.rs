@@ -180,10 +180,18 @@ fn hash_password_from_stdin() -> anyhow::Result<()> {
 }
 
 /// `SKIFF_ADMIN_USER` + `SKIFF_ADMIN_PASSWORD`: one more bootstrap admin
-/// (replacing a `[[users]]` entry of the same name).
+/// (replacing a `[[users]]` entry of the same name). Removes the password
+/// variable from the environment once read. Call before any thread starts.
 fn add_admin_from_env(config: &mut BrokerConfig) -> anyhow::Result<()> {
     let user = std::env::var(ADMIN_USER_ENV).ok();
     let password = std::env::var(ADMIN_PASSWORD_ENV).ok();
+    // SAFETY: `remove_var` is unsafe because another thread may read the
+    // environment meanwhile. This runs on the main thread before the tokio
+    // runtime is built: nothing spawned a thread yet (clap, the tracing
+    // subscriber (no background writer) and config loading do not).
+    // Removing it keeps the plain password out of every child process's
+    // environment and of later reads of ours.
+    unsafe { std::env::remove_var(ADMIN_PASSWORD_ENV) };
     let (name, password) = match (user, password) {
         (Some(u), Some(p)) => (u, p),
         (None, None) => return Ok(()),

@@ -11,7 +11,7 @@
 //! | JoinGroup | `consume` on the group and on each topic subscribed |
 //! | Heartbeat, LeaveGroup | `consume` on the group |
 //! | CommitOffsets | `consume` on the group and on each topic committed |
-//! | FetchOffsets, DescribeGroup | `describe` on the group |
+//! | FetchOffsets, DescribeGroup | `describe` on the group; the answer shows only topics the user may describe |
 //! | ResetOffsets | `alter` on the group, `describe` on the topic |
 //! | DeleteGroup | `delete` on the group |
 //! | Status, InitProducerId | any authenticated user |
@@ -21,6 +21,12 @@
 //! check is one atomic load. A refusal is `NotAuthorized` with a message
 //! naming the user, the operation and the resource, and counts in
 //! `skiff_authz_denied_total{api}`.
+//!
+//! Every check of a user session also checks, in the same read-locked
+//! lookup, that the session is still valid (its user not removed or
+//! re-created, its password not changed, its token not revoked); if not, the
+//! request is refused with `AuthenticationFailed` ("session no longer
+//! valid: ...") and the connection closes.
 
 use std::sync::Arc;
 
@@ -29,6 +35,7 @@ use skiff_protocol::messages::{ApiKey, Operation, ResourceKind};
 
 use super::Shared;
 use super::failure::Failure;
+use crate::auth::{Principal, SecurityError};
 
 /// Who a connection acts as, fixed by its handshake.
 #[derive(Debug, Clone)]
@@ -37,7 +44,7 @@ pub(crate) enum Session {
     /// nothing once it is on (the connection predates the first user).
     Anonymous,
     /// An authenticated user (looked up again at every check).
-    User(Arc<str>),
+    User(Arc<Principal>),
 }
 
 impl Session {
@@ -45,9 +52,25 @@ impl Session {
     pub(crate) fn user(&self) -> &str {
         match self {
             Session::Anonymous => "",
-            Session::User(name) => name,
+            Session::User(p) => p.name(),
         }
     }
+
+    /// Who acts, for changes re-checked by the store (`None`: anonymous).
+    pub(crate) fn principal(&self) -> Option<&Principal> {
+        match self {
+            Session::Anonymous => None,
+            Session::User(p) => Some(p),
+        }
+    }
+}
+
+/// A session that is no longer valid: `AuthenticationFailed`, after which
+/// the connection closes.
+fn stale(api: ApiKey, user: &str, e: SecurityError) -> Failure {
+    metrics::counter!("skiff_sessions_ended_total").increment(1);
+    tracing::info!(?api, user, error = %e, "refusing a request of a session no longer valid; closing the connection");
+    Failure::from(e)
 }
 
 fn denied(api: ApiKey, message: String) -> Failure {
@@ -70,19 +93,24 @@ pub(crate) fn check(
     match session {
         Session::Anonymous if !shared.security.enabled() => Ok(()),
         Session::Anonymous => Err(denied(api, ANONYMOUS_REFUSED.to_owned())),
-        Session::User(user) if shared.security.allows(user, op, kind, name) => Ok(()),
-        Session::User(user) => {
-            let action = match op {
-                Operation::Produce => "produce to",
-                Operation::Consume => "consume from",
-                other => other.name(),
-            };
-            Err(denied(
-                api,
-                format!("user '{user}' may not {action} {} '{name}'", kind.name()),
-            ))
-        }
+        Session::User(p) => match shared.security.allows(p, op, kind, name) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(refused(api, p.name(), op, kind, name)),
+            Err(e) => Err(stale(api, p.name(), e)),
+        },
     }
+}
+
+fn refused(api: ApiKey, user: &str, op: Operation, kind: ResourceKind, name: &str) -> Failure {
+    let action = match op {
+        Operation::Produce => "produce to",
+        Operation::Consume => "consume from",
+        other => other.name(),
+    };
+    denied(
+        api,
+        format!("user '{user}' may not {action} {} '{name}'", kind.name()),
+    )
 }
 
 /// Checks a topic operation.
@@ -108,13 +136,27 @@ pub(crate) fn group(
 }
 
 /// Whether a listing may show `kind`/`name` to the session (no metric: a
-/// filtered listing is not a refusal).
+/// filtered listing is not a refusal). Call [`session`] first, so a stale
+/// session is refused rather than shown nothing.
 pub(crate) fn visible(shared: &Shared, session: &Session, kind: ResourceKind, name: &str) -> bool {
     match session {
         Session::Anonymous => !shared.security.enabled(),
-        Session::User(user) => shared
+        Session::User(p) => shared
             .security
-            .allows(user, Operation::Describe, kind, name),
+            .allows(p, Operation::Describe, kind, name)
+            .unwrap_or(false),
+    }
+}
+
+/// Checks that a user session is still valid (anonymous sessions pass:
+/// what they are shown is filtered by [`visible`]).
+pub(crate) fn session(shared: &Shared, session: &Session, api: ApiKey) -> Result<(), Failure> {
+    match session {
+        Session::Anonymous => Ok(()),
+        Session::User(p) => shared
+            .security
+            .check_session(p)
+            .map_err(|e| stale(api, p.name(), e)),
     }
 }
 
@@ -123,8 +165,7 @@ pub(crate) fn any_user(shared: &Shared, session: &Session, api: ApiKey) -> Resul
     match session {
         Session::Anonymous if !shared.security.enabled() => Ok(()),
         Session::Anonymous => Err(denied(api, ANONYMOUS_REFUSED.to_owned())),
-        Session::User(user) if shared.security.user_exists(user) => Ok(()),
-        Session::User(user) => Err(denied(api, format!("user '{user}' no longer exists"))),
+        Session::User(_) => self::session(shared, session, api),
     }
 }
 
@@ -134,10 +175,16 @@ pub(crate) fn admin(shared: &Shared, session: &Session, api: ApiKey) -> Result<(
     match session {
         Session::Anonymous if !shared.security.enabled() => Ok(()),
         Session::Anonymous => Err(denied(api, ANONYMOUS_REFUSED.to_owned())),
-        Session::User(user) if shared.security.is_admin(user) => Ok(()),
-        Session::User(user) => Err(denied(
-            api,
-            format!("user '{user}' may not manage users, tokens or ACLs (admin only)"),
-        )),
+        Session::User(p) => match shared.security.is_admin(p) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(denied(
+                api,
+                format!(
+                    "user '{}' may not manage users, tokens or ACLs (admin only)",
+                    p.name()
+                ),
+            )),
+            Err(e) => Err(stale(api, p.name(), e)),
+        },
     }
 }

@@ -160,8 +160,11 @@ pub(crate) async fn serve<R, W>(
         };
         let correlation_id = frame.correlation_id;
         let Some(current) = &session else {
-            let checked =
-                tokio::time::timeout_at(handshake_deadline, handshake(&shared, &frame, peer)).await;
+            let checked = tokio::time::timeout_at(
+                handshake_deadline,
+                handshake(&shared, &frame, peer, handshake_deadline),
+            )
+            .await;
             let Ok(checked) = checked else {
                 tracing::debug!(%peer, limit_ms = config.handshake_timeout_ms, "closing connection: handshake not completed within handshake_timeout_ms");
                 break;
@@ -199,7 +202,15 @@ pub(crate) async fn serve<R, W>(
         if let Err(failure) =
             dispatch(&shared, current, frame, permit, &tx, &produce_tx, peer).await
         {
+            // After the handshake, `AuthenticationFailed` means the session
+            // is no longer valid (user removed, password changed, token
+            // revoked): answer, then close.
+            let session_ended = failure.code == ErrorCode::AuthenticationFailed;
             let _ = tx.send(failure.into_response(correlation_id)).await;
+            if session_ended {
+                tracing::info!(%peer, user = current.user(), "closing connection: session no longer valid");
+                break;
+            }
         }
     }
     // Dropping our senders lets the writer finish once every in-flight
@@ -251,6 +262,7 @@ async fn handshake(
     shared: &Arc<Shared>,
     frame: &RequestFrame,
     peer: SocketAddr,
+    deadline: Instant,
 ) -> Result<(HandshakeResponse, Session), Failure> {
     if frame.api_key != ApiKey::Handshake as u16 {
         return Err(Failure::new(
@@ -283,18 +295,11 @@ async fn handshake(
         Credentials::Password { user, .. } => user.clone(),
         _ => String::new(),
     };
-    // Only a password check is slow (one argon2 run): it alone goes to the
-    // blocking pool; no credentials or a token are checked in place.
-    let authenticated = match credentials {
-        Credentials::Password { .. } => {
-            let checker = Arc::clone(shared);
-            handlers::blocking(move || Ok(checker.security.authenticate(&credentials)?)).await
-        }
-        other => shared.security.authenticate(&other).map_err(Failure::from),
-    };
+    // A password check waits for one of the broker-wide permits, at most
+    // until the handshake's deadline.
+    let authenticated = security_handlers::authenticate(shared, credentials, deadline).await;
     let session = match authenticated {
-        Ok(Some(user)) => Session::User(Arc::from(user)),
-        Ok(None) => Session::Anonymous,
+        Ok(session) => session,
         Err(failure) => {
             if failure.code == ErrorCode::AuthenticationFailed {
                 metrics::counter!("skiff_auth_failures_total").increment(1);
@@ -386,6 +391,7 @@ async fn dispatch(
         )),
         ApiKey::ListTopics => {
             decode::<ListTopicsRequest>(frame)?;
+            authorize::session(shared, session, api)?;
             let mut listing = handlers::list_topics(shared);
             listing
                 .topics
@@ -448,8 +454,14 @@ async fn dispatch(
             let metered = Arc::clone(shared);
             let topic = req.topic.clone();
             let work = handlers::fetch(Arc::clone(shared), req);
+            let fetching = session.clone();
             spawn_request(shared, tx, id, permit, async move {
-                let result = work.await;
+                // A long poll may end after its session or grant did:
+                // checked again before records are handed out.
+                let result = work.await.and_then(|r| {
+                    authorize::topic(&metered, &fetching, api, Operation::Consume, &topic)?;
+                    Ok(r)
+                });
                 let t = &metered.telemetry;
                 match &result {
                     Ok(r) => t.fetched(&t.topic(&topic), &r.records, started.elapsed()),
@@ -485,11 +497,11 @@ async fn dispatch(
                 }
                 // Exists now: no refusal, but no creation without the grant
                 // (checked quietly: nothing was refused).
-                Session::User(user) => {
-                    shared
-                        .security
-                        .allows(user, Operation::Create, ResourceKind::Topic, &req.topic)
-                }
+                // A session that just became invalid creates nothing.
+                Session::User(user) => shared
+                    .security
+                    .allows(user, Operation::Create, ResourceKind::Topic, &req.topic)
+                    .unwrap_or(false),
                 // Authorized above, so authentication is off.
                 Session::Anonymous => true,
             };
@@ -547,11 +559,14 @@ async fn dispatch(
         ApiKey::FetchOffsets => {
             let req = decode::<FetchOffsetsRequest>(frame)?;
             authorize::group(shared, session, api, Operation::Describe, &req.group)?;
-            respond(tx, id, Ok(group_handlers::fetch_offsets(shared, req))).await;
+            let visible = |t: &str| authorize::visible(shared, session, ResourceKind::Topic, t);
+            let offsets = group_handlers::fetch_offsets(shared, req, visible);
+            respond(tx, id, Ok(offsets)).await;
             Ok(())
         }
         ApiKey::ListGroups => {
             decode::<ListGroupsRequest>(frame)?;
+            authorize::session(shared, session, api)?;
             let mut listing = group_handlers::list_groups(shared);
             listing
                 .groups
@@ -562,7 +577,9 @@ async fn dispatch(
         ApiKey::DescribeGroup => {
             let req = decode::<DescribeGroupRequest>(frame)?;
             authorize::group(shared, session, api, Operation::Describe, &req.group)?;
-            respond(tx, id, group_handlers::describe_group(shared, req)).await;
+            let visible = |t: &str| authorize::visible(shared, session, ResourceKind::Topic, t);
+            let described = group_handlers::describe_group(shared, req, visible);
+            respond(tx, id, described).await;
             Ok(())
         }
         ApiKey::ResetOffsets => {

@@ -98,6 +98,7 @@ impl From<crate::auth::SecurityError> for Failure {
         let code = match &e {
             SecurityError::AuthenticationFailed(_) => ErrorCode::AuthenticationFailed,
             SecurityError::UnknownUser(_) | SecurityError::Invalid(_) => ErrorCode::InvalidRequest,
+            SecurityError::NotAuthorized(_) => ErrorCode::NotAuthorized,
             SecurityError::Hash(_) => ErrorCode::InvalidRequest,
             _ => ErrorCode::StorageError,
         };

@@ -96,12 +96,20 @@ pub(crate) async fn commit_offsets(
     Ok(CommitOffsetsResponse)
 }
 
-pub(crate) fn fetch_offsets(shared: &Shared, req: FetchOffsetsRequest) -> FetchOffsetsResponse {
+/// The group's committed offsets, on the topics `visible` accepts only
+/// (describing a group does not give a look at topics one may not
+/// describe).
+pub(crate) fn fetch_offsets(
+    shared: &Shared,
+    req: FetchOffsetsRequest,
+    visible: impl Fn(&str) -> bool,
+) -> FetchOffsetsResponse {
     FetchOffsetsResponse {
         offsets: shared
             .groups
             .fetch_offsets(&req.group, &req.partitions)
             .into_iter()
+            .filter(|(partition, _)| visible(&partition.topic))
             .map(|(partition, offset)| CommittedOffset { partition, offset })
             .collect(),
     }
@@ -113,12 +121,21 @@ pub(crate) fn list_groups(shared: &Shared) -> ListGroupsResponse {
     }
 }
 
+/// Describes a group, showing only topics `visible` accepts (in the
+/// partitions' progress and in the members' topics and partitions).
 pub(crate) fn describe_group(
     shared: &Shared,
     req: DescribeGroupRequest,
+    visible: impl Fn(&str) -> bool,
 ) -> Result<DescribeGroupResponse, Failure> {
-    let d = shared.groups.describe(&req.group)?;
-    let mut topics: BTreeSet<String> = d.topics.clone();
+    let mut d = shared.groups.describe(&req.group)?;
+    d.committed.retain(|tp, _| visible(&tp.topic));
+    for m in &mut d.members {
+        m.topics.retain(|t| visible(t));
+        m.owned.retain(|tp| visible(&tp.topic));
+        m.revoking.retain(|tp| visible(&tp.topic));
+    }
+    let mut topics: BTreeSet<String> = d.topics.iter().filter(|t| visible(t)).cloned().collect();
     topics.extend(d.committed.keys().map(|tp| tp.topic.clone()));
     let mut progress: BTreeMap<TopicPartition, PartitionProgress> = BTreeMap::new();
     for name in &topics {

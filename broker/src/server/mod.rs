@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     pub connections: Arc<Semaphore>,
+    /// Password checks running at once (`auth_checks_concurrent_max`).
+    pub auth_checks: Arc<Semaphore>,
     /// TLS on the client listener; `None`: plaintext.
     pub tls: Option<tls::TlsListener>,
     pub started: Instant,
@@ -209,6 +211,7 @@ impl Broker {
         let metrics_addr = metrics_listener.as_ref().map(|(_, a)| *a);
         let shared = Arc::new(Shared {
             connections: Arc::new(Semaphore::new(config.connections_max)),
+            auth_checks: Arc::new(Semaphore::new(config.auth_checks_concurrent_max)),
             tls,
             config,
             topics,

@@ -1,21 +1,64 @@
 //! Handlers of the user, ACL and token management APIs (admin only; the
-//! check is made at dispatch). Changes hash passwords and fsync
-//! `security.json`, so they run on the blocking pool.
+//! check is made at dispatch, and again by the store under its writer lock,
+//! where the change is applied). Changes hash passwords and fsync
+//! `security.json`, so they run on the blocking pool. Also the handshake's
+//! credential check, whose password checks are bounded broker-wide.
 
 use std::sync::Arc;
 
-use skiff_protocol::Secret;
 use skiff_protocol::messages::{
-    CreateTokenRequest, CreateTokenResponse, DeleteUserRequest, DeleteUserResponse,
+    CreateTokenRequest, CreateTokenResponse, Credentials, DeleteUserRequest, DeleteUserResponse,
     GrantAclRequest, GrantAclResponse, ListAclsRequest, ListAclsResponse, ListUsersResponse,
     PutUserRequest, PutUserResponse, RevokeAclRequest, RevokeAclResponse, RevokeTokenRequest,
     RevokeTokenResponse,
 };
 
+use skiff_protocol::{ErrorCode, Secret};
+use tokio::time::Instant;
+
 use super::Shared;
 use super::authorize::Session;
 use super::failure::Failure;
 use super::handlers::blocking;
+
+/// Checks a handshake's credentials; returns the session. A password check
+/// (one argon2 run, about 19 MiB) first takes one of the broker-wide
+/// `auth_checks_concurrent_max` permits, waiting at most until `deadline`
+/// (the handshake's): so password guessing over many connections cannot
+/// fill the blocking pool (which produces, fetches and commits share) nor
+/// take more than that many times an argon2 run's memory.
+pub(crate) async fn authenticate(
+    shared: &Arc<Shared>,
+    credentials: Credentials,
+    deadline: Instant,
+) -> Result<Session, Failure> {
+    let principal = match credentials {
+        Credentials::Password { .. } => {
+            let checks = Arc::clone(&shared.auth_checks);
+            let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, checks.acquire_owned()).await
+            else {
+                metrics::counter!("skiff_auth_checks_busy_total").increment(1);
+                return Err(Failure::new(
+                    ErrorCode::AuthenticationFailed,
+                    "authentication failed: too many logins in progress; try again later",
+                ));
+            };
+            let checker = Arc::clone(shared);
+            blocking(move || {
+                let out = checker.security.authenticate(&credentials);
+                drop(permit);
+                Ok(out?)
+            })
+            .await?
+        }
+        // No credentials or a token: a map lookup, checked in place.
+        other => shared.security.authenticate(&other)?,
+    };
+    Ok(match principal {
+        Some(p) => Session::User(Arc::new(p)),
+        None => Session::Anonymous,
+    })
+}
 
 pub(crate) async fn put_user(
     shared: Arc<Shared>,
@@ -25,7 +68,7 @@ pub(crate) async fn put_user(
     blocking(move || {
         let created = shared
             .security
-            .put_user(&req.name, req.password.expose(), req.admin)?;
+            .put_user(session.principal(), &req.name, req.password.expose(), req.admin)?;
         tracing::info!(user = %req.name, admin = req.admin, created, by = session.user(), "user stored");
         Ok(PutUserResponse { created })
     })
@@ -38,7 +81,9 @@ pub(crate) async fn delete_user(
     req: DeleteUserRequest,
 ) -> Result<DeleteUserResponse, Failure> {
     blocking(move || {
-        shared.security.delete_user(&req.name)?;
+        shared
+            .security
+            .delete_user(session.principal(), &req.name)?;
         tracing::info!(user = %req.name, by = session.user(), "user removed");
         Ok(DeleteUserResponse)
     })
@@ -60,7 +105,7 @@ pub(crate) async fn grant_acl(
         let e = req.entry;
         shared
             .security
-            .grant(&e.user, e.resource.clone(), e.operations)?;
+            .grant(session.principal(), &e.user, e.resource.clone(), e.operations)?;
         tracing::info!(user = %e.user, resource = %e.resource, operations = %e.operations, by = session.user(), "granted");
         Ok(GrantAclResponse)
     })
@@ -74,7 +119,9 @@ pub(crate) async fn revoke_acl(
 ) -> Result<RevokeAclResponse, Failure> {
     blocking(move || {
         let e = req.entry;
-        shared.security.revoke(&e.user, &e.resource, e.operations)?;
+        shared
+            .security
+            .revoke(session.principal(), &e.user, &e.resource, e.operations)?;
         tracing::info!(user = %e.user, resource = %e.resource, operations = %e.operations, by = session.user(), "revoked");
         Ok(RevokeAclResponse)
     })
@@ -96,7 +143,9 @@ pub(crate) async fn create_token(
     req: CreateTokenRequest,
 ) -> Result<CreateTokenResponse, Failure> {
     blocking(move || {
-        let (token_id, token) = shared.security.create_token(&req.user)?;
+        let (token_id, token) = shared
+            .security
+            .create_token(session.principal(), &req.user)?;
         tracing::info!(user = %req.user, token_id, by = session.user(), "token created");
         Ok(CreateTokenResponse {
             token_id,
@@ -112,7 +161,7 @@ pub(crate) async fn revoke_token(
     req: RevokeTokenRequest,
 ) -> Result<RevokeTokenResponse, Failure> {
     blocking(move || {
-        shared.security.revoke_token(&req.user, &req.token_id)?;
+        shared.security.revoke_token(session.principal(), &req.user, &req.token_id)?;
         tracing::info!(user = %req.user, token_id = %req.token_id, by = session.user(), "token revoked");
         Ok(RevokeTokenResponse)
     })
