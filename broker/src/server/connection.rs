@@ -160,8 +160,11 @@ pub(crate) async fn serve<R, W>(
         };
         let correlation_id = frame.correlation_id;
         let Some(current) = &session else {
+            // Waiting for a password-check slot ends at the deadline with
+            // a "too many logins" answer; a check that started before it
+            // may finish and be answered, within HANDSHAKE_ANSWER_GRACE.
             let checked = tokio::time::timeout_at(
-                handshake_deadline,
+                handshake_deadline + HANDSHAKE_ANSWER_GRACE,
                 handshake(&shared, &frame, peer, handshake_deadline),
             )
             .await;
@@ -776,6 +779,11 @@ async fn run_produces(
 /// write buffer: one copy less per fetched byte, and the write buffer never
 /// grows to (and keeps) the size of the largest fetch.
 const DIRECT_WRITE_BYTES_MIN: usize = 64 * 1024;
+
+/// How long past `handshake_timeout_ms` a password check that started in
+/// time may run before the connection is closed unanswered (one argon2 run
+/// takes tens of milliseconds).
+const HANDSHAKE_ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 /// How long closing a connection's write side may take once every response
 /// is written: time for a TLS close_notify (and the TCP FIN), not for a
