@@ -74,6 +74,22 @@ fn ops(list: &str) -> Operations {
     Operations::parse(list).expect("valid operations")
 }
 
+/// Adds a non-admin user `name` with password `{name}-pw` and the given
+/// grants (resource, comma-separated operations).
+async fn add_user(admin: &Client, name: &str, grants: &[(ResourcePattern, &str)]) {
+    let security = admin.security();
+    security
+        .put_user(name, format!("{name}-pw"), false)
+        .await
+        .unwrap();
+    for (resource, list) in grants {
+        security
+            .grant(name, resource.clone(), ops(list))
+            .await
+            .unwrap();
+    }
+}
+
 fn one_partition() -> TopicConfig {
     TopicConfig {
         partitions: 1,
@@ -168,11 +184,7 @@ async fn grants_decide_per_topic_and_by_prefix() {
             .unwrap();
     }
     let security = admin.security();
-    security.put_user("alice", "alice-pw", false).await.unwrap();
-    security
-        .grant("alice", topic("orders"), ops("produce"))
-        .await
-        .unwrap();
+    add_user(&admin, "alice", &[(topic("orders"), "produce")]).await;
     let logs = ResourcePattern {
         prefix: true,
         ..topic("logs.")
@@ -250,11 +262,7 @@ async fn consuming_in_a_group_needs_a_group_grant() {
         .await
         .unwrap();
     let security = admin.security();
-    security.put_user("bob", "bob-pw", false).await.unwrap();
-    security
-        .grant("bob", topic("orders"), ops("consume"))
-        .await
-        .unwrap();
+    add_user(&admin, "bob", &[(topic("orders"), "consume")]).await;
     let bob = connect(config(addr).password("bob", "bob-pw"))
         .await
         .unwrap();
@@ -293,11 +301,7 @@ async fn only_admins_manage_users_and_state_survives_a_restart() {
         .await
         .unwrap();
     let security = admin.security();
-    security.put_user("carol", "carol-pw", false).await.unwrap();
-    security
-        .grant("carol", topic("orders"), ops("produce"))
-        .await
-        .unwrap();
+    add_user(&admin, "carol", &[(topic("orders"), "produce")]).await;
     let (_, token) = security.create_token("carol").await.unwrap();
 
     let carol = connect(config(addr).password("carol", "carol-pw"))
@@ -670,11 +674,7 @@ async fn a_consumer_whose_grant_is_revoked_gets_not_authorized() {
         .await
         .unwrap();
     let security = admin.security();
-    security.put_user("finn", "finn-pw", false).await.unwrap();
-    security
-        .grant("finn", topic("feed"), ops("consume"))
-        .await
-        .unwrap();
+    add_user(&admin, "finn", &[(topic("feed"), "consume")]).await;
     let finn = connect(config(addr).password("finn", "finn-pw"))
         .await
         .unwrap();
@@ -910,11 +910,7 @@ async fn a_long_poll_that_outlives_its_session_hands_out_nothing() {
         .await
         .unwrap();
     let security = admin.security();
-    security.put_user("hal", "hal-pw", false).await.unwrap();
-    security
-        .grant("hal", topic("feed"), ops("consume"))
-        .await
-        .unwrap();
+    add_user(&admin, "hal", &[(topic("feed"), "consume")]).await;
     let mut hal = raw_as(addr, pw("hal", "hal-pw")).await;
     let poll = tokio::spawn(async move {
         hal.call(FetchRequest {
