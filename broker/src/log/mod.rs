@@ -8,7 +8,8 @@
 //! the base offset, which the CRC does not cover.
 //!
 //! - [`partition`]: `PartitionLog`, group commit (one committer per log at a
-//!   time, answering tickets), reads.
+//!   time, answering tickets), reads. `linger`: when the committer waits
+//!   for more appends before writing a group.
 //! - [`segment`], [`index`], [`mmap`]: one segment's files; all `unsafe`
 //!   memory-map code is in `mmap` with its safety contract.
 //! - [`recovery`]: clean-shutdown marker, tail scan and truncation, index
@@ -27,6 +28,7 @@ pub mod durability;
 pub mod error;
 mod faults;
 mod index;
+mod linger;
 mod mmap;
 pub mod partition;
 mod producers;

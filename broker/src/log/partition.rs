@@ -7,7 +7,8 @@
 //! `fdatasync` for the group (under `Durability::Always`), publishes the new
 //! visible end and sends every ticket its result (group commit); appends that
 //! arrived during that sync form the next group (after at most a short
-//! linger, see [`GROUP_LINGER_MAX`]). The submit that finds no committer
+//! linger, see [`GROUP_LINGER_MAX`], skipped while lingers keep running
+//! out, see `log::linger`). The submit that finds no committer
 //! running gets the one [`Committer`] token in its ticket and must run it:
 //! [`drive`](PartitionLog::drive) loops until the queue is empty (what
 //! [`wait`](PartitionLog::wait) does on the calling thread);
@@ -50,6 +51,7 @@ use tokio::sync::{oneshot, watch};
 use super::durability::Durability;
 use super::error::LogError;
 use super::index::IndexEntry;
+use super::linger::LingerBackoff;
 use super::producers::{self, ProducerStates};
 use super::recovery::{self, CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 use super::retention::{self, SegmentStats};
@@ -127,6 +129,8 @@ struct Queue {
     linger_budget: Duration,
     /// The committer is waiting on `linger_cv` for more appends.
     lingering: bool,
+    /// Whether lingering has paid off lately (see `linger`).
+    linger_backoff: LingerBackoff,
     /// A committer left by a synchronous [`PartitionLog::wait`] whose own
     /// append is done, for a synchronous waiter to take over (set only while
     /// one waits, so asynchronous tickets are never left without one).
@@ -502,9 +506,13 @@ impl PartitionLog {
 
     /// Waits (briefly, see [`GROUP_LINGER_MAX`]) until as many appends are
     /// queued as took part in the last commit cycle. Never waits with a
-    /// single appender or outside `Durability::Always`.
+    /// single appender or outside `Durability::Always`, nor while lingering
+    /// keeps running out (an open-loop stream, see [`LingerBackoff`]).
     fn linger<'a>(&self, mut q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
         if q.linger_target <= 1 || q.linger_budget.is_zero() || q.pending.len() >= q.linger_target {
+            return q;
+        }
+        if !q.linger_backoff.may_linger() {
             return q;
         }
         let deadline = Instant::now() + q.linger_budget;
@@ -520,6 +528,8 @@ impl PartitionLog {
                 .map_or_else(|e| e.into_inner().0, |r| r.0);
         }
         q.lingering = false;
+        let gathered = q.pending.len() >= q.linger_target;
+        q.linger_backoff.record(gathered);
         q
     }
 
