@@ -88,6 +88,18 @@ async fn metrics_endpoint_figures_move_after_producing() {
         sample(&after, "skiff_fetch_latency_seconds_count") >= 1.0,
         "{after}"
     );
+    // Each fetch read is counted by where it ran (page cache on the
+    // network thread, or the blocking pool); which one is the kernel's call.
+    let fetch_reads = |path: &str| {
+        sample(
+            &after,
+            &format!("skiff_fetch_reads_total{{path=\"{path}\"}}"),
+        )
+    };
+    assert!(
+        fetch_reads("inline") + fetch_reads("blocking") >= 1.0,
+        "{after}"
+    );
     assert!(
         sample(&after, "skiff_fsync_seconds_count") >= 1.0,
         "{after}"

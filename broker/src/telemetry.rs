@@ -62,6 +62,9 @@ pub mod names {
     pub const PRODUCE_LATENCY: &str = "skiff_produce_latency_seconds";
     /// Histogram: fetch request latency (long-poll wait included), seconds.
     pub const FETCH_LATENCY: &str = "skiff_fetch_latency_seconds";
+    /// Counter, label `path` (`inline`: from the page cache on the async
+    /// worker; `blocking`: on the blocking pool): log reads done for fetches.
+    pub const FETCH_READS: &str = "skiff_fetch_reads_total";
     /// Histogram: fdatasync duration on the append path, seconds.
     pub const FSYNC_LATENCY: &str = "skiff_fsync_seconds";
     /// Histogram: batches made durable by one fdatasync (group commit).

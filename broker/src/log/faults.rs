@@ -1,7 +1,8 @@
 //! Storage fault injection for the log's own tests: the append path calls
 //! [`on_write`] before writing a commit group and [`on_sync`] before its
-//! fdatasync, every directory fsync calls [`on_dir_sync`] first, and every successful fdatasync of a segment reports the length
-//! it covered to [`on_synced`]. Outside `cfg(test)` all three do nothing and
+//! fdatasync, every directory fsync calls [`on_dir_sync`] first, every successful fdatasync of a segment reports the length
+//! it covered to [`on_synced`], and every cached-only (`RWF_NOWAIT`) read
+//! calls [`on_cached_read`] first. Outside `cfg(test)` they do nothing and
 //! compile away.
 //!
 //! In tests, a fault is armed per thread (a thread that appends through
@@ -37,6 +38,8 @@ thread_local! {
     static SYNC_FAULT: Cell<Option<(i32, u32)>> = const { Cell::new(None) };
     /// (OS error, calls to let pass first): one directory fsync fails.
     static DIR_SYNC_FAULT: Cell<Option<(i32, u32)>> = const { Cell::new(None) };
+    /// (OS error, calls left): cached-only reads that find nothing cached.
+    static CACHED_READ_FAULT: Cell<Option<(i32, u32)>> = const { Cell::new(None) };
     /// (reached, release): the next sync announces itself and waits.
     static SYNC_STALL: std::cell::RefCell<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>> =
         const { std::cell::RefCell::new(None) };
@@ -100,6 +103,15 @@ pub(crate) fn on_dir_sync() -> io::Result<()> {
     Ok(())
 }
 
+/// Called before each cached-only (`RWF_NOWAIT`) read of segment data; an
+/// error makes the read report that it would block (nothing cached).
+#[inline]
+pub(crate) fn on_cached_read() -> io::Result<()> {
+    #[cfg(test)]
+    take(&CACHED_READ_FAULT)?;
+    Ok(())
+}
+
 /// Called after an fdatasync of the segment at `path` succeeded with `len`
 /// bytes written: the disk holds at least those bytes.
 #[inline]
@@ -141,6 +153,21 @@ pub(crate) fn fail_writes(errno: i32, count: u32) {
 #[cfg(test)]
 pub(crate) fn fail_syncs(errno: i32, count: u32) {
     SYNC_FAULT.with(|c| c.set(Some((errno, count))));
+}
+
+/// The next `count` cached-only reads on this thread find nothing cached,
+/// as if the segment's pages had been evicted (deterministic, unlike
+/// `POSIX_FADV_DONTNEED`, which the kernel may ignore).
+#[cfg(test)]
+pub(crate) fn evict_cached_reads(count: u32) {
+    CACHED_READ_FAULT.with(|c| c.set(Some((libc::EAGAIN, count))));
+}
+
+/// How many cached-only reads on this thread [`evict_cached_reads`] still
+/// has to fail (0 once it failed all it was armed for, or was never armed).
+#[cfg(test)]
+pub(crate) fn evicted_reads_left() -> u32 {
+    CACHED_READ_FAULT.with(|c| c.get().map_or(0, |(_, left)| left))
 }
 
 /// After `pass` directory fsyncs on this thread succeed, the next fails.
@@ -440,5 +467,46 @@ mod tests {
         assert_eq!(values(&log), stored);
         drop(log);
         assert_eq!(values(&open(dir.path())), stored, "after reopen too");
+    }
+
+    #[test]
+    fn evicted_pages_make_the_cached_read_none_and_read_still_serves_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = open(dir.path());
+        for tag in ["a", "b", "c"] {
+            log.append(batch(tag)).expect("append");
+        }
+        let want = log.read(1, 1 << 20).expect("read");
+        assert_eq!(
+            log.try_read_cached(1, 1 << 20, usize::MAX).expect("cached"),
+            Some(want.clone()),
+            "freshly written pages are cached"
+        );
+        // The first pread (the header walk) finds nothing cached.
+        evict_cached_reads(1);
+        assert_eq!(
+            log.try_read_cached(1, 1 << 20, usize::MAX).expect("cached"),
+            None
+        );
+        assert_eq!(evicted_reads_left(), 0, "the cached read asked the hook");
+        assert_eq!(log.read(1, 1 << 20).expect("read"), want);
+        // Errors that need no read of segment data come first: reading out of
+        // range is an error even when nothing is cached.
+        evict_cached_reads(1);
+        assert!(matches!(
+            log.try_read_cached(9, 1, usize::MAX),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(
+            log.try_read_cached(3, 1, usize::MAX).expect("at end"),
+            Some(Bytes::new())
+        );
+        assert_eq!(evicted_reads_left(), 1, "no segment data read");
+        evict_cached_reads(0);
+        // Blocking reads never consult it.
+        evict_cached_reads(5);
+        assert_eq!(log.read(1, 1 << 20).expect("read"), want);
+        assert_eq!(evicted_reads_left(), 5);
+        evict_cached_reads(0);
     }
 }

@@ -1,5 +1,5 @@
 //! Every memory map of the log lives here (index files only; segment data is
-//! read with `pread`).
+//! read with `pread` or `preadv2`).
 //!
 //! # Safety
 //!

@@ -11,7 +11,9 @@
 //!   time, answering tickets), reads. `linger`: when the committer waits
 //!   for more appends before writing a group.
 //! - [`segment`], [`index`], [`mmap`]: one segment's files; all `unsafe`
-//!   memory-map code is in `mmap` with its safety contract.
+//!   memory-map code is in `mmap` with its safety contract (the one other
+//!   `unsafe` of the log, the `preadv2` call of cached-only reads, is in
+//!   `segment`).
 //! - [`recovery`]: clean-shutdown marker, tail scan and truncation, index
 //!   rebuild. [`retention`]: which segments go.
 //! - [`durability`]: the fsync policy and what each mode can lose.
@@ -19,7 +21,8 @@
 //!   the commit critical section, rebuilt on open). `faults`: storage fault
 //!   injection hooks for the log's own tests.
 //!
-//! Every method but `PartitionLog::submit` and `AppendTicket::outcome` does
+//! Every method but `PartitionLog::submit`, `PartitionLog::try_read_cached`
+//! (page cache only, `RWF_NOWAIT`) and `AppendTicket::outcome` does
 //! blocking disk I/O: the server calls them inside
 //! `tokio::task::spawn_blocking`, never on an async worker thread. One broker
 //! process owns a partition directory at a time.
@@ -27,6 +30,8 @@
 pub mod durability;
 pub mod error;
 mod faults;
+#[cfg(test)]
+pub(crate) use faults::{evict_cached_reads, evicted_reads_left};
 mod index;
 mod linger;
 mod mmap;

@@ -55,7 +55,7 @@ use super::linger::LingerBackoff;
 use super::producers::{self, ProducerStates};
 use super::recovery::{self, CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 use super::retention::{self, SegmentStats};
-use super::segment::{Segment, read_lock, write_lock};
+use super::segment::{ReadMode, Segment, is_would_block, read_lock, write_lock};
 use super::{LogConfig, sync_dir};
 
 /// Where an appended batch landed.
@@ -753,6 +753,31 @@ impl PartitionLog {
     /// batch returned passed its length, CRC and offset check; bad data is
     /// `Corrupt`, never returned.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Bytes, LogError> {
+        self.read_in(offset, max_bytes, ReadMode::Blocking)
+    }
+
+    /// [`read`](Self::read) for a caller that must not wait for the disk (an
+    /// async worker thread): the same bytes and errors, or `Ok(None)` when
+    /// a byte it needs is not in the page cache or the read would copy more
+    /// than `bytes_max` bytes; the caller then uses `read` where blocking is
+    /// fine. Every read of segment data is `preadv2` with `RWF_NOWAIT`
+    /// (Linux with glibc; elsewhere this is always `Ok(None)`). It still
+    /// takes the log's short-held locks and reads the memory-mapped index,
+    /// like `read`.
+    pub fn try_read_cached(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        bytes_max: usize,
+    ) -> Result<Option<Bytes>, LogError> {
+        match self.read_in(offset, max_bytes, ReadMode::CachedOnly { bytes_max }) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(LogError::Io { source, .. }) if is_would_block(&source) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read_in(&self, offset: u64, max_bytes: usize, mode: ReadMode) -> Result<Bytes, LogError> {
         let start = self.log_start_offset();
         let end = self.log_end_offset();
         if offset < start || offset > end {
@@ -792,7 +817,7 @@ impl PartitionLog {
                 None => return Ok(Bytes::new()),
             }
         }
-        seg.read(offset, max_bytes)
+        seg.read(offset, max_bytes, mode)
     }
 
     /// The offset of the first record (in offset order) whose timestamp is at

@@ -8,8 +8,9 @@
 //!   the writer moves forward only after the bytes are durable per the
 //!   configured `Durability`; bytes past them may be in flight or rolled back.
 //! - The file is opened in append mode; only the partition's writer (holding
-//!   the writer lock) writes or truncates it. Reads use `pread` and never
-//!   move a cursor, so they run concurrently with the writer.
+//!   the writer lock) writes or truncates it. Reads use `pread` (or, for
+//!   `ReadMode::CachedOnly`, `preadv2` with `RWF_NOWAIT`) and never move a
+//!   cursor, so they run concurrently with the writer.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -76,6 +77,99 @@ pub(crate) fn open_log_file(path: &Path, create_new: bool) -> io::Result<File> {
         o.create_new(true);
     }
     o.open(path)
+}
+
+/// Whether a read may wait for the disk. Every read of segment data goes
+/// through [`read_exact_at`] with one of these, so a read from the page cache
+/// only runs the same code (and checks) as a blocking one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadMode {
+    /// `pread`: waits for the disk when the bytes are not cached.
+    Blocking,
+    /// `preadv2(RWF_NOWAIT)`: only bytes already in the page cache, and a
+    /// [`Segment::read`] of at most `bytes_max` bytes. A read that would
+    /// wait for the disk, or copy more, fails with [`would_block`] instead.
+    /// Where `RWF_NOWAIT` does not exist (non-Linux, non-glibc targets)
+    /// every such read fails that way.
+    CachedOnly {
+        /// Most bytes a `Segment::read` copies and checks.
+        bytes_max: usize,
+    },
+}
+
+/// The error of a [`ReadMode::CachedOnly`] read that would have waited for
+/// the disk (or copied more than it may).
+fn would_block() -> io::Error {
+    io::Error::new(io::ErrorKind::WouldBlock, "a cached-only read would block")
+}
+
+/// Whether `e` is [`would_block`] (only [`ReadMode::CachedOnly`] reads make
+/// it: a `pread` of a regular file never fails with `EAGAIN`).
+pub(crate) fn is_would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// Fills `buf` from byte `pos` of `file` like `FileExt::read_exact_at`
+/// (a file that ends first is `UnexpectedEof`), waiting for the disk or not
+/// per `mode`.
+fn read_exact_at(file: &File, buf: &mut [u8], pos: u64, mode: ReadMode) -> io::Result<()> {
+    match mode {
+        ReadMode::Blocking => file.read_exact_at(buf, pos),
+        ReadMode::CachedOnly { .. } => {
+            super::faults::on_cached_read().map_err(|_| would_block())?;
+            read_exact_at_cached(file, buf, pos)
+        }
+    }
+}
+
+/// `read_exact_at` with `preadv2(RWF_NOWAIT)`. Such a read may return fewer
+/// bytes than asked when only some of the pages are cached, so a short read
+/// is followed by another at the first missing byte: that one fails with
+/// `EAGAIN` (not cached) or returns 0 (the file really ends there, which is
+/// `UnexpectedEof` as for `pread`). `EOPNOTSUPP` (a filesystem without
+/// `RWF_NOWAIT`) and `ENOSYS` (a kernel without `preadv2`) count as not
+/// cached too: the caller then reads the blocking way. (A read that finds
+/// pages missing still starts the kernel's readahead for them, so that
+/// blocking read often finds its I/O under way.)
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn read_exact_at_cached(file: &File, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    while !buf.is_empty() {
+        let offset = libc::off_t::try_from(pos)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "read position too large"))?;
+        let iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: `iov` describes `buf`, which is valid for writes of
+        // `buf.len()` bytes and not otherwise borrowed during the call; the
+        // descriptor is `file`'s, open for as long as `file` is borrowed.
+        let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+        match usize::try_from(n) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                pos += n as u64;
+            }
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => {}
+                    Some(libc::EAGAIN | libc::EOPNOTSUPP | libc::ENOSYS) => {
+                        return Err(would_block());
+                    }
+                    _ => return Err(e),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Without `RWF_NOWAIT` nothing is known to be cached.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn read_exact_at_cached(_file: &File, _buf: &mut [u8], _pos: u64) -> io::Result<()> {
+    Err(would_block())
 }
 
 /// A segment of the partition log.
@@ -157,9 +251,10 @@ pub(crate) struct ScanOutcome {
 }
 
 /// Reads a file through one reusable buffer, refilling it with large
-/// sequential `pread`s.
+/// sequential reads in its [`ReadMode`].
 struct ChunkReader<'a> {
     file: &'a File,
+    mode: ReadMode,
     limit: u64,
     chunk: usize,
     buf: Vec<u8>,
@@ -167,9 +262,10 @@ struct ChunkReader<'a> {
 }
 
 impl<'a> ChunkReader<'a> {
-    fn new(file: &'a File, limit: u64, chunk: usize) -> Self {
+    fn new(file: &'a File, mode: ReadMode, limit: u64, chunk: usize) -> Self {
         ChunkReader {
             file,
+            mode,
             limit,
             chunk,
             buf: Vec::new(),
@@ -189,7 +285,7 @@ impl<'a> ChunkReader<'a> {
             let n = (len.max(self.chunk) as u64).min(self.limit - pos) as usize;
             self.buf.clear();
             self.buf.resize(n, 0);
-            match self.file.read_exact_at(&mut self.buf, pos) {
+            match read_exact_at(self.file, &mut self.buf, pos, self.mode) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     self.buf.clear();
@@ -232,7 +328,7 @@ pub(crate) fn scan(
     from: ScanState,
     index_interval_bytes: u64,
 ) -> io::Result<ScanOutcome> {
-    let mut reader = ChunkReader::new(file, file_len, SCAN_CHUNK_BYTES);
+    let mut reader = ChunkReader::new(file, ReadMode::Blocking, file_len, SCAN_CHUNK_BYTES);
     let mut st = from;
     let mut entries = Vec::new();
     let mut stopped = None;
@@ -421,10 +517,10 @@ impl Segment {
 
     /// Finds the visible batch holding `offset`: its position and header.
     /// Walks headers from the index entry, checking offset continuity.
-    fn locate(&self, offset: u64) -> Result<Option<(u64, BatchHeader)>, LogError> {
+    fn locate(&self, offset: u64, mode: ReadMode) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let rel = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
         let entry = read_lock(&self.index).floor_offset(rel);
-        self.scan_headers(entry, |h| h.last_offset() >= offset)
+        self.scan_headers(entry, mode, |h| h.last_offset() >= offset)
     }
 
     /// Walks visible batch headers from an index entry (or the segment
@@ -439,11 +535,12 @@ impl Segment {
     fn scan_headers(
         &self,
         entry: Option<IndexEntry>,
+        mode: ReadMode,
         wanted: impl Fn(&BatchHeader) -> bool,
     ) -> Result<Option<(u64, BatchHeader)>, LogError> {
-        match self.scan_headers_from(entry, &wanted) {
+        match self.scan_headers_from(entry, mode, &wanted) {
             Err(LogError::Corrupt { position, .. }) if entry.is_some() => {
-                let found = self.scan_headers_from(None, &wanted)?;
+                let found = self.scan_headers_from(None, mode, &wanted)?;
                 tracing::warn!(
                     segment = %self.log_path.display(),
                     ?entry,
@@ -459,6 +556,7 @@ impl Segment {
     fn scan_headers_from(
         &self,
         entry: Option<IndexEntry>,
+        mode: ReadMode,
         wanted: &impl Fn(&BatchHeader) -> bool,
     ) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let limit = self.visible_bytes();
@@ -468,7 +566,7 @@ impl Segment {
                 self.base_offset + u64::from(e.rel_offset),
             )
         });
-        let mut reader = ChunkReader::new(&self.file, limit, LOCATE_CHUNK_BYTES);
+        let mut reader = ChunkReader::new(&self.file, mode, limit, LOCATE_CHUNK_BYTES);
         while pos < limit {
             let hb = reader
                 .get(pos, BATCH_HEADER_BYTES)
@@ -490,10 +588,17 @@ impl Segment {
 
     /// Whole visible batches starting with the one holding `offset`: at most
     /// `max_bytes`, but always the first batch whole. Every batch is checked
-    /// (length, CRC, offset) before it is returned.
-    pub(crate) fn read(&self, offset: u64, max_bytes: usize) -> Result<Bytes, LogError> {
+    /// (length, CRC, offset) before it is returned. In
+    /// [`ReadMode::CachedOnly`], a read that would wait for the disk or copy
+    /// more than its `bytes_max` is an `Io` error that [`is_would_block`].
+    pub(crate) fn read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        mode: ReadMode,
+    ) -> Result<Bytes, LogError> {
         let limit = self.visible_bytes();
-        let Some((pos, first)) = self.locate(offset)? else {
+        let Some((pos, first)) = self.locate(offset, mode)? else {
             return Ok(Bytes::new());
         };
         let first_total = first.total_bytes() as u64;
@@ -501,8 +606,13 @@ impl Segment {
         if want < first_total {
             return Err(self.corrupt(pos));
         }
+        if let ReadMode::CachedOnly { bytes_max } = mode
+            && want > bytes_max as u64
+        {
+            return Err(LogError::io("read", &self.log_path, would_block()));
+        }
         let mut buf = vec![0u8; want as usize];
-        match self.file.read_exact_at(&mut buf, pos) {
+        match read_exact_at(&self.file, &mut buf, pos, mode) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(self.corrupt(pos)),
             Err(e) => return Err(LogError::io("read", &self.log_path, e)),
@@ -543,7 +653,9 @@ impl Segment {
     pub(crate) fn find_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, LogError> {
         let entry = read_lock(&self.index).floor_time(timestamp_ms);
         Ok(self
-            .scan_headers(entry, |h| h.max_timestamp_ms >= timestamp_ms)?
+            .scan_headers(entry, ReadMode::Blocking, |h| {
+                h.max_timestamp_ms >= timestamp_ms
+            })?
             .map(|(_, h)| h.base_offset))
     }
 }
