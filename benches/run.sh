@@ -5,7 +5,9 @@
 # Builds release, starts skiffd on a temp dir (--listen 127.0.0.1:0), runs
 # each scenario RUNS times (median of msgs/s and of each latency figure),
 # measures the disk with dd ... conv=fdatasync, samples the broker's RSS
-# (idle after start, peak = VmHWM at the end) and prints one table.
+# (idle after start, peak = VmHWM at the end) and prints one table, with the
+# CPU steal (the host running something else on this VM's CPUs) measured
+# over each scenario's runs.
 #
 # Knobs (environment): RUNS (3), MESSAGES (2000000), KIB_MESSAGES (messages
 # for the 1 KiB scenario, 2000000), E2E_SECONDS (10), DD_MB (2048),
@@ -57,6 +59,15 @@ rss_kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 # median of numbers on stdin
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# "total steal" CPU ticks so far (all CPUs, from /proc/stat). Steal is time
+# this VM's CPUs were ready to run but the host ran something else: when it
+# is high, latency figures measure the host, not skiff.
+cpu_ticks() {
+    local _cpu user nice sys idle iowait irq softirq steal _rest
+    read -r _cpu user nice sys idle iowait irq softirq steal _rest </proc/stat
+    echo "$((user + nice + sys + idle + iowait + irq + softirq + steal)) $steal"
+}
+
 ROWS=()
 # scenario LABEL TARGET JQ_FIELD ARGS... : runs RUNS times on $BROKER_ADDR
 # (topic name gets the run number, except for consume which reads one topic)
@@ -65,15 +76,20 @@ scenario() {
     shift 3
     local out=$BENCH_DIR/$(echo "$label" | tr -c 'a-zA-Z0-9' _)
     : >"$out"
+    local before after
+    before=$(cpu_ticks)
     for run in $(seq "$RUNS"); do
         "$SKIFF" --broker "$BROKER_ADDR" bench "${@//RUN/$run}" --json >>"$out"
     done
+    after=$(cpu_ticks)
+    local steal
+    steal=$(echo "$before $after" | awk '{ t = $3 - $1; printf "%.0f", t ? 100 * ($4 - $2) / t : 0 }')
     local value
     value=$(jq -r "$field" "$out" | median | awk '{ if ($1 >= 1000) printf "%.0f", $1; else printf "%.1f", $1 }')
     local p99 p999
     p99=$(jq -r '.latency_ms.p99' "$out" | median)
     p999=$(jq -r '.latency_ms.p99_9' "$out" | median)
-    ROWS+=("$(printf '%-44s | %14s | %12s | %8s | %8s' "$label" "$value" "$target" "$p99" "$p999")")
+    ROWS+=("$(printf '%-44s | %14s | %12s | %8s | %8s | %7s' "$label" "$value" "$target" "$p99" "$p999" "$steal")")
 }
 
 echo "measuring disk: dd ${DD_MB} MiB with conv=fdatasync" >&2
@@ -106,8 +122,8 @@ kill "$BROKER_PID"
 
 echo
 echo "skiff benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -sr); median of $RUNS runs"
-printf '%-44s | %14s | %12s | %8s | %8s\n' "scenario" "measured" "target" "p99 ms" "p99.9 ms"
-printf '%s\n' "$(printf '%.0s-' $(seq 98))"
+printf '%-44s | %14s | %12s | %8s | %8s | %7s\n' "scenario" "measured" "target" "p99 ms" "p99.9 ms" "steal %"
+printf '%s\n' "$(printf '%.0s-' $(seq 108))"
 for row in "${ROWS[@]}"; do echo "$row"; done
 printf '%-44s | %14s | %12s\n' "disk: dd ${DD_MB} MiB conv=fdatasync (MB/s)" "$DD_MBPS" ""
 printf '%-44s | %14s | %12s\n' "broker RSS idle (kB)" "$IDLE_KB" "<= 16384"

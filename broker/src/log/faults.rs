@@ -469,6 +469,8 @@ mod tests {
         assert_eq!(values(&open(dir.path())), stored, "after reopen too");
     }
 
+    /// Needs `RWF_NOWAIT` (without it every cached read is None).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn evicted_pages_make_the_cached_read_none_and_read_still_serves_them() {
         let dir = tempfile::tempdir().expect("tempdir");

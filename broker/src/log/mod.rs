@@ -22,7 +22,8 @@
 //!   injection hooks for the log's own tests.
 //!
 //! Every method but `PartitionLog::submit`, `PartitionLog::try_read_cached`
-//! (page cache only, `RWF_NOWAIT`) and `AppendTicket::outcome` does
+//! (page cache only, `RWF_NOWAIT`, the newest segment only, never waiting
+//! for a lock held across I/O) and `AppendTicket::outcome` does
 //! blocking disk I/O: the server calls them inside
 //! `tokio::task::spawn_blocking`, never on an async worker thread. One broker
 //! process owns a partition directory at a time.

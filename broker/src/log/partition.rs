@@ -55,7 +55,7 @@ use super::linger::LingerBackoff;
 use super::producers::{self, ProducerStates};
 use super::recovery::{self, CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 use super::retention::{self, SegmentStats};
-use super::segment::{ReadMode, Segment, is_would_block, read_lock, write_lock};
+use super::segment::{ReadMode, Segment, is_would_block, read_lock, would_block, write_lock};
 use super::{LogConfig, sync_dir};
 
 /// Where an appended batch landed.
@@ -760,10 +760,14 @@ impl PartitionLog {
     /// async worker thread): the same bytes and errors, or `Ok(None)` when
     /// a byte it needs is not in the page cache or the read would copy more
     /// than `bytes_max` bytes; the caller then uses `read` where blocking is
-    /// fine. Every read of segment data is `preadv2` with `RWF_NOWAIT`
-    /// (Linux with glibc; elsewhere this is always `Ok(None)`). It still
-    /// takes the log's short-held locks and reads the memory-mapped index,
-    /// like `read`.
+    /// fine. Only the newest segment is read this way (a tail read; older
+    /// segments' memory-mapped indexes may be paged out): an offset in an
+    /// older one is `Ok(None)`, as is an index lock held by a roll. Every
+    /// read of segment data is `preadv2` with `RWF_NOWAIT` (Linux with glibc;
+    /// elsewhere this is always `Ok(None)`), and the header walk from the
+    /// index entry reads at most `bytes_max` too. It still takes the log's
+    /// short-held locks and reads the newest segment's memory-mapped index
+    /// (written by this process, so resident unless memory is short).
     pub fn try_read_cached(
         &self,
         offset: u64,
@@ -817,7 +821,21 @@ impl PartitionLog {
                 None => return Ok(Bytes::new()),
             }
         }
+        if matches!(mode, ReadMode::CachedOnly { .. }) && !self.is_newest(&seg) {
+            // Older segments' memory-mapped indexes may be paged out, and
+            // a page fault would block: only tail reads are served inline.
+            return Err(LogError::io("read", &seg.log_path, would_block()));
+        }
         seg.read(offset, max_bytes, mode)
+    }
+
+    /// Whether `seg` is the newest segment (the active one, or the one a
+    /// roll in progress is sealing).
+    fn is_newest(&self, seg: &Segment) -> bool {
+        read_lock(&self.segments)
+            .keys()
+            .next_back()
+            .is_some_and(|&base| base == seg.base_offset)
     }
 
     /// The offset of the first record (in offset order) whose timestamp is at

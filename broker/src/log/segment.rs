@@ -17,7 +17,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use bytes::Bytes;
 use skiff_protocol::batch::{self, BATCH_BYTES_MAX, BATCH_HEADER_BYTES, BatchHeader};
@@ -92,14 +92,15 @@ pub(crate) enum ReadMode {
     /// Where `RWF_NOWAIT` does not exist (non-Linux, non-glibc targets)
     /// every such read fails that way.
     CachedOnly {
-        /// Most bytes a `Segment::read` copies and checks.
+        /// Most bytes a `Segment::read` copies and checks, and separately
+        /// most bytes its walk over batch headers reads.
         bytes_max: usize,
     },
 }
 
 /// The error of a [`ReadMode::CachedOnly`] read that would have waited for
 /// the disk (or copied more than it may).
-fn would_block() -> io::Error {
+pub(crate) fn would_block() -> io::Error {
     io::Error::new(io::ErrorKind::WouldBlock, "a cached-only read would block")
 }
 
@@ -128,15 +129,13 @@ fn read_exact_at(file: &File, buf: &mut [u8], pos: u64, mode: ReadMode) -> io::R
 /// `EAGAIN` (not cached) or returns 0 (the file really ends there, which is
 /// `UnexpectedEof` as for `pread`). `EOPNOTSUPP` (a filesystem without
 /// `RWF_NOWAIT`) and `ENOSYS` (a kernel without `preadv2`) count as not
-/// cached too: the caller then reads the blocking way. (A read that finds
-/// pages missing still starts the kernel's readahead for them, so that
-/// blocking read often finds its I/O under way.)
+/// cached too: the caller then reads the blocking way.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn read_exact_at_cached(file: &File, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     while !buf.is_empty() {
-        let offset = libc::off_t::try_from(pos)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "read position too large"))?;
+        // A position `off_t` cannot hold (32-bit targets) is left to `pread64`.
+        let offset = libc::off_t::try_from(pos).map_err(|_| would_block())?;
         let iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
@@ -259,6 +258,9 @@ struct ChunkReader<'a> {
     chunk: usize,
     buf: Vec<u8>,
     start: u64,
+    /// Bytes read so far: a [`ReadMode::CachedOnly`] walk may read at most
+    /// its `bytes_max`.
+    read_bytes: usize,
 }
 
 impl<'a> ChunkReader<'a> {
@@ -270,6 +272,7 @@ impl<'a> ChunkReader<'a> {
             chunk,
             buf: Vec::new(),
             start: 0,
+            read_bytes: 0,
         }
     }
 
@@ -282,7 +285,16 @@ impl<'a> ChunkReader<'a> {
         }
         let have = pos >= self.start && pos + len as u64 <= self.start + self.buf.len() as u64;
         if !have {
-            let n = (len.max(self.chunk) as u64).min(self.limit - pos) as usize;
+            let mut n = (len.max(self.chunk) as u64).min(self.limit - pos) as usize;
+            if let ReadMode::CachedOnly { bytes_max } = self.mode {
+                // Chunks shrink to what is left of the budget.
+                let left = bytes_max.saturating_sub(self.read_bytes);
+                if len > left {
+                    return Err(would_block());
+                }
+                n = n.min(left);
+            }
+            self.read_bytes += n;
             self.buf.clear();
             self.buf.resize(n, 0);
             match read_exact_at(self.file, &mut self.buf, pos, self.mode) {
@@ -517,9 +529,20 @@ impl Segment {
 
     /// Finds the visible batch holding `offset`: its position and header.
     /// Walks headers from the index entry, checking offset continuity.
+    /// A cached-only read does not wait for the index lock either: a roll
+    /// holds it while it seals the index (msync and fsyncs).
     fn locate(&self, offset: u64, mode: ReadMode) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let rel = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
-        let entry = read_lock(&self.index).floor_offset(rel);
+        let entry = match mode {
+            ReadMode::Blocking => read_lock(&self.index).floor_offset(rel),
+            ReadMode::CachedOnly { .. } => match self.index.try_read() {
+                Ok(index) => index.floor_offset(rel),
+                Err(TryLockError::Poisoned(e)) => e.into_inner().floor_offset(rel),
+                Err(TryLockError::WouldBlock) => {
+                    return Err(LogError::io("read index", &self.log_path, would_block()));
+                }
+            },
+        };
         self.scan_headers(entry, mode, |h| h.last_offset() >= offset)
     }
 
