@@ -208,6 +208,42 @@ fn commit_group_commits_the_queue_and_gives_the_committer_up_when_empty() {
     assert_eq!(log.log_end_offset(), 6);
 }
 
+/// An open-loop pattern: a group of 4, then a lone append that nobody
+/// joins, again and again. The committer lingers for the 4 it saw, in vain;
+/// after each linger that runs out it skips twice as many cycles before it
+/// tries again, so 40 lone appends linger about log2(40) times, not 40.
+#[test]
+fn lingers_that_run_out_back_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), small_config(Durability::Always));
+    let mut tag = 0;
+    let mut commit = |n: usize| {
+        let mut tickets: Vec<_> = (0..n)
+            .map(|_| {
+                tag += 1;
+                log.submit(batch(tag, 1, 30, 0)).expect("submit")
+            })
+            .collect();
+        let committer = tickets[0].take_committer().expect("idle queue");
+        assert!(log.commit_group(committer).is_none(), "one group");
+        for t in tickets {
+            log.wait(t).expect("append");
+        }
+    };
+    let rounds = 40;
+    for _ in 0..rounds {
+        commit(4);
+        commit(1);
+    }
+    let stats = log.stats();
+    assert_eq!(stats.groups, 2 * rounds);
+    assert!(
+        (1..=8).contains(&stats.lingers),
+        "{} lingers in {rounds} lone appends",
+        stats.lingers
+    );
+}
+
 #[test]
 fn offset_for_timestamp_finds_first_batch_at_or_after() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -210,6 +210,8 @@ pub struct LogStats {
     pub groups: u64,
     /// `fdatasync` calls on segment files.
     pub syncs: u64,
+    /// Commit cycles in which the committer lingered for more appends.
+    pub lingers: u64,
 }
 
 #[derive(Default)]
@@ -217,6 +219,7 @@ struct Counters {
     appends: AtomicU64,
     groups: AtomicU64,
     syncs: AtomicU64,
+    lingers: AtomicU64,
     /// Duration of the last append-path fdatasync, in nanoseconds.
     last_sync_ns: AtomicU64,
 }
@@ -515,6 +518,7 @@ impl PartitionLog {
         if !q.linger_backoff.may_linger() {
             return q;
         }
+        self.stats.lingers.fetch_add(1, Ordering::Relaxed);
         let deadline = Instant::now() + q.linger_budget;
         q.lingering = true;
         while q.pending.len() < q.linger_target {
@@ -1029,6 +1033,7 @@ impl PartitionLog {
             appends: self.stats.appends.load(Ordering::Relaxed),
             groups: self.stats.groups.load(Ordering::Relaxed),
             syncs: self.stats.syncs.load(Ordering::Relaxed),
+            lingers: self.stats.lingers.load(Ordering::Relaxed),
         }
     }
 
