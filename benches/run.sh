@@ -11,7 +11,8 @@
 #
 # Knobs (environment): RUNS (3), MESSAGES (2000000), KIB_MESSAGES (messages
 # for the 1 KiB scenario, 2000000), E2E_SECONDS (10), DD_MB (2048),
-# CARGO_TARGET_DIR (target), BENCH_DIR (a fresh temp dir).
+# CARGO_TARGET_DIR (target), BENCH_DIR (a fresh temp dir, deleted at exit;
+# a BENCH_DIR you give is kept, only what the script wrote in it is removed).
 set -euo pipefail
 
 RUNS=${RUNS:-3}
@@ -21,7 +22,13 @@ E2E_SECONDS=${E2E_SECONDS:-10}
 DD_MB=${DD_MB:-2048}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BENCH_DIR=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/skiff-bench.XXXXXX")}
+if [ -n "${BENCH_DIR:-}" ]; then
+    OWN_DIR=
+    mkdir -p "$BENCH_DIR"
+else
+    BENCH_DIR=$(mktemp -d "${TMPDIR:-/tmp}/skiff-bench.XXXXXX")
+    OWN_DIR=1
+fi
 command -v jq >/dev/null || { echo "run.sh needs jq" >&2; exit 1; }
 
 (cd "$ROOT" && cargo build --release -q -p skiff-broker -p skiff-cli)
@@ -30,9 +37,21 @@ SKIFF=$TARGET/release/skiff
 
 PIDS=()
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$BENCH_DIR"
+    for pid in "${PIDS[@]}"; do stop_broker "$pid"; done
+    if [ -n "$OWN_DIR" ]; then
+        rm -rf "$BENCH_DIR"
+    else
+        rm -rf "$BENCH_DIR"/always "$BENCH_DIR"/never "$BENCH_DIR"/dd "$BENCH_DIR"/results
+    fi
+}
+
+# stop_broker PID: SIGTERM (a graceful stop), then SIGKILL after 10 s.
+stop_broker() {
+    kill "$1" 2>/dev/null || return 0
+    (sleep 10 && kill -9 "$1" 2>/dev/null) &
+    local killer=$!
+    wait "$1" 2>/dev/null || true
+    kill "$killer" 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -74,7 +93,8 @@ ROWS=()
 scenario() {
     local label=$1 target=$2 field=$3
     shift 3
-    local out=$BENCH_DIR/$(echo "$label" | tr -c 'a-zA-Z0-9' _)
+    mkdir -p "$BENCH_DIR/results"
+    local out=$BENCH_DIR/results/$(echo "$label" | tr -c 'a-zA-Z0-9' _)
     : >"$out"
     local before after
     before=$(cpu_ticks)
@@ -118,15 +138,14 @@ scenario "e2e --rate 50000, always (p99/p99.9 ms)" "p99<=2 p999<=5" .msgs_per_s 
 scenario "8 producers x 8 partitions, always (msgs/s)" ">= 1 producer" .msgs_per_s \
     produce --topic p8-RUN --partitions 8 --producers 8 --messages "$MESSAGES" --size 100 --batch 1000
 PEAK_KB=$(rss_kb "$BROKER_PID" VmHWM)
-kill "$BROKER_PID"
-wait "$BROKER_PID" 2>/dev/null || true
+stop_broker "$BROKER_PID"
 # Same for the fsync-never broker: it starts with the first one's data gone.
-rm -rf "${BENCH_DIR:?}/always"
+rm -rf "$BENCH_DIR/always/data"
 
 start_broker never never
 scenario "produce 100 B, fsync never (msgs/s)" ">= 2500000" .msgs_per_s \
     produce --topic n100-RUN --messages "$MESSAGES" --size 100 --batch 1000
-kill "$BROKER_PID"
+stop_broker "$BROKER_PID"
 
 echo
 echo "skiff benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -sr); median of $RUNS runs"

@@ -130,7 +130,7 @@ fn cached_read_over_its_byte_budget_is_left_to_read() {
     let last = log.log_end_offset() - 1;
     let tail = log.read(last, 1 << 20).expect("read");
     assert_eq!(
-        log.try_read_cached(last, 1 << 20, 4 * 1024)
+        log.try_read_cached(last, 1 << 20, 8 * 1024)
             .expect("cached"),
         Some(tail),
         "at the tail only the visible bytes count"

@@ -530,7 +530,8 @@ impl Segment {
     /// Finds the visible batch holding `offset`: its position and header.
     /// Walks headers from the index entry, checking offset continuity.
     /// A cached-only read does not wait for the index lock either: a roll
-    /// holds it while it seals the index (msync and fsyncs).
+    /// holds it while it seals the index (msync and fsyncs), a commit
+    /// briefly while it adds entries; either way the read falls back.
     fn locate(&self, offset: u64, mode: ReadMode) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let rel = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
         let entry = match mode {
@@ -554,7 +555,9 @@ impl Segment {
     /// An index is only an accelerator: when the walk from an entry meets a
     /// bad header, the entry may be the stale one (loaded indexes are
     /// checked for order, not against every batch), so the walk is redone
-    /// from the segment start and only a failure there is `Corrupt`.
+    /// from the segment start and only a failure there is `Corrupt`. A
+    /// cached-only walk leaves that retry (and its warning) to a blocking
+    /// read, so it never reads more than its budget once.
     fn scan_headers(
         &self,
         entry: Option<IndexEntry>,
@@ -562,6 +565,11 @@ impl Segment {
         wanted: impl Fn(&BatchHeader) -> bool,
     ) -> Result<Option<(u64, BatchHeader)>, LogError> {
         match self.scan_headers_from(entry, mode, &wanted) {
+            Err(LogError::Corrupt { .. })
+                if entry.is_some() && matches!(mode, ReadMode::CachedOnly { .. }) =>
+            {
+                Err(LogError::io("read", &self.log_path, would_block()))
+            }
             Err(LogError::Corrupt { position, .. }) if entry.is_some() => {
                 let found = self.scan_headers_from(None, mode, &wanted)?;
                 tracing::warn!(
