@@ -701,6 +701,51 @@ async fn a_consumer_whose_grant_is_revoked_gets_not_authorized() {
     broker.shutdown().await.unwrap();
 }
 
+/// Password guessing across connections: after `auth_failures_per_address_max`
+/// failed logins from one address, even the right password is refused
+/// from it (unchecked) until the window ends; other addresses and open
+/// sessions are not affected, and a login without credentials is not a
+/// guess.
+#[tokio::test]
+async fn failed_logins_from_one_address_are_limited_across_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig {
+        auth_failures_per_address_max: 3,
+        ..secure_config(dir.path())
+    })
+    .await
+    .unwrap();
+    let addr = broker.local_addr();
+    let admin = admin(addr).await;
+    // Anonymous attempts are refused but not counted.
+    for _ in 0..5 {
+        let (c, msg) = code(connect(config(addr)).await);
+        assert_eq!(c, ErrorCode::AuthenticationFailed, "{msg}");
+    }
+    for guess in ["guess-1", "guess-2", "guess-3"] {
+        let (c, msg) = code(connect(config(addr).password(ADMIN, guess)).await);
+        assert_eq!(c, ErrorCode::AuthenticationFailed, "{msg}");
+        assert!(!msg.contains("too many failed logins"), "{msg}");
+    }
+    let (c, msg) = code(connect(config(addr).password(ADMIN, ADMIN_PW)).await);
+    assert_eq!(c, ErrorCode::AuthenticationFailed, "{msg}");
+    assert!(msg.contains("too many failed logins"), "{msg}");
+    assert!(msg.contains("try again in"), "{msg}");
+    // Another address logs in; the session opened before is still served.
+    let mut other = RawConn::connect_from(addr, "127.0.0.2".parse().unwrap()).await;
+    other
+        .call(HandshakeRequest {
+            protocol_version: skiff_protocol::PROTOCOL_VERSION,
+            client_id: "other".into(),
+            credentials: pw(ADMIN, ADMIN_PW),
+        })
+        .await
+        .expect("another address logs in");
+    other.call(ListTopicsRequest).await.expect("served");
+    still_works(&admin).await;
+    broker.shutdown().await.unwrap();
+}
+
 /// A raw connection authenticated with `credentials`.
 async fn raw_as(addr: SocketAddr, credentials: Credentials) -> RawConn {
     let mut raw = RawConn::connect(addr).await;

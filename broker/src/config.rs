@@ -55,6 +55,14 @@ pub struct BrokerConfig {
     /// Failed authentications allowed on one connection; the one that
     /// reaches it closes the connection (slows down password guessing).
     pub auth_failures_max: u32,
+    /// Failed password or token checks allowed from one client address
+    /// (IPv4 address, IPv6 /64) within `auth_failure_window_ms`; past it,
+    /// logins from the address are refused unchecked until the window,
+    /// which starts at its first failure, ends. 0: no limit (for brokers
+    /// behind a proxy that hides client addresses).
+    pub auth_failures_per_address_max: u32,
+    /// The window of `auth_failures_per_address_max`, in milliseconds.
+    pub auth_failure_window_ms: u64,
     /// Password checks (one argon2 run each, about 19 MiB with the default
     /// cost) running at once across all connections; a handshake that
     /// cannot start its check before its `handshake_timeout_ms` runs out is
@@ -150,6 +158,8 @@ pub const KEYS: &[&str] = &[
     "handshake_timeout_ms",
     "frame_read_timeout_ms",
     "auth_failures_max",
+    "auth_failures_per_address_max",
+    "auth_failure_window_ms",
     "auth_checks_concurrent_max",
     "users",
     "fetch_wait_ms_max",
@@ -227,6 +237,8 @@ impl Default for BrokerConfig {
             handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS_DEFAULT,
             frame_read_timeout_ms: FRAME_READ_TIMEOUT_MS_DEFAULT,
             auth_failures_max: AUTH_FAILURES_MAX_DEFAULT,
+            auth_failures_per_address_max: AUTH_FAILURES_PER_ADDRESS_MAX_DEFAULT,
+            auth_failure_window_ms: AUTH_FAILURE_WINDOW_MS_DEFAULT,
             auth_checks_concurrent_max: AUTH_CHECKS_CONCURRENT_MAX_DEFAULT,
             users: Vec::new(),
             fetch_wait_ms_max: 30_000,
@@ -275,6 +287,12 @@ pub const HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 pub const FRAME_READ_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Default `auth_failures_max`: 3, room for a typo and a retry.
 pub const AUTH_FAILURES_MAX_DEFAULT: u32 = 3;
+/// Default `auth_failures_per_address_max`: 20 a window, room for a few
+/// misconfigured clients on one host, few enough that guessing a password
+/// takes forever (20 a minute is under 30,000 a day).
+pub const AUTH_FAILURES_PER_ADDRESS_MAX_DEFAULT: u32 = 20;
+/// Default `auth_failure_window_ms`: 1 minute.
+pub const AUTH_FAILURE_WINDOW_MS_DEFAULT: u64 = 60_000;
 /// Default `auth_checks_concurrent_max`: 2, about 38 MiB of argon2 memory
 /// at most and two cores' worth of hashing (about 20 ms per check), which
 /// serves 100 logins a second.
@@ -437,6 +455,12 @@ impl BrokerConfig {
         }
         if self.auth_failures_max == 0 {
             return invalid("auth_failures_max", "must be at least 1");
+        }
+        if self.auth_failure_window_ms == 0 || self.auth_failure_window_ms > 86_400_000 {
+            return invalid(
+                "auth_failure_window_ms",
+                "must be between 1 and 86400000 (one day)",
+            );
         }
         if self.auth_checks_concurrent_max == 0 || self.auth_checks_concurrent_max > 1024 {
             return invalid("auth_checks_concurrent_max", "must be between 1 and 1024");

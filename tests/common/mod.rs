@@ -53,6 +53,19 @@ impl RawConn {
         }
     }
 
+    /// Connects from `source` (any 127.0.0.0/8 address works on loopback),
+    /// without a handshake.
+    #[allow(dead_code)] // not every test binary uses every helper
+    pub async fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> RawConn {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::new(source, 0)).expect("binds");
+        let stream = socket.connect(addr).await.expect("connects");
+        RawConn {
+            framed: Framed::new(stream, ClientCodec::new(64 * 1024 * 1024)),
+            next_id: 1,
+        }
+    }
+
     /// Connects and completes the handshake.
     pub async fn handshaken(addr: SocketAddr) -> RawConn {
         let mut conn = RawConn::connect(addr).await;

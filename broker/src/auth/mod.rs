@@ -4,6 +4,7 @@
 //! - [`token`]: API tokens, stored as SHA-256 digests.
 //! - [`acl`]: a user's grants and the rule that evaluates them.
 //! - [`store`]: `<data_dir>/security.json`, replaced atomically.
+//! - [`throttle`]: failed logins per client address.
 //!
 //! [`Security`] holds the state behind an `RwLock`: checks take a read lock
 //! and look the user up by name each time, so a removed user, a revoked
@@ -30,6 +31,7 @@
 pub mod acl;
 pub mod password;
 pub mod store;
+pub mod throttle;
 pub mod token;
 
 use std::path::{Path, PathBuf};

@@ -300,7 +300,8 @@ async fn handshake(
     };
     // A password check waits for one of the broker-wide permits, at most
     // until the handshake's deadline.
-    let authenticated = security_handlers::authenticate(shared, credentials, deadline).await;
+    let authenticated =
+        security_handlers::authenticate(shared, credentials, peer.ip(), deadline).await;
     let session = match authenticated {
         Ok(session) => session,
         Err(failure) => {

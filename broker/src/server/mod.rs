@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub connections: Arc<Semaphore>,
     /// Password checks running at once (`auth_checks_concurrent_max`).
     pub auth_checks: Arc<Semaphore>,
+    /// Failed logins per client address (`auth_failures_per_address_max`).
+    pub login_throttle: crate::auth::throttle::LoginThrottle,
     /// TLS on the client listener; `None`: plaintext.
     pub tls: Option<tls::TlsListener>,
     pub started: Instant,
@@ -212,6 +214,10 @@ impl Broker {
         let shared = Arc::new(Shared {
             connections: Arc::new(Semaphore::new(config.connections_max)),
             auth_checks: Arc::new(Semaphore::new(config.auth_checks_concurrent_max)),
+            login_throttle: crate::auth::throttle::LoginThrottle::new(
+                config.auth_failures_per_address_max,
+                std::time::Duration::from_millis(config.auth_failure_window_ms),
+            ),
             tls,
             config,
             topics,

@@ -4,6 +4,7 @@
 //! `security.json`, so they run on the blocking pool. Also the handshake's
 //! credential check, whose password checks are bounded broker-wide.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use skiff_protocol::messages::{
@@ -26,13 +27,29 @@ use super::handlers::blocking;
 /// `auth_checks_concurrent_max` permits, waiting at most until `deadline`
 /// (the handshake's): so password guessing over many connections cannot
 /// fill the blocking pool (which produces, fetches and commits share) nor
-/// take more than that many times an argon2 run's memory.
+/// take more than that many times an argon2 run's memory. A password or
+/// token from an address that has used up its failed logins
+/// (`auth_failures_per_address_max`) is refused unchecked; each failed
+/// check counts against `peer`.
 pub(crate) async fn authenticate(
     shared: &Arc<Shared>,
     credentials: Credentials,
+    peer: IpAddr,
     deadline: Instant,
 ) -> Result<Session, Failure> {
-    let principal = match credentials {
+    let secret = !matches!(credentials, Credentials::None);
+    if secret && let Err(retry_after) = shared.login_throttle.check(peer, std::time::Instant::now())
+    {
+        metrics::counter!("skiff_auth_throttled_total").increment(1);
+        return Err(Failure::new(
+            ErrorCode::AuthenticationFailed,
+            format!(
+                "authentication failed: too many failed logins from this address; try again in {} s",
+                retry_after.as_secs().max(1)
+            ),
+        ));
+    }
+    let checked = match credentials {
         Credentials::Password { .. } => {
             let checks = Arc::clone(&shared.auth_checks);
             let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, checks.acquire_owned()).await
@@ -49,10 +66,21 @@ pub(crate) async fn authenticate(
                 drop(permit);
                 Ok(out?)
             })
-            .await?
+            .await
         }
         // No credentials or a token: a map lookup, checked in place.
-        other => shared.security.authenticate(&other)?,
+        other => shared.security.authenticate(&other).map_err(Failure::from),
+    };
+    let principal = match checked {
+        Ok(principal) => principal,
+        Err(failure) => {
+            if secret && failure.code == ErrorCode::AuthenticationFailed {
+                shared
+                    .login_throttle
+                    .record_failure(peer, std::time::Instant::now());
+            }
+            return Err(failure);
+        }
     };
     Ok(match principal {
         Some(p) => Session::User(Arc::new(p)),
