@@ -706,6 +706,7 @@ async fn a_consumer_whose_grant_is_revoked_gets_not_authorized() {
 /// from it (unchecked) until the window ends; other addresses and open
 /// sessions are not affected, and a login without credentials is not a
 /// guess.
+#[cfg(target_os = "linux")] // binds 127.0.0.2, which only Linux has by default
 #[tokio::test]
 async fn failed_logins_from_one_address_are_limited_across_connections() {
     let dir = tempfile::tempdir().unwrap();
@@ -731,6 +732,11 @@ async fn failed_logins_from_one_address_are_limited_across_connections() {
     assert_eq!(c, ErrorCode::AuthenticationFailed, "{msg}");
     assert!(msg.contains("too many failed logins"), "{msg}");
     assert!(msg.contains("try again in"), "{msg}");
+    // Tokens are not guesses: the blocked address may still use one.
+    let (_, token) = admin.security().create_token(ADMIN).await.unwrap();
+    connect(config(addr).token(token))
+        .await
+        .expect("a token still logs in");
     // Another address logs in; the session opened before is still served.
     let mut other = RawConn::connect_from(addr, "127.0.0.2".parse().unwrap()).await;
     other
@@ -743,6 +749,45 @@ async fn failed_logins_from_one_address_are_limited_across_connections() {
         .expect("another address logs in");
     other.call(ListTopicsRequest).await.expect("served");
     still_works(&admin).await;
+    broker.shutdown().await.unwrap();
+}
+
+/// Logins sent at once cannot all pass the per-address limit while none
+/// has failed yet: it is tested again once a password check may start, so
+/// at most `auth_checks_concurrent_max` more than the limit are checked.
+#[tokio::test]
+async fn parallel_guesses_are_held_to_the_per_address_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig {
+        auth_failures_per_address_max: 3,
+        auth_checks_concurrent_max: 1,
+        ..secure_config(dir.path())
+    })
+    .await
+    .unwrap();
+    let addr = broker.local_addr();
+    let attempts: Vec<_> = (0..16)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut raw = RawConn::connect(addr).await;
+                raw.call(handshake(&format!("wrong-{i}")))
+                    .await
+                    .unwrap_err()
+            })
+        })
+        .collect();
+    let mut throttled = 0;
+    for attempt in attempts {
+        let (c, msg) = attempt.await.unwrap();
+        assert_eq!(c, ErrorCode::AuthenticationFailed, "{msg}");
+        if msg.contains("too many failed logins") {
+            throttled += 1;
+        }
+    }
+    assert!(
+        throttled >= 16 - 3 - 1,
+        "{throttled} of 16 refused unchecked"
+    );
     broker.shutdown().await.unwrap();
 }
 
@@ -913,6 +958,8 @@ async fn password_checks_beyond_the_limit_wait_then_are_refused_as_busy() {
         // 64 checks of at least a few ms each, one at a time, cannot all
         // start within this.
         handshake_timeout_ms: 250,
+        // All 64 come from one address: this test is about the busy path.
+        auth_failures_per_address_max: 0,
         ..secure_config(dir.path())
     })
     .await

@@ -55,7 +55,7 @@ pub struct BrokerConfig {
     /// Failed authentications allowed on one connection; the one that
     /// reaches it closes the connection (slows down password guessing).
     pub auth_failures_max: u32,
-    /// Failed password or token checks allowed from one client address
+    /// Failed password checks allowed from one client address
     /// (IPv4 address, IPv6 /64) within `auth_failure_window_ms`; past it,
     /// logins from the address are refused unchecked until the window,
     /// which starts at its first failure, ends. 0: no limit (for brokers

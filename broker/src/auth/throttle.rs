@@ -1,7 +1,7 @@
 //! Failed logins per client address: after `auth_failures_per_address_max`
-//! failed password or token checks from one address within
-//! `auth_failure_window_ms`, logins from that address are refused without a
-//! check until the window (which starts at its first failure) ends. This
+//! failed password checks from one address within
+//! `auth_failure_window_ms`, password logins from that address are refused
+//! without a check until the window (which starts at its first failure) ends. This
 //! bounds password guessing across connections, which the per-connection
 //! `auth_failures_max` alone does not: a guesser can open a new connection
 //! for every three guesses.
@@ -11,7 +11,11 @@
 //! it rotate through them). A success does not reset the count: one valid
 //! account must not let its holder guess at others. At most
 //! [`ADDRESSES_TRACKED_MAX`] addresses are tracked; when more have failed
-//! within their windows, the oldest window is dropped to make room.
+//! within their windows, the one with the fewest failures (the oldest of
+//! those) is dropped to make room, so blocked addresses go last. Making room
+//! scans the table; failures come at most as fast as password checks run
+//! (`auth_checks_concurrent_max` argon2 runs at a time), which bounds that
+//! cost. Tokens are not counted: 256 random bits cannot be guessed.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -88,7 +92,7 @@ impl LoginThrottle {
         }
     }
 
-    /// Counts a failed password or token check from `ip` at `now`.
+    /// Counts a failed password check from `ip` at `now`.
     pub fn record_failure(&self, ip: IpAddr, now: Instant) {
         if self.failures_max == 0 {
             return;
@@ -114,21 +118,22 @@ impl LoginThrottle {
             .or_insert(fresh);
     }
 
-    /// Addresses whose failures are remembered now (for tests and metrics).
+    /// Addresses whose failures are remembered now (for tests).
     pub fn tracked(&self) -> usize {
         self.lock().len()
     }
 
-    /// Drops ended windows, and the oldest one if none has ended.
+    /// Drops ended windows, and if none has ended the one with the fewest
+    /// failures (the oldest of those).
     fn make_room(&self, windows: &mut HashMap<AddressKey, Window>, now: Instant) {
         windows.retain(|_, w| now.saturating_duration_since(w.started) < self.window);
         if windows.len() >= ADDRESSES_TRACKED_MAX
-            && let Some(oldest) = windows
+            && let Some(least) = windows
                 .iter()
-                .min_by_key(|(_, w)| w.started)
+                .min_by_key(|(_, w)| (w.failures, w.started))
                 .map(|(k, _)| *k)
         {
-            windows.remove(&oldest);
+            windows.remove(&least);
         }
     }
 
@@ -217,5 +222,15 @@ mod tests {
         let after = start + WINDOW + Duration::from_secs(11);
         t.record_failure(v4(200), after);
         assert_eq!(t.tracked(), 2);
+
+        // A blocked address is kept over ones with fewer failures.
+        let t = LoginThrottle::new(2, WINDOW);
+        t.record_failure(v4(1), start);
+        t.record_failure(v4(1), start);
+        for i in 1..ADDRESSES_TRACKED_MAX + 5 {
+            t.record_failure(addr(i), start + Duration::from_millis(i as u64));
+        }
+        assert_eq!(t.tracked(), ADDRESSES_TRACKED_MAX);
+        assert!(t.check(v4(1), now).is_err(), "still blocked");
     }
 }

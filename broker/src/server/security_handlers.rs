@@ -27,30 +27,22 @@ use super::handlers::blocking;
 /// `auth_checks_concurrent_max` permits, waiting at most until `deadline`
 /// (the handshake's): so password guessing over many connections cannot
 /// fill the blocking pool (which produces, fetches and commits share) nor
-/// take more than that many times an argon2 run's memory. A password or
-/// token from an address that has used up its failed logins
-/// (`auth_failures_per_address_max`) is refused unchecked; each failed
-/// check counts against `peer`.
+/// take more than that many times an argon2 run's memory. A password from
+/// an address that has used up its failed logins
+/// (`auth_failures_per_address_max`) is refused unchecked, tested again once
+/// the permit is held (so logins sent at once cannot all pass while none
+/// has failed yet); each failed password check counts against `peer`.
+/// Tokens are not counted: 256 random bits cannot be guessed, and a cheap
+/// check must not let anyone flood the table.
 pub(crate) async fn authenticate(
     shared: &Arc<Shared>,
     credentials: Credentials,
     peer: IpAddr,
     deadline: Instant,
 ) -> Result<Session, Failure> {
-    let secret = !matches!(credentials, Credentials::None);
-    if secret && let Err(retry_after) = shared.login_throttle.check(peer, std::time::Instant::now())
-    {
-        metrics::counter!("skiff_auth_throttled_total").increment(1);
-        return Err(Failure::new(
-            ErrorCode::AuthenticationFailed,
-            format!(
-                "authentication failed: too many failed logins from this address; try again in {} s",
-                retry_after.as_secs().max(1)
-            ),
-        ));
-    }
-    let checked = match credentials {
+    let principal = match credentials {
         Credentials::Password { .. } => {
+            throttled(shared, peer)?;
             let checks = Arc::clone(&shared.auth_checks);
             let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, checks.acquire_owned()).await
             else {
@@ -60,32 +52,48 @@ pub(crate) async fn authenticate(
                     "authentication failed: too many logins in progress; try again later",
                 ));
             };
+            throttled(shared, peer)?;
             let checker = Arc::clone(shared);
+            // Counted in the check's own task: a handshake whose deadline
+            // drops this future still counts its failure.
             blocking(move || {
                 let out = checker.security.authenticate(&credentials);
                 drop(permit);
-                Ok(out?)
+                let out = out.map_err(Failure::from);
+                if let Err(failure) = &out
+                    && failure.code == ErrorCode::AuthenticationFailed
+                {
+                    checker
+                        .login_throttle
+                        .record_failure(peer, std::time::Instant::now());
+                }
+                out
             })
-            .await
+            .await?
         }
         // No credentials or a token: a map lookup, checked in place.
-        other => shared.security.authenticate(&other).map_err(Failure::from),
-    };
-    let principal = match checked {
-        Ok(principal) => principal,
-        Err(failure) => {
-            if secret && failure.code == ErrorCode::AuthenticationFailed {
-                shared
-                    .login_throttle
-                    .record_failure(peer, std::time::Instant::now());
-            }
-            return Err(failure);
-        }
+        other => shared.security.authenticate(&other)?,
     };
     Ok(match principal {
         Some(p) => Session::User(Arc::new(p)),
         None => Session::Anonymous,
     })
+}
+
+/// Refuses a password login from an address that has used up its failed
+/// logins (`auth_failures_per_address_max`).
+fn throttled(shared: &Shared, peer: IpAddr) -> Result<(), Failure> {
+    let Err(retry_after) = shared.login_throttle.check(peer, std::time::Instant::now()) else {
+        return Ok(());
+    };
+    metrics::counter!("skiff_auth_throttled_total").increment(1);
+    Err(Failure::new(
+        ErrorCode::AuthenticationFailed,
+        format!(
+            "authentication failed: too many failed logins from this address; try again in {} s",
+            retry_after.as_millis().div_ceil(1000)
+        ),
+    ))
 }
 
 pub(crate) async fn put_user(
