@@ -752,6 +752,31 @@ async fn failed_logins_from_one_address_are_limited_across_connections() {
     broker.shutdown().await.unwrap();
 }
 
+/// Sends `n` logins with wrong passwords at once, each on its own
+/// connection; all are refused with `authentication_failed`. Returns how
+/// many refusals say `why`.
+async fn wrong_logins_at_once(addr: SocketAddr, n: usize, why: &str) -> usize {
+    let attempts: Vec<_> = (0..n)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut raw = RawConn::connect(addr).await;
+                raw.call(handshake(&format!("wrong-{i}")))
+                    .await
+                    .unwrap_err()
+            })
+        })
+        .collect();
+    let mut matching = 0;
+    for attempt in attempts {
+        let (c, msg) = attempt.await.unwrap();
+        assert_eq!(c, ErrorCode::AuthenticationFailed, "{msg}");
+        if msg.contains(why) {
+            matching += 1;
+        }
+    }
+    matching
+}
+
 /// Logins sent at once cannot all pass the per-address limit while none
 /// has failed yet: it is tested again once a password check may start, so
 /// at most `auth_checks_concurrent_max` more than the limit are checked.
@@ -766,24 +791,7 @@ async fn parallel_guesses_are_held_to_the_per_address_limit() {
     .await
     .unwrap();
     let addr = broker.local_addr();
-    let attempts: Vec<_> = (0..16)
-        .map(|i| {
-            tokio::spawn(async move {
-                let mut raw = RawConn::connect(addr).await;
-                raw.call(handshake(&format!("wrong-{i}")))
-                    .await
-                    .unwrap_err()
-            })
-        })
-        .collect();
-    let mut throttled = 0;
-    for attempt in attempts {
-        let (c, msg) = attempt.await.unwrap();
-        assert_eq!(c, ErrorCode::AuthenticationFailed, "{msg}");
-        if msg.contains("too many failed logins") {
-            throttled += 1;
-        }
-    }
+    let throttled = wrong_logins_at_once(addr, 16, "too many failed logins").await;
     assert!(
         throttled >= 16 - 3 - 1,
         "{throttled} of 16 refused unchecked"
@@ -968,24 +976,7 @@ async fn password_checks_beyond_the_limit_wait_then_are_refused_as_busy() {
     // Many logins at once: one check runs at a time, so with a short
     // handshake deadline some cannot start theirs in time and are refused
     // with a clear message; none is left hanging.
-    let attempts: Vec<_> = (0..64)
-        .map(|i| {
-            tokio::spawn(async move {
-                let mut raw = RawConn::connect(addr).await;
-                raw.call(handshake(&format!("wrong-{i}")))
-                    .await
-                    .unwrap_err()
-            })
-        })
-        .collect();
-    let mut busy = 0;
-    for a in attempts {
-        let (c, msg) = a.await.unwrap();
-        assert_eq!(c, ErrorCode::AuthenticationFailed, "{msg}");
-        if msg.contains("too many logins in progress") {
-            busy += 1;
-        }
-    }
+    let busy = wrong_logins_at_once(addr, 64, "too many logins in progress").await;
     assert!(busy > 0, "some logins were refused as busy");
     broker.shutdown().await.unwrap();
 }
