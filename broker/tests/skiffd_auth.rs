@@ -108,6 +108,18 @@ fn start(dir: &std::path::Path) -> (Running, SocketAddr) {
 fn admin_from_the_environment_works_and_no_secret_is_logged() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = start(dir.path());
+    #[cfg(target_os = "linux")]
+    {
+        // The environment block as the process started, which `remove_var`
+        // alone leaves in place.
+        let environ = std::fs::read(format!("/proc/{}/environ", child.id())).expect("environ");
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(environ.contains("SKIFF_ADMIN_USER=root"), "{environ}");
+        assert!(
+            !environ.contains(PASSWORD),
+            "password in /proc/<pid>/environ"
+        );
+    }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let token = runtime.block_on(async {
         let config = |c: ClientConfig| c.reconnect_backoff(10, 10, 1).connect_timeout_ms(5_000);

@@ -185,6 +185,7 @@ fn hash_password_from_stdin() -> anyhow::Result<()> {
 fn add_admin_from_env(config: &mut BrokerConfig) -> anyhow::Result<()> {
     let user = std::env::var(ADMIN_USER_ENV).ok();
     let password = std::env::var(ADMIN_PASSWORD_ENV).ok();
+    scrub_env_value(ADMIN_PASSWORD_ENV);
     // SAFETY: `remove_var` is unsafe because another thread may read the
     // environment meanwhile. This runs on the main thread before the tokio
     // runtime is built: nothing spawned a thread yet (clap, the tracing
@@ -207,6 +208,39 @@ fn add_admin_from_env(config: &mut BrokerConfig) -> anyhow::Result<()> {
     });
     Ok(())
 }
+
+/// Overwrites the value of environment variable `name` with zero bytes
+/// where the process's environment block holds it, so it no longer shows in
+/// `/proc/<pid>/environ` (which reads that block, whatever `remove_var`
+/// does to the `environ` array). Linux with glibc; elsewhere a no-op. Call
+/// before any thread starts, before `remove_var`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn scrub_env_value(name: &str) {
+    unsafe extern "C" {
+        static mut environ: *mut *mut libc::c_char;
+    }
+    let prefix = format!("{name}=");
+    // SAFETY: single-threaded here (see `add_admin_from_env`), so nothing
+    // reads or changes the environment meanwhile. `environ` is the C
+    // library's NULL-terminated array of NUL-terminated, writable strings
+    // (the kernel's environment block, or copies made by `setenv`). Only
+    // the bytes before the string's own NUL are overwritten, so every
+    // string stays NUL-terminated within its bytes.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let var = std::ffi::CStr::from_ptr(*entry);
+            if var.to_bytes().starts_with(prefix.as_bytes()) {
+                let value = (*entry).add(prefix.len());
+                std::ptr::write_bytes(value, 0, var.to_bytes().len() - prefix.len());
+            }
+            entry = entry.add(1);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn scrub_env_value(_name: &str) {}
 
 /// The `skiff` CLI's TLS variables, each with the broker variable an
 /// operator most likely meant.
