@@ -417,3 +417,67 @@ async fn a_tls_connection_the_broker_closes_ends_cleanly() {
     );
     broker.shutdown().await.unwrap();
 }
+
+/// Certificate renewal without a restart: after the files are replaced and
+/// `reload_tls` runs, new handshakes use the new certificate (clients that
+/// trust only the old CA are refused), while a session made before keeps
+/// being served. A reload that meets a bad file says which and keeps the
+/// certificate in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_serves_the_renewed_certificate_and_a_bad_one_is_refused() {
+    let (old, new) = (Pki::generate(), Pki::generate());
+    let files = tempfile::tempdir().unwrap();
+    let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
+    std::fs::copy(&old.server_cert, &cert).unwrap();
+    std::fs::copy(&old.server_key, &key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig {
+        tls_cert_file: Some(cert.clone()),
+        tls_key_file: Some(key.clone()),
+        ..test_config(dir.path())
+    })
+    .await
+    .expect("TLS broker starts");
+    let addr = format!("127.0.0.1:{}", broker.local_addr().port());
+    let before = connect(client_config(&addr).tls_ca_file(&old.ca))
+        .await
+        .expect("old CA trusted before the reload");
+
+    std::fs::copy(&new.server_cert, &cert).unwrap();
+    std::fs::copy(&new.server_key, &key).unwrap();
+    assert!(broker.reload_tls().expect("reload"), "TLS is on");
+    connect(client_config(&addr).tls_ca_file(&new.ca))
+        .await
+        .expect("the renewed certificate is served");
+    let err = connect(client_config(&addr).tls_ca_file(&old.ca))
+        .await
+        .unwrap_err();
+    // Both test CAs share a name, so rustls reports a bad signature.
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
+    assert!(
+        err.to_string().contains("invalid peer certificate"),
+        "{err}"
+    );
+    still_served(&before).await;
+
+    std::fs::write(&key, "not a key").unwrap();
+    let err = broker.reload_tls().unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("tls_key_file") && text.contains("key.pem"),
+        "{text}"
+    );
+    connect(client_config(&addr).tls_ca_file(&new.ca))
+        .await
+        .expect("the certificate in use stays after a failed reload");
+    broker.shutdown().await.unwrap();
+}
+
+/// Without TLS there is nothing to reload.
+#[tokio::test]
+async fn reloading_tls_on_a_plaintext_broker_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(test_config(dir.path())).await.unwrap();
+    assert!(!broker.reload_tls().expect("nothing to do"));
+    broker.shutdown().await.unwrap();
+}

@@ -192,3 +192,71 @@ fn the_clis_tls_variables_without_broker_tls_are_refused_naming_the_right_one() 
         assert!(stderr.contains("TLS is off"), "{vars:?}: {stderr}");
     }
 }
+
+/// SIGHUP reloads TLS (here: says there is nothing to reload) and leaves
+/// the broker running; before, its default action killed skiffd.
+#[test]
+fn sighup_reloads_tls_and_keeps_the_broker_running() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = skiffd()
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("skiffd runs");
+    let pid = child.id() as i32;
+    // A bound on the whole test: a broker that never logs what we wait for
+    // is killed, and the reads below end.
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < until && !done.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !done.load(Ordering::Acquire) {
+                // SAFETY: kill(2) on our own, still unreaped child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        })
+    };
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut wait_for = |message: &str| {
+        lines.by_ref().map_while(Result::ok).any(|line| {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+            v["fields"]["message"] == message
+        })
+    };
+    assert!(wait_for("skiffd started"), "started");
+    // SAFETY: kill(2) on our own child's pid has no memory-safety effect.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    assert!(
+        wait_for("SIGHUP: TLS is off, nothing to reload"),
+        "SIGHUP handled"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert!(
+        wait_for("shutdown signal received"),
+        "still running until SIGTERM"
+    );
+    // Keep reading, so shutdown logging never meets a closed pipe.
+    lines.for_each(drop);
+    let status = child.wait().expect("exits");
+    done.store(true, Ordering::Release);
+    watchdog.join().unwrap();
+    assert!(
+        status.success(),
+        "clean exit after SIGHUP then SIGTERM: {status:?}"
+    );
+}

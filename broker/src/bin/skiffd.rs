@@ -162,7 +162,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         let broker = Broker::start(config).await?;
         // Scripts and tests read this line to find the port.
         println!("skiffd listening on {}", broker.local_addr());
-        signals.wait().await;
+        signals
+            .wait(|| match broker.reload_tls() {
+                Ok(true) => {}
+                Ok(false) => tracing::info!("SIGHUP: TLS is off, nothing to reload"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the certificate in use"),
+            })
+            .await;
         tracing::info!("shutdown signal received");
         broker.shutdown().await?;
         Ok(())
@@ -271,10 +277,12 @@ fn refuse_client_tls_env(config: &BrokerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGINT and SIGTERM, registered up front.
+/// SIGINT and SIGTERM (shut down) and SIGHUP (reload TLS files),
+/// registered up front.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -283,13 +291,19 @@ impl Signals {
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
         })
     }
 
-    async fn wait(mut self) {
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+    /// Waits for SIGTERM or SIGINT, running `on_hup` at each SIGHUP
+    /// meanwhile.
+    async fn wait(mut self, on_hup: impl Fn()) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                Some(()) = self.hup.recv() => on_hup(),
+            }
         }
     }
 }

@@ -287,6 +287,20 @@ impl BrokerHandle {
         self.metrics_addr
     }
 
+    /// Reads the TLS certificate chain, key and client CA files again (a
+    /// renewed certificate): handshakes from now on use them, established
+    /// connections keep theirs. `Ok(false)` when TLS is off. On an error,
+    /// which names the config key and file, the settings in use stay.
+    /// Blocks briefly to read the files.
+    pub fn reload_tls(&self) -> Result<bool, BrokerError> {
+        let Some(tls) = &self.shared.tls else {
+            return Ok(false);
+        };
+        tls.reload()?;
+        tracing::info!("TLS certificate, key and client CA reloaded");
+        Ok(true)
+    }
+
     /// The broker's data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.shared.config.data_dir

@@ -1,10 +1,15 @@
 //! TLS on the client listener: the certificate chain, private key and
-//! optional client CA are read from PEM files once, at startup, and each new
-//! connection's handshake runs under `tls_handshake_timeout_ms`.
+//! optional client CA are read from PEM files at startup and again on
+//! [`TlsListener::reload`] (`BrokerHandle::reload_tls`, SIGHUP for
+//! skiffd), and each new connection's handshake runs under
+//! `tls_handshake_timeout_ms`.
 //!
 //! Invariants:
 //! - A missing, unreadable or invalid file is a startup error naming the
-//!   config key and the file ([`TlsError`]), never a panic.
+//!   config key and the file ([`TlsError`]), never a panic. A reload that
+//!   meets one returns that error and keeps the settings in use.
+//! - A reload applies to handshakes that start after it; established
+//!   sessions keep the certificate they were made with.
 //! - The handshake runs in the connection's own task, never in the accept
 //!   loop, so a slow or silent client delays no one else, and it holds its
 //!   connection slot for at most the handshake timeout.
@@ -25,7 +30,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -81,11 +86,12 @@ pub enum TlsError {
     },
 }
 
-/// The TLS side of the client listener: a rustls acceptor and the
-/// handshake time limit.
-#[derive(Clone)]
+/// The TLS side of the client listener: a rustls acceptor (replaced by a
+/// reload) and the handshake time limit.
 pub(crate) struct TlsListener {
-    acceptor: tokio_rustls::TlsAcceptor,
+    acceptor: RwLock<tokio_rustls::TlsAcceptor>,
+    /// The files it was loaded from, read again by a reload.
+    files: TlsFiles,
     handshake_timeout: Duration,
     /// Whether clients must present a certificate (for logs).
     client_auth: bool,
@@ -100,68 +106,41 @@ impl fmt::Debug for TlsListener {
     }
 }
 
+/// Where the listener's PEM files are.
+#[derive(Clone, Debug)]
+struct TlsFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: Option<PathBuf>,
+}
+
 impl TlsListener {
     /// Loads the TLS settings of `config`; `None` when TLS is off (no
     /// `tls_cert_file`). Expects a validated config (cert and key together).
     pub(crate) fn from_config(config: &BrokerConfig) -> Result<Option<TlsListener>, TlsError> {
-        let (Some(cert_file), Some(key_file)) = (&config.tls_cert_file, &config.tls_key_file)
-        else {
+        let (Some(cert), Some(key)) = (&config.tls_cert_file, &config.tls_key_file) else {
             return Ok(None);
         };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let certs = read_certs("tls_cert_file", cert_file)?;
-        let key_pem = read_file("tls_key_file", key_file)?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Pem {
-            key: "tls_key_file",
-            path: key_file.clone(),
-            message: pem_message(e, "PRIVATE KEY"),
-        })?;
-        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Refused {
-                key: "tls_cert_file",
-                path: cert_file.clone(),
-                message: e.to_string(),
-            })?;
-        let builder = match &config.tls_client_ca_file {
-            Some(ca_file) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in read_certs("tls_client_ca_file", ca_file)? {
-                    roots.add(cert).map_err(|e| TlsError::Refused {
-                        key: "tls_client_ca_file",
-                        path: ca_file.clone(),
-                        message: e.to_string(),
-                    })?;
-                }
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    Arc::clone(&provider),
-                )
-                .build()
-                .map_err(|e| TlsError::Refused {
-                    key: "tls_client_ca_file",
-                    path: ca_file.clone(),
-                    message: e.to_string(),
-                })?;
-                builder.with_client_cert_verifier(verifier)
-            }
-            None => builder.with_no_client_auth(),
+        let files = TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: config.tls_client_ca_file.clone(),
         };
-        let server = builder
-            .with_single_cert(certs, key)
-            .map_err(|e| TlsError::Refused {
-                key: "tls_key_file",
-                path: key_file.clone(),
-                message: format!(
-                    "{e} (does the key belong to the certificate in {}?)",
-                    cert_file.display()
-                ),
-            })?;
         Ok(Some(TlsListener {
-            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+            acceptor: RwLock::new(load_acceptor(&files)?),
             handshake_timeout: Duration::from_millis(config.tls_handshake_timeout_ms),
-            client_auth: config.tls_client_ca_file.is_some(),
+            client_auth: files.client_ca.is_some(),
+            files,
         }))
+    }
+
+    /// Reads the certificate chain, key and client CA files again and uses
+    /// them for handshakes from now on. On any error the settings in use
+    /// stay, and the error names the key and file.
+    pub(crate) fn reload(&self) -> Result<(), TlsError> {
+        let acceptor = load_acceptor(&self.files)?;
+        *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
+        Ok(())
     }
 
     /// Whether clients must present a certificate.
@@ -178,7 +157,12 @@ impl TlsListener {
         peer: SocketAddr,
         shutdown: &CancellationToken,
     ) -> Option<TlsStream<TcpStream>> {
-        let handshake = tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(stream));
+        let acceptor = self
+            .acceptor
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let handshake = tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream));
         let outcome = tokio::select! {
             outcome = handshake => outcome,
             () = shutdown.cancelled() => return None,
@@ -204,6 +188,62 @@ impl TlsListener {
         metrics::counter!(names::TLS_HANDSHAKE_FAILURES, "reason" => reason).increment(1);
         None
     }
+}
+
+/// A rustls acceptor from the PEM files (ring provider, safe default
+/// protocol versions, client certificates required when `client_ca` is
+/// set).
+fn load_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = read_certs("tls_cert_file", &files.cert)?;
+    let key_pem = read_file("tls_key_file", &files.key)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Pem {
+        key: "tls_key_file",
+        path: files.key.clone(),
+        message: pem_message(e, "PRIVATE KEY"),
+    })?;
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Refused {
+            key: "tls_cert_file",
+            path: files.cert.clone(),
+            message: e.to_string(),
+        })?;
+    let builder = match &files.client_ca {
+        Some(ca_file) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in read_certs("tls_client_ca_file", ca_file)? {
+                roots.add(cert).map_err(|e| TlsError::Refused {
+                    key: "tls_client_ca_file",
+                    path: ca_file.clone(),
+                    message: e.to_string(),
+                })?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                Arc::clone(&provider),
+            )
+            .build()
+            .map_err(|e| TlsError::Refused {
+                key: "tls_client_ca_file",
+                path: ca_file.clone(),
+                message: e.to_string(),
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let server = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Refused {
+            key: "tls_key_file",
+            path: files.key.clone(),
+            message: format!(
+                "{e} (does the key belong to the certificate in {}?)",
+                files.cert.display()
+            ),
+        })?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
 }
 
 /// On a plaintext listener: waits (up to `wait`, the handshake timeout, or
