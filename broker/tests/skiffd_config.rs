@@ -199,21 +199,31 @@ fn the_clis_tls_variables_without_broker_tls_are_refused_naming_the_right_one() 
 fn sighup_reloads_tls_and_keeps_the_broker_running() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
+    /// Kills and reaps the broker if the test fails half-way.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
-    let mut child = skiffd()
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("skiffd runs");
-    let pid = child.id() as i32;
+    let mut child = KillOnDrop(
+        skiffd()
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("skiffd runs"),
+    );
+    let pid = child.0.id() as i32;
     // A bound on the whole test: a broker that never logs what we wait for
     // is killed, and the reads below end.
     let done = Arc::new(AtomicBool::new(false));
@@ -230,7 +240,7 @@ fn sighup_reloads_tls_and_keeps_the_broker_running() {
             }
         })
     };
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut lines = BufReader::new(child.0.stderr.take().expect("stderr")).lines();
     let mut wait_for = |message: &str| {
         lines.by_ref().map_while(Result::ok).any(|line| {
             let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
@@ -252,9 +262,11 @@ fn sighup_reloads_tls_and_keeps_the_broker_running() {
     );
     // Keep reading, so shutdown logging never meets a closed pipe.
     lines.for_each(drop);
-    let status = child.wait().expect("exits");
+    // The watchdog stops before the child is reaped (its pid stays ours
+    // until then).
     done.store(true, Ordering::Release);
     watchdog.join().unwrap();
+    let status = child.0.wait().expect("exits");
     assert!(
         status.success(),
         "clean exit after SIGHUP then SIGTERM: {status:?}"

@@ -218,12 +218,13 @@ fn add_admin_from_env(config: &mut BrokerConfig) -> anyhow::Result<()> {
 /// Overwrites the value of environment variable `name` with zero bytes
 /// where the process's environment block holds it, so it no longer shows in
 /// `/proc/<pid>/environ` (which reads that block, whatever `remove_var`
-/// does to the `environ` array). Linux with glibc; elsewhere a no-op. Call
-/// before any thread starts, before `remove_var`.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// does to the `environ` array; a run of NUL bytes as long as the value is
+/// left). Linux; elsewhere a no-op. Call before any thread starts, before
+/// `remove_var`.
+#[cfg(target_os = "linux")]
 fn scrub_env_value(name: &str) {
     unsafe extern "C" {
-        static mut environ: *mut *mut libc::c_char;
+        static environ: *const *mut libc::c_char;
     }
     let prefix = format!("{name}=");
     // SAFETY: single-threaded here (see `add_admin_from_env`), so nothing
@@ -245,7 +246,7 @@ fn scrub_env_value(name: &str) {
     }
 }
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg(not(target_os = "linux"))]
 fn scrub_env_value(_name: &str) {}
 
 /// The `skiff` CLI's TLS variables, each with the broker variable an

@@ -291,7 +291,8 @@ impl BrokerHandle {
     /// renewed certificate): handshakes from now on use them, established
     /// connections keep theirs. `Ok(false)` when TLS is off. On an error,
     /// which names the config key and file, the settings in use stay.
-    /// Blocks briefly to read the files.
+    /// Blocks briefly to read the files (from async code, call it in
+    /// `spawn_blocking` or accept a short stall).
     pub fn reload_tls(&self) -> Result<bool, BrokerError> {
         let Some(tls) = &self.shared.tls else {
             return Ok(false);

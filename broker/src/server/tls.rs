@@ -30,7 +30,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -92,6 +92,9 @@ pub(crate) struct TlsListener {
     acceptor: RwLock<tokio_rustls::TlsAcceptor>,
     /// The files it was loaded from, read again by a reload.
     files: TlsFiles,
+    /// Held by a reload from reading the files to the swap, so two reloads
+    /// cannot install their results out of order.
+    reloading: Mutex<()>,
     handshake_timeout: Duration,
     /// Whether clients must present a certificate (for logs).
     client_auth: bool,
@@ -131,6 +134,7 @@ impl TlsListener {
             handshake_timeout: Duration::from_millis(config.tls_handshake_timeout_ms),
             client_auth: files.client_ca.is_some(),
             files,
+            reloading: Mutex::new(()),
         }))
     }
 
@@ -138,6 +142,7 @@ impl TlsListener {
     /// them for handshakes from now on. On any error the settings in use
     /// stay, and the error names the key and file.
     pub(crate) fn reload(&self) -> Result<(), TlsError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let acceptor = load_acceptor(&self.files)?;
         *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
         Ok(())
