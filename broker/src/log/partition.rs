@@ -795,10 +795,15 @@ impl PartitionLog {
             return Ok(Bytes::new());
         }
         let max_bytes = max_bytes.min(read_lock(&self.config).read_bytes_max);
-        let mut seg = {
+        // The newest segment's base, taken with the lookup (one lock). A
+        // segment that a roll sealed after this is still read as the newest:
+        // the sealing holds its index lock, which a cached read does not
+        // wait for, and its index was just written (resident).
+        let (mut seg, newest_base) = {
             let map = read_lock(&self.segments);
+            let newest_base = map.keys().next_back().copied();
             match map.range(..=offset).next_back() {
-                Some((_, s)) => Arc::clone(s),
+                Some((_, s)) => (Arc::clone(s), newest_base),
                 None => {
                     return Err(LogError::OffsetOutOfRange {
                         offset,
@@ -825,21 +830,12 @@ impl PartitionLog {
                 None => return Ok(Bytes::new()),
             }
         }
-        if matches!(mode, ReadMode::CachedOnly { .. }) && !self.is_newest(&seg) {
+        if matches!(mode, ReadMode::CachedOnly { .. }) && Some(seg.base_offset) < newest_base {
             // Older segments' memory-mapped indexes may be paged out, and
             // a page fault would block: only tail reads are served inline.
             return Err(LogError::io("read", &seg.log_path, would_block()));
         }
         seg.read(offset, max_bytes, mode)
-    }
-
-    /// Whether `seg` is the newest segment (the active one, or the one a
-    /// roll in progress is sealing).
-    fn is_newest(&self, seg: &Segment) -> bool {
-        read_lock(&self.segments)
-            .keys()
-            .next_back()
-            .is_some_and(|&base| base == seg.base_offset)
     }
 
     /// The offset of the first record (in offset order) whose timestamp is at
