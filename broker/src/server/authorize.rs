@@ -1,21 +1,18 @@
-//! Authorization at dispatch: every API maps to an (operation, resource)
-//! check, made before any work starts.
+//! Authorization: the checks a handler's rule is made of, made at dispatch
+//! before any work starts. Each API states its rule next to its code
+//! ([`super::api::Handler::authorize`], in `handlers/`), as calls on an
+//! [`Authorizer`]:
 //!
-//! | API | needs |
-//! | --- | --- |
-//! | CreateTopic / DeleteTopic / AlterTopic | `create` / `delete` / `alter` on the topic |
-//! | DescribeTopic, ListOffsets | `describe` on the topic (implied by any grant on it) |
-//! | ListTopics, ListGroups | nothing; the answer lists only what the user may describe |
-//! | Produce | `produce` on the topic, plus `create` when it would auto-create it |
-//! | Fetch | `consume` on the topic |
-//! | JoinGroup | `consume` on the group and on each topic subscribed |
-//! | Heartbeat, LeaveGroup | `consume` on the group |
-//! | CommitOffsets | `consume` on the group and on each topic committed |
-//! | FetchOffsets, DescribeGroup | `describe` on the group; the answer shows only topics the user may describe |
-//! | ResetOffsets | `alter` on the group, `describe` on the topic |
-//! | DeleteGroup | `delete` on the group |
-//! | Status, InitProducerId | any authenticated user |
-//! | user, ACL and token management | admin |
+//! - [`Authorizer::topic`] / [`Authorizer::group`]: an operation on a named
+//!   resource (`describe` is implied by any grant on it);
+//! - [`Authorizer::session`]: only a valid session, for listings that then
+//!   show only what [`Authorizer::visible`] allows;
+//! - [`Authorizer::any_user`]: any authenticated user;
+//! - [`Authorizer::admin`]: user, ACL and token management.
+//!
+//! Nothing here knows which protocol a request came in on: a front end
+//! builds an [`Authorizer`] for its session and API, and the same user may
+//! do the same things through any front end.
 //!
 //! With authentication off (no users) every session is anonymous and every
 //! check is one atomic load. A refusal is `NotAuthorized` with a message
@@ -81,8 +78,89 @@ fn denied(api: ApiKey, message: String) -> Failure {
 
 const ANONYMOUS_REFUSED: &str = "this connection has not authenticated (it was opened before authentication was turned on); reconnect with credentials";
 
+/// The checks of one request: its session and API, against the broker's
+/// users and grants.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Authorizer<'a> {
+    shared: &'a Shared,
+    session: &'a Session,
+    api: ApiKey,
+}
+
+impl<'a> Authorizer<'a> {
+    pub(crate) fn new(shared: &'a Shared, session: &'a Session, api: ApiKey) -> Self {
+        Self {
+            shared,
+            session,
+            api,
+        }
+    }
+
+    /// Checks a topic operation.
+    pub(crate) fn topic(&self, op: Operation, name: &str) -> Result<(), Failure> {
+        check(
+            self.shared,
+            self.session,
+            self.api,
+            op,
+            ResourceKind::Topic,
+            name,
+        )
+    }
+
+    /// Checks a group operation.
+    pub(crate) fn group(&self, op: Operation, name: &str) -> Result<(), Failure> {
+        check(
+            self.shared,
+            self.session,
+            self.api,
+            op,
+            ResourceKind::Group,
+            name,
+        )
+    }
+
+    /// Whether the session may do `op` on a topic, asked quietly: `false`
+    /// is no refusal (nothing counted or logged), and a session that just
+    /// became invalid gets `false`.
+    pub(crate) fn topic_allows(&self, op: Operation, name: &str) -> bool {
+        match self.session {
+            Session::Anonymous => !self.shared.security.enabled(),
+            Session::User(p) => self
+                .shared
+                .security
+                .allows(p, op, ResourceKind::Topic, name)
+                .unwrap_or(false),
+        }
+    }
+
+    /// Whether a listing may show `kind`/`name` to the session (no metric:
+    /// a filtered listing is not a refusal). Call [`Self::session`] first,
+    /// so a stale session is refused rather than shown nothing.
+    pub(crate) fn visible(&self, kind: ResourceKind, name: &str) -> bool {
+        visible(self.shared, self.session, kind, name)
+    }
+
+    /// Checks that a user session is still valid (anonymous sessions pass:
+    /// what they are shown is filtered by [`Self::visible`]).
+    pub(crate) fn session(&self) -> Result<(), Failure> {
+        session(self.shared, self.session, self.api)
+    }
+
+    /// Checks that the session is an authenticated user (or auth is off).
+    pub(crate) fn any_user(&self) -> Result<(), Failure> {
+        any_user(self.shared, self.session, self.api)
+    }
+
+    /// Checks that the session is an admin (or auth is off: then anyone may
+    /// manage users, and creating the first one turns authentication on).
+    pub(crate) fn admin(&self) -> Result<(), Failure> {
+        admin(self.shared, self.session, self.api)
+    }
+}
+
 /// Checks that the session may do `op` on `kind`/`name`.
-pub(crate) fn check(
+fn check(
     shared: &Shared,
     session: &Session,
     api: ApiKey,
@@ -113,32 +191,10 @@ fn refused(api: ApiKey, user: &str, op: Operation, kind: ResourceKind, name: &st
     )
 }
 
-/// Checks a topic operation.
-pub(crate) fn topic(
-    shared: &Shared,
-    session: &Session,
-    api: ApiKey,
-    op: Operation,
-    name: &str,
-) -> Result<(), Failure> {
-    check(shared, session, api, op, ResourceKind::Topic, name)
-}
-
-/// Checks a group operation.
-pub(crate) fn group(
-    shared: &Shared,
-    session: &Session,
-    api: ApiKey,
-    op: Operation,
-    name: &str,
-) -> Result<(), Failure> {
-    check(shared, session, api, op, ResourceKind::Group, name)
-}
-
 /// Whether a listing may show `kind`/`name` to the session (no metric: a
 /// filtered listing is not a refusal). Call [`session`] first, so a stale
 /// session is refused rather than shown nothing.
-pub(crate) fn visible(shared: &Shared, session: &Session, kind: ResourceKind, name: &str) -> bool {
+fn visible(shared: &Shared, session: &Session, kind: ResourceKind, name: &str) -> bool {
     match session {
         Session::Anonymous => !shared.security.enabled(),
         Session::User(p) => shared
@@ -150,7 +206,7 @@ pub(crate) fn visible(shared: &Shared, session: &Session, kind: ResourceKind, na
 
 /// Checks that a user session is still valid (anonymous sessions pass:
 /// what they are shown is filtered by [`visible`]).
-pub(crate) fn session(shared: &Shared, session: &Session, api: ApiKey) -> Result<(), Failure> {
+fn session(shared: &Shared, session: &Session, api: ApiKey) -> Result<(), Failure> {
     match session {
         Session::Anonymous => Ok(()),
         Session::User(p) => shared
@@ -161,7 +217,7 @@ pub(crate) fn session(shared: &Shared, session: &Session, api: ApiKey) -> Result
 }
 
 /// Checks that the session is an authenticated user (or auth is off).
-pub(crate) fn any_user(shared: &Shared, session: &Session, api: ApiKey) -> Result<(), Failure> {
+fn any_user(shared: &Shared, session: &Session, api: ApiKey) -> Result<(), Failure> {
     match session {
         Session::Anonymous if !shared.security.enabled() => Ok(()),
         Session::Anonymous => Err(denied(api, ANONYMOUS_REFUSED.to_owned())),
@@ -171,7 +227,7 @@ pub(crate) fn any_user(shared: &Shared, session: &Session, api: ApiKey) -> Resul
 
 /// Checks that the session is an admin (or auth is off: then anyone may
 /// manage users, and creating the first one turns authentication on).
-pub(crate) fn admin(shared: &Shared, session: &Session, api: ApiKey) -> Result<(), Failure> {
+fn admin(shared: &Shared, session: &Session, api: ApiKey) -> Result<(), Failure> {
     match session {
         Session::Anonymous if !shared.security.enabled() => Ok(()),
         Session::Anonymous => Err(denied(api, ANONYMOUS_REFUSED.to_owned())),

@@ -7,18 +7,18 @@
 //! finish (long polls answer early), then flushes and closes every log,
 //! writing the clean-shutdown markers.
 
+mod api;
 mod authorize;
 mod connection;
+mod dispatch;
 mod failure;
 mod frame_timing;
-mod group_handlers;
 mod handlers;
+mod handshake;
 mod listener;
-mod ops_handlers;
-mod security_handlers;
+mod pipeline;
 mod tls;
-
-pub(crate) use ops_handlers::connections_open;
+mod writer;
 pub use tls::TlsError;
 
 use std::net::SocketAddr;
@@ -62,6 +62,20 @@ pub(crate) struct Shared {
     pub security: crate::auth::Security,
     /// The data-directory lock, released at the end of shutdown.
     pub dir_lock: std::sync::Mutex<Option<std::fs::File>>,
+}
+
+impl Shared {
+    /// Connections open now: the permits the listener has handed out.
+    pub(crate) fn connections_open(&self) -> usize {
+        self.config
+            .connections_max
+            .saturating_sub(self.connections.available_permits())
+    }
+}
+
+/// Connections open now (for the metrics endpoint).
+pub(crate) fn connections_open(shared: &Shared) -> usize {
+    shared.connections_open()
 }
 
 /// Why the broker could not start or stop cleanly.

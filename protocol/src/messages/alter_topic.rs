@@ -5,7 +5,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{ApiKey, Request, TopicConfig};
+use super::TopicConfig;
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// What to do with one setting.
@@ -76,11 +76,6 @@ pub struct AlterTopicResponse {
     pub config: TopicConfig,
 }
 
-impl Request for AlterTopicRequest {
-    const API_KEY: ApiKey = ApiKey::AlterTopic;
-    type Response = AlterTopicResponse;
-}
-
 impl Encode for AlterTopicRequest {
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_string(&self.name);
@@ -120,24 +115,30 @@ impl Decode for AlterTopicResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(AlterTopicRequest {
-            name: "orders".into(),
-            retention_ms: ConfigChange::Set(60_000),
-            retention_bytes: ConfigChange::Reset,
-            segment_bytes: ConfigChange::Keep,
-            segment_ms: ConfigChange::Set(0),
-        });
-        round_trip(AlterTopicResponse {
-            config: TopicConfig {
-                partitions: 3,
-                retention_ms: Some(60_000),
-                ..TopicConfig::default()
-            },
-        });
+    impl Examples for AlterTopicRequest {
+        fn examples() -> Vec<Self> {
+            vec![AlterTopicRequest {
+                name: "orders".into(),
+                retention_ms: ConfigChange::Set(60_000),
+                retention_bytes: ConfigChange::Reset,
+                segment_bytes: ConfigChange::Keep,
+                segment_ms: ConfigChange::Set(0),
+            }]
+        }
+    }
+
+    impl Examples for AlterTopicResponse {
+        fn examples() -> Vec<Self> {
+            vec![AlterTopicResponse {
+                config: TopicConfig {
+                    partitions: 3,
+                    retention_ms: Some(60_000),
+                    ..TopicConfig::default()
+                },
+            }]
+        }
     }
 
     #[test]

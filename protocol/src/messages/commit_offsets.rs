@@ -6,8 +6,8 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::TopicPartition;
 use super::group_common::{TOPIC_PARTITION_BYTES_MIN, put_topic_partition, read_topic_partition};
-use super::{ApiKey, Request, TopicPartition};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// One committed position.
@@ -35,11 +35,6 @@ pub struct CommitOffsetsRequest {
 /// The commit is durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitOffsetsResponse;
-
-impl Request for CommitOffsetsRequest {
-    const API_KEY: ApiKey = ApiKey::CommitOffsets;
-    type Response = CommitOffsetsResponse;
-}
 
 impl Encode for CommitOffsetsRequest {
     fn encode(&self, buf: &mut BytesMut) {
@@ -89,25 +84,31 @@ impl Decode for CommitOffsetsResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(CommitOffsetsRequest {
-            group: "g".into(),
-            member_id: "m".into(),
-            generation: 2,
-            offsets: vec![
-                OffsetCommit {
-                    partition: TopicPartition::new("t", 0),
-                    offset: 42,
-                },
-                OffsetCommit {
-                    partition: TopicPartition::new("u", 3),
-                    offset: u64::MAX,
-                },
-            ],
-        });
-        round_trip(CommitOffsetsResponse);
+    impl Examples for CommitOffsetsRequest {
+        fn examples() -> Vec<Self> {
+            vec![CommitOffsetsRequest {
+                group: "g".into(),
+                member_id: "m".into(),
+                generation: 2,
+                offsets: vec![
+                    OffsetCommit {
+                        partition: TopicPartition::new("t", 0),
+                        offset: 42,
+                    },
+                    OffsetCommit {
+                        partition: TopicPartition::new("u", 3),
+                        offset: u64::MAX,
+                    },
+                ],
+            }]
+        }
+    }
+
+    impl Examples for CommitOffsetsResponse {
+        fn examples() -> Vec<Self> {
+            vec![CommitOffsetsResponse]
+        }
     }
 }

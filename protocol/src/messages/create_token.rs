@@ -3,7 +3,6 @@
 
 use bytes::BytesMut;
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 use crate::secret::Secret;
 
@@ -21,11 +20,6 @@ pub struct CreateTokenResponse {
     pub token_id: String,
     /// The token itself: shown once, never again.
     pub token: Secret,
-}
-
-impl Request for CreateTokenRequest {
-    const API_KEY: ApiKey = ApiKey::CreateToken;
-    type Response = CreateTokenResponse;
 }
 
 impl Encode for CreateTokenRequest {
@@ -61,16 +55,22 @@ impl Decode for CreateTokenResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(CreateTokenRequest {
-            user: "alice".into(),
-        });
-        round_trip(CreateTokenResponse {
-            token_id: "0123abcd".into(),
-            token: "skt_secret".into(),
-        });
+    impl Examples for CreateTokenRequest {
+        fn examples() -> Vec<Self> {
+            vec![CreateTokenRequest {
+                user: "alice".into(),
+            }]
+        }
+    }
+
+    impl Examples for CreateTokenResponse {
+        fn examples() -> Vec<Self> {
+            vec![CreateTokenResponse {
+                token_id: "0123abcd".into(),
+                token: "skt_secret".into(),
+            }]
+        }
     }
 }

@@ -2,7 +2,6 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// A topic's settings. `None` means "the broker's default".
@@ -55,11 +54,6 @@ pub struct CreateTopicRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateTopicResponse;
 
-impl Request for CreateTopicRequest {
-    const API_KEY: ApiKey = ApiKey::CreateTopic;
-    type Response = CreateTopicResponse;
-}
-
 impl Encode for CreateTopicRequest {
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_string(&self.name);
@@ -89,19 +83,20 @@ impl Decode for CreateTopicResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(CreateTopicRequest {
-            name: "orders".into(),
-            config: TopicConfig {
-                partitions: 6,
-                retention_ms: Some(86_400_000),
-                retention_bytes: None,
-                segment_bytes: Some(1 << 20),
-                segment_ms: None,
-            },
-        });
+    impl Examples for CreateTopicRequest {
+        fn examples() -> Vec<Self> {
+            vec![CreateTopicRequest {
+                name: "orders".into(),
+                config: TopicConfig {
+                    partitions: 6,
+                    retention_ms: Some(86_400_000),
+                    retention_bytes: None,
+                    segment_bytes: Some(1 << 20),
+                    segment_ms: None,
+                },
+            }]
+        }
     }
 }

@@ -3,7 +3,6 @@
 
 use bytes::BytesMut;
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Deletes a group.
@@ -16,11 +15,6 @@ pub struct DeleteGroupRequest {
 /// The group and its offsets are gone (durably).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteGroupResponse;
-
-impl Request for DeleteGroupRequest {
-    const API_KEY: ApiKey = ApiKey::DeleteGroup;
-    type Response = DeleteGroupResponse;
-}
 
 impl Encode for DeleteGroupRequest {
     fn encode(&self, buf: &mut BytesMut) {
@@ -49,11 +43,17 @@ impl Decode for DeleteGroupResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(DeleteGroupRequest { group: "g".into() });
-        round_trip(DeleteGroupResponse);
+    impl Examples for DeleteGroupRequest {
+        fn examples() -> Vec<Self> {
+            vec![DeleteGroupRequest { group: "g".into() }]
+        }
+    }
+
+    impl Examples for DeleteGroupResponse {
+        fn examples() -> Vec<Self> {
+            vec![DeleteGroupResponse]
+        }
     }
 }

@@ -2,7 +2,6 @@
 
 use bytes::BytesMut;
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Deletes a topic.
@@ -15,11 +14,6 @@ pub struct DeleteTopicRequest {
 /// The topic is gone. Empty body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteTopicResponse;
-
-impl Request for DeleteTopicRequest {
-    const API_KEY: ApiKey = ApiKey::DeleteTopic;
-    type Response = DeleteTopicResponse;
-}
 
 impl Encode for DeleteTopicRequest {
     fn encode(&self, buf: &mut BytesMut) {
@@ -48,10 +42,11 @@ impl Decode for DeleteTopicResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(DeleteTopicRequest { name: "t".into() });
+    impl Examples for DeleteTopicRequest {
+        fn examples() -> Vec<Self> {
+            vec![DeleteTopicRequest { name: "t".into() }]
+        }
     }
 }

@@ -3,7 +3,6 @@
 
 use bytes::BytesMut;
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Removes a user.
@@ -16,11 +15,6 @@ pub struct DeleteUserRequest {
 /// The user is gone (durably).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteUserResponse;
-
-impl Request for DeleteUserRequest {
-    const API_KEY: ApiKey = ApiKey::DeleteUser;
-    type Response = DeleteUserResponse;
-}
 
 impl Encode for DeleteUserRequest {
     fn encode(&self, buf: &mut BytesMut) {
@@ -49,13 +43,19 @@ impl Decode for DeleteUserResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(DeleteUserRequest {
-            name: "alice".into(),
-        });
-        round_trip(DeleteUserResponse);
+    impl Examples for DeleteUserRequest {
+        fn examples() -> Vec<Self> {
+            vec![DeleteUserRequest {
+                name: "alice".into(),
+            }]
+        }
+    }
+
+    impl Examples for DeleteUserResponse {
+        fn examples() -> Vec<Self> {
+            vec![DeleteUserResponse]
+        }
     }
 }

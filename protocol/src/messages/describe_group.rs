@@ -4,11 +4,11 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::TopicPartition;
 use super::group_common::{
     STRING_BYTES_MIN, TOPIC_PARTITION_BYTES_MIN, put_opt_string, put_topic_partition,
     put_topic_partitions, read_opt_string, read_topic_partition, read_topic_partitions,
 };
-use super::{ApiKey, Request, TopicPartition};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// A group's state.
@@ -119,11 +119,6 @@ pub struct DescribeGroupResponse {
     pub partitions: Vec<PartitionProgress>,
 }
 
-impl Request for DescribeGroupRequest {
-    const API_KEY: ApiKey = ApiKey::DescribeGroup;
-    type Response = DescribeGroupResponse;
-}
-
 impl Encode for DescribeGroupRequest {
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_string(&self.group);
@@ -209,40 +204,46 @@ impl Decode for DescribeGroupResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(DescribeGroupRequest { group: "g".into() });
-        round_trip(DescribeGroupResponse {
-            group: "g".into(),
-            state: GroupState::Rebalancing,
-            generation: 3,
-            members: vec![MemberDescription {
-                member_id: "m1".into(),
-                client_id: "svc".into(),
-                host: "127.0.0.1:5000".into(),
-                topics: vec!["t".into()],
-                owned: vec![TopicPartition::new("t", 0), TopicPartition::new("t", 1)],
-                revoking: vec![TopicPartition::new("t", 1)],
-            }],
-            partitions: vec![
-                PartitionProgress {
-                    partition: TopicPartition::new("t", 0),
-                    owner: Some("m1".into()),
-                    committed: Some(5),
-                    log_end_offset: 9,
-                    lag: Some(4),
-                },
-                PartitionProgress {
-                    partition: TopicPartition::new("t", 2),
-                    owner: None,
-                    committed: None,
-                    log_end_offset: 0,
-                    lag: None,
-                },
-            ],
-        });
+    impl Examples for DescribeGroupRequest {
+        fn examples() -> Vec<Self> {
+            vec![DescribeGroupRequest { group: "g".into() }]
+        }
+    }
+
+    impl Examples for DescribeGroupResponse {
+        fn examples() -> Vec<Self> {
+            vec![DescribeGroupResponse {
+                group: "g".into(),
+                state: GroupState::Rebalancing,
+                generation: 3,
+                members: vec![MemberDescription {
+                    member_id: "m1".into(),
+                    client_id: "svc".into(),
+                    host: "127.0.0.1:5000".into(),
+                    topics: vec!["t".into()],
+                    owned: vec![TopicPartition::new("t", 0), TopicPartition::new("t", 1)],
+                    revoking: vec![TopicPartition::new("t", 1)],
+                }],
+                partitions: vec![
+                    PartitionProgress {
+                        partition: TopicPartition::new("t", 0),
+                        owner: Some("m1".into()),
+                        committed: Some(5),
+                        log_end_offset: 9,
+                        lag: Some(4),
+                    },
+                    PartitionProgress {
+                        partition: TopicPartition::new("t", 2),
+                        owner: None,
+                        committed: None,
+                        log_end_offset: 0,
+                        lag: None,
+                    },
+                ],
+            }]
+        }
     }
 
     #[test]

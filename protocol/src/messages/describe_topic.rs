@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{ApiKey, Request, TopicConfig};
+use super::TopicConfig;
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Describes one topic.
@@ -34,11 +34,6 @@ pub struct DescribeTopicResponse {
     pub config: TopicConfig,
     /// One entry per partition, in partition order.
     pub partitions: Vec<PartitionDescription>,
-}
-
-impl Request for DescribeTopicRequest {
-    const API_KEY: ApiKey = ApiKey::DescribeTopic;
-    type Response = DescribeTopicResponse;
 }
 
 impl Encode for DescribeTopicRequest {
@@ -97,30 +92,39 @@ impl Decode for DescribeTopicResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(DescribeTopicResponse {
-            name: "t".into(),
-            config: TopicConfig {
-                partitions: 2,
-                ..TopicConfig::default()
-            },
-            partitions: vec![
-                PartitionDescription {
-                    partition: 0,
-                    log_start_offset: 0,
-                    log_end_offset: 10,
-                    size_bytes: 1234,
+    impl Examples for DescribeTopicRequest {
+        fn examples() -> Vec<Self> {
+            vec![DescribeTopicRequest {
+                name: "orders".into(),
+            }]
+        }
+    }
+
+    impl Examples for DescribeTopicResponse {
+        fn examples() -> Vec<Self> {
+            vec![DescribeTopicResponse {
+                name: "t".into(),
+                config: TopicConfig {
+                    partitions: 2,
+                    ..TopicConfig::default()
                 },
-                PartitionDescription {
-                    partition: 1,
-                    log_start_offset: 5,
-                    log_end_offset: 5,
-                    size_bytes: 0,
-                },
-            ],
-        });
+                partitions: vec![
+                    PartitionDescription {
+                        partition: 0,
+                        log_start_offset: 0,
+                        log_end_offset: 10,
+                        size_bytes: 1234,
+                    },
+                    PartitionDescription {
+                        partition: 1,
+                        log_start_offset: 5,
+                        log_end_offset: 5,
+                        size_bytes: 0,
+                    },
+                ],
+            }]
+        }
     }
 }

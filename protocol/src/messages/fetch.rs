@@ -4,7 +4,6 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Reads from a partition.
@@ -34,11 +33,6 @@ pub struct FetchResponse {
     /// Zero or more whole batches, back to back, exactly as stored. The first
     /// batch may start before the requested offset.
     pub records: Bytes,
-}
-
-impl Request for FetchRequest {
-    const API_KEY: ApiKey = ApiKey::Fetch;
-    type Response = FetchResponse;
 }
 
 impl Encode for FetchRequest {
@@ -85,21 +79,27 @@ impl Decode for FetchResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(FetchRequest {
-            topic: "t".into(),
-            partition: 0,
-            offset: 42,
-            max_bytes: 1 << 20,
-            max_wait_ms: 500,
-        });
-        round_trip(FetchResponse {
-            log_start_offset: 0,
-            log_end_offset: 50,
-            records: Bytes::from_static(b"batches"),
-        });
+    impl Examples for FetchRequest {
+        fn examples() -> Vec<Self> {
+            vec![FetchRequest {
+                topic: "t".into(),
+                partition: 0,
+                offset: 42,
+                max_bytes: 1 << 20,
+                max_wait_ms: 500,
+            }]
+        }
+    }
+
+    impl Examples for FetchResponse {
+        fn examples() -> Vec<Self> {
+            vec![FetchResponse {
+                log_start_offset: 0,
+                log_end_offset: 50,
+                records: Bytes::from_static(b"batches"),
+            }]
+        }
     }
 }

@@ -3,11 +3,11 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::TopicPartition;
 use super::group_common::{
     TOPIC_PARTITION_BYTES_MIN, put_topic_partition, put_topic_partitions, read_topic_partition,
     read_topic_partitions,
 };
-use super::{ApiKey, Request, TopicPartition};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Reads committed offsets.
@@ -34,11 +34,6 @@ pub struct CommittedOffset {
 pub struct FetchOffsetsResponse {
     /// The offsets.
     pub offsets: Vec<CommittedOffset>,
-}
-
-impl Request for FetchOffsetsRequest {
-    const API_KEY: ApiKey = ApiKey::FetchOffsets;
-    type Response = FetchOffsetsResponse;
 }
 
 impl Encode for FetchOffsetsRequest {
@@ -84,25 +79,31 @@ impl Decode for FetchOffsetsResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(FetchOffsetsRequest {
-            group: "g".into(),
-            partitions: vec![TopicPartition::new("t", 1)],
-        });
-        round_trip(FetchOffsetsResponse {
-            offsets: vec![
-                CommittedOffset {
-                    partition: TopicPartition::new("t", 1),
-                    offset: Some(9),
-                },
-                CommittedOffset {
-                    partition: TopicPartition::new("t", 2),
-                    offset: None,
-                },
-            ],
-        });
+    impl Examples for FetchOffsetsRequest {
+        fn examples() -> Vec<Self> {
+            vec![FetchOffsetsRequest {
+                group: "g".into(),
+                partitions: vec![TopicPartition::new("t", 1)],
+            }]
+        }
+    }
+
+    impl Examples for FetchOffsetsResponse {
+        fn examples() -> Vec<Self> {
+            vec![FetchOffsetsResponse {
+                offsets: vec![
+                    CommittedOffset {
+                        partition: TopicPartition::new("t", 1),
+                        offset: Some(9),
+                    },
+                    CommittedOffset {
+                        partition: TopicPartition::new("t", 2),
+                        offset: None,
+                    },
+                ],
+            }]
+        }
     }
 }

@@ -4,7 +4,6 @@
 use bytes::BytesMut;
 
 use super::security_common::AclEntry;
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader};
 
 /// Grants operations on a resource pattern to a user.
@@ -17,11 +16,6 @@ pub struct GrantAclRequest {
 /// The grant is stored (durably).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantAclResponse;
-
-impl Request for GrantAclRequest {
-    const API_KEY: ApiKey = ApiKey::GrantAcl;
-    type Response = GrantAclResponse;
-}
 
 impl Encode for GrantAclRequest {
     fn encode(&self, buf: &mut BytesMut) {
@@ -51,21 +45,27 @@ impl Decode for GrantAclResponse {
 mod tests {
     use super::*;
     use crate::messages::security_common::{Operations, ResourceKind, ResourcePattern};
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(GrantAclRequest {
-            entry: AclEntry {
-                user: "alice".into(),
-                resource: ResourcePattern {
-                    kind: ResourceKind::Group,
-                    name: "billing-".into(),
-                    prefix: true,
+    impl Examples for GrantAclRequest {
+        fn examples() -> Vec<Self> {
+            vec![GrantAclRequest {
+                entry: AclEntry {
+                    user: "alice".into(),
+                    resource: ResourcePattern {
+                        kind: ResourceKind::Group,
+                        name: "billing-".into(),
+                        prefix: true,
+                    },
+                    operations: Operations::parse("consume,describe").unwrap(),
                 },
-                operations: Operations::parse("consume,describe").unwrap(),
-            },
-        });
-        round_trip(GrantAclResponse);
+            }]
+        }
+    }
+
+    impl Examples for GrantAclResponse {
+        fn examples() -> Vec<Self> {
+            vec![GrantAclResponse]
+        }
     }
 }

@@ -6,7 +6,6 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 use crate::secret::Secret;
 
@@ -50,11 +49,6 @@ pub struct HandshakeResponse {
     pub broker_version: String,
     /// The user the connection acts as; empty when auth is off.
     pub user: String,
-}
-
-impl Request for HandshakeRequest {
-    const API_KEY: ApiKey = ApiKey::Handshake;
-    type Response = HandshakeResponse;
 }
 
 impl Encode for HandshakeRequest {
@@ -125,31 +119,38 @@ impl Decode for HandshakeResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        for credentials in [
-            Credentials::None,
-            Credentials::Password {
-                user: "alice".into(),
-                password: "pw".into(),
-            },
-            Credentials::Token {
-                token: "t0k3n".into(),
-            },
-        ] {
-            round_trip(HandshakeRequest {
+    impl Examples for HandshakeRequest {
+        fn examples() -> Vec<Self> {
+            [
+                Credentials::None,
+                Credentials::Password {
+                    user: "alice".into(),
+                    password: "pw".into(),
+                },
+                Credentials::Token {
+                    token: "t0k3n".into(),
+                },
+            ]
+            .into_iter()
+            .map(|credentials| HandshakeRequest {
                 protocol_version: 2,
                 client_id: "svc-a".into(),
                 credentials,
-            });
+            })
+            .collect()
         }
-        round_trip(HandshakeResponse {
-            protocol_version: 2,
-            broker_version: "0.1.0".into(),
-            user: "alice".into(),
-        });
+    }
+
+    impl Examples for HandshakeResponse {
+        fn examples() -> Vec<Self> {
+            vec![HandshakeResponse {
+                protocol_version: 2,
+                broker_version: "0.1.0".into(),
+                user: "alice".into(),
+            }]
+        }
     }
 
     #[test]

@@ -10,7 +10,6 @@
 use bytes::{BufMut, BytesMut};
 
 use super::group_common::{TopicPartition, put_topic_partitions, read_topic_partitions};
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// A member's heartbeat.
@@ -41,11 +40,6 @@ pub struct HeartbeatResponse {
     /// The broker no longer knows this member: it owns nothing and must
     /// join again.
     pub rejoin: bool,
-}
-
-impl Request for HeartbeatRequest {
-    const API_KEY: ApiKey = ApiKey::Heartbeat;
-    type Response = HeartbeatResponse;
 }
 
 impl Encode for HeartbeatRequest {
@@ -91,27 +85,35 @@ impl Decode for HeartbeatResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(HeartbeatRequest {
-            group: "g".into(),
-            member_id: "m".into(),
-            generation: 4,
-            released: vec![TopicPartition::new("t", 2)],
-        });
-        round_trip(HeartbeatResponse {
-            generation: 5,
-            owned: vec![TopicPartition::new("t", 0), TopicPartition::new("t", 1)],
-            revoke: vec![TopicPartition::new("t", 1)],
-            rejoin: false,
-        });
-        round_trip(HeartbeatResponse {
-            generation: 0,
-            owned: vec![],
-            revoke: vec![],
-            rejoin: true,
-        });
+    impl Examples for HeartbeatRequest {
+        fn examples() -> Vec<Self> {
+            vec![HeartbeatRequest {
+                group: "g".into(),
+                member_id: "m".into(),
+                generation: 4,
+                released: vec![TopicPartition::new("t", 2)],
+            }]
+        }
+    }
+
+    impl Examples for HeartbeatResponse {
+        fn examples() -> Vec<Self> {
+            vec![
+                HeartbeatResponse {
+                    generation: 5,
+                    owned: vec![TopicPartition::new("t", 0), TopicPartition::new("t", 1)],
+                    revoke: vec![TopicPartition::new("t", 1)],
+                    rejoin: false,
+                },
+                HeartbeatResponse {
+                    generation: 0,
+                    owned: vec![],
+                    revoke: vec![],
+                    rejoin: true,
+                },
+            ]
+        }
     }
 }

@@ -9,7 +9,6 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader};
 
 /// Asks for a new producer id. Empty body.
@@ -23,11 +22,6 @@ pub struct InitProducerIdResponse {
     pub producer_id: u64,
     /// The epoch to put in every batch's `producer_epoch`.
     pub producer_epoch: u16,
-}
-
-impl Request for InitProducerIdRequest {
-    const API_KEY: ApiKey = ApiKey::InitProducerId;
-    type Response = InitProducerIdResponse;
 }
 
 impl Encode for InitProducerIdRequest {
@@ -59,13 +53,14 @@ impl Decode for InitProducerIdResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(InitProducerIdResponse {
-            producer_id: 42,
-            producer_epoch: 3,
-        });
+    impl Examples for InitProducerIdResponse {
+        fn examples() -> Vec<Self> {
+            vec![InitProducerIdResponse {
+                producer_id: 42,
+                producer_epoch: 3,
+            }]
+        }
     }
 }

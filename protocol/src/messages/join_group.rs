@@ -10,7 +10,6 @@ use super::group_common::{
     TopicPartition, put_opt_string, put_strings, put_topic_partitions, read_opt_string,
     read_strings, read_topic_partitions,
 };
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Joins a group.
@@ -45,11 +44,6 @@ pub struct JoinGroupResponse {
     pub session_timeout_ms: u32,
     /// Partitions the member owns now and may consume.
     pub assignment: Vec<TopicPartition>,
-}
-
-impl Request for JoinGroupRequest {
-    const API_KEY: ApiKey = ApiKey::JoinGroup;
-    type Response = JoinGroupResponse;
 }
 
 impl Encode for JoinGroupRequest {
@@ -99,31 +93,39 @@ impl Decode for JoinGroupResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(JoinGroupRequest {
-            group: "g".into(),
-            topics: vec!["a".into(), "b".into()],
-            client_id: "svc-1".into(),
-            session_timeout_ms: 10_000,
-            member_id: None,
-        });
-        round_trip(JoinGroupRequest {
-            group: "g".into(),
-            topics: vec![],
-            client_id: String::new(),
-            session_timeout_ms: 0,
-            member_id: Some("svc-1-7".into()),
-        });
-        round_trip(JoinGroupResponse {
-            member_id: "m".into(),
-            generation: 3,
-            heartbeat_interval_ms: 1000,
-            session_timeout_ms: 10_000,
-            assignment: vec![TopicPartition::new("a", 0), TopicPartition::new("b", 5)],
-        });
+    impl Examples for JoinGroupRequest {
+        fn examples() -> Vec<Self> {
+            vec![
+                JoinGroupRequest {
+                    group: "g".into(),
+                    topics: vec!["a".into(), "b".into()],
+                    client_id: "svc-1".into(),
+                    session_timeout_ms: 10_000,
+                    member_id: None,
+                },
+                JoinGroupRequest {
+                    group: "g".into(),
+                    topics: vec![],
+                    client_id: String::new(),
+                    session_timeout_ms: 0,
+                    member_id: Some("svc-1-7".into()),
+                },
+            ]
+        }
+    }
+
+    impl Examples for JoinGroupResponse {
+        fn examples() -> Vec<Self> {
+            vec![JoinGroupResponse {
+                member_id: "m".into(),
+                generation: 3,
+                heartbeat_interval_ms: 1000,
+                session_timeout_ms: 10_000,
+                assignment: vec![TopicPartition::new("a", 0), TopicPartition::new("b", 5)],
+            }]
+        }
     }
 
     #[test]

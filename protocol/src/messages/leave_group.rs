@@ -3,7 +3,6 @@
 
 use bytes::BytesMut;
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Leaves a group.
@@ -18,11 +17,6 @@ pub struct LeaveGroupRequest {
 /// The member has left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaveGroupResponse;
-
-impl Request for LeaveGroupRequest {
-    const API_KEY: ApiKey = ApiKey::LeaveGroup;
-    type Response = LeaveGroupResponse;
-}
 
 impl Encode for LeaveGroupRequest {
     fn encode(&self, buf: &mut BytesMut) {
@@ -53,14 +47,20 @@ impl Decode for LeaveGroupResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(LeaveGroupRequest {
-            group: "g".into(),
-            member_id: "m".into(),
-        });
-        round_trip(LeaveGroupResponse);
+    impl Examples for LeaveGroupRequest {
+        fn examples() -> Vec<Self> {
+            vec![LeaveGroupRequest {
+                group: "g".into(),
+                member_id: "m".into(),
+            }]
+        }
+    }
+
+    impl Examples for LeaveGroupResponse {
+        fn examples() -> Vec<Self> {
+            vec![LeaveGroupResponse]
+        }
     }
 }

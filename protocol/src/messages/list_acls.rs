@@ -3,7 +3,6 @@
 use bytes::{BufMut, BytesMut};
 
 use super::security_common::{ACL_ENTRY_BYTES_MIN, AclEntry};
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Lists grants.
@@ -18,11 +17,6 @@ pub struct ListAclsRequest {
 pub struct ListAclsResponse {
     /// The grants.
     pub acls: Vec<AclEntry>,
-}
-
-impl Request for ListAclsRequest {
-    const API_KEY: ApiKey = ApiKey::ListAcls;
-    type Response = ListAclsResponse;
 }
 
 impl Encode for ListAclsRequest {
@@ -69,24 +63,32 @@ impl Decode for ListAclsResponse {
 mod tests {
     use super::*;
     use crate::messages::security_common::{Operations, ResourceKind, ResourcePattern};
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(ListAclsRequest { user: None });
-        round_trip(ListAclsRequest {
-            user: Some("alice".into()),
-        });
-        round_trip(ListAclsResponse {
-            acls: vec![AclEntry {
-                user: "alice".into(),
-                resource: ResourcePattern {
-                    kind: ResourceKind::Topic,
-                    name: "orders".into(),
-                    prefix: false,
+    impl Examples for ListAclsRequest {
+        fn examples() -> Vec<Self> {
+            vec![
+                ListAclsRequest { user: None },
+                ListAclsRequest {
+                    user: Some("alice".into()),
                 },
-                operations: Operations::ALL,
-            }],
-        });
+            ]
+        }
+    }
+
+    impl Examples for ListAclsResponse {
+        fn examples() -> Vec<Self> {
+            vec![ListAclsResponse {
+                acls: vec![AclEntry {
+                    user: "alice".into(),
+                    resource: ResourcePattern {
+                        kind: ResourceKind::Topic,
+                        name: "orders".into(),
+                        prefix: false,
+                    },
+                    operations: Operations::ALL,
+                }],
+            }]
+        }
     }
 }

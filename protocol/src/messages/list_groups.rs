@@ -4,7 +4,6 @@
 use bytes::{BufMut, BytesMut};
 
 use super::describe_group::GroupState;
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Lists groups.
@@ -29,11 +28,6 @@ pub struct GroupListing {
 pub struct ListGroupsResponse {
     /// The groups.
     pub groups: Vec<GroupListing>,
-}
-
-impl Request for ListGroupsRequest {
-    const API_KEY: ApiKey = ApiKey::ListGroups;
-    type Response = ListGroupsResponse;
 }
 
 impl Encode for ListGroupsRequest {
@@ -80,26 +74,32 @@ impl Decode for ListGroupsResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(ListGroupsRequest);
-        round_trip(ListGroupsResponse {
-            groups: vec![
-                GroupListing {
-                    group: "a".into(),
-                    state: GroupState::Empty,
-                    members: 0,
-                    generation: 0,
-                },
-                GroupListing {
-                    group: "b".into(),
-                    state: GroupState::Rebalancing,
-                    members: 3,
-                    generation: 7,
-                },
-            ],
-        });
+    impl Examples for ListGroupsRequest {
+        fn examples() -> Vec<Self> {
+            vec![ListGroupsRequest]
+        }
+    }
+
+    impl Examples for ListGroupsResponse {
+        fn examples() -> Vec<Self> {
+            vec![ListGroupsResponse {
+                groups: vec![
+                    GroupListing {
+                        group: "a".into(),
+                        state: GroupState::Empty,
+                        members: 0,
+                        generation: 0,
+                    },
+                    GroupListing {
+                        group: "b".into(),
+                        state: GroupState::Rebalancing,
+                        members: 3,
+                        generation: 7,
+                    },
+                ],
+            }]
+        }
     }
 }

@@ -3,7 +3,6 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Which offset to look up.
@@ -34,11 +33,6 @@ pub struct ListOffsetsRequest {
 pub struct ListOffsetsResponse {
     /// The offset.
     pub offset: u64,
-}
-
-impl Request for ListOffsetsRequest {
-    const API_KEY: ApiKey = ApiKey::ListOffsets;
-    type Response = ListOffsetsResponse;
 }
 
 impl Encode for ListOffsetsRequest {
@@ -97,23 +91,30 @@ impl Decode for ListOffsetsResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        for query in [
-            OffsetQuery::Earliest,
-            OffsetQuery::Latest,
-            OffsetQuery::Timestamp(-5),
-            OffsetQuery::Timestamp(1_700_000_000_000),
-        ] {
-            round_trip(ListOffsetsRequest {
+    impl Examples for ListOffsetsRequest {
+        fn examples() -> Vec<Self> {
+            [
+                OffsetQuery::Earliest,
+                OffsetQuery::Latest,
+                OffsetQuery::Timestamp(-5),
+                OffsetQuery::Timestamp(1_700_000_000_000),
+            ]
+            .into_iter()
+            .map(|query| ListOffsetsRequest {
                 topic: "t".into(),
                 partition: 1,
                 query,
-            });
+            })
+            .collect()
         }
-        round_trip(ListOffsetsResponse { offset: 7 });
+    }
+
+    impl Examples for ListOffsetsResponse {
+        fn examples() -> Vec<Self> {
+            vec![ListOffsetsResponse { offset: 7 }]
+        }
     }
 
     #[test]

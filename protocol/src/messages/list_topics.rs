@@ -2,7 +2,6 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Lists topics. Empty body.
@@ -23,11 +22,6 @@ pub struct TopicListing {
 pub struct ListTopicsResponse {
     /// Every topic.
     pub topics: Vec<TopicListing>,
-}
-
-impl Request for ListTopicsRequest {
-    const API_KEY: ApiKey = ApiKey::ListTopics;
-    type Response = ListTopicsResponse;
 }
 
 impl Encode for ListTopicsRequest {
@@ -68,21 +62,22 @@ impl Decode for ListTopicsResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(ListTopicsResponse {
-            topics: vec![
-                TopicListing {
-                    name: "a".into(),
-                    partitions: 1,
-                },
-                TopicListing {
-                    name: "b".into(),
-                    partitions: 8,
-                },
-            ],
-        });
+    impl Examples for ListTopicsResponse {
+        fn examples() -> Vec<Self> {
+            vec![ListTopicsResponse {
+                topics: vec![
+                    TopicListing {
+                        name: "a".into(),
+                        partitions: 1,
+                    },
+                    TopicListing {
+                        name: "b".into(),
+                        partitions: 8,
+                    },
+                ],
+            }]
+        }
     }
 }

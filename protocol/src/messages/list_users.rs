@@ -3,7 +3,6 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Lists users.
@@ -26,11 +25,6 @@ pub struct UserListing {
 pub struct ListUsersResponse {
     /// The users.
     pub users: Vec<UserListing>,
-}
-
-impl Request for ListUsersRequest {
-    const API_KEY: ApiKey = ApiKey::ListUsers;
-    type Response = ListUsersResponse;
 }
 
 impl Encode for ListUsersRequest {
@@ -85,24 +79,30 @@ impl Decode for ListUsersResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(ListUsersRequest);
-        round_trip(ListUsersResponse {
-            users: vec![
-                UserListing {
-                    name: "admin".into(),
-                    admin: true,
-                    token_ids: vec![],
-                },
-                UserListing {
-                    name: "alice".into(),
-                    admin: false,
-                    token_ids: vec!["0123abcd".into(), "4567ef01".into()],
-                },
-            ],
-        });
+    impl Examples for ListUsersRequest {
+        fn examples() -> Vec<Self> {
+            vec![ListUsersRequest]
+        }
+    }
+
+    impl Examples for ListUsersResponse {
+        fn examples() -> Vec<Self> {
+            vec![ListUsersResponse {
+                users: vec![
+                    UserListing {
+                        name: "admin".into(),
+                        admin: true,
+                        token_ids: vec![],
+                    },
+                    UserListing {
+                        name: "alice".into(),
+                        admin: false,
+                        token_ids: vec!["0123abcd".into(), "4567ef01".into()],
+                    },
+                ],
+            }]
+        }
     }
 }

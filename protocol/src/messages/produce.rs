@@ -3,7 +3,6 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Partition value asking the broker to choose: by the hash of the first
@@ -32,11 +31,6 @@ pub struct ProduceResponse {
     pub base_offset: u64,
     /// Offset of the batch's last record.
     pub last_offset: u64,
-}
-
-impl Request for ProduceRequest {
-    const API_KEY: ApiKey = ApiKey::Produce;
-    type Response = ProduceResponse;
 }
 
 impl Encode for ProduceRequest {
@@ -78,19 +72,25 @@ impl Decode for ProduceResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(ProduceRequest {
-            topic: "t".into(),
-            partition: PARTITION_AUTO,
-            batch: Bytes::from_static(b"not checked here"),
-        });
-        round_trip(ProduceResponse {
-            partition: 3,
-            base_offset: 100,
-            last_offset: 109,
-        });
+    impl Examples for ProduceRequest {
+        fn examples() -> Vec<Self> {
+            vec![ProduceRequest {
+                topic: "t".into(),
+                partition: PARTITION_AUTO,
+                batch: Bytes::from_static(b"not checked here"),
+            }]
+        }
+    }
+
+    impl Examples for ProduceResponse {
+        fn examples() -> Vec<Self> {
+            vec![ProduceResponse {
+                partition: 3,
+                base_offset: 100,
+                last_offset: 109,
+            }]
+        }
     }
 }

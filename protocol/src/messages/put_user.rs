@@ -3,7 +3,6 @@
 
 use bytes::BytesMut;
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 use crate::secret::Secret;
 
@@ -23,11 +22,6 @@ pub struct PutUserRequest {
 pub struct PutUserResponse {
     /// True if the user is new, false if an existing one was updated.
     pub created: bool,
-}
-
-impl Request for PutUserRequest {
-    const API_KEY: ApiKey = ApiKey::PutUser;
-    type Response = PutUserResponse;
 }
 
 impl Encode for PutUserRequest {
@@ -65,15 +59,21 @@ impl Decode for PutUserResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(PutUserRequest {
-            name: "alice".into(),
-            password: "pw".into(),
-            admin: true,
-        });
-        round_trip(PutUserResponse { created: false });
+    impl Examples for PutUserRequest {
+        fn examples() -> Vec<Self> {
+            vec![PutUserRequest {
+                name: "alice".into(),
+                password: "pw".into(),
+                admin: true,
+            }]
+        }
+    }
+
+    impl Examples for PutUserResponse {
+        fn examples() -> Vec<Self> {
+            vec![PutUserResponse { created: false }]
+        }
     }
 }

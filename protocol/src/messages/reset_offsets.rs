@@ -5,8 +5,8 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::TopicPartition;
 use super::group_common::{TOPIC_PARTITION_BYTES_MIN, put_topic_partition, read_topic_partition};
-use super::{ApiKey, Request, TopicPartition};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Where to move the offsets.
@@ -39,11 +39,6 @@ pub struct ResetOffsetsRequest {
 pub struct ResetOffsetsResponse {
     /// One entry per partition of the topic, in partition order.
     pub offsets: Vec<(TopicPartition, u64)>,
-}
-
-impl Request for ResetOffsetsRequest {
-    const API_KEY: ApiKey = ApiKey::ResetOffsets;
-    type Response = ResetOffsetsResponse;
 }
 
 impl Encode for ResetOffsetsRequest {
@@ -107,29 +102,36 @@ impl Decode for ResetOffsetsResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        for to in [
-            ResetTo::Earliest,
-            ResetTo::Latest,
-            ResetTo::Offset(17),
-            ResetTo::Timestamp(-3),
-            ResetTo::Timestamp(1_700_000_000_000),
-        ] {
-            round_trip(ResetOffsetsRequest {
+    impl Examples for ResetOffsetsRequest {
+        fn examples() -> Vec<Self> {
+            [
+                ResetTo::Earliest,
+                ResetTo::Latest,
+                ResetTo::Offset(17),
+                ResetTo::Timestamp(-3),
+                ResetTo::Timestamp(1_700_000_000_000),
+            ]
+            .into_iter()
+            .map(|to| ResetOffsetsRequest {
                 group: "g".into(),
                 topic: "t".into(),
                 to,
-            });
+            })
+            .collect()
         }
-        round_trip(ResetOffsetsResponse {
-            offsets: vec![
-                (TopicPartition::new("t", 0), 3),
-                (TopicPartition::new("t", 1), 0),
-            ],
-        });
+    }
+
+    impl Examples for ResetOffsetsResponse {
+        fn examples() -> Vec<Self> {
+            vec![ResetOffsetsResponse {
+                offsets: vec![
+                    (TopicPartition::new("t", 0), 3),
+                    (TopicPartition::new("t", 1), 0),
+                ],
+            }]
+        }
     }
 
     #[test]

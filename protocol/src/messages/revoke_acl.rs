@@ -4,7 +4,6 @@
 use bytes::BytesMut;
 
 use super::security_common::AclEntry;
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader};
 
 /// Revokes operations on a resource pattern to a user.
@@ -17,11 +16,6 @@ pub struct RevokeAclRequest {
 /// The operations are revoked (durably).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokeAclResponse;
-
-impl Request for RevokeAclRequest {
-    const API_KEY: ApiKey = ApiKey::RevokeAcl;
-    type Response = RevokeAclResponse;
-}
 
 impl Encode for RevokeAclRequest {
     fn encode(&self, buf: &mut BytesMut) {
@@ -51,21 +45,27 @@ impl Decode for RevokeAclResponse {
 mod tests {
     use super::*;
     use crate::messages::security_common::{Operations, ResourceKind, ResourcePattern};
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(RevokeAclRequest {
-            entry: AclEntry {
-                user: "alice".into(),
-                resource: ResourcePattern {
-                    kind: ResourceKind::Group,
-                    name: "billing-".into(),
-                    prefix: true,
+    impl Examples for RevokeAclRequest {
+        fn examples() -> Vec<Self> {
+            vec![RevokeAclRequest {
+                entry: AclEntry {
+                    user: "alice".into(),
+                    resource: ResourcePattern {
+                        kind: ResourceKind::Group,
+                        name: "billing-".into(),
+                        prefix: true,
+                    },
+                    operations: Operations::parse("consume,describe").unwrap(),
                 },
-                operations: Operations::parse("consume,describe").unwrap(),
-            },
-        });
-        round_trip(RevokeAclResponse);
+            }]
+        }
+    }
+
+    impl Examples for RevokeAclResponse {
+        fn examples() -> Vec<Self> {
+            vec![RevokeAclResponse]
+        }
     }
 }

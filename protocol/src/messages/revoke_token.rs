@@ -4,7 +4,6 @@
 
 use bytes::BytesMut;
 
-use super::{ApiKey, Request};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// Revokes a token.
@@ -19,11 +18,6 @@ pub struct RevokeTokenRequest {
 /// The token is revoked (durably).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokeTokenResponse;
-
-impl Request for RevokeTokenRequest {
-    const API_KEY: ApiKey = ApiKey::RevokeToken;
-    type Response = RevokeTokenResponse;
-}
 
 impl Encode for RevokeTokenRequest {
     fn encode(&self, buf: &mut BytesMut) {
@@ -54,14 +48,20 @@ impl Decode for RevokeTokenResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::test_util::round_trip;
+    use crate::messages::test_util::Examples;
 
-    #[test]
-    fn round_trips() {
-        round_trip(RevokeTokenRequest {
-            user: "alice".into(),
-            token_id: "0123abcd".into(),
-        });
-        round_trip(RevokeTokenResponse);
+    impl Examples for RevokeTokenRequest {
+        fn examples() -> Vec<Self> {
+            vec![RevokeTokenRequest {
+                user: "alice".into(),
+                token_id: "0123abcd".into(),
+            }]
+        }
+    }
+
+    impl Examples for RevokeTokenResponse {
+        fn examples() -> Vec<Self> {
+            vec![RevokeTokenResponse]
+        }
     }
 }
