@@ -6,6 +6,9 @@
 //! ([`topic_name`]). Every decoder is strict (leftover bytes are an error) and
 //! checks every length against the bytes actually present before using it.
 
+// Decoders face untrusted bytes: no unwrap or expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod batch;
 pub mod error;
 pub mod frame;
