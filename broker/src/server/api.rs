@@ -81,6 +81,11 @@ pub(crate) trait Handler: Request + Sized {
 pub(crate) struct OrderGate(AtomicBool);
 
 impl OrderGate {
+    /// The request's place is fixed.
+    pub(crate) fn fix(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
     pub(crate) fn is_fixed(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
@@ -136,7 +141,7 @@ impl Ctx {
     /// may start. Once is enough; a no-op for other run modes.
     pub(crate) fn order_fixed(&self) {
         if let Some(gate) = &self.order {
-            gate.0.store(true, Ordering::Release);
+            gate.fix();
         }
     }
 

@@ -66,3 +66,91 @@ pub(crate) async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tokio::sync::oneshot;
+
+    /// A job that logs its start, fixes its order (or not), then waits for
+    /// `release` before logging its end.
+    fn job(
+        name: &'static str,
+        fixes_order: bool,
+        log: Arc<Mutex<Vec<String>>>,
+        release: oneshot::Receiver<()>,
+    ) -> InOrderJob {
+        let gate = Arc::new(OrderGate::default());
+        let fixed = Arc::clone(&gate);
+        InOrderJob::new(
+            async move {
+                log.lock().unwrap().push(format!("{name} start"));
+                if fixes_order {
+                    fixed.fix();
+                }
+                let _ = release.await;
+                log.lock().unwrap().push(format!("{name} end"));
+            },
+            gate,
+        )
+    }
+
+    #[tokio::test]
+    async fn jobs_start_in_order_and_overlap_once_their_order_is_fixed() {
+        let (jobs_tx, jobs_rx) = mpsc::channel(8);
+        let (responses, _keep) = mpsc::channel(8);
+        let tracker = TaskTracker::new();
+        tokio::spawn(run(jobs_rx, responses, tracker.clone()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (release_a, a) = oneshot::channel();
+        let (release_b, b) = oneshot::channel();
+        let (release_c, c) = oneshot::channel();
+        // a and b fix their order and wait; c does not fix it, so nothing
+        // after c may start before c ends.
+        jobs_tx
+            .send(job("a", true, Arc::clone(&log), a))
+            .await
+            .unwrap();
+        jobs_tx
+            .send(job("b", true, Arc::clone(&log), b))
+            .await
+            .unwrap();
+        jobs_tx
+            .send(job("c", false, Arc::clone(&log), c))
+            .await
+            .unwrap();
+        let (release_d, d) = oneshot::channel();
+        jobs_tx
+            .send(job("d", true, Arc::clone(&log), d))
+            .await
+            .unwrap();
+        let seen = |n: usize| {
+            let log = Arc::clone(&log);
+            async move {
+                for _ in 0..1000 {
+                    if log.lock().unwrap().len() >= n {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                panic!("fewer than {n} events: {:?}", log.lock().unwrap());
+            }
+        };
+        seen(3).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(*log.lock().unwrap(), ["a start", "b start", "c start"]);
+        // b finishes on its own task while a still waits.
+        release_b.send(()).unwrap();
+        seen(4).await;
+        release_c.send(()).unwrap();
+        seen(6).await;
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["a start", "b start", "c start", "b end", "c end", "d start"]
+        );
+        release_a.send(()).unwrap();
+        release_d.send(()).unwrap();
+        seen(8).await;
+    }
+}
