@@ -23,6 +23,7 @@ pub mod embedded;
 pub mod fsutil;
 pub mod groups;
 pub mod log;
+mod poison;
 pub mod producer_ids;
 pub mod server;
 pub mod telemetry;

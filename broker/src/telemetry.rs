@@ -171,15 +171,10 @@ impl Telemetry {
     /// The handles of an existing topic (callers pass only names of topics
     /// that exist, so untrusted names never fill the cache).
     pub(crate) fn topic(&self, name: &str) -> Arc<TopicMetrics> {
-        if let Some(m) = self
-            .topics
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
+        if let Some(m) = crate::poison::read(&self.topics).get(name) {
             return Arc::clone(m);
         }
-        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        let mut topics = crate::poison::write(&self.topics);
         if topics.len() >= TOPIC_HANDLES_MAX {
             topics.clear();
         }

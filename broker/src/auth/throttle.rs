@@ -140,7 +140,7 @@ impl LoginThrottle {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AddressKey, Window>> {
         // Every update leaves the map consistent: a panic elsewhere while
         // it was held cannot have broken it.
-        self.windows.lock().unwrap_or_else(|e| e.into_inner())
+        crate::poison::lock(&self.windows)
     }
 }
 

@@ -278,9 +278,7 @@ impl GroupCoordinator {
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Group>> {
-        self.groups
-            .lock()
-            .expect("group state lock poisoned (a group operation panicked)")
+        crate::poison::lock(&self.groups)
     }
 
     /// Groups known: with members or with committed offsets.

@@ -117,10 +117,7 @@ pub(crate) fn on_cached_read() -> io::Result<()> {
 #[inline]
 pub(crate) fn on_synced(path: &Path, len: u64) {
     #[cfg(test)]
-    SYNCED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(path.to_path_buf(), len);
+    crate::poison::lock(&SYNCED).insert(path.to_path_buf(), len);
     #[cfg(not(test))]
     let _ = (path, len);
 }
@@ -128,11 +125,7 @@ pub(crate) fn on_synced(path: &Path, len: u64) {
 /// The length covered by the last successful fdatasync of `path`.
 #[cfg(test)]
 pub(crate) fn synced_len(path: &Path) -> Option<u64> {
-    SYNCED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(path)
-        .copied()
+    crate::poison::lock(&SYNCED).get(path).copied()
 }
 
 /// The next sync on this thread sends on `reached` (its group is written,

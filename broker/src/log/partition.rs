@@ -55,8 +55,9 @@ use super::linger::LingerBackoff;
 use super::producers::{self, ProducerStates};
 use super::recovery::{self, CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 use super::retention::{self, SegmentStats};
-use super::segment::{ReadMode, Segment, is_would_block, read_lock, would_block, write_lock};
+use super::segment::{ReadMode, Segment, is_would_block, would_block};
 use super::{LogConfig, sync_dir};
+use crate::poison::{self, lock};
 
 /// Where an appended batch landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,11 +235,6 @@ impl std::fmt::Debug for PartitionLog {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // See segment::read_lock: critical sections keep invariants at each step.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Writes all of `bufs` at the end of `file` (opened O_APPEND), looping over
 /// short writes.
 fn write_all_vectored(mut file: &std::fs::File, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
@@ -317,14 +313,14 @@ impl PartitionLog {
 
     /// A copy of the current configuration.
     pub fn config(&self) -> LogConfig {
-        read_lock(&self.config).clone()
+        poison::read(&self.config).clone()
     }
 
     /// Replaces the configuration (retention, segment size and age,
     /// durability, read limit). Takes effect at the next append, roll or
     /// retention run; the active segment's index keeps its capacity.
     pub fn set_config(&self, config: LogConfig) {
-        *write_lock(&self.config) = config.sanitized();
+        *poison::write(&self.config) = config.sanitized();
     }
 
     /// Appends one producer batch: validates it (refused => nothing written),
@@ -426,7 +422,7 @@ impl PartitionLog {
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
             q.sync_waiters += 1;
-            let mut q = self.handoff_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            let mut q = poison::wait(&self.handoff_cv, q);
             q.sync_waiters -= 1;
         }
     }
@@ -477,7 +473,7 @@ impl PartitionLog {
         {
             let mut q = lock(&self.queue);
             q.linger_target = group_len + q.pending.len();
-            q.linger_budget = match read_lock(&self.config).durability {
+            q.linger_budget = match poison::read(&self.config).durability {
                 Durability::Always => {
                     let last_sync =
                         Duration::from_nanos(self.stats.last_sync_ns.load(Ordering::Relaxed));
@@ -526,10 +522,7 @@ impl PartitionLog {
             if now >= deadline {
                 break;
             }
-            q = self
-                .linger_cv
-                .wait_timeout(q, deadline - now)
-                .map_or_else(|e| e.into_inner().0, |r| r.0);
+            q = poison::wait_timeout(&self.linger_cv, q, deadline - now).0;
         }
         q.lingering = false;
         let gathered = q.pending.len() >= q.linger_target;
@@ -681,7 +674,7 @@ impl PartitionLog {
         let interval = u64::from(config.index_interval_bytes);
         let mut pos = start_pos;
         {
-            let mut index = write_lock(&active.index);
+            let mut index = poison::write(&active.index);
             for (p, info) in run.iter().zip(&infos) {
                 if w.bytes_since_index >= interval
                     && let (Ok(rel), Ok(position)) = (
@@ -737,11 +730,11 @@ impl PartitionLog {
             }
             return Err(e);
         }
-        if let Err(e) = write_lock(&old.index).seal() {
+        if let Err(e) = poison::write(&old.index).seal() {
             // The index is only an accelerator; recovery rebuilds it.
             tracing::warn!(segment = %old.log_path.display(), error = %e, "sealing segment index failed");
         }
-        write_lock(&self.segments).insert(seg.base_offset, Arc::clone(&seg));
+        poison::write(&self.segments).insert(seg.base_offset, Arc::clone(&seg));
         w.active = seg;
         w.write_pos = 0;
         w.bytes_since_index = 0;
@@ -794,13 +787,13 @@ impl PartitionLog {
         if offset == end {
             return Ok(Bytes::new());
         }
-        let max_bytes = max_bytes.min(read_lock(&self.config).read_bytes_max);
+        let max_bytes = max_bytes.min(poison::read(&self.config).read_bytes_max);
         // The newest segment's base, taken with the lookup (one lock). A
         // segment that a roll sealed after this is still read as the newest:
         // the sealing holds its index lock, which a cached read does not
         // wait for, and its index was just written (resident).
         let (mut seg, newest_base) = {
-            let map = read_lock(&self.segments);
+            let map = poison::read(&self.segments);
             let newest_base = map.keys().next_back().copied();
             match map.range(..=offset).next_back() {
                 Some((_, s)) => (Arc::clone(s), newest_base),
@@ -814,7 +807,7 @@ impl PartitionLog {
             }
         };
         while offset >= seg.visible_next_offset() {
-            let next = read_lock(&self.segments)
+            let next = poison::read(&self.segments)
                 .range(seg.base_offset + 1..)
                 .next()
                 .map(|(_, s)| Arc::clone(s));
@@ -843,7 +836,7 @@ impl PartitionLog {
     /// time index finds the batch; that one batch is then decoded to find the
     /// record.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, LogError> {
-        let segs: Vec<Arc<Segment>> = read_lock(&self.segments).values().cloned().collect();
+        let segs: Vec<Arc<Segment>> = poison::read(&self.segments).values().cloned().collect();
         for seg in segs {
             if seg.visible_bytes() == 0 || seg.max_timestamp_ms() < timestamp_ms {
                 continue;
@@ -888,7 +881,7 @@ impl PartitionLog {
 
     /// Bytes on disk of all segment files.
     pub fn size_bytes(&self) -> u64 {
-        read_lock(&self.segments)
+        poison::read(&self.segments)
             .values()
             .map(|s| s.size_bytes())
             .sum()
@@ -923,7 +916,7 @@ impl PartitionLog {
         if w.write_pos > 0 && (old || expired) {
             self.roll(&mut w, &config)?;
         }
-        let segs: Vec<Arc<Segment>> = read_lock(&self.segments).values().cloned().collect();
+        let segs: Vec<Arc<Segment>> = poison::read(&self.segments).values().cloned().collect();
         let stats: Vec<SegmentStats> = segs
             .iter()
             .map(|s| SegmentStats {
@@ -941,7 +934,7 @@ impl PartitionLog {
             return Ok(0);
         }
         {
-            let mut map = write_lock(&self.segments);
+            let mut map = poison::write(&self.segments);
             for seg in &segs[..n] {
                 map.remove(&seg.base_offset);
             }
@@ -1011,7 +1004,7 @@ impl PartitionLog {
         super::faults::on_synced(&active.log_path, w.write_pos);
         w.dirty = false;
         w.producers.write_snapshot(&self.dir, w.next_offset)?;
-        write_lock(&active.index)
+        poison::write(&active.index)
             .seal()
             .map_err(|e| LogError::io("seal index", &active.index_path, e))?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_MARKER);
@@ -1035,6 +1028,6 @@ impl PartitionLog {
 
     /// Segment base offsets, oldest first (for tests and tools).
     pub fn segment_base_offsets(&self) -> Vec<u64> {
-        read_lock(&self.segments).keys().copied().collect()
+        poison::read(&self.segments).keys().copied().collect()
     }
 }

@@ -346,13 +346,7 @@ impl BrokerHandle {
             .await
             .map_err(|e| BrokerError::Task(e.to_string()))??;
         // Everything is closed: another broker may open the directory now.
-        drop(
-            shared
-                .dir_lock
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        );
+        drop(crate::poison::lock(&shared.dir_lock).take());
         tracing::info!("skiffd stopped cleanly");
         Ok(())
     }

@@ -214,7 +214,7 @@ impl TopicRegistry {
                 "segment_bytes must be at least 1024, got {b}"
             )));
         }
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = crate::poison::lock(&self.admin);
         if self.read().contains_key(name) {
             return Err(TopicError::AlreadyExists(name.to_owned()));
         }
@@ -284,7 +284,7 @@ impl TopicRegistry {
                 "segment_bytes must be at least 1024, got {b}"
             )));
         }
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = crate::poison::lock(&self.admin);
         let old = self.require(&req.name)?;
         let mut meta = old.meta.clone();
         meta.retention_ms = req.retention_ms.apply(meta.retention_ms);
@@ -308,7 +308,7 @@ impl TopicRegistry {
     /// Deletes a topic and its files. Its logs are closed first, so appends
     /// racing the delete fail instead of writing into removed files.
     pub fn delete(&self, name: &str) -> Result<(), TopicError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = crate::poison::lock(&self.admin);
         let topic = self
             .write()
             .remove(name)
@@ -353,11 +353,11 @@ impl TopicRegistry {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
-        self.topics.read().unwrap_or_else(|e| e.into_inner())
+        crate::poison::read(&self.topics)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
-        self.topics.write().unwrap_or_else(|e| e.into_inner())
+        crate::poison::write(&self.topics)
     }
 }
 
