@@ -104,7 +104,7 @@ fn cached_read_is_empty_at_the_end_and_out_of_range_outside_the_log() {
     // Below the log start, once retention moved it.
     let mut config = small_config(Durability::Never);
     config.retention_bytes = Some(log.size_bytes() / 2);
-    log.set_config(config);
+    log.set_config(config).expect("valid config");
     assert!(log.enforce_retention(0).expect("retention") >= 1);
     let start = log.log_start_offset();
     assert!(start > 0);

@@ -260,7 +260,7 @@ impl PartitionLog {
     /// Opens the partition log in `dir` (created if missing), recovering it
     /// (see `recovery`). The report says what was found and cut.
     pub fn open(dir: &Path, config: LogConfig) -> Result<(PartitionLog, RecoveryReport), LogError> {
-        let config = config.sanitized();
+        config.validate()?;
         let rec = recovery::recover(dir, &config)?;
         let start = rec.segments.keys().next().copied().unwrap_or(0);
         let active = rec
@@ -318,9 +318,13 @@ impl PartitionLog {
 
     /// Replaces the configuration (retention, segment size and age,
     /// durability, read limit). Takes effect at the next append, roll or
-    /// retention run; the active segment's index keeps its capacity.
-    pub fn set_config(&self, config: LogConfig) {
-        *poison::write(&self.config) = config.sanitized();
+    /// retention run; the active segment's index keeps its capacity. An
+    /// out-of-range setting is refused ([`LogError::InvalidConfig`]) and the
+    /// configuration stays as it was.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), LogError> {
+        config.validate()?;
+        *poison::write(&self.config) = config;
+        Ok(())
     }
 
     /// Appends one producer batch: validates it (refused => nothing written),
