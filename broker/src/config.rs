@@ -570,6 +570,8 @@ impl BrokerConfig {
             retention_ms: self.retention_ms,
             durability: self.fsync.clone(),
             producers_max: self.producers_per_partition_max,
+            // Every broker log reports its fsync timings to the metrics.
+            observer: crate::telemetry::log_observer(),
             ..LogConfig::default()
         }
     }

@@ -479,7 +479,7 @@ impl Writer {
             for job in batch.drain(..) {
                 let _ = job.done.send(result.clone());
             }
-            metrics::counter!("skiff_offset_commits_total").increment(updates as u64);
+            metrics::counter!(crate::telemetry::names::OFFSET_COMMITS).increment(updates as u64);
             if result.is_ok() {
                 if let Err(e) = self.maybe_compact() {
                     // The log is still whole; compaction is retried later.

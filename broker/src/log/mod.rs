@@ -17,6 +17,8 @@
 //! - [`recovery`]: clean-shutdown marker, tail scan and truncation, index
 //!   rebuild. [`retention`]: which segments go.
 //! - [`durability`]: the fsync policy and what each mode can lose.
+//! - [`observer`]: how the log reports fsync timings to whoever listens
+//!   (the broker's telemetry), without calling a metrics API itself.
 //! - [`limits`]: the one home of segment and retention limits, and the
 //!   check that refuses out-of-range settings at every entry point.
 //! - `producers`: idempotent-producer sequences per partition (checked in
@@ -39,6 +41,7 @@ pub(crate) use faults::{evict_cached_reads, evicted_reads_left};
 mod index;
 mod linger;
 mod mmap;
+pub mod observer;
 pub mod partition;
 mod producers;
 pub mod recovery;
@@ -52,6 +55,7 @@ pub use error::LogError;
 pub use limits::{
     LimitError, LogLimits, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
+pub use observer::{LogObserver, Observer};
 pub use partition::{AppendInfo, AppendTicket, Committer, LogStats, PartitionLog};
 pub use producers::{PRODUCER_BATCHES_REMEMBERED, PRODUCERS_PER_PARTITION_MAX_DEFAULT};
 pub use recovery::{CLEAN_SHUTDOWN_MARKER, RecoveryReport};
@@ -86,6 +90,9 @@ pub struct LogConfig {
     /// Idempotent producers remembered (at least 1); see
     /// [`PRODUCERS_PER_PARTITION_MAX_DEFAULT`].
     pub producers_max: usize,
+    /// Who is told about write-path timings (fdatasync durations); none by
+    /// default. See [`observer`].
+    pub observer: Observer,
 }
 
 impl Default for LogConfig {
@@ -99,6 +106,7 @@ impl Default for LogConfig {
             index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             read_bytes_max: READ_BYTES_MAX_DEFAULT,
             producers_max: PRODUCERS_PER_PARTITION_MAX_DEFAULT,
+            observer: Observer::default(),
         }
     }
 }

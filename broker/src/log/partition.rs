@@ -664,7 +664,7 @@ impl PartitionLog {
             w.last_sync = Instant::now();
             self.stats.syncs.fetch_add(1, Ordering::Relaxed);
             let took = sync_started.elapsed();
-            crate::telemetry::record_fsync(took, run.len());
+            config.observer.fsynced(took, run.len());
             let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
             self.stats.last_sync_ns.store(took, Ordering::Relaxed);
         } else {

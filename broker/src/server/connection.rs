@@ -306,7 +306,7 @@ async fn handshake(
         Ok(session) => session,
         Err(failure) => {
             if failure.code == ErrorCode::AuthenticationFailed {
-                metrics::counter!("skiff_auth_failures_total").increment(1);
+                metrics::counter!(crate::telemetry::names::AUTH_FAILURES).increment(1);
                 // Both names are the client's claims: logged only in a short,
                 // escaped form, so they cannot forge log lines or flood logs.
                 tracing::warn!(%peer, user = %loggable_user(&claimed), client_id = %loggable_claim(&req.client_id), "authentication failed");
@@ -387,7 +387,7 @@ async fn dispatch(
             format!("unknown api key {}", frame.api_key),
         ));
     };
-    metrics::counter!("skiff_requests_total").increment(1);
+    metrics::counter!(crate::telemetry::names::REQUESTS).increment(1);
     match api {
         ApiKey::Handshake => Err(Failure::new(
             ErrorCode::InvalidRequest,
@@ -752,7 +752,7 @@ async fn run_produces(
                 let topic_metrics = shared.telemetry.topic(&req.topic);
                 let metered = Arc::clone(&shared);
                 shared.tracker.spawn(async move {
-                    let result = handlers::produce_wait(log, partition, ticket, bytes).await;
+                    let result = handlers::produce_wait(log, partition, ticket).await;
                     let t = &metered.telemetry;
                     match &result {
                         Ok(r) => t.produced(

@@ -208,15 +208,11 @@ pub(crate) async fn produce_wait(
     log: Arc<PartitionLog>,
     partition: u32,
     mut ticket: AppendTicket,
-    bytes: u64,
 ) -> Result<ProduceResponse, Failure> {
     if let Some(committer) = ticket.take_committer() {
         spawn_committer(log, committer);
     }
     let info = ticket.outcome().await?;
-    metrics::counter!("skiff_produce_bytes_total").increment(bytes);
-    metrics::counter!("skiff_produce_messages_total")
-        .increment(info.last_offset - info.base_offset + 1);
     Ok(ProduceResponse {
         partition,
         base_offset: info.base_offset,
@@ -279,7 +275,6 @@ pub(crate) async fn fetch(
         if req.offset != end || expired {
             let records = read_records(&log, req.offset, max_bytes).await?;
             if !records.is_empty() || expired || req.offset > end {
-                metrics::counter!("skiff_fetch_bytes_total").increment(records.len() as u64);
                 return Ok(FetchResponse {
                     log_start_offset: log.log_start_offset(),
                     log_end_offset: log.log_end_offset(),

@@ -15,6 +15,7 @@ mod group_handlers;
 mod handlers;
 mod listener;
 mod ops_handlers;
+mod scrape;
 mod security_handlers;
 mod tls;
 

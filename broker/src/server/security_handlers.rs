@@ -46,7 +46,7 @@ pub(crate) async fn authenticate(
             let checks = Arc::clone(&shared.auth_checks);
             let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, checks.acquire_owned()).await
             else {
-                metrics::counter!("skiff_auth_checks_busy_total").increment(1);
+                metrics::counter!(crate::telemetry::names::AUTH_CHECKS_BUSY).increment(1);
                 return Err(Failure::new(
                     ErrorCode::AuthenticationFailed,
                     "authentication failed: too many logins in progress; try again later",
@@ -86,7 +86,7 @@ fn throttled(shared: &Shared, peer: IpAddr) -> Result<(), Failure> {
     let Err(retry_after) = shared.login_throttle.check(peer, std::time::Instant::now()) else {
         return Ok(());
     };
-    metrics::counter!("skiff_auth_throttled_total").increment(1);
+    metrics::counter!(crate::telemetry::names::AUTH_THROTTLED).increment(1);
     Err(Failure::new(
         ErrorCode::AuthenticationFailed,
         format!(
