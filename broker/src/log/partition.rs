@@ -32,6 +32,20 @@
 //!   write if the truncate itself fails), and fails the whole group.
 //! - A segment is fsynced before its successor is created, so after a crash
 //!   only the last segment can hold unsynced bytes.
+//! - The visible end never passes the written end (`Writer::next_offset`),
+//!   and the written length (`Writer::write_pos`) is the active segment's
+//!   file length; segment base offsets strictly increase; index entries of a
+//!   segment strictly increase in offset and position.
+//! - A panic inside a group commit stops the partition (`fail_stop`): the
+//!   writer's state may be half-updated, so no later append may use it.
+//!
+//! These are asserted where they can break: `commit` (results and ends),
+//! `write_run` (contiguous offsets, lengths, index order) and `roll` (base
+//! offsets, synced length). Checks that cost a comparison or two per group
+//! are `assert!` (a group costs a write syscall at least, so they are free
+//! in comparison, and a broken invariant here loses data: better to stop);
+//! checks that need a syscall (file length) or a walk over the index are
+//! `debug_assert!`.
 //!
 //! All methods but `submit` and [`AppendTicket::outcome`] are blocking
 //! (file I/O, fsync, lock waits): call them from `tokio::task::spawn_blocking`
@@ -263,12 +277,15 @@ impl PartitionLog {
         config.validate()?;
         let rec = recovery::recover(dir, &config)?;
         let start = rec.segments.keys().next().copied().unwrap_or(0);
-        let active = rec
-            .segments
-            .values()
-            .next_back()
-            .cloned()
-            .expect("recover always returns at least one segment");
+        let active =
+            rec.segments
+                .values()
+                .next_back()
+                .cloned()
+                .ok_or_else(|| LogError::BadDirectory {
+                    path: dir.to_owned(),
+                    reason: "recovery left no segment".to_owned(),
+                })?;
         let producers = producers::rebuild(
             dir,
             &active,
@@ -465,13 +482,26 @@ impl PartitionLog {
         let ids: Vec<u64> = group.iter().map(|p| p.id).collect();
         let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(group)))
             .unwrap_or_else(|_| {
+                // The writer may be half-updated (bytes written, offsets not
+                // moved): stop the partition so no later append reuses it.
+                let cause = io::Error::other(
+                    "group commit panicked; the partition is stopped until restart",
+                );
+                self.fail_stop(&mut lock(&self.writer), &cause);
                 ids.iter()
                     .map(|&id| {
-                        let source = io::Error::other("group commit panicked");
+                        let source = io::Error::other(
+                            "group commit panicked; the partition is stopped until restart",
+                        );
                         (id, Err(LogError::io("commit", &self.dir, source)))
                     })
                     .collect()
             });
+        assert_eq!(
+            results.len(),
+            group_len,
+            "one result per append of the group"
+        );
         // The cycle's size (this group and what queued during it) is taken
         // before the answers go out, so re-appends they trigger do not count.
         {
@@ -601,6 +631,10 @@ impl PartitionLog {
             }
             i = end;
         }
+        assert!(
+            self.log_end_offset() <= w.next_offset,
+            "the visible end never passes the written end"
+        );
         results
     }
 
@@ -612,6 +646,16 @@ impl PartitionLog {
         run: &[Pending],
         config: &LogConfig,
     ) -> Result<Vec<AppendInfo>, LogError> {
+        assert!(!run.is_empty(), "a run holds at least one batch");
+        assert!(
+            w.active.base_offset <= w.next_offset,
+            "the active segment starts at or below the log end"
+        );
+        debug_assert_eq!(
+            w.active.file.metadata().map(|m| m.len()).ok(),
+            Some(w.write_pos),
+            "the written length is the active file's length"
+        );
         let start_pos = w.write_pos;
         let mut stamps = Vec::with_capacity(run.len());
         let mut infos = Vec::with_capacity(run.len());
@@ -625,6 +669,12 @@ impl PartitionLog {
             });
             next = last + 1;
         }
+        debug_assert!(
+            infos
+                .windows(2)
+                .all(|p| p[1].base_offset == p[0].last_offset + 1),
+            "offsets are contiguous"
+        );
         let mut slices = Vec::with_capacity(run.len() * 2);
         for (p, stamp) in run.iter().zip(&stamps) {
             slices.push(IoSlice::new(stamp));
@@ -686,11 +736,19 @@ impl PartitionLog {
                         u32::try_from(pos),
                     )
                 {
-                    index.push(IndexEntry {
+                    let entry = IndexEntry {
                         rel_offset: rel,
                         position,
                         max_ts_before: w.max_timestamp_ms,
-                    });
+                    };
+                    assert!(
+                        index
+                            .last()
+                            .is_none_or(|last| last.rel_offset < entry.rel_offset
+                                && last.position < entry.position),
+                        "index entries strictly increase"
+                    );
+                    index.push(entry);
                     w.bytes_since_index = 0;
                 }
                 let len = p.batch.len() as u64;
@@ -699,6 +757,16 @@ impl PartitionLog {
                 pos += len;
             }
         }
+        assert_eq!(pos, end_pos, "every batch of the run was indexed");
+        assert_eq!(
+            infos.last().map(|i| i.last_offset + 1),
+            Some(next),
+            "the run ends at the new log end"
+        );
+        assert!(
+            self.log_end_offset() <= w.next_offset,
+            "the visible end never passes the written end"
+        );
         w.write_pos = end_pos;
         w.next_offset = next;
         active.publish(end_pos, next, w.max_timestamp_ms);
@@ -712,10 +780,18 @@ impl PartitionLog {
     /// scan the last segment.
     fn roll(&self, w: &mut Writer, config: &LogConfig) -> Result<(), LogError> {
         let old = Arc::clone(&w.active);
+        assert!(
+            w.next_offset > old.base_offset,
+            "a roll leaves a non-empty segment: base offsets strictly increase"
+        );
         old.file
             .sync_data()
             .map_err(|e| LogError::io("fdatasync", &old.log_path, e))?;
         super::faults::on_synced(&old.log_path, w.write_pos);
+        debug_assert!(
+            old.file.metadata().is_ok_and(|m| w.write_pos <= m.len()),
+            "the synced length is within the file"
+        );
         w.dirty = false;
         w.last_sync = Instant::now();
         // Producer state as of the new segment's base: recovery rebuilds it
@@ -738,7 +814,17 @@ impl PartitionLog {
             // The index is only an accelerator; recovery rebuilds it.
             tracing::warn!(segment = %old.log_path.display(), error = %e, "sealing segment index failed");
         }
-        poison::write(&self.segments).insert(seg.base_offset, Arc::clone(&seg));
+        {
+            let mut segments = poison::write(&self.segments);
+            assert!(
+                segments
+                    .keys()
+                    .next_back()
+                    .is_none_or(|&newest| newest < seg.base_offset),
+                "segment base offsets strictly increase"
+            );
+            segments.insert(seg.base_offset, Arc::clone(&seg));
+        }
         w.active = seg;
         w.write_pos = 0;
         w.bytes_since_index = 0;
@@ -972,7 +1058,8 @@ impl PartitionLog {
     }
 
     /// Stops the log after an fdatasync failed over batches that were
-    /// already acknowledged unsynced (`interval`/`never`). Linux may have
+    /// already acknowledged unsynced (`interval`/`never`), or after a panic
+    /// in a group commit left the writer in an unknown state. Linux may have
     /// dropped those dirty pages and would report the next fsync as a
     /// success, so retrying would turn a loss into a silent one: instead all
     /// later appends fail, and no clean-shutdown marker is written, so the
@@ -981,7 +1068,7 @@ impl PartitionLog {
         tracing::error!(
             dir = %self.dir.display(),
             error = %cause,
-            "fdatasync failed over acknowledged batches; the partition takes no more appends until restart"
+            "partition stopped (fdatasync failed over acknowledged batches, or a group commit panicked); it takes no more appends until restart"
         );
         w.closed = true;
         self.closed.store(true, Ordering::Release);
