@@ -264,10 +264,7 @@ pub(crate) fn prometheus() -> Result<PrometheusHandle, TelemetryError> {
                     )
                 })
                 .and_then(PrometheusBuilder::install_recorder)
-                .map(|handle| {
-                    describe_all();
-                    handle
-                })
+                .inspect(|_| describe_all())
                 .map_err(|e| e.to_string())
         })
         .clone()

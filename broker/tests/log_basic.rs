@@ -75,7 +75,8 @@ fn read_stops_at_max_bytes_on_whole_batches() {
     log.set_config(LogConfig {
         read_bytes_max: len * 2,
         ..LogConfig::default()
-    });
+    })
+    .expect("valid config");
     assert_eq!(log.read(0, usize::MAX).expect("read").len(), len * 2);
 }
 

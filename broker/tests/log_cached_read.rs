@@ -83,7 +83,8 @@ fn cached_read_returns_the_bytes_read_returns_in_the_newest_segment_only() {
     log.set_config(LogConfig {
         read_bytes_max: first * 2 + 1,
         ..small_config(Durability::Never)
-    });
+    })
+    .expect("valid config");
     let want = log.read(newest, usize::MAX).expect("read");
     assert!((first..=first * 2 + 1).contains(&want.len()));
     assert_eq!(

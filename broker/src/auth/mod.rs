@@ -329,7 +329,7 @@ impl Security {
         let saved = store::save(&self.data_dir, &next);
         if let Err(e) = &saved {
             if !e.is_applied() {
-                return Err(saved.unwrap_err().into());
+                return saved.map(|()| out).map_err(Into::into);
             }
             // The new file is in place but may not survive a machine crash:
             // memory follows the file, and the caller is told.

@@ -119,6 +119,7 @@ impl LoginThrottle {
     }
 
     /// Addresses whose failures are remembered now (for tests).
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.lock().len()
     }

@@ -23,7 +23,8 @@
 //!   check that refuses out-of-range settings at every entry point.
 //! - `producers`: idempotent-producer sequences per partition (checked in
 //!   the commit critical section, rebuilt on open). `faults`: storage fault
-//!   injection hooks for the log's own tests.
+//!   injection hooks for the log's tests (public with the `testing`
+//!   feature, compiled away without it and outside `cfg(test)`).
 //!
 //! Every method but `PartitionLog::submit`, `PartitionLog::try_read_cached`
 //! (page cache only, `RWF_NOWAIT`, the newest segment only, never waiting
@@ -34,6 +35,9 @@
 
 pub mod durability;
 pub mod error;
+#[cfg(feature = "testing")]
+pub mod faults;
+#[cfg(not(feature = "testing"))]
 mod faults;
 pub mod limits;
 #[cfg(test)]
