@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{RawConn, STEP_TIMEOUT, http_get, sample, test_config};
-use skiff_broker::auth::{BootstrapUser, hash_password};
+use skiff_broker::{BootstrapUser, hash_password};
 use skiff_broker::{Broker, BrokerConfig, BrokerHandle};
 use skiff_client::ResetTo;
 use skiff_client::{

@@ -12,6 +12,7 @@ use skiff_client::{
     AlterTopicRequest, Client, ClientConfig, ConfigChange, Consumer, ConsumerConfig, Error,
     Producer, ProducerConfig, ProducerRecord, ResetTo, StartFrom, TopicConfig,
 };
+use skiff_protocol::ErrorCode;
 
 async fn client_for(addr: SocketAddr) -> Client {
     Client::connect(ClientConfig::new(addr.to_string()))
@@ -125,6 +126,61 @@ async fn metrics_endpoint_figures_move_after_producing() {
 
     let (status, _) = http_get(metrics, "/nope").await;
     assert!(status.contains("404"), "{status}");
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn out_of_range_segment_sizes_are_refused_over_the_wire_naming_key_value_and_range() {
+    let broker = Broker::start_temp().await.expect("start");
+    let admin = client_for(broker.local_addr()).await.admin();
+    for segment_bytes in [1023, 2 * 1024 * 1024 * 1024 + 1] {
+        let refused = admin
+            .create_topic(
+                "sized",
+                TopicConfig {
+                    partitions: 1,
+                    segment_bytes: Some(segment_bytes),
+                    ..TopicConfig::default()
+                },
+            )
+            .await;
+        let wanted =
+            format!("segment_bytes = {segment_bytes} is out of range: allowed 1024..=2147483648");
+        assert!(
+            matches!(refused, Err(Error::Broker { code: ErrorCode::InvalidConfig, ref message }) if message.contains(&wanted)),
+            "{refused:?}"
+        );
+    }
+    assert!(
+        admin.list_topics().await.unwrap().is_empty(),
+        "nothing was created"
+    );
+    admin
+        .create_topic(
+            "sized",
+            TopicConfig {
+                partitions: 1,
+                ..TopicConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+    let refused = admin
+        .alter_topic(AlterTopicRequest {
+            name: "sized".into(),
+            segment_bytes: ConfigChange::Set(2 * 1024 * 1024 * 1024 + 1),
+            ..AlterTopicRequest::default()
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(Error::Broker { code: ErrorCode::InvalidConfig, ref message }) if message.contains("segment_bytes = 2147483649")),
+        "{refused:?}"
+    );
+    let described = admin.describe_topic("sized").await.unwrap();
+    assert_eq!(
+        described.config.segment_bytes, None,
+        "the setting is unchanged"
+    );
     broker.shutdown().await.unwrap();
 }
 

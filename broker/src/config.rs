@@ -9,7 +9,8 @@
 //! names every key in [`KEYS`], and another that [`KEYS`] lists every field.
 //!
 //! Limits are named with their unit last (`frame_bytes_max`) and each says
-//! why its default is what it is.
+//! why its default is what it is. Segment and retention limits live in
+//! `log::limits` (one home for the config file, topic settings and the log).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -219,10 +220,6 @@ pub fn env_var_name(key: &str) -> String {
     format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
 }
 
-/// 1 GiB: large enough that a partition has few files, small enough that
-/// retention frees space in reasonable steps.
-pub const SEGMENT_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
-
 impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
@@ -248,7 +245,7 @@ impl Default for BrokerConfig {
             producers_per_partition_max: crate::log::PRODUCERS_PER_PARTITION_MAX_DEFAULT,
             auto_create_topics: false,
             default_partitions: 1,
-            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            segment_bytes: crate::log::limits::SEGMENT_BYTES_DEFAULT,
             segment_ms: None,
             retention_ms: None,
             retention_bytes: None,
@@ -361,6 +358,10 @@ pub enum ConfigError {
         /// The key it would override.
         key: String,
     },
+    /// A number is outside its allowed range (segment and retention
+    /// settings, see `log::limits`).
+    #[error("invalid config: {0}")]
+    OutOfRange(#[from] crate::log::LimitError),
     /// A value is out of its allowed range.
     #[error("invalid config: {key} {message}")]
     Invalid {
@@ -494,8 +495,14 @@ impl BrokerConfig {
         if self.default_partitions == 0 || self.default_partitions > self.partitions_max {
             return invalid("default_partitions", "must be between 1 and partitions_max");
         }
-        if self.segment_bytes < 1024 {
-            return invalid("segment_bytes", "must be at least 1024");
+        let log_limits = crate::log::LogLimits {
+            segment_bytes: Some(self.segment_bytes),
+            segment_ms: self.segment_ms,
+            retention_bytes: self.retention_bytes,
+            retention_ms: self.retention_ms,
+        };
+        if let Err(e) = log_limits.check() {
+            return Err(ConfigError::OutOfRange(e));
         }
         if self.group_members_max == 0 {
             return invalid("group_members_max", "must be at least 1");
@@ -563,6 +570,8 @@ impl BrokerConfig {
             retention_ms: self.retention_ms,
             durability: self.fsync.clone(),
             producers_max: self.producers_per_partition_max,
+            // Every broker log reports its fsync timings to the metrics.
+            observer: crate::telemetry::log_observer(),
             ..LogConfig::default()
         }
     }
@@ -710,6 +719,41 @@ mod tests {
         };
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("connections_max"), "{err}");
+    }
+
+    #[test]
+    fn segment_and_retention_out_of_range_are_refused_with_key_value_and_range() {
+        let small = BrokerConfig {
+            segment_bytes: 1023,
+            ..BrokerConfig::default()
+        };
+        let err = small.validate().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid config: segment_bytes = 1023 is out of range: allowed 1024..=2147483648"
+        );
+        let large = BrokerConfig {
+            segment_bytes: crate::log::SEGMENT_BYTES_MAX + 1,
+            ..BrokerConfig::default()
+        };
+        let err = large.validate().unwrap_err().to_string();
+        assert!(err.contains("segment_bytes = 2147483649"), "{err}");
+        // TOML integers stop at i64::MAX; a struct built in code can go past.
+        let age = BrokerConfig {
+            retention_ms: Some(crate::log::limits::AGE_MS_MAX + 1),
+            ..BrokerConfig::default()
+        };
+        let err = age.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("retention_ms = 9223372036854775808")
+                && err.contains("allowed 0..=9223372036854775807"),
+            "{err}"
+        );
+        let at_bounds = BrokerConfig {
+            segment_bytes: crate::log::SEGMENT_BYTES_MAX,
+            ..BrokerConfig::default()
+        };
+        at_bounds.validate().unwrap();
     }
 
     #[test]

@@ -61,6 +61,9 @@ impl Broker {
 
 impl TempBroker {
     /// The running broker.
+    // `handle` is `Some` from construction until `shutdown`, which consumes
+    // `self`, takes it; `Drop` is the only other reader.
+    #[allow(clippy::expect_used)]
     pub fn handle(&self) -> &BrokerHandle {
         self.handle
             .as_ref()

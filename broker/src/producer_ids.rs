@@ -86,7 +86,7 @@ impl ProducerIds {
 
     /// A new producer id, never handed out before by this data directory.
     pub fn allocate(&self) -> Result<u64, ProducerIdError> {
-        let mut b = self.block.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b = crate::poison::lock(&self.block);
         if b.next == b.end {
             let end = b
                 .end

@@ -22,14 +22,18 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::server::Shared;
+use tokio_util::sync::CancellationToken;
+
+use crate::groups::GroupCoordinator;
+use crate::log::{LogObserver, Observer};
+use crate::topics::TopicRegistry;
 
 /// Most bytes of an HTTP request head the endpoint reads; a scrape request
 /// is a few hundred bytes, so anything longer is refused.
@@ -48,7 +52,11 @@ const LATENCY_BUCKETS_SECONDS: &[f64] = &[
 /// Batches-per-fsync buckets (group-commit size).
 const GROUP_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
 
-/// Metric names, one place so docs and dashboards can rely on them.
+/// Metric names, one place so docs and dashboards can rely on them. Every
+/// name is declared here once and listed, with its kind and help text, in
+/// [`METRICS`]; call sites use these constants, never a string literal (a
+/// test checks both, and that the README's metrics table lists exactly
+/// [`METRICS`]).
 pub mod names {
     /// Counter, label `topic`: records appended.
     pub const MESSAGES_IN: &str = "skiff_messages_in_total";
@@ -86,6 +94,146 @@ pub mod names {
     pub const TLS_HANDSHAKE_FAILURES: &str = "skiff_tls_handshake_failures_total";
     /// Gauge: seconds since the broker started.
     pub const UPTIME: &str = "skiff_uptime_seconds";
+    /// Counter: failed authentications.
+    pub const AUTH_FAILURES: &str = "skiff_auth_failures_total";
+    /// Counter: logins refused unchecked (address throttled).
+    pub const AUTH_THROTTLED: &str = "skiff_auth_throttled_total";
+    /// Counter: logins refused because `auth_checks_concurrent_max` checks
+    /// were running until the handshake deadline.
+    pub const AUTH_CHECKS_BUSY: &str = "skiff_auth_checks_busy_total";
+    /// Counter, label `api`: requests refused with `not_authorized`.
+    pub const AUTHZ_DENIED: &str = "skiff_authz_denied_total";
+    /// Counter: sessions ended because their user, password or token
+    /// changed (the request is refused and the connection closed).
+    pub const SESSIONS_ENDED: &str = "skiff_sessions_ended_total";
+    /// Counter: requests received after the handshake, any API.
+    pub const REQUESTS: &str = "skiff_requests_total";
+    /// Counter: consumer-group offset updates written by the offset store.
+    pub const OFFSET_COMMITS: &str = "skiff_offset_commits_total";
+}
+
+/// What kind of series a metric is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up.
+    Counter,
+    /// Set to a value (at scrape time, or moved up and down).
+    Gauge,
+    /// A distribution (buckets, sum, count).
+    Histogram,
+}
+
+/// One registered metric: its name, kind and help text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Metric {
+    /// The name (one of [`names`]).
+    pub name: &'static str,
+    /// Its kind.
+    pub kind: MetricKind,
+    /// The Prometheus `# HELP` line.
+    pub help: &'static str,
+}
+
+const fn metric(name: &'static str, kind: MetricKind, help: &'static str) -> Metric {
+    Metric { name, kind, help }
+}
+
+/// Every metric the broker registers, each once.
+pub const METRICS: &[Metric] = {
+    use MetricKind::{Counter, Gauge, Histogram};
+    use names::*;
+    &[
+        metric(MESSAGES_IN, Counter, "Records appended, per topic."),
+        metric(BYTES_IN, Counter, "Batch bytes appended, per topic."),
+        metric(
+            MESSAGES_OUT,
+            Counter,
+            "Records served by fetches, per topic.",
+        ),
+        metric(
+            BYTES_OUT,
+            Counter,
+            "Batch bytes served by fetches, per topic.",
+        ),
+        metric(
+            PRODUCE_LATENCY,
+            Histogram,
+            "Produce request latency (queue, write, fsync), seconds.",
+        ),
+        metric(
+            FETCH_LATENCY,
+            Histogram,
+            "Fetch request latency (long-poll wait included), seconds.",
+        ),
+        metric(
+            FETCH_READS,
+            Counter,
+            "Log reads done for fetches, by path (inline or blocking).",
+        ),
+        metric(
+            FSYNC_LATENCY,
+            Histogram,
+            "Append-path fdatasync duration, seconds.",
+        ),
+        metric(
+            FSYNC_BATCHES,
+            Histogram,
+            "Batches made durable by one fdatasync (group commit).",
+        ),
+        metric(CONNECTIONS, Gauge, "Open client connections."),
+        metric(TOPICS, Gauge, "Topics."),
+        metric(PARTITIONS, Gauge, "Partitions over all topics."),
+        metric(LOG_BYTES, Gauge, "Segment bytes on disk, per topic."),
+        metric(
+            GROUP_LAG,
+            Gauge,
+            "Log end offset minus the group's committed offset.",
+        ),
+        metric(
+            TLS_HANDSHAKE_FAILURES,
+            Counter,
+            "TLS handshakes that failed on the client listener, by reason.",
+        ),
+        metric(UPTIME, Gauge, "Seconds since the broker started."),
+        metric(AUTH_FAILURES, Counter, "Failed authentications."),
+        metric(
+            AUTH_THROTTLED,
+            Counter,
+            "Logins refused unchecked because their address is throttled.",
+        ),
+        metric(
+            AUTH_CHECKS_BUSY,
+            Counter,
+            "Logins refused because too many password checks were running.",
+        ),
+        metric(
+            AUTHZ_DENIED,
+            Counter,
+            "Requests refused with not_authorized, by api.",
+        ),
+        metric(
+            SESSIONS_ENDED,
+            Counter,
+            "Sessions ended because their credentials changed.",
+        ),
+        metric(REQUESTS, Counter, "Requests received after the handshake."),
+        metric(
+            OFFSET_COMMITS,
+            Counter,
+            "Consumer-group offset updates written.",
+        ),
+    ]
+};
+
+/// Registers every metric's help text with the installed recorder.
+fn describe_all() {
+    for m in METRICS {
+        match m.kind {
+            MetricKind::Counter => metrics::describe_counter!(m.name, m.help),
+            MetricKind::Gauge => metrics::describe_gauge!(m.name, m.help),
+            MetricKind::Histogram => metrics::describe_histogram!(m.name, m.help),
+        }
+    }
 }
 
 /// Why telemetry could not start.
@@ -116,17 +264,49 @@ pub(crate) fn prometheus() -> Result<PrometheusHandle, TelemetryError> {
                     )
                 })
                 .and_then(PrometheusBuilder::install_recorder)
+                .inspect(|_| describe_all())
                 .map_err(|e| e.to_string())
         })
         .clone()
         .map_err(TelemetryError::Recorder)
 }
 
-/// Records one append-path fdatasync: its duration and how many batches it
-/// made durable. Called once per group commit, never per message.
-pub fn record_fsync(took: Duration, batches: usize) {
-    metrics::histogram!(names::FSYNC_LATENCY).record(took.as_secs_f64());
-    metrics::histogram!(names::FSYNC_BATCHES).record(batches as f64);
+/// The log's fsync timings as metrics: subscribed to every partition log
+/// through [`LogConfig::observer`](crate::log::LogConfig) (the log reports,
+/// telemetry records; the log never calls a metrics API).
+#[derive(Debug)]
+pub(crate) struct FsyncMetrics;
+
+impl LogObserver for FsyncMetrics {
+    /// One append-path fdatasync: its duration and how many batches it made
+    /// durable. Called once per group commit, never per message.
+    fn fsynced(&self, took: Duration, batches: usize) {
+        metrics::histogram!(names::FSYNC_LATENCY).record(took.as_secs_f64());
+        metrics::histogram!(names::FSYNC_BATCHES).record(batches as f64);
+    }
+}
+
+/// The observer every broker partition log reports to.
+pub(crate) fn log_observer() -> Observer {
+    static FSYNC_METRICS: OnceLock<Arc<FsyncMetrics>> = OnceLock::new();
+    let metrics = FSYNC_METRICS.get_or_init(|| Arc::new(FsyncMetrics));
+    Observer::new(Arc::clone(metrics) as Arc<dyn LogObserver>)
+}
+
+/// What the scrape-time gauges are computed from: the broker's in-memory
+/// state, seen through this trait so telemetry does not depend on the
+/// server (the server implements it for its shared state).
+pub(crate) trait ScrapeSource: Send + Sync + 'static {
+    /// The topic registry (topics, partitions, log sizes and ends).
+    fn topics(&self) -> &TopicRegistry;
+    /// The consumer groups (committed offsets, for lag).
+    fn groups(&self) -> &GroupCoordinator;
+    /// Client connections open now.
+    fn connections_open(&self) -> usize;
+    /// When the broker started.
+    fn started(&self) -> Instant;
+    /// Cancelled at shutdown: the endpoint stops serving.
+    fn shutdown(&self) -> &CancellationToken;
 }
 
 /// Cached metric handles of one topic.
@@ -171,15 +351,10 @@ impl Telemetry {
     /// The handles of an existing topic (callers pass only names of topics
     /// that exist, so untrusted names never fill the cache).
     pub(crate) fn topic(&self, name: &str) -> Arc<TopicMetrics> {
-        if let Some(m) = self
-            .topics
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
+        if let Some(m) = crate::poison::read(&self.topics).get(name) {
             return Arc::clone(m);
         }
-        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        let mut topics = crate::poison::write(&self.topics);
         if topics.len() >= TOPIC_HANDLES_MAX {
             topics.clear();
         }
@@ -231,24 +406,24 @@ fn count_records(mut buf: &[u8]) -> u64 {
 }
 
 /// Sets the scrape-time gauges from the broker's in-memory state.
-fn update_gauges(shared: &Shared) {
-    let topics = shared.topics.list();
-    metrics::gauge!(names::CONNECTIONS).set(crate::server::connections_open(shared) as f64);
+fn update_gauges(shared: &impl ScrapeSource) {
+    let topics = shared.topics().list();
+    metrics::gauge!(names::CONNECTIONS).set(shared.connections_open() as f64);
     metrics::gauge!(names::TOPICS).set(topics.len() as f64);
     let partitions: usize = topics.iter().map(|t| t.partitions.len()).sum();
     metrics::gauge!(names::PARTITIONS).set(partitions as f64);
-    metrics::gauge!(names::UPTIME).set(shared.started.elapsed().as_secs_f64());
+    metrics::gauge!(names::UPTIME).set(shared.started().elapsed().as_secs_f64());
     for topic in &topics {
         let bytes: u64 = topic.partitions.iter().map(|l| l.size_bytes()).sum();
         metrics::gauge!(names::LOG_BYTES, "topic" => topic.meta.name.clone()).set(bytes as f64);
     }
-    for listing in shared.groups.list() {
-        let Ok(description) = shared.groups.describe(&listing.group) else {
+    for listing in shared.groups().list() {
+        let Ok(description) = shared.groups().describe(&listing.group) else {
             continue;
         };
         for (tp, committed) in &description.committed {
             let Some(log) = shared
-                .topics
+                .topics()
                 .get(&tp.topic)
                 .and_then(|t| t.partitions.get(tp.partition as usize).cloned())
             else {
@@ -267,11 +442,15 @@ fn update_gauges(shared: &Shared) {
 }
 
 /// Serves `GET /metrics` on `listener` until shutdown.
-pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle, shared: Arc<Shared>) {
+pub(crate) async fn serve<S: ScrapeSource>(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    shared: Arc<S>,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = shared.shutdown.cancelled() => return,
+            () = shared.shutdown().cancelled() => return,
         };
         let stream = match accepted {
             Ok((stream, _peer)) => stream,
@@ -284,7 +463,7 @@ pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle, share
         let handle = handle.clone();
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            if let Err(e) = answer(stream, &handle, &shared).await {
+            if let Err(e) = answer(stream, &handle, shared.as_ref()).await {
                 tracing::debug!(error = %e, "metrics endpoint: request failed");
             }
         });
@@ -295,7 +474,7 @@ pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle, share
 async fn answer(
     mut stream: TcpStream,
     handle: &PrometheusHandle,
-    shared: &Shared,
+    shared: &impl ScrapeSource,
 ) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
@@ -346,6 +525,67 @@ async fn answer(
 mod tests {
     use super::*;
     use skiff_protocol::batch::{BatchBuilder, Record};
+
+    /// The metric names in the first column of the README's metrics table.
+    fn readme_metric_names() -> Vec<String> {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("### Metrics")
+            .nth(1)
+            .expect("the README has a Metrics section");
+        let mut names = Vec::new();
+        for row in section
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2)
+        {
+            let first = row.split('|').nth(1).expect("a first column");
+            names.extend(first.split('`').skip(1).step_by(2).map(str::to_owned));
+        }
+        names
+    }
+
+    #[test]
+    fn the_readme_metrics_table_lists_exactly_the_registered_metrics() {
+        let mut documented = readme_metric_names();
+        documented.sort_unstable();
+        let mut registered: Vec<String> = METRICS.iter().map(|m| m.name.to_owned()).collect();
+        registered.sort_unstable();
+        assert_eq!(documented, registered);
+    }
+
+    #[test]
+    fn every_metric_is_declared_once_and_no_call_site_spells_a_name() {
+        let mut seen = std::collections::BTreeSet::new();
+        for m in METRICS {
+            assert!(seen.insert(m.name), "{} is registered twice", m.name);
+            assert!(m.name.starts_with("skiff_") && !m.help.is_empty());
+        }
+        // Outside this file, no string literal names a metric.
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut dirs = vec![src];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read src dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && !path.ends_with("telemetry.rs")
+                {
+                    let text = std::fs::read_to_string(&path).expect("read source");
+                    for (i, line) in text.lines().enumerate() {
+                        assert!(
+                            !line.contains("\"skiff_"),
+                            "{}:{}: a metric name as a literal: {line}",
+                            path.display(),
+                            i + 1
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn records_are_counted_from_batch_headers() {

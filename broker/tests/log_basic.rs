@@ -75,7 +75,8 @@ fn read_stops_at_max_bytes_on_whole_batches() {
     log.set_config(LogConfig {
         read_bytes_max: len * 2,
         ..LogConfig::default()
-    });
+    })
+    .expect("valid config");
     assert_eq!(log.read(0, usize::MAX).expect("read").len(), len * 2);
 }
 
@@ -340,7 +341,7 @@ fn retention_by_size_and_time_moves_log_start() {
     let total = log.size_bytes();
     let mut config = small_config(Durability::Never);
     config.retention_bytes = Some(total - (per_segment * len) as u64);
-    log.set_config(config);
+    log.set_config(config).expect("valid config");
     assert_eq!(log.enforce_retention(0).expect("retention"), 1);
     assert_eq!(log.log_start_offset(), log.segment_base_offsets()[0]);
     assert!(log.log_start_offset() > 0);
@@ -353,7 +354,7 @@ fn retention_by_size_and_time_moves_log_start() {
     // By time: segments hold timestamps 0, 1000, .. 5000; keep >= 3000.
     let mut config = small_config(Durability::Never);
     config.retention_ms = Some(10_000);
-    log.set_config(config);
+    log.set_config(config).expect("valid config");
     assert_eq!(log.enforce_retention(13_000).expect("retention"), 2);
     assert_eq!(log.segment_base_offsets().len(), 3);
     assert_eq!(read_all(&log, 1 << 20).len(), 3 * per_segment * 10);

@@ -83,7 +83,8 @@ fn cached_read_returns_the_bytes_read_returns_in_the_newest_segment_only() {
     log.set_config(LogConfig {
         read_bytes_max: first * 2 + 1,
         ..small_config(Durability::Never)
-    });
+    })
+    .expect("valid config");
     let want = log.read(newest, usize::MAX).expect("read");
     assert!((first..=first * 2 + 1).contains(&want.len()));
     assert_eq!(
@@ -104,7 +105,7 @@ fn cached_read_is_empty_at_the_end_and_out_of_range_outside_the_log() {
     // Below the log start, once retention moved it.
     let mut config = small_config(Durability::Never);
     config.retention_bytes = Some(log.size_bytes() / 2);
-    log.set_config(config);
+    log.set_config(config).expect("valid config");
     assert!(log.enforce_retention(0).expect("retention") >= 1);
     let start = log.log_start_offset();
     assert!(start > 0);

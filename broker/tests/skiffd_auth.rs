@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-use skiff_broker::auth::PhcHash;
+use skiff_broker::PhcHash;
 use skiff_client::{Client, ClientConfig, ErrorCode};
 
 const PASSWORD: &str = "boot-Pw-6502";
@@ -40,9 +40,7 @@ fn hash_password_reads_stdin_and_prints_a_phc_string() {
     assert!(out.status.success());
     let hash = String::from_utf8(out.stdout).expect("utf-8");
     let hash = PhcHash::parse(hash.trim()).expect("an argon2id PHC string");
-    assert!(skiff_broker::auth::password::verify_password(
-        PASSWORD, &hash
-    ));
+    assert!(skiff_broker::verify_password(PASSWORD, &hash));
     assert!(!hash.as_str().contains(PASSWORD));
 }
 

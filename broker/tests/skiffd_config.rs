@@ -272,3 +272,30 @@ fn sighup_reloads_tls_and_keeps_the_broker_running() {
         "clean exit after SIGHUP then SIGTERM: {status:?}"
     );
 }
+
+#[test]
+fn out_of_range_segment_and_retention_values_are_refused_not_clamped() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value, message) in [
+        (
+            "SKIFF_SEGMENT_BYTES",
+            "1023",
+            "segment_bytes = 1023 is out of range: allowed 1024..=2147483648",
+        ),
+        (
+            "SKIFF_SEGMENT_BYTES",
+            "2147483649",
+            "segment_bytes = 2147483649 is out of range: allowed 1024..=2147483648",
+        ),
+    ] {
+        let out = skiffd()
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env(var, value)
+            .output()
+            .expect("skiffd runs");
+        assert!(!out.status.success(), "{var}={value} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{var}={value}: {stderr}");
+    }
+}

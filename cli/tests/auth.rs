@@ -6,7 +6,7 @@ mod common;
 use std::process::Output;
 
 use common::TestBroker;
-use skiff_broker::auth::{BootstrapUser, hash_password};
+use skiff_broker::{BootstrapUser, hash_password};
 
 const ADMIN_PW: &str = "admin-Pw-5150";
 const ALICE_PW: &str = "alice-Pw-8086";

@@ -95,7 +95,7 @@ pub const BATCH_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
 pub const IN_FLIGHT_MAX_DEFAULT: usize = 5;
 /// Produce requests in flight at most for an idempotent producer: the
 /// broker remembers the last 5 batches per producer and partition
-/// (`skiff_broker::log::PRODUCER_BATCHES_REMEMBERED`), so a retry of any
+/// (`skiff_broker::PRODUCER_BATCHES_REMEMBERED`), so a retry of any
 /// in-flight batch is still recognised.
 pub const IDEMPOTENT_IN_FLIGHT_MAX: usize = 5;
 /// Default bytes accepted by `send` but not yet acknowledged: 64 MiB.

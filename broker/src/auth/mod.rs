@@ -225,7 +225,7 @@ impl Security {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+        crate::poison::read(&self.state)
     }
 
     /// Checks a handshake's credentials; returns who signed in, or `None`
@@ -321,7 +321,7 @@ impl Security {
         actor: Option<&Principal>,
         change: impl FnOnce(&mut State) -> Result<T, SecurityError>,
     ) -> Result<T, SecurityError> {
-        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _writer = crate::poison::lock(&self.writer);
         let mut next = self.read().clone();
         next.may_change(actor)?;
         let out = change(&mut next)?;
@@ -329,14 +329,14 @@ impl Security {
         let saved = store::save(&self.data_dir, &next);
         if let Err(e) = &saved {
             if !e.is_applied() {
-                return Err(saved.unwrap_err().into());
+                return saved.map(|()| out).map_err(Into::into);
             }
             // The new file is in place but may not survive a machine crash:
             // memory follows the file, and the caller is told.
             tracing::error!(error = %e, "security change applied but not durable");
         }
         let enabled = !next.users.is_empty();
-        *self.state.write().unwrap_or_else(|e| e.into_inner()) = next;
+        *crate::poison::write(&self.state) = next;
         self.enabled.store(enabled, Ordering::Release);
         saved?;
         Ok(out)

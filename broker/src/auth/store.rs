@@ -128,7 +128,10 @@ impl State {
                 },
             );
         }
-        self.users.get_mut(name).expect("just inserted")
+        // Inserted just above when missing.
+        #[allow(clippy::expect_used)]
+        let user = self.users.get_mut(name).expect("just inserted");
+        user
     }
 
     /// Sets a user's password hash, ending the sessions of its old one.

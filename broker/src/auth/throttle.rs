@@ -119,6 +119,7 @@ impl LoginThrottle {
     }
 
     /// Addresses whose failures are remembered now (for tests).
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.lock().len()
     }
@@ -140,7 +141,7 @@ impl LoginThrottle {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AddressKey, Window>> {
         // Every update leaves the map consistent: a panic elsewhere while
         // it was held cannot have broken it.
-        self.windows.lock().unwrap_or_else(|e| e.into_inner())
+        crate::poison::lock(&self.windows)
     }
 }
 

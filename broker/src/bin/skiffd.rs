@@ -4,13 +4,15 @@
 //! SIGTERM. `skiffd hash-password` turns a password on stdin into the
 //! argon2id PHC string a `[[users]]` entry takes.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use skiff_broker::auth::{BootstrapUser, hash_password};
-use skiff_broker::log::Durability;
+use skiff_broker::Durability;
+use skiff_broker::{BootstrapUser, hash_password};
 use skiff_broker::{Broker, BrokerConfig};
 
 /// With [`ADMIN_PASSWORD_ENV`], creates (or updates) this admin at start.

@@ -82,6 +82,9 @@ pub fn assign(
         for m in &order {
             let have = owner_of.values().filter(|o| *o == m).count();
             for _ in have..quota[m] {
+                // Quotas sum to `count` and `owner_of` holds at most each
+                // member's quota, so `free` has one partition per missing slot.
+                #[allow(clippy::expect_used)]
                 let p = free
                     .next()
                     .expect("quotas sum to the partition count, so a free partition remains");
@@ -89,7 +92,10 @@ pub fn assign(
             }
         }
         for (p, m) in owner_of {
-            *load.get_mut(m).expect("owners are subscribers") += 1;
+            // Every owner was taken from `order`, the subscribers `load` holds.
+            #[allow(clippy::expect_used)]
+            let owner_load = load.get_mut(m).expect("owners are subscribers");
+            *owner_load += 1;
             target.insert(TopicPartition::new(topic.as_str(), p), m.to_owned());
         }
     }

@@ -278,9 +278,7 @@ impl GroupCoordinator {
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Group>> {
-        self.groups
-            .lock()
-            .expect("group state lock poisoned (a group operation panicked)")
+        crate::poison::lock(&self.groups)
     }
 
     /// Groups known: with members or with committed offsets.
@@ -360,6 +358,8 @@ impl GroupCoordinator {
             .cloned();
         let member_id = match existing {
             Some(id) => {
+                // `existing` was filtered on `contains_key` under the same lock.
+                #[allow(clippy::expect_used)]
                 let member = group.members.get_mut(&id).expect("checked above");
                 member.client_id = params.client_id;
                 member.host = params.host;

@@ -251,7 +251,7 @@ impl OffsetStore {
     /// may hold a lock while submitting to fix the order of updates.
     pub fn submit(&self, update: OffsetUpdate) -> PendingUpdate {
         let (done, rx) = oneshot::channel();
-        let tx = self.tx.lock().expect("offset store sender lock poisoned");
+        let tx = crate::poison::lock(&self.tx);
         match tx.as_ref() {
             Some(tx) => {
                 if let Err(mpsc::SendError(job)) = tx.send(Job { update, done }) {
@@ -288,25 +288,14 @@ impl OffsetStore {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, OffsetMap> {
-        self.committed
-            .read()
-            .expect("offset map lock poisoned (writer thread panicked)")
+        crate::poison::read(&self.committed)
     }
 
     /// Stops taking updates, lets the writer finish everything queued and
     /// waits for it. Blocking: call from a blocking context.
     pub fn close(&self) {
-        drop(
-            self.tx
-                .lock()
-                .expect("offset store sender lock poisoned")
-                .take(),
-        );
-        let handle = self
-            .writer
-            .lock()
-            .expect("offset store writer lock poisoned")
-            .take();
+        drop(crate::poison::lock(&self.tx).take());
+        let handle = crate::poison::lock(&self.writer).take();
         if let Some(handle) = handle {
             if handle.join().is_err() {
                 tracing::error!("offset store writer thread panicked");
@@ -490,7 +479,7 @@ impl Writer {
             for job in batch.drain(..) {
                 let _ = job.done.send(result.clone());
             }
-            metrics::counter!("skiff_offset_commits_total").increment(updates as u64);
+            metrics::counter!(crate::telemetry::names::OFFSET_COMMITS).increment(updates as u64);
             if result.is_ok() {
                 if let Err(e) = self.maybe_compact() {
                     // The log is still whole; compaction is retried later.
@@ -523,10 +512,7 @@ impl Writer {
             return Err(e);
         }
         self.file_len += self.buf.len() as u64;
-        let mut map = self
-            .committed
-            .write()
-            .expect("offset map lock poisoned (a reader panicked)");
+        let mut map = crate::poison::write(&self.committed);
         for job in batch {
             apply(&mut map, job.update.clone());
         }
@@ -540,10 +526,7 @@ impl Writer {
             return Ok(());
         }
         let snapshot = {
-            let map = self
-                .committed
-                .read()
-                .expect("offset map lock poisoned (a reader panicked)");
+            let map = crate::poison::read(&self.committed);
             let mut buf = BytesMut::new();
             let mut groups: Vec<_> = map.iter().collect();
             groups.sort_by(|a, b| a.0.cmp(b.0));

@@ -93,6 +93,10 @@ pub enum LogError {
         /// The newest epoch stored.
         current: u16,
     },
+    /// A setting is out of its allowed range (see `log::limits`); nothing
+    /// was opened or changed.
+    #[error("invalid log config: {0}")]
+    InvalidConfig(#[from] super::limits::LimitError),
     /// The partition directory holds something the log cannot interpret
     /// (for example a segment file name that is not a 20-digit offset).
     #[error("bad partition directory {}: {reason}", path.display())]
@@ -177,6 +181,7 @@ impl LogError {
                 path: path.clone(),
                 reason: reason.clone(),
             },
+            LogError::InvalidConfig(e) => LogError::InvalidConfig(e.clone()),
         }
     }
 }

@@ -17,9 +17,14 @@
 //! - [`recovery`]: clean-shutdown marker, tail scan and truncation, index
 //!   rebuild. [`retention`]: which segments go.
 //! - [`durability`]: the fsync policy and what each mode can lose.
+//! - [`observer`]: how the log reports fsync timings to whoever listens
+//!   (the broker's telemetry), without calling a metrics API itself.
+//! - [`limits`]: the one home of segment and retention limits, and the
+//!   check that refuses out-of-range settings at every entry point.
 //! - `producers`: idempotent-producer sequences per partition (checked in
 //!   the commit critical section, rebuilt on open). `faults`: storage fault
-//!   injection hooks for the log's own tests.
+//!   injection hooks for the log's tests (public with the `testing`
+//!   feature, compiled away without it and outside `cfg(test)`).
 //!
 //! Every method but `PartitionLog::submit`, `PartitionLog::try_read_cached`
 //! (page cache only, `RWF_NOWAIT`, the newest segment only, never waiting
@@ -30,12 +35,17 @@
 
 pub mod durability;
 pub mod error;
+#[cfg(feature = "testing")]
+pub mod faults;
+#[cfg(not(feature = "testing"))]
 mod faults;
+pub mod limits;
 #[cfg(test)]
 pub(crate) use faults::{evict_cached_reads, evicted_reads_left};
 mod index;
 mod linger;
 mod mmap;
+pub mod observer;
 pub mod partition;
 mod producers;
 pub mod recovery;
@@ -46,35 +56,25 @@ use std::path::Path;
 
 pub use durability::{Durability, ParseDurabilityError};
 pub use error::LogError;
+pub use limits::{
+    LimitError, LogLimits, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+};
+pub use observer::{LogObserver, Observer};
 pub use partition::{AppendInfo, AppendTicket, Committer, LogStats, PartitionLog};
 pub use producers::{PRODUCER_BATCHES_REMEMBERED, PRODUCERS_PER_PARTITION_MAX_DEFAULT};
 pub use recovery::{CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 
-/// Default segment size: 1 GiB, Kafka's default; large enough that rolls and
-/// per-segment files are rare, small enough that retention is fine-grained.
-pub const SEGMENT_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
-/// Largest segment size: index positions are u32, and a segment may overshoot
-/// its size by one batch (<= 16 MiB); 2 GiB keeps every position in range.
-pub const SEGMENT_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
-/// Smallest segment size (tests use tiny segments to force rolls).
-pub const SEGMENT_BYTES_MIN: u64 = 1024;
 /// Default bytes of log between two index entries (Kafka's default).
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
 /// Default cap on one read: 16 MiB, the largest batch, so the "at least one
 /// whole batch" rule never exceeds it.
 pub const READ_BYTES_MAX_DEFAULT: usize = skiff_protocol::batch::BATCH_BYTES_MAX;
 
-const _: () =
-    assert!(SEGMENT_BYTES_MAX + skiff_protocol::batch::BATCH_BYTES_MAX as u64 <= u32::MAX as u64);
-const _: () = assert!(
-    SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT && SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX
-);
-
 /// Settings of one partition log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
     /// Roll to a new segment when the active one would grow past this many
-    /// bytes (clamped to `SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX`).
+    /// bytes (`SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX`, else refused).
     pub segment_bytes: u64,
     /// Roll when the active segment's first batch timestamp is this old:
     /// on append, measured against the incoming batch's max timestamp (as
@@ -94,6 +94,9 @@ pub struct LogConfig {
     /// Idempotent producers remembered (at least 1); see
     /// [`PRODUCERS_PER_PARTITION_MAX_DEFAULT`].
     pub producers_max: usize,
+    /// Who is told about write-path timings (fdatasync durations); none by
+    /// default. See [`observer`].
+    pub observer: Observer,
 }
 
 impl Default for LogConfig {
@@ -107,19 +110,32 @@ impl Default for LogConfig {
             index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             read_bytes_max: READ_BYTES_MAX_DEFAULT,
             producers_max: PRODUCERS_PER_PARTITION_MAX_DEFAULT,
+            observer: Observer::default(),
         }
     }
 }
 
 impl LogConfig {
-    /// The config with every limit clamped into its allowed range.
-    fn sanitized(mut self) -> LogConfig {
-        self.segment_bytes = self
-            .segment_bytes
-            .clamp(SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX);
-        self.index_interval_bytes = self.index_interval_bytes.max(1);
-        self.read_bytes_max = self.read_bytes_max.max(1);
-        self
+    /// Refuses the first setting out of its range (see [`limits`]): the log
+    /// never clamps a value it was given.
+    pub fn validate(&self) -> Result<(), LimitError> {
+        LogLimits {
+            segment_bytes: Some(self.segment_bytes),
+            segment_ms: self.segment_ms,
+            retention_bytes: self.retention_bytes,
+            retention_ms: self.retention_ms,
+        }
+        .check()?;
+        limits::check(
+            "index_interval_bytes",
+            u64::from(self.index_interval_bytes),
+            1,
+            u64::from(u32::MAX),
+        )?;
+        let usize_max = u64::try_from(usize::MAX).unwrap_or(u64::MAX);
+        let as_u64 = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        limits::check("read_bytes_max", as_u64(self.read_bytes_max), 1, usize_max)?;
+        limits::check("producers_max", as_u64(self.producers_max), 1, usize_max)
     }
 }
 

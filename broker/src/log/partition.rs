@@ -32,6 +32,20 @@
 //!   write if the truncate itself fails), and fails the whole group.
 //! - A segment is fsynced before its successor is created, so after a crash
 //!   only the last segment can hold unsynced bytes.
+//! - The visible end never passes the written end (`Writer::next_offset`),
+//!   and the written length (`Writer::write_pos`) is the active segment's
+//!   file length; segment base offsets strictly increase; index entries of a
+//!   segment strictly increase in offset and position.
+//! - A panic inside a group commit stops the partition (`fail_stop`): the
+//!   writer's state may be half-updated, so no later append may use it.
+//!
+//! These are asserted where they can break: `commit` (results and ends),
+//! `write_run` (contiguous offsets, lengths, index order) and `roll` (base
+//! offsets, synced length). Checks that cost a comparison or two per group
+//! are `assert!` (a group costs a write syscall at least, so they are free
+//! in comparison, and a broken invariant here loses data: better to stop);
+//! checks that need a syscall (file length) or a walk over the index are
+//! `debug_assert!`.
 //!
 //! All methods but `submit` and [`AppendTicket::outcome`] are blocking
 //! (file I/O, fsync, lock waits): call them from `tokio::task::spawn_blocking`
@@ -55,8 +69,9 @@ use super::linger::LingerBackoff;
 use super::producers::{self, ProducerStates};
 use super::recovery::{self, CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 use super::retention::{self, SegmentStats};
-use super::segment::{ReadMode, Segment, is_would_block, read_lock, would_block, write_lock};
+use super::segment::{ReadMode, Segment, is_would_block, would_block};
 use super::{LogConfig, sync_dir};
+use crate::poison::{self, lock};
 
 /// Where an appended batch landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,11 +249,6 @@ impl std::fmt::Debug for PartitionLog {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // See segment::read_lock: critical sections keep invariants at each step.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Writes all of `bufs` at the end of `file` (opened O_APPEND), looping over
 /// short writes.
 fn write_all_vectored(mut file: &std::fs::File, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
@@ -264,15 +274,18 @@ impl PartitionLog {
     /// Opens the partition log in `dir` (created if missing), recovering it
     /// (see `recovery`). The report says what was found and cut.
     pub fn open(dir: &Path, config: LogConfig) -> Result<(PartitionLog, RecoveryReport), LogError> {
-        let config = config.sanitized();
+        config.validate()?;
         let rec = recovery::recover(dir, &config)?;
         let start = rec.segments.keys().next().copied().unwrap_or(0);
-        let active = rec
-            .segments
-            .values()
-            .next_back()
-            .cloned()
-            .expect("recover always returns at least one segment");
+        let active =
+            rec.segments
+                .values()
+                .next_back()
+                .cloned()
+                .ok_or_else(|| LogError::BadDirectory {
+                    path: dir.to_owned(),
+                    reason: "recovery left no segment".to_owned(),
+                })?;
         let producers = producers::rebuild(
             dir,
             &active,
@@ -317,14 +330,18 @@ impl PartitionLog {
 
     /// A copy of the current configuration.
     pub fn config(&self) -> LogConfig {
-        read_lock(&self.config).clone()
+        poison::read(&self.config).clone()
     }
 
     /// Replaces the configuration (retention, segment size and age,
     /// durability, read limit). Takes effect at the next append, roll or
-    /// retention run; the active segment's index keeps its capacity.
-    pub fn set_config(&self, config: LogConfig) {
-        *write_lock(&self.config) = config.sanitized();
+    /// retention run; the active segment's index keeps its capacity. An
+    /// out-of-range setting is refused ([`LogError::InvalidConfig`]) and the
+    /// configuration stays as it was.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), LogError> {
+        config.validate()?;
+        *poison::write(&self.config) = config;
+        Ok(())
     }
 
     /// Appends one producer batch: validates it (refused => nothing written),
@@ -426,7 +443,7 @@ impl PartitionLog {
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
             q.sync_waiters += 1;
-            let mut q = self.handoff_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            let mut q = poison::wait(&self.handoff_cv, q);
             q.sync_waiters -= 1;
         }
     }
@@ -465,19 +482,32 @@ impl PartitionLog {
         let ids: Vec<u64> = group.iter().map(|p| p.id).collect();
         let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(group)))
             .unwrap_or_else(|_| {
+                // The writer may be half-updated (bytes written, offsets not
+                // moved): stop the partition so no later append reuses it.
+                let cause = io::Error::other(
+                    "group commit panicked; the partition is stopped until restart",
+                );
+                self.fail_stop(&mut lock(&self.writer), &cause);
                 ids.iter()
                     .map(|&id| {
-                        let source = io::Error::other("group commit panicked");
+                        let source = io::Error::other(
+                            "group commit panicked; the partition is stopped until restart",
+                        );
                         (id, Err(LogError::io("commit", &self.dir, source)))
                     })
                     .collect()
             });
+        assert_eq!(
+            results.len(),
+            group_len,
+            "one result per append of the group"
+        );
         // The cycle's size (this group and what queued during it) is taken
         // before the answers go out, so re-appends they trigger do not count.
         {
             let mut q = lock(&self.queue);
             q.linger_target = group_len + q.pending.len();
-            q.linger_budget = match read_lock(&self.config).durability {
+            q.linger_budget = match poison::read(&self.config).durability {
                 Durability::Always => {
                     let last_sync =
                         Duration::from_nanos(self.stats.last_sync_ns.load(Ordering::Relaxed));
@@ -526,10 +556,7 @@ impl PartitionLog {
             if now >= deadline {
                 break;
             }
-            q = self
-                .linger_cv
-                .wait_timeout(q, deadline - now)
-                .map_or_else(|e| e.into_inner().0, |r| r.0);
+            q = poison::wait_timeout(&self.linger_cv, q, deadline - now).0;
         }
         q.lingering = false;
         let gathered = q.pending.len() >= q.linger_target;
@@ -604,6 +631,10 @@ impl PartitionLog {
             }
             i = end;
         }
+        assert!(
+            self.log_end_offset() <= w.next_offset,
+            "the visible end never passes the written end"
+        );
         results
     }
 
@@ -615,6 +646,16 @@ impl PartitionLog {
         run: &[Pending],
         config: &LogConfig,
     ) -> Result<Vec<AppendInfo>, LogError> {
+        assert!(!run.is_empty(), "a run holds at least one batch");
+        assert!(
+            w.active.base_offset <= w.next_offset,
+            "the active segment starts at or below the log end"
+        );
+        debug_assert_eq!(
+            w.active.file.metadata().map(|m| m.len()).ok(),
+            Some(w.write_pos),
+            "the written length is the active file's length"
+        );
         let start_pos = w.write_pos;
         let mut stamps = Vec::with_capacity(run.len());
         let mut infos = Vec::with_capacity(run.len());
@@ -628,6 +669,12 @@ impl PartitionLog {
             });
             next = last + 1;
         }
+        debug_assert!(
+            infos
+                .windows(2)
+                .all(|p| p[1].base_offset == p[0].last_offset + 1),
+            "offsets are contiguous"
+        );
         let mut slices = Vec::with_capacity(run.len() * 2);
         for (p, stamp) in run.iter().zip(&stamps) {
             slices.push(IoSlice::new(stamp));
@@ -667,7 +714,7 @@ impl PartitionLog {
             w.last_sync = Instant::now();
             self.stats.syncs.fetch_add(1, Ordering::Relaxed);
             let took = sync_started.elapsed();
-            crate::telemetry::record_fsync(took, run.len());
+            config.observer.fsynced(took, run.len());
             let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
             self.stats.last_sync_ns.store(took, Ordering::Relaxed);
         } else {
@@ -681,7 +728,7 @@ impl PartitionLog {
         let interval = u64::from(config.index_interval_bytes);
         let mut pos = start_pos;
         {
-            let mut index = write_lock(&active.index);
+            let mut index = poison::write(&active.index);
             for (p, info) in run.iter().zip(&infos) {
                 if w.bytes_since_index >= interval
                     && let (Ok(rel), Ok(position)) = (
@@ -689,11 +736,19 @@ impl PartitionLog {
                         u32::try_from(pos),
                     )
                 {
-                    index.push(IndexEntry {
+                    let entry = IndexEntry {
                         rel_offset: rel,
                         position,
                         max_ts_before: w.max_timestamp_ms,
-                    });
+                    };
+                    assert!(
+                        index
+                            .last()
+                            .is_none_or(|last| last.rel_offset < entry.rel_offset
+                                && last.position < entry.position),
+                        "index entries strictly increase"
+                    );
+                    index.push(entry);
                     w.bytes_since_index = 0;
                 }
                 let len = p.batch.len() as u64;
@@ -702,6 +757,16 @@ impl PartitionLog {
                 pos += len;
             }
         }
+        assert_eq!(pos, end_pos, "every batch of the run was indexed");
+        assert_eq!(
+            infos.last().map(|i| i.last_offset + 1),
+            Some(next),
+            "the run ends at the new log end"
+        );
+        assert!(
+            self.log_end_offset() <= w.next_offset,
+            "the visible end never passes the written end"
+        );
         w.write_pos = end_pos;
         w.next_offset = next;
         active.publish(end_pos, next, w.max_timestamp_ms);
@@ -715,10 +780,18 @@ impl PartitionLog {
     /// scan the last segment.
     fn roll(&self, w: &mut Writer, config: &LogConfig) -> Result<(), LogError> {
         let old = Arc::clone(&w.active);
+        assert!(
+            w.next_offset > old.base_offset,
+            "a roll leaves a non-empty segment: base offsets strictly increase"
+        );
         old.file
             .sync_data()
             .map_err(|e| LogError::io("fdatasync", &old.log_path, e))?;
         super::faults::on_synced(&old.log_path, w.write_pos);
+        debug_assert!(
+            old.file.metadata().is_ok_and(|m| w.write_pos <= m.len()),
+            "the synced length is within the file"
+        );
         w.dirty = false;
         w.last_sync = Instant::now();
         // Producer state as of the new segment's base: recovery rebuilds it
@@ -737,11 +810,21 @@ impl PartitionLog {
             }
             return Err(e);
         }
-        if let Err(e) = write_lock(&old.index).seal() {
+        if let Err(e) = poison::write(&old.index).seal() {
             // The index is only an accelerator; recovery rebuilds it.
             tracing::warn!(segment = %old.log_path.display(), error = %e, "sealing segment index failed");
         }
-        write_lock(&self.segments).insert(seg.base_offset, Arc::clone(&seg));
+        {
+            let mut segments = poison::write(&self.segments);
+            assert!(
+                segments
+                    .keys()
+                    .next_back()
+                    .is_none_or(|&newest| newest < seg.base_offset),
+                "segment base offsets strictly increase"
+            );
+            segments.insert(seg.base_offset, Arc::clone(&seg));
+        }
         w.active = seg;
         w.write_pos = 0;
         w.bytes_since_index = 0;
@@ -794,13 +877,13 @@ impl PartitionLog {
         if offset == end {
             return Ok(Bytes::new());
         }
-        let max_bytes = max_bytes.min(read_lock(&self.config).read_bytes_max);
+        let max_bytes = max_bytes.min(poison::read(&self.config).read_bytes_max);
         // The newest segment's base, taken with the lookup (one lock). A
         // segment that a roll sealed after this is still read as the newest:
         // the sealing holds its index lock, which a cached read does not
         // wait for, and its index was just written (resident).
         let (mut seg, newest_base) = {
-            let map = read_lock(&self.segments);
+            let map = poison::read(&self.segments);
             let newest_base = map.keys().next_back().copied();
             match map.range(..=offset).next_back() {
                 Some((_, s)) => (Arc::clone(s), newest_base),
@@ -814,7 +897,7 @@ impl PartitionLog {
             }
         };
         while offset >= seg.visible_next_offset() {
-            let next = read_lock(&self.segments)
+            let next = poison::read(&self.segments)
                 .range(seg.base_offset + 1..)
                 .next()
                 .map(|(_, s)| Arc::clone(s));
@@ -843,7 +926,7 @@ impl PartitionLog {
     /// time index finds the batch; that one batch is then decoded to find the
     /// record.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, LogError> {
-        let segs: Vec<Arc<Segment>> = read_lock(&self.segments).values().cloned().collect();
+        let segs: Vec<Arc<Segment>> = poison::read(&self.segments).values().cloned().collect();
         for seg in segs {
             if seg.visible_bytes() == 0 || seg.max_timestamp_ms() < timestamp_ms {
                 continue;
@@ -888,7 +971,7 @@ impl PartitionLog {
 
     /// Bytes on disk of all segment files.
     pub fn size_bytes(&self) -> u64 {
-        read_lock(&self.segments)
+        poison::read(&self.segments)
             .values()
             .map(|s| s.size_bytes())
             .sum()
@@ -923,7 +1006,7 @@ impl PartitionLog {
         if w.write_pos > 0 && (old || expired) {
             self.roll(&mut w, &config)?;
         }
-        let segs: Vec<Arc<Segment>> = read_lock(&self.segments).values().cloned().collect();
+        let segs: Vec<Arc<Segment>> = poison::read(&self.segments).values().cloned().collect();
         let stats: Vec<SegmentStats> = segs
             .iter()
             .map(|s| SegmentStats {
@@ -941,7 +1024,7 @@ impl PartitionLog {
             return Ok(0);
         }
         {
-            let mut map = write_lock(&self.segments);
+            let mut map = poison::write(&self.segments);
             for seg in &segs[..n] {
                 map.remove(&seg.base_offset);
             }
@@ -975,7 +1058,8 @@ impl PartitionLog {
     }
 
     /// Stops the log after an fdatasync failed over batches that were
-    /// already acknowledged unsynced (`interval`/`never`). Linux may have
+    /// already acknowledged unsynced (`interval`/`never`), or after a panic
+    /// in a group commit left the writer in an unknown state. Linux may have
     /// dropped those dirty pages and would report the next fsync as a
     /// success, so retrying would turn a loss into a silent one: instead all
     /// later appends fail, and no clean-shutdown marker is written, so the
@@ -984,7 +1068,7 @@ impl PartitionLog {
         tracing::error!(
             dir = %self.dir.display(),
             error = %cause,
-            "fdatasync failed over acknowledged batches; the partition takes no more appends until restart"
+            "partition stopped (fdatasync failed over acknowledged batches, or a group commit panicked); it takes no more appends until restart"
         );
         w.closed = true;
         self.closed.store(true, Ordering::Release);
@@ -1011,7 +1095,7 @@ impl PartitionLog {
         super::faults::on_synced(&active.log_path, w.write_pos);
         w.dirty = false;
         w.producers.write_snapshot(&self.dir, w.next_offset)?;
-        write_lock(&active.index)
+        poison::write(&active.index)
             .seal()
             .map_err(|e| LogError::io("seal index", &active.index_path, e))?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_MARKER);
@@ -1035,6 +1119,6 @@ impl PartitionLog {
 
     /// Segment base offsets, oldest first (for tests and tools).
     pub fn segment_base_offsets(&self) -> Vec<u64> {
-        read_lock(&self.segments).keys().copied().collect()
+        poison::read(&self.segments).keys().copied().collect()
     }
 }

@@ -16,14 +16,15 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use bytes::Bytes;
 use skiff_protocol::batch::{self, BATCH_BYTES_MAX, BATCH_HEADER_BYTES, BatchHeader};
 
 use super::error::LogError;
 use super::index::{IndexEntry, SegmentIndex};
+use crate::poison;
 
 /// Extension of segment data files.
 pub(crate) const LOG_EXT: &str = "log";
@@ -55,18 +56,6 @@ pub(crate) fn parse_file_name(name: &str) -> Option<(u64, &str)> {
         return None;
     }
     Some((stem.parse().ok()?, ext))
-}
-
-/// Recovers a guard from a poisoned lock: the log's critical sections keep
-/// their invariants at every step (no panics by design), so the data is
-/// consistent even if a thread panicked while holding the lock.
-pub(crate) fn read_lock<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// See [`read_lock`].
-pub(crate) fn write_lock<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Opens a segment data file for `pread` and appends.
@@ -535,11 +524,10 @@ impl Segment {
     fn locate(&self, offset: u64, mode: ReadMode) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let rel = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
         let entry = match mode {
-            ReadMode::Blocking => read_lock(&self.index).floor_offset(rel),
-            ReadMode::CachedOnly { .. } => match self.index.try_read() {
-                Ok(index) => index.floor_offset(rel),
-                Err(TryLockError::Poisoned(e)) => e.into_inner().floor_offset(rel),
-                Err(TryLockError::WouldBlock) => {
+            ReadMode::Blocking => poison::read(&self.index).floor_offset(rel),
+            ReadMode::CachedOnly { .. } => match poison::try_read(&self.index) {
+                Some(index) => index.floor_offset(rel),
+                None => {
                     return Err(LogError::io("read index", &self.log_path, would_block()));
                 }
             },
@@ -682,7 +670,7 @@ impl Segment {
     /// Base offset of the first visible batch whose max timestamp is >=
     /// `timestamp_ms`, if this segment has one.
     pub(crate) fn find_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, LogError> {
-        let entry = read_lock(&self.index).floor_time(timestamp_ms);
+        let entry = poison::read(&self.index).floor_time(timestamp_ms);
         Ok(self
             .scan_headers(entry, ReadMode::Blocking, |h| {
                 h.max_timestamp_ms >= timestamp_ms

@@ -65,13 +65,14 @@ impl Session {
 /// A session that is no longer valid: `AuthenticationFailed`, after which
 /// the connection closes.
 fn stale(api: ApiKey, user: &str, e: SecurityError) -> Failure {
-    metrics::counter!("skiff_sessions_ended_total").increment(1);
+    metrics::counter!(crate::telemetry::names::SESSIONS_ENDED).increment(1);
     tracing::info!(?api, user, error = %e, "refusing a request of a session no longer valid; closing the connection");
     Failure::from(e)
 }
 
 fn denied(api: ApiKey, message: String) -> Failure {
-    metrics::counter!("skiff_authz_denied_total", "api" => format!("{api:?}")).increment(1);
+    metrics::counter!(crate::telemetry::names::AUTHZ_DENIED, "api" => format!("{api:?}"))
+        .increment(1);
     tracing::debug!(?api, %message, "request not authorized");
     Failure::new(ErrorCode::NotAuthorized, message)
 }

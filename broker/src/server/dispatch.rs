@@ -48,7 +48,7 @@ pub(crate) async fn dispatch(
             format!("unknown api key {}", frame.api_key),
         ));
     };
-    metrics::counter!("skiff_requests_total").increment(1);
+    metrics::counter!(crate::telemetry::names::REQUESTS).increment(1);
     macro_rules! route {
         ($(
             $(#[$doc:meta])*

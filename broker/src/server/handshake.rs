@@ -70,7 +70,7 @@ pub(crate) async fn handshake(
         Ok(session) => session,
         Err(failure) => {
             if failure.code == ErrorCode::AuthenticationFailed {
-                metrics::counter!("skiff_auth_failures_total").increment(1);
+                metrics::counter!(crate::telemetry::names::AUTH_FAILURES).increment(1);
                 // Both names are the client's claims: logged only in a short,
                 // escaped form, so they cannot forge log lines or flood logs.
                 tracing::warn!(%peer, user = %loggable_user(&claimed), client_id = %loggable_claim(&req.client_id), "authentication failed");
@@ -137,7 +137,7 @@ async fn authenticate(
             let checks = Arc::clone(&shared.auth_checks);
             let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, checks.acquire_owned()).await
             else {
-                metrics::counter!("skiff_auth_checks_busy_total").increment(1);
+                metrics::counter!(crate::telemetry::names::AUTH_CHECKS_BUSY).increment(1);
                 return Err(Failure::new(
                     ErrorCode::AuthenticationFailed,
                     "authentication failed: too many logins in progress; try again later",
@@ -177,7 +177,7 @@ fn throttled(shared: &Shared, peer: IpAddr) -> Result<(), Failure> {
     let Err(retry_after) = shared.login_throttle.check(peer, std::time::Instant::now()) else {
         return Ok(());
     };
-    metrics::counter!("skiff_auth_throttled_total").increment(1);
+    metrics::counter!(crate::telemetry::names::AUTH_THROTTLED).increment(1);
     Err(Failure::new(
         ErrorCode::AuthenticationFailed,
         format!(

@@ -46,7 +46,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             drop(stream);
             continue;
         };
-        metrics::gauge!("skiff_connections_open").increment(1.0);
+        metrics::gauge!(crate::telemetry::names::CONNECTIONS).increment(1.0);
         // Small responses (acks, fetch polls) must not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let conn_shared = Arc::clone(&shared);
@@ -76,7 +76,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     }
                 }
             }
-            metrics::gauge!("skiff_connections_open").decrement(1.0);
+            metrics::gauge!(crate::telemetry::names::CONNECTIONS).decrement(1.0);
             drop(permit);
         });
     }

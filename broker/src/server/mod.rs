@@ -17,6 +17,7 @@ mod handlers;
 mod handshake;
 mod listener;
 mod pipeline;
+mod scrape;
 mod tls;
 mod writer;
 pub use tls::TlsError;
@@ -71,11 +72,6 @@ impl Shared {
             .connections_max
             .saturating_sub(self.connections.available_permits())
     }
-}
-
-/// Connections open now (for the metrics endpoint).
-pub(crate) fn connections_open(shared: &Shared) -> usize {
-    shared.connections_open()
 }
 
 /// Why the broker could not start or stop cleanly.
@@ -360,13 +356,7 @@ impl BrokerHandle {
             .await
             .map_err(|e| BrokerError::Task(e.to_string()))??;
         // Everything is closed: another broker may open the directory now.
-        drop(
-            shared
-                .dir_lock
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        );
+        drop(crate::poison::lock(&shared.dir_lock).take());
         tracing::info!("skiffd stopped cleanly");
         Ok(())
     }

@@ -142,9 +142,9 @@ impl TlsListener {
     /// them for handshakes from now on. On any error the settings in use
     /// stay, and the error names the key and file.
     pub(crate) fn reload(&self) -> Result<(), TlsError> {
-        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = crate::poison::lock(&self.reloading);
         let acceptor = load_acceptor(&self.files)?;
-        *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
+        *crate::poison::write(&self.acceptor) = acceptor;
         Ok(())
     }
 
@@ -162,11 +162,7 @@ impl TlsListener {
         peer: SocketAddr,
         shutdown: &CancellationToken,
     ) -> Option<TlsStream<TcpStream>> {
-        let acceptor = self
-            .acceptor
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let acceptor = crate::poison::read(&self.acceptor).clone();
         let handshake = tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream));
         let outcome = tokio::select! {
             outcome = handshake => outcome,

@@ -81,7 +81,10 @@ impl TopicMetadata {
             let path = path.to_owned();
             move |source| TopicError::Io { op, path, source }
         };
-        let json = serde_json::to_vec_pretty(self).expect("metadata always serializes");
+        let json = serde_json::to_vec_pretty(self).map_err(|e| TopicError::BadMetadata {
+            path: path.clone(),
+            message: format!("cannot serialize: {e}"),
+        })?;
         let mut f = fs::File::create(&tmp).map_err(io("create topic metadata", &tmp))?;
         f.write_all(&json)
             .map_err(io("write topic metadata", &tmp))?;

@@ -25,7 +25,7 @@ use skiff_protocol::topic_name::{TopicNameError, validate_topic_name};
 pub use metadata::TopicMetadata;
 
 use crate::fsutil;
-use crate::log::{LogConfig, LogError, PartitionLog};
+use crate::log::{LimitError, LogConfig, LogError, LogLimits, PartitionLog};
 
 /// Prefix of a topic being created (not yet visible).
 const STAGING_PREFIX: &str = ".creating-";
@@ -58,6 +58,7 @@ pub enum TopicError {
     /// A setting is out of range.
     #[error("invalid topic config: {0}")]
     InvalidConfig(String),
+
     /// A partition log failed.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -207,14 +208,15 @@ impl TopicRegistry {
                 self.partitions_max, config.partitions
             )));
         }
-        if let Some(b) = config.segment_bytes
-            && b < 1024
-        {
-            return Err(TopicError::InvalidConfig(format!(
-                "segment_bytes must be at least 1024, got {b}"
-            )));
+        LogLimits {
+            segment_bytes: config.segment_bytes,
+            segment_ms: config.segment_ms,
+            retention_bytes: config.retention_bytes,
+            retention_ms: config.retention_ms,
         }
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        .check()
+        .map_err(out_of_range)?;
+        let _admin = crate::poison::lock(&self.admin);
         if self.read().contains_key(name) {
             return Err(TopicError::AlreadyExists(name.to_owned()));
         }
@@ -277,24 +279,29 @@ impl TopicRegistry {
     /// next retention check applies the new retention; the next append
     /// applies the new roll settings.
     pub fn alter(&self, req: &AlterTopicRequest) -> Result<Arc<Topic>, TopicError> {
-        if let skiff_protocol::messages::ConfigChange::Set(b) = req.segment_bytes
-            && b < 1024
-        {
-            return Err(TopicError::InvalidConfig(format!(
-                "segment_bytes must be at least 1024, got {b}"
-            )));
+        let set = |change: skiff_protocol::messages::ConfigChange| change.apply(None);
+        LogLimits {
+            segment_bytes: set(req.segment_bytes),
+            segment_ms: set(req.segment_ms),
+            retention_bytes: set(req.retention_bytes),
+            retention_ms: set(req.retention_ms),
         }
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        .check()
+        .map_err(out_of_range)?;
+        let _admin = crate::poison::lock(&self.admin);
         let old = self.require(&req.name)?;
         let mut meta = old.meta.clone();
         meta.retention_ms = req.retention_ms.apply(meta.retention_ms);
         meta.retention_bytes = req.retention_bytes.apply(meta.retention_bytes);
         meta.segment_bytes = req.segment_bytes.apply(meta.segment_bytes);
         meta.segment_ms = req.segment_ms.apply(meta.segment_ms);
-        meta.store(&self.root.join(&req.name))?;
         let config = topic_log_config(&meta, &self.defaults);
+        // Checked before anything is stored, so set_config cannot refuse it
+        // halfway through the partitions.
+        config.validate().map_err(out_of_range)?;
+        meta.store(&self.root.join(&req.name))?;
         for log in &old.partitions {
-            log.set_config(config.clone());
+            log.set_config(config.clone())?;
         }
         let topic = Arc::new(Topic {
             meta,
@@ -308,7 +315,7 @@ impl TopicRegistry {
     /// Deletes a topic and its files. Its logs are closed first, so appends
     /// racing the delete fail instead of writing into removed files.
     pub fn delete(&self, name: &str) -> Result<(), TopicError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = crate::poison::lock(&self.admin);
         let topic = self
             .write()
             .remove(name)
@@ -353,12 +360,18 @@ impl TopicRegistry {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
-        self.topics.read().unwrap_or_else(|e| e.into_inner())
+        crate::poison::read(&self.topics)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
-        self.topics.write().unwrap_or_else(|e| e.into_inner())
+        crate::poison::write(&self.topics)
     }
+}
+
+/// A segment or retention setting out of its range (see `log::limits`):
+/// the message names the key, the value and the range.
+fn out_of_range(e: LimitError) -> TopicError {
+    TopicError::InvalidConfig(e.to_string())
 }
 
 /// The log settings of one topic: its overrides on the broker defaults.
@@ -381,6 +394,12 @@ fn topic_log_config(meta: &TopicMetadata, defaults: &LogConfig) -> LogConfig {
 
 fn open_topic(dir: &Path, meta: TopicMetadata, defaults: &LogConfig) -> Result<Topic, TopicError> {
     let config = topic_log_config(&meta, defaults);
+    // A stored setting out of range (written by an older skiff, or by hand)
+    // is refused naming the file, never clamped.
+    config.validate().map_err(|e| TopicError::BadMetadata {
+        path: dir.join(metadata::METADATA_FILE),
+        message: e.to_string(),
+    })?;
     let mut partitions = Vec::with_capacity(meta.partitions as usize);
     for p in 0..meta.partitions {
         let (log, report) = PartitionLog::open(&dir.join(p.to_string()), config.clone())?;

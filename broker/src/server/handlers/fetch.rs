@@ -75,7 +75,6 @@ async fn fetch(ctx: &Ctx, req: FetchRequest) -> Result<FetchResponse, Failure> {
         if req.offset != end || expired {
             let records = read_records(&log, req.offset, max_bytes).await?;
             if !records.is_empty() || expired || req.offset > end {
-                metrics::counter!("skiff_fetch_bytes_total").increment(records.len() as u64);
                 return Ok(FetchResponse {
                     log_start_offset: log.log_start_offset(),
                     log_end_offset: log.log_end_offset(),

@@ -76,7 +76,6 @@ async fn produce(
     ctx: &Ctx,
 ) -> Result<ProduceResponse, Failure> {
     let (log, partition) = target(ctx, &req, may_create).await?;
-    let bytes = req.batch.len() as u64;
     let mut ticket = log.submit(req.batch)?;
     ctx.order_fixed();
     // If the submit made this request the log's committer, the commit loop
@@ -87,9 +86,6 @@ async fn produce(
         spawn_committer(log, committer);
     }
     let info = ticket.outcome().await?;
-    metrics::counter!("skiff_produce_bytes_total").increment(bytes);
-    metrics::counter!("skiff_produce_messages_total")
-        .increment(info.last_offset - info.base_offset + 1);
     Ok(ProduceResponse {
         partition,
         base_offset: info.base_offset,
