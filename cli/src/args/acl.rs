@@ -4,6 +4,8 @@
 use clap::{Args, Subcommand};
 use skiff_client::{ResourceKind, ResourcePattern};
 
+use super::group::group_name;
+
 /// `skiff acl ...` (admin only once the broker has users)
 #[derive(Debug, Subcommand)]
 pub enum AclCommand {
@@ -46,6 +48,12 @@ fn non_empty(value: &str) -> Result<String, String> {
     }
 }
 
+/// A group name or prefix flag's value: not empty (as above), and within
+/// the group-name rule (a prefix of a valid name follows it too).
+fn group_pattern(value: &str) -> Result<String, String> {
+    non_empty(value).and_then(|value| group_name(&value))
+}
+
 /// `skiff acl grant|revoke`: a user, one resource pattern, operations.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("resource").required(true).args(["topic", "topic_prefix", "all_topics", "group", "group_prefix", "all_groups"])))]
@@ -65,11 +73,11 @@ pub struct AclArgs {
     #[arg(long)]
     pub all_topics: bool,
     /// A consumer group, by exact name.
-    #[arg(long, value_parser = non_empty)]
+    #[arg(long, value_parser = group_pattern)]
     pub group: Option<String>,
     /// Every group whose name starts with this (not empty: see
     /// --all-groups).
-    #[arg(long, value_name = "PREFIX", value_parser = non_empty)]
+    #[arg(long, value_name = "PREFIX", value_parser = group_pattern)]
     pub group_prefix: Option<String>,
     /// Every consumer group, present and future.
     #[arg(long)]

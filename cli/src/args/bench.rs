@@ -3,6 +3,8 @@
 
 use clap::Args;
 
+use super::group::group_name;
+
 /// Which load `skiff bench` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchMode {
@@ -68,7 +70,7 @@ pub struct BenchArgs {
     pub key_space: Option<u64>,
     /// consume/e2e: read as members of this consumer group, through the
     /// client's group Consumer (default: direct fetches of every partition).
-    #[arg(long, value_name = "G")]
+    #[arg(long, value_name = "G", value_parser = group_name)]
     pub group: Option<String>,
     /// Print one JSON summary object instead of the table.
     #[arg(long)]

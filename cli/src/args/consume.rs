@@ -4,6 +4,8 @@
 use clap::Args;
 use skiff_client::StartFrom;
 
+use super::group::group_name;
+
 /// `skiff consume`
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
@@ -26,7 +28,7 @@ pub struct ConsumeArgs {
     #[arg(long)]
     pub json: bool,
     /// Consume as a member of this consumer group.
-    #[arg(long, value_name = "GROUP", conflicts_with = "partition")]
+    #[arg(long, value_name = "GROUP", conflicts_with = "partition", value_parser = group_name)]
     pub group: Option<String>,
 }
 

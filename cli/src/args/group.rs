@@ -3,6 +3,16 @@
 
 use clap::{Args, Subcommand};
 use skiff_client::ResetTo;
+use skiff_protocol::group_name::validate_group_name;
+
+/// A group name argument, checked against the broker's rule
+/// ([`skiff_protocol::group_name`]) so a bad one is a usage error (exit 2)
+/// before anything connects.
+pub fn group_name(value: &str) -> Result<String, String> {
+    validate_group_name(value)
+        .map(|()| value.to_owned())
+        .map_err(|e| e.to_string())
+}
 
 /// `skiff group ...`
 #[derive(Debug, Subcommand)]
@@ -19,6 +29,7 @@ pub enum GroupCommand {
     #[command(after_help = "Example:\n  skiff group describe billing --json")]
     Describe {
         /// Group name.
+        #[arg(value_parser = group_name)]
         group: String,
         /// Print one JSON object.
         #[arg(long)]
@@ -37,6 +48,7 @@ Examples:
     #[command(after_help = "Example:\n  skiff group delete billing")]
     Delete {
         /// Group name.
+        #[arg(value_parser = group_name)]
         group: String,
     },
 }
@@ -46,6 +58,7 @@ Examples:
 #[command(group(clap::ArgGroup::new("target").required(true).args(["to_earliest", "to_latest", "to_offset", "to_timestamp"])))]
 pub struct GroupResetArgs {
     /// Group name.
+    #[arg(value_parser = group_name)]
     pub group: String,
     /// Topic whose partitions are reset.
     #[arg(long)]
@@ -103,5 +116,46 @@ mod tests {
         );
         assert!(parse(&[]).is_err());
         assert!(parse(&["--to-earliest", "--to-latest"]).is_err());
+    }
+
+    /// Every argument that names a group follows the one rule: a bad name
+    /// is a usage error, a long one within the broker's limit is not.
+    #[test]
+    fn every_group_argument_follows_the_group_name_rule() {
+        let with = |group: &str| -> Vec<Vec<String>> {
+            let g = group.to_owned();
+            [
+                vec!["group", "describe", &g],
+                vec!["group", "delete", &g],
+                vec!["group", "reset-offsets", &g, "--topic", "t", "--to-latest"],
+                vec!["consume", "t", "--group", &g],
+                vec!["bench", "consume", "--topic", "t", "--group", &g],
+                vec!["acl", "grant", "a", "--ops", "all", "--group", &g],
+                vec!["acl", "grant", "a", "--ops", "all", "--group-prefix", &g],
+            ]
+            .into_iter()
+            .map(|args| args.into_iter().map(str::to_owned).collect())
+            .collect()
+        };
+        let parses = |args: &[String]| {
+            Cli::try_parse_from(std::iter::once("skiff".to_owned()).chain(args.iter().cloned()))
+        };
+        let longest = "g".repeat(skiff_protocol::group_name::GROUP_NAME_BYTES_MAX);
+        for ok in ["billing", "team a/billing", &longest] {
+            for args in with(ok) {
+                assert!(parses(&args).is_ok(), "{args:?}");
+            }
+        }
+        let too_long = format!("{longest}g");
+        for bad in ["", "a\nb", "tab\there", &too_long] {
+            for args in with(bad) {
+                let err = parses(&args).expect_err("refused");
+                assert_eq!(
+                    err.kind(),
+                    clap::error::ErrorKind::ValueValidation,
+                    "{args:?}"
+                );
+            }
+        }
     }
 }
