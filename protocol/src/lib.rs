@@ -7,6 +7,8 @@
 //! are an error) and checks every length against the bytes actually present
 //! before using it.
 
+#![forbid(unsafe_code)]
+
 pub mod batch;
 pub mod error;
 pub mod frame;
