@@ -1,7 +1,11 @@
 //! `skiff`: the command-line client. A thin main: parse arguments (usage
 //! errors exit 2, from clap), run the command on a tokio runtime, print any
 //! error as one `error: ...` line and exit 1. A closed stdout pipe is a clean
-//! exit 0.
+//! exit 0: every command writes its data through [`output::Stdout`], never
+//! `print!`/`println!` (which panic on a closed pipe; denied below).
+
+#![forbid(unsafe_code)]
+#![deny(clippy::print_stdout)]
 
 mod args;
 mod commands;

@@ -1,11 +1,56 @@
 //! Output helpers: JSON shapes for records and topics, and the broken-pipe
 //! rule (a reader that goes away, as in `skiff consume t | head`, is a clean
 //! exit, not an error).
+//!
+//! The rule holds because every command writes its data through one path,
+//! [`Stdout`]: a write error comes back as an `io::Error` (never a panic, as
+//! from `println!` or a library that writes to stdout itself), and `main`
+//! turns a `BrokenPipe` anywhere in the error chain into exit 0
+//! ([`is_broken_pipe`]). `clippy::print_stdout` is denied in the crate so no
+//! command writes around it.
 
-use std::io;
+use std::io::{self, Write};
 
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use skiff_client::{ConsumedRecord, DescribeTopicResponse, TopicListing};
+
+/// A command's standard output: locked and buffered. Write with
+/// `write!`/`writeln!` and `?`, then [`Stdout::finish`]; anything dropped
+/// unfinished is flushed with its errors ignored (the command already
+/// failed).
+pub struct Stdout(io::BufWriter<io::StdoutLock<'static>>);
+
+impl std::fmt::Debug for Stdout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stdout")
+    }
+}
+
+/// Standard output for a command's data (see [`Stdout`]).
+pub fn stdout() -> Stdout {
+    Stdout(io::BufWriter::new(io::stdout().lock()))
+}
+
+impl Stdout {
+    /// Flushes everything written (a closed pipe is a `BrokenPipe` error,
+    /// which `main` reports as a clean exit).
+    pub fn finish(mut self) -> Result<()> {
+        self.flush().context("writing to stdout")
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
 
 /// Whether an error chain ends in a closed stdout pipe.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {

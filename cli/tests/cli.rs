@@ -306,3 +306,39 @@ fn group_consume_commits_what_it_printed() {
     let out = b.run(&["group", "reset-offsets", "g", "--topic", "t"], "");
     assert_eq!(out.status.code(), Some(2), "a target is required");
 }
+
+/// Keyless records of separate `skiff produce` runs spread over the
+/// partitions: each run's producer starts at a random partition (it used to
+/// start every run at partition 0, so all of them landed there).
+#[test]
+fn keyless_runs_spread_over_the_partitions() {
+    let b = TestBroker::start();
+    assert!(
+        b.run(&["topic", "create", "orders", "--partitions", "3"], "")
+            .status
+            .success()
+    );
+    // 12 runs, each one batch of 10 lines. With a random start per run, all
+    // 12 on one partition has chance 3 * (1/3)^12, about 6e-6: a false
+    // failure is that rare.
+    let runs = 12;
+    let lines: String = (1..=10).map(|i| format!("{i}\n")).collect();
+    for _ in 0..runs {
+        let out = b.run(&["produce", "orders"], &lines);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let out = b.run(&["topic", "describe", "orders", "--json"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let ends: Vec<u64> = v["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| p["log_end_offset"].as_u64().expect("log_end_offset"))
+        .collect();
+    assert_eq!(ends.iter().sum::<u64>(), runs * 10, "{ends:?}");
+    assert!(
+        ends.iter().filter(|&&end| end > 0).count() > 1,
+        "every run landed on one partition: {ends:?}"
+    );
+}

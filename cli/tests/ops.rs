@@ -1,7 +1,9 @@
 //! `skiff status`, `skiff topic alter` and `skiff completions` as a user
 //! runs them: the binary against an embedded broker.
 
-use std::process::{Command, Output};
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use skiff_broker::{Broker, TempBroker};
 
@@ -109,4 +111,68 @@ fn completions_and_help_examples() {
         assert!(out.status.success());
         assert!(text(&out.stdout).contains("Example"), "{args:?}");
     }
+}
+
+/// Runs `skiff ARGS` with stdout a pipe whose read end is already closed
+/// (its only reader, another process, has exited), so the first write
+/// fails with EPIPE however little is written. Waits at most 30 s.
+fn run_into_closed_pipe(addr: &str, args: &[&str]) -> (Option<i32>, String) {
+    let mut reader = Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .arg("--version")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("reader runs");
+    let write_end = reader.stdin.take().expect("pipe");
+    assert!(reader.wait().expect("reader exits").success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .env("SKIFF_BROKER", addr)
+        .env("RUST_BACKTRACE", "0")
+        .args(args)
+        .stdout(Stdio::from(write_end))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("skiff runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("skiff {args:?} did not exit within 30 s of its stdout closing");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    (status.code(), stderr)
+}
+
+/// The README's promise: a closed stdout pipe (`skiff ... | head -1`) is a
+/// clean exit, for every command that writes to stdout. `completions` used
+/// to panic (exit 101): clap_complete panics when its writer fails.
+#[test]
+fn a_closed_stdout_is_a_clean_exit_for_every_command() {
+    let (runtime, broker, addr) = start();
+    let commands: [&[&str]; 6] = [
+        &["completions", "fish"],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+        &["--help"],
+        &["status"],
+        &["status", "--json"],
+    ];
+    for args in commands {
+        let (code, stderr) = run_into_closed_pipe(&addr, args);
+        assert_eq!(code, Some(0), "skiff {args:?}: {stderr}");
+        assert_eq!(stderr, "", "skiff {args:?}");
+    }
+    runtime.block_on(broker.shutdown()).expect("clean shutdown");
 }

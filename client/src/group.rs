@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use skiff_protocol::ErrorCode;
+use skiff_protocol::group_name::validate_group_name;
 use skiff_protocol::messages::{
     CommitOffsetsRequest, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
     OffsetCommit, TopicPartition,
@@ -49,8 +50,6 @@ pub const AUTO_COMMIT_INTERVAL_MS_DEFAULT: u64 = 5_000;
 /// ownership; each retry waits for one heartbeat first. Three covers a
 /// rebalance racing a commit twice in a row.
 pub const COMMIT_ATTEMPTS_MAX: u32 = 3;
-/// Longest group name accepted client-side, in bytes (the broker's limit).
-pub const GROUP_NAME_BYTES_MAX: usize = 249;
 
 /// When a group consumer commits what it has delivered.
 ///
@@ -148,12 +147,9 @@ impl GroupConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.group.is_empty() || self.group.len() > GROUP_NAME_BYTES_MAX {
-            return Err(Error::InvalidArgument(format!(
-                "a group name needs 1 to {GROUP_NAME_BYTES_MAX} bytes, got {}",
-                self.group.len()
-            )));
-        }
+        // The broker's own rule, so a name it would refuse fails here,
+        // before a connection is made.
+        validate_group_name(&self.group).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         if self.topics.is_empty() {
             return Err(Error::InvalidArgument(
                 "a group consumer needs at least one topic".to_owned(),
@@ -503,5 +499,29 @@ async fn heartbeat_loop(ctx: Arc<Ctx>) {
             }
         }
         ctx.version.send_modify(|v| *v += 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_names_follow_the_brokers_rule() {
+        let valid = |group: &str| GroupConfig::new(group, ["t"]).validate();
+        assert!(valid("billing").is_ok());
+        assert!(valid("team a/billing ünïcode").is_ok());
+        // The broker's limit, not a stricter one of the client's own.
+        assert!(valid(&"g".repeat(crate::GROUP_NAME_BYTES_MAX)).is_ok());
+        for bad in [
+            String::new(),
+            "g".repeat(crate::GROUP_NAME_BYTES_MAX + 1),
+            "a\nb".to_owned(),
+        ] {
+            assert!(
+                matches!(valid(&bad), Err(Error::InvalidArgument(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

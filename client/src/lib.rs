@@ -42,7 +42,11 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(rustdoc::missing_crate_level_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![deny(rustdoc::private_intra_doc_links)]
 
 mod admin;
 mod client;
@@ -69,8 +73,7 @@ pub use consumer::{
 };
 pub use error::{Error, Result};
 pub use group::{
-    AUTO_COMMIT_INTERVAL_MS_DEFAULT, AutoCommit, COMMIT_ATTEMPTS_MAX, GROUP_NAME_BYTES_MAX,
-    GroupConfig, RebalanceEvent,
+    AUTO_COMMIT_INTERVAL_MS_DEFAULT, AutoCommit, COMMIT_ATTEMPTS_MAX, GroupConfig, RebalanceEvent,
 };
 pub use producer::{
     Ack, BATCH_BYTES_MAX_DEFAULT, BUFFER_BYTES_MAX_DEFAULT, IDEMPOTENT_IN_FLIGHT_MAX,
@@ -85,6 +88,9 @@ pub use skiff_protocol as protocol;
 pub use skiff_protocol::ErrorCode;
 pub use skiff_protocol::Secret;
 pub use skiff_protocol::batch::Header;
+/// Longest group name, in bytes: the broker's limit, from
+/// [`protocol::group_name`].
+pub use skiff_protocol::group_name::GROUP_NAME_BYTES_MAX;
 pub use skiff_protocol::messages::{
     AclEntry, Credentials, Operation, Operations, ResourceKind, ResourcePattern, UserListing,
 };

@@ -15,7 +15,9 @@
 //! keyless record, a sticky partition: keyless records of a topic fill one
 //! partition's batch, and once that batch closes the next keyless record
 //! moves on to the next partition (round-robin across batches, as Kafka's
-//! sticky partitioner). The producer knows the partition, so keyless
+//! sticky partitioner). Each producer starts a topic at a random partition,
+//! so short-lived producers (one `skiff produce` run each) spread over the
+//! partitions instead of all filling partition 0. The producer knows the partition, so keyless
 //! batches are numbered and deduplicated like keyed ones. With
 //! `idempotent(false)`, or while the topic does not exist yet (a broker with
 //! `auto_create_topics` creates it on the first produce), keyless records
@@ -68,6 +70,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use rand::Rng;
 use skiff_protocol::ErrorCode;
 use skiff_protocol::FRAME_BYTES_MAX_DEFAULT;
 use skiff_protocol::batch::{
@@ -717,7 +720,8 @@ impl Task {
     }
 
     /// The partition for a keyless record of `topic`: the one keyless
-    /// records are filling while its batch is open, else the next one.
+    /// records are filling while its batch is open, else the next one; the
+    /// topic's first keyless record goes to a random partition.
     fn sticky_partition(&mut self, topic: &str, count: u32) -> u32 {
         let count = count.max(1);
         let filling = |p: u32| {
@@ -728,7 +732,7 @@ impl Task {
         let next = match self.sticky.get(topic) {
             Some(&p) if p < count && filling(p) => p,
             Some(&p) => (p + 1) % count,
-            None => 0,
+            None => rand::thread_rng().gen_range(0..count),
         };
         self.sticky.insert(topic.to_owned(), next);
         next
@@ -1095,6 +1099,7 @@ mod tests {
     use super::*;
     use skiff_protocol::ErrorCode;
     use skiff_protocol::batch::decode_records;
+    use std::collections::BTreeSet;
     use std::sync::Mutex;
 
     /// A fake broker: records every produce request; answers from a script
@@ -1264,16 +1269,33 @@ mod tests {
         }
         let requests = broker.requests.lock().unwrap().clone();
         assert_eq!(requests.len(), 2, "{requests:?}");
+        // The fake broker's topic has 4 partitions; the first batch starts
+        // at a random one of them.
+        assert!(requests[0].0 < 4, "{requests:?}");
         assert_eq!(
-            (requests[0].0, requests[1].0),
-            (0, 1),
-            "next batch, next partition"
+            requests[1].0,
+            (requests[0].0 + 1) % 4,
+            "next batch, next partition: {requests:?}"
         );
         let sequences = broker.sequences.lock().unwrap().clone();
         assert!(
             sequences.iter().all(|&(pid, seq, _)| pid == 1 && seq == 0),
             "keyless batches carry the producer id and each partition's first sequence: {sequences:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn new_producers_start_keyless_records_at_a_random_partition() {
+        // 32 producers, one keyless batch each, over 4 partitions: with a
+        // random start, all on one partition has chance 4 * (1/4)^32.
+        let mut first = BTreeSet::new();
+        for _ in 0..32 {
+            let (p, _broker) = producer(ProducerConfig::default());
+            let ack = p.send(ProducerRecord::new("t", "v")).await.unwrap();
+            assert!(ack.partition < 4, "{ack:?}");
+            first.insert(ack.partition);
+        }
+        assert!(first.len() > 1, "every producer started at {first:?}");
     }
 
     #[tokio::test]

@@ -3,8 +3,11 @@
 //! Pure encode/decode, no I/O and no runtime: frames ([`frame`]), request and
 //! response bodies ([`messages`]), the record-batch format used both on the
 //! wire and on disk ([`batch`]), error codes ([`error`]) and naming rules
-//! ([`topic_name`]). Every decoder is strict (leftover bytes are an error) and
-//! checks every length against the bytes actually present before using it.
+//! ([`topic_name`], [`group_name`]). Every decoder is strict (leftover bytes
+//! are an error) and checks every length against the bytes actually present
+//! before using it.
+
+#![forbid(unsafe_code)]
 
 // Decoders face untrusted bytes: no unwrap or expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -12,6 +15,7 @@
 pub mod batch;
 pub mod error;
 pub mod frame;
+pub mod group_name;
 pub mod messages;
 pub mod partitioner;
 pub mod primitives;

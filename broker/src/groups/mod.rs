@@ -23,9 +23,9 @@ pub use offsets::{
     OffsetRecovery, OffsetStore, OffsetStoreError, OffsetStoreOptions, OffsetUpdate,
 };
 
-/// Longest group name, in bytes. Names appear in every offset record and
-/// every group request; 255 is plenty for a service name plus a suffix.
-pub const GROUP_NAME_BYTES_MAX: usize = 255;
+/// Longest group name, in bytes (the rule lives in
+/// [`skiff_protocol::group_name`], shared with the client and the CLI).
+pub use skiff_protocol::group_name::GROUP_NAME_BYTES_MAX;
 
 /// Why a group operation was refused or failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -110,19 +110,10 @@ pub enum GroupError {
     Store(#[from] OffsetStoreError),
 }
 
-/// Checks a group name: 1 to [`GROUP_NAME_BYTES_MAX`] bytes, no control
-/// characters (names show up in logs and the CLI).
+/// Checks a group name against [`skiff_protocol::group_name`]'s rule (1 to
+/// [`GROUP_NAME_BYTES_MAX`] bytes, no control characters); a bad name is an
+/// invalid request.
 pub fn validate_group_name(name: &str) -> Result<(), GroupError> {
-    if name.is_empty() || name.len() > GROUP_NAME_BYTES_MAX {
-        return Err(GroupError::Invalid(format!(
-            "group name must be 1 to {GROUP_NAME_BYTES_MAX} bytes, got {}",
-            name.len()
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(GroupError::Invalid(format!(
-            "group name {name:?} contains control characters"
-        )));
-    }
-    Ok(())
+    skiff_protocol::group_name::validate_group_name(name)
+        .map_err(|e| GroupError::Invalid(e.to_string()))
 }

@@ -8,12 +8,12 @@ use serde_json::json;
 use skiff_client::Client;
 
 use crate::args::AclCommand;
+use crate::output;
 
 /// Runs `skiff acl ...`.
 pub async fn run(client: &Client, command: AclCommand) -> Result<()> {
     let security = client.security();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = output::stdout();
     match command {
         AclCommand::Grant(args) => {
             let resource = args.resource();
@@ -62,6 +62,5 @@ pub async fn run(client: &Client, command: AclCommand) -> Result<()> {
             }
         }
     }
-    out.flush()?;
-    Ok(())
+    out.finish()
 }

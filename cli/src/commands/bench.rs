@@ -28,7 +28,7 @@
 //! Throughput counts payload (value) bytes; MB is 10^6 bytes.
 
 use std::collections::VecDeque;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +50,7 @@ use skiff_client::{
 };
 
 use crate::args::{BenchArgs, BenchMode};
+use crate::output;
 
 /// Messages sent when neither `--messages` nor `--duration` is given.
 const MESSAGES_DEFAULT: u64 = 1_000_000;
@@ -181,12 +182,13 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
     let wall = started.elapsed();
     progress.finish_and_clear();
     let summary = summarize(&args, partitions, wall, &reports, &produce_reports);
+    let mut out = output::stdout();
     if args.json {
-        println!("{summary}");
+        writeln!(out, "{summary}")?;
     } else {
-        print_human(&summary);
+        print_human(&mut out, &summary)?;
     }
-    Ok(())
+    out.finish()
 }
 
 /// Creates the topic if missing; returns its partition count.
@@ -859,7 +861,7 @@ fn summarize(
     summary
 }
 
-fn print_human(s: &Value) {
+fn print_human(out: &mut impl Write, s: &Value) -> std::io::Result<()> {
     let lat = |v: &Value| {
         format!(
             "p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  p99.99 {:.3}  max {:.3} ms",
@@ -873,7 +875,8 @@ fn print_human(s: &Value) {
     };
     if let Some(actors) = s["actors"].as_array() {
         for a in actors {
-            println!(
+            writeln!(
+                out,
                 "{:>8} {:<3} {:>10} msgs  {:>12.0} msgs/s  {:>8.1} MB/s  {}",
                 a["role"].as_str().unwrap_or(""),
                 a["id"],
@@ -881,23 +884,30 @@ fn print_human(s: &Value) {
                 a["msgs_per_s"].as_f64().unwrap_or(0.0),
                 a["mb_per_s"].as_f64().unwrap_or(0.0),
                 lat(&a["latency_ms"]),
-            );
+            )?;
         }
     }
-    println!(
+    writeln!(
+        out,
         "{:>12} {:>10} msgs  {:>12.0} msgs/s  {:>8.1} MB/s  in {:.2} s",
         "total",
         s["messages"],
         s["msgs_per_s"].as_f64().unwrap_or(0.0),
         s["mb_per_s"].as_f64().unwrap_or(0.0),
         s["elapsed_s"].as_f64().unwrap_or(0.0),
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "latency ({}): {}",
         s["latency_kind"].as_str().unwrap_or(""),
         lat(&s["latency_ms"])
-    );
+    )?;
     if !s["produce_latency_ms"].is_null() {
-        println!("produce ack latency: {}", lat(&s["produce_latency_ms"]));
+        writeln!(
+            out,
+            "produce ack latency: {}",
+            lat(&s["produce_latency_ms"])
+        )?;
     }
+    Ok(())
 }

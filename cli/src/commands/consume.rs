@@ -56,8 +56,7 @@ pub async fn run(client: &Client, args: ConsumeArgs) -> Result<()> {
 /// Prints messages until the end condition; flushed on return.
 async fn print(consumer: &mut Consumer, args: &ConsumeArgs) -> Result<()> {
     let flush_each = args.max_messages.is_none() || args.group.is_some();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = output::stdout();
     let idle = args.idle_timeout_ms.map(Duration::from_millis);
     let mut printed: u64 = 0;
     let ctrl_c = tokio::signal::ctrl_c();
@@ -93,6 +92,5 @@ async fn print(consumer: &mut Consumer, args: &ConsumeArgs) -> Result<()> {
             out.flush().context("writing to stdout")?;
         }
     }
-    out.flush().context("writing to stdout")?;
-    Ok(())
+    out.finish()
 }

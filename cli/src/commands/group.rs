@@ -4,19 +4,19 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 use skiff_client::{
     Client, DescribeGroupResponse, ErrorCode, GroupListing, PartitionProgress, TopicPartition,
 };
 
 use crate::args::GroupCommand;
+use crate::output;
 
 /// Runs `skiff group ...`.
 pub async fn run(client: &Client, command: GroupCommand) -> Result<()> {
     let admin = client.admin();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = output::stdout();
     match command {
         GroupCommand::List { json } => {
             let groups = admin.list_groups().await?;
@@ -73,8 +73,7 @@ pub async fn run(client: &Client, command: GroupCommand) -> Result<()> {
             eprintln!("deleted group {group}");
         }
     }
-    out.flush().context("writing to stdout")?;
-    Ok(())
+    out.finish()
 }
 
 /// Adds what to do about the group errors a person can act on.

@@ -5,18 +5,18 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::CommandFactory;
 use serde_json::json;
 use skiff_client::{Client, StatusResponse};
 
 use crate::args::{Cli, StatusArgs};
+use crate::output;
 
 /// Runs `skiff status`.
 pub async fn status(client: &Client, args: StatusArgs) -> Result<()> {
     let s = client.admin().status().await?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = output::stdout();
     if args.json {
         writeln!(out, "{}", status_json(&s))?;
     } else {
@@ -33,8 +33,7 @@ pub async fn status(client: &Client, args: StatusArgs) -> Result<()> {
         writeln!(out, "connections: {}/{}", s.connections, s.connections_max)?;
         writeln!(out, "log_bytes: {}", s.log_bytes)?;
     }
-    out.flush().context("writing to stdout")?;
-    Ok(())
+    out.finish()
 }
 
 /// The status as one JSON object (field names as in the protocol).
@@ -65,12 +64,17 @@ fn human_duration(d: Duration) -> String {
 }
 
 /// Runs `skiff completions SHELL`: the script goes to stdout.
+///
+/// Generated into memory first: `clap_complete` panics when its writer
+/// fails, so it must not write to stdout itself (a closed pipe, as in
+/// `skiff completions fish | head -1`, would be a panic, not a clean exit).
 pub fn completions(shell: clap_complete::Shell) -> Result<()> {
     let mut command = Cli::command();
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(shell, &mut command, "skiff", &mut out);
-    out.flush().context("writing to stdout")?;
-    Ok(())
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "skiff", &mut script);
+    let mut out = output::stdout();
+    out.write_all(&script)?;
+    out.finish()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use skiff_client::{AlterTopicRequest, Client, ConfigChange, TopicConfig};
 
 use crate::args::{TopicAlterArgs, TopicCommand, TopicCreateArgs};
@@ -12,8 +12,7 @@ use crate::output;
 /// Runs one topic subcommand.
 pub async fn run(client: &Client, command: TopicCommand) -> Result<()> {
     let admin = client.admin();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = output::stdout();
     match command {
         TopicCommand::Create(TopicCreateArgs {
             name,
@@ -97,6 +96,5 @@ pub async fn run(client: &Client, command: TopicCommand) -> Result<()> {
             eprintln!("deleted topic {name}");
         }
     }
-    out.flush().context("writing to stdout")?;
-    Ok(())
+    out.finish()
 }

@@ -10,6 +10,7 @@ use serde_json::json;
 use skiff_client::{Client, Secret};
 
 use crate::args::{TokenCommand, UserAddArgs, UserCommand};
+use crate::output;
 
 /// Where `skiff user add` reads the password when not from stdin.
 pub const NEW_PASSWORD_ENV: &str = "SKIFF_NEW_PASSWORD";
@@ -17,8 +18,7 @@ pub const NEW_PASSWORD_ENV: &str = "SKIFF_NEW_PASSWORD";
 /// Runs `skiff user ...`.
 pub async fn run(client: &Client, command: UserCommand) -> Result<()> {
     let security = client.security();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = output::stdout();
     match command {
         UserCommand::Add(args) => {
             let password = new_password(&args)?;
@@ -62,8 +62,7 @@ pub async fn run(client: &Client, command: UserCommand) -> Result<()> {
             eprintln!("revoked token {token_id} of user {user}");
         }
     }
-    out.flush()?;
-    Ok(())
+    out.finish()
 }
 
 /// The new user's password: stdin's first line, or `$SKIFF_NEW_PASSWORD`.

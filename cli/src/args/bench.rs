@@ -1,0 +1,78 @@
+//! `skiff bench`: the load to run (produce, consume or end-to-end) and its
+//! shape (sizes, concurrency, rate, keys, group).
+
+use clap::Args;
+
+use super::group::group_name;
+
+/// Which load `skiff bench` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchMode {
+    /// Pre-built batches as fast as acknowledged (or at --rate).
+    Produce,
+    /// Read a topic from its start to the end seen at start.
+    Consume,
+    /// Paced producers and tailing consumers; publish-to-receive latency.
+    E2e,
+}
+
+impl BenchMode {
+    /// The name as typed on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchMode::Produce => "produce",
+            BenchMode::Consume => "consume",
+            BenchMode::E2e => "e2e",
+        }
+    }
+}
+
+/// `skiff bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// produce, consume or e2e.
+    #[arg(value_enum)]
+    pub mode: BenchMode,
+    /// Topic to use (created if missing).
+    #[arg(long)]
+    pub topic: String,
+    /// Partitions when the topic is created.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub partitions: u32,
+    /// Messages in total (default 1000000 unless --duration is given).
+    #[arg(long, value_name = "N", conflicts_with = "duration")]
+    pub messages: Option<u64>,
+    /// Run for this many seconds instead of a message count.
+    #[arg(long, value_name = "S")]
+    pub duration: Option<f64>,
+    /// Payload bytes per message.
+    #[arg(long, value_name = "BYTES", default_value_t = 100)]
+    pub size: usize,
+    /// Messages per produce request (e2e: at most, per paced send).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub batch: usize,
+    /// Produce requests outstanding per producer connection.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub in_flight: usize,
+    /// Concurrent producers, each with its own connection.
+    #[arg(long, value_name = "P", default_value_t = 1)]
+    pub producers: usize,
+    /// Concurrent consumers, each with its own connection (at most one per
+    /// partition).
+    #[arg(long, value_name = "C", default_value_t = 1)]
+    pub consumers: usize,
+    /// Offered load in messages per second over all producers, held from
+    /// the intended send times (no coordinated omission).
+    #[arg(long, value_name = "MSGS_PER_S")]
+    pub rate: Option<u64>,
+    /// Keys drawn from K distinct values (default: no keys).
+    #[arg(long, value_name = "K")]
+    pub key_space: Option<u64>,
+    /// consume/e2e: read as members of this consumer group, through the
+    /// client's group Consumer (default: direct fetches of every partition).
+    #[arg(long, value_name = "G", value_parser = group_name)]
+    pub group: Option<String>,
+    /// Print one JSON summary object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
