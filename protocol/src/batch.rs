@@ -13,7 +13,7 @@
 //!  8 batch_len          u32  bytes after this field
 //! 12 crc                u32  CRC-32/ISO-HDLC (crc32fast) over bytes 16..
 //! 16 magic              u8   format version, BATCH_MAGIC
-//! 17 attributes         u16  bits 0-2 codec (0 = none), bit 3 timestamp type
+//! 17 attributes         u16  bits 0-2 codec (see Compression), bit 3 timestamp type
 //! 19 last_offset_delta  u32  offset delta of the last record
 //! 23 first_timestamp_ms i64  timestamp of the first record
 //! 31 max_timestamp_ms   i64  largest record timestamp
@@ -31,12 +31,23 @@
 //! uvarint, then per header: key length uvarint + UTF-8 bytes, value length
 //! uvarint + bytes.
 //!
+//! Compressed batches (codec bits 1-4, see [`crate::compression`]): the header
+//! stays as it is, and the bytes after it are the codec's encoding of the
+//! records section above (the same record encoding). `batch_len` and the CRC
+//! cover the compressed bytes, which the log stores unchanged.
+//! [`check_integrity`] never decompresses; [`validate`] and [`decode_records`]
+//! inflate the records within [`DECOMPRESSED_BATCH_BYTES_MAX`] and check them
+//! as they check an uncompressed batch's.
+//!
 //! Invariants: the CRC leaves out `base_offset` and `batch_len`, so stamping
 //! the offset never recomputes it. Decoders never panic on bad input and never
-//! allocate more than the input could hold, whatever a length field claims.
+//! allocate more than the input could hold, whatever a length field claims;
+//! for a compressed batch, no more than [`DECOMPRESSED_BATCH_BYTES_MAX`],
+//! whatever the payload inflates to.
 
 use bytes::Bytes;
 
+use crate::compression::{self, Compression, CompressionError, Level};
 use crate::varint::{self, VarintError};
 
 /// Size of the fixed batch header, in bytes.
@@ -47,6 +58,15 @@ pub const BATCH_MAGIC: u8 = 1;
 /// can make a reader buffer; 16 MiB is far above useful producer batch sizes
 /// (the client aims for ~16-64 KiB) and well below a frame or segment.
 pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Largest batch a compressed batch may inflate to (its header plus its
+/// decompressed records), in bytes. Equal to [`BATCH_BYTES_MAX`]: the same
+/// records sent uncompressed would be refused above it, so compression never
+/// raises what one batch can make a broker or a consumer hold in memory, and
+/// a producer that bounds its batches by their uncompressed size
+/// ([`BatchBuilder::encoded_bytes`]) never builds one that is refused.
+/// Decompression stops at this bound (a compression bomb costs at most this
+/// much memory before it is refused).
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = BATCH_BYTES_MAX;
 /// Bytes before the CRC-covered part: base_offset, batch_len, crc.
 pub const BATCH_CRC_START: usize = 16;
 /// Bytes of the length prefix (base_offset + batch_len) that are not counted
@@ -86,6 +106,9 @@ pub const ATTR_KNOWN_MASK: u16 = ATTR_CODEC_MASK | ATTR_TIMESTAMP_LOG_APPEND;
 const _: () = assert!(BATCH_HEADER_BYTES == 57);
 const _: () = assert!(BATCH_CRC_START == BATCH_LEN_PREFIX_BYTES + 4);
 const _: () = assert!(BATCH_BYTES_MAX <= u32::MAX as usize);
+// Every batch accepted uncompressed can also be sent compressed.
+const _: () = assert!(DECOMPRESSED_BATCH_BYTES_MAX >= BATCH_BYTES_MAX);
+const _: () = assert!(DECOMPRESSED_BATCH_BYTES_MAX <= u32::MAX as usize);
 
 // Field positions in the header.
 const POS_BASE_OFFSET: usize = 0;
@@ -140,11 +163,26 @@ pub enum BatchError {
         /// CRC computed over the bytes.
         actual: u32,
     },
-    /// Compression or unknown attribute bits are set.
+    /// The codec bits name no codec, or attribute bits above bit 3 are set.
     #[error(
-        "unsupported batch attributes {0:#06x} (only codec 0 = none and the timestamp-type bit are supported)"
+        "unsupported batch attributes {0:#06x}: bits 0-2 must name a codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd) and only bit 3 (timestamp type) may be set above them"
     )]
     UnsupportedAttributes(u16),
+    /// The records section of a compressed batch does not decompress, or
+    /// inflates past [`DECOMPRESSED_BATCH_BYTES_MAX`].
+    #[error("compressed records refused: {0}")]
+    Decompression(#[from] CompressionError),
+    /// The decompressed records of a compressed batch are malformed or
+    /// disagree with the batch header; byte positions in `error` count from
+    /// the start of the batch as if it were uncompressed (header + inflated
+    /// records).
+    #[error("in the {codec}-compressed records (positions as if uncompressed): {error}")]
+    InCompressed {
+        /// The batch's codec.
+        codec: Compression,
+        /// What was wrong with the inflated records.
+        error: Box<BatchError>,
+    },
     /// The header's record count disagrees with the records present.
     #[error("record count mismatch: header says {header}, batch holds {actual}")]
     RecordCountMismatch {
@@ -356,6 +394,19 @@ impl BatchHeader {
     pub fn has_producer(&self) -> bool {
         self.producer_id != NO_PRODUCER_ID
     }
+
+    /// The codec named by the attribute bits 0-2, or
+    /// [`BatchError::UnsupportedAttributes`] when they name none (5-7).
+    pub fn compression(&self) -> Result<Compression, BatchError> {
+        Compression::from_attribute(self.attributes & ATTR_CODEC_MASK)
+            .ok_or(BatchError::UnsupportedAttributes(self.attributes))
+    }
+}
+
+/// The codec of the batch at the start of `buf`, read from its header
+/// without any other check (see [`check_integrity`] for those).
+pub fn batch_compression(buf: &[u8]) -> Result<Compression, BatchError> {
+    BatchHeader::parse(buf)?.compression()
 }
 
 /// Reads the total size (12 + batch_len) a batch declares from its first 12
@@ -384,12 +435,28 @@ fn check_declared(declared: u64, actual: usize) -> Result<usize, BatchError> {
 /// Checks one whole batch: `buf` must hold exactly one batch. Checks the
 /// length, magic, attributes and CRC, then walks every record checking the
 /// varints, the field lengths, that offset deltas are 0..record_count in
-/// order, that record_count and last_offset_delta match, and that nothing
-/// trails the last record. Never panics, never allocates.
+/// order, that record_count, last_offset_delta and max_timestamp_ms match,
+/// and that nothing trails the last record. Never panics. Allocates only for
+/// a compressed batch: its inflated records, at most
+/// [`DECOMPRESSED_BATCH_BYTES_MAX`], checked the same way (errors found in
+/// them come as [`BatchError::InCompressed`]).
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = check_frame(buf)?;
+    match header.compression()? {
+        Compression::None => check_records(buf, &header)?,
+        codec => {
+            let inflated = inflate(buf, codec)?;
+            check_records(&inflated, &header).map_err(|e| in_compressed(codec, e))?;
+        }
+    }
+    Ok(header)
+}
+
+/// Walks the records of a frame-checked, uncompressed view of a batch and
+/// checks the header's max timestamp against them.
+fn check_records(buf: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
     let mut max_timestamp_ms = i64::MIN;
-    walk_records(buf, &header, |r| {
+    walk_records(buf, header, |r| {
         let ts = header.first_timestamp_ms.wrapping_add(r.timestamp_delta);
         max_timestamp_ms = max_timestamp_ms.max(ts);
         Ok(())
@@ -402,13 +469,46 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             actual: max_timestamp_ms,
         });
     }
-    Ok(header)
+    Ok(())
+}
+
+/// The uncompressed view of a compressed batch: its header followed by its
+/// inflated records, so the record walk reads it as an uncompressed batch.
+/// Inflation stops at [`DECOMPRESSED_BATCH_BYTES_MAX`] in all.
+fn inflate(buf: &[u8], codec: Compression) -> Result<Vec<u8>, BatchError> {
+    let (header, compressed) =
+        buf.split_at_checked(BATCH_HEADER_BYTES)
+            .ok_or(BatchError::Truncated {
+                needed: BATCH_HEADER_BYTES,
+                available: buf.len(),
+            })?;
+    let mut view = Vec::with_capacity(BATCH_HEADER_BYTES + compressed.len());
+    view.extend_from_slice(header);
+    let limit = DECOMPRESSED_BATCH_BYTES_MAX - BATCH_HEADER_BYTES;
+    match compression::decompress_into(codec, compressed, limit, &mut view) {
+        Ok(()) => Ok(view),
+        // Report the limit on the whole inflated batch, the named one.
+        Err(CompressionError::TooLarge { codec, .. }) => {
+            Err(BatchError::Decompression(CompressionError::TooLarge {
+                codec,
+                limit: DECOMPRESSED_BATCH_BYTES_MAX,
+            }))
+        }
+        Err(e) => Err(BatchError::Decompression(e)),
+    }
+}
+
+fn in_compressed(codec: Compression, error: BatchError) -> BatchError {
+    BatchError::InCompressed {
+        codec,
+        error: Box::new(error),
+    }
 }
 
 /// Checks one whole batch's length, magic, attributes, record count (non-zero)
-/// and CRC, without walking the records. For data that was fully
-/// [`validate`]d before it was stored (the broker's read path): the CRC proves
-/// the bytes are the ones that passed.
+/// and CRC, without walking the records and without decompressing them. For
+/// data that was fully [`validate`]d before it was stored (the broker's read
+/// path): the CRC proves the bytes are the ones that passed.
 pub fn check_integrity(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     check_frame(buf)
 }
@@ -437,9 +537,10 @@ fn check_frame(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             actual,
         });
     }
-    if header.attributes & !ATTR_KNOWN_MASK != 0 || header.attributes & ATTR_CODEC_MASK != 0 {
+    if header.attributes & !ATTR_KNOWN_MASK != 0 {
         return Err(BatchError::UnsupportedAttributes(header.attributes));
     }
+    header.compression()?;
     if header.record_count == 0 {
         return Err(BatchError::Empty);
     }
@@ -617,15 +718,27 @@ fn walk_records(
 }
 
 /// Decodes every record of one whole batch after checking it like
-/// [`validate`]. Keys, values and header values are zero-copy slices of
-/// `batch`.
+/// [`validate`] (but for the max timestamp). Keys, values and header values
+/// are zero-copy slices of `batch`, or of its inflated records when it is
+/// compressed (inflated within [`DECOMPRESSED_BATCH_BYTES_MAX`]).
 pub fn decode_records(batch: &Bytes) -> Result<Vec<DecodedRecord>, BatchError> {
     let header = check_frame(batch)?;
+    match header.compression()? {
+        Compression::None => decode_view(batch, &header),
+        codec => {
+            let inflated = Bytes::from(inflate(batch, codec)?);
+            decode_view(&inflated, &header).map_err(|e| in_compressed(codec, e))
+        }
+    }
+}
+
+/// Decodes the records of an uncompressed view of a frame-checked batch.
+fn decode_view(batch: &Bytes, header: &BatchHeader) -> Result<Vec<DecodedRecord>, BatchError> {
     // Bounded by what the bytes can hold, not by what the header claims.
     let capacity =
         (header.record_count as usize).min((batch.len() - BATCH_HEADER_BYTES) / RECORD_BYTES_MIN);
     let mut out = Vec::with_capacity(capacity);
-    walk_records(batch, &header, |raw| {
+    walk_records(batch, header, |raw| {
         let mut headers = Vec::with_capacity(raw.header_count as usize);
         let mut c = Cursor {
             buf: batch,
@@ -790,33 +903,62 @@ impl BatchBuilder {
     /// Encodes the batch: base_offset 0, CRC filled in. A batch larger than
     /// [`BATCH_BYTES_MAX`] or with no records encodes but is refused by
     /// [`validate`].
-    pub fn build(self) -> Bytes {
-        let mut buf = self.buf;
+    pub fn build(mut self) -> Bytes {
+        let mut buf = std::mem::take(&mut self.buf);
+        self.write_header(&mut buf, Compression::None);
+        Bytes::from(buf)
+    }
+
+    /// Encodes the batch with its records section compressed by `codec` at
+    /// `level` (see [`crate::compression`]); `Compression::None` is
+    /// [`BatchBuilder::build`]. The producer compresses once per batch, here.
+    ///
+    /// [`BatchBuilder::encoded_bytes`] is the size before compression: a
+    /// batch whose uncompressed size passes [`DECOMPRESSED_BATCH_BYTES_MAX`]
+    /// encodes but is refused by [`validate`], as is one whose compressed
+    /// size passes [`BATCH_BYTES_MAX`]. Fails only on a level outside the
+    /// codec's range or an encoder failure.
+    pub fn build_compressed(
+        self,
+        codec: Compression,
+        level: Level,
+    ) -> Result<Bytes, CompressionError> {
+        if codec == Compression::None {
+            codec.check_level(level)?;
+            return Ok(self.build());
+        }
+        let records = self.buf.get(BATCH_HEADER_BYTES..).unwrap_or_default();
+        let mut buf = Vec::with_capacity(BATCH_HEADER_BYTES + records.len() / 2);
+        buf.resize(BATCH_HEADER_BYTES, 0);
+        compression::compress_into(codec, level, records, &mut buf)?;
+        self.write_header(&mut buf, codec);
+        Ok(Bytes::from(buf))
+    }
+
+    /// Fills in the header of a batch whose records (compressed by `codec`
+    /// or not) follow the header space in `buf`, CRC last.
+    fn write_header(&self, buf: &mut [u8], codec: Compression) {
+        let f = self;
         let batch_len = (buf.len() - BATCH_LEN_PREFIX_BYTES) as u32;
-        let max_ts = if self.count == 0 {
-            0
-        } else {
-            self.max_timestamp_ms
-        };
+        let max_ts = if f.count == 0 { 0 } else { f.max_timestamp_ms };
         buf[POS_BASE_OFFSET..POS_BASE_OFFSET + 8].copy_from_slice(&0u64.to_le_bytes());
         buf[POS_BATCH_LEN..POS_BATCH_LEN + 4].copy_from_slice(&batch_len.to_le_bytes());
         buf[POS_MAGIC] = BATCH_MAGIC;
-        buf[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&0u16.to_le_bytes());
-        let last_delta = self.count.saturating_sub(1);
+        buf[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&codec.attribute().to_le_bytes());
+        let last_delta = f.count.saturating_sub(1);
         buf[POS_LAST_OFFSET_DELTA..POS_LAST_OFFSET_DELTA + 4]
             .copy_from_slice(&last_delta.to_le_bytes());
         buf[POS_FIRST_TIMESTAMP..POS_FIRST_TIMESTAMP + 8]
-            .copy_from_slice(&self.first_timestamp_ms.to_le_bytes());
+            .copy_from_slice(&f.first_timestamp_ms.to_le_bytes());
         buf[POS_MAX_TIMESTAMP..POS_MAX_TIMESTAMP + 8].copy_from_slice(&max_ts.to_le_bytes());
-        buf[POS_PRODUCER_ID..POS_PRODUCER_ID + 8].copy_from_slice(&self.producer_id.to_le_bytes());
+        buf[POS_PRODUCER_ID..POS_PRODUCER_ID + 8].copy_from_slice(&f.producer_id.to_le_bytes());
         buf[POS_PRODUCER_EPOCH..POS_PRODUCER_EPOCH + 2]
-            .copy_from_slice(&self.producer_epoch.to_le_bytes());
+            .copy_from_slice(&f.producer_epoch.to_le_bytes());
         buf[POS_BASE_SEQUENCE..POS_BASE_SEQUENCE + 4]
-            .copy_from_slice(&self.base_sequence.to_le_bytes());
-        buf[POS_RECORD_COUNT..POS_RECORD_COUNT + 4].copy_from_slice(&self.count.to_le_bytes());
+            .copy_from_slice(&f.base_sequence.to_le_bytes());
+        buf[POS_RECORD_COUNT..POS_RECORD_COUNT + 4].copy_from_slice(&f.count.to_le_bytes());
         let crc = crc32fast::hash(&buf[BATCH_CRC_START..]);
         buf[POS_CRC..POS_CRC + 4].copy_from_slice(&crc.to_le_bytes());
-        Bytes::from(buf)
     }
 }
 
@@ -1017,12 +1159,35 @@ mod tests {
         b[POS_MAGIC] = 9;
         fix_crc(&mut b);
         assert!(matches!(validate(&b), Err(BatchError::BadMagic(9))));
+        // Codec numbers 5-7 name no codec (1-4 are gzip, snappy, lz4, zstd);
+        // bits above the timestamp type are unknown.
+        for attributes in [5u16, 6, 7, 0x10, 0x8000, 0x0f] {
+            let mut b = batch.to_vec();
+            b[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&attributes.to_le_bytes());
+            fix_crc(&mut b);
+            assert_eq!(
+                validate(&b),
+                Err(BatchError::UnsupportedAttributes(attributes))
+            );
+            assert_eq!(
+                check_integrity(&b),
+                Err(BatchError::UnsupportedAttributes(attributes))
+            );
+            assert!(matches!(
+                decode_records(&Bytes::from(b)),
+                Err(BatchError::UnsupportedAttributes(a)) if a == attributes
+            ));
+        }
+        // A known codec bit on records that are not compressed with it.
         let mut b = batch.to_vec();
         b[POS_ATTRIBUTES] = 1; // gzip
         fix_crc(&mut b);
         assert!(matches!(
             validate(&b),
-            Err(BatchError::UnsupportedAttributes(1))
+            Err(BatchError::Decompression(CompressionError::Corrupt {
+                codec: Compression::Gzip,
+                ..
+            }))
         ));
         let mut b = batch.to_vec();
         b[POS_LAST_OFFSET_DELTA] = 5;
