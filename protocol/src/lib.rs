@@ -17,6 +17,7 @@ pub mod messages;
 pub mod partitioner;
 pub mod primitives;
 pub mod secret;
+pub mod testdata;
 pub mod topic_name;
 pub mod varint;
 
