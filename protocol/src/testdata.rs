@@ -175,7 +175,7 @@ mod tests {
         }
         let filled = JsonEvents::new(1).fill(64 * 1024);
         let total: usize = filled.iter().map(Bytes::len).sum();
-        assert!(total >= 64 * 1024 && total < 64 * 1024 + 1024);
+        assert!((64 * 1024..64 * 1024 + 1024).contains(&total));
         assert_eq!(json_event(7), a[0]);
     }
 }
