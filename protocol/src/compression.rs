@@ -370,11 +370,28 @@ pub(crate) fn decompress_into(
     out: &mut Vec<u8>,
 ) -> Result<(), CompressionError> {
     let mut sink = Sink::new(codec, limit_bytes, out);
+    // Every encoding writes at least a header; some decoders would read
+    // nothing as an empty stream.
+    if data.is_empty() && codec != Compression::None {
+        return Err(corrupt(codec, "empty payload"));
+    }
     match codec {
         Compression::None => sink.push(data),
         Compression::Gzip => sink.drain(flate2::read::MultiGzDecoder::new(data)),
         Compression::Snappy => decompress_snappy(data, &mut sink),
-        Compression::Lz4 => sink.drain(lz4_flex::frame::FrameDecoder::new(data)),
+        Compression::Lz4 => {
+            lz4_check_frames(data).map_err(|reason| corrupt(codec, reason))?;
+            // The decoder ends at a frame's end mark: one decoder per frame.
+            let mut rest = data;
+            while !rest.is_empty() {
+                let before = rest.len();
+                sink.drain(lz4_flex::frame::FrameDecoder::new(&mut rest))?;
+                if rest.len() == before {
+                    return Err(corrupt(codec, "frame decoder made no progress"));
+                }
+            }
+            Ok(())
+        }
         Compression::Zstd => {
             let mut dec =
                 zstd::stream::read::Decoder::with_buffer(data).map_err(|e| corrupt(codec, e))?;
@@ -393,6 +410,63 @@ pub(crate) fn decompress_into(
 fn zstd_window_log_max(limit_bytes: usize) -> u32 {
     let log = usize::BITS - limit_bytes.saturating_sub(1).leading_zeros();
     log.clamp(ZSTD_WINDOW_LOG_FLOOR, ZSTD_WINDOW_LOG_CEIL)
+}
+
+/// The LZ4 frame magic number (little-endian on the wire).
+const LZ4_FRAME_MAGIC: u32 = 0x184D_2204;
+
+/// Walks the structure of a run of LZ4 frames without decoding them:
+/// magic, descriptor, blocks up to the end mark, checksums. The decoder
+/// takes a stream that stops at a block boundary (or right after a magic)
+/// for a complete one, and legacy or skippable frames for data; this makes
+/// a cut or padded payload an error, as every other skiff decoder does.
+/// Checksums and block contents are left to the decoder.
+fn lz4_check_frames(mut data: &[u8]) -> Result<(), String> {
+    fn take<'a>(data: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], String> {
+        let Some((head, rest)) = data.split_at_checked(n) else {
+            return Err(format!(
+                "{what} truncated ({n} bytes needed, {} left)",
+                data.len()
+            ));
+        };
+        *data = rest;
+        Ok(head)
+    }
+    fn u32_le(bytes: &[u8]) -> u32 {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(bytes.get(..4).unwrap_or(&[0; 4]));
+        u32::from_le_bytes(b)
+    }
+    while !data.is_empty() {
+        let magic = u32_le(take(&mut data, 4, "frame magic")?);
+        if magic != LZ4_FRAME_MAGIC {
+            return Err(format!("not an LZ4 frame (magic {magic:#010x})"));
+        }
+        let descriptor = take(&mut data, 2, "frame descriptor")?;
+        let flags = descriptor.first().copied().unwrap_or_default();
+        let content_size = flags & 0x08 != 0;
+        let dict_id = flags & 0x01 != 0;
+        let block_checksums = flags & 0x10 != 0;
+        let content_checksum = flags & 0x04 != 0;
+        // Content size, dictionary id, header checksum.
+        let rest = usize::from(content_size) * 8 + usize::from(dict_id) * 4 + 1;
+        take(&mut data, rest, "frame descriptor")?;
+        loop {
+            let block = u32_le(take(&mut data, 4, "block size")?);
+            if block == 0 {
+                break;
+            }
+            let len = (block & 0x7fff_ffff) as usize;
+            take(&mut data, len, "block")?;
+            if block_checksums {
+                take(&mut data, 4, "block checksum")?;
+            }
+        }
+        if content_checksum {
+            take(&mut data, 4, "content checksum")?;
+        }
+    }
+    Ok(())
 }
 
 /// Snappy, xerial-framed when it starts with the xerial magic, else one raw
@@ -515,6 +589,394 @@ impl<'a> Sink<'a> {
                 Ok(n) => self.push(chunk.get(..n).unwrap_or_default())?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(corrupt(self.codec, e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MIB: usize = 1024 * 1024;
+    /// Size of the bombs' inflated payload: 100 MiB of zeros.
+    const BOMB_BYTES: usize = 100 * MIB;
+    /// The limit the bombs are decoded under.
+    const BOMB_LIMIT_BYTES: usize = 4 * MIB;
+
+    fn json(bytes: usize) -> Vec<u8> {
+        crate::testdata::JsonEvents::new(42).fill(bytes).concat()
+    }
+
+    /// `total` zeros, compressed as one stream fed 1 MiB at a time (never
+    /// held whole).
+    fn zeros_one_stream(codec: Compression, total: usize) -> Vec<u8> {
+        let zeros = vec![0u8; MIB];
+        let mut out = Vec::new();
+        match codec {
+            Compression::Gzip => {
+                let mut e = flate2::write::GzEncoder::new(&mut out, flate2::Compression::new(6));
+                for _ in 0..total / MIB {
+                    e.write_all(&zeros).expect("gzip");
+                }
+                e.finish().expect("gzip");
+            }
+            Compression::Lz4 => {
+                let mut e = lz4_flex::frame::FrameEncoder::new(&mut out);
+                for _ in 0..total / MIB {
+                    e.write_all(&zeros).expect("lz4");
+                }
+                e.finish().expect("lz4");
+            }
+            Compression::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(&mut out, 3).expect("zstd");
+                for _ in 0..total / MIB {
+                    e.write_all(&zeros).expect("zstd");
+                }
+                e.finish().expect("zstd");
+            }
+            Compression::Snappy => {
+                let one = compress(codec, Level::Default, &zeros).expect("snappy");
+                out.extend_from_slice(&one);
+                let blocks = one.get(SNAPPY_XERIAL_HEADER_BYTES..).expect("blocks");
+                for _ in 1..total / MIB {
+                    out.extend_from_slice(blocks);
+                }
+            }
+            Compression::None => out = vec![0u8; total],
+        }
+        out
+    }
+
+    /// `total` zeros as 1 MiB gzip members, zstd or LZ4 frames, or xerial
+    /// blocks laid back to back (each decoder reads them all as one
+    /// payload): a 100 MiB bomb that is quick to build in a debug test.
+    fn zeros_concatenated(codec: Compression, total: usize) -> Vec<u8> {
+        let one = zeros_one_stream(codec, MIB);
+        if codec == Compression::Snappy {
+            return zeros_one_stream(codec, total);
+        }
+        one.repeat(total / MIB)
+    }
+
+    #[test]
+    fn names_and_numbers_are_kafkas() {
+        let expected = [
+            ("none", 0),
+            ("gzip", 1),
+            ("snappy", 2),
+            ("lz4", 3),
+            ("zstd", 4),
+        ];
+        for (codec, (name, number)) in Compression::ALL.into_iter().zip(expected) {
+            assert_eq!(codec.name(), name);
+            assert_eq!(codec.to_string(), name);
+            assert_eq!(codec.attribute(), number);
+            assert_eq!(name.parse::<Compression>(), Ok(codec));
+            assert_eq!(name.to_uppercase().parse::<Compression>(), Ok(codec));
+            assert_eq!(Compression::from_attribute(number), Some(codec));
+        }
+        for unknown in [5, 6, 7, 8, u16::MAX] {
+            assert_eq!(Compression::from_attribute(unknown), None);
+        }
+        let err = "brotli".parse::<Compression>().expect_err("unknown");
+        assert_eq!(err, CompressionError::UnknownName("brotli".into()));
+        assert!(
+            err.to_string().contains("none, gzip, snappy, lz4 or zstd"),
+            "{err}"
+        );
+        assert_eq!(Compression::default(), Compression::None);
+    }
+
+    #[test]
+    fn levels() {
+        assert_eq!("default".parse::<Level>(), Ok(Level::Default));
+        assert_eq!("-3".parse::<Level>(), Ok(Level::Exact(-3)));
+        assert_eq!(
+            "19".parse::<Level>().map(|l| l.to_string()),
+            Ok("19".into())
+        );
+        assert!(matches!(
+            "fast".parse::<Level>(),
+            Err(CompressionError::BadLevelName(_))
+        ));
+        for codec in Compression::ALL {
+            assert_eq!(codec.check_level(Level::Default), Ok(()));
+        }
+        assert_eq!(Compression::Gzip.check_level(Level::Exact(9)), Ok(()));
+        assert_eq!(
+            Compression::Gzip.check_level(Level::Exact(10)),
+            Err(CompressionError::BadLevel {
+                codec: Compression::Gzip,
+                level: 10,
+                min: 0,
+                max: 9
+            })
+        );
+        assert!(Compression::Zstd.check_level(Level::Exact(23)).is_err());
+        assert!(Compression::Zstd.check_level(Level::Exact(-8)).is_err());
+        // Codecs without levels take any.
+        assert_eq!(Compression::Lz4.check_level(Level::Exact(1000)), Ok(()));
+        assert_eq!(Compression::Snappy.check_level(Level::Exact(-1)), Ok(()));
+        // zstd's own range covers skiff's.
+        let zr = zstd::compression_level_range();
+        assert!(zr.contains(&ZSTD_LEVEL_MIN) && zr.contains(&ZSTD_LEVEL_MAX));
+        assert_eq!(zstd::DEFAULT_COMPRESSION_LEVEL, ZSTD_LEVEL_DEFAULT);
+        // A bad level is refused by compress too.
+        assert!(matches!(
+            compress(Compression::Gzip, Level::Exact(11), b"x"),
+            Err(CompressionError::BadLevel { .. })
+        ));
+    }
+
+    #[test]
+    fn round_trip_every_codec_and_level() {
+        let payloads: Vec<Vec<u8>> = vec![
+            vec![],
+            b"x".to_vec(),
+            json(600),
+            json(200 * 1024), // several xerial and lz4 blocks
+            (0..70_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ];
+        for codec in Compression::ALL {
+            let levels = match codec.level_range() {
+                Some((min, max)) => vec![Level::Default, Level::Exact(min), Level::Exact(max)],
+                None => vec![Level::Default],
+            };
+            for level in levels {
+                for p in &payloads {
+                    let c = compress(codec, level, p).expect("compresses");
+                    let d = decompress(codec, &c, p.len()).expect("decompresses");
+                    assert_eq!(&d[..], &p[..], "{codec} {level} {} bytes", p.len());
+                    if !p.is_empty() {
+                        // One byte under its size: refused, named.
+                        assert_eq!(
+                            decompress(codec, &c, p.len() - 1),
+                            Err(CompressionError::TooLarge {
+                                codec,
+                                limit: p.len() - 1
+                            })
+                        );
+                    }
+                }
+            }
+        }
+        // The formats are Kafka's.
+        let p = json(1000);
+        let gz = compress(Compression::Gzip, Level::Default, &p).expect("gzip");
+        assert_eq!(gz.get(..2), Some(&[0x1f, 0x8b][..]));
+        let lz = compress(Compression::Lz4, Level::Default, &p).expect("lz4");
+        assert_eq!(lz.get(..4), Some(&[0x04, 0x22, 0x4d, 0x18][..]));
+        let zs = compress(Compression::Zstd, Level::Default, &p).expect("zstd");
+        assert_eq!(zs.get(..4), Some(&[0x28, 0xb5, 0x2f, 0xfd][..]));
+        let sn = compress(Compression::Snappy, Level::Default, &p).expect("snappy");
+        assert_eq!(sn.get(..8), Some(&SNAPPY_XERIAL_MAGIC[..]));
+        assert_eq!(sn.get(8..16), Some(&[0, 0, 0, 1, 0, 0, 0, 1][..]));
+    }
+
+    #[test]
+    fn snappy_reads_xerial_and_raw_blocks() {
+        let p = json(100 * 1024);
+        let raw = snap::raw::Encoder::new().compress_vec(&p).expect("raw");
+        assert_eq!(
+            decompress(Compression::Snappy, &raw, p.len()).as_deref(),
+            Ok(&p[..])
+        );
+        // Hand-built xerial with two blocks of uneven sizes, as another
+        // client may cut them.
+        let (a, b) = p.split_at(1000);
+        let mut x = SNAPPY_XERIAL_MAGIC.to_vec();
+        x.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+        for part in [a, b] {
+            let block = snap::raw::Encoder::new().compress_vec(part).expect("block");
+            x.extend_from_slice(&(block.len() as u32).to_be_bytes());
+            x.extend_from_slice(&block);
+        }
+        assert_eq!(
+            decompress(Compression::Snappy, &x, p.len()).as_deref(),
+            Ok(&p[..])
+        );
+        // A header alone is an empty stream.
+        assert_eq!(
+            decompress(Compression::Snappy, &x[..16], 0).as_deref(),
+            Ok(&[][..])
+        );
+        // Broken framing is named.
+        for (bad, what) in [
+            (x[..12].to_vec(), "header truncated"),
+            (x[..18].to_vec(), "length truncated"),
+            (x[..30].to_vec(), "runs past"),
+        ] {
+            let err = decompress(Compression::Snappy, &bad, MIB).expect_err("bad");
+            assert!(err.to_string().contains(what), "{err}");
+        }
+        let mut old = x.clone();
+        old[12..16].copy_from_slice(&0u32.to_be_bytes());
+        let err = decompress(Compression::Snappy, &old, MIB).expect_err("compat 0");
+        assert!(err.to_string().contains("compatible version 0"), "{err}");
+    }
+
+    #[test]
+    fn raw_snappy_claiming_a_huge_length_is_refused_before_allocating() {
+        // A raw block is its uncompressed length (uvarint) then its data: a
+        // 5-byte header claiming ~4 GiB, and nothing behind it.
+        let mut lie = Vec::new();
+        crate::varint::put_uvarint(&mut lie, u64::from(u32::MAX));
+        lie.extend_from_slice(&[0x00, 0x01]);
+        let err = decompress(Compression::Snappy, &lie, BOMB_LIMIT_BYTES).expect_err("lie");
+        assert_eq!(
+            err,
+            CompressionError::TooLarge {
+                codec: Compression::Snappy,
+                limit: BOMB_LIMIT_BYTES
+            }
+        );
+        // The same inside xerial framing.
+        let mut x = SNAPPY_XERIAL_MAGIC.to_vec();
+        x.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+        x.extend_from_slice(&(lie.len() as u32).to_be_bytes());
+        x.extend_from_slice(&lie);
+        assert!(matches!(
+            decompress(Compression::Snappy, &x, BOMB_LIMIT_BYTES),
+            Err(CompressionError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn bombs_are_refused_at_the_limit() {
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let bombs = [
+                zeros_concatenated(codec, BOMB_BYTES),
+                zeros_one_stream(codec, 2 * BOMB_LIMIT_BYTES),
+            ];
+            for bomb in bombs {
+                // Snappy's copies are at most 64 bytes: ~20:1 at best.
+                assert!(
+                    bomb.len() < BOMB_BYTES / 16,
+                    "{codec}: {} bytes",
+                    bomb.len()
+                );
+                let mut out = Vec::new();
+                let err = decompress_into(codec, &bomb, BOMB_LIMIT_BYTES, &mut out)
+                    .expect_err(codec.name());
+                assert_eq!(
+                    err,
+                    CompressionError::TooLarge {
+                        codec,
+                        limit: BOMB_LIMIT_BYTES
+                    }
+                );
+                // The output never grew past the limit.
+                assert!(
+                    out.capacity() <= BOMB_LIMIT_BYTES,
+                    "{codec}: {}",
+                    out.capacity()
+                );
+            }
+            // The same under a limit it fits is fine.
+            let small = zeros_concatenated(codec, 2 * MIB);
+            let d = decompress(codec, &small, 2 * MIB).expect("fits");
+            assert!(d.len() == 2 * MIB && d.iter().all(|b| *b == 0));
+        }
+    }
+
+    #[test]
+    fn zstd_window_is_bounded_by_the_limit() {
+        assert_eq!(zstd_window_log_max(0), ZSTD_WINDOW_LOG_FLOOR);
+        assert_eq!(zstd_window_log_max(16 * MIB), 24);
+        assert_eq!(zstd_window_log_max(16 * MIB + 1), 25);
+        assert_eq!(zstd_window_log_max(usize::MAX), ZSTD_WINDOW_LOG_CEIL);
+        // A frame whose window (32 MiB, no content size) passes what a 1 MiB
+        // limit allows is refused before the decoder reserves it.
+        let mut out = Vec::new();
+        let mut e = zstd::stream::write::Encoder::new(&mut out, 3).expect("zstd");
+        e.window_log(25).expect("window");
+        e.write_all(&json(1000)).expect("zstd");
+        e.finish().expect("zstd");
+        assert!(matches!(
+            decompress(Compression::Zstd, &out, MIB),
+            Err(CompressionError::Corrupt {
+                codec: Compression::Zstd,
+                ..
+            })
+        ));
+        assert!(decompress(Compression::Zstd, &out, 32 * MIB).is_ok());
+    }
+
+    #[test]
+    fn every_truncation_and_trailing_garbage_is_an_error() {
+        let p = json(3000);
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let c = compress(codec, Level::Default, &p).expect("compresses");
+            for cut in 0..c.len() {
+                // Snappy's xerial stream may end at any block boundary; a
+                // cut there loses whole blocks (the batch's record walk
+                // catches that); every other cut is an error here.
+                if codec == Compression::Snappy && cut == SNAPPY_XERIAL_HEADER_BYTES {
+                    continue;
+                }
+                let got = decompress(codec, &c[..cut], MIB);
+                assert!(
+                    matches!(got, Err(CompressionError::Corrupt { codec: c2, .. }) if c2 == codec),
+                    "{codec} cut at {cut}/{}: {got:?}",
+                    c.len()
+                );
+            }
+            let mut extra = c.clone();
+            extra.extend_from_slice(b"\x01garbage");
+            assert!(
+                decompress(codec, &extra, MIB).is_err(),
+                "{codec} trailing garbage"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn round_trip(data in proptest::collection::vec(any::<u8>(), 0..4000), level in -7i32..=22) {
+            for codec in Compression::ALL {
+                let level = match codec {
+                    Compression::Gzip => Level::Exact(level.rem_euclid(10)),
+                    _ => Level::Exact(level),
+                };
+                let c = compress(codec, level, &data).expect("compresses");
+                let d = decompress(codec, &c, data.len()).expect("decompresses");
+                prop_assert_eq!(&d[..], &data[..]);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            for codec in Compression::ALL {
+                if let Ok(d) = decompress(codec, &data, 64 * 1024) {
+                    prop_assert!(d.len() <= 64 * 1024);
+                }
+            }
+        }
+
+        #[test]
+        fn mutated_payloads_never_panic(pos in any::<usize>(), val in any::<u8>(), codec_i in 1usize..5) {
+            let codec = Compression::ALL[codec_i];
+            let p = json(2000);
+            let mut c = compress(codec, Level::Default, &p).expect("compresses");
+            let i = pos % c.len();
+            c[i] = val;
+            if let Ok(d) = decompress(codec, &c, 4 * p.len()) {
+                prop_assert!(d.len() <= 4 * p.len());
             }
         }
     }
