@@ -1296,6 +1296,391 @@ mod tests {
         assert_eq!(BatchIter::new(Bytes::new()).count(), 0);
     }
 
+    const CODECS: [Compression; 4] = [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// Compresses the records section of an uncompressed batch (valid or
+    /// hand-made) with `codec`, as a producer would: attributes, length and
+    /// CRC follow.
+    fn compress_batch(plain: &[u8], codec: Compression) -> Vec<u8> {
+        let payload = compression::compress(codec, Level::Default, &plain[BATCH_HEADER_BYTES..])
+            .expect("compresses");
+        with_payload(plain, codec, &payload)
+    }
+
+    /// `plain`'s header with `payload` as its records section, marked as
+    /// `codec`; length and CRC fixed.
+    fn with_payload(plain: &[u8], codec: Compression, payload: &[u8]) -> Vec<u8> {
+        let mut b = plain[..BATCH_HEADER_BYTES].to_vec();
+        b.extend_from_slice(payload);
+        let len = (b.len() - BATCH_LEN_PREFIX_BYTES) as u32;
+        b[POS_BATCH_LEN..POS_BATCH_LEN + 4].copy_from_slice(&len.to_le_bytes());
+        b[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&codec.attribute().to_le_bytes());
+        fix_crc(&mut b);
+        b
+    }
+
+    /// 64 KiB of JSON events with keys and a header, as a producer would
+    /// batch them.
+    fn json_builder() -> BatchBuilder {
+        let mut b = BatchBuilder::new().with_producer(3, 1, 0);
+        for (i, value) in crate::testdata::JsonEvents::new(5)
+            .fill(64 * 1024)
+            .into_iter()
+            .enumerate()
+        {
+            b.push(Record {
+                timestamp_ms: 1_700_000_000_000 + (i as i64 % 7) * 3,
+                key: Some(Bytes::from(format!("ord-{}", i % 50))),
+                value,
+                headers: vec![Header {
+                    key: "content-type".into(),
+                    value: Bytes::from_static(b"application/json"),
+                }],
+            });
+        }
+        b
+    }
+
+    fn assert_in_compressed(err: &BatchError, codec: Compression) -> &BatchError {
+        match err {
+            BatchError::InCompressed { codec: c, error } if *c == codec => error,
+            other => panic!("expected an error in the {codec} records, got {other}"),
+        }
+    }
+
+    #[test]
+    fn compressed_batches_round_trip() {
+        let plain = sample();
+        let plain_h = validate(&plain).expect("valid");
+        let plain_recs = decode_records(&plain).expect("decodes");
+        let builder = {
+            let mut b = BatchBuilder::new().with_producer(7, 2, 100);
+            for r in decode_records(&plain).expect("decodes") {
+                b.push(Record {
+                    timestamp_ms: r.timestamp_ms,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                });
+            }
+            b
+        };
+        assert_eq!(builder.clone().build(), plain);
+        assert_eq!(
+            builder
+                .clone()
+                .build_compressed(Compression::None, Level::Default),
+            Ok(plain.clone())
+        );
+        for codec in CODECS {
+            let batch = builder
+                .clone()
+                .build_compressed(codec, Level::Default)
+                .expect("builds");
+            assert_eq!(batch_compression(&batch), Ok(codec));
+            let h = validate(&batch).expect("valid");
+            assert_eq!(h.attributes & ATTR_CODEC_MASK, codec.attribute());
+            assert_eq!(h.compression(), Ok(codec));
+            assert_eq!(check_integrity(&batch), Ok(h));
+            // The header is the uncompressed batch's but for length, CRC and
+            // codec bits.
+            assert_eq!(
+                BatchHeader {
+                    batch_len: plain_h.batch_len,
+                    crc: plain_h.crc,
+                    attributes: 0,
+                    ..h
+                },
+                plain_h
+            );
+            let mut stamped = batch.to_vec();
+            stamp_base_offset(&mut stamped, 42);
+            let recs = decode_records(&Bytes::from(stamped)).expect("decodes");
+            assert_eq!(recs.len(), plain_recs.len());
+            for (r, p) in recs.iter().zip(&plain_recs) {
+                assert_eq!(r.offset, p.offset + 42);
+                assert_eq!(
+                    (&r.key, &r.value, &r.headers),
+                    (&p.key, &p.value, &p.headers)
+                );
+                assert_eq!(r.timestamp_ms, p.timestamp_ms);
+            }
+        }
+        // JSON compresses; the records stay the same.
+        let b = json_builder();
+        let plain = b.clone().build();
+        let plain_recs = decode_records(&plain).expect("decodes");
+        for codec in CODECS {
+            let batch = b
+                .clone()
+                .build_compressed(codec, Level::Default)
+                .expect("builds");
+            assert!(
+                batch.len() < plain.len() / 2,
+                "{codec}: {} of {}",
+                batch.len(),
+                plain.len()
+            );
+            validate(&batch).expect("valid");
+            assert_eq!(decode_records(&batch).expect("decodes"), plain_recs);
+        }
+        // A level outside the codec's range is refused.
+        assert!(matches!(
+            b.build_compressed(Compression::Zstd, Level::Exact(99)),
+            Err(CompressionError::BadLevel { .. })
+        ));
+    }
+
+    #[test]
+    fn raw_and_xerial_snappy_batches_both_decode() {
+        let plain = sample();
+        let raw = snap::raw::Encoder::new()
+            .compress_vec(&plain[BATCH_HEADER_BYTES..])
+            .expect("raw snappy");
+        let raw_batch = Bytes::from(with_payload(&plain, Compression::Snappy, &raw));
+        let xerial_batch = Bytes::from(compress_batch(&plain, Compression::Snappy));
+        assert_eq!(
+            xerial_batch.get(BATCH_HEADER_BYTES..BATCH_HEADER_BYTES + 8),
+            Some(&compression::SNAPPY_XERIAL_MAGIC[..])
+        );
+        let want = decode_records(&plain).expect("decodes");
+        for batch in [raw_batch, xerial_batch] {
+            validate(&batch).expect("valid");
+            assert_eq!(decode_records(&batch).expect("decodes"), want);
+        }
+    }
+
+    #[test]
+    fn check_integrity_does_not_decompress() {
+        // A CRC-valid gzip batch whose payload is not gzip: the cheap check
+        // passes (the broker validated it before storing it), the full one
+        // does not.
+        let b = with_payload(&sample(), Compression::Gzip, b"not gzip at all");
+        assert!(check_integrity(&b).is_ok());
+        let err = validate(&b).expect_err("not gzip");
+        assert!(
+            matches!(
+                err,
+                BatchError::Decompression(CompressionError::Corrupt {
+                    codec: Compression::Gzip,
+                    ..
+                })
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("gzip payload does not decompress"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn corrupt_compressed_payload_with_valid_crc_refused() {
+        let plain = json_builder().build();
+        for codec in CODECS {
+            let good = compress_batch(&plain, codec);
+            // Break the codec's own framing: the magic, or for snappy the
+            // first xerial block length.
+            let at = BATCH_HEADER_BYTES + if codec == Compression::Snappy { 16 } else { 0 };
+            let mut b = good.clone();
+            b[at] ^= 0xff;
+            fix_crc(&mut b);
+            let err = validate(&b).expect_err("corrupt");
+            assert!(
+                matches!(&err, BatchError::Decompression(CompressionError::Corrupt { codec: c, .. }) if *c == codec),
+                "{codec}: {err}"
+            );
+            assert!(err.to_string().contains("does not decompress"), "{err}");
+            assert_eq!(decode_records(&Bytes::from(b)).expect_err("corrupt"), err);
+            // Any byte of the payload overwritten: never a panic, and what
+            // validates also decodes to record_count records.
+            let step = ((good.len() - BATCH_HEADER_BYTES) / 300).max(1);
+            let mut refused = 0;
+            let mut tried = 0;
+            for pos in (BATCH_HEADER_BYTES..good.len()).step_by(step) {
+                let mut b = good.clone();
+                b[pos] ^= 0x55;
+                fix_crc(&mut b);
+                tried += 1;
+                match validate(&b) {
+                    Ok(h) => {
+                        let recs = decode_records(&Bytes::from(b)).expect("validated decodes");
+                        assert_eq!(recs.len(), h.record_count as usize);
+                    }
+                    Err(e) => {
+                        refused += 1;
+                        assert!(
+                            matches!(
+                                e,
+                                BatchError::Decompression(_) | BatchError::InCompressed { .. }
+                            ),
+                            "{codec} at {pos}: {e}"
+                        );
+                    }
+                }
+            }
+            // Changes that break the codec's framing or the records are
+            // refused; a changed literal inside a value may still decode to
+            // well-formed records (snappy and lz4 carry no checksum here, the
+            // outer CRC is what guards the bytes in transit and on disk).
+            assert!(refused * 4 > tried, "{codec}: {refused} of {tried} refused");
+        }
+    }
+
+    #[test]
+    fn compressed_records_that_disagree_with_the_header_refused() {
+        let plain = sample();
+        for codec in CODECS {
+            // record_count off by one, either way.
+            for count in [2u32, 4] {
+                let mut p = plain.to_vec();
+                p[POS_RECORD_COUNT..POS_RECORD_COUNT + 4].copy_from_slice(&count.to_le_bytes());
+                let b = compress_batch(&p, codec);
+                let err = validate(&b).expect_err("lying count");
+                let inner = assert_in_compressed(&err, codec);
+                assert!(
+                    matches!(
+                        inner,
+                        BatchError::RecordCountMismatch { .. } | BatchError::TrailingBytes { .. }
+                    ),
+                    "{err}"
+                );
+                assert!(
+                    err.to_string().contains(&format!("{codec}-compressed")),
+                    "{err}"
+                );
+                assert_eq!(
+                    decode_records(&Bytes::from(b)).expect_err("lying count"),
+                    err
+                );
+            }
+            let mut p = plain.to_vec();
+            p[POS_LAST_OFFSET_DELTA] = 5;
+            let err = validate(&compress_batch(&p, codec)).expect_err("last delta");
+            assert_eq!(
+                assert_in_compressed(&err, codec),
+                &BatchError::LastOffsetDeltaMismatch {
+                    header: 5,
+                    actual: 2
+                }
+            );
+            let mut p = plain.to_vec();
+            p[POS_MAX_TIMESTAMP..POS_MAX_TIMESTAMP + 8].copy_from_slice(&7i64.to_le_bytes());
+            let err = validate(&compress_batch(&p, codec)).expect_err("max timestamp");
+            assert_eq!(
+                assert_in_compressed(&err, codec),
+                &BatchError::MaxTimestampMismatch {
+                    header: 7,
+                    actual: 1_005
+                }
+            );
+            // Offset delta 1 for the first record, inside the payload.
+            let err = validate(&compress_batch(&raw_batch(&[1, 0, 1, 0, 0]), codec))
+                .expect_err("offset delta");
+            assert_eq!(
+                assert_in_compressed(&err, codec),
+                &BatchError::BadOffsetDelta {
+                    index: 0,
+                    actual: 1
+                }
+            );
+            // A payload that inflates to nothing.
+            let err = validate(&compress_batch(&plain[..BATCH_HEADER_BYTES], codec))
+                .expect_err("no records");
+            assert!(
+                matches!(
+                    assert_in_compressed(&err, codec),
+                    BatchError::RecordCountMismatch {
+                        header: 3,
+                        actual: 0
+                    }
+                ),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn compression_bombs_refused_within_the_limit() {
+        // 100 MiB of zeros as 1 MiB gzip members / zstd frames / lz4
+        // frames back to back: a few hundred KiB that would inflate to
+        // 100 MiB; decoding stops at DECOMPRESSED_BATCH_BYTES_MAX.
+        let mib = vec![0u8; 1024 * 1024];
+        for codec in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
+            let one = compression::compress(codec, Level::Default, &mib).expect("compresses");
+            let b = with_payload(&sample(), codec, &one.repeat(100));
+            let want = BatchError::Decompression(CompressionError::TooLarge {
+                codec,
+                limit: DECOMPRESSED_BATCH_BYTES_MAX,
+            });
+            assert_eq!(validate(&b), Err(want.clone()));
+            assert_eq!(decode_records(&Bytes::from(b)), Err(want.clone()));
+            assert!(
+                want.to_string()
+                    .contains("inflates past the limit of 16777216 bytes")
+            );
+        }
+        // A raw snappy block claiming 4 GiB.
+        let mut lie = Vec::new();
+        varint::put_uvarint(&mut lie, u64::from(u32::MAX));
+        lie.extend_from_slice(&[0, 1]);
+        assert!(matches!(
+            validate(&with_payload(&sample(), Compression::Snappy, &lie)),
+            Err(BatchError::Decompression(CompressionError::TooLarge {
+                codec: Compression::Snappy,
+                limit: DECOMPRESSED_BATCH_BYTES_MAX
+            }))
+        ));
+        // An honest batch whose records are larger than the limit builds,
+        // but is refused the same way.
+        let mut big = BatchBuilder::new();
+        for _ in 0..17 {
+            big.push(rec(0, None, &mib));
+        }
+        assert!(big.encoded_bytes() > DECOMPRESSED_BATCH_BYTES_MAX);
+        let b = big
+            .build_compressed(Compression::Lz4, Level::Default)
+            .expect("builds");
+        assert!(b.len() < BATCH_BYTES_MAX);
+        assert!(matches!(
+            validate(&b),
+            Err(BatchError::Decompression(CompressionError::TooLarge { .. }))
+        ));
+    }
+
+    #[test]
+    fn every_truncation_of_a_compressed_batch_rejected() {
+        let plain = sample();
+        for codec in CODECS {
+            let batch = Bytes::from(compress_batch(&plain, codec));
+            for cut in 0..batch.len() {
+                assert!(
+                    validate(&batch[..cut]).is_err(),
+                    "{codec}: cut at {cut} accepted"
+                );
+                assert!(decode_records(&batch.slice(..cut)).is_err());
+            }
+            // Cut inside the payload with length and CRC made to agree.
+            for cut in BATCH_HEADER_BYTES..batch.len() {
+                let b = with_payload(&batch, codec, &batch[BATCH_HEADER_BYTES..cut]);
+                let err = validate(&b).expect_err("cut payload");
+                assert!(
+                    matches!(
+                        err,
+                        BatchError::Decompression(_) | BatchError::InCompressed { .. }
+                    ),
+                    "{codec} payload cut at {cut}: {err}"
+                );
+                assert!(decode_records(&Bytes::from(b)).is_err());
+            }
+        }
+    }
+
     fn arb_record() -> impl Strategy<Value = Record> {
         (
             any::<i64>(),
@@ -1346,6 +1731,46 @@ mod tests {
                 prop_assert_eq!(&d.key, &r.key);
                 prop_assert_eq!(&d.value, &r.value);
                 prop_assert_eq!(&d.headers, &r.headers);
+            }
+        }
+
+        #[test]
+        fn compressed_round_trip(
+            records in proptest::collection::vec(arb_record(), 1..12),
+            base in any::<u32>(),
+            codec in proptest::sample::select(Compression::ALL.to_vec()),
+        ) {
+            let mut b = BatchBuilder::new();
+            for r in &records {
+                b.push(r.clone());
+            }
+            let mut buf = b.build_compressed(codec, Level::Default).expect("builds").to_vec();
+            stamp_base_offset(&mut buf, u64::from(base));
+            let h = validate(&buf).expect("valid");
+            prop_assert_eq!(h.compression(), Ok(codec));
+            prop_assert_eq!(h.record_count as usize, records.len());
+            let decoded = decode_records(&Bytes::from(buf)).expect("decodes");
+            prop_assert_eq!(decoded.len(), records.len());
+            for (i, (d, r)) in decoded.iter().zip(&records).enumerate() {
+                prop_assert_eq!(d.offset, u64::from(base) + i as u64);
+                prop_assert_eq!(d.timestamp_ms, r.timestamp_ms);
+                prop_assert_eq!(&d.key, &r.key);
+                prop_assert_eq!(&d.value, &r.value);
+                prop_assert_eq!(&d.headers, &r.headers);
+            }
+        }
+
+        #[test]
+        fn garbage_payload_with_valid_crc_never_panics(
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+            codec in proptest::sample::select(Compression::ALL.to_vec()),
+        ) {
+            let b = with_payload(&sample(), codec, &payload);
+            if let Ok(h) = validate(&b) {
+                let recs = decode_records(&Bytes::from(b)).expect("validated decodes");
+                prop_assert_eq!(recs.len(), h.record_count as usize);
+            } else {
+                prop_assert!(decode_records(&Bytes::from(b)).is_err());
             }
         }
 
