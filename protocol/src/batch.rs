@@ -13,7 +13,7 @@
 //!  8 batch_len          u32  bytes after this field
 //! 12 crc                u32  CRC-32/ISO-HDLC (crc32fast) over bytes 16..
 //! 16 magic              u8   format version, BATCH_MAGIC
-//! 17 attributes         u16  bits 0-2 codec (0 = none), bit 3 timestamp type
+//! 17 attributes         u16  bits 0-2 codec (see Compression), bit 3 timestamp type
 //! 19 last_offset_delta  u32  offset delta of the last record
 //! 23 first_timestamp_ms i64  timestamp of the first record
 //! 31 max_timestamp_ms   i64  largest record timestamp
@@ -31,12 +31,23 @@
 //! uvarint, then per header: key length uvarint + UTF-8 bytes, value length
 //! uvarint + bytes.
 //!
+//! Compressed batches (codec bits 1-4, see [`crate::compression`]): the header
+//! stays as it is, and the bytes after it are the codec's encoding of the
+//! records section above (the same record encoding). `batch_len` and the CRC
+//! cover the compressed bytes, which the log stores unchanged.
+//! [`check_integrity`] never decompresses; [`validate`] and [`decode_records`]
+//! inflate the records within [`DECOMPRESSED_BATCH_BYTES_MAX`] and check them
+//! as they check an uncompressed batch's.
+//!
 //! Invariants: the CRC leaves out `base_offset` and `batch_len`, so stamping
 //! the offset never recomputes it. Decoders never panic on bad input and never
-//! allocate more than the input could hold, whatever a length field claims.
+//! allocate more than the input could hold, whatever a length field claims;
+//! for a compressed batch, no more than [`DECOMPRESSED_BATCH_BYTES_MAX`],
+//! whatever the payload inflates to.
 
 use bytes::Bytes;
 
+use crate::compression::{self, Compression, CompressionError, Level};
 use crate::varint::{self, VarintError};
 
 /// Size of the fixed batch header, in bytes.
@@ -47,6 +58,15 @@ pub const BATCH_MAGIC: u8 = 1;
 /// can make a reader buffer; 16 MiB is far above useful producer batch sizes
 /// (the client aims for ~16-64 KiB) and well below a frame or segment.
 pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Largest batch a compressed batch may inflate to (its header plus its
+/// decompressed records), in bytes. Equal to [`BATCH_BYTES_MAX`]: the same
+/// records sent uncompressed would be refused above it, so compression never
+/// raises what one batch can make a broker or a consumer hold in memory, and
+/// a producer that bounds its batches by their uncompressed size
+/// ([`BatchBuilder::encoded_bytes`]) never builds one that is refused.
+/// Decompression stops at this bound (a compression bomb costs at most this
+/// much memory before it is refused).
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = BATCH_BYTES_MAX;
 /// Bytes before the CRC-covered part: base_offset, batch_len, crc.
 pub const BATCH_CRC_START: usize = 16;
 /// Bytes of the length prefix (base_offset + batch_len) that are not counted
@@ -86,6 +106,9 @@ pub const ATTR_KNOWN_MASK: u16 = ATTR_CODEC_MASK | ATTR_TIMESTAMP_LOG_APPEND;
 const _: () = assert!(BATCH_HEADER_BYTES == 57);
 const _: () = assert!(BATCH_CRC_START == BATCH_LEN_PREFIX_BYTES + 4);
 const _: () = assert!(BATCH_BYTES_MAX <= u32::MAX as usize);
+// Every batch accepted uncompressed can also be sent compressed.
+const _: () = assert!(DECOMPRESSED_BATCH_BYTES_MAX >= BATCH_BYTES_MAX);
+const _: () = assert!(DECOMPRESSED_BATCH_BYTES_MAX <= u32::MAX as usize);
 
 // Field positions in the header.
 const POS_BASE_OFFSET: usize = 0;
@@ -140,11 +163,26 @@ pub enum BatchError {
         /// CRC computed over the bytes.
         actual: u32,
     },
-    /// Compression or unknown attribute bits are set.
+    /// The codec bits name no codec, or attribute bits above bit 3 are set.
     #[error(
-        "unsupported batch attributes {0:#06x} (only codec 0 = none and the timestamp-type bit are supported)"
+        "unsupported batch attributes {0:#06x}: bits 0-2 must name a codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd) and only bit 3 (timestamp type) may be set above them"
     )]
     UnsupportedAttributes(u16),
+    /// The records section of a compressed batch does not decompress, or
+    /// inflates past [`DECOMPRESSED_BATCH_BYTES_MAX`].
+    #[error("compressed records refused: {0}")]
+    Decompression(#[from] CompressionError),
+    /// The decompressed records of a compressed batch are malformed or
+    /// disagree with the batch header; byte positions in `error` count from
+    /// the start of the batch as if it were uncompressed (header + inflated
+    /// records).
+    #[error("in the {codec}-compressed records (positions as if uncompressed): {error}")]
+    InCompressed {
+        /// The batch's codec.
+        codec: Compression,
+        /// What was wrong with the inflated records.
+        error: Box<BatchError>,
+    },
     /// The header's record count disagrees with the records present.
     #[error("record count mismatch: header says {header}, batch holds {actual}")]
     RecordCountMismatch {
@@ -356,6 +394,19 @@ impl BatchHeader {
     pub fn has_producer(&self) -> bool {
         self.producer_id != NO_PRODUCER_ID
     }
+
+    /// The codec named by the attribute bits 0-2, or
+    /// [`BatchError::UnsupportedAttributes`] when they name none (5-7).
+    pub fn compression(&self) -> Result<Compression, BatchError> {
+        Compression::from_attribute(self.attributes & ATTR_CODEC_MASK)
+            .ok_or(BatchError::UnsupportedAttributes(self.attributes))
+    }
+}
+
+/// The codec of the batch at the start of `buf`, read from its header
+/// without any other check (see [`check_integrity`] for those).
+pub fn batch_compression(buf: &[u8]) -> Result<Compression, BatchError> {
+    BatchHeader::parse(buf)?.compression()
 }
 
 /// Reads the total size (12 + batch_len) a batch declares from its first 12
@@ -384,12 +435,28 @@ fn check_declared(declared: u64, actual: usize) -> Result<usize, BatchError> {
 /// Checks one whole batch: `buf` must hold exactly one batch. Checks the
 /// length, magic, attributes and CRC, then walks every record checking the
 /// varints, the field lengths, that offset deltas are 0..record_count in
-/// order, that record_count and last_offset_delta match, and that nothing
-/// trails the last record. Never panics, never allocates.
+/// order, that record_count, last_offset_delta and max_timestamp_ms match,
+/// and that nothing trails the last record. Never panics. Allocates only for
+/// a compressed batch: its inflated records, at most
+/// [`DECOMPRESSED_BATCH_BYTES_MAX`], checked the same way (errors found in
+/// them come as [`BatchError::InCompressed`]).
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = check_frame(buf)?;
+    match header.compression()? {
+        Compression::None => check_records(buf, &header)?,
+        codec => {
+            let inflated = inflate(buf, codec)?;
+            check_records(&inflated, &header).map_err(|e| in_compressed(codec, e))?;
+        }
+    }
+    Ok(header)
+}
+
+/// Walks the records of a frame-checked, uncompressed view of a batch and
+/// checks the header's max timestamp against them.
+fn check_records(buf: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
     let mut max_timestamp_ms = i64::MIN;
-    walk_records(buf, &header, |r| {
+    walk_records(buf, header, |r| {
         let ts = header.first_timestamp_ms.wrapping_add(r.timestamp_delta);
         max_timestamp_ms = max_timestamp_ms.max(ts);
         Ok(())
@@ -402,13 +469,46 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             actual: max_timestamp_ms,
         });
     }
-    Ok(header)
+    Ok(())
+}
+
+/// The uncompressed view of a compressed batch: its header followed by its
+/// inflated records, so the record walk reads it as an uncompressed batch.
+/// Inflation stops at [`DECOMPRESSED_BATCH_BYTES_MAX`] in all.
+fn inflate(buf: &[u8], codec: Compression) -> Result<Vec<u8>, BatchError> {
+    let (header, compressed) =
+        buf.split_at_checked(BATCH_HEADER_BYTES)
+            .ok_or(BatchError::Truncated {
+                needed: BATCH_HEADER_BYTES,
+                available: buf.len(),
+            })?;
+    let mut view = Vec::with_capacity(BATCH_HEADER_BYTES + compressed.len());
+    view.extend_from_slice(header);
+    let limit = DECOMPRESSED_BATCH_BYTES_MAX - BATCH_HEADER_BYTES;
+    match compression::decompress_into(codec, compressed, limit, &mut view) {
+        Ok(()) => Ok(view),
+        // Report the limit on the whole inflated batch, the named one.
+        Err(CompressionError::TooLarge { codec, .. }) => {
+            Err(BatchError::Decompression(CompressionError::TooLarge {
+                codec,
+                limit: DECOMPRESSED_BATCH_BYTES_MAX,
+            }))
+        }
+        Err(e) => Err(BatchError::Decompression(e)),
+    }
+}
+
+fn in_compressed(codec: Compression, error: BatchError) -> BatchError {
+    BatchError::InCompressed {
+        codec,
+        error: Box::new(error),
+    }
 }
 
 /// Checks one whole batch's length, magic, attributes, record count (non-zero)
-/// and CRC, without walking the records. For data that was fully
-/// [`validate`]d before it was stored (the broker's read path): the CRC proves
-/// the bytes are the ones that passed.
+/// and CRC, without walking the records and without decompressing them. For
+/// data that was fully [`validate`]d before it was stored (the broker's read
+/// path): the CRC proves the bytes are the ones that passed.
 pub fn check_integrity(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     check_frame(buf)
 }
@@ -437,9 +537,10 @@ fn check_frame(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             actual,
         });
     }
-    if header.attributes & !ATTR_KNOWN_MASK != 0 || header.attributes & ATTR_CODEC_MASK != 0 {
+    if header.attributes & !ATTR_KNOWN_MASK != 0 {
         return Err(BatchError::UnsupportedAttributes(header.attributes));
     }
+    header.compression()?;
     if header.record_count == 0 {
         return Err(BatchError::Empty);
     }
@@ -617,15 +718,27 @@ fn walk_records(
 }
 
 /// Decodes every record of one whole batch after checking it like
-/// [`validate`]. Keys, values and header values are zero-copy slices of
-/// `batch`.
+/// [`validate`] (but for the max timestamp). Keys, values and header values
+/// are zero-copy slices of `batch`, or of its inflated records when it is
+/// compressed (inflated within [`DECOMPRESSED_BATCH_BYTES_MAX`]).
 pub fn decode_records(batch: &Bytes) -> Result<Vec<DecodedRecord>, BatchError> {
     let header = check_frame(batch)?;
+    match header.compression()? {
+        Compression::None => decode_view(batch, &header),
+        codec => {
+            let inflated = Bytes::from(inflate(batch, codec)?);
+            decode_view(&inflated, &header).map_err(|e| in_compressed(codec, e))
+        }
+    }
+}
+
+/// Decodes the records of an uncompressed view of a frame-checked batch.
+fn decode_view(batch: &Bytes, header: &BatchHeader) -> Result<Vec<DecodedRecord>, BatchError> {
     // Bounded by what the bytes can hold, not by what the header claims.
     let capacity =
         (header.record_count as usize).min((batch.len() - BATCH_HEADER_BYTES) / RECORD_BYTES_MIN);
     let mut out = Vec::with_capacity(capacity);
-    walk_records(batch, &header, |raw| {
+    walk_records(batch, header, |raw| {
         let mut headers = Vec::with_capacity(raw.header_count as usize);
         let mut c = Cursor {
             buf: batch,
@@ -790,33 +903,62 @@ impl BatchBuilder {
     /// Encodes the batch: base_offset 0, CRC filled in. A batch larger than
     /// [`BATCH_BYTES_MAX`] or with no records encodes but is refused by
     /// [`validate`].
-    pub fn build(self) -> Bytes {
-        let mut buf = self.buf;
+    pub fn build(mut self) -> Bytes {
+        let mut buf = std::mem::take(&mut self.buf);
+        self.write_header(&mut buf, Compression::None);
+        Bytes::from(buf)
+    }
+
+    /// Encodes the batch with its records section compressed by `codec` at
+    /// `level` (see [`crate::compression`]); `Compression::None` is
+    /// [`BatchBuilder::build`]. The producer compresses once per batch, here.
+    ///
+    /// [`BatchBuilder::encoded_bytes`] is the size before compression: a
+    /// batch whose uncompressed size passes [`DECOMPRESSED_BATCH_BYTES_MAX`]
+    /// encodes but is refused by [`validate`], as is one whose compressed
+    /// size passes [`BATCH_BYTES_MAX`]. Fails only on a level outside the
+    /// codec's range or an encoder failure.
+    pub fn build_compressed(
+        self,
+        codec: Compression,
+        level: Level,
+    ) -> Result<Bytes, CompressionError> {
+        if codec == Compression::None {
+            codec.check_level(level)?;
+            return Ok(self.build());
+        }
+        let records = self.buf.get(BATCH_HEADER_BYTES..).unwrap_or_default();
+        let mut buf = Vec::with_capacity(BATCH_HEADER_BYTES + records.len() / 2);
+        buf.resize(BATCH_HEADER_BYTES, 0);
+        compression::compress_into(codec, level, records, &mut buf)?;
+        self.write_header(&mut buf, codec);
+        Ok(Bytes::from(buf))
+    }
+
+    /// Fills in the header of a batch whose records (compressed by `codec`
+    /// or not) follow the header space in `buf`, CRC last.
+    fn write_header(&self, buf: &mut [u8], codec: Compression) {
+        let f = self;
         let batch_len = (buf.len() - BATCH_LEN_PREFIX_BYTES) as u32;
-        let max_ts = if self.count == 0 {
-            0
-        } else {
-            self.max_timestamp_ms
-        };
+        let max_ts = if f.count == 0 { 0 } else { f.max_timestamp_ms };
         buf[POS_BASE_OFFSET..POS_BASE_OFFSET + 8].copy_from_slice(&0u64.to_le_bytes());
         buf[POS_BATCH_LEN..POS_BATCH_LEN + 4].copy_from_slice(&batch_len.to_le_bytes());
         buf[POS_MAGIC] = BATCH_MAGIC;
-        buf[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&0u16.to_le_bytes());
-        let last_delta = self.count.saturating_sub(1);
+        buf[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&codec.attribute().to_le_bytes());
+        let last_delta = f.count.saturating_sub(1);
         buf[POS_LAST_OFFSET_DELTA..POS_LAST_OFFSET_DELTA + 4]
             .copy_from_slice(&last_delta.to_le_bytes());
         buf[POS_FIRST_TIMESTAMP..POS_FIRST_TIMESTAMP + 8]
-            .copy_from_slice(&self.first_timestamp_ms.to_le_bytes());
+            .copy_from_slice(&f.first_timestamp_ms.to_le_bytes());
         buf[POS_MAX_TIMESTAMP..POS_MAX_TIMESTAMP + 8].copy_from_slice(&max_ts.to_le_bytes());
-        buf[POS_PRODUCER_ID..POS_PRODUCER_ID + 8].copy_from_slice(&self.producer_id.to_le_bytes());
+        buf[POS_PRODUCER_ID..POS_PRODUCER_ID + 8].copy_from_slice(&f.producer_id.to_le_bytes());
         buf[POS_PRODUCER_EPOCH..POS_PRODUCER_EPOCH + 2]
-            .copy_from_slice(&self.producer_epoch.to_le_bytes());
+            .copy_from_slice(&f.producer_epoch.to_le_bytes());
         buf[POS_BASE_SEQUENCE..POS_BASE_SEQUENCE + 4]
-            .copy_from_slice(&self.base_sequence.to_le_bytes());
-        buf[POS_RECORD_COUNT..POS_RECORD_COUNT + 4].copy_from_slice(&self.count.to_le_bytes());
+            .copy_from_slice(&f.base_sequence.to_le_bytes());
+        buf[POS_RECORD_COUNT..POS_RECORD_COUNT + 4].copy_from_slice(&f.count.to_le_bytes());
         let crc = crc32fast::hash(&buf[BATCH_CRC_START..]);
         buf[POS_CRC..POS_CRC + 4].copy_from_slice(&crc.to_le_bytes());
-        Bytes::from(buf)
     }
 }
 
@@ -1017,12 +1159,35 @@ mod tests {
         b[POS_MAGIC] = 9;
         fix_crc(&mut b);
         assert!(matches!(validate(&b), Err(BatchError::BadMagic(9))));
+        // Codec numbers 5-7 name no codec (1-4 are gzip, snappy, lz4, zstd);
+        // bits above the timestamp type are unknown.
+        for attributes in [5u16, 6, 7, 0x10, 0x8000, 0x0f] {
+            let mut b = batch.to_vec();
+            b[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&attributes.to_le_bytes());
+            fix_crc(&mut b);
+            assert_eq!(
+                validate(&b),
+                Err(BatchError::UnsupportedAttributes(attributes))
+            );
+            assert_eq!(
+                check_integrity(&b),
+                Err(BatchError::UnsupportedAttributes(attributes))
+            );
+            assert!(matches!(
+                decode_records(&Bytes::from(b)),
+                Err(BatchError::UnsupportedAttributes(a)) if a == attributes
+            ));
+        }
+        // A known codec bit on records that are not compressed with it.
         let mut b = batch.to_vec();
         b[POS_ATTRIBUTES] = 1; // gzip
         fix_crc(&mut b);
         assert!(matches!(
             validate(&b),
-            Err(BatchError::UnsupportedAttributes(1))
+            Err(BatchError::Decompression(CompressionError::Corrupt {
+                codec: Compression::Gzip,
+                ..
+            }))
         ));
         let mut b = batch.to_vec();
         b[POS_LAST_OFFSET_DELTA] = 5;
@@ -1131,6 +1296,391 @@ mod tests {
         assert_eq!(BatchIter::new(Bytes::new()).count(), 0);
     }
 
+    const CODECS: [Compression; 4] = [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// Compresses the records section of an uncompressed batch (valid or
+    /// hand-made) with `codec`, as a producer would: attributes, length and
+    /// CRC follow.
+    fn compress_batch(plain: &[u8], codec: Compression) -> Vec<u8> {
+        let payload = compression::compress(codec, Level::Default, &plain[BATCH_HEADER_BYTES..])
+            .expect("compresses");
+        with_payload(plain, codec, &payload)
+    }
+
+    /// `plain`'s header with `payload` as its records section, marked as
+    /// `codec`; length and CRC fixed.
+    fn with_payload(plain: &[u8], codec: Compression, payload: &[u8]) -> Vec<u8> {
+        let mut b = plain[..BATCH_HEADER_BYTES].to_vec();
+        b.extend_from_slice(payload);
+        let len = (b.len() - BATCH_LEN_PREFIX_BYTES) as u32;
+        b[POS_BATCH_LEN..POS_BATCH_LEN + 4].copy_from_slice(&len.to_le_bytes());
+        b[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&codec.attribute().to_le_bytes());
+        fix_crc(&mut b);
+        b
+    }
+
+    /// 64 KiB of JSON events with keys and a header, as a producer would
+    /// batch them.
+    fn json_builder() -> BatchBuilder {
+        let mut b = BatchBuilder::new().with_producer(3, 1, 0);
+        for (i, value) in crate::testdata::JsonEvents::new(5)
+            .fill(64 * 1024)
+            .into_iter()
+            .enumerate()
+        {
+            b.push(Record {
+                timestamp_ms: 1_700_000_000_000 + (i as i64 % 7) * 3,
+                key: Some(Bytes::from(format!("ord-{}", i % 50))),
+                value,
+                headers: vec![Header {
+                    key: "content-type".into(),
+                    value: Bytes::from_static(b"application/json"),
+                }],
+            });
+        }
+        b
+    }
+
+    fn assert_in_compressed(err: &BatchError, codec: Compression) -> &BatchError {
+        match err {
+            BatchError::InCompressed { codec: c, error } if *c == codec => error,
+            other => panic!("expected an error in the {codec} records, got {other}"),
+        }
+    }
+
+    #[test]
+    fn compressed_batches_round_trip() {
+        let plain = sample();
+        let plain_h = validate(&plain).expect("valid");
+        let plain_recs = decode_records(&plain).expect("decodes");
+        let builder = {
+            let mut b = BatchBuilder::new().with_producer(7, 2, 100);
+            for r in decode_records(&plain).expect("decodes") {
+                b.push(Record {
+                    timestamp_ms: r.timestamp_ms,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                });
+            }
+            b
+        };
+        assert_eq!(builder.clone().build(), plain);
+        assert_eq!(
+            builder
+                .clone()
+                .build_compressed(Compression::None, Level::Default),
+            Ok(plain.clone())
+        );
+        for codec in CODECS {
+            let batch = builder
+                .clone()
+                .build_compressed(codec, Level::Default)
+                .expect("builds");
+            assert_eq!(batch_compression(&batch), Ok(codec));
+            let h = validate(&batch).expect("valid");
+            assert_eq!(h.attributes & ATTR_CODEC_MASK, codec.attribute());
+            assert_eq!(h.compression(), Ok(codec));
+            assert_eq!(check_integrity(&batch), Ok(h));
+            // The header is the uncompressed batch's but for length, CRC and
+            // codec bits.
+            assert_eq!(
+                BatchHeader {
+                    batch_len: plain_h.batch_len,
+                    crc: plain_h.crc,
+                    attributes: 0,
+                    ..h
+                },
+                plain_h
+            );
+            let mut stamped = batch.to_vec();
+            stamp_base_offset(&mut stamped, 42);
+            let recs = decode_records(&Bytes::from(stamped)).expect("decodes");
+            assert_eq!(recs.len(), plain_recs.len());
+            for (r, p) in recs.iter().zip(&plain_recs) {
+                assert_eq!(r.offset, p.offset + 42);
+                assert_eq!(
+                    (&r.key, &r.value, &r.headers),
+                    (&p.key, &p.value, &p.headers)
+                );
+                assert_eq!(r.timestamp_ms, p.timestamp_ms);
+            }
+        }
+        // JSON compresses; the records stay the same.
+        let b = json_builder();
+        let plain = b.clone().build();
+        let plain_recs = decode_records(&plain).expect("decodes");
+        for codec in CODECS {
+            let batch = b
+                .clone()
+                .build_compressed(codec, Level::Default)
+                .expect("builds");
+            assert!(
+                batch.len() < plain.len() / 2,
+                "{codec}: {} of {}",
+                batch.len(),
+                plain.len()
+            );
+            validate(&batch).expect("valid");
+            assert_eq!(decode_records(&batch).expect("decodes"), plain_recs);
+        }
+        // A level outside the codec's range is refused.
+        assert!(matches!(
+            b.build_compressed(Compression::Zstd, Level::Exact(99)),
+            Err(CompressionError::BadLevel { .. })
+        ));
+    }
+
+    #[test]
+    fn raw_and_xerial_snappy_batches_both_decode() {
+        let plain = sample();
+        let raw = snap::raw::Encoder::new()
+            .compress_vec(&plain[BATCH_HEADER_BYTES..])
+            .expect("raw snappy");
+        let raw_batch = Bytes::from(with_payload(&plain, Compression::Snappy, &raw));
+        let xerial_batch = Bytes::from(compress_batch(&plain, Compression::Snappy));
+        assert_eq!(
+            xerial_batch.get(BATCH_HEADER_BYTES..BATCH_HEADER_BYTES + 8),
+            Some(&compression::SNAPPY_XERIAL_MAGIC[..])
+        );
+        let want = decode_records(&plain).expect("decodes");
+        for batch in [raw_batch, xerial_batch] {
+            validate(&batch).expect("valid");
+            assert_eq!(decode_records(&batch).expect("decodes"), want);
+        }
+    }
+
+    #[test]
+    fn check_integrity_does_not_decompress() {
+        // A CRC-valid gzip batch whose payload is not gzip: the cheap check
+        // passes (the broker validated it before storing it), the full one
+        // does not.
+        let b = with_payload(&sample(), Compression::Gzip, b"not gzip at all");
+        assert!(check_integrity(&b).is_ok());
+        let err = validate(&b).expect_err("not gzip");
+        assert!(
+            matches!(
+                err,
+                BatchError::Decompression(CompressionError::Corrupt {
+                    codec: Compression::Gzip,
+                    ..
+                })
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("gzip payload does not decompress"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn corrupt_compressed_payload_with_valid_crc_refused() {
+        let plain = json_builder().build();
+        for codec in CODECS {
+            let good = compress_batch(&plain, codec);
+            // Break the codec's own framing: the magic, or for snappy the
+            // first xerial block length.
+            let at = BATCH_HEADER_BYTES + if codec == Compression::Snappy { 16 } else { 0 };
+            let mut b = good.clone();
+            b[at] ^= 0xff;
+            fix_crc(&mut b);
+            let err = validate(&b).expect_err("corrupt");
+            assert!(
+                matches!(&err, BatchError::Decompression(CompressionError::Corrupt { codec: c, .. }) if *c == codec),
+                "{codec}: {err}"
+            );
+            assert!(err.to_string().contains("does not decompress"), "{err}");
+            assert_eq!(decode_records(&Bytes::from(b)).expect_err("corrupt"), err);
+            // Any byte of the payload overwritten: never a panic, and what
+            // validates also decodes to record_count records.
+            let step = ((good.len() - BATCH_HEADER_BYTES) / 300).max(1);
+            let mut refused = 0;
+            let mut tried = 0;
+            for pos in (BATCH_HEADER_BYTES..good.len()).step_by(step) {
+                let mut b = good.clone();
+                b[pos] ^= 0x55;
+                fix_crc(&mut b);
+                tried += 1;
+                match validate(&b) {
+                    Ok(h) => {
+                        let recs = decode_records(&Bytes::from(b)).expect("validated decodes");
+                        assert_eq!(recs.len(), h.record_count as usize);
+                    }
+                    Err(e) => {
+                        refused += 1;
+                        assert!(
+                            matches!(
+                                e,
+                                BatchError::Decompression(_) | BatchError::InCompressed { .. }
+                            ),
+                            "{codec} at {pos}: {e}"
+                        );
+                    }
+                }
+            }
+            // Changes that break the codec's framing or the records are
+            // refused; a changed literal inside a value may still decode to
+            // well-formed records (snappy and lz4 carry no checksum here, the
+            // outer CRC is what guards the bytes in transit and on disk).
+            assert!(refused * 4 > tried, "{codec}: {refused} of {tried} refused");
+        }
+    }
+
+    #[test]
+    fn compressed_records_that_disagree_with_the_header_refused() {
+        let plain = sample();
+        for codec in CODECS {
+            // record_count off by one, either way.
+            for count in [2u32, 4] {
+                let mut p = plain.to_vec();
+                p[POS_RECORD_COUNT..POS_RECORD_COUNT + 4].copy_from_slice(&count.to_le_bytes());
+                let b = compress_batch(&p, codec);
+                let err = validate(&b).expect_err("lying count");
+                let inner = assert_in_compressed(&err, codec);
+                assert!(
+                    matches!(
+                        inner,
+                        BatchError::RecordCountMismatch { .. } | BatchError::TrailingBytes { .. }
+                    ),
+                    "{err}"
+                );
+                assert!(
+                    err.to_string().contains(&format!("{codec}-compressed")),
+                    "{err}"
+                );
+                assert_eq!(
+                    decode_records(&Bytes::from(b)).expect_err("lying count"),
+                    err
+                );
+            }
+            let mut p = plain.to_vec();
+            p[POS_LAST_OFFSET_DELTA] = 5;
+            let err = validate(&compress_batch(&p, codec)).expect_err("last delta");
+            assert_eq!(
+                assert_in_compressed(&err, codec),
+                &BatchError::LastOffsetDeltaMismatch {
+                    header: 5,
+                    actual: 2
+                }
+            );
+            let mut p = plain.to_vec();
+            p[POS_MAX_TIMESTAMP..POS_MAX_TIMESTAMP + 8].copy_from_slice(&7i64.to_le_bytes());
+            let err = validate(&compress_batch(&p, codec)).expect_err("max timestamp");
+            assert_eq!(
+                assert_in_compressed(&err, codec),
+                &BatchError::MaxTimestampMismatch {
+                    header: 7,
+                    actual: 1_005
+                }
+            );
+            // Offset delta 1 for the first record, inside the payload.
+            let err = validate(&compress_batch(&raw_batch(&[1, 0, 1, 0, 0]), codec))
+                .expect_err("offset delta");
+            assert_eq!(
+                assert_in_compressed(&err, codec),
+                &BatchError::BadOffsetDelta {
+                    index: 0,
+                    actual: 1
+                }
+            );
+            // A payload that inflates to nothing.
+            let err = validate(&compress_batch(&plain[..BATCH_HEADER_BYTES], codec))
+                .expect_err("no records");
+            assert!(
+                matches!(
+                    assert_in_compressed(&err, codec),
+                    BatchError::RecordCountMismatch {
+                        header: 3,
+                        actual: 0
+                    }
+                ),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn compression_bombs_refused_within_the_limit() {
+        // 100 MiB of zeros as 1 MiB gzip members / zstd frames / lz4
+        // frames back to back: a few hundred KiB that would inflate to
+        // 100 MiB; decoding stops at DECOMPRESSED_BATCH_BYTES_MAX.
+        let mib = vec![0u8; 1024 * 1024];
+        for codec in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
+            let one = compression::compress(codec, Level::Default, &mib).expect("compresses");
+            let b = with_payload(&sample(), codec, &one.repeat(100));
+            let want = BatchError::Decompression(CompressionError::TooLarge {
+                codec,
+                limit: DECOMPRESSED_BATCH_BYTES_MAX,
+            });
+            assert_eq!(validate(&b), Err(want.clone()));
+            assert_eq!(decode_records(&Bytes::from(b)), Err(want.clone()));
+            assert!(
+                want.to_string()
+                    .contains("inflates past the limit of 16777216 bytes")
+            );
+        }
+        // A raw snappy block claiming 4 GiB.
+        let mut lie = Vec::new();
+        varint::put_uvarint(&mut lie, u64::from(u32::MAX));
+        lie.extend_from_slice(&[0, 1]);
+        assert!(matches!(
+            validate(&with_payload(&sample(), Compression::Snappy, &lie)),
+            Err(BatchError::Decompression(CompressionError::TooLarge {
+                codec: Compression::Snappy,
+                limit: DECOMPRESSED_BATCH_BYTES_MAX
+            }))
+        ));
+        // An honest batch whose records are larger than the limit builds,
+        // but is refused the same way.
+        let mut big = BatchBuilder::new();
+        for _ in 0..17 {
+            big.push(rec(0, None, &mib));
+        }
+        assert!(big.encoded_bytes() > DECOMPRESSED_BATCH_BYTES_MAX);
+        let b = big
+            .build_compressed(Compression::Lz4, Level::Default)
+            .expect("builds");
+        assert!(b.len() < BATCH_BYTES_MAX);
+        assert!(matches!(
+            validate(&b),
+            Err(BatchError::Decompression(CompressionError::TooLarge { .. }))
+        ));
+    }
+
+    #[test]
+    fn every_truncation_of_a_compressed_batch_rejected() {
+        let plain = sample();
+        for codec in CODECS {
+            let batch = Bytes::from(compress_batch(&plain, codec));
+            for cut in 0..batch.len() {
+                assert!(
+                    validate(&batch[..cut]).is_err(),
+                    "{codec}: cut at {cut} accepted"
+                );
+                assert!(decode_records(&batch.slice(..cut)).is_err());
+            }
+            // Cut inside the payload with length and CRC made to agree.
+            for cut in BATCH_HEADER_BYTES..batch.len() {
+                let b = with_payload(&batch, codec, &batch[BATCH_HEADER_BYTES..cut]);
+                let err = validate(&b).expect_err("cut payload");
+                assert!(
+                    matches!(
+                        err,
+                        BatchError::Decompression(_) | BatchError::InCompressed { .. }
+                    ),
+                    "{codec} payload cut at {cut}: {err}"
+                );
+                assert!(decode_records(&Bytes::from(b)).is_err());
+            }
+        }
+    }
+
     fn arb_record() -> impl Strategy<Value = Record> {
         (
             any::<i64>(),
@@ -1181,6 +1731,46 @@ mod tests {
                 prop_assert_eq!(&d.key, &r.key);
                 prop_assert_eq!(&d.value, &r.value);
                 prop_assert_eq!(&d.headers, &r.headers);
+            }
+        }
+
+        #[test]
+        fn compressed_round_trip(
+            records in proptest::collection::vec(arb_record(), 1..12),
+            base in any::<u32>(),
+            codec in proptest::sample::select(Compression::ALL.to_vec()),
+        ) {
+            let mut b = BatchBuilder::new();
+            for r in &records {
+                b.push(r.clone());
+            }
+            let mut buf = b.build_compressed(codec, Level::Default).expect("builds").to_vec();
+            stamp_base_offset(&mut buf, u64::from(base));
+            let h = validate(&buf).expect("valid");
+            prop_assert_eq!(h.compression(), Ok(codec));
+            prop_assert_eq!(h.record_count as usize, records.len());
+            let decoded = decode_records(&Bytes::from(buf)).expect("decodes");
+            prop_assert_eq!(decoded.len(), records.len());
+            for (i, (d, r)) in decoded.iter().zip(&records).enumerate() {
+                prop_assert_eq!(d.offset, u64::from(base) + i as u64);
+                prop_assert_eq!(d.timestamp_ms, r.timestamp_ms);
+                prop_assert_eq!(&d.key, &r.key);
+                prop_assert_eq!(&d.value, &r.value);
+                prop_assert_eq!(&d.headers, &r.headers);
+            }
+        }
+
+        #[test]
+        fn garbage_payload_with_valid_crc_never_panics(
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+            codec in proptest::sample::select(Compression::ALL.to_vec()),
+        ) {
+            let b = with_payload(&sample(), codec, &payload);
+            if let Ok(h) = validate(&b) {
+                let recs = decode_records(&Bytes::from(b)).expect("validated decodes");
+                prop_assert_eq!(recs.len(), h.record_count as usize);
+            } else {
+                prop_assert!(decode_records(&Bytes::from(b)).is_err());
             }
         }
 

@@ -2,10 +2,10 @@
 //!
 //! Pure encode/decode, no I/O and no runtime: frames ([`frame`]), request and
 //! response bodies ([`messages`]), the record-batch format used both on the
-//! wire and on disk ([`batch`]), error codes ([`error`]) and naming rules
-//! ([`topic_name`], [`group_name`]). Every decoder is strict (leftover bytes
-//! are an error) and checks every length against the bytes actually present
-//! before using it.
+//! wire and on disk ([`batch`]) and its codecs ([`compression`]), error
+//! codes ([`error`]) and naming rules ([`topic_name`], [`group_name`]).
+//! Every decoder is strict (leftover bytes are an error) and checks every
+//! length against the bytes actually present before using it.
 
 #![forbid(unsafe_code)]
 
@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod batch;
+pub mod compression;
 pub mod error;
 pub mod frame;
 pub mod group_name;
@@ -20,9 +21,11 @@ pub mod messages;
 pub mod partitioner;
 pub mod primitives;
 pub mod secret;
+pub mod testdata;
 pub mod topic_name;
 pub mod varint;
 
+pub use compression::Compression;
 pub use error::ErrorCode;
 pub use frame::FRAME_BYTES_MAX_DEFAULT;
 pub use secret::Secret;
