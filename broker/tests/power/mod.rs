@@ -124,6 +124,10 @@ impl Rig {
         let image = self.tmp.path().join(format!("data{}", self.generation + 1));
         let report = power::cut(&self.data, &image, tail).expect("cut");
         self.stop_old().await;
+        // Only the image is needed from here on: a long torture would
+        // otherwise fill the disk with generations.
+        let _ = std::fs::remove_dir_all(&self.data);
+        let _ = std::fs::remove_dir_all(self.tmp.path().join(format!("shadow{}", self.generation)));
         self.generation += 1;
         self.data = image;
         power::plug_in(
