@@ -45,7 +45,11 @@ mod auth;
 mod clock;
 mod config;
 mod embedded;
-mod fsutil;
+// With `testing`, `fsio::power` (simulated power loss) is public.
+#[cfg(feature = "testing")]
+pub mod fsio;
+#[cfg(not(feature = "testing"))]
+mod fsio;
 #[cfg(feature = "testing")]
 pub mod groups;
 // Without `testing`, the items only tests and benches use look unused.

@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::fsutil::sync_dir;
+use crate::fsio::sync_dir;
 
 /// Ids reserved per durable write: one fsync per 1000 producers, and at most
 /// 1000 ids skipped per restart (of 2^64).
@@ -107,7 +107,7 @@ impl ProducerIds {
         let write = || -> io::Result<()> {
             let mut f = fs::File::create(&tmp)?;
             writeln!(f, "{end}")?;
-            f.sync_all()?;
+            crate::fsio::sync_all(&f, &tmp)?;
             fs::rename(&tmp, &path)?;
             sync_dir(&self.dir)
         };

@@ -27,8 +27,15 @@
 //! acked offset, or below the log start and seen by the witness before
 //! retention deleted it; no message stored twice; offsets contiguous.
 //!
+//! The producers are paced (a pause after each window), so the write rate,
+//! and with it how many seconds of records retention keeps, does not depend
+//! on how fast the build is: a release build used to outrun the group
+//! consumer's rejoin after a restart ("fell behind retention").
+//!
 //! `SKIFF_TORTURE_CYCLES` sets the number of kill/restart cycles (default 5,
-//! well under 30 s). Figures are printed for the record.
+//! well under 30 s); `SKIFF_TORTURE_SECONDS` instead kills and restarts
+//! until that much time has passed. Figures are printed for the record:
+//! cycles, acknowledged, lost, duplicates, retention deletions, commits.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -53,18 +60,20 @@ const PRODUCERS: usize = 3;
 const KEYS_PER_PRODUCER: usize = 8;
 /// Partition size kept by retention: many segments. The group consumer loses
 /// a second or two joining after each restart, so retention has to leave it
-/// that much room (with 256 KiB it fell behind the log start); deletions
-/// now happen only in longer runs (`SKIFF_TORTURE_CYCLES`).
+/// that much room: at the paced rate (`TORTURE_LOAD`, at most ~1,500
+/// records/s of ~170 bytes over 4 partitions, ~64 KiB/s each) 768 KiB is
+/// over 10 s. Deletions happen only in longer runs.
 const RETENTION_BYTES: u64 = 768 * 1024;
 const CYCLES_DEFAULT: u64 = 5;
 /// The topic whose retention deletes segments in every run.
 const RETAINED: &str = "torture-retained";
 const RETAINED_PARTITIONS: u32 = 2;
-/// Its size retention: 4 segments of 8 KiB, a few seconds of its
-/// producer's writes (`RETAINED_LOAD`), so the witness (which stalls for a
-/// moment at each restart) reads everything before it is deleted, while a
-/// default run still deletes a few segments per partition.
-const RETAINED_BYTES: u64 = 32 * 1024;
+/// Its size retention: 8 segments of 8 KiB, about 4 s of its paced
+/// producer's writes (`RETAINED_LOAD`: at most ~300 records/s of ~120
+/// bytes over 2 partitions, ~18 KiB/s each), so the witness (which stalls
+/// for a moment at each restart) reads everything before it is deleted,
+/// while a default run still deletes a few segments per partition.
+const RETAINED_BYTES: u64 = 64 * 1024;
 /// The id of the producer that writes to `RETAINED`.
 const RETAINED_PRODUCER: usize = PRODUCERS;
 
@@ -97,6 +106,7 @@ fn try_start(dir: &Path, config: &Path, port: u16) -> Result<(Skiffd, SocketAddr
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skiffd"))
         // skiffd refuses SKIFF_* variables that are not config keys.
         .env_remove("SKIFF_TORTURE_CYCLES")
+        .env_remove("SKIFF_TORTURE_SECONDS")
         .arg("--config")
         .arg(config)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
@@ -157,20 +167,23 @@ struct Load {
     keyed: bool,
 }
 
+/// Paced: 3 producers x ~20 records per window, a window per >= 40 ms, so
+/// at most ~1,500 records/s in any build.
 const TORTURE_LOAD: Load = Load {
     topic: TOPIC,
     window_max: 40,
     padding_max: 200,
-    pause: Duration::ZERO,
+    pause: Duration::from_millis(40),
     keyed: true,
 };
 
-/// Slow enough for `RETAINED_BYTES` to hold a few seconds of it.
+/// Slow enough for `RETAINED_BYTES` to hold a few seconds of it: ~8
+/// records per window, a window per >= 25 ms.
 const RETAINED_LOAD: Load = Load {
     topic: RETAINED,
     window_max: 16,
     padding_max: 100,
-    pause: Duration::from_millis(10),
+    pause: Duration::from_millis(25),
     keyed: false,
 };
 
@@ -514,21 +527,27 @@ async fn try_read_everything(client: &Client, topic: &str) -> Option<(Vec<u64>, 
     Some((starts, out))
 }
 
+/// How long to run: (cycles, or until this much time has passed).
+fn length_from_env() -> (u64, Option<Duration>) {
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    match var("SKIFF_TORTURE_SECONDS") {
+        Some(s) => (u64::MAX, Some(Duration::from_secs(s))),
+        None => (var("SKIFF_TORTURE_CYCLES").unwrap_or(CYCLES_DEFAULT), None),
+    }
+}
+
 #[test]
 fn crash_torture() {
-    let cycles: u64 = std::env::var("SKIFF_TORTURE_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CYCLES_DEFAULT);
+    let (cycles, duration) = length_from_env();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(cycles));
+    rt.block_on(run(cycles, duration));
 }
 
-async fn run(cycles: u64) {
+async fn run(cycles: u64, duration: Option<Duration>) {
     let began = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
@@ -599,6 +618,9 @@ async fn run(cycles: u64) {
 
     let kills = AtomicU64::new(0);
     for _ in 0..cycles {
+        if duration.is_some_and(|d| began.elapsed() >= d) {
+            break;
+        }
         let run_ms = rand::thread_rng().gen_range(200..1200);
         tokio::time::sleep(Duration::from_millis(run_ms)).await;
         // SIGKILL: no shutdown, no marker, no final fsync.
@@ -690,6 +712,14 @@ async fn run(cycles: u64) {
         "crash torture group: {} commits acknowledged, {} failed, {} members, last acknowledged {:?}, committed after the last crash {:?}, behind {}",
         commits.acked, commits.failed, commits.members, commits.last, committed, commits_behind
     );
+    println!(
+        "crash torture figures: cycles {}, acknowledged {}, lost {}, duplicates 0 (a duplicate fails the check), retention deletions {}, group commits {}",
+        kills.load(Ordering::Relaxed),
+        acked.at.len() + retained_acked.at.len(),
+        tally.lost + retained.lost,
+        tally.deleted + retained.deleted,
+        commits.acked,
+    );
     assert_eq!(tally.lost, 0, "acknowledged messages lost");
     assert_eq!(tally.vanished, 0, "messages seen by the consumer vanished");
     assert_eq!(
@@ -763,7 +793,19 @@ fn check(acked: &Acked, seen: &Seen, starts: &[u64], log: &Seen, keyed: bool) ->
                     tally.expired += 1;
                 }
             }
-            None => tally.lost += 1,
+            None => {
+                // Enough to tell a harness miscount from a real loss.
+                let p_end = log
+                    .range((p, 0)..(p + 1, 0))
+                    .next_back()
+                    .map(|(&(_, o), _)| o + 1);
+                eprintln!(
+                    "lost: {msg:?} acked at {p}/{offset}; log start {}, end {p_end:?}, seen by a reader: {}",
+                    starts[p as usize],
+                    seen.contains_key(&(p, offset))
+                );
+                tally.lost += 1;
+            }
         }
     }
     let mut last: HashMap<(usize, usize), u64> = HashMap::new();

@@ -8,7 +8,6 @@
 //! length against the bytes actually present before using it.
 
 #![forbid(unsafe_code)]
-
 // Decoders face untrusted bytes: no unwrap or expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

@@ -18,7 +18,7 @@ use skiff_protocol::messages::{Operations, ResourceKind, ResourcePattern};
 
 use super::acl::Grant;
 use super::password::PhcHash;
-use crate::fsutil;
+use crate::fsio;
 
 /// The file's name in the data directory.
 pub const SECURITY_FILE: &str = "security.json";
@@ -292,9 +292,9 @@ pub fn save(data_dir: &Path, state: &State) -> Result<(), StoreError> {
     })?;
     let mut f = create_private(&tmp).map_err(io("create", &tmp))?;
     f.write_all(&json).map_err(io("write", &tmp))?;
-    f.sync_all().map_err(io("sync", &tmp))?;
+    fsio::sync_all(&f, &tmp).map_err(io("sync", &tmp))?;
     fs::rename(&tmp, &final_path).map_err(io("rename", &final_path))?;
-    fsutil::sync_dir(data_dir).map_err(|source| StoreError::NotDurable {
+    fsio::sync_dir(data_dir).map_err(|source| StoreError::NotDurable {
         path: data_dir.to_owned(),
         source,
     })?;

@@ -42,7 +42,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use skiff_protocol::messages::TopicPartition;
 use tokio::sync::oneshot;
 
-use crate::fsutil;
+use crate::fsio;
 
 /// The offsets file inside the groups directory.
 pub const OFFSETS_FILE: &str = "offsets.log";
@@ -192,7 +192,7 @@ impl OffsetStore {
         dir: &Path,
         options: OffsetStoreOptions,
     ) -> Result<(Self, OffsetRecovery), OffsetStoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| io_err("create directory", dir, e))?;
+        fsio::create_dir_all(dir).map_err(|e| io_err("create directory", dir, e))?;
         let tmp = dir.join(COMPACT_TMP_FILE);
         if tmp.exists() {
             // An interrupted compaction: the log itself is still whole.
@@ -215,9 +215,9 @@ impl OffsetStore {
             );
             file.set_len(valid_len)
                 .map_err(|e| io_err("truncate", &path, e))?;
-            file.sync_all().map_err(|e| io_err("fsync", &path, e))?;
+            fsio::sync_all(&file, &path).map_err(|e| io_err("fsync", &path, e))?;
         }
-        fsutil::sync_dir(dir).map_err(|e| io_err("fsync directory", dir, e))?;
+        fsio::sync_dir(dir).map_err(|e| io_err("fsync directory", dir, e))?;
         report.groups = map.len();
         let committed = Arc::new(RwLock::new(map));
         let (tx, rx) = mpsc::channel();
@@ -502,8 +502,7 @@ impl Writer {
             .write_all(&self.buf)
             .map_err(|e| io_err("write", &self.path, e))
             .and_then(|()| {
-                self.file
-                    .sync_data()
+                fsio::sync_data(&self.file, &self.path)
                     .map_err(|e| io_err("fdatasync", &self.path, e))
             });
         if let Err(e) = written {
@@ -560,7 +559,7 @@ impl Writer {
             .map_err(|e| io_err("create", &tmp, e))?;
         file.write_all(&snapshot)
             .map_err(|e| io_err("write", &tmp, e))?;
-        file.sync_all().map_err(|e| io_err("fsync", &tmp, e))?;
+        fsio::sync_all(&file, &tmp).map_err(|e| io_err("fsync", &tmp, e))?;
         drop(file);
         std::fs::rename(&tmp, &self.path).map_err(|e| io_err("rename over", &self.path, e))?;
         // From here on the snapshot is the log: until the new file is open
@@ -572,7 +571,7 @@ impl Writer {
             .open(&self.path)
             .map_err(|e| io_err("reopen", &self.path, e))
             .and_then(|file| {
-                fsutil::sync_dir(&self.dir)
+                fsio::sync_dir(&self.dir)
                     .map_err(|e| io_err("fsync directory", &self.dir, e))
                     .map(|()| file)
             });

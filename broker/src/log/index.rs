@@ -201,7 +201,7 @@ impl SegmentIndex {
             let mut f = open_rw(path)?;
             f.set_len(0)?;
             f.write_all(bytes)?;
-            f.sync_all()?;
+            crate::fsio::sync_all(&f, path)?;
         }
         let maps = if entries.is_empty() {
             Maps::Empty

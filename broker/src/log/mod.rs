@@ -143,6 +143,6 @@ impl LogConfig {
 /// durable.
 fn sync_dir(dir: &Path) -> Result<(), LogError> {
     faults::on_dir_sync()
-        .and_then(|()| crate::fsutil::sync_dir(dir))
+        .and_then(|()| crate::fsio::sync_dir(dir))
         .map_err(|e| LogError::io("fsync directory", dir, e))
 }

@@ -699,7 +699,9 @@ impl PartitionLog {
         };
         if sync_now {
             let sync_started = Instant::now();
-            if let Err(e) = super::faults::on_sync().and_then(|()| active.file.sync_data()) {
+            if let Err(e) = super::faults::on_sync()
+                .and_then(|()| crate::fsio::sync_data(&active.file, &active.log_path))
+            {
                 undo(w);
                 active.set_size(start_pos);
                 if w.dirty {
@@ -784,8 +786,7 @@ impl PartitionLog {
             w.next_offset > old.base_offset,
             "a roll leaves a non-empty segment: base offsets strictly increase"
         );
-        old.file
-            .sync_data()
+        crate::fsio::sync_data(&old.file, &old.log_path)
             .map_err(|e| LogError::io("fdatasync", &old.log_path, e))?;
         super::faults::on_synced(&old.log_path, w.write_pos);
         debug_assert!(
@@ -1046,7 +1047,7 @@ impl PartitionLog {
     pub fn flush(&self) -> Result<(), LogError> {
         let mut w = lock(&self.writer);
         if w.dirty {
-            if let Err(e) = w.active.file.sync_data() {
+            if let Err(e) = crate::fsio::sync_data(&w.active.file, &w.active.log_path) {
                 self.fail_stop(&mut w, &e);
                 return Err(LogError::io("fdatasync", &w.active.log_path, e));
             }
@@ -1088,9 +1089,7 @@ impl PartitionLog {
         // marker, so recovery scans the tail and cuts them.
         w.truncate_failed_write()?;
         let active = Arc::clone(&w.active);
-        active
-            .file
-            .sync_data()
+        crate::fsio::sync_data(&active.file, &active.log_path)
             .map_err(|e| LogError::io("fdatasync", &active.log_path, e))?;
         super::faults::on_synced(&active.log_path, w.write_pos);
         w.dirty = false;
@@ -1101,7 +1100,7 @@ impl PartitionLog {
         let marker = self.dir.join(CLEAN_SHUTDOWN_MARKER);
         let f = std::fs::File::create(&marker)
             .map_err(|e| LogError::io("write clean-shutdown marker", &marker, e))?;
-        f.sync_all()
+        crate::fsio::sync_all(&f, &marker)
             .map_err(|e| LogError::io("fsync clean-shutdown marker", &marker, e))?;
         sync_dir(&self.dir)?;
         Ok(())

@@ -334,7 +334,7 @@ impl ProducerStates {
         let write = || -> std::io::Result<()> {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(&bytes)?;
-            f.sync_all()?;
+            crate::fsio::sync_all(&f, &tmp)?;
             fs::rename(&tmp, &path)
         };
         write().map_err(|e| LogError::io("write producer snapshot", &path, e))?;

@@ -74,7 +74,7 @@ pub(crate) fn index_capacity(config: &LogConfig) -> usize {
 
 /// Opens (creating if needed) the partition in `dir` and recovers it.
 pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> {
-    fs::create_dir_all(dir).map_err(io_err("create partition directory", dir))?;
+    crate::fsio::create_dir_all(dir).map_err(io_err("create partition directory", dir))?;
     let marker = dir.join(CLEAN_SHUTDOWN_MARKER);
     let clean = marker.exists();
     if clean {
@@ -200,7 +200,7 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
                 );
                 file.set_len(st.position)
                     .map_err(io_err("truncate segment", &log_path))?;
-                file.sync_all()
+                crate::fsio::sync_all(&file, &log_path)
                     .map_err(io_err("fsync segment", &log_path))?;
                 report.truncated_bytes += cut;
                 report.truncated_at = Some((base, st.position));

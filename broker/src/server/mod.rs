@@ -160,7 +160,7 @@ impl Broker {
             path: config.data_dir.clone(),
             source,
         })?;
-        let dir_lock = crate::fsutil::lock_dir(&config.data_dir).map_err(|source| {
+        let dir_lock = crate::fsio::lock_dir(&config.data_dir).map_err(|source| {
             if source.kind() == std::io::ErrorKind::WouldBlock {
                 BrokerError::DataDirInUse {
                     path: config.data_dir.clone(),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use skiff_protocol::messages::TopicConfig;
 
 use super::TopicError;
-use crate::fsutil;
+use crate::fsio;
 
 /// File name of the metadata inside a topic directory.
 pub const METADATA_FILE: &str = "topic.json";
@@ -88,9 +88,9 @@ impl TopicMetadata {
         let mut f = fs::File::create(&tmp).map_err(io("create topic metadata", &tmp))?;
         f.write_all(&json)
             .map_err(io("write topic metadata", &tmp))?;
-        f.sync_all().map_err(io("sync topic metadata", &tmp))?;
+        fsio::sync_all(&f, &tmp).map_err(io("sync topic metadata", &tmp))?;
         fs::rename(&tmp, &path).map_err(io("rename topic metadata", &path))?;
-        fsutil::sync_dir(dir).map_err(io("sync topic directory", dir))?;
+        fsio::sync_dir(dir).map_err(io("sync topic directory", dir))?;
         Ok(())
     }
 }

@@ -24,7 +24,7 @@ use skiff_protocol::topic_name::{TopicNameError, validate_topic_name};
 
 pub use metadata::TopicMetadata;
 
-use crate::fsutil;
+use crate::fsio;
 use crate::log::{LimitError, LogConfig, LogError, LogLimits, PartitionLog};
 
 /// Prefix of a topic being created (not yet visible).
@@ -131,7 +131,7 @@ impl TopicRegistry {
         partitions_max: u32,
     ) -> Result<Self, TopicError> {
         let root = data_dir.join("topics");
-        fs::create_dir_all(&root).map_err(|source| TopicError::Io {
+        fsio::create_dir_all(&root).map_err(|source| TopicError::Io {
             op: "create topics directory",
             path: root.clone(),
             source,
@@ -168,7 +168,7 @@ impl TopicRegistry {
             let topic = open_topic(&path, meta, &defaults)?;
             topics.insert(name, Arc::new(topic));
         }
-        fsutil::sync_dir(&root).map_err(|source| TopicError::Io {
+        fsio::sync_dir(&root).map_err(|source| TopicError::Io {
             op: "sync topics directory",
             path: root.clone(),
             source,
@@ -238,13 +238,13 @@ impl TopicRegistry {
                 path: dir.clone(),
                 source,
             })?;
-            fsutil::sync_dir(&dir).map_err(|source| TopicError::Io {
+            fsio::sync_dir(&dir).map_err(|source| TopicError::Io {
                 op: "sync partition directory",
                 path: dir.clone(),
                 source,
             })?;
         }
-        fsutil::sync_dir(&staging).map_err(|source| TopicError::Io {
+        fsio::sync_dir(&staging).map_err(|source| TopicError::Io {
             op: "sync topic directory",
             path: staging.clone(),
             source,
@@ -352,7 +352,7 @@ impl TopicRegistry {
     }
 
     fn sync_root(&self) -> Result<(), TopicError> {
-        fsutil::sync_dir(&self.root).map_err(|source| TopicError::Io {
+        fsio::sync_dir(&self.root).map_err(|source| TopicError::Io {
             op: "sync topics directory",
             path: self.root.clone(),
             source,

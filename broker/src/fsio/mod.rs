@@ -1,0 +1,109 @@
+//! The filesystem calls that make something durable, in one place.
+//!
+//! Every fsync/fdatasync of a file, every fsync of a directory and every
+//! directory creation that must survive a power cut goes through this
+//! module, so a power-loss model can watch them: with `cfg(test)` or the
+//! `testing` feature, [`power`] records, per file, the bytes its last
+//! completed sync covered and, per directory, the entries its last completed
+//! fsync covered, and can cut power under a running broker (see its header).
+//! In normal builds the hooks compile away and these are the plain calls.
+//!
+//! Invariants the callers keep (the power-loss tests check them):
+//! - a file's sync goes through [`sync_data`] or [`sync_all`] with the path
+//!   the file was opened at;
+//! - after a file or directory is created, renamed or removed, its parent
+//!   directory is fsynced ([`sync_dir`]) before anything depending on it is
+//!   acknowledged;
+//! - a directory that must exist after a power cut is created with
+//!   [`create_dir_all`], which fsyncs the parent of every directory it
+//!   creates.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod power;
+
+/// fdatasync: the file's data (and the size needed to read it) is durable.
+pub fn sync_data(file: &File, path: &Path) -> io::Result<()> {
+    #[cfg(any(test, feature = "testing"))]
+    let started = power::before_file_sync(file, path)?;
+    #[cfg(not(any(test, feature = "testing")))]
+    let _ = path;
+    file.sync_data()?;
+    #[cfg(any(test, feature = "testing"))]
+    power::after_file_sync(file, path, started)?;
+    Ok(())
+}
+
+/// fsync: the file's data and metadata are durable.
+pub fn sync_all(file: &File, path: &Path) -> io::Result<()> {
+    #[cfg(any(test, feature = "testing"))]
+    let started = power::before_file_sync(file, path)?;
+    #[cfg(not(any(test, feature = "testing")))]
+    let _ = path;
+    file.sync_all()?;
+    #[cfg(any(test, feature = "testing"))]
+    power::after_file_sync(file, path, started)?;
+    Ok(())
+}
+
+/// Fsyncs a directory, making the creation, rename or removal of its entries
+/// durable. Needed after every such change: fsyncing a file does not persist
+/// its directory entry.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(any(test, feature = "testing"))]
+    let before = power::before_dir_sync(dir)?;
+    File::open(dir)?.sync_all()?;
+    #[cfg(any(test, feature = "testing"))]
+    power::after_dir_sync(dir, before)?;
+    Ok(())
+}
+
+/// `create_dir_all` that makes every directory it creates durable: each new
+/// directory's parent is fsynced after the creation (a new directory is only
+/// an entry in its parent until then). Existing directories are left alone.
+pub fn create_dir_all(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_all(parent)?;
+    }
+    match std::fs::create_dir(path) {
+        Ok(()) => {}
+        // Raced with another creator: it syncs its own parent, but syncing
+        // again is harmless and keeps the contract without knowing who won.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+        Err(e) => return Err(e),
+    }
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+/// File name of the data-directory lock.
+pub const DATA_DIR_LOCK_FILE: &str = ".lock";
+
+/// Takes an exclusive, non-blocking `flock` on `<dir>/.lock`, so two brokers
+/// can never open one data directory (the log's memory maps and its single
+/// writer per partition assume they are alone). The lock lives as long as
+/// the returned file and dies with the process, even on SIGKILL. Fails with
+/// `ErrorKind::WouldBlock` when another process holds it.
+pub fn lock_dir(dir: &Path) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(DATA_DIR_LOCK_FILE))?;
+    // SAFETY: plain FFI call on a descriptor `file` owns; no Rust memory.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        Ok(file)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
