@@ -88,6 +88,8 @@ pub use skiff_protocol as protocol;
 pub use skiff_protocol::ErrorCode;
 pub use skiff_protocol::Secret;
 pub use skiff_protocol::batch::Header;
+/// Batch compression settings for [`ProducerConfig`].
+pub use skiff_protocol::compression::{Compression, Level as CompressionLevel};
 /// Longest group name, in bytes: the broker's limit, from
 /// [`protocol::group_name`].
 pub use skiff_protocol::group_name::GROUP_NAME_BYTES_MAX;

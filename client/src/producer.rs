@@ -76,6 +76,7 @@ use skiff_protocol::FRAME_BYTES_MAX_DEFAULT;
 use skiff_protocol::batch::{
     BATCH_BYTES_MAX, BATCH_HEADER_BYTES, BatchBuilder, Header, Record, next_sequence,
 };
+use skiff_protocol::compression::{Compression, Level};
 use skiff_protocol::messages::{
     DescribeTopicRequest, InitProducerIdRequest, PARTITION_AUTO, ProduceRequest, ProduceResponse,
 };
@@ -154,6 +155,14 @@ pub struct ProducerConfig {
     pub retry_backoff_ms: u64,
     /// Deduplicated retries (producer id + sequence; see the module docs).
     pub idempotent: bool,
+    /// Codec the records of each batch are compressed with (none by
+    /// default). A batch is compressed once, when first sent; a retry sends
+    /// the same bytes.
+    pub compression: Compression,
+    /// Level for `compression` (gzip 0-9, zstd -7..=22; ignored by the
+    /// others). Checked by [`Producer::new`]: with a level outside the
+    /// codec's range every `send` fails with [`Error::InvalidArgument`].
+    pub compression_level: Level,
 }
 
 impl Default for ProducerConfig {
@@ -166,6 +175,8 @@ impl Default for ProducerConfig {
             retries_max: RETRIES_MAX_DEFAULT,
             retry_backoff_ms: RETRY_BACKOFF_MS_DEFAULT,
             idempotent: true,
+            compression: Compression::None,
+            compression_level: Level::Default,
         }
     }
 }
@@ -205,6 +216,24 @@ impl ProducerConfig {
     pub fn idempotent(mut self, on: bool) -> Self {
         self.idempotent = on;
         self
+    }
+    /// Sets the batch compression codec.
+    pub fn compression(mut self, codec: Compression) -> Self {
+        self.compression = codec;
+        self
+    }
+    /// Sets the compression level (see [`ProducerConfig::compression_level`]).
+    pub fn compression_level(mut self, level: Level) -> Self {
+        self.compression_level = level;
+        self
+    }
+
+    /// Checks the settings that can be wrong: the compression level against
+    /// the codec's range.
+    pub fn validate(&self) -> Result<()> {
+        self.compression
+            .check_level(self.compression_level)
+            .map_err(|e| Error::InvalidArgument(format!("producer compression: {e}")))
     }
 }
 
@@ -374,6 +403,9 @@ pub struct Producer {
     tx: mpsc::UnboundedSender<Command>,
     buffered_bytes: Arc<AtomicUsize>,
     buffer_bytes_max: usize,
+    /// Why the config was refused (checked once, in `new`): every `send`
+    /// fails with it.
+    config_error: Option<Error>,
 }
 
 #[derive(Debug)]
@@ -389,7 +421,11 @@ enum Command {
 impl Producer {
     /// A producer sending through `client`. Spawns its background task, so
     /// call it inside a tokio runtime.
+    ///
+    /// The config is checked here ([`ProducerConfig::validate`]); if it is
+    /// refused, every `send` fails with that [`Error::InvalidArgument`].
     pub fn new(client: Client, mut config: ProducerConfig) -> Producer {
+        let config_error = config.validate().err();
         if config.idempotent {
             config.in_flight_max = config.in_flight_max.min(IDEMPOTENT_IN_FLIGHT_MAX);
         }
@@ -406,6 +442,7 @@ impl Producer {
             tx,
             buffered_bytes,
             buffer_bytes_max,
+            config_error,
         }
     }
 
@@ -416,6 +453,9 @@ impl Producer {
         let failed = |e| SendFuture {
             state: SendState::Failed(Some(e)),
         };
+        if let Some(e) = &self.config_error {
+            return failed(e.clone());
+        }
         if let Err(e) = validate_topic_name(&record.topic) {
             return failed(e.into());
         }
@@ -877,16 +917,28 @@ impl Task {
                             Err(e) => init_error = Some(e),
                         }
                     }
+                    let (codec, level) = (self.config.compression, self.config.compression_level);
                     match (init_error.is_some(), self.producer) {
                         (true, _) => batch.builder = Some(builder),
                         (false, Some((pid, epoch))) if self.config.idempotent && idempotent => {
                             let seq = self.sequences.entry(key.clone()).or_insert(0);
                             let base = *seq;
-                            *seq = next_sequence(base, builder.len() as u32);
-                            batch.bytes = builder.with_producer(pid, epoch, base).build();
-                            batch.sequenced = true;
+                            let count = builder.len() as u32;
+                            // The sequence advances only for a batch that
+                            // encoded, so a failed encoding leaves no gap.
+                            match encode(builder.with_producer(pid, epoch, base), codec, level) {
+                                Ok(bytes) => {
+                                    *seq = next_sequence(base, count);
+                                    batch.bytes = bytes;
+                                    batch.sequenced = true;
+                                }
+                                Err(e) => init_error = Some(e),
+                            }
                         }
-                        _ => batch.bytes = builder.build(),
+                        _ => match encode(builder, codec, level) {
+                            Ok(bytes) => batch.bytes = bytes,
+                            Err(e) => init_error = Some(e),
+                        },
                     }
                 }
                 let request = ProduceRequest {
@@ -1074,6 +1126,15 @@ impl Task {
     }
 }
 
+/// Encodes a closed batch, its records compressed by `codec` (once: a retry
+/// sends these bytes again). Fails only on a level the config check let
+/// through or an encoder failure, neither of which a retry would fix.
+fn encode(builder: BatchBuilder, codec: Compression, level: Level) -> Result<Bytes> {
+    builder
+        .build_compressed(codec, level)
+        .map_err(|e| Error::InvalidArgument(format!("compressing a batch: {e}")))
+}
+
 fn close_batch(id: u64, open: OpenBatch) -> ClosedBatch {
     ClosedBatch {
         id,
@@ -1113,6 +1174,8 @@ mod tests {
         fail_enqueue: Mutex<VecDeque<Error>>,
         /// (producer id, base sequence, records) of every request.
         sequences: Mutex<Vec<(u64, u32, u32)>>,
+        /// The batch of every request, as sent.
+        batches: Mutex<Vec<Bytes>>,
     }
 
     impl FakeBroker {
@@ -1120,6 +1183,7 @@ mod tests {
         fn append(&self, req: &ProduceRequest) -> Result<ProduceResponse> {
             let records = decode_records(&req.batch).expect("valid batch").len() as u64;
             let h = skiff_protocol::batch::validate(&req.batch).expect("valid batch");
+            self.batches.lock().unwrap().push(req.batch.clone());
             self.sequences
                 .lock()
                 .unwrap()
@@ -1194,6 +1258,7 @@ mod tests {
                 tx,
                 buffered_bytes,
                 buffer_bytes_max: config.buffer_bytes_max,
+                config_error: config.validate().err(),
             },
             broker,
         )
@@ -1351,6 +1416,65 @@ mod tests {
             .collect();
         assert_eq!(offsets, vec![0, 1, 2]);
         assert_eq!(broker.requests.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn each_codec_compresses_the_batch_and_a_retry_sends_the_same_bytes() {
+        for codec in Compression::ALL {
+            let config = ProducerConfig::default()
+                .retry_backoff_ms(1)
+                .compression(codec);
+            let (p, broker) = producer(config);
+            broker
+                .fail_next
+                .lock()
+                .unwrap()
+                .push_back(Error::ConnectionClosed {
+                    broker: "b".into(),
+                    reason: "cut".into(),
+                });
+            let futures: Vec<_> = (0..20)
+                .map(|i| p.send(rec(i).key(format!("k{i}")).header("h", "v")))
+                .collect();
+            for (i, ack) in futures::future::join_all(futures)
+                .await
+                .into_iter()
+                .enumerate()
+            {
+                assert_eq!(ack.unwrap().offset, i as u64, "{codec}");
+            }
+            let batches = broker.batches.lock().unwrap().clone();
+            assert_eq!(batches.len(), 2, "{codec}");
+            assert_eq!(batches[0], batches[1], "{codec}: the retry re-encoded");
+            let batch = &batches[0];
+            assert_eq!(
+                skiff_protocol::batch::batch_compression(batch).unwrap(),
+                codec
+            );
+            let records = decode_records(batch).unwrap();
+            assert_eq!(records.len(), 20);
+            assert_eq!(records[7].value, Bytes::from("value 7"));
+            assert_eq!(records[7].key.as_deref(), Some(&b"k7"[..]));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_level_out_of_the_codec_range_fails_every_send() {
+        let config = ProducerConfig::default()
+            .compression(Compression::Gzip)
+            .compression_level(Level::Exact(10));
+        assert!(matches!(config.validate(), Err(Error::InvalidArgument(_))));
+        let (p, broker) = producer(config);
+        let err = p.send(rec(0)).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidArgument(m) if m.contains("gzip")),
+            "{err}"
+        );
+        assert!(broker.requests.lock().unwrap().is_empty());
+        let ok = ProducerConfig::default()
+            .compression(Compression::Zstd)
+            .compression_level(Level::Exact(-7));
+        ok.validate().unwrap();
     }
 
     #[tokio::test]
