@@ -358,7 +358,11 @@ impl PartitionLog {
     /// waiting: its place in the log (relative to other submits) is fixed
     /// here, so a caller that submits in order and waits concurrently keeps
     /// its order and lets its batches share one write and one fsync. Does not
-    /// block on I/O (a short queue lock and the batch CRC check). If the
+    /// block on I/O: a short queue lock and [`batch::validate`] (the CRC and
+    /// every record; a compressed batch's records are inflated for that, at
+    /// most `DECOMPRESSED_BATCH_BYTES_MAX`, and a batch that does not inflate
+    /// or whose inner records are bad is refused as
+    /// [`LogError::InvalidBatch`], nothing queued). If the
     /// ticket holds the [`Committer`], its holder must run it (see
     /// [`drive`](Self::drive)) or call [`wait`](Self::wait).
     pub fn submit(&self, batch: Bytes) -> Result<AppendTicket, LogError> {
