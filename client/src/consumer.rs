@@ -1121,6 +1121,37 @@ mod tests {
     }
 
     #[test]
+    fn compressed_batches_decode_and_records_below_the_wanted_offset_are_skipped() {
+        use skiff_protocol::compression::{Compression, Level};
+        for codec in Compression::ALL {
+            let mut b = BatchBuilder::new();
+            for v in ["a", "b", "c", "d"] {
+                b.push(Record {
+                    timestamp_ms: 1_000,
+                    key: Some(Bytes::from(format!("k{v}"))),
+                    value: Bytes::from(v),
+                    headers: vec![],
+                });
+            }
+            let mut buf = b.build_compressed(codec, Level::Default).unwrap().to_vec();
+            stamp_base_offset(&mut buf, 20);
+            let topic: Arc<str> = Arc::from("t");
+            let mut out = Default::default();
+            let next = take_records(&topic, 0, 22, &mut None, Bytes::from(buf), &mut out).unwrap();
+            assert_eq!(next, 24, "{codec}");
+            let got: Vec<(u64, &[u8], Option<&[u8]>)> = out
+                .iter()
+                .map(|r| (r.offset, &r.value[..], r.key.as_deref()))
+                .collect();
+            assert_eq!(
+                got,
+                vec![(22, &b"c"[..], Some(&b"kc"[..])), (23, b"d", Some(b"kd"))],
+                "{codec}"
+            );
+        }
+    }
+
+    #[test]
     fn corrupt_batches_are_errors_and_earlier_records_are_kept() {
         let mut buf = batch(0, &["a"]);
         let mut bad = batch(1, &["b"]);
