@@ -142,6 +142,7 @@ Examples:
   skiff produce orders --value '{\"id\": 1}' --key customer-7
   seq 1 100 | skiff produce numbers
   printf 'k1=v1\\nk2=v2\\n' | skiff produce orders --key-separator = --header source=cli
+  seq 1 100000 | skiff produce numbers --compression zstd --compression-level 9
 
 Exits 0 only once every message is acknowledged; prints the count on stderr.")]
     Produce(ProduceArgs),
@@ -205,6 +206,47 @@ mod tests {
     #[test]
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn produce_takes_a_codec_and_a_level() {
+        let cli = Cli::try_parse_from([
+            "skiff",
+            "produce",
+            "t",
+            "--compression",
+            "zstd",
+            "--compression-level",
+            "-3",
+        ])
+        .expect("parses");
+        let Command::Produce(args) = cli.command else {
+            panic!("not produce");
+        };
+        assert_eq!(
+            args.compression.compression,
+            skiff_client::Compression::Zstd
+        );
+        assert_eq!(
+            args.compression.compression_level,
+            skiff_client::CompressionLevel::Exact(-3)
+        );
+        args.compression.check().expect("in range");
+        let cli = Cli::try_parse_from([
+            "skiff",
+            "produce",
+            "t",
+            "--compression",
+            "gzip",
+            "--compression-level",
+            "12",
+        ])
+        .expect("parses");
+        let Command::Produce(args) = cli.command else {
+            panic!("not produce");
+        };
+        assert!(args.compression.check().is_err());
+        assert!(Cli::try_parse_from(["skiff", "produce", "t", "--compression", "brotli"]).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and headers.
 
 use clap::Args;
+use skiff_client::{Compression, CompressionLevel};
 
 /// `skiff produce`
 #[derive(Debug, Args)]
@@ -23,6 +24,35 @@ pub struct ProduceArgs {
     /// Split each stdin line at the first SEP into key and value.
     #[arg(long, value_name = "SEP", conflicts_with = "value")]
     pub key_separator: Option<String>,
+    /// Batch compression codec and level.
+    #[command(flatten)]
+    pub compression: CompressionArgs,
+}
+
+/// `--compression CODEC [--compression-level N]`, shared by the commands that
+/// produce.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct CompressionArgs {
+    /// Compress each batch's records: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, value_name = "CODEC", default_value_t = Compression::None)]
+    pub compression: Compression,
+    /// Level for --compression (gzip 0-9, zstd -7..22; others have none).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = CompressionLevel::Default,
+        allow_negative_numbers = true
+    )]
+    pub compression_level: CompressionLevel,
+}
+
+impl CompressionArgs {
+    /// Checks the level against the codec, naming the flags when refused.
+    pub fn check(&self) -> Result<(), String> {
+        self.compression
+            .check_level(self.compression_level)
+            .map_err(|e| format!("--compression-level: {e}"))
+    }
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {

@@ -22,7 +22,11 @@ const OUTSTANDING_BYTES_MAX: usize = skiff_client::BUFFER_BYTES_MAX_DEFAULT / 2;
 
 /// Runs `skiff produce`.
 pub async fn run(client: &Client, args: ProduceArgs) -> Result<()> {
-    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    args.compression.check().map_err(anyhow::Error::msg)?;
+    let config = ProducerConfig::default()
+        .compression(args.compression.compression)
+        .compression_level(args.compression.compression_level);
+    let producer = Producer::new(client.clone(), config);
     let make = |key: Option<String>, value: String| {
         let mut record = ProducerRecord::new(args.topic.clone(), value);
         if let Some(key) = key.or_else(|| args.key.clone()) {
