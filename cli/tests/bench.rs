@@ -139,3 +139,45 @@ fn e2e_at_a_rate_measures_publish_to_receive() {
     assert!(f(&v, "elapsed_s") >= 0.25, "{v}");
     assert!(v["produce_latency_ms"].is_object(), "{v}");
 }
+
+#[test]
+fn compressed_produce_consume_and_e2e() {
+    let broker = TestBroker::start();
+    // 4700 of 500: the last, short batch is rebuilt and compressed too.
+    let produced = bench(
+        &broker,
+        &[
+            "produce",
+            "--topic",
+            "bc",
+            "--messages",
+            "4700",
+            "--batch",
+            "500",
+            "--compression",
+            "lz4",
+        ],
+    );
+    assert_sane(&produced, 4700, 100);
+    assert_eq!(produced["compression"], "lz4");
+    let consumed = bench(&broker, &["consume", "--topic", "bc"]);
+    assert_sane(&consumed, 4700, 100);
+    let e2e = bench(
+        &broker,
+        &[
+            "e2e",
+            "--topic",
+            "bz",
+            "--messages",
+            "2000",
+            "--size",
+            "64",
+            "--compression",
+            "zstd",
+            "--compression-level",
+            "1",
+        ],
+    );
+    assert_sane(&e2e, 2000, 64);
+    assert_eq!(e2e["compression"], "zstd");
+}

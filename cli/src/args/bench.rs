@@ -4,6 +4,7 @@
 use clap::Args;
 
 use super::group::group_name;
+use super::produce::CompressionArgs;
 
 /// Which load `skiff bench` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,4 +76,8 @@ pub struct BenchArgs {
     /// Print one JSON summary object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// produce/e2e: batch compression (produce compresses its pre-built
+    /// batches once, before the run; e2e compresses each batch it sends).
+    #[command(flatten)]
+    pub compression: CompressionArgs,
 }

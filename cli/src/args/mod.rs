@@ -25,7 +25,7 @@ pub use bench::{BenchArgs, BenchMode};
 pub use consume::ConsumeArgs;
 pub use group::GroupCommand;
 pub use ops::StatusArgs;
-pub use produce::ProduceArgs;
+pub use produce::{CompressionArgs, ProduceArgs};
 pub use topic::{TopicAlterArgs, TopicCommand, TopicCreateArgs};
 pub use user::{TokenCommand, UserAddArgs, UserCommand};
 

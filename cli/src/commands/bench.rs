@@ -49,7 +49,7 @@ use skiff_client::{
     Admin, Client, ClientConfig, Connection, Consumer, ErrorCode, GroupConfig, StartFrom,
 };
 
-use crate::args::{BenchArgs, BenchMode};
+use crate::args::{BenchArgs, BenchMode, CompressionArgs};
 use crate::output;
 
 /// Messages sent when neither `--messages` nor `--duration` is given.
@@ -109,6 +109,8 @@ struct Ctx {
     in_flight: usize,
     producers: usize,
     key_space: Option<u64>,
+    /// Batch compression of the produce and e2e producers.
+    compression: CompressionArgs,
     /// Consume as members of this consumer group (broker-assigned
     /// partitions) through the client's `Consumer`, instead of direct fetches.
     group: Option<String>,
@@ -137,6 +139,7 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
     if args.rate == Some(0) {
         bail!("--rate must be at least 1");
     }
+    args.compression.check().map_err(anyhow::Error::msg)?;
     let config = config.client_id("skiff-bench");
     let partitions = ensure_topic(&config, &args.topic, args.partitions).await?;
     let messages = match (args.messages, args.duration) {
@@ -154,6 +157,7 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
         in_flight: args.in_flight,
         producers: args.producers,
         key_space: args.key_space,
+        compression: args.compression,
         group: args.group.clone(),
         per_producer: messages.map(|n| n.div_ceil(producers)),
         deadline: args
@@ -248,7 +252,7 @@ fn start_progress(
 /// Pre-built batches for one partition. With `--key-space K`, records carry
 /// keys `key-<k>` (k < K) that hash to that partition, so the data is what a
 /// keyed producer would send there.
-fn batch_pool(ctx: &Ctx, partition: u32) -> Vec<Bytes> {
+fn batch_pool(ctx: &Ctx, partition: u32) -> Result<Vec<Bytes>> {
     let keys: Vec<Bytes> = match ctx.key_space {
         Some(k) => (0..k)
             .map(|i| Bytes::from(format!("key-{i}")))
@@ -275,9 +279,17 @@ fn batch_pool(ctx: &Ctx, partition: u32) -> Vec<Bytes> {
                     headers: Vec::new(),
                 });
             }
-            builder.build()
+            encode(ctx, builder)
         })
         .collect()
+}
+
+/// Encodes a batch with the bench's `--compression`.
+fn encode(ctx: &Ctx, builder: BatchBuilder) -> Result<Bytes> {
+    let c = ctx.compression;
+    builder
+        .build_compressed(c.compression, c.compression_level)
+        .context("compressing a batch")
 }
 
 fn unix_ms() -> i64 {
@@ -316,7 +328,9 @@ async fn run_producers(ctx: &Arc<Ctx>, e2e: bool) -> Result<Vec<ActorReport>> {
 /// from the intended send time).
 async fn producer(ctx: Arc<Ctx>, producers: usize, id: usize) -> Result<ActorReport> {
     let conn = Connection::connect(&ctx.config).await?;
-    let pools: Vec<Vec<Bytes>> = (0..ctx.partitions).map(|p| batch_pool(&ctx, p)).collect();
+    let pools: Vec<Vec<Bytes>> = (0..ctx.partitions)
+        .map(|p| batch_pool(&ctx, p))
+        .collect::<Result<_>>()?;
     let mut latency = new_histogram();
     let mut inflight = FuturesUnordered::new();
     let batch = ctx.batch as u64;
@@ -362,7 +376,7 @@ async fn producer(ctx: Arc<Ctx>, producers: usize, id: usize) -> Result<ActorRep
             // The last, short batch.
             let mut short = BatchIter::new(pool[0].clone());
             let full = short.next().context("empty batch pool")??;
-            rebuild_prefix(&full, count as usize)?
+            rebuild_prefix(&ctx, &full, count as usize)?
         };
         let pending = conn
             .enqueue(ProduceRequest {
@@ -403,7 +417,7 @@ fn finish_produce(done: ProduceDone, latency: &mut Histogram<u64>) -> Result<()>
 }
 
 /// A batch of the first `count` records of `full`.
-fn rebuild_prefix(full: &Bytes, count: usize) -> Result<Bytes> {
+fn rebuild_prefix(ctx: &Ctx, full: &Bytes, count: usize) -> Result<Bytes> {
     let mut builder = BatchBuilder::new();
     for r in batch::decode_records(full)?.into_iter().take(count) {
         builder.push(Record {
@@ -413,7 +427,7 @@ fn rebuild_prefix(full: &Bytes, count: usize) -> Result<Bytes> {
             headers: r.headers,
         });
     }
-    Ok(builder.build())
+    encode(ctx, builder)
 }
 
 /// An e2e producer, run on a blocking-pool thread so it can pace with
@@ -476,7 +490,7 @@ async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> 
             .enqueue(ProduceRequest {
                 topic: ctx.topic.clone(),
                 partition,
-                batch: builder.build(),
+                batch: encode(&ctx, builder)?,
             })
             .await?;
         let (latency, failed, ctx2) = (Arc::clone(&latency), Arc::clone(&failed), Arc::clone(&ctx));
@@ -846,6 +860,7 @@ fn summarize(
         "producers": args.producers,
         "consumers": args.consumers,
         "rate": args.rate,
+        "compression": args.compression.compression.name(),
         "messages": messages,
         "bytes": bytes,
         "elapsed_s": wall.as_secs_f64(),
