@@ -9,7 +9,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{RawConn, STEP_TIMEOUT, start_broker};
+use common::{RawConn, next_records, start_broker};
 use skiff_client::{
     Client, ClientConfig, Compression, CompressionLevel, ConsumedRecord, Consumer, ConsumerConfig,
     Producer, ProducerConfig, ProducerRecord, StartFrom, TopicConfig,
@@ -80,16 +80,7 @@ async fn consume_from(client: &Client, topic: &str, from: u64, n: usize) -> Vec<
         .assign(topic, [0], StartFrom::Offset(from))
         .await
         .expect("assign");
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let record = tokio::time::timeout(STEP_TIMEOUT, consumer.next())
-            .await
-            .expect("records arrive in time")
-            .expect("stream goes on")
-            .expect("no error");
-        out.push(record);
-    }
-    out
+    next_records(&mut consumer, n).await
 }
 
 fn assert_same(got: &ConsumedRecord, sent: &ProducerRecord, offset: u64) {

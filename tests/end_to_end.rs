@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{RawConn, STEP_TIMEOUT, start_broker, test_config};
+use common::{RawConn, STEP_TIMEOUT, next_records, start_broker, test_config};
 use skiff_broker::Broker;
 use skiff_client::{
     Client, ClientConfig, Consumer, ConsumerConfig, Error, Producer, ProducerConfig,
@@ -38,16 +38,7 @@ async fn consume_n(client: &Client, topic: &str, n: usize) -> Vec<skiff_client::
         .assign_all(topic, StartFrom::Earliest)
         .await
         .expect("assign");
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let record = tokio::time::timeout(STEP_TIMEOUT, consumer.next())
-            .await
-            .expect("records arrive in time")
-            .expect("stream goes on")
-            .expect("no error");
-        out.push(record);
-    }
-    out
+    next_records(&mut consumer, n).await
 }
 
 #[tokio::test]

@@ -21,6 +21,24 @@ use tokio_util::codec::Framed;
 /// How long any single step of a test may wait before it fails.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The next `n` records of `consumer`, each arriving within
+/// [`STEP_TIMEOUT`]; any error fails the test.
+pub async fn next_records(
+    consumer: &mut skiff_client::Consumer,
+    n: usize,
+) -> Vec<skiff_client::ConsumedRecord> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let record = tokio::time::timeout(STEP_TIMEOUT, consumer.next())
+            .await
+            .expect("records arrive in time")
+            .expect("stream goes on")
+            .expect("no error");
+        out.push(record);
+    }
+    out
+}
+
 /// A broker config for tests: port 0 in `dir`.
 pub fn test_config(dir: &Path) -> BrokerConfig {
     BrokerConfig {
