@@ -6,6 +6,11 @@
 //! cannot stall accepting. Plaintext connections are served on the socket's
 //! owned halves (no lock per read or write); TLS ones on `tokio::io::split`
 //! halves, since one TLS session reads and writes through shared state.
+//!
+//! The permits are the one count of open connections: the
+//! `skiff_connections_open` gauge is set from them at scrape time, never
+//! counted here (a process-wide gauge bumped by every broker in a test
+//! process raced the scrape).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,7 +51,6 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             drop(stream);
             continue;
         };
-        metrics::gauge!(crate::telemetry::names::CONNECTIONS).increment(1.0);
         // Small responses (acks, fetch polls) must not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let conn_shared = Arc::clone(&shared);
@@ -76,7 +80,6 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     }
                 }
             }
-            metrics::gauge!(crate::telemetry::names::CONNECTIONS).decrement(1.0);
             drop(permit);
         });
     }
