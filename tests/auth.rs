@@ -34,6 +34,7 @@ fn secure_config(dir: &Path) -> BrokerConfig {
         users: vec![BootstrapUser {
             name: ADMIN.into(),
             password_hash: hash_password(ADMIN_PW).expect("hash"),
+            scram: None,
             admin: true,
         }],
         ..test_config(dir)

@@ -16,6 +16,7 @@ fn secure_broker() -> TestBroker {
         c.users = vec![BootstrapUser {
             name: "admin".into(),
             password_hash: hash_password(ADMIN_PW).expect("hash"),
+            scram: None,
             admin: true,
         }]
     })

@@ -1,6 +1,8 @@
 //! Authentication and authorization.
 //!
 //! - [`password`]: argon2id hashes of user passwords (PHC strings).
+//! - [`scram`]: SCRAM-SHA-256/512 credentials of a password (stored beside
+//!   its argon2 hash) and the broker's side of a SCRAM login.
 //! - [`token`]: API tokens, stored as SHA-256 digests.
 //! - [`acl`]: a user's grants and the rule that evaluates them.
 //! - [`store`]: `<data_dir>/security.json`, replaced atomically.
@@ -30,6 +32,7 @@
 
 pub mod acl;
 pub mod password;
+pub mod scram;
 pub mod store;
 pub mod throttle;
 pub mod token;
@@ -44,27 +47,101 @@ use skiff_protocol::messages::{
 };
 
 pub use password::{HashError, PhcHash, hash_password};
+pub use scram::{ScramError, ScramMechanism, ScramSecrets};
 pub use store::StoreError;
 
 use store::{State, User};
 
 /// Longest user name, in bytes: long enough for an email address.
 pub const USER_NAME_BYTES_MAX: usize = 128;
+/// Longest SASL PLAIN message accepted, in bytes: a user name, a password
+/// and an authorization id fit many times over.
+// Used by the Kafka front end's SASL (issue #16), which is being wired.
+#[cfg_attr(not(test), allow(dead_code))]
+pub const SASL_PLAIN_BYTES_MAX: usize = 1024;
+
+/// A SCRAM login between the client's first and final messages.
+#[derive(Debug)]
+// Used by the Kafka front end's SASL (issue #16), which is being wired.
+#[cfg_attr(not(test), allow(dead_code))]
+pub struct ScramLogin {
+    exchange: scram::ScramExchange,
+    /// The user's id and password epoch when it exists with SCRAM
+    /// credentials.
+    found: Option<(u64, u64)>,
+}
 
 /// A user created or updated at every start, from the config file
 /// (`[[users]]`) or `SKIFF_ADMIN_USER`/`SKIFF_ADMIN_PASSWORD`. Its password
-/// hash and admin flag replace the stored ones; its grants and tokens are
-/// kept.
+/// hash, SCRAM credentials and admin flag replace the stored ones; its
+/// grants and tokens are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "BootstrapUserText", into = "BootstrapUserText")]
 pub struct BootstrapUser {
     /// The user name.
     pub name: String,
     /// An argon2id PHC string (`skiffd hash-password` makes one).
     pub password_hash: PhcHash,
+    /// The same password's SCRAM credentials (`skiffd hash-password --toml`
+    /// prints them); `None`: Kafka clients sign in with PLAIN only.
+    pub scram: Option<ScramSecrets>,
     /// Whether the user is an admin.
-    #[serde(default)]
     pub admin: bool,
+}
+
+impl BootstrapUser {
+    /// A bootstrap user from a plain password: its argon2 hash and SCRAM
+    /// credentials. Blocking (one argon2 run and the PBKDF2 runs).
+    pub fn from_password(name: &str, password: &str, admin: bool) -> Result<Self, HashError> {
+        Ok(BootstrapUser {
+            name: name.to_owned(),
+            password_hash: hash_password(password)?,
+            scram: Some(ScramSecrets::derive(password)),
+            admin,
+        })
+    }
+}
+
+/// A `[[users]]` entry as written in the config file.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BootstrapUserText {
+    name: String,
+    password_hash: PhcHash,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scram_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scram_sha512: Option<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+impl TryFrom<BootstrapUserText> for BootstrapUser {
+    type Error = String;
+
+    fn try_from(t: BootstrapUserText) -> Result<Self, String> {
+        let scram = ScramSecrets::from_texts(t.scram_sha256.as_deref(), t.scram_sha512.as_deref())
+            .map_err(|e| format!("user {:?}: {e}", t.name))?;
+        Ok(BootstrapUser {
+            name: t.name,
+            password_hash: t.password_hash,
+            scram,
+            admin: t.admin,
+        })
+    }
+}
+
+impl From<BootstrapUser> for BootstrapUserText {
+    fn from(u: BootstrapUser) -> Self {
+        let (scram_sha256, scram_sha512) = ScramSecrets::to_texts(u.scram.as_ref());
+        BootstrapUserText {
+            name: u.name,
+            password_hash: u.password_hash,
+            scram_sha256,
+            scram_sha512,
+            admin: u.admin,
+        }
+    }
 }
 
 /// Why a security operation failed.
@@ -91,6 +168,9 @@ pub enum SecurityError {
     /// A password could not be hashed.
     #[error(transparent)]
     Hash(#[from] HashError),
+    /// A SCRAM login failed (bad message, or wrong user or password).
+    #[error(transparent)]
+    Scram(#[from] ScramError),
 }
 
 /// The broker's users, tokens and grants.
@@ -194,9 +274,12 @@ impl Security {
         for b in bootstrap {
             validate_user_name(&b.name)?;
             let user = state.user_entry(&b.name);
-            if user.password_hash.as_ref() != Some(&b.password_hash) || user.admin != b.admin {
+            if user.password_hash.as_ref() != Some(&b.password_hash)
+                || user.scram != b.scram
+                || user.admin != b.admin
+            {
                 user.admin = b.admin;
-                state.set_password(&b.name, b.password_hash.clone());
+                state.set_password(&b.name, b.password_hash.clone(), b.scram.clone());
                 changed = true;
             }
         }
@@ -285,6 +368,89 @@ impl Security {
         }
     }
 
+    /// Checks a SASL PLAIN message (`authzid NUL user NUL password`, RFC
+    /// 4616) as a password login. An authorization id, when given, must be
+    /// the user itself. Blocking (one argon2 run).
+    // Used by the Kafka front end's SASL (issue #16), which is being wired.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn authenticate_plain(&self, message: &[u8]) -> Result<Principal, SecurityError> {
+        const MALFORMED: &str = "SASL PLAIN message is not authzid NUL user NUL password";
+        if message.len() > SASL_PLAIN_BYTES_MAX {
+            return Err(SecurityError::AuthenticationFailed(
+                "SASL PLAIN message is longer than 1024 bytes",
+            ));
+        }
+        let text = std::str::from_utf8(message)
+            .map_err(|_| SecurityError::AuthenticationFailed(MALFORMED))?;
+        let mut parts = text.split('\0');
+        let (Some(authzid), Some(user), Some(password), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(SecurityError::AuthenticationFailed(MALFORMED));
+        };
+        if !authzid.is_empty() && authzid != user {
+            return Err(SecurityError::AuthenticationFailed(
+                "SASL PLAIN authorization id must be empty or the user itself",
+            ));
+        }
+        let credentials = Credentials::Password {
+            user: user.to_owned(),
+            password: password.to_owned().into(),
+        };
+        match self.authenticate(&credentials)? {
+            Some(p) => Ok(p),
+            // Only when auth is off and no password was given: a login
+            // needs a user that exists.
+            None => Err(SecurityError::AuthenticationFailed(
+                "unknown user or wrong password or token",
+            )),
+        }
+    }
+
+    /// Starts a SCRAM login from the client's first message; answers the
+    /// server's first message. Cheap: the PBKDF2 work was done when the
+    /// password was set.
+    // Used by the Kafka front end's SASL (issue #16), which is being wired.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn scram_start(
+        &self,
+        mechanism: ScramMechanism,
+        client_first: &[u8],
+    ) -> Result<(ScramLogin, String), SecurityError> {
+        let mut found = None;
+        let (exchange, server_first) =
+            scram::ScramExchange::start(mechanism, client_first, |name| {
+                let state = self.read();
+                let u = state.users.get(name)?;
+                let credential = u.scram.as_ref()?.get(mechanism).clone();
+                found = Some((u.id, u.password_epoch));
+                Some(credential)
+            })?;
+        Ok((ScramLogin { exchange, found }, server_first))
+    }
+
+    /// Checks the client's final SCRAM message: who signed in, and the
+    /// server's final message. The session is a password session of the
+    /// password read at the start (a change in between ends it).
+    // Used by the Kafka front end's SASL (issue #16), which is being wired.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn scram_finish(
+        &self,
+        login: ScramLogin,
+        client_final: &[u8],
+    ) -> Result<(Principal, String), SecurityError> {
+        let name: Arc<str> = Arc::from(login.exchange.user());
+        let server_final = login.exchange.finish(client_final)?;
+        let (user_id, epoch) = login.found.ok_or(ScramError::Refused)?;
+        let principal = Principal {
+            name,
+            user_id,
+            credential: SessionCredential::Password { epoch },
+        };
+        self.check_session(&principal)?;
+        Ok((principal, server_final))
+    }
+
     /// Whether the principal may do `op` on `kind`/`name` (admins may do
     /// anything). An error (`AuthenticationFailed`) when its session is no
     /// longer valid.
@@ -358,6 +524,7 @@ impl Security {
             return Err(SecurityError::Invalid("the password is empty".into()));
         }
         let hash = hash_password(password)?;
+        let scram = ScramSecrets::derive(password);
         self.change(actor, |state| {
             if state.users.is_empty() && !admin {
                 return Err(SecurityError::Invalid(format!(
@@ -372,7 +539,7 @@ impl Security {
             }
             let created = !state.users.contains_key(name);
             state.user_entry(name).admin = admin;
-            state.set_password(name, hash);
+            state.set_password(name, hash, Some(scram));
             Ok(created)
         })
     }
@@ -587,6 +754,87 @@ mod tests {
     }
 
     #[test]
+    fn kafka_sasl_logins_plain_and_scram_use_the_same_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Security::open(dir.path(), &[]).unwrap();
+        s.put_user(None, "admin", "pw", true).unwrap();
+        assert_eq!(
+            s.authenticate_plain(b"\0admin\0pw").unwrap().name(),
+            "admin"
+        );
+        assert_eq!(
+            s.authenticate_plain(b"admin\0admin\0pw").unwrap().name(),
+            "admin"
+        );
+        for bad in [
+            &b"\0admin\0nope"[..],
+            b"\0ghost\0pw",
+            b"other\0admin\0pw",
+            b"admin",
+            b"\0a\0b\0c",
+        ] {
+            assert!(s.authenticate_plain(bad).is_err(), "{bad:?}");
+        }
+        let scram = |s: &Security, m: ScramMechanism, user: &str, pw: &str| {
+            let bare = format!("n={user},r=nonce1");
+            let (login, server_first) = s.scram_start(m, format!("n,,{bare}").as_bytes())?;
+            let fin = scram::tests::client_final(m, pw, &bare, &server_first);
+            s.scram_finish(login, fin.as_bytes())
+        };
+        for m in ScramMechanism::ALL {
+            let (p, server_final) = scram(&s, m, "admin", "pw").unwrap();
+            assert_eq!(p.name(), "admin");
+            assert!(server_final.starts_with("v="));
+            assert!(scram(&s, m, "admin", "nope").is_err());
+            assert!(scram(&s, m, "ghost", "pw").is_err());
+        }
+        // Stored with the user: a restart keeps SCRAM working.
+        drop(s);
+        let s = Security::open(dir.path(), &[]).unwrap();
+        let (admin, _) = scram(&s, ScramMechanism::Sha512, "admin", "pw").unwrap();
+        // A new password ends the SCRAM session, as any password session.
+        s.put_user(Some(&admin), "admin", "pw2", true).unwrap();
+        assert!(s.check_session(&admin).is_err());
+        assert!(scram(&s, ScramMechanism::Sha256, "admin", "pw2").is_ok());
+        // A bare `[[users]]` hash has no SCRAM credentials: PLAIN only.
+        let boot = BootstrapUser {
+            name: "old".into(),
+            password_hash: hash_password("pw").unwrap(),
+            scram: None,
+            admin: true,
+        };
+        let s = Security::open(dir.path(), &[boot]).unwrap();
+        assert!(s.authenticate_plain(b"\0old\0pw").is_ok());
+        assert!(scram(&s, ScramMechanism::Sha256, "old", "pw").is_err());
+        let with = BootstrapUser::from_password("old", "pw", true).unwrap();
+        let s = Security::open(dir.path(), &[with]).unwrap();
+        assert!(scram(&s, ScramMechanism::Sha256, "old", "pw").is_ok());
+    }
+
+    #[test]
+    fn bootstrap_users_read_scram_lines_as_hash_password_prints_them() {
+        let u = BootstrapUser::from_password("kafka", "pw", false).unwrap();
+        let toml_text = toml::to_string(&u).unwrap();
+        assert!(toml_text.contains("scram_sha256 = \"salt="), "{toml_text}");
+        let back: BootstrapUser = toml::from_str(&toml_text).unwrap();
+        assert_eq!(back, u);
+        let only_one = toml_text
+            .lines()
+            .filter(|l| !l.starts_with("scram_sha512"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let err = toml::from_str::<BootstrapUser>(&only_one).unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
+        let bad = toml_text.replace("iterations=4096", "iterations=1");
+        let err = toml::from_str::<BootstrapUser>(&bad).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("scram_sha256: SCRAM credential iterations 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn sessions_end_with_their_credentials() {
         let dir = tempfile::tempdir().unwrap();
         let s = Security::open(dir.path(), &[]).unwrap();
@@ -695,6 +943,7 @@ mod tests {
         let boot = BootstrapUser {
             name: "root".into(),
             password_hash: hash_password("pw").unwrap(),
+            scram: None,
             admin: true,
         };
         let s = Security::open(dir.path(), std::slice::from_ref(&boot)).unwrap();

@@ -18,6 +18,7 @@ use skiff_protocol::messages::{Operations, ResourceKind, ResourcePattern};
 
 use super::acl::Grant;
 use super::password::PhcHash;
+use super::scram::ScramSecrets;
 use crate::fsio;
 
 /// The file's name in the data directory.
@@ -79,6 +80,10 @@ pub struct User {
     pub password_epoch: u64,
     /// The password hash; `None`: the user signs in with tokens only.
     pub password_hash: Option<PhcHash>,
+    /// The password's SCRAM credentials (Kafka clients' SCRAM logins);
+    /// `None` for a password set before skiff kept them, or given as a
+    /// bare `[[users]]` hash: such a user signs in with PLAIN only.
+    pub scram: Option<ScramSecrets>,
     /// May do anything, including managing users and grants.
     pub admin: bool,
     /// SHA-256 digests (hex) of the user's API tokens.
@@ -134,11 +139,13 @@ impl State {
         user
     }
 
-    /// Sets a user's password hash, ending the sessions of its old one.
-    pub fn set_password(&mut self, name: &str, hash: PhcHash) {
+    /// Sets a user's password hash and SCRAM credentials (both from the
+    /// same password, or no SCRAM), ending the sessions of its old one.
+    pub fn set_password(&mut self, name: &str, hash: PhcHash, scram: Option<ScramSecrets>) {
         let epoch = self.fresh_id();
         let user = self.user_entry(name);
         user.password_hash = Some(hash);
+        user.scram = scram;
         user.password_epoch = epoch;
     }
 
@@ -160,6 +167,11 @@ struct FileState {
 struct FileUser {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     password_hash: Option<PhcHash>,
+    /// Kafka's text form of each SCRAM credential (see `auth::scram`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scram_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scram_sha512: Option<String>,
     #[serde(default)]
     admin: bool,
     #[serde(default)]
@@ -234,6 +246,8 @@ pub fn load(data_dir: &Path) -> Result<State, StoreError> {
                 operations,
             });
         }
+        let scram = ScramSecrets::from_texts(u.scram_sha256.as_deref(), u.scram_sha512.as_deref())
+            .map_err(|e| corrupt(format!("user {name:?}: {e}")))?;
         let id = state.fresh_id();
         let password_epoch = state.fresh_id();
         state.users.insert(
@@ -242,6 +256,7 @@ pub fn load(data_dir: &Path) -> Result<State, StoreError> {
                 id,
                 password_epoch,
                 password_hash: u.password_hash,
+                scram,
                 admin: u.admin,
                 tokens: u.token_digests.into_iter().collect(),
                 grants,
@@ -260,8 +275,11 @@ pub fn save(data_dir: &Path, state: &State) -> Result<(), StoreError> {
             .users
             .iter()
             .map(|(name, u)| {
+                let (scram_sha256, scram_sha512) = ScramSecrets::to_texts(u.scram.as_ref());
                 let user = FileUser {
                     password_hash: u.password_hash.clone(),
+                    scram_sha256,
+                    scram_sha512,
                     admin: u.admin,
                     token_digests: u.tokens.iter().cloned().collect(),
                     grants: u

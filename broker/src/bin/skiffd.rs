@@ -76,11 +76,17 @@ struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Tool {
     /// Read a password from stdin (one line), print its argon2id PHC hash
-    /// for a `[[users]]` entry's `password_hash`.
+    /// for a `[[users]]` entry's `password_hash` (with --toml: that line and
+    /// the SCRAM credentials Kafka clients' SCRAM logins need).
     #[command(
-        after_help = "Examples:\n  skiffd hash-password < password.txt\n  printf '%s' \"$PW\" | skiffd hash-password"
+        after_help = "Examples:\n  skiffd hash-password < password.txt\n  printf '%s' \"$PW\" | skiffd hash-password\n  printf '%s' \"$PW\" | skiffd hash-password --toml   # password_hash, scram_sha256, scram_sha512 lines"
     )]
-    HashPassword,
+    HashPassword {
+        /// Print `password_hash`, `scram_sha256` and `scram_sha512` lines
+        /// for a `[[users]]` entry instead of the bare hash.
+        #[arg(long)]
+        toml: bool,
+    },
 }
 
 /// How log lines are written (to stderr).
@@ -106,8 +112,8 @@ fn main() -> ExitCode {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    if let Some(Tool::HashPassword) = args.command {
-        return match hash_password_from_stdin() {
+    if let Some(Tool::HashPassword { toml }) = args.command {
+        return match hash_password_from_stdin(toml) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("skiffd: error: {e:#}");
@@ -177,13 +183,23 @@ fn run(args: Args) -> anyhow::Result<()> {
     })
 }
 
-/// `skiffd hash-password`: the first line of stdin, hashed.
-fn hash_password_from_stdin() -> anyhow::Result<()> {
+/// `skiffd hash-password`: the first line of stdin, hashed (with `toml`,
+/// as the credential lines of a `[[users]]` entry).
+fn hash_password_from_stdin(toml: bool) -> anyhow::Result<()> {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     let password = line.trim_end_matches(['\r', '\n']);
     anyhow::ensure!(!password.is_empty(), "no password on stdin");
-    println!("{}", hash_password(password)?.as_str());
+    if !toml {
+        println!("{}", hash_password(password)?.as_str());
+        return Ok(());
+    }
+    let user = BootstrapUser::from_password("-", password, false)?;
+    println!("password_hash = \"{}\"", user.password_hash.as_str());
+    if let Some(s) = &user.scram {
+        println!("scram_sha256 = \"{}\"", s.sha256.to_text());
+        println!("scram_sha512 = \"{}\"", s.sha512.to_text());
+    }
     Ok(())
 }
 
@@ -207,13 +223,9 @@ fn add_admin_from_env(config: &mut BrokerConfig) -> anyhow::Result<()> {
         _ => anyhow::bail!("{ADMIN_USER_ENV} and {ADMIN_PASSWORD_ENV} must be set together"),
     };
     anyhow::ensure!(!password.is_empty(), "{ADMIN_PASSWORD_ENV} is empty");
-    let password_hash = hash_password(&password)?;
+    let admin = BootstrapUser::from_password(&name, &password, true)?;
     config.users.retain(|u| u.name != name);
-    config.users.push(BootstrapUser {
-        name,
-        password_hash,
-        admin: true,
-    });
+    config.users.push(admin);
     Ok(())
 }
 

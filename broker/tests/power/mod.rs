@@ -76,6 +76,7 @@ impl Rig {
             config.users = vec![BootstrapUser {
                 name: ADMIN.into(),
                 password_hash: hash.clone(),
+                scram: None,
                 admin: true,
             }];
         }
