@@ -227,8 +227,14 @@ fn json_payload_compresses_and_random_does_not() {
         "{json_zstd} {json_none}"
     );
     // The log stores what was sent: disk = wire for one run into a new topic.
-    assert_eq!(json_zstd["disk_bytes"], json_zstd["wire_bytes"], "{json_zstd}");
+    assert_eq!(
+        json_zstd["disk_bytes"], json_zstd["wire_bytes"],
+        "{json_zstd}"
+    );
     let consumed = bench(&broker, &["consume", "--topic", "jz"]);
     assert_sane(&consumed, 3000, 500);
-    assert_eq!(consumed["wire_bytes"], json_zstd["wire_bytes"], "{consumed}");
+    assert_eq!(
+        consumed["wire_bytes"], json_zstd["wire_bytes"],
+        "{consumed}"
+    );
 }

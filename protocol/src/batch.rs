@@ -620,9 +620,14 @@ impl ValidBatch {
             });
         }
         let attributes = (self.header.attributes & !ATTR_CODEC_MASK) | codec.attribute();
-        seal_header(&mut buf, attributes);
+        let (batch_len, crc) = seal_header(&mut buf, attributes);
         let bytes = Bytes::from(buf);
-        let header = BatchHeader::parse(&bytes).expect("the header was copied whole");
+        let header = BatchHeader {
+            batch_len,
+            crc,
+            attributes,
+            ..self.header
+        };
         // Assert in pairs: what was re-encoded checks as the original did.
         debug_assert_eq!(
             validate(&bytes).map(|h| h.record_count),
@@ -644,13 +649,15 @@ impl ValidBatch {
 }
 
 /// Fills in the fields of a batch header that depend on its body: the
-/// length (from `buf`'s size), the attributes, and last the CRC.
-fn seal_header(buf: &mut [u8], attributes: u16) {
+/// length (from `buf`'s size), the attributes, and last the CRC. Returns
+/// the length and CRC written.
+fn seal_header(buf: &mut [u8], attributes: u16) -> (u32, u32) {
     let batch_len = (buf.len() - BATCH_LEN_PREFIX_BYTES) as u32;
     buf[POS_BATCH_LEN..POS_BATCH_LEN + 4].copy_from_slice(&batch_len.to_le_bytes());
     buf[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&attributes.to_le_bytes());
     let crc = crc32fast::hash(&buf[BATCH_CRC_START..]);
     buf[POS_CRC..POS_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    (batch_len, crc)
 }
 
 /// The uncompressed view of a compressed batch: its header followed by its
