@@ -37,7 +37,10 @@
 //! cover the compressed bytes, which the log stores unchanged.
 //! [`check_integrity`] never decompresses; [`validate`] and [`decode_records`]
 //! inflate the records within [`DECOMPRESSED_BATCH_BYTES_MAX`] and check them
-//! as they check an uncompressed batch's.
+//! as they check an uncompressed batch's. [`ValidBatch`] is a batch that
+//! passed [`validate`], carried from the check to the log so it is not
+//! checked (or inflated) twice, and re-encoded with another codec by
+//! [`ValidBatch::recompress`] when a topic's policy asks for one.
 //!
 //! Invariants: the CRC leaves out `base_offset` and `batch_len`, so stamping
 //! the offset never recomputes it. Decoders never panic on bad input and never
