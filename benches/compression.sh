@@ -93,6 +93,15 @@ row() {
         "$(awk -v c="$ccpu" -v m="$m" 'BEGIN { print c * 1e6 / m }')"
 }
 
+# total and steal CPU ticks so far (all CPUs, /proc/stat): steal is time
+# this VM's CPUs were ready but the host ran something else.
+cpu_ticks() {
+    local _cpu user nice sys idle iowait irq softirq steal _rest
+    read -r _cpu user nice sys idle iowait irq softirq steal _rest </proc/stat
+    echo "$((user + nice + sys + idle + iowait + irq + softirq + steal)) $steal $((idle + iowait))"
+}
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+TICKS_BEFORE=$(cpu_ticks)
 ROWS=()
 for codec in $CODECS; do
     echo "produce + consume, $codec" >&2
@@ -104,7 +113,10 @@ for codec in $CODECS; do
     ROWS+=("$(row "consume-$codec" consume "$codec" "$du_bytes")")
 done
 
+TICKS_AFTER=$(cpu_ticks)
 echo
+echo "load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$TICKS_BEFORE $TICKS_AFTER" | awk '{ t = $4 - $1; printf "over the runs: steal %.0f%%, idle %.0f%% of all CPU time\n", 100 * ($5 - $2) / t, 100 * ($6 - $3) / t }'
 echo "fsync always, 1 producer, 1 partition, $MESSAGES JSON events of $SIZE bytes, batches of $BATCH"
 echo '| mode    | codec |   msgs/s | logical MB/s | disk B/msg | du B/msg | payload/disk | broker CPU s/M msgs | bench CPU s/M msgs |'
 echo '|---|---|---|---|---|---|---|---|---|'
