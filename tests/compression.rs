@@ -11,6 +11,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use bytes::{Bytes, BytesMut};
 use common::{RawConn, next_records, start_broker};
 use skiff_client::{
@@ -25,8 +27,9 @@ use skiff_protocol::batch::{
 use skiff_protocol::compression::compress;
 use skiff_protocol::messages::{
     CreateTopicRequest, DescribeTopicRequest, FetchRequest, ListTopicsRequest, ProduceRequest,
+    ProduceResponse, Request,
 };
-use skiff_protocol::primitives::Encode;
+use skiff_protocol::primitives::{Encode, decode_body};
 
 /// Byte position of the attributes in a batch header.
 const POS_ATTRIBUTES: usize = 17;
@@ -475,5 +478,95 @@ async fn an_unknown_compression_on_the_wire_is_refused_naming_the_field() {
     assert!(message.contains("compression"), "{message}");
     let topics = conn.call(ListTopicsRequest).await.unwrap();
     assert!(topics.topics.is_empty(), "nothing was created");
+    broker.shutdown().await.unwrap();
+}
+
+/// Batch `i` of the pipelining test: `records` JSON events whose keys name
+/// the batch, compressed with `codec`.
+fn tagged_batch(i: usize, records: usize, codec: Compression) -> Bytes {
+    let mut events = skiff_protocol::testdata::JsonEvents::new(i as u64);
+    let mut b = BatchBuilder::new();
+    for r in 0..records {
+        b.push(Record {
+            timestamp_ms: 1,
+            key: Some(Bytes::from(format!("{i}:{r}"))),
+            value: Bytes::from(events.next_json()),
+            headers: Vec::new(),
+        });
+    }
+    b.build_compressed(codec, CompressionLevel::Default)
+        .expect("compresses")
+}
+
+/// Pipelined produces on one connection, alternating big zstd batches
+/// (checked on the blocking pool) and small plain ones (checked in place),
+/// are stored in the order they were sent, on a topic that stores them as
+/// sent and on one that recompresses every batch: the ordered pipeline
+/// waits for each check before the next produce starts.
+#[tokio::test]
+async fn pipelined_plain_and_compressed_produces_land_in_send_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let client = client_for(broker.local_addr()).await;
+    create_with(&client, "as-sent", TopicCompression::Producer).await;
+    create_with(&client, "lz4", TopicCompression::Codec(Compression::Lz4)).await;
+    const BATCHES: usize = 16;
+    for topic in ["as-sent", "lz4"] {
+        let mut conn = RawConn::handshaken(broker.local_addr()).await;
+        let mut wire = BytesMut::new();
+        let mut sizes = Vec::new();
+        for i in 0..BATCHES {
+            let (records, codec) = if i % 2 == 0 {
+                (2000, Compression::Zstd)
+            } else {
+                (3, Compression::None)
+            };
+            sizes.push(records as u64);
+            let mut body = BytesMut::new();
+            ProduceRequest {
+                topic: topic.into(),
+                partition: 0,
+                batch: tagged_batch(i, records, codec),
+            }
+            .encode(&mut body);
+            skiff_protocol::frame::encode_request_frame(
+                1000 + i as u32,
+                ProduceRequest::API_KEY as u16,
+                ProduceRequest::API_VERSION,
+                &body,
+                &mut wire,
+            );
+        }
+        // Every request in one write: they are all in the pipeline at once.
+        conn.write_bytes(&wire).await;
+        let mut base = BTreeMap::new();
+        for _ in 0..BATCHES {
+            let frame = conn.recv().await.expect("a response");
+            assert_eq!(frame.error_code, ErrorCode::None, "{topic}");
+            let r: ProduceResponse = decode_body(frame.body).expect("decodes");
+            base.insert(frame.correlation_id - 1000, r.base_offset);
+        }
+        // Offsets follow the send order: batch i starts where i - 1 ended.
+        let mut expected = 0;
+        for (i, size) in sizes.iter().enumerate() {
+            assert_eq!(base.get(&(i as u32)), Some(&expected), "{topic}: batch {i}");
+            expected += size;
+        }
+        let total = expected as usize;
+        let got = consume_from(&client, topic, 0, total).await;
+        assert_eq!(got.len(), total);
+        let order: Vec<usize> = got
+            .iter()
+            .map(|r| {
+                let key =
+                    String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned();
+                key.split(':')
+                    .next()
+                    .and_then(|b| b.parse().ok())
+                    .expect("batch tag")
+            })
+            .collect();
+        assert!(order.is_sorted(), "{topic}: records out of send order");
+    }
     broker.shutdown().await.unwrap();
 }
