@@ -532,9 +532,10 @@ pub enum RecompressError {
     /// The codec's encoder failed.
     #[error("cannot recompress the batch: {0}")]
     Encode(#[from] CompressionError),
-    /// The re-encoded batch is larger than any batch may be (incompressible
-    /// records inflated by `codec`'s framing, or compressed records stored
-    /// as `none`).
+    /// The re-encoded batch is larger than any batch may be: incompressible
+    /// records close to the limit, grown by `codec`'s framing. (Stored as
+    /// `none`, records always fit: they inflated within
+    /// [`DECOMPRESSED_BATCH_BYTES_MAX`], which is [`BATCH_BYTES_MAX`].)
     #[error(
         "the batch re-encoded as {codec} is {bytes} bytes, above the {max}-byte batch limit (BATCH_BYTES_MAX)"
     )]
