@@ -1542,6 +1542,32 @@ mod tests {
     }
 
     #[test]
+    fn recompression_past_the_batch_limit_is_refused() {
+        // One incompressible record filling a plain batch to the limit: lz4's
+        // framing makes it larger than any batch may be.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let value: Vec<u8> = (0..BATCH_BYTES_MAX - BATCH_HEADER_BYTES - 16)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let mut b = BatchBuilder::new();
+        b.push(rec(1, None, &value));
+        let plain = ValidBatch::check(b.build()).expect("fits");
+        assert!(plain.bytes().len() <= BATCH_BYTES_MAX);
+        match plain.recompress(Compression::Lz4, Level::Default) {
+            Err(RecompressError::TooLarge { codec, bytes, max }) => {
+                assert_eq!((codec, max), (Compression::Lz4, BATCH_BYTES_MAX));
+                assert!(bytes > BATCH_BYTES_MAX);
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn compressed_batches_round_trip() {
         let plain = sample();
         let plain_h = validate(&plain).expect("valid");
