@@ -4,20 +4,32 @@
 //! the records from its offset on; a compressed batch whose records do not
 //! inflate, whose inflated records lie, or that inflates past
 //! `DECOMPRESSED_BATCH_BYTES_MAX` (a compression bomb) is refused with
-//! `CorruptBatch`, its CRC correct, and the log end does not move.
+//! `CorruptBatch`, its CRC correct, and the log end does not move. A topic's
+//! compression policy (`producer` or a codec) decides what is stored: a
+//! `zstd` topic holds only zstd batches whatever the producer sent, the
+//! records unchanged; the policy is altered live and survives a restart.
 
 mod common;
 
-use bytes::Bytes;
+use std::collections::BTreeMap;
+
+use bytes::{Bytes, BytesMut};
 use common::{RawConn, next_records, start_broker};
 use skiff_client::{
-    Client, ClientConfig, Compression, CompressionLevel, ConsumedRecord, Consumer, ConsumerConfig,
-    Producer, ProducerConfig, ProducerRecord, StartFrom, TopicConfig,
+    AlterTopicRequest, Client, ClientConfig, Compression, CompressionLevel, ConsumedRecord,
+    Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, StartFrom,
+    TopicCompression, TopicConfig,
 };
 use skiff_protocol::ErrorCode;
-use skiff_protocol::batch::{BATCH_HEADER_BYTES, BatchBuilder, Record, batch_compression};
+use skiff_protocol::batch::{
+    BATCH_HEADER_BYTES, BatchBuilder, BatchIter, Record, batch_compression, validate,
+};
 use skiff_protocol::compression::compress;
-use skiff_protocol::messages::{DescribeTopicRequest, ProduceRequest};
+use skiff_protocol::messages::{
+    CreateTopicRequest, DescribeTopicRequest, FetchRequest, ListTopicsRequest, ProduceRequest,
+    ProduceResponse, Request,
+};
+use skiff_protocol::primitives::{Encode, decode_body};
 
 /// Byte position of the attributes in a batch header.
 const POS_ATTRIBUTES: usize = 17;
@@ -300,4 +312,261 @@ async fn a_compression_bomb_is_refused_and_nothing_is_stored() {
     }
     assert_eq!(end_offset(&mut conn, "bomb").await, 0, "nothing was stored");
     broker.shutdown().await.expect("shutdown");
+}
+
+/// The codec of every batch stored in partition 0 of `topic`, read from the
+/// raw bytes a fetch returns (the stored bytes, as the log holds them).
+async fn stored_codecs(conn: &mut RawConn, topic: &str) -> Vec<Compression> {
+    let fetched = conn
+        .call(FetchRequest {
+            topic: topic.into(),
+            partition: 0,
+            offset: 0,
+            max_bytes: 16 << 20,
+            max_wait_ms: 0,
+        })
+        .await
+        .expect("fetch");
+    BatchIter::new(fetched.records)
+        .map(|b| {
+            let b = b.expect("whole batch");
+            validate(&b).expect("stored batch is valid");
+            batch_compression(&b).expect("codec")
+        })
+        .collect()
+}
+
+async fn create_with(client: &Client, topic: &str, compression: TopicCompression) {
+    client
+        .admin()
+        .create_topic(
+            topic,
+            TopicConfig {
+                partitions: 1,
+                compression,
+                ..TopicConfig::default()
+            },
+        )
+        .await
+        .expect("create topic");
+}
+
+#[tokio::test]
+async fn a_zstd_topic_stores_zstd_batches_whatever_the_producer_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let client = client_for(broker.local_addr()).await;
+    let zstd = TopicCompression::Codec(Compression::Zstd);
+    create_with(&client, "policed", zstd).await;
+    create_with(&client, "as-sent", TopicCompression::Producer).await;
+    let mut sent = Vec::new();
+    let mut offsets = Vec::new();
+    for (round, codec) in [Compression::None, Compression::Lz4, Compression::Zstd]
+        .into_iter()
+        .enumerate()
+    {
+        let p = producer(&client, codec);
+        let records: Vec<_> = (round * 200..(round + 1) * 200)
+            .map(|i| record("policed", i))
+            .collect();
+        let as_sent: Vec<_> = (round * 200..(round + 1) * 200)
+            .map(|i| record("as-sent", i))
+            .collect();
+        offsets.extend(send_all(&p, records.clone()).await);
+        send_all(&p, as_sent).await;
+        sent.extend(records);
+        p.flush().await.expect("flush");
+    }
+    let mut conn = RawConn::handshaken(broker.local_addr()).await;
+    let policed = stored_codecs(&mut conn, "policed").await;
+    assert!(policed.len() >= 3, "{policed:?}");
+    assert!(
+        policed.iter().all(|c| *c == Compression::Zstd),
+        "{policed:?}"
+    );
+    // The control topic keeps each producer's codec.
+    let as_sent = stored_codecs(&mut conn, "as-sent").await;
+    for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
+        assert!(as_sent.contains(&codec), "{codec} missing in {as_sent:?}");
+    }
+    // Records, offsets, timestamps, keys and headers are what was sent.
+    assert_eq!(offsets, (0..sent.len() as u64).collect::<Vec<_>>());
+    let got = consume_from(&client, "policed", 0, sent.len()).await;
+    assert_eq!(got.len(), sent.len());
+    for (i, (g, s)) in got.iter().zip(&sent).enumerate() {
+        assert_same(g, s, i as u64);
+    }
+    let d = client.admin().describe_topic("policed").await.unwrap();
+    assert_eq!(d.config.compression, zstd);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn compression_is_altered_live_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let client = client_for(broker.local_addr()).await;
+    create(&client, "t").await;
+    let p = producer(&client, Compression::Lz4);
+    let mut sent: Vec<_> = (0..50).map(|i| record("t", i)).collect();
+    send_all(&p, sent.clone()).await;
+    let none = TopicCompression::Codec(Compression::None);
+    let config = client
+        .admin()
+        .alter_topic(AlterTopicRequest {
+            name: "t".into(),
+            compression: Some(none),
+            ..AlterTopicRequest::default()
+        })
+        .await
+        .expect("alter");
+    assert_eq!(config.compression, none);
+    let more: Vec<_> = (50..100).map(|i| record("t", i)).collect();
+    send_all(&p, more.clone()).await;
+    sent.extend(more);
+    let mut conn = RawConn::handshaken(broker.local_addr()).await;
+    let codecs = stored_codecs(&mut conn, "t").await;
+    // Batches stored before the change stay lz4; later ones are plain.
+    assert_eq!(codecs.first(), Some(&Compression::Lz4), "{codecs:?}");
+    assert_eq!(codecs.last(), Some(&Compression::None), "{codecs:?}");
+    assert!(
+        codecs.is_sorted_by_key(|c| *c == Compression::None),
+        "{codecs:?}"
+    );
+    drop((p, conn, client));
+    broker.shutdown().await.unwrap();
+
+    let broker = start_broker(dir.path()).await;
+    let client = client_for(broker.local_addr()).await;
+    let d = client.admin().describe_topic("t").await.unwrap();
+    assert_eq!(d.config.compression, none);
+    let p = producer(&client, Compression::Lz4);
+    let last: Vec<_> = (100..150).map(|i| record("t", i)).collect();
+    send_all(&p, last.clone()).await;
+    sent.extend(last);
+    let mut conn = RawConn::handshaken(broker.local_addr()).await;
+    let codecs = stored_codecs(&mut conn, "t").await;
+    assert_eq!(codecs.last(), Some(&Compression::None), "{codecs:?}");
+    let got = consume_from(&client, "t", 0, sent.len()).await;
+    for (i, (g, s)) in got.iter().zip(&sent).enumerate() {
+        assert_same(g, s, i as u64);
+    }
+    assert_eq!(got.len(), sent.len());
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unknown_compression_on_the_wire_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let mut conn = RawConn::handshaken(broker.local_addr()).await;
+    let mut body = BytesMut::new();
+    CreateTopicRequest {
+        name: "t".into(),
+        config: TopicConfig {
+            partitions: 1,
+            ..TopicConfig::default()
+        },
+    }
+    .encode(&mut body);
+    // The last byte is the compression tag: 9 names no policy.
+    let last = body.len() - 1;
+    body[last] = 9;
+    let frame = conn.send_raw(1, 1, body.freeze()).await;
+    assert_eq!(frame.error_code, ErrorCode::MalformedRequest);
+    let message = common::error_message(frame.body);
+    assert!(message.contains("compression"), "{message}");
+    let topics = conn.call(ListTopicsRequest).await.unwrap();
+    assert!(topics.topics.is_empty(), "nothing was created");
+    broker.shutdown().await.unwrap();
+}
+
+/// Batch `i` of the pipelining test: `records` JSON events whose keys name
+/// the batch, compressed with `codec`.
+fn tagged_batch(i: usize, records: usize, codec: Compression) -> Bytes {
+    let mut events = skiff_protocol::testdata::JsonEvents::new(i as u64);
+    let mut b = BatchBuilder::new();
+    for r in 0..records {
+        b.push(Record {
+            timestamp_ms: 1,
+            key: Some(Bytes::from(format!("{i}:{r}"))),
+            value: Bytes::from(events.next_json()),
+            headers: Vec::new(),
+        });
+    }
+    b.build_compressed(codec, CompressionLevel::Default)
+        .expect("compresses")
+}
+
+/// Pipelined produces on one connection, alternating big zstd batches
+/// (checked on the blocking pool) and small plain ones (checked in place),
+/// are stored in the order they were sent, on a topic that stores them as
+/// sent and on one that recompresses every batch: the ordered pipeline
+/// waits for each check before the next produce starts.
+#[tokio::test]
+async fn pipelined_plain_and_compressed_produces_land_in_send_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let client = client_for(broker.local_addr()).await;
+    create_with(&client, "as-sent", TopicCompression::Producer).await;
+    create_with(&client, "lz4", TopicCompression::Codec(Compression::Lz4)).await;
+    const BATCHES: usize = 16;
+    for topic in ["as-sent", "lz4"] {
+        let mut conn = RawConn::handshaken(broker.local_addr()).await;
+        let mut wire = BytesMut::new();
+        let mut sizes = Vec::new();
+        for i in 0..BATCHES {
+            let (records, codec) = if i % 2 == 0 {
+                (2000, Compression::Zstd)
+            } else {
+                (3, Compression::None)
+            };
+            sizes.push(records as u64);
+            let mut body = BytesMut::new();
+            ProduceRequest {
+                topic: topic.into(),
+                partition: 0,
+                batch: tagged_batch(i, records, codec),
+            }
+            .encode(&mut body);
+            skiff_protocol::frame::encode_request_frame(
+                1000 + i as u32,
+                ProduceRequest::API_KEY as u16,
+                ProduceRequest::API_VERSION,
+                &body,
+                &mut wire,
+            );
+        }
+        // Every request in one write: they are all in the pipeline at once.
+        conn.write_bytes(&wire).await;
+        let mut base = BTreeMap::new();
+        for _ in 0..BATCHES {
+            let frame = conn.recv().await.expect("a response");
+            assert_eq!(frame.error_code, ErrorCode::None, "{topic}");
+            let r: ProduceResponse = decode_body(frame.body).expect("decodes");
+            base.insert(frame.correlation_id - 1000, r.base_offset);
+        }
+        // Offsets follow the send order: batch i starts where i - 1 ended.
+        let mut expected = 0;
+        for (i, size) in sizes.iter().enumerate() {
+            assert_eq!(base.get(&(i as u32)), Some(&expected), "{topic}: batch {i}");
+            expected += size;
+        }
+        let total = expected as usize;
+        let got = consume_from(&client, topic, 0, total).await;
+        assert_eq!(got.len(), total);
+        let order: Vec<usize> = got
+            .iter()
+            .map(|r| {
+                let key =
+                    String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned();
+                key.split(':')
+                    .next()
+                    .and_then(|b| b.parse().ok())
+                    .expect("batch tag")
+            })
+            .collect();
+        assert!(order.is_sorted(), "{topic}: records out of send order");
+    }
+    broker.shutdown().await.unwrap();
 }

@@ -102,9 +102,18 @@ async fn unknown_apis_versions_and_bad_bodies_get_errors_on_a_live_connection() 
 
     // CreateTopic whose body is garbage.
     let frame = conn
-        .send_raw(1, 0, Bytes::from_static(&[0xff, 0xff, 1, 2, 3]))
+        .send_raw(1, 1, Bytes::from_static(&[0xff, 0xff, 1, 2, 3]))
         .await;
     assert_eq!(frame.error_code, ErrorCode::MalformedRequest);
+
+    // CreateTopic version 0 (before the compression policy) is told the
+    // version served, not misread.
+    let frame = conn
+        .send_raw(1, 0, Bytes::from_static(&[0xff, 0xff, 1, 2, 3]))
+        .await;
+    assert_eq!(frame.error_code, ErrorCode::UnsupportedVersion);
+    let message = common::error_message(frame.body);
+    assert!(message.contains("serves version 1"), "{message}");
 
     // The connection still serves well-formed requests.
     conn.call(CreateTopicRequest {

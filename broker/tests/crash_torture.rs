@@ -5,7 +5,9 @@
 //! few batches) and size retention, and a group consumer (skiff-client
 //! `Consumer::with_group`, manual commits every few tens of ms; a new member
 //! joins after each restart or failed commit) reads everything and records
-//! every commit the broker acknowledged.
+//! every commit the broker acknowledged. The producers compress differently
+//! (`PRODUCER_CODECS`: one plain, one lz4, one zstd), so the partitions mix
+//! compressed and plain batches and every check below holds for both.
 //!
 //! Checked at the end, after a last restart:
 //! - every acknowledged message is in the log exactly once, at the offset
@@ -47,10 +49,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use skiff_client::{
-    AutoCommit, Client, ClientConfig, Consumer, ConsumerConfig, GroupConfig, Producer,
+    AutoCommit, Client, ClientConfig, Compression, Consumer, ConsumerConfig, GroupConfig, Producer,
     ProducerConfig, ProducerRecord,
 };
-use skiff_protocol::batch::{BatchIter, decode_records};
+use skiff_protocol::batch::{BatchIter, batch_compression, decode_records};
 use skiff_protocol::messages::{FetchOffsetsRequest, FetchRequest, TopicConfig, TopicPartition};
 use tokio::sync::Mutex;
 
@@ -58,6 +60,11 @@ const TOPIC: &str = "torture";
 const PARTITIONS: u32 = 4;
 const PRODUCERS: usize = 3;
 const KEYS_PER_PRODUCER: usize = 8;
+/// Each `TOPIC` producer's batch codec (by producer id): idempotence,
+/// recovery and the exactly-once checks must hold for compressed batches as
+/// for plain ones, side by side in one partition.
+const PRODUCER_CODECS: [Compression; PRODUCERS] =
+    [Compression::None, Compression::Lz4, Compression::Zstd];
 /// Partition size kept by retention: many segments. The group consumer loses
 /// a second or two joining after each restart, so retention has to leave it
 /// that much room: at the paced rate (`TORTURE_LOAD`, at most ~1,500
@@ -194,6 +201,9 @@ async fn produce(
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<Acked>>,
 ) -> u64 {
+    // The retained topic's producer stays plain: its retention is sized for
+    // uncompressed bytes.
+    let codec = PRODUCER_CODECS.get(id).copied().unwrap_or_default();
     let client = Client::lazy(
         ClientConfig::new(addr.to_string())
             .reconnect_backoff(20, 200, 50)
@@ -204,7 +214,8 @@ async fn produce(
         ProducerConfig::default()
             .linger_ms(2)
             .retries_max(40)
-            .retry_backoff_ms(50),
+            .retry_backoff_ms(50)
+            .compression(codec),
     );
     let mut seqs = [0u64; KEYS_PER_PRODUCER];
     let mut rng = rand::rngs::StdRng::from_entropy();
@@ -469,10 +480,11 @@ async fn fetch_committed(addr: SocketAddr) -> BTreeMap<u32, Option<u64>> {
         .collect()
 }
 
-/// Every record of every partition, read from the log start. Retention may
-/// still delete a segment between the describe and a fetch (it runs every
-/// 100 ms); the read then starts over from the new log start.
-async fn read_everything(addr: SocketAddr, topic: &str) -> (Vec<u64>, Seen) {
+/// Every record of every partition, read from the log start, and the codecs
+/// of the batches that hold them. Retention may still delete a segment
+/// between the describe and a fetch (it runs every 100 ms); the read then
+/// starts over from the new log start.
+async fn read_everything(addr: SocketAddr, topic: &str) -> (Vec<u64>, Seen, Codecs) {
     let client = Client::connect(ClientConfig::new(addr.to_string()))
         .await
         .expect("connect");
@@ -487,13 +499,17 @@ async fn read_everything(addr: SocketAddr, topic: &str) -> (Vec<u64>, Seen) {
 /// Full reads attempted before giving up on a moving log start.
 const READ_ATTEMPTS_MAX: usize = 10;
 
-async fn try_read_everything(client: &Client, topic: &str) -> Option<(Vec<u64>, Seen)> {
+/// The codecs of the batches read.
+type Codecs = std::collections::BTreeSet<u16>;
+
+async fn try_read_everything(client: &Client, topic: &str) -> Option<(Vec<u64>, Seen, Codecs)> {
     let desc = client
         .admin()
         .describe_topic(topic)
         .await
         .expect("describe");
     let mut out = Seen::new();
+    let mut codecs = Codecs::new();
     let mut starts = Vec::new();
     for p in desc.partitions {
         starts.push(p.log_start_offset);
@@ -516,7 +532,9 @@ async fn try_read_everything(client: &Client, topic: &str) -> Option<(Vec<u64>, 
                 Err(e) => panic!("fetch: {e}"),
             };
             for batch in BatchIter::new(resp.records) {
-                for r in decode_records(&batch.expect("batch")).expect("records") {
+                let batch = batch.expect("batch");
+                codecs.insert(batch_compression(&batch).expect("codec").attribute());
+                for r in decode_records(&batch).expect("records") {
                     assert_eq!(r.offset, offset, "offset reused or skipped");
                     out.insert((p.partition, r.offset), r.value);
                     offset += 1;
@@ -524,7 +542,7 @@ async fn try_read_everything(client: &Client, topic: &str) -> Option<(Vec<u64>, 
             }
         }
     }
-    Some((starts, out))
+    Some((starts, out, codecs))
 }
 
 /// How long to run: (cycles, or until this much time has passed).
@@ -646,8 +664,8 @@ async fn run(cycles: u64, duration: Option<Duration>) {
     broker.0.kill().expect("kill");
     let _ = broker.0.wait();
     let (_broker, addr) = start(&data, &config, port);
-    let (starts, log) = read_everything(addr, TOPIC).await;
-    let (retained_starts, retained_log) = read_everything(addr, RETAINED).await;
+    let (starts, log, codecs) = read_everything(addr, TOPIC).await;
+    let (retained_starts, retained_log, _) = read_everything(addr, RETAINED).await;
     let committed = fetch_committed(addr).await;
 
     let acked = acked.lock().await;
@@ -737,6 +755,8 @@ async fn run(cycles: u64, duration: Option<Duration>) {
         "{RETAINED}: retention deleted nothing, so this run did not exercise it"
     );
     assert!(!acked.at.is_empty(), "nothing was acknowledged");
+    let expected: Codecs = PRODUCER_CODECS.iter().map(|c| c.attribute()).collect();
+    assert_eq!(codecs, expected, "the log holds every producer's codec");
     assert_eq!(commits_behind, 0, "committed offsets went backwards");
     assert!(commits.acked > 0, "no commit was acknowledged");
 }

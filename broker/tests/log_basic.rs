@@ -408,3 +408,86 @@ fn partition_log_is_send_and_sync() {
     assert_eq!(decode_records(&b).expect("valid").len(), 2);
     assert_eq!(BatchIter::new(b).count(), 1);
 }
+
+/// A zstd batch of `records` JSON order events (about 500 bytes each) from
+/// the event stream `events`; returns it with its uncompressed size.
+fn json_zstd_batch(
+    events: &mut skiff_protocol::testdata::JsonEvents,
+    records: usize,
+    ts: i64,
+) -> (Bytes, usize) {
+    let mut b = skiff_protocol::batch::BatchBuilder::new();
+    for _ in 0..records {
+        b.push(skiff_protocol::batch::Record {
+            timestamp_ms: ts,
+            key: None,
+            value: Bytes::from(events.next_json()),
+            headers: Vec::new(),
+        });
+    }
+    let plain = b.encoded_bytes();
+    let batch = b
+        .build_compressed(
+            skiff_protocol::Compression::Zstd,
+            skiff_protocol::compression::Level::Default,
+        )
+        .expect("compresses");
+    (batch, plain)
+}
+
+#[test]
+fn retention_by_size_counts_compressed_bytes_on_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let retention_bytes: u64 = 48 * 1024;
+    let mut config = small_config(Durability::Never);
+    config.segment_bytes = 4096;
+    config.retention_bytes = Some(retention_bytes);
+    let (log, _) = open(dir.path(), config);
+    let mut events = skiff_protocol::testdata::JsonEvents::new(15);
+    // Phase 1: three times the retention limit in logical (uncompressed)
+    // bytes, which zstd stores in less than the limit: nothing may go.
+    let (mut logical, mut records) = (0usize, 0u64);
+    while logical < 3 * retention_bytes as usize {
+        let (batch, plain) = json_zstd_batch(&mut events, 20, 1_000);
+        log.append(batch).expect("append");
+        logical += plain;
+        records += 20;
+    }
+    let stored = log.size_bytes();
+    assert!(
+        stored < retention_bytes,
+        "zstd should store {logical} logical bytes in under {retention_bytes}, stored {stored}"
+    );
+    assert!(
+        log.segment_base_offsets().len() > 3,
+        "small segments rolled"
+    );
+    assert_eq!(log.enforce_retention(1_000).expect("retention"), 0);
+    assert_eq!(log.log_start_offset(), 0);
+    assert_eq!(read_all(&log, 1 << 20).len() as u64, records);
+    // Phase 2: the compressed bytes pass the limit: whole old segments go,
+    // and what stays is at least the limit and under the limit plus one
+    // segment (the rule counts bytes on disk).
+    while log.size_bytes() < 2 * retention_bytes {
+        let (batch, _) = json_zstd_batch(&mut events, 20, 1_000);
+        log.append(batch).expect("append");
+        records += 20;
+    }
+    let deleted = log.enforce_retention(1_000).expect("retention");
+    assert!(deleted > 0, "compressed segments over the limit were kept");
+    let kept = log.size_bytes();
+    let largest_segment = 4096 + 16 * 1024;
+    assert!(
+        kept >= retention_bytes && kept < retention_bytes + largest_segment,
+        "kept {kept} bytes for retention_bytes {retention_bytes}"
+    );
+    assert!(log.log_start_offset() > 0);
+    // What is left decodes (inflates) from the new log start to the end.
+    let left = read_all(&log, 1 << 20);
+    assert_eq!(
+        left.len() as u64,
+        records - log.log_start_offset(),
+        "every record above the log start is readable"
+    );
+    assert_eq!(left.first().map(|r| r.offset), Some(log.log_start_offset()));
+}

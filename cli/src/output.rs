@@ -94,6 +94,7 @@ pub fn description_json(d: &DescribeTopicResponse) -> Value {
             "retention_bytes": d.config.retention_bytes,
             "segment_bytes": d.config.segment_bytes,
             "segment_ms": d.config.segment_ms,
+            "compression": d.config.compression.name(),
         },
         "partitions": d.partitions.iter().map(|p| json!({
             "partition": p.partition,

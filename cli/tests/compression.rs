@@ -67,3 +67,66 @@ fn a_level_outside_the_codec_range_is_refused_before_sending() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn topic_compression_is_set_shown_altered_and_bad_values_are_named() {
+    let b = TestBroker::start();
+    let out = b.run(
+        &[
+            "topic",
+            "create",
+            "z",
+            "--partitions",
+            "1",
+            "--compression",
+            "zstd",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = b.run(&["topic", "describe", "z"], "");
+    assert!(
+        text(&out.stdout).contains("compression: zstd"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = b.run(&["topic", "alter", "z", "--compression", "producer"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("compression=producer"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = b.run(&["topic", "describe", "z", "--json"], "");
+    assert!(
+        text(&out.stdout).contains(r#""compression":"producer""#),
+        "{}",
+        text(&out.stdout)
+    );
+    for args in [
+        &["topic", "create", "y", "--compression", "brotli"][..],
+        &["topic", "alter", "z", "--compression", "brotli"][..],
+    ] {
+        let out = b.run(args, "");
+        assert!(!out.status.success());
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("brotli") && err.contains("producer, none"),
+            "{err}"
+        );
+    }
+    // Nothing changed or appeared.
+    let out = b.run(&["topic", "list"], "");
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        1,
+        "{}",
+        text(&out.stdout)
+    );
+    let out = b.run(&["topic", "describe", "z"], "");
+    assert!(
+        text(&out.stdout).contains("compression: producer"),
+        "{}",
+        text(&out.stdout)
+    );
+}

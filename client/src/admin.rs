@@ -87,10 +87,12 @@ impl Admin {
             .map_err(|e| in_topic(e, name))
     }
 
-    /// Changes a live topic's retention and segment settings
-    /// (`request.name` names the topic; fields left at
-    /// [`ConfigChange::Keep`](skiff_protocol::messages::ConfigChange) stay
-    /// as they are). Returns the topic's settings after the change.
+    /// Changes a live topic's retention and segment settings and its
+    /// compression policy (`request.name` names the topic; fields left at
+    /// [`ConfigChange::Keep`](skiff_protocol::messages::ConfigChange), and a
+    /// `compression` of `None`, stay as they are). A new compression policy
+    /// applies to batches produced from then on; stored batches stay as they
+    /// are. Returns the topic's settings after the change.
     pub async fn alter_topic(&self, request: AlterTopicRequest) -> Result<TopicConfig> {
         validate_topic_name(&request.name)?;
         let name = request.name.clone();

@@ -99,5 +99,6 @@ pub use skiff_protocol::messages::{
 pub use skiff_protocol::messages::{
     AlterTopicRequest, ConfigChange, DescribeGroupResponse, DescribeTopicResponse, GroupListing,
     GroupState, MemberDescription, PartitionDescription, PartitionProgress, ResetTo,
-    StatusResponse, TopicConfig, TopicListing, TopicPartition,
+    StatusResponse, TopicCompression, TopicConfig, TopicListing, TopicPartition,
+    UnknownTopicCompression,
 };

@@ -37,7 +37,10 @@
 //! cover the compressed bytes, which the log stores unchanged.
 //! [`check_integrity`] never decompresses; [`validate`] and [`decode_records`]
 //! inflate the records within [`DECOMPRESSED_BATCH_BYTES_MAX`] and check them
-//! as they check an uncompressed batch's.
+//! as they check an uncompressed batch's. [`ValidBatch`] is a batch that
+//! passed [`validate`], carried from the check to the log so it is not
+//! checked (or inflated) twice, and re-encoded with another codec by
+//! [`ValidBatch::recompress`] when a topic's policy asks for one.
 //!
 //! Invariants: the CRC leaves out `base_offset` and `batch_len`, so stamping
 //! the offset never recomputes it. Decoders never panic on bad input and never
@@ -441,24 +444,55 @@ fn check_declared(declared: u64, actual: usize) -> Result<usize, BatchError> {
 /// [`DECOMPRESSED_BATCH_BYTES_MAX`], checked the same way (errors found in
 /// them come as [`BatchError::InCompressed`]).
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    check_batch(buf).map(|checked| checked.header)
+}
+
+/// What a full check of one batch learns on the way.
+struct Checked {
+    header: BatchHeader,
+    /// A compressed batch's uncompressed view (header + inflated records).
+    inflated: Option<Vec<u8>>,
+    /// Byte range of the first record's key in the uncompressed view.
+    first_key: Option<(usize, usize)>,
+}
+
+/// [`validate`], keeping the inflated records and the first key's place.
+fn check_batch(buf: &[u8]) -> Result<Checked, BatchError> {
     let header = check_frame(buf)?;
     match header.compression()? {
-        Compression::None => check_records(buf, &header)?,
+        Compression::None => {
+            let first_key = check_records(buf, &header)?;
+            Ok(Checked {
+                header,
+                inflated: None,
+                first_key,
+            })
+        }
         codec => {
             let inflated = inflate(buf, codec)?;
-            check_records(&inflated, &header).map_err(|e| in_compressed(codec, e))?;
+            let first_key =
+                check_records(&inflated, &header).map_err(|e| in_compressed(codec, e))?;
+            Ok(Checked {
+                header,
+                inflated: Some(inflated),
+                first_key,
+            })
         }
     }
-    Ok(header)
 }
 
 /// Walks the records of a frame-checked, uncompressed view of a batch and
-/// checks the header's max timestamp against them.
-fn check_records(buf: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
+/// checks the header's max timestamp against them. Returns where the first
+/// record's key is in `buf`, if it has one.
+fn check_records(buf: &[u8], header: &BatchHeader) -> Result<Option<(usize, usize)>, BatchError> {
     let mut max_timestamp_ms = i64::MIN;
+    let mut first_key = None;
     walk_records(buf, header, |r| {
         let ts = header.first_timestamp_ms.wrapping_add(r.timestamp_delta);
         max_timestamp_ms = max_timestamp_ms.max(ts);
+        if r.offset_delta == 0 {
+            first_key = r.key;
+        }
         Ok(())
     })?;
     // The broker rolls segments and applies retention by the header's max
@@ -469,7 +503,165 @@ fn check_records(buf: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
             actual: max_timestamp_ms,
         });
     }
-    Ok(())
+    Ok(first_key)
+}
+
+/// A batch that passed [`validate`], with what the check learned: its
+/// header, its first record's key (for partitioning by key) and, for a
+/// compressed batch, its inflated records, so that re-encoding it with
+/// another codec ([`ValidBatch::recompress`]) does not inflate it again.
+/// Only [`ValidBatch::check`] and [`ValidBatch::recompress`] make one:
+/// holding one proves the batch was checked, so a log can queue it without
+/// checking (and inflating) it a second time.
+#[derive(Clone, Debug)]
+pub struct ValidBatch {
+    bytes: Bytes,
+    header: BatchHeader,
+    codec: Compression,
+    /// The uncompressed view (header + records) when `bytes` is compressed;
+    /// `None` when `bytes` is that view.
+    inflated: Option<Bytes>,
+    /// Byte range of the first record's key in the uncompressed view.
+    first_key: Option<(usize, usize)>,
+}
+
+/// Why a checked batch could not be re-encoded with another codec.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecompressError {
+    /// The codec's encoder failed.
+    #[error("cannot recompress the batch: {0}")]
+    Encode(#[from] CompressionError),
+    /// The re-encoded batch is larger than any batch may be: incompressible
+    /// records close to the limit, grown by `codec`'s framing. (Stored as
+    /// `none`, records always fit: they inflated within
+    /// [`DECOMPRESSED_BATCH_BYTES_MAX`], which is [`BATCH_BYTES_MAX`].)
+    #[error(
+        "the batch re-encoded as {codec} is {bytes} bytes, above the {max}-byte batch limit (BATCH_BYTES_MAX)"
+    )]
+    TooLarge {
+        /// The codec asked for.
+        codec: Compression,
+        /// Size of the re-encoded batch.
+        bytes: usize,
+        /// [`BATCH_BYTES_MAX`].
+        max: usize,
+    },
+}
+
+impl ValidBatch {
+    /// Checks one whole batch as [`validate`] does (a compressed one is
+    /// inflated for it, within [`DECOMPRESSED_BATCH_BYTES_MAX`]).
+    pub fn check(bytes: Bytes) -> Result<ValidBatch, BatchError> {
+        let Checked {
+            header,
+            inflated,
+            first_key,
+        } = check_batch(&bytes)?;
+        Ok(ValidBatch {
+            codec: header.compression()?,
+            bytes,
+            header,
+            inflated: inflated.map(Bytes::from),
+            first_key,
+        })
+    }
+
+    /// The batch's header.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The batch's bytes, as checked.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The batch's codec.
+    pub fn compression(&self) -> Compression {
+        self.codec
+    }
+
+    /// The first record's key, if it has one.
+    pub fn first_key(&self) -> Option<&[u8]> {
+        let (start, end) = self.first_key?;
+        self.view().get(start..end)
+    }
+
+    /// The bytes and header, for queueing on a log (the inflated records, if
+    /// any, are dropped).
+    pub fn into_parts(self) -> (Bytes, BatchHeader) {
+        (self.bytes, self.header)
+    }
+
+    /// The batch with its records section re-encoded by `codec` at `level`
+    /// (`Compression::None`: stored plain); itself when it already uses
+    /// `codec`. The records, offsets, timestamps, timestamp type and
+    /// producer id, epoch and sequence stay exactly as they were; the length,
+    /// codec bits and CRC are recomputed.
+    pub fn recompress(
+        self,
+        codec: Compression,
+        level: Level,
+    ) -> Result<ValidBatch, RecompressError> {
+        if codec == self.codec {
+            return Ok(self);
+        }
+        let view = self.inflated.clone().unwrap_or_else(|| self.bytes.clone());
+        let (header_bytes, records) = view.split_at(BATCH_HEADER_BYTES);
+        let mut buf = Vec::with_capacity(BATCH_HEADER_BYTES + records.len());
+        buf.extend_from_slice(header_bytes);
+        if codec == Compression::None {
+            buf.extend_from_slice(records);
+        } else {
+            compression::compress_into(codec, level, records, &mut buf)?;
+        }
+        if buf.len() > BATCH_BYTES_MAX {
+            return Err(RecompressError::TooLarge {
+                codec,
+                bytes: buf.len(),
+                max: BATCH_BYTES_MAX,
+            });
+        }
+        let attributes = (self.header.attributes & !ATTR_CODEC_MASK) | codec.attribute();
+        let (batch_len, crc) = seal_header(&mut buf, attributes);
+        let bytes = Bytes::from(buf);
+        let header = BatchHeader {
+            batch_len,
+            crc,
+            attributes,
+            ..self.header
+        };
+        // Assert in pairs: what was re-encoded checks as the original did.
+        debug_assert_eq!(
+            validate(&bytes).map(|h| h.record_count),
+            Ok(self.header.record_count)
+        );
+        Ok(ValidBatch {
+            bytes,
+            header,
+            codec,
+            inflated: (codec != Compression::None).then_some(view),
+            first_key: self.first_key,
+        })
+    }
+
+    /// The uncompressed view: header + records.
+    fn view(&self) -> &[u8] {
+        self.inflated.as_deref().unwrap_or(&self.bytes)
+    }
+}
+
+/// Fills in the fields of a batch header that depend on its body: the
+/// length (from `buf`'s size), the attributes, and last the CRC. Returns
+/// the length and CRC written.
+fn seal_header(buf: &mut [u8], attributes: u16) -> (u32, u32) {
+    let batch_len = (buf.len() - BATCH_LEN_PREFIX_BYTES) as u32;
+    buf[POS_BATCH_LEN..POS_BATCH_LEN + 4].copy_from_slice(&batch_len.to_le_bytes());
+    buf[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&attributes.to_le_bytes());
+    let crc = crc32fast::hash(&buf[BATCH_CRC_START..]);
+    buf[POS_CRC..POS_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    (batch_len, crc)
 }
 
 /// The uncompressed view of a compressed batch: its header followed by its
@@ -939,12 +1131,9 @@ impl BatchBuilder {
     /// or not) follow the header space in `buf`, CRC last.
     fn write_header(&self, buf: &mut [u8], codec: Compression) {
         let f = self;
-        let batch_len = (buf.len() - BATCH_LEN_PREFIX_BYTES) as u32;
         let max_ts = if f.count == 0 { 0 } else { f.max_timestamp_ms };
         buf[POS_BASE_OFFSET..POS_BASE_OFFSET + 8].copy_from_slice(&0u64.to_le_bytes());
-        buf[POS_BATCH_LEN..POS_BATCH_LEN + 4].copy_from_slice(&batch_len.to_le_bytes());
         buf[POS_MAGIC] = BATCH_MAGIC;
-        buf[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&codec.attribute().to_le_bytes());
         let last_delta = f.count.saturating_sub(1);
         buf[POS_LAST_OFFSET_DELTA..POS_LAST_OFFSET_DELTA + 4]
             .copy_from_slice(&last_delta.to_le_bytes());
@@ -957,8 +1146,7 @@ impl BatchBuilder {
         buf[POS_BASE_SEQUENCE..POS_BASE_SEQUENCE + 4]
             .copy_from_slice(&f.base_sequence.to_le_bytes());
         buf[POS_RECORD_COUNT..POS_RECORD_COUNT + 4].copy_from_slice(&f.count.to_le_bytes());
-        let crc = crc32fast::hash(&buf[BATCH_CRC_START..]);
-        buf[POS_CRC..POS_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        seal_header(buf, codec.attribute());
     }
 }
 
@@ -1350,6 +1538,32 @@ mod tests {
         match err {
             BatchError::InCompressed { codec: c, error } if *c == codec => error,
             other => panic!("expected an error in the {codec} records, got {other}"),
+        }
+    }
+
+    #[test]
+    fn recompression_past_the_batch_limit_is_refused() {
+        // One incompressible record filling a plain batch to the limit: lz4's
+        // framing makes it larger than any batch may be.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let value: Vec<u8> = (0..BATCH_BYTES_MAX - BATCH_HEADER_BYTES - 16)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let mut b = BatchBuilder::new();
+        b.push(rec(1, None, &value));
+        let plain = ValidBatch::check(b.build()).expect("fits");
+        assert!(plain.bytes().len() <= BATCH_BYTES_MAX);
+        match plain.recompress(Compression::Lz4, Level::Default) {
+            Err(RecompressError::TooLarge { codec, bytes, max }) => {
+                assert_eq!((codec, max), (Compression::Lz4, BATCH_BYTES_MAX));
+                assert!(bytes > BATCH_BYTES_MAX);
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
         }
     }
 
@@ -1757,6 +1971,49 @@ mod tests {
                 prop_assert_eq!(&d.key, &r.key);
                 prop_assert_eq!(&d.value, &r.value);
                 prop_assert_eq!(&d.headers, &r.headers);
+            }
+        }
+
+        #[test]
+        fn recompression_keeps_records_and_header(
+            records in proptest::collection::vec(arb_record(), 1..12),
+            from in proptest::sample::select(Compression::ALL.to_vec()),
+            to in proptest::sample::select(Compression::ALL.to_vec()),
+            log_append_time in any::<bool>(),
+        ) {
+            let mut b = BatchBuilder::new().with_producer(9, 4, 77);
+            for r in &records {
+                b.push(r.clone());
+            }
+            let mut sent = b.build_compressed(from, Level::Default).expect("builds").to_vec();
+            if log_append_time {
+                let attributes = from.attribute() | ATTR_TIMESTAMP_LOG_APPEND;
+                sent[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&attributes.to_le_bytes());
+                fix_crc(&mut sent);
+            }
+            let sent = Bytes::from(sent);
+            let checked = ValidBatch::check(sent.clone()).expect("valid");
+            prop_assert_eq!(checked.first_key(), records[0].key.as_deref());
+            let stored = checked.recompress(to, Level::Default).expect("recompresses");
+            prop_assert_eq!(stored.compression(), to);
+            prop_assert_eq!(stored.first_key(), records[0].key.as_deref());
+            let before = validate(&sent).expect("valid");
+            let after = validate(stored.bytes()).expect("recompressed batch is valid");
+            prop_assert_eq!(after.compression(), Ok(to));
+            prop_assert_eq!(after.attributes & ATTR_TIMESTAMP_LOG_APPEND, before.attributes & ATTR_TIMESTAMP_LOG_APPEND);
+            prop_assert_eq!(
+                (after.producer_id, after.producer_epoch, after.base_sequence, after.record_count),
+                (before.producer_id, before.producer_epoch, before.base_sequence, before.record_count)
+            );
+            prop_assert_eq!(
+                (after.first_timestamp_ms, after.max_timestamp_ms, after.last_offset_delta),
+                (before.first_timestamp_ms, before.max_timestamp_ms, before.last_offset_delta)
+            );
+            prop_assert_eq!(&after, stored.header());
+            let decoded = decode_records(stored.bytes()).expect("decodes");
+            prop_assert_eq!(decoded, decode_records(&sent).expect("decodes"));
+            if from == to {
+                prop_assert_eq!(stored.bytes(), &sent);
             }
         }
 

@@ -59,7 +59,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use skiff_protocol::batch::{self, BatchHeader};
+use skiff_protocol::batch::{self, BatchHeader, ValidBatch};
 use tokio::sync::{oneshot, watch};
 
 use super::durability::Durability;
@@ -366,7 +366,15 @@ impl PartitionLog {
     /// ticket holds the [`Committer`], its holder must run it (see
     /// [`drive`](Self::drive)) or call [`wait`](Self::wait).
     pub fn submit(&self, batch: Bytes) -> Result<AppendTicket, LogError> {
-        let header = batch::validate(&batch)?;
+        self.submit_valid(ValidBatch::check(batch)?)
+    }
+
+    /// [`submit`](Self::submit) for a batch already checked
+    /// ([`ValidBatch::check`], e.g. on the blocking pool because it is
+    /// compressed): queued without checking or inflating it again. Never
+    /// blocks on I/O or CPU-heavy work: a short queue lock.
+    pub fn submit_valid(&self, batch: ValidBatch) -> Result<AppendTicket, LogError> {
+        let (batch, header) = batch.into_parts();
         if self.closed.load(Ordering::Acquire) {
             return Err(LogError::Closed);
         }
@@ -954,10 +962,10 @@ impl PartitionLog {
         timestamp_ms: i64,
     ) -> Result<u64, LogError> {
         let bytes = self.read(batch_offset, 1)?;
-        let Some(first) = skiff_protocol::batch::BatchIter::new(bytes).next() else {
+        let Some(first) = batch::BatchIter::new(bytes).next() else {
             return Ok(batch_offset);
         };
-        let records = skiff_protocol::batch::decode_records(&first?)?;
+        let records = batch::decode_records(&first?)?;
         Ok(records
             .iter()
             .find(|r| r.timestamp_ms >= timestamp_ms)

@@ -2,14 +2,15 @@
 //!
 //! Written to a temporary file, fsynced, renamed into place and the directory
 //! fsynced, so a crash leaves either the old or the new file, never a torn
-//! one.
+//! one. Fields added later have a default, so files written before them
+//! still load (`compression` missing = `producer`).
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use skiff_protocol::messages::TopicConfig;
+use skiff_protocol::messages::{TopicCompression, TopicConfig};
 
 use super::TopicError;
 use crate::fsio;
@@ -33,6 +34,9 @@ pub struct TopicMetadata {
     pub segment_bytes: Option<u64>,
     /// Segment age, ms; `None` = broker default.
     pub segment_ms: Option<u64>,
+    /// The codec batches are stored with, by name (`producer`: as sent).
+    #[serde(default, with = "compression_name")]
+    pub compression: TopicCompression,
 }
 
 impl TopicMetadata {
@@ -45,6 +49,7 @@ impl TopicMetadata {
             retention_bytes: config.retention_bytes,
             segment_bytes: config.segment_bytes,
             segment_ms: config.segment_ms,
+            compression: config.compression,
         }
     }
 
@@ -56,6 +61,7 @@ impl TopicMetadata {
             retention_bytes: self.retention_bytes,
             segment_bytes: self.segment_bytes,
             segment_ms: self.segment_ms,
+            compression: self.compression,
         }
     }
 
@@ -92,5 +98,64 @@ impl TopicMetadata {
         fs::rename(&tmp, &path).map_err(io("rename topic metadata", &path))?;
         fsio::sync_dir(dir).map_err(io("sync topic directory", dir))?;
         Ok(())
+    }
+}
+
+/// [`TopicCompression`] as its name in `topic.json`; an unknown name is
+/// refused naming it (the load error names the file).
+mod compression_name {
+    use serde::{Deserialize, Deserializer, Serializer, de};
+    use skiff_protocol::messages::TopicCompression;
+
+    pub fn serialize<S: Serializer>(c: &TopicCompression, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(c.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TopicCompression, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skiff_protocol::Compression;
+
+    #[test]
+    fn metadata_without_compression_loads_as_producer() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"name":"t","partitions":2,"retention_ms":null,"retention_bytes":5,"segment_bytes":null,"segment_ms":null}"#;
+        fs::write(dir.path().join(METADATA_FILE), old).unwrap();
+        let meta = TopicMetadata::load(dir.path()).unwrap();
+        assert_eq!(meta.compression, TopicCompression::Producer);
+        assert_eq!(meta.retention_bytes, Some(5));
+    }
+
+    #[test]
+    fn compression_round_trips_and_bad_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut meta = TopicMetadata::new(
+            "t",
+            &TopicConfig {
+                partitions: 1,
+                ..TopicConfig::default()
+            },
+        );
+        meta.compression = TopicCompression::Codec(Compression::Zstd);
+        meta.store(dir.path()).unwrap();
+        let text = fs::read_to_string(dir.path().join(METADATA_FILE)).unwrap();
+        assert!(text.contains(r#""compression": "zstd""#), "{text}");
+        assert_eq!(TopicMetadata::load(dir.path()).unwrap(), meta);
+        fs::write(
+            dir.path().join(METADATA_FILE),
+            text.replace("zstd", "brotli"),
+        )
+        .unwrap();
+        let err = TopicMetadata::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("brotli") && err.contains("topic.json"),
+            "{err}"
+        );
     }
 }

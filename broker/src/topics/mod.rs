@@ -273,7 +273,8 @@ impl TopicRegistry {
         Ok(topic)
     }
 
-    /// Changes a live topic's log settings: `topic.json` is rewritten
+    /// Changes a live topic's log settings and compression policy (applied
+    /// to batches produced from then on): `topic.json` is rewritten
     /// (atomically, durably) before the new settings reach the partition
     /// logs, so a crash never leaves the logs ahead of the metadata. The
     /// next retention check applies the new retention; the next append
@@ -295,6 +296,9 @@ impl TopicRegistry {
         meta.retention_bytes = req.retention_bytes.apply(meta.retention_bytes);
         meta.segment_bytes = req.segment_bytes.apply(meta.segment_bytes);
         meta.segment_ms = req.segment_ms.apply(meta.segment_ms);
+        if let Some(compression) = req.compression {
+            meta.compression = compression;
+        }
         let config = topic_log_config(&meta, &self.defaults);
         // Checked before anything is stored, so set_config cannot refuse it
         // halfway through the partitions.

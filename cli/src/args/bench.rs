@@ -9,7 +9,8 @@ use super::produce::CompressionArgs;
 /// Which load `skiff bench` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchMode {
-    /// Pre-built batches as fast as acknowledged (or at --rate).
+    /// Batches built and compressed per send, as fast as acknowledged (or
+    /// at --rate).
     Produce,
     /// Read a topic from its start to the end seen at start.
     Consume,
@@ -24,6 +25,26 @@ impl BenchMode {
             BenchMode::Produce => "produce",
             BenchMode::Consume => "consume",
             BenchMode::E2e => "e2e",
+        }
+    }
+}
+
+/// What the bench's message values are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Payload {
+    /// Seeded random bytes (incompressible).
+    Random,
+    /// Seeded JSON order events laid back to back, cut at --size (they
+    /// compress as a service's events do).
+    Json,
+}
+
+impl Payload {
+    /// The name as typed on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Payload::Random => "random",
+            Payload::Json => "json",
         }
     }
 }
@@ -49,6 +70,9 @@ pub struct BenchArgs {
     /// Payload bytes per message.
     #[arg(long, value_name = "BYTES", default_value_t = 100)]
     pub size: usize,
+    /// produce/e2e: what the values are: random bytes or JSON events.
+    #[arg(long, value_enum, default_value_t = Payload::Random)]
+    pub payload: Payload,
     /// Messages per produce request (e2e: at most, per paced send).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub batch: usize,
@@ -76,8 +100,8 @@ pub struct BenchArgs {
     /// Print one JSON summary object instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// produce/e2e: batch compression (produce compresses its pre-built
-    /// batches once, before the run; e2e compresses each batch it sends).
+    /// produce/e2e: batch compression, applied to each batch as it is sent
+    /// (inside the timed loop, as a real producer does).
     #[command(flatten)]
     pub compression: CompressionArgs,
 }

@@ -1,7 +1,7 @@
 //! `skiff topic ...`: create, alter, list, describe and delete topics.
 
 use clap::{Args, Subcommand};
-use skiff_client::ConfigChange;
+use skiff_client::{ConfigChange, TopicCompression};
 
 /// `skiff topic ...`
 #[derive(Debug, Subcommand)]
@@ -11,12 +11,13 @@ pub enum TopicCommand {
         after_help = "Example:\n  skiff topic create orders --partitions 6 --retention-ms 604800000"
     )]
     Create(TopicCreateArgs),
-    /// Change a live topic's retention and segment settings.
+    /// Change a live topic's retention, segment and compression settings.
     #[command(after_help = "\
 Examples:
   skiff topic alter orders --retention-ms 604800000
   skiff topic alter orders --retention-bytes 10737418240 --segment-bytes 268435456
   skiff topic alter orders --retention-ms default   # back to the broker's default
+  skiff topic alter orders --compression zstd       # store new batches as zstd
 
 Changes apply to every partition at once and survive restarts; the next
 retention check (retention_check_interval_ms) deletes what the new limits exclude.")]
@@ -64,12 +65,16 @@ pub struct TopicCreateArgs {
     /// Roll segments at this size, in bytes.
     #[arg(long, value_name = "B")]
     pub segment_bytes: Option<u64>,
+    /// How batches are stored: as the producer sent them (`producer`), or
+    /// recompressed by the broker to none, gzip, snappy, lz4 or zstd.
+    #[arg(long, value_name = "POLICY", default_value_t = TopicCompression::Producer)]
+    pub compression: TopicCompression,
 }
 
 /// `skiff topic alter`: each setting is a number, or `default` to fall
 /// back to the broker's default; settings not given stay as they are.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["retention_ms", "retention_bytes", "segment_bytes", "segment_ms"])))]
+#[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["retention_ms", "retention_bytes", "segment_bytes", "segment_ms", "compression"])))]
 pub struct TopicAlterArgs {
     /// Topic name.
     pub name: String,
@@ -85,6 +90,10 @@ pub struct TopicAlterArgs {
     /// Roll segments at this age, in milliseconds, or `default`.
     #[arg(long, value_name = "MS|default", value_parser = parse_change)]
     pub segment_ms: Option<ConfigChange>,
+    /// Store batches produced from now on as sent (`producer`) or
+    /// recompressed to none, gzip, snappy, lz4 or zstd.
+    #[arg(long, value_name = "POLICY")]
+    pub compression: Option<TopicCompression>,
 }
 
 fn parse_change(s: &str) -> Result<ConfigChange, String> {
@@ -118,5 +127,29 @@ mod tests {
             })))
         ));
         assert!(Cli::try_parse_from(["skiff", "topic", "alter", "t"]).is_err());
+    }
+
+    #[test]
+    fn compression_policies_parse_and_bad_ones_are_named() {
+        let parsed = Cli::try_parse_from(["skiff", "topic", "alter", "t", "--compression", "zstd"]);
+        assert!(matches!(
+            parsed.map(|c| c.command),
+            Ok(Command::Topic(TopicCommand::Alter(TopicAlterArgs {
+                compression: Some(TopicCompression::Codec(skiff_client::Compression::Zstd)),
+                ..
+            })))
+        ));
+        let parsed = Cli::try_parse_from(["skiff", "topic", "create", "t"]);
+        assert!(matches!(
+            parsed.map(|c| c.command),
+            Ok(Command::Topic(TopicCommand::Create(TopicCreateArgs {
+                compression: TopicCompression::Producer,
+                ..
+            })))
+        ));
+        let err = Cli::try_parse_from(["skiff", "topic", "create", "t", "--compression", "brotli"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("brotli") && err.contains("producer"), "{err}");
     }
 }

@@ -4,13 +4,15 @@
 //! Every actor (producer or consumer) runs as its own task with its own
 //! [`Connection`], on a multi-threaded runtime. What each mode measures:
 //!
-//! - `produce`: whole batches of `--batch` records, pre-built once per
-//!   partition (a small pool, reused), sent as `ProduceRequest`s straight over
-//!   the connection with `--in-flight` requests outstanding. No client-side
-//!   batching or record encoding is in the loop, so the figure is the broker's
-//!   (network read, CRC check, group commit, fsync), not the producer
-//!   library's. Latency: per batch, request sent (or, with `--rate`, its
-//!   intended send time) to acknowledgement.
+//! - `produce`: batches of `--batch` records, each encoded and compressed
+//!   (`--compression`) as it is sent, as a real producer does, sent as
+//!   `ProduceRequest`s straight over the connection with `--in-flight`
+//!   requests outstanding. The values come from a pool generated before the
+//!   run (`--payload`: seeded random bytes, or JSON order events), so what
+//!   is timed is record encoding, compression, the network and the broker
+//!   (CRC and record check, inflating compressed batches, group commit,
+//!   fsync), not generating data. Latency: per batch, request sent (or, with
+//!   `--rate`, its intended send time) to acknowledgement.
 //! - `consume`: fetches from the start of each partition up to the end seen
 //!   at start (or `--messages`), one fetch in flight per consumer, and
 //!   decodes every record with the client's decoder (CRC checked, key and
@@ -25,7 +27,11 @@
 //!   path) instead of direct fetches; consume latency is then per `--batch`
 //!   records received.
 //!
-//! Throughput counts payload (value) bytes; MB is 10^6 bytes.
+//! Throughput counts payload (value) bytes: the logical, uncompressed size;
+//! MB is 10^6 bytes. `wire_bytes` counts the batches as sent or fetched
+//! (compressed), `compression_ratio` is payload over wire bytes (below 1
+//! without compression: batch and record headers), and `disk_bytes` is what
+//! the topic's segments hold after the run (from `topic describe`).
 
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
@@ -49,14 +55,22 @@ use skiff_client::{
     Admin, Client, ClientConfig, Connection, Consumer, ErrorCode, GroupConfig, StartFrom,
 };
 
-use crate::args::{BenchArgs, BenchMode, CompressionArgs};
+use rand::{RngCore, SeedableRng};
+use skiff_client::protocol::testdata::JsonEvents;
+
+use crate::args::{BenchArgs, BenchMode, CompressionArgs, Payload};
 use crate::output;
 
 /// Messages sent when neither `--messages` nor `--duration` is given.
 const MESSAGES_DEFAULT: u64 = 1_000_000;
-/// Distinct pre-built batches per partition: enough that keys and values
-/// vary, few enough that building them costs nothing measurable.
-const BATCH_POOL_SIZE: usize = 4;
+/// Distinct values a producer cycles through: more than one batch of the
+/// default size holds, so no batch repeats a value (which would flatter
+/// compression), and generating them before the run takes well under a
+/// second.
+const VALUE_POOL_MESSAGES: usize = 8192;
+/// Bound on one producer's value pool, in bytes: large `--size` values get
+/// fewer distinct values rather than gigabytes of memory.
+const VALUE_POOL_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Bytes asked for per fetch; the broker caps it at its `fetch_bytes_max`.
 const FETCH_BYTES_MAX: u32 = 8 * 1024 * 1024;
 /// How long a consumer's fetch waits at the log end.
@@ -86,6 +100,9 @@ struct ActorReport {
     id: usize,
     messages: u64,
     bytes: u64,
+    /// Batch bytes sent or fetched (None: not seen, through the client's
+    /// group consumer).
+    wire_bytes: Option<u64>,
     elapsed: Duration,
     latency: Histogram<u64>,
 }
@@ -105,6 +122,7 @@ struct Ctx {
     topic: String,
     partitions: u32,
     size: usize,
+    payload: Payload,
     batch: usize,
     in_flight: usize,
     producers: usize,
@@ -153,6 +171,7 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
         topic: args.topic.clone(),
         partitions,
         size: args.size,
+        payload: args.payload,
         batch: args.batch,
         in_flight: args.in_flight,
         producers: args.producers,
@@ -185,7 +204,8 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
     };
     let wall = started.elapsed();
     progress.finish_and_clear();
-    let summary = summarize(&args, partitions, wall, &reports, &produce_reports);
+    let disk = topic_disk(&ctx.config, &args.topic).await?;
+    let summary = summarize(&args, partitions, wall, &reports, &produce_reports, disk);
     let mut out = output::stdout();
     if args.json {
         writeln!(out, "{summary}")?;
@@ -215,6 +235,21 @@ async fn ensure_topic(config: &ClientConfig, topic: &str, partitions: u32) -> Re
         .await
         .with_context(|| format!("describing topic {topic:?}"))?;
     Ok(described.partitions.len() as u32)
+}
+
+/// What a topic's partitions hold: (segment bytes on disk, messages).
+async fn topic_disk(config: &ClientConfig, topic: &str) -> Result<(u64, u64)> {
+    let admin = Admin::new(Client::lazy(config.clone()));
+    let described = admin
+        .describe_topic(topic)
+        .await
+        .with_context(|| format!("describing topic {topic:?}"))?;
+    Ok(described.partitions.iter().fold((0, 0), |(b, n), p| {
+        (
+            b + p.size_bytes,
+            n + (p.log_end_offset - p.log_start_offset),
+        )
+    }))
 }
 
 fn start_progress(
@@ -249,37 +284,68 @@ fn start_progress(
     bar
 }
 
-/// Pre-built batches for one partition. With `--key-space K`, records carry
-/// keys `key-<k>` (k < K) that hash to that partition, so the data is what a
-/// keyed producer would send there.
-fn batch_pool(ctx: &Ctx, partition: u32) -> Result<Vec<Bytes>> {
-    let keys: Vec<Bytes> = match ctx.key_space {
-        Some(k) => (0..k)
-            .map(|i| Bytes::from(format!("key-{i}")))
-            .filter(|key| partition_for_key(key, ctx.partitions) == partition)
-            .collect(),
-        None => Vec::new(),
-    };
-    let now_ms = unix_ms();
-    let mut n = 0usize;
-    (0..BATCH_POOL_SIZE)
-        .map(|b| {
-            let mut builder = BatchBuilder::new();
-            for r in 0..ctx.batch {
-                let mut value = vec![b'x'; ctx.size];
-                if let Some(first) = value.first_mut() {
-                    *first = b'a' + ((b + r) % 26) as u8;
-                }
-                let key = (!keys.is_empty()).then(|| keys[n % keys.len()].clone());
-                n += 1;
-                builder.push(Record {
-                    timestamp_ms: now_ms,
-                    key,
-                    value: Bytes::from(value),
-                    headers: Vec::new(),
-                });
+/// A producer's message values, generated before the run from a seed and
+/// handed out in turn (`Bytes` clones, no copy).
+struct Values {
+    pool: Vec<Bytes>,
+    next: usize,
+}
+
+impl Values {
+    /// `--payload` values of `size` bytes for producer `seed`.
+    fn new(payload: Payload, size: usize, seed: u64) -> Values {
+        let count = (VALUE_POOL_BYTES_MAX / size.max(1)).clamp(1, VALUE_POOL_MESSAGES);
+        let pool = match payload {
+            Payload::Random => {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                (0..count)
+                    .map(|_| {
+                        let mut v = vec![0u8; size];
+                        rng.fill_bytes(&mut v);
+                        Bytes::from(v)
+                    })
+                    .collect()
             }
-            encode(ctx, builder)
+            Payload::Json => {
+                let mut events = JsonEvents::new(seed);
+                (0..count).map(|_| json_value(&mut events, size)).collect()
+            }
+        };
+        Values { pool, next: 0 }
+    }
+
+    fn next(&mut self) -> Bytes {
+        let v = self.pool[self.next % self.pool.len()].clone();
+        self.next += 1;
+        v
+    }
+}
+
+/// JSON events laid back to back (one per line) and cut at `size` bytes:
+/// one ~500-byte event trimmed, or several for larger sizes.
+fn json_value(events: &mut JsonEvents, size: usize) -> Bytes {
+    let mut v = Vec::with_capacity(size + 640);
+    while v.len() < size {
+        if !v.is_empty() {
+            v.push(b'\n');
+        }
+        v.extend_from_slice(events.next_json().as_bytes());
+    }
+    v.truncate(size);
+    Bytes::from(v)
+}
+
+/// With `--key-space K`, the keys `key-<k>` (k < K) that hash to each
+/// partition, so records carry what a keyed producer would send there;
+/// empty lists without it.
+fn keys_by_partition(ctx: &Ctx) -> Vec<Vec<Bytes>> {
+    (0..ctx.partitions)
+        .map(|partition| match ctx.key_space {
+            Some(k) => (0..k)
+                .map(|i| Bytes::from(format!("key-{i}")))
+                .filter(|key| partition_for_key(key, ctx.partitions) == partition)
+                .collect(),
+            None => Vec::new(),
         })
         .collect()
 }
@@ -323,14 +389,15 @@ async fn run_producers(ctx: &Arc<Ctx>, e2e: bool) -> Result<Vec<ActorReport>> {
     Ok(reports)
 }
 
-/// A produce-bench producer: whole pre-built batches, `in_flight` requests
-/// outstanding, optionally paced at its share of `--rate` (latency counted
-/// from the intended send time).
+/// A produce-bench producer: each batch encoded and compressed as it is
+/// sent, `in_flight` requests outstanding, optionally paced at its share of
+/// `--rate` (latency counted from the intended send time).
 async fn producer(ctx: Arc<Ctx>, producers: usize, id: usize) -> Result<ActorReport> {
     let conn = Connection::connect(&ctx.config).await?;
-    let pools: Vec<Vec<Bytes>> = (0..ctx.partitions)
-        .map(|p| batch_pool(&ctx, p))
-        .collect::<Result<_>>()?;
+    let mut values = Values::new(ctx.payload, ctx.size, id as u64);
+    let keys = keys_by_partition(&ctx);
+    let mut keys_used = 0usize;
+    let mut wire_bytes: u64 = 0;
     let mut latency = new_histogram();
     let mut inflight = FuturesUnordered::new();
     let batch = ctx.batch as u64;
@@ -369,15 +436,21 @@ async fn producer(ctx: Arc<Ctx>, producers: usize, id: usize) -> Result<ActorRep
         };
         let count = ctx.per_producer.map_or(batch, |n| batch.min(n - sent));
         let partition = partition_of(&ctx, producers, id, j);
-        let pool = &pools[partition as usize];
-        let records = if count == batch {
-            pool[(j as usize) % pool.len()].clone()
-        } else {
-            // The last, short batch.
-            let mut short = BatchIter::new(pool[0].clone());
-            let full = short.next().context("empty batch pool")??;
-            rebuild_prefix(&ctx, &full, count as usize)?
-        };
+        let keys = &keys[partition as usize];
+        let mut builder = BatchBuilder::new();
+        let now_ms = unix_ms();
+        for _ in 0..count {
+            let key = (!keys.is_empty()).then(|| keys[keys_used % keys.len()].clone());
+            keys_used += 1;
+            builder.push(Record {
+                timestamp_ms: now_ms,
+                key,
+                value: values.next(),
+                headers: Vec::new(),
+            });
+        }
+        let records = encode(&ctx, builder)?;
+        wire_bytes += records.len() as u64;
         let pending = conn
             .enqueue(ProduceRequest {
                 topic: ctx.topic.clone(),
@@ -402,6 +475,7 @@ async fn producer(ctx: Arc<Ctx>, producers: usize, id: usize) -> Result<ActorRep
         id,
         messages: sent,
         bytes: sent * ctx.size as u64,
+        wire_bytes: Some(wire_bytes),
         elapsed,
         latency,
     })
@@ -414,20 +488,6 @@ fn finish_produce(done: ProduceDone, latency: &mut Histogram<u64>) -> Result<()>
     result.context("produce failed")?;
     record_latency(latency, intended.elapsed());
     Ok(())
-}
-
-/// A batch of the first `count` records of `full`.
-fn rebuild_prefix(ctx: &Ctx, full: &Bytes, count: usize) -> Result<Bytes> {
-    let mut builder = BatchBuilder::new();
-    for r in batch::decode_records(full)?.into_iter().take(count) {
-        builder.push(Record {
-            timestamp_ms: r.timestamp_ms,
-            key: r.key,
-            value: r.value,
-            headers: r.headers,
-        });
-    }
-    encode(ctx, builder)
 }
 
 /// An e2e producer, run on a blocking-pool thread so it can pace with
@@ -443,7 +503,8 @@ async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> 
     let started = Instant::now();
     let mut sent: u64 = 0;
     let mut j: u64 = 0;
-    let padding = Bytes::from(vec![b'x'; ctx.size - STAMP_BYTES]);
+    let mut wire_bytes: u64 = 0;
+    let mut values = Values::new(ctx.payload, ctx.size - STAMP_BYTES, id as u64);
     loop {
         let more = ctx.per_producer.is_none_or(|n| sent < n)
             && ctx.deadline.is_none_or(|d| Instant::now() < d);
@@ -477,7 +538,7 @@ async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> 
             let stamp = u64::try_from((intended - ctx.anchor).as_nanos()).unwrap_or(u64::MAX);
             let mut value = Vec::with_capacity(ctx.size);
             value.extend_from_slice(&stamp.to_le_bytes());
-            value.extend_from_slice(&padding);
+            value.extend_from_slice(&values.next());
             builder.push(Record {
                 timestamp_ms: ms,
                 key: None,
@@ -486,11 +547,13 @@ async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> 
             });
         }
         let partition = partition_of(&ctx, producers, id, j);
+        let records = encode(&ctx, builder)?;
+        wire_bytes += records.len() as u64;
         let pending = conn
             .enqueue(ProduceRequest {
                 topic: ctx.topic.clone(),
                 partition,
-                batch: encode(&ctx, builder)?,
+                batch: records,
             })
             .await?;
         let (latency, failed, ctx2) = (Arc::clone(&latency), Arc::clone(&failed), Arc::clone(&ctx));
@@ -529,6 +592,7 @@ async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> 
         id,
         messages: sent,
         bytes: sent * ctx.size as u64,
+        wire_bytes: Some(wire_bytes),
         elapsed: started.elapsed(),
         latency,
     })
@@ -613,6 +677,7 @@ async fn consumer(
     let started = Instant::now();
     let mut received: u64 = 0;
     let mut bytes: u64 = 0;
+    let mut wire_bytes: u64 = 0;
     while let Some((partition, offset, end)) = queue.pop_front() {
         if !e2e && (offset >= end || budget.is_some_and(|b| received >= b)) {
             continue;
@@ -640,8 +705,10 @@ async fn consumer(
         let mut next = offset;
         let mut got: u64 = 0;
         let now_ns = u64::try_from(ctx.anchor.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        wire_bytes += response.records.len() as u64;
         for b in BatchIter::new(response.records) {
             let b = b?;
+            // Inflates a compressed batch: consume pays for decompression.
             for r in batch::decode_records(&b)? {
                 if r.offset < offset {
                     continue;
@@ -672,6 +739,7 @@ async fn consumer(
         id,
         messages: received,
         bytes,
+        wire_bytes: Some(wire_bytes),
         elapsed: started.elapsed(),
         latency,
     })
@@ -779,6 +847,7 @@ async fn run_group_consumers(
                 id,
                 messages: received,
                 bytes,
+                wire_bytes: None,
                 elapsed: started.elapsed(),
                 latency,
             })
@@ -809,6 +878,13 @@ fn rates(messages: u64, bytes: u64, elapsed: Duration) -> (f64, f64) {
     (messages as f64 / s, bytes as f64 / s / 1e6)
 }
 
+/// Payload bytes per wire byte (None when the wire bytes are unknown or 0).
+fn ratio(bytes: u64, wire_bytes: Option<u64>) -> Option<f64> {
+    wire_bytes
+        .filter(|w| *w > 0)
+        .map(|w| bytes as f64 / w as f64)
+}
+
 fn actor_json(r: &ActorReport) -> Value {
     let (msgs_per_s, mb_per_s) = rates(r.messages, r.bytes, r.elapsed);
     json!({
@@ -816,6 +892,8 @@ fn actor_json(r: &ActorReport) -> Value {
         "id": r.id,
         "messages": r.messages,
         "bytes": r.bytes,
+        "wire_bytes": r.wire_bytes,
+        "compression_ratio": ratio(r.bytes, r.wire_bytes),
         "elapsed_s": r.elapsed.as_secs_f64(),
         "msgs_per_s": msgs_per_s,
         "mb_per_s": mb_per_s,
@@ -838,10 +916,13 @@ fn summarize(
     wall: Duration,
     reports: &[ActorReport],
     produce_reports: &[ActorReport],
+    (disk_bytes, disk_messages): (u64, u64),
 ) -> Value {
     let messages: u64 = reports.iter().map(|r| r.messages).sum();
     let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
+    let wire_bytes: Option<u64> = reports.iter().map(|r| r.wire_bytes).sum();
     let (msgs_per_s, mb_per_s) = rates(messages, bytes, wall);
+    let wire_mb_per_s = wire_bytes.map(|w| rates(messages, w, wall).1);
     let latency_kind = match args.mode {
         BenchMode::Produce => "per produce batch, intended send to ack",
         BenchMode::Consume if args.group.is_some() => "per --batch records received",
@@ -861,11 +942,18 @@ fn summarize(
         "consumers": args.consumers,
         "rate": args.rate,
         "compression": args.compression.compression.name(),
+        "payload": args.payload.name(),
         "messages": messages,
         "bytes": bytes,
+        "wire_bytes": wire_bytes,
+        "compression_ratio": ratio(bytes, wire_bytes),
+        "disk_bytes": disk_bytes,
+        "disk_messages": disk_messages,
+        "disk_bytes_per_message": (disk_messages > 0).then(|| disk_bytes as f64 / disk_messages as f64),
         "elapsed_s": wall.as_secs_f64(),
         "msgs_per_s": msgs_per_s,
         "mb_per_s": mb_per_s,
+        "wire_mb_per_s": wire_mb_per_s,
         "latency_kind": latency_kind,
         "latency_ms": percentiles(&merged(reports)),
         "actors": actors,
@@ -911,6 +999,18 @@ fn print_human(out: &mut impl Write, s: &Value) -> std::io::Result<()> {
         s["mb_per_s"].as_f64().unwrap_or(0.0),
         s["elapsed_s"].as_f64().unwrap_or(0.0),
     )?;
+    if let Some(wire) = s["wire_bytes"].as_u64() {
+        writeln!(
+            out,
+            "{:>12} {:>10} bytes on the wire ({:.1} MB/s, payload/wire {:.2}); topic on disk {} bytes, {:.1} per message",
+            s["compression"].as_str().unwrap_or(""),
+            wire,
+            s["wire_mb_per_s"].as_f64().unwrap_or(0.0),
+            s["compression_ratio"].as_f64().unwrap_or(0.0),
+            s["disk_bytes"],
+            s["disk_bytes_per_message"].as_f64().unwrap_or(0.0),
+        )?;
+    }
     writeln!(
         out,
         "latency ({}): {}",

@@ -20,6 +20,7 @@ pub async fn run(client: &Client, command: TopicCommand) -> Result<()> {
             retention_ms,
             retention_bytes,
             segment_bytes,
+            compression,
         }) => {
             let config = TopicConfig {
                 partitions,
@@ -27,9 +28,12 @@ pub async fn run(client: &Client, command: TopicCommand) -> Result<()> {
                 retention_bytes,
                 segment_bytes,
                 segment_ms: None,
+                compression,
             };
             admin.create_topic(&name, config).await?;
-            eprintln!("created topic {name} with {partitions} partition(s)");
+            eprintln!(
+                "created topic {name} with {partitions} partition(s), compression {compression}"
+            );
         }
         TopicCommand::Alter(TopicAlterArgs {
             name,
@@ -37,6 +41,7 @@ pub async fn run(client: &Client, command: TopicCommand) -> Result<()> {
             retention_bytes,
             segment_bytes,
             segment_ms,
+            compression,
         }) => {
             let keep = |c: Option<ConfigChange>| c.unwrap_or(ConfigChange::Keep);
             let config = admin
@@ -46,15 +51,17 @@ pub async fn run(client: &Client, command: TopicCommand) -> Result<()> {
                     retention_bytes: keep(retention_bytes),
                     segment_bytes: keep(segment_bytes),
                     segment_ms: keep(segment_ms),
+                    compression,
                 })
                 .await?;
             let opt = |v: Option<u64>| v.map_or("default".to_owned(), |v| v.to_string());
             eprintln!(
-                "altered topic {name}: retention_ms={} retention_bytes={} segment_bytes={} segment_ms={}",
+                "altered topic {name}: retention_ms={} retention_bytes={} segment_bytes={} segment_ms={} compression={}",
                 opt(config.retention_ms),
                 opt(config.retention_bytes),
                 opt(config.segment_bytes),
-                opt(config.segment_ms)
+                opt(config.segment_ms),
+                config.compression
             );
         }
         TopicCommand::List { json } => {
@@ -78,6 +85,7 @@ pub async fn run(client: &Client, command: TopicCommand) -> Result<()> {
                 writeln!(out, "retention_bytes: {}", opt(d.config.retention_bytes))?;
                 writeln!(out, "segment_bytes: {}", opt(d.config.segment_bytes))?;
                 writeln!(out, "segment_ms: {}", opt(d.config.segment_ms))?;
+                writeln!(out, "compression: {}", d.config.compression)?;
                 writeln!(
                     out,
                     "partition\tlog_start_offset\tlog_end_offset\tsize_bytes"

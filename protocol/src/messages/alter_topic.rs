@@ -2,10 +2,11 @@
 //! rolls). The partition count cannot change: keys already hashed to a
 //! partition would move. Each setting is kept, set, or reset to the broker's
 //! default; the response carries the topic's settings after the change.
+//! Version 1 added the compression policy (see `create_topic`).
 
 use bytes::{BufMut, BytesMut};
 
-use super::TopicConfig;
+use super::{TopicCompression, TopicConfig};
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
 /// What to do with one setting.
@@ -67,6 +68,9 @@ pub struct AlterTopicRequest {
     pub segment_bytes: ConfigChange,
     /// Roll to a new segment when the active one is this old.
     pub segment_ms: ConfigChange,
+    /// The codec batches are stored with from now on (`None`: unchanged;
+    /// batches already stored stay as they are).
+    pub compression: Option<TopicCompression>,
 }
 
 /// The topic's settings after the change.
@@ -83,6 +87,13 @@ impl Encode for AlterTopicRequest {
         self.retention_bytes.encode(buf);
         self.segment_bytes.encode(buf);
         self.segment_ms.encode(buf);
+        match self.compression {
+            None => buf.put_u8(0),
+            Some(c) => {
+                buf.put_u8(1);
+                c.encode(buf);
+            }
+        }
     }
 }
 
@@ -94,6 +105,16 @@ impl Decode for AlterTopicRequest {
             retention_bytes: ConfigChange::decode(r, "retention_bytes")?,
             segment_bytes: ConfigChange::decode(r, "segment_bytes")?,
             segment_ms: ConfigChange::decode(r, "segment_ms")?,
+            compression: match r.u8("compression")? {
+                0 => None,
+                1 => Some(TopicCompression::decode(r, "compression")?),
+                other => {
+                    return Err(DecodeError::InvalidValue {
+                        field: "compression",
+                        value: u64::from(other),
+                    });
+                }
+            },
         })
     }
 }
@@ -119,13 +140,26 @@ mod tests {
 
     impl Examples for AlterTopicRequest {
         fn examples() -> Vec<Self> {
-            vec![AlterTopicRequest {
-                name: "orders".into(),
-                retention_ms: ConfigChange::Set(60_000),
-                retention_bytes: ConfigChange::Reset,
-                segment_bytes: ConfigChange::Keep,
-                segment_ms: ConfigChange::Set(0),
-            }]
+            vec![
+                AlterTopicRequest {
+                    name: "orders".into(),
+                    retention_ms: ConfigChange::Set(60_000),
+                    retention_bytes: ConfigChange::Reset,
+                    segment_bytes: ConfigChange::Keep,
+                    segment_ms: ConfigChange::Set(0),
+                    compression: None,
+                },
+                AlterTopicRequest {
+                    name: "orders".into(),
+                    compression: Some(TopicCompression::Producer),
+                    ..AlterTopicRequest::default()
+                },
+                AlterTopicRequest {
+                    name: "orders".into(),
+                    compression: Some(TopicCompression::Codec(crate::Compression::Lz4)),
+                    ..AlterTopicRequest::default()
+                },
+            ]
         }
     }
 
@@ -135,6 +169,7 @@ mod tests {
                 config: TopicConfig {
                     partitions: 3,
                     retention_ms: Some(60_000),
+                    compression: TopicCompression::Codec(crate::Compression::Zstd),
                     ..TopicConfig::default()
                 },
             }]

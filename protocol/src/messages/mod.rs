@@ -36,7 +36,9 @@ mod status;
 pub use alter_topic::{AlterTopicRequest, AlterTopicResponse, ConfigChange};
 pub use commit_offsets::{CommitOffsetsRequest, CommitOffsetsResponse, OffsetCommit};
 pub use create_token::{CreateTokenRequest, CreateTokenResponse};
-pub use create_topic::{CreateTopicRequest, CreateTopicResponse, TopicConfig};
+pub use create_topic::{
+    CreateTopicRequest, CreateTopicResponse, TopicCompression, TopicConfig, UnknownTopicCompression,
+};
 pub use delete_group::{DeleteGroupRequest, DeleteGroupResponse};
 pub use delete_topic::{DeleteTopicRequest, DeleteTopicResponse};
 pub use delete_user::{DeleteUserRequest, DeleteUserResponse};
@@ -84,6 +86,11 @@ use crate::primitives::{Decode, Encode};
 /// matches every [`ApiKey`] to its request type's handler, and an API
 /// without a handler does not compile.
 ///
+/// A body change that old peers cannot read bumps the API's version: the
+/// broker serves exactly the versions listed (bodies are decoded strictly,
+/// one layout per API), so a peer speaking an older version is refused with
+/// `UnsupportedVersion` naming the version served, never misread.
+///
 /// The callback receives, per API:
 /// `#[doc] Name = number, RequestType => ResponseType, versions min..=max;`
 #[macro_export]
@@ -93,13 +100,13 @@ macro_rules! for_each_api {
             /// Opens a connection: versions and client id.
             Handshake = 0, HandshakeRequest => HandshakeResponse, versions 0..=0;
             /// Creates a topic.
-            CreateTopic = 1, CreateTopicRequest => CreateTopicResponse, versions 0..=0;
+            CreateTopic = 1, CreateTopicRequest => CreateTopicResponse, versions 1..=1;
             /// Deletes a topic and its files.
             DeleteTopic = 2, DeleteTopicRequest => DeleteTopicResponse, versions 0..=0;
             /// Lists topics.
             ListTopics = 3, ListTopicsRequest => ListTopicsResponse, versions 0..=0;
             /// Describes one topic's partitions.
-            DescribeTopic = 4, DescribeTopicRequest => DescribeTopicResponse, versions 0..=0;
+            DescribeTopic = 4, DescribeTopicRequest => DescribeTopicResponse, versions 1..=1;
             /// Appends a record batch to a partition.
             Produce = 5, ProduceRequest => ProduceResponse, versions 0..=0;
             /// Reads record batches from a partition, long-polling at the end.
@@ -126,8 +133,8 @@ macro_rules! for_each_api {
             DeleteGroup = 16, DeleteGroupRequest => DeleteGroupResponse, versions 0..=0;
             /// Hands an idempotent producer a new producer id and epoch.
             InitProducerId = 17, InitProducerIdRequest => InitProducerIdResponse, versions 0..=0;
-            /// Changes a live topic's retention and segment settings.
-            AlterTopic = 18, AlterTopicRequest => AlterTopicResponse, versions 0..=0;
+            /// Changes a live topic's retention, segment and compression settings.
+            AlterTopic = 18, AlterTopicRequest => AlterTopicResponse, versions 1..=1;
             /// The broker's version, uptime, counts and disk usage.
             Status = 19, StatusRequest => StatusResponse, versions 0..=0;
             /// Creates a user or replaces its password and admin flag (admin only).

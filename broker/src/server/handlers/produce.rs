@@ -1,7 +1,8 @@
 //! Produce and producer ids. A produce runs in the connection's ordered
 //! pipeline: it resolves its topic (auto-creating it where allowed) and
-//! partition, queues its batch on the partition's log (validation and
-//! ordering only, no I/O), fixes its order, then waits for the group commit
+//! partition, checks its batch (on the blocking pool when that means
+//! inflating or recompressing it), queues it on the partition's log
+//! (ordering only, no I/O), fixes its order, then waits for the group commit
 //! that makes the batch durable. Submitting in arrival order and waiting
 //! concurrently lets one connection's pipelined produces share a group
 //! commit while keeping their order.
@@ -10,17 +11,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use skiff_protocol::ErrorCode;
-use skiff_protocol::batch;
+use skiff_protocol::batch::{self, ValidBatch};
+use skiff_protocol::compression::Level;
 use skiff_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, Operation, PARTITION_AUTO, ProduceRequest,
     ProduceResponse, TopicConfig,
 };
 use skiff_protocol::partitioner::partition_for_key;
+use skiff_protocol::{Compression, ErrorCode};
 
 use super::blocking;
 use crate::clock::now_ms;
-use crate::log::{Committer, PartitionLog};
+use crate::log::{Committer, LogError, PartitionLog};
 use crate::server::api::{Ctx, Handler, Runs};
 use crate::server::failure::Failure;
 use crate::topics::Topic;
@@ -75,8 +77,20 @@ async fn produce(
     may_create: MayCreate,
     ctx: &Ctx,
 ) -> Result<ProduceResponse, Failure> {
-    let (log, partition) = target(ctx, &req, may_create).await?;
-    let mut ticket = log.submit(req.batch)?;
+    let topic = resolve_topic(ctx, &req, may_create).await?;
+    let chosen = match req.partition {
+        PARTITION_AUTO => None,
+        p => Some((Arc::clone(topic.partition(p)?), p)),
+    };
+    let batch = check_batch(req.batch, &topic).await?;
+    let (log, partition) = match chosen {
+        Some(chosen) => chosen,
+        None => {
+            let p = auto_partition(&topic, &batch);
+            (Arc::clone(topic.partition(p)?), p)
+        }
+    };
+    let mut ticket = log.submit_valid(batch)?;
     ctx.order_fixed();
     // If the submit made this request the log's committer, the commit loop
     // starts on the blocking pool (it runs until the queue is empty,
@@ -93,17 +107,53 @@ async fn produce(
     })
 }
 
-/// Resolves a produce request's topic (creating it when the broker allows
-/// and the session may) and partition, after refusing a batch timestamped
-/// too far ahead.
-async fn target(
+/// Checks a batch before it is queued ([`ValidBatch::check`]: CRC, every
+/// record) and re-encodes it with the topic's codec where its compression
+/// policy asks for one. A compressed batch is inflated for the check, and a
+/// recompression runs a codec: both are CPU work of up to
+/// `DECOMPRESSED_BATCH_BYTES_MAX`, so they run on the blocking pool, never on
+/// the async worker. A plain batch the topic stores as sent is checked in
+/// place, as before (a walk over bytes already in memory). Awaited inside the
+/// ordered phase of the pipeline (before `order_fixed`), so pipelined
+/// produces still queue in arrival order; the log trusts the [`ValidBatch`]
+/// and does not inflate it again.
+async fn check_batch(bytes: Bytes, topic: &Topic) -> Result<ValidBatch, Failure> {
+    let sent = batch::batch_compression(&bytes).map_err(corrupt)?;
+    let recompress = topic.meta.compression.recompress_to(sent);
+    if sent == Compression::None && recompress.is_none() {
+        return ValidBatch::check(bytes).map_err(corrupt);
+    }
+    let name = topic.meta.name.clone();
+    blocking(move || {
+        let checked = ValidBatch::check(bytes).map_err(corrupt)?;
+        let Some(codec) = recompress else {
+            return Ok(checked);
+        };
+        checked.recompress(codec, Level::Default).map_err(|e| {
+            Failure::new(
+                ErrorCode::InvalidRequest,
+                format!("topic {name:?} stores batches as {codec} (its compression setting): {e}"),
+            )
+        })
+    })
+    .await
+}
+
+/// A batch the log's check refused, reported as the log reports one.
+fn corrupt(e: batch::BatchError) -> Failure {
+    LogError::InvalidBatch(e).into()
+}
+
+/// Resolves a produce request's topic, creating it when the broker allows
+/// and the session may, after refusing a batch timestamped too far ahead.
+async fn resolve_topic(
     ctx: &Ctx,
     req: &ProduceRequest,
     MayCreate(may_create): MayCreate,
-) -> Result<(Arc<PartitionLog>, u32), Failure> {
+) -> Result<Arc<Topic>, Failure> {
     check_timestamps(&req.batch, ctx.config().timestamp_after_ms_max, now_ms())?;
-    let topic = match ctx.topics().get(&req.topic) {
-        Some(t) => t,
+    match ctx.topics().get(&req.topic) {
+        Some(t) => Ok(t),
         None if may_create && ctx.config().auto_create_topics => {
             let ctx = ctx.clone();
             let name = req.topic.clone();
@@ -121,21 +171,13 @@ async fn target(
                     Err(e) => Err(e.into()),
                 }
             })
-            .await?
+            .await
         }
-        None => {
-            return Err(Failure::new(
-                ErrorCode::UnknownTopic,
-                format!("unknown topic {:?}", req.topic),
-            ));
-        }
-    };
-    let partition = if req.partition == PARTITION_AUTO {
-        auto_partition(&topic, &req.batch)?
-    } else {
-        req.partition
-    };
-    Ok((Arc::clone(topic.partition(partition)?), partition))
+        None => Err(Failure::new(
+            ErrorCode::UnknownTopic,
+            format!("unknown topic {:?}", req.topic),
+        )),
+    }
 }
 
 /// Refuses a batch whose newest record is more than `after_ms_max` ahead
@@ -161,13 +203,11 @@ fn check_timestamps(batch_bytes: &Bytes, after_ms_max: u64, now_ms: i64) -> Resu
 
 /// Key hash of the batch's first record when it has a key, round-robin
 /// otherwise.
-fn auto_partition(topic: &Topic, batch_bytes: &Bytes) -> Result<u32, Failure> {
-    let records = batch::decode_records(batch_bytes)
-        .map_err(|e| Failure::new(ErrorCode::CorruptBatch, format!("invalid batch: {e}")))?;
-    Ok(match records.first().and_then(|r| r.key.as_ref()) {
+fn auto_partition(topic: &Topic, batch: &ValidBatch) -> u32 {
+    match batch.first_key() {
         Some(key) => partition_for_key(key, topic.meta.partitions),
         None => topic.next_round_robin(),
-    })
+    }
 }
 
 /// Runs a log's committer on the blocking pool, one group per blocking task:
