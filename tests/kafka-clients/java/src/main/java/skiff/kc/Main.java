@@ -73,7 +73,11 @@ public final class Main {
             m.run();
             System.exit(0);
         } catch (Exception e) {
-            System.err.println(m.mode + ": " + e);
+            StringBuilder why = new StringBuilder(m.mode + ": " + e);
+            for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
+                why.append(" caused by ").append(c);
+            }
+            System.err.println(why);
             System.exit(1);
         }
     }
@@ -126,7 +130,10 @@ public final class Main {
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
-        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, (int) Math.min(timeoutMs, Integer.MAX_VALUE));
+        // Bounded by --timeout-ms (delivery must exceed request + linger).
+        int deliveryMs = (int) Math.min(timeoutMs, Integer.MAX_VALUE);
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, deliveryMs);
+        p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, Math.min(30_000, deliveryMs / 2));
         // Everything else stays at the client's defaults: acks=all,
         // enable.idempotence=true, 5 requests in flight.
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
