@@ -212,12 +212,15 @@ e2e() {
     local log=$out/run/$broker-$case-e2e.log
     java_tool org.apache.kafka.tools.EndToEndLatency "$bootstrap" "$topic" "$e2e_records" all "$size" \
         >"$log" 2>&1 || die "EndToEndLatency failed; see $log"
-    # "Percentiles: 50th = A, 99th = B, 99.9th = C"
-    local p50 p99
+    # "Avg latency: X ms" and "Percentiles: 50th = A, 99th = B, 99.9th = C"
+    # (whole milliseconds)
+    local avg p50 p99
+    avg=$(sed -nE 's/^Avg latency: ([0-9.]+).*/\1/p' "$log" | tail -n 1)
     p50=$(sed -nE 's/.*50th = ([0-9.]+).*/\1/p' "$log" | tail -n 1)
     p99=$(sed -nE 's/.*99th = ([0-9.]+).*/\1/p' "$log" | tail -n 1)
-    [[ -n $p50 && -n $p99 ]] || die "no EndToEndLatency percentiles in $log"
-    echo "  e2e $case: p50 $p50 ms, p99 $p99 ms"
+    [[ -n $avg && -n $p50 && -n $p99 ]] || die "no EndToEndLatency summary in $log"
+    echo "  e2e $case: avg $avg ms, p50 $p50 ms, p99 $p99 ms"
+    record "$broker" "e2e $case" avg_ms "$(printf '%.2f' "$avg")"
     record "$broker" "e2e $case" p50_ms "$p50"
     record "$broker" "e2e $case" p99_ms "$p99"
 }
