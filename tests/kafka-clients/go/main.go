@@ -95,7 +95,7 @@ func produce(ctx context.Context, o options) error {
 	}
 	for _, res := range results {
 		emit(map[string]any{"event": "produced", "partition": res.Record.Partition,
-			"offset": res.Record.Offset, "key": string(res.Record.Key), "value": string(res.Record.Value)})
+			"offset": res.Record.Offset, "timestamp": res.Record.Timestamp.UnixMilli(), "key": string(res.Record.Key), "value": string(res.Record.Value)})
 	}
 	emit(map[string]any{"event": "done", "count": o.count})
 	return nil

@@ -68,6 +68,10 @@ async function consume(kafka, args) {
   await consumer.subscribe({ topics: [args.topic], fromBeginning: true });
   let seen = 0;
   await new Promise((resolve, reject) => {
+    // A crash kafkajs will not restart from is the end of the run.
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart) reject(payload.error);
+    });
     consumer.run({
       autoCommit: false,
       eachMessage: async ({ partition, message }) => {

@@ -7,7 +7,7 @@ stderr when anything fails, so a test never has to guess.
 
   produce       N records keyed key-I, valued value-I, header h=hv-I,
                 idempotent producer (enable.idempotence=true, acks=all)
-  consume       N records of a topic from the beginning (a fresh group)
+  consume       N records of a topic from the beginning (assigned, no group)
   create-topic  AdminClient create_topics
   delete-topic  AdminClient delete_topics
 """
@@ -17,7 +17,7 @@ import json
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -49,6 +49,7 @@ def produce(args):
                 "event": "produced",
                 "partition": msg.partition(),
                 "offset": msg.offset(),
+                "timestamp": msg.timestamp()[1],
                 "key": text(msg.key()),
                 "value": text(msg.value()),
             }
@@ -74,16 +75,22 @@ def produce(args):
 
 
 def consume(args):
+    # Assigned partitions from the beginning: no group coordinator involved,
+    # no offsets committed (group.id is required by the client, not used).
     consumer = Consumer(
         {
             "bootstrap.servers": args.bootstrap,
             "group.id": args.group,
-            "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
         }
     )
-    consumer.subscribe([args.topic])
     deadline = time.monotonic() + args.timeout_s
+    topic = consumer.list_topics(args.topic, timeout=args.timeout_s).topics[args.topic]
+    if topic.error is not None:
+        raise KafkaException(topic.error)
+    consumer.assign(
+        [TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in sorted(topic.partitions)]
+    )
     seen = 0
     try:
         while seen < args.count:
@@ -106,7 +113,6 @@ def consume(args):
                 }
             )
             seen += 1
-        consumer.commit(asynchronous=False)
     finally:
         consumer.close()
     emit({"event": "done", "count": seen})

@@ -43,6 +43,7 @@ def produce(args):
                 "event": "produced",
                 "partition": meta.partition,
                 "offset": meta.offset,
+                "timestamp": meta.timestamp,
                 "key": f"key-{i}",
                 "value": f"value-{i}",
             }

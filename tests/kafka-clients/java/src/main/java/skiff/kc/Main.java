@@ -147,7 +147,7 @@ public final class Main {
             for (int i = 0; i < count; i++) {
                 RecordMetadata md = acks.get(i).get(timeoutMs, TimeUnit.MILLISECONDS);
                 emit("{\"event\":\"produced\",\"partition\":" + md.partition() + ",\"offset\":" + md.offset()
-                    + ",\"key\":" + json("key-" + i) + ",\"value\":" + json("value-" + i) + "}");
+                    + ",\"timestamp\":" + md.timestamp() + ",\"key\":" + json("key-" + i) + ",\"value\":" + json("value-" + i) + "}");
             }
         }
         emit("{\"event\":\"done\",\"count\":" + count + "}");
