@@ -35,7 +35,9 @@ step_timeout_s=${KC_STEP_TIMEOUT_S:-600}
 # Bound on a broker coming up.
 start_timeout_s=60
 what=${1:-all}
-results=$out/results.tsv
+# Figures per broker: results-kafka.tsv, results-skiff.tsv (a run of one
+# half keeps the other's last figures for the table).
+results=
 broker_pid=
 
 die() {
@@ -156,6 +158,13 @@ create_topic() {
 
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$results"; }
 
+# failed BROKER CASE WHY: a tool run that failed is reported in the table
+# as "failed" and the suite goes on (the other cases still measure).
+failed() {
+    echo "  $2: FAILED: $3" >&2
+    record "$1" "$2" result failed
+}
+
 # produce BROKER CASE TOPIC RECORDS SIZE PRODUCERS: ProducerPerformance,
 # PRODUCERS at once splitting RECORDS; aggregate messages/s = all records
 # over the slowest producer's time.
@@ -171,14 +180,19 @@ produce() {
         pids+=($!)
     done
     for i in "${!pids[@]}"; do
-        wait "${pids[$i]}" || die "ProducerPerformance failed; see ${logs[$i]}"
+        if ! wait "${pids[$i]}"; then
+            failed "$broker" "produce $case" "ProducerPerformance failed; see ${logs[$i]}"
+            return 0
+        fi
     done
     # Last line: "N records sent, R records/sec (M MB/sec), ... latency ..."
     local line rate
     rate=$(for log in "${logs[@]}"; do tail -n 1 "$log"; done | awk -v each="$each" -v size="$size" '
         { gsub(/[(,]/, " "); n = $1; r = $4; if (r <= 0) exit 1; t = n / r; if (t > slowest) slowest = t; total += n }
-        END { printf "%.0f\t%.2f", total / slowest, total * size / slowest / 1048576 }') ||
-        die "no ProducerPerformance summary in ${logs[*]}"
+        END { printf "%.0f\t%.2f", total / slowest, total * size / slowest / 1048576 }') || {
+        failed "$broker" "produce $case" "no ProducerPerformance summary in ${logs[*]}"
+        return 0
+    }
     line=$(tail -n 1 "${logs[0]}")
     echo "  produce $case: $rate (msg/s, MB/s); first producer: $line"
     record "$broker" "produce $case" msgs_per_s "$(cut -f1 <<<"$rate")"
@@ -191,12 +205,17 @@ consume() {
     local broker=$1 case=$2 topic=$3 n=$4
     local log=$out/run/$broker-$case-consumer.log
     java_tool org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$bootstrap" --topic "$topic" \
-        --num-records "$n" --timeout 60000 --group "perf-$case-$RANDOM" >"$log" 2>&1 ||
-        die "ConsumerPerformance failed; see $log"
+        --num-records "$n" --timeout 60000 --group "perf-$case-$RANDOM" >"$log" 2>&1 || {
+        failed "$broker" "consume $case" "ConsumerPerformance failed; see $log"
+        return 0
+    }
     # Header then one CSV line: start, end, MB, MB/s, nMsg, nMsg/s,
     # rebalance ms, fetch ms, fetch MB/s, fetch nMsg/s.
     local csv
-    csv=$(grep -E '^[0-9]{4}-' "$log" | tail -n 1) || die "no ConsumerPerformance summary in $log"
+    csv=$(grep -E '^[0-9]{4}-' "$log" | tail -n 1) || {
+        failed "$broker" "consume $case" "no ConsumerPerformance summary in $log"
+        return 0
+    }
     local msgs mb
     msgs=$(awk -F', *' '{ printf "%.0f", $10 }' <<<"$csv")
     mb=$(awk -F', *' '{ printf "%.2f", $9 }' <<<"$csv")
@@ -211,14 +230,20 @@ e2e() {
     local broker=$1 case=$2 topic=$3 size=$4
     local log=$out/run/$broker-$case-e2e.log
     java_tool org.apache.kafka.tools.EndToEndLatency "$bootstrap" "$topic" "$e2e_records" all "$size" \
-        >"$log" 2>&1 || die "EndToEndLatency failed; see $log"
+        >"$log" 2>&1 || {
+        failed "$broker" "e2e $case" "EndToEndLatency failed; see $log"
+        return 0
+    }
     # "Avg latency: X ms" and "Percentiles: 50th = A, 99th = B, 99.9th = C"
     # (whole milliseconds)
     local avg p50 p99
     avg=$(sed -nE 's/^Avg latency: ([0-9.]+).*/\1/p' "$log" | tail -n 1)
     p50=$(sed -nE 's/.*50th = ([0-9.]+).*/\1/p' "$log" | tail -n 1)
     p99=$(sed -nE 's/.*99th = ([0-9.]+).*/\1/p' "$log" | tail -n 1)
-    [[ -n $avg && -n $p50 && -n $p99 ]] || die "no EndToEndLatency summary in $log"
+    if [[ -z $avg || -z $p50 || -z $p99 ]]; then
+        failed "$broker" "e2e $case" "no EndToEndLatency summary in $log"
+        return 0
+    fi
     echo "  e2e $case: avg $avg ms, p50 $p50 ms, p99 $p99 ms"
     record "$broker" "e2e $case" avg_ms "$(printf '%.2f' "$avg")"
     record "$broker" "e2e $case" p50_ms "$p50"
@@ -227,6 +252,8 @@ e2e() {
 
 run_suite() {
     local broker=$1
+    results=$out/results-$broker.tsv
+    : >"$results"
     create_topic "$broker" p1-100b 1
     create_topic "$broker" p1-1k 1
     create_topic "$broker" p8-100b 8
@@ -262,7 +289,7 @@ print_table() {
                 k_ = v["kafka\t" order[i]]; s_ = v["skiff\t" order[i]]
                 printf "| %s | %s | %s | %s |\n", k[1], k[2], (k_ == "" ? "-" : k_), (s_ == "" ? "-" : s_)
             }
-        }' "$results"
+        }' "$out"/results-*.tsv
 }
 
 mkdir -p "$out/run"
@@ -274,7 +301,6 @@ serve-kafka)
     wait "$broker_pid"
     ;;
 all | kafka | skiff)
-    : >"$results"
     if [[ $what != skiff ]]; then
         start_kafka
         run_suite kafka
