@@ -152,7 +152,7 @@ create_topic() {
             --topic "$topic" --partitions "$partitions" --replication-factor 1 >/dev/null
     else
         target/release/skiff --broker "127.0.0.1:$native_port" topic create "$topic" \
-            --partitions "$partitions" >/dev/null
+            --partitions "$partitions" >/dev/null 2>&1
     fi
 }
 
@@ -229,11 +229,11 @@ consume() {
 e2e() {
     local broker=$1 case=$2 topic=$3 size=$4
     local log=$out/run/$broker-$case-e2e.log
+    # The tool commits its consumer's offsets after measuring: without a
+    # group coordinator that last step fails, the figures above it stand.
+    local status=0
     java_tool org.apache.kafka.tools.EndToEndLatency "$bootstrap" "$topic" "$e2e_records" all "$size" \
-        >"$log" 2>&1 || {
-        failed "$broker" "e2e $case" "EndToEndLatency failed; see $log"
-        return 0
-    }
+        >"$log" 2>&1 || status=$?
     # "Avg latency: X ms" and "Percentiles: 50th = A, 99th = B, 99.9th = C"
     # (whole milliseconds)
     local avg p50 p99
@@ -245,6 +245,9 @@ e2e() {
         return 0
     fi
     echo "  e2e $case: avg $avg ms, p50 $p50 ms, p99 $p99 ms"
+    if ((status != 0)); then
+        echo "  e2e $case: the tool exited $status after its summary: $(tail -n 1 "$log")" >&2
+    fi
     record "$broker" "e2e $case" avg_ms "$(printf '%.2f' "$avg")"
     record "$broker" "e2e $case" p50_ms "$p50"
     record "$broker" "e2e $case" p99_ms "$p99"
