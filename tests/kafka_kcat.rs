@@ -75,12 +75,24 @@ async fn kcat_lists_produces_and_consumes_and_skiff_reads_the_same_records() {
         listing.contains(&format!("broker 0 at {kafka}")),
         "{listing}"
     );
-    assert!(listing.contains("topic \"orders\" with 1 partitions"), "{listing}");
+    assert!(
+        listing.contains("topic \"orders\" with 1 partitions"),
+        "{listing}"
+    );
 
     // -C -o beginning -e: what kcat wrote, with offsets and timestamps.
     let consumed = kcat(
         kafka,
-        &["-C", "-t", "orders", "-o", "beginning", "-e", "-f", "%k|%s|%o|%T|%h\n"],
+        &[
+            "-C",
+            "-t",
+            "orders",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%k|%s|%o|%T|%h\n",
+        ],
         None,
     )
     .await;
@@ -136,7 +148,16 @@ async fn kcat_reads_what_skiff_produced() {
     }
     let consumed = kcat(
         kafka_addr(&broker),
-        &["-C", "-t", "native", "-o", "beginning", "-e", "-f", "%k|%s|%o|%T|%h\n"],
+        &[
+            "-C",
+            "-t",
+            "native",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%k|%s|%o|%T|%h\n",
+        ],
         None,
     )
     .await;
@@ -163,7 +184,15 @@ async fn kcat_compressed_and_idempotent_batches_are_readable_from_both_sides() {
     }
     kcat(
         kafka,
-        &["-P", "-t", "packed", "-K", ":", "-X", "enable.idempotence=true"],
+        &[
+            "-P",
+            "-t",
+            "packed",
+            "-K",
+            ":",
+            "-X",
+            "enable.idempotence=true",
+        ],
         Some("idem:one\nidem:two\n"),
     )
     .await;
@@ -182,7 +211,16 @@ async fn kcat_compressed_and_idempotent_batches_are_readable_from_both_sides() {
     // codec.
     let consumed = kcat(
         kafka,
-        &["-C", "-t", "packed", "-o", "beginning", "-e", "-f", "%k=%o\n"],
+        &[
+            "-C",
+            "-t",
+            "packed",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%k=%o\n",
+        ],
         None,
     )
     .await;

@@ -21,8 +21,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use skiff_protocol::messages::StatusRequest;
 
@@ -116,7 +115,11 @@ async fn api_versions_answers_from_the_table_and_falls_back_to_v0() {
             .find(|k| k.api_key == ApiKey::Produce as i16)
             .expect("produce served");
         assert_eq!((produce.min_version, produce.max_version), (3, 11));
-        assert!(r.api_keys.iter().all(|k| k.api_key != ApiKey::JoinGroup as i16));
+        assert!(
+            r.api_keys
+                .iter()
+                .all(|k| k.api_key != ApiKey::JoinGroup as i16)
+        );
     }
     // An unserved ApiVersions version: error 35 and the ranges in v0 form.
     let mut frame = BytesMut::new();
@@ -229,9 +232,18 @@ async fn metadata_describe_cluster_and_topic_admin() {
             )
         })
         .collect();
-    assert!(configs.contains(&("retention.ms".into(), "3600000".into())), "{configs:?}");
-    assert!(configs.contains(&("cleanup.policy".into(), "delete".into())), "{configs:?}");
-    assert!(configs.iter().any(|(k, _)| k == "segment.bytes"), "{configs:?}");
+    assert!(
+        configs.contains(&("retention.ms".into(), "3600000".into())),
+        "{configs:?}"
+    );
+    assert!(
+        configs.contains(&("cleanup.policy".into(), "delete".into())),
+        "{configs:?}"
+    );
+    assert!(
+        configs.iter().any(|(k, _)| k == "segment.bytes"),
+        "{configs:?}"
+    );
 
     let r = conn.call(&DescribeClusterRequest::default(), 1).await;
     assert_eq!(r.error_code, 0);
@@ -239,7 +251,8 @@ async fn metadata_describe_cluster_and_topic_admin() {
 
     let r = conn
         .call(
-            &DeleteTopicsRequest::default().with_topic_names(vec![name("configured"), name("nope")]),
+            &DeleteTopicsRequest::default()
+                .with_topic_names(vec![name("configured"), name("nope")]),
             5,
         )
         .await;
@@ -257,9 +270,13 @@ async fn produce_acks_idempotence_fetch_and_list_offsets() {
 
     // acks = 1 and -1 are answered; acks = 0 is not, and the next request's
     // answer comes next, in order.
-    let r = conn.call(&produce("t", 1, batch(&["a", "b"], -1, -1)), 9).await;
+    let r = conn
+        .call(&produce("t", 1, batch(&["a", "b"], -1, -1)), 9)
+        .await;
     assert_eq!(produced(&r), (0, 0));
-    let r = conn.call(&produce("t", -1, batch(&["c"], -1, -1)), 11).await;
+    let r = conn
+        .call(&produce("t", -1, batch(&["c"], -1, -1)), 11)
+        .await;
     assert_eq!(produced(&r), (0, 2));
     conn.send(&produce("t", 0, batch(&["d"], -1, -1)), 7).await;
     let r = conn.call(&ApiVersionsRequest::default(), 3).await;
@@ -275,7 +292,11 @@ async fn produce_acks_idempotence_fetch_and_list_offsets() {
     let r = conn.call(&produce("t", -1, first.clone()), 9).await;
     assert_eq!(produced(&r), (0, 4));
     let r = conn.call(&produce("t", -1, first), 9).await;
-    assert_eq!(produced(&r), (0, 4), "a retried batch gets its first answer");
+    assert_eq!(
+        produced(&r),
+        (0, 4),
+        "a retried batch gets its first answer"
+    );
     let r = conn.call(&produce("t", -1, batch(&["g"], pid, 5)), 9).await;
     assert_eq!(produced(&r).0, 45);
     // A transactional producer is refused at once.
@@ -300,11 +321,13 @@ async fn produce_acks_idempotence_fetch_and_list_offsets() {
             .with_max_wait_ms(wait_ms)
             .with_min_bytes(1)
             .with_topics(vec![
-                FetchTopic::default().with_topic(name("t")).with_partitions(vec![
-                    FetchPartition::default()
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
+                FetchTopic::default()
+                    .with_topic(name("t"))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
             ])
     };
     let r = conn.call(&fetch(1, 0), 12).await;
@@ -312,7 +335,10 @@ async fn produce_acks_idempotence_fetch_and_list_offsets() {
     assert_eq!((p.error_code, p.high_watermark), (0, 6));
     let mut records = p.records.clone().expect("records");
     let sets = RecordBatchDecoder::decode_all(&mut records).expect("kafka batches");
-    let offsets: Vec<i64> = sets.iter().flat_map(|s| s.records.iter().map(|r| r.offset)).collect();
+    let offsets: Vec<i64> = sets
+        .iter()
+        .flat_map(|s| s.records.iter().map(|r| r.offset))
+        .collect();
     assert_eq!(offsets, [0, 1, 2, 3, 4, 5]);
     assert_eq!(sets[0].records[1].value.as_deref(), Some(&b"b"[..]));
     // Out of range.
@@ -322,7 +348,9 @@ async fn produce_acks_idempotence_fetch_and_list_offsets() {
     // connection).
     let waiting = conn.send(&fetch(6, 10_000), 12).await;
     let mut other = KafkaConn::connect(kafka_addr(&broker)).await;
-    let r = other.call(&produce("t", 1, batch(&["late"], -1, -1)), 9).await;
+    let r = other
+        .call(&produce("t", 1, batch(&["late"], -1, -1)), 9)
+        .await;
     assert_eq!(produced(&r), (0, 6));
     let mut answer = conn.recv().await.expect("the long poll answers");
     let header = ResponseHeader::decode(&mut answer, 1).unwrap();
@@ -337,12 +365,14 @@ async fn produce_acks_idempotence_fetch_and_list_offsets() {
     let r = conn
         .call(
             &ListOffsetsRequest::default().with_topics(vec![
-                ListOffsetsTopic::default().with_name(name("t")).with_partitions(vec![
-                    ListOffsetsPartition::default().with_timestamp(-2),
-                    ListOffsetsPartition::default().with_timestamp(-1),
-                    ListOffsetsPartition::default().with_timestamp(1_700_000_000_001),
-                    ListOffsetsPartition::default().with_timestamp(i64::MAX),
-                ]),
+                ListOffsetsTopic::default()
+                    .with_name(name("t"))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default().with_timestamp(-2),
+                        ListOffsetsPartition::default().with_timestamp(-1),
+                        ListOffsetsPartition::default().with_timestamp(1_700_000_000_001),
+                        ListOffsetsPartition::default().with_timestamp(i64::MAX),
+                    ]),
             ]),
             7,
         )
@@ -420,4 +450,113 @@ async fn hostile_input_closes_the_connection_and_both_ports_keep_serving() {
 
 fn frame(body: &[u8]) -> Vec<u8> {
     [&(body.len() as i32).to_be_bytes()[..], body].concat()
+}
+
+/// Every version of every API in the table gets an answer that decodes at
+/// that version (a response field set where the version lacks it would
+/// fail to encode and close the connection instead).
+#[tokio::test]
+async fn every_served_version_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_kafka_broker(dir.path()).await;
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    create(&mut conn, "v").await;
+    for version in 0..=4 {
+        assert_eq!(
+            conn.call(&ApiVersionsRequest::default(), version)
+                .await
+                .error_code,
+            0
+        );
+    }
+    for version in 0..=12 {
+        let r = conn
+            .call(&MetadataRequest::default().with_topics(None), version)
+            .await;
+        assert_eq!(r.topics.len(), 1, "v{version}");
+    }
+    for version in 3..=11 {
+        let r = conn
+            .call(&produce("v", 1, batch(&["x"], -1, -1)), version)
+            .await;
+        assert_eq!(produced(&r).0, 0, "v{version}");
+    }
+    for version in 4..=12 {
+        let r = conn
+            .call(
+                &FetchRequest::default().with_topics(vec![
+                    FetchTopic::default()
+                        .with_topic(name("v"))
+                        .with_partitions(vec![
+                            FetchPartition::default().with_partition_max_bytes(1 << 20),
+                        ]),
+                ]),
+                version,
+            )
+            .await;
+        assert_eq!(r.responses[0].partitions[0].error_code, 0, "v{version}");
+    }
+    for version in 1..=7 {
+        let r = conn
+            .call(
+                &ListOffsetsRequest::default().with_topics(vec![
+                    ListOffsetsTopic::default()
+                        .with_name(name("v"))
+                        .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-1)]),
+                ]),
+                version,
+            )
+            .await;
+        assert_eq!(r.topics[0].partitions[0].offset, 9, "v{version}");
+    }
+    for version in 0..=5 {
+        let r = conn.call(&InitProducerIdRequest::default(), version).await;
+        assert_eq!(r.error_code, 0, "v{version}");
+    }
+    for version in 2..=7 {
+        let topic = format!("created-{version}");
+        let r = conn
+            .call(
+                &CreateTopicsRequest::default().with_topics(vec![
+                    CreatableTopic::default()
+                        .with_name(name(&topic))
+                        .with_num_partitions(1)
+                        .with_replication_factor(1),
+                ]),
+                version,
+            )
+            .await;
+        assert_eq!(r.topics[0].error_code, 0, "v{version}");
+    }
+    for version in 1..=6 {
+        let topic = name(&format!("created-{}", version + 1));
+        let request = if version >= 6 {
+            DeleteTopicsRequest::default().with_topics(vec![
+                delete_topics_request::DeleteTopicState::default().with_name(Some(topic)),
+            ])
+        } else {
+            DeleteTopicsRequest::default().with_topic_names(vec![topic])
+        };
+        let r = conn.call(&request, version).await;
+        assert_eq!(r.responses[0].error_code, 0, "v{version}");
+    }
+    for version in 1..=4 {
+        let r = conn
+            .call(
+                &DescribeConfigsRequest::default().with_resources(vec![
+                    DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_static_str("v")),
+                ]),
+                version,
+            )
+            .await;
+        assert_eq!(r.results[0].error_code, 0, "v{version}");
+        assert!(!r.results[0].configs.is_empty());
+    }
+    for version in 0..=1 {
+        let r = conn.call(&DescribeClusterRequest::default(), version).await;
+        assert_eq!(r.error_code, 0, "v{version}");
+    }
+    broker.shutdown().await.unwrap();
 }
