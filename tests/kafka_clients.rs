@@ -24,14 +24,14 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{next_records, test_config};
+use common::kafka::{kafka_addr, start_kafka_broker};
+use common::next_records;
 use serde_json::Value;
-use skiff_broker::{Broker, BrokerHandle};
+use skiff_broker::BrokerHandle;
 use skiff_client::{
     Client, ClientConfig, ConsumedRecord, Consumer, ConsumerConfig, Producer, ProducerConfig,
     ProducerRecord, StartFrom, TopicConfig,
@@ -197,17 +197,14 @@ struct Setup {
 
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = test_config(dir.path());
-    config.kafka_listen = Some("127.0.0.1:0".parse().expect("valid address"));
-    let broker = Broker::start(config).await.expect("broker starts");
-    let kafka: SocketAddr = broker.kafka_addr().expect("the Kafka listener is bound");
+    let broker = start_kafka_broker(dir.path()).await;
     let client = Client::connect(ClientConfig::new(broker.local_addr().to_string()))
         .await
         .expect("skiff client connects");
     Setup {
+        bootstrap: kafka_addr(&broker).to_string(),
         _broker: broker,
         client,
-        bootstrap: kafka.to_string(),
         _dir: dir,
     }
 }
