@@ -180,6 +180,11 @@ impl Ctx {
         self.shared.started.elapsed()
     }
 
+    /// Where Kafka clients are told to connect (`None`: no Kafka listener).
+    pub(crate) fn kafka(&self) -> Option<&crate::kafka::Advertised> {
+        self.shared.kafka.as_ref()
+    }
+
     /// Connections open now.
     pub(crate) fn connections_open(&self) -> usize {
         self.shared.connections_open()

@@ -20,7 +20,7 @@ use skiff_protocol::partitioner::partition_for_key;
 
 use super::blocking;
 use crate::clock::now_ms;
-use crate::log::{Committer, PartitionLog};
+use crate::log::{AppendInfo, Committer, PartitionLog};
 use crate::server::api::{Ctx, Handler, Runs};
 use crate::server::failure::Failure;
 use crate::topics::Topic;
@@ -29,7 +29,7 @@ use crate::topics::Topic;
 /// produce runs (decided at authorization: the topic may vanish before the
 /// produce runs, and only a session allowed to create it may bring it back).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct MayCreate(bool);
+pub(crate) struct MayCreate(pub(crate) bool);
 
 /// Needs `produce` on the topic, plus `create` when it would auto-create
 /// it.
@@ -76,16 +76,9 @@ async fn produce(
     ctx: &Ctx,
 ) -> Result<ProduceResponse, Failure> {
     let (log, partition) = target(ctx, &req, may_create).await?;
-    let mut ticket = log.submit(req.batch)?;
+    let durable = submit(log, req.batch)?;
     ctx.order_fixed();
-    // If the submit made this request the log's committer, the commit loop
-    // starts on the blocking pool (it runs until the queue is empty,
-    // serving other requests' batches too); the wait itself parks no
-    // thread.
-    if let Some(committer) = ticket.take_committer() {
-        spawn_committer(log, committer);
-    }
-    let info = ticket.outcome().await?;
+    let info = durable.await?;
     Ok(ProduceResponse {
         partition,
         base_offset: info.base_offset,
@@ -93,10 +86,29 @@ async fn produce(
     })
 }
 
+/// Queues `batch` on `log` (validation and ordering, no I/O); the future
+/// returned waits until it is durable (or answers a retried batch with its
+/// original offsets). Every front end's produce goes through here.
+pub(crate) fn submit(
+    log: Arc<PartitionLog>,
+    batch: Bytes,
+) -> Result<impl std::future::Future<Output = Result<AppendInfo, Failure>> + Send + 'static, Failure>
+{
+    let mut ticket = log.submit(batch)?;
+    // If the submit made this request the log's committer, the commit loop
+    // starts on the blocking pool (it runs until the queue is empty,
+    // serving other requests' batches too); the wait itself parks no
+    // thread.
+    if let Some(committer) = ticket.take_committer() {
+        spawn_committer(log, committer);
+    }
+    Ok(async move { Ok(ticket.outcome().await?) })
+}
+
 /// Resolves a produce request's topic (creating it when the broker allows
 /// and the session may) and partition, after refusing a batch timestamped
 /// too far ahead.
-async fn target(
+pub(crate) async fn target(
     ctx: &Ctx,
     req: &ProduceRequest,
     MayCreate(may_create): MayCreate,
@@ -105,23 +117,7 @@ async fn target(
     let topic = match ctx.topics().get(&req.topic) {
         Some(t) => t,
         None if may_create && ctx.config().auto_create_topics => {
-            let ctx = ctx.clone();
-            let name = req.topic.clone();
-            blocking(move || {
-                let config = TopicConfig {
-                    partitions: ctx.config().default_partitions,
-                    ..TopicConfig::default()
-                };
-                match ctx.topics().create(&name, &config) {
-                    Ok(t) => Ok(t),
-                    // Another connection created it first.
-                    Err(crate::topics::TopicError::AlreadyExists(_)) => {
-                        Ok(ctx.topics().require(&name)?)
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            })
-            .await?
+            auto_create(ctx, req.topic.clone()).await?
         }
         None => {
             return Err(Failure::new(
@@ -136,6 +132,26 @@ async fn target(
         req.partition
     };
     Ok((Arc::clone(topic.partition(partition)?), partition))
+}
+
+/// Creates topic `name` with the broker's defaults (auto-creation, for a
+/// produce or a Kafka Metadata request; the caller checked the session may
+/// create it); a topic another connection created first is returned.
+pub(crate) async fn auto_create(ctx: &Ctx, name: String) -> Result<Arc<Topic>, Failure> {
+    let ctx = ctx.clone();
+    blocking(move || {
+        let config = TopicConfig {
+            partitions: ctx.config().default_partitions,
+            ..TopicConfig::default()
+        };
+        match ctx.topics().create(&name, &config) {
+            Ok(t) => Ok(t),
+            // Another connection created it first.
+            Err(crate::topics::TopicError::AlreadyExists(_)) => Ok(ctx.topics().require(&name)?),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
 }
 
 /// Refuses a batch whose newest record is more than `after_ms_max` ahead
