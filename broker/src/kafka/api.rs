@@ -45,6 +45,16 @@ macro_rules! kafka_table {
             DeleteTopics => DeleteTopicsRequest, 1..=6;
             DescribeConfigs => DescribeConfigsRequest, 1..=4;
             DescribeCluster => DescribeClusterRequest, 0..=1;
+            FindCoordinator => FindCoordinatorRequest, 0..=6;
+            JoinGroup => JoinGroupRequest, 0..=9;
+            SyncGroup => SyncGroupRequest, 0..=5;
+            Heartbeat => HeartbeatRequest, 0..=4;
+            LeaveGroup => LeaveGroupRequest, 0..=5;
+            OffsetCommit => OffsetCommitRequest, 2..=9;
+            OffsetFetch => OffsetFetchRequest, 1..=9;
+            ListGroups => ListGroupsRequest, 0..=5;
+            DescribeGroups => DescribeGroupsRequest, 0..=5;
+            DeleteGroups => DeleteGroupsRequest, 0..=2;
         }
     };
 }
@@ -203,6 +213,13 @@ async fn run<R: KafkaApi>(
         conn.peer,
         R::SKIFF_API,
         gate.clone(),
+    )
+    .with_client_id(
+        request
+            .header
+            .client_id
+            .as_ref()
+            .map_or("", |id| id.as_str()),
     );
     let correlation_id = request.header.correlation_id;
     let work = decoded.handle(version, ctx);
@@ -250,6 +267,7 @@ mod tests {
             );
         }
         assert_eq!(versions_of(ApiKey::Produce), 3..=11);
-        assert!(versions_of(ApiKey::JoinGroup).is_empty());
+        assert_eq!(versions_of(ApiKey::JoinGroup), 0..=9);
+        assert!(versions_of(ApiKey::TxnOffsetCommit).is_empty());
     }
 }
