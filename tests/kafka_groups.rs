@@ -16,8 +16,9 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use common::{STEP_TIMEOUT, test_config};
+use bytes::{BufMut, Bytes, BytesMut};
+use common::STEP_TIMEOUT;
+use common::kafka::{KafkaConn, installed, kafka_addr, start_kafka_broker};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{
@@ -30,19 +31,16 @@ use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
     JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
-    OffsetFetchRequest, RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse,
-    TopicName,
+    OffsetFetchRequest, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use skiff_broker::{Broker, BrokerHandle};
+use kafka_protocol::protocol::StrBytes;
+use skiff_broker::BrokerHandle;
 use skiff_client::{
     Client, ClientConfig, Consumer, GroupConfig, Producer, ProducerConfig, ProducerRecord,
     TopicConfig,
 };
 use skiff_protocol::ErrorCode;
 use skiff_protocol::messages::{GroupState, TopicPartition};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const NONE: i16 = 0;
 const ILLEGAL_GENERATION: i16 = 22;
@@ -55,10 +53,8 @@ const MEMBER_ID_REQUIRED: i16 = 79;
 /// A broker with a Kafka listener, and a skiff client of it.
 async fn start() -> (tempfile::TempDir, BrokerHandle, SocketAddr, Client) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path());
-    config.kafka_listen = Some("127.0.0.1:0".parse().unwrap());
-    let broker = Broker::start(config).await.expect("broker starts");
-    let kafka = broker.kafka_addr().expect("kafka listener bound");
+    let broker = start_kafka_broker(dir.path()).await;
+    let kafka = kafka_addr(&broker);
     let client = Client::connect(ClientConfig::new(broker.local_addr().to_string()))
         .await
         .expect("client connects");
@@ -77,64 +73,6 @@ async fn create_topic(client: &Client, name: &str, partitions: u32) {
         )
         .await
         .expect("topic created");
-}
-
-/// One raw Kafka connection: a request at a time, as a client's
-/// coordinator connection is used during a join.
-struct KafkaConn {
-    stream: TcpStream,
-    next_id: i32,
-    client_id: &'static str,
-}
-
-impl KafkaConn {
-    async fn connect(addr: SocketAddr, client_id: &'static str) -> Self {
-        Self {
-            stream: TcpStream::connect(addr).await.expect("kafka connect"),
-            next_id: 1,
-            client_id,
-        }
-    }
-
-    async fn call<R: Request>(&mut self, req: R, version: i16) -> R::Response {
-        let correlation_id = self.next_id;
-        self.next_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str(self.client_id)));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, R::header_version(version))
-            .expect("header encodes");
-        req.encode(&mut body, version).expect("request encodes");
-        let mut frame = BytesMut::with_capacity(4 + body.len());
-        frame.put_i32(body.len() as i32);
-        frame.put(body);
-        let io = async {
-            self.stream.write_all(&frame).await.expect("write");
-            let len = self.stream.read_i32().await.expect("response size") as usize;
-            let mut buf = vec![0u8; len];
-            self.stream
-                .read_exact(&mut buf)
-                .await
-                .expect("response body");
-            Bytes::from(buf)
-        };
-        let mut buf = tokio::time::timeout(STEP_TIMEOUT, io)
-            .await
-            .expect("answered in time");
-        let header = ResponseHeader::decode(
-            &mut buf,
-            <R::Response as HeaderVersion>::header_version(version),
-        )
-        .expect("response header");
-        assert_eq!(header.correlation_id, correlation_id);
-        let response = R::Response::decode(&mut buf, version).expect("response decodes");
-        assert!(!buf.has_remaining(), "no bytes after the response");
-        response
-    }
 }
 
 fn group(name: &str) -> GroupId {
@@ -197,9 +135,9 @@ async fn join_new(
     String,
     tokio::task::JoinHandle<(KafkaConn, JoinGroupResponse)>,
 ) {
-    let mut conn = KafkaConn::connect(kafka, "raw-member").await;
+    let mut conn = KafkaConn::connect(kafka).await;
     let first = conn
-        .call(join_request(group_name, "", topic), JOIN_VERSION)
+        .call(&join_request(group_name, "", topic), JOIN_VERSION)
         .await;
     assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
     let id = first.member_id.as_str().to_owned();
@@ -207,7 +145,7 @@ async fn join_new(
     let member_id = id.clone();
     let join = tokio::spawn(async move {
         let r = conn
-            .call(join_request(group_name, &member_id, topic), JOIN_VERSION)
+            .call(&join_request(group_name, &member_id, topic), JOIN_VERSION)
             .await;
         (conn, r)
     });
@@ -220,7 +158,7 @@ async fn rejoin(
     id: &str,
     topic: &str,
 ) -> JoinGroupResponse {
-    conn.call(join_request(group_name, id, topic), JOIN_VERSION)
+    conn.call(&join_request(group_name, id, topic), JOIN_VERSION)
         .await
 }
 
@@ -248,7 +186,7 @@ fn sync_request(
 
 async fn heartbeat(conn: &mut KafkaConn, group_name: &str, id: &str, generation: i32) -> i16 {
     conn.call(
-        HeartbeatRequest::default()
+        &HeartbeatRequest::default()
             .with_group_id(group(group_name))
             .with_generation_id(generation)
             .with_member_id(kstr(id)),
@@ -295,7 +233,7 @@ async fn commit(
         .collect();
     let r = conn
         .call(
-            OffsetCommitRequest::default()
+            &OffsetCommitRequest::default()
                 .with_group_id(group(group_name))
                 .with_generation_id_or_member_epoch(generation)
                 .with_member_id(kstr(id))
@@ -320,17 +258,17 @@ async fn commit(
 async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
     let (_dir, _broker, kafka, client) = start().await;
     create_topic(&client, "orders", 4).await;
-    let mut admin = KafkaConn::connect(kafka, "admin").await;
+    let mut admin = KafkaConn::connect(kafka).await;
 
     // This node coordinates every group, one key (v3) or many (v4).
     let found = admin
-        .call(FindCoordinatorRequest::default().with_key(kstr("g")), 3)
+        .call(&FindCoordinatorRequest::default().with_key(kstr("g")), 3)
         .await;
     assert_eq!(found.error_code, NONE);
     assert_eq!(found.port, i32::from(kafka.port()));
     let found = admin
         .call(
-            FindCoordinatorRequest::default().with_coordinator_keys(vec![kstr("g"), kstr("h")]),
+            &FindCoordinatorRequest::default().with_coordinator_keys(vec![kstr("g"), kstr("h")]),
             4,
         )
         .await;
@@ -350,7 +288,7 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
     assert_eq!(ja.protocol_name.as_ref().map(|p| p.as_str()), Some("range"));
     let sa = conn_a
         .call(
-            sync_request("g", &a, 1, vec![(&a, assignment("orders", &[0, 1, 2, 3]))]),
+            &sync_request("g", &a, 1, vec![(&a, assignment("orders", &[0, 1, 2, 3]))]),
             3,
         )
         .await;
@@ -382,12 +320,12 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
     let b_id = b.clone();
     let sync_b: tokio::task::JoinHandle<(KafkaConn, SyncGroupResponse)> =
         tokio::spawn(async move {
-            let r = conn_b.call(sync_request("g", &b_id, 2, vec![]), 3).await;
+            let r = conn_b.call(&sync_request("g", &b_id, 2, vec![]), 3).await;
             (conn_b, r)
         });
     let sa = conn_a
         .call(
-            sync_request(
+            &sync_request(
                 "g",
                 &a,
                 2,
@@ -447,12 +385,12 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
         committed,
         BTreeMap::from([(0, Some(7)), (1, Some(3)), (2, Some(5)), (3, None)])
     );
-    assert!(d.members.iter().all(|m| m.client_id == "raw-member"));
+    assert!(d.members.iter().all(|m| m.client_id == "skiff-test"));
 
     // Kafka's own views of the same group.
     let described = admin
         .call(
-            DescribeGroupsRequest::default().with_groups(vec![group("g")]),
+            &DescribeGroupsRequest::default().with_groups(vec![group("g")]),
             5,
         )
         .await;
@@ -469,7 +407,7 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
     assert_eq!(g.members.len(), 2);
     let fetched = admin
         .call(
-            OffsetFetchRequest::default()
+            &OffsetFetchRequest::default()
                 .with_group_id(group("g"))
                 .with_topics(Some(vec![
                     OffsetFetchRequestTopic::default()
@@ -487,7 +425,7 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
     assert_eq!(offsets, vec![(0, 7), (3, -1)]);
     let fetched = admin
         .call(
-            OffsetFetchRequest::default().with_groups(vec![
+            &OffsetFetchRequest::default().with_groups(vec![
                 OffsetFetchRequestGroup::default()
                     .with_group_id(group("g"))
                     .with_topics(None),
@@ -502,7 +440,7 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
     );
     let deleted = admin
         .call(
-            DeleteGroupsRequest::default().with_groups_names(vec![group("g")]),
+            &DeleteGroupsRequest::default().with_groups_names(vec![group("g")]),
             2,
         )
         .await;
@@ -512,7 +450,7 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
     // alone, as its leader.
     let left = conn_a
         .call(
-            LeaveGroupRequest::default()
+            &LeaveGroupRequest::default()
                 .with_group_id(group("g"))
                 .with_members(vec![MemberIdentity::default().with_member_id(kstr(&a))]),
             3,
@@ -534,14 +472,14 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
     // be deleted from Kafka's side.
     let left = conn_b
         .call(
-            LeaveGroupRequest::default()
+            &LeaveGroupRequest::default()
                 .with_group_id(group("g"))
                 .with_member_id(kstr(&b)),
             0,
         )
         .await;
     assert_eq!(left.error_code, NONE);
-    let listed = admin.call(ListGroupsRequest::default(), 4).await;
+    let listed = admin.call(&ListGroupsRequest::default(), 4).await;
     let listed: Vec<(&str, &str)> = listed
         .groups
         .iter()
@@ -553,7 +491,7 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
     assert_eq!(skiff_listed[0].state, GroupState::Empty);
     let deleted = admin
         .call(
-            DeleteGroupsRequest::default().with_groups_names(vec![group("g")]),
+            &DeleteGroupsRequest::default().with_groups_names(vec![group("g")]),
             2,
         )
         .await;
@@ -572,9 +510,9 @@ async fn a_group_name_never_has_skiff_and_kafka_members_at_once() {
     let skiff_member = Consumer::with_group(client.clone(), GroupConfig::new("shared", ["events"]))
         .await
         .expect("skiff member joins");
-    let mut conn = KafkaConn::connect(kafka, "kafka-member").await;
+    let mut conn = KafkaConn::connect(kafka).await;
     let refused = conn
-        .call(join_request("shared", "", "events"), JOIN_VERSION)
+        .call(&join_request("shared", "", "events"), JOIN_VERSION)
         .await;
     assert_eq!(refused.error_code, INCONSISTENT_GROUP_PROTOCOL);
     // A simple (generation -1) Kafka commit is refused too.
@@ -603,7 +541,7 @@ async fn a_group_name_never_has_skiff_and_kafka_members_at_once() {
     assert_eq!(join.await.unwrap().1.error_code, NONE);
     let left = conn_k
         .call(
-            LeaveGroupRequest::default()
+            &LeaveGroupRequest::default()
                 .with_group_id(group("kgroup"))
                 .with_members(vec![MemberIdentity::default().with_member_id(kstr(&k))]),
             5,
@@ -625,6 +563,10 @@ struct Kcat {
 
 impl Kcat {
     fn start(kafka: SocketAddr, group_name: &str, topic: &str) -> Self {
+        assert!(
+            installed("kcat"),
+            "kcat is not installed (apt-get install -y kcat; .ci/run does)"
+        );
         let mut child = std::process::Command::new("kcat")
             .args([
                 "-b",

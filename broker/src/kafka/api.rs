@@ -142,7 +142,9 @@ pub(crate) async fn dispatch(
 ) -> Result<(), String> {
     metrics::counter!(crate::telemetry::names::REQUESTS).increment(1);
     let version = request.header.request_api_version;
-    if request.api == ApiKey::ApiVersions && !versions_of(ApiKey::ApiVersions).contains(&version) {
+    if request.api == ApiKey::ApiVersions
+        && !versions_of(ApiKey::ApiVersions).is_some_and(|v| v.contains(&version))
+    {
         let body = super::handlers::api_versions::unsupported();
         let frame =
             header::encode_response(ApiKey::ApiVersions, request.header.correlation_id, 0, &body)
@@ -167,12 +169,9 @@ pub(crate) async fn dispatch(
     kafka_table!(route)
 }
 
-/// The versions the table serves of `api` (empty when it is not served).
-pub(crate) fn versions_of(api: ApiKey) -> RangeInclusive<i16> {
-    SERVED
-        .iter()
-        .find(|s| s.api == api)
-        .map_or(1..=0, |s| s.min..=s.max)
+/// The versions the table serves of `api` (`None` when it is not served).
+pub(crate) fn versions_of(api: ApiKey) -> Option<RangeInclusive<i16>> {
+    SERVED.iter().find(|s| s.api == api).map(|s| s.min..=s.max)
 }
 
 /// The one path every API takes: check the version, decode strictly, then
@@ -266,8 +265,8 @@ mod tests {
                 s.api
             );
         }
-        assert_eq!(versions_of(ApiKey::Produce), 3..=11);
-        assert_eq!(versions_of(ApiKey::JoinGroup), 0..=9);
-        assert!(versions_of(ApiKey::TxnOffsetCommit).is_empty());
+        assert_eq!(versions_of(ApiKey::Produce), Some(3..=11));
+        assert_eq!(versions_of(ApiKey::JoinGroup), Some(0..=9));
+        assert_eq!(versions_of(ApiKey::TxnOffsetCommit), None);
     }
 }

@@ -68,3 +68,34 @@ impl Advertised {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_is_the_configured_address_else_the_bound_one() {
+        let bound: std::net::SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        assert_eq!(
+            Advertised::new(None, bound),
+            Advertised {
+                host: "127.0.0.1".into(),
+                port: 40001
+            }
+        );
+        assert_eq!(
+            Advertised::new(Some("kafka.example:9092"), bound),
+            Advertised {
+                host: "kafka.example".into(),
+                port: 9092
+            }
+        );
+        assert_eq!(
+            Advertised::new(Some("[::1]:9093"), bound),
+            Advertised {
+                host: "::1".into(),
+                port: 9093
+            }
+        );
+    }
+}

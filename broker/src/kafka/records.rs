@@ -42,7 +42,7 @@ use skiff_protocol::compression::{self, Compression, CompressionError, Level};
 use skiff_protocol::varint;
 
 /// Bytes of a Kafka batch before its records.
-pub(crate) const KAFKA_BATCH_HEADER_BYTES: usize = 61;
+pub const KAFKA_BATCH_HEADER_BYTES: usize = 61;
 /// Bytes of baseOffset and batchLength, not counted in batchLength.
 const KAFKA_LEN_PREFIX_BYTES: usize = 12;
 /// The record batch format this front end reads and writes.
@@ -155,7 +155,7 @@ fn be_i64(b: &[u8], pos: usize) -> i64 {
 
 /// Splits the `records` field of a produce partition into whole Kafka
 /// batches (zero-copy slices), checking only each batch's length.
-pub(crate) fn split_batches(records: &Bytes) -> Result<Vec<Bytes>, TranslateError> {
+pub fn split_batches(records: &Bytes) -> Result<Vec<Bytes>, TranslateError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < records.len() {
@@ -188,7 +188,7 @@ pub(crate) fn split_batches(records: &Bytes) -> Result<Vec<Bytes>, TranslateErro
 
 /// A Kafka batch's header fields skiff keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct KafkaBatchInfo {
+pub struct KafkaBatchInfo {
     /// Compression codec of the records.
     pub codec: Compression,
     /// Records in the batch.
@@ -203,7 +203,7 @@ pub(crate) struct KafkaBatchInfo {
 
 /// Checks one whole Kafka batch (length, magic, CRC-32C, attributes) and
 /// returns its header fields; the records are not looked at.
-pub(crate) fn check_kafka_batch(b: &[u8]) -> Result<KafkaBatchInfo, TranslateError> {
+pub fn check_kafka_batch(b: &[u8]) -> Result<KafkaBatchInfo, TranslateError> {
     if b.len() < KAFKA_BATCH_HEADER_BYTES {
         return Err(TranslateError::Truncated {
             needed: KAFKA_BATCH_HEADER_BYTES,
@@ -360,7 +360,7 @@ fn decode_kafka_records(
 /// Translates one whole Kafka batch (as split by [`split_batches`]) into a
 /// skiff batch with the same records and producer fields, compressed with
 /// the same codec. The log validates the result as any produced batch.
-pub(crate) fn kafka_to_skiff(b: &Bytes) -> Result<Bytes, TranslateError> {
+pub fn kafka_to_skiff(b: &Bytes) -> Result<Bytes, TranslateError> {
     let info = check_kafka_batch(b)?;
     let packed = b.slice(KAFKA_BATCH_HEADER_BYTES..);
     let inflated = match info.codec {
@@ -395,7 +395,7 @@ pub(crate) fn kafka_to_skiff(b: &Bytes) -> Result<Bytes, TranslateError> {
 /// Appends one skiff batch (a whole stored batch, as the log returns it)
 /// to `out` as one Kafka batch with the same offsets, timestamps, producer
 /// fields and codec.
-pub(crate) fn skiff_to_kafka(skiff: &Bytes, out: &mut Vec<u8>) -> Result<(), TranslateError> {
+pub fn skiff_to_kafka(skiff: &Bytes, out: &mut Vec<u8>) -> Result<(), TranslateError> {
     let header = BatchHeader::parse(skiff)?;
     let codec = header.compression()?;
     let records = batch::decode_records(skiff)?;
@@ -465,7 +465,7 @@ pub(crate) fn skiff_to_kafka(skiff: &Bytes, out: &mut Vec<u8>) -> Result<(), Tra
 
 /// Whether translating this batch is worth a trip to the blocking pool:
 /// compressed, or larger than [`INLINE_TRANSLATE_BYTES_MAX`].
-pub(crate) fn translate_blocks(compressed: bool, bytes: usize) -> bool {
+pub fn translate_blocks(compressed: bool, bytes: usize) -> bool {
     compressed || bytes > INLINE_TRANSLATE_BYTES_MAX
 }
 
@@ -473,7 +473,7 @@ pub(crate) fn translate_blocks(compressed: bool, bytes: usize) -> bool {
 /// re-encoding runs at several hundred MB/s (see the README's figures), so
 /// 64 KiB costs well under a millisecond of a worker; larger batches, and
 /// every compressed one, go to the blocking pool.
-pub(crate) const INLINE_TRANSLATE_BYTES_MAX: usize = 64 * 1024;
+pub const INLINE_TRANSLATE_BYTES_MAX: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -255,10 +255,11 @@ impl KafkaApi for DescribeConfigsRequest {
             let mut result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(kstr(name.clone()));
+            // No keys (null, or an empty list): every config.
             let wanted = |key: &str| {
                 r.configuration_keys
                     .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+                    .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == key))
             };
             match r.resource_type {
                 RESOURCE_TOPIC => {
