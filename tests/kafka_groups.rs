@@ -526,8 +526,7 @@ async fn a_group_name_never_has_skiff_and_kafka_members_at_once() {
     assert_eq!(jk.error_code, NONE);
     let err = Consumer::with_group(client.clone(), GroupConfig::new("kgroup", ["events"]))
         .await
-        .err()
-        .expect("a skiff join of a Kafka group is refused");
+        .expect_err("a skiff join of a Kafka group is refused");
     assert_eq!(err.code(), Some(ErrorCode::GroupKindConflict), "{err}");
     let message = err.to_string();
     assert!(

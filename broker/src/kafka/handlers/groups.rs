@@ -496,6 +496,13 @@ impl KafkaApi for OffsetCommitRequest {
     }
 }
 
+/// One partition's answer in OffsetFetch.
+struct Fetched {
+    partition: i32,
+    offset: i64,
+    code: i16,
+}
+
 /// One group's committed offsets: of the listed partitions (`None`: every
 /// partition with an offset, on topics the session may describe), per
 /// topic in request (or name) order; -1 for none.
@@ -503,11 +510,11 @@ fn fetch_group(
     ctx: &Ctx,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
-) -> Result<Vec<(String, Vec<(i32, i64, i16)>)>, i16> {
+) -> Result<Vec<(String, Vec<Fetched>)>, i16> {
     check_group_name(group).and_then(|()| authorize_group(ctx, Operation::Describe, group))?;
     let auth = ctx.authorizer();
     let Some(topics) = topics else {
-        let mut by_topic: BTreeMap<String, Vec<(i32, i64, i16)>> = BTreeMap::new();
+        let mut by_topic: BTreeMap<String, Vec<Fetched>> = BTreeMap::new();
         for (tp, offset) in ctx.groups().fetch_offsets(group, &[]) {
             if !auth.visible(ResourceKind::Topic, &tp.topic) {
                 continue;
@@ -515,10 +522,11 @@ fn fetch_group(
             let offset = offset
                 .and_then(|o| i64::try_from(o).ok())
                 .unwrap_or(NO_OFFSET);
-            by_topic
-                .entry(tp.topic)
-                .or_default()
-                .push((tp.partition as i32, offset, errors::NONE));
+            by_topic.entry(tp.topic).or_default().push(Fetched {
+                partition: tp.partition as i32,
+                offset,
+                code: errors::NONE,
+            });
         }
         return Ok(by_topic.into_iter().collect());
     };
@@ -530,10 +538,18 @@ fn fetch_group(
                 .into_iter()
                 .map(|p| {
                     if !visible {
-                        return (p, NO_OFFSET, errors::TOPIC_AUTHORIZATION_FAILED);
+                        return Fetched {
+                            partition: p,
+                            offset: NO_OFFSET,
+                            code: errors::TOPIC_AUTHORIZATION_FAILED,
+                        };
                     }
                     let Ok(partition) = u32::try_from(p) else {
-                        return (p, NO_OFFSET, errors::UNKNOWN_TOPIC_OR_PARTITION);
+                        return Fetched {
+                            partition: p,
+                            offset: NO_OFFSET,
+                            code: errors::UNKNOWN_TOPIC_OR_PARTITION,
+                        };
                     };
                     let tp = TopicPartition::new(topic.as_str(), partition);
                     let offset = ctx
@@ -544,7 +560,11 @@ fn fetch_group(
                         .and_then(|(_, o)| o)
                         .and_then(|o| i64::try_from(o).ok())
                         .unwrap_or(NO_OFFSET);
-                    (p, offset, errors::NONE)
+                    Fetched {
+                        partition: p,
+                        offset,
+                        code: errors::NONE,
+                    }
                 })
                 .collect();
             (topic, answers)
@@ -581,7 +601,7 @@ impl KafkaApi for OffsetFetchRequest {
                                             .with_name(ktopic(topic))
                                             .with_partitions(
                                                 ps.into_iter()
-                                                    .map(|(p, offset, code)| {
+                                                    .map(|Fetched { partition: p, offset, code }| {
                                                         OffsetFetchResponsePartitions::default()
                                                             .with_partition_index(p)
                                                             .with_committed_offset(offset)
@@ -610,16 +630,18 @@ impl KafkaApi for OffsetFetchRequest {
                 .map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes))
                 .collect()
         });
-        let response = match fetch_group(&ctx, &group, topics) {
-            Ok(found) => OffsetFetchResponse::default().with_topics(
-                found
-                    .into_iter()
-                    .map(|(topic, ps)| {
-                        OffsetFetchResponseTopic::default()
+        let response =
+            match fetch_group(&ctx, &group, topics) {
+                Ok(found) => {
+                    OffsetFetchResponse::default().with_topics(
+                        found
+                            .into_iter()
+                            .map(|(topic, ps)| {
+                                OffsetFetchResponseTopic::default()
                             .with_name(ktopic(topic))
                             .with_partitions(
                                 ps.into_iter()
-                                    .map(|(p, offset, code)| {
+                                    .map(|Fetched { partition: p, offset, code }| {
                                         let partition = OffsetFetchResponsePartition::default()
                                             .with_partition_index(p)
                                             .with_committed_offset(offset)
@@ -633,14 +655,15 @@ impl KafkaApi for OffsetFetchRequest {
                                     })
                                     .collect(),
                             )
-                    })
-                    .collect(),
-            ),
-            // v1 has no group-level error: none of the partitions is
-            // answered, which clients see as nothing committed. v2+ say why.
-            Err(code) if version >= 2 => OffsetFetchResponse::default().with_error_code(code),
-            Err(_) => OffsetFetchResponse::default(),
-        };
+                            })
+                            .collect(),
+                    )
+                }
+                // v1 has no group-level error: none of the partitions is
+                // answered, which clients see as nothing committed. v2+ say why.
+                Err(code) if version >= 2 => OffsetFetchResponse::default().with_error_code(code),
+                Err(_) => OffsetFetchResponse::default(),
+            };
         Reply::Respond(response)
     }
 }
