@@ -223,6 +223,19 @@ async fn commit(
     topic: &str,
     offsets: &[(i32, i64)],
 ) -> Vec<i16> {
+    commit_at(conn, 8, group_name, id, generation, topic, offsets).await
+}
+
+/// [`commit`] at a given OffsetCommit version.
+async fn commit_at(
+    conn: &mut KafkaConn,
+    version: i16,
+    group_name: &str,
+    id: &str,
+    generation: i32,
+    topic: &str,
+    offsets: &[(i32, i64)],
+) -> Vec<i16> {
     let partitions = offsets
         .iter()
         .map(|(p, o)| {
@@ -242,7 +255,7 @@ async fn commit(
                         .with_name(TopicName(kstr(topic)))
                         .with_partitions(partitions),
                 ]),
-            8,
+            version,
         )
         .await;
     r.topics[0]
@@ -497,6 +510,187 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
         .await;
     assert_eq!(deleted.results[0].error_code, NONE);
     assert!(client.admin().list_groups().await.unwrap().is_empty());
+}
+
+/// Every version of every group API in the table is answered, and the
+/// answer decodes at that version (a field set where the version lacks it
+/// would fail to encode and close the connection instead).
+#[tokio::test]
+async fn every_served_version_of_the_group_apis_is_answered() {
+    let (_dir, _broker, kafka, client) = start().await;
+    create_topic(&client, "v", 1).await;
+    let mut conn = KafkaConn::connect(kafka).await;
+    for version in 0..=6 {
+        let (code, port) = if version >= 4 {
+            let r = conn
+                .call(
+                    &FindCoordinatorRequest::default().with_coordinator_keys(vec![kstr("g")]),
+                    version,
+                )
+                .await;
+            (r.coordinators[0].error_code, r.coordinators[0].port)
+        } else {
+            let r = conn
+                .call(
+                    &FindCoordinatorRequest::default().with_key(kstr("g")),
+                    version,
+                )
+                .await;
+            (r.error_code, r.port)
+        };
+        assert_eq!(
+            (code, port),
+            (NONE, i32::from(kafka.port())),
+            "FindCoordinator v{version}"
+        );
+    }
+    // One group per JoinGroup version, each formed, synced and committed.
+    let mut members = Vec::new();
+    for version in 0..=9i16 {
+        let g = format!("g{version}");
+        let mut j = conn.call(&join_request(&g, "", "v"), version).await;
+        if version >= 4 {
+            assert_eq!(j.error_code, MEMBER_ID_REQUIRED, "JoinGroup v{version}");
+            let id = j.member_id.as_str().to_owned();
+            j = conn.call(&join_request(&g, &id, "v"), version).await;
+        }
+        assert_eq!(
+            (j.error_code, j.generation_id),
+            (NONE, 1),
+            "JoinGroup v{version}"
+        );
+        assert_eq!(
+            j.members.len(),
+            1,
+            "JoinGroup v{version}: the leader sees itself"
+        );
+        let id = j.member_id.as_str().to_owned();
+        let s = conn
+            .call(
+                &sync_request(&g, &id, 1, vec![(&id, assignment("v", &[0]))]),
+                version.min(5),
+            )
+            .await;
+        assert_eq!((s.error_code, s.assignment), (NONE, assignment("v", &[0])));
+        members.push((g, id));
+    }
+    let (g9, id9) = members[9].clone();
+    for version in 0..=5 {
+        let s = conn
+            .call(&sync_request(&g9, &id9, 1, vec![]), version)
+            .await;
+        assert_eq!(
+            s.assignment,
+            assignment("v", &[0]),
+            "SyncGroup v{version} (stable)"
+        );
+    }
+    for version in 0..=4 {
+        assert_eq!(
+            conn.call(
+                &HeartbeatRequest::default()
+                    .with_group_id(group(&g9))
+                    .with_generation_id(1)
+                    .with_member_id(kstr(&id9)),
+                version,
+            )
+            .await
+            .error_code,
+            NONE,
+            "Heartbeat v{version}"
+        );
+    }
+    for version in 2..=9 {
+        let codes = commit_at(
+            &mut conn,
+            version,
+            &g9,
+            &id9,
+            1,
+            "v",
+            &[(0, i64::from(version))],
+        )
+        .await;
+        assert_eq!(codes, vec![NONE], "OffsetCommit v{version}");
+    }
+    for version in 1..=9 {
+        let offset = if version >= 8 {
+            let r = conn
+                .call(
+                    &OffsetFetchRequest::default().with_groups(vec![
+                        OffsetFetchRequestGroup::default()
+                            .with_group_id(group(&g9))
+                            .with_topics(None),
+                    ]),
+                    version,
+                )
+                .await;
+            r.groups[0].topics[0].partitions[0].committed_offset
+        } else {
+            let r = conn
+                .call(
+                    &OffsetFetchRequest::default()
+                        .with_group_id(group(&g9))
+                        .with_topics(Some(vec![
+                            OffsetFetchRequestTopic::default()
+                                .with_name(TopicName(kstr("v")))
+                                .with_partition_indexes(vec![0]),
+                        ])),
+                    version,
+                )
+                .await;
+            r.topics[0].partitions[0].committed_offset
+        };
+        assert_eq!(offset, 9, "OffsetFetch v{version}");
+    }
+    for version in 0..=5 {
+        let r = conn.call(&ListGroupsRequest::default(), version).await;
+        assert_eq!(
+            (r.error_code, r.groups.len()),
+            (NONE, 10),
+            "ListGroups v{version}"
+        );
+    }
+    for version in 0..=5 {
+        let r = conn
+            .call(
+                &DescribeGroupsRequest::default().with_groups(vec![group(&g9)]),
+                version,
+            )
+            .await;
+        let d = &r.groups[0];
+        assert_eq!(
+            (d.error_code, d.group_state.as_str(), d.members.len()),
+            (NONE, "Stable", 1),
+            "DescribeGroups v{version}"
+        );
+    }
+    // Leave g0..=g5 at LeaveGroup v0..=5; each keeps an offset so that
+    // DeleteGroups v0..=2 finds g0..=g2.
+    for version in 0..=5 {
+        let (g, id) = &members[version as usize];
+        let codes = commit(&mut conn, g, id, 1, "v", &[(0, 1)]).await;
+        assert_eq!(codes, vec![NONE]);
+        let req = LeaveGroupRequest::default().with_group_id(group(g));
+        let req = if version >= 3 {
+            req.with_members(vec![MemberIdentity::default().with_member_id(kstr(id))])
+        } else {
+            req.with_member_id(kstr(id))
+        };
+        let r = conn.call(&req, version).await;
+        let code = r.members.first().map_or(r.error_code, |m| m.error_code);
+        assert_eq!(code, NONE, "LeaveGroup v{version}");
+    }
+    for version in 0..=2 {
+        let g = &members[version as usize].0;
+        let r = conn
+            .call(
+                &DeleteGroupsRequest::default().with_groups_names(vec![group(g)]),
+                version,
+            )
+            .await;
+        assert_eq!(r.results[0].error_code, NONE, "DeleteGroups v{version}");
+    }
 }
 
 /// One group name has members of one kind at a time: the later kind is

@@ -415,7 +415,7 @@ async fn hostile_input_closes_the_connection_and_both_ports_keep_serving() {
         ("garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
         ("unknown api key", frame(&header(9999, 0))),
         ("unsupported produce version", frame(&header(0, 99))),
-        ("unserved api (JoinGroup)", frame(&header(11, 5))),
+        ("unserved api (TxnOffsetCommit)", frame(&header(28, 3))),
         ("header shorter than 8 bytes", frame(&[0, 18, 0])),
         (
             "malformed metadata body",
