@@ -115,10 +115,16 @@ async fn api_versions_answers_from_the_table_and_falls_back_to_v0() {
             .find(|k| k.api_key == ApiKey::Produce as i16)
             .expect("produce served");
         assert_eq!((produce.min_version, produce.max_version), (3, 11));
+        let join = r
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == ApiKey::JoinGroup as i16)
+            .expect("join served");
+        assert_eq!((join.min_version, join.max_version), (0, 9));
         assert!(
             r.api_keys
                 .iter()
-                .all(|k| k.api_key != ApiKey::JoinGroup as i16)
+                .all(|k| k.api_key != ApiKey::TxnOffsetCommit as i16)
         );
     }
     // An unserved ApiVersions version: error 35 and the ranges in v0 form.
