@@ -47,6 +47,7 @@ const ILLEGAL_GENERATION: i16 = 22;
 const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const REBALANCE_IN_PROGRESS: i16 = 27;
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 const NON_EMPTY_GROUP: i16 = 68;
 const MEMBER_ID_REQUIRED: i16 = 79;
 
@@ -691,6 +692,68 @@ async fn every_served_version_of_the_group_apis_is_answered() {
             .await;
         assert_eq!(r.results[0].error_code, NONE, "DeleteGroups v{version}");
     }
+}
+
+/// Group APIs go through the same authorizer as skiff's: with users
+/// configured, a Kafka session without credentials (no SASL yet) is refused
+/// with GROUP_AUTHORIZATION_FAILED everywhere, and nothing is created.
+#[tokio::test]
+async fn group_requests_of_an_unauthenticated_session_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = skiff_broker::BrokerConfig {
+        users: vec![skiff_broker::BootstrapUser {
+            name: "admin".into(),
+            password_hash: skiff_broker::hash_password("admin-pw").expect("hash"),
+            admin: true,
+        }],
+        ..common::kafka::kafka_config(dir.path())
+    };
+    let broker = skiff_broker::Broker::start(config)
+        .await
+        .expect("broker starts");
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    let found = conn
+        .call(&FindCoordinatorRequest::default().with_key(kstr("g")), 3)
+        .await;
+    assert_eq!(found.error_code, GROUP_AUTHORIZATION_FAILED);
+    let joined = conn.call(&join_request("g", "", "t"), JOIN_VERSION).await;
+    assert_eq!(joined.error_code, GROUP_AUTHORIZATION_FAILED);
+    assert_eq!(
+        commit(&mut conn, "g", "", -1, "t", &[(0, 1)]).await,
+        vec![GROUP_AUTHORIZATION_FAILED]
+    );
+    let fetched = conn
+        .call(
+            &OffsetFetchRequest::default()
+                .with_group_id(group("g"))
+                .with_topics(None),
+            5,
+        )
+        .await;
+    assert_eq!(fetched.error_code, GROUP_AUTHORIZATION_FAILED);
+    let described = conn
+        .call(
+            &DescribeGroupsRequest::default().with_groups(vec![group("g")]),
+            5,
+        )
+        .await;
+    assert_eq!(described.groups[0].error_code, GROUP_AUTHORIZATION_FAILED);
+    let deleted = conn
+        .call(
+            &DeleteGroupsRequest::default().with_groups_names(vec![group("g")]),
+            2,
+        )
+        .await;
+    assert_eq!(deleted.results[0].error_code, GROUP_AUTHORIZATION_FAILED);
+    let listed = conn.call(&ListGroupsRequest::default(), 4).await;
+    assert!(listed.groups.is_empty());
+    // The admin, through skiff's protocol, sees that nothing was created.
+    let admin = Client::connect(
+        ClientConfig::new(broker.local_addr().to_string()).password("admin", "admin-pw"),
+    )
+    .await
+    .expect("admin connects");
+    assert!(admin.admin().list_groups().await.unwrap().is_empty());
 }
 
 /// One group name has members of one kind at a time: the later kind is
