@@ -400,8 +400,10 @@ pub fn skiff_to_kafka(skiff: &Bytes, out: &mut Vec<u8>) -> Result<(), TranslateE
     let codec = header.compression()?;
     let records = batch::decode_records(skiff)?;
     let mut body = Vec::with_capacity(skiff.len());
+    // One record's encoding, reused: its length goes before it.
+    let mut rec = Vec::new();
     for r in &records {
-        let mut rec = Vec::with_capacity(16 + r.value.len());
+        rec.clear();
         rec.push(0); // record attributes: unused
         varint::put_varint(
             &mut rec,
