@@ -11,7 +11,7 @@
 //! Each API implements [`KafkaApi`] (in `handlers/`): how it runs
 //! ([`Runs`], the same modes as skiff's front end) and its work, which
 //! authorizes per topic (Kafka reports refusals per topic) through
-//! [`Ctx::authorizer`]. Adding an API (the consumer-group APIs, SASL) is a
+//! [`Ctx::authorizer`]. Adding an API (as the consumer-group APIs were; SASL) is a
 //! line in the table and an implementation.
 
 use std::future::Future;
