@@ -58,17 +58,23 @@ pub const PROTOCOLS_PER_MEMBER_MAX: usize = 16;
 pub const PROTOCOL_NAME_BYTES_MAX: usize = 255;
 /// Most metadata one member may send, summed over its protocols, in bytes.
 /// A consumer's subscription lists its topics and, for cooperative-sticky,
-/// its owned partitions (about 6 bytes each): 1 MiB covers 100k partitions.
-pub const MEMBER_METADATA_BYTES_MAX: usize = 1024 * 1024;
+/// its owned partitions (4 bytes each, plus each topic's name once):
+/// 256 KiB covers tens of thousands of partitions, and bounds a group's
+/// metadata by `group_members_max` × 256 KiB.
+pub const MEMBER_METADATA_BYTES_MAX: usize = 256 * 1024;
 /// Largest assignment the leader may hand one member, in bytes (same
 /// reasoning as [`MEMBER_METADATA_BYTES_MAX`]).
-pub const ASSIGNMENT_BYTES_MAX: usize = 1024 * 1024;
+pub const ASSIGNMENT_BYTES_MAX: usize = 256 * 1024;
+/// Longest `group.instance.id` accepted, and longest client id kept (a
+/// longer one is cut), in bytes: Kafka's own limit for instance ids is 249.
+pub const MEMBER_NAME_BYTES_MAX: usize = 255;
 /// Longest rebalance timeout applied, in milliseconds; longer requests are
 /// clamped. It bounds how long one dead member can hold up a rebalance of
 /// its group. 5 minutes is the Java client's default `max.poll.interval.ms`.
 pub const REBALANCE_TIMEOUT_MS_MAX: u32 = 300_000;
 
 const _: () = assert!(PROTOCOL_NAME_BYTES_MAX <= MEMBER_METADATA_BYTES_MAX);
+const _: () = assert!(MEMBER_NAME_BYTES_MAX >= 249);
 const _: () = assert!(REBALANCE_TIMEOUT_MS_MAX >= 1000);
 
 /// Kafka's group states.
@@ -275,6 +281,17 @@ impl Member {
     }
 }
 
+/// Cuts `s` to at most `bytes_max` bytes, at a character boundary.
+fn truncate_at_char(s: &mut String, bytes_max: usize) {
+    if s.len() > bytes_max {
+        let mut end = bytes_max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
 /// Limits a group applies to its members (from the broker's
 /// [`super::GroupLimits`]).
 #[derive(Debug, Clone, Copy)]
@@ -406,6 +423,17 @@ impl ClassicGroup {
                 self.name
             )));
         }
+        if let Some(id) = req
+            .group_instance_id
+            .as_ref()
+            .filter(|id| id.len() > MEMBER_NAME_BYTES_MAX)
+        {
+            return Err(GroupError::Invalid(format!(
+                "group.instance.id of {} bytes in a join of group {:?} (at most {MEMBER_NAME_BYTES_MAX})",
+                id.len(),
+                self.name
+            )));
+        }
         let metadata_bytes: usize = req.protocols.iter().map(|(_, m)| m.len()).sum();
         if metadata_bytes > MEMBER_METADATA_BYTES_MAX {
             return Err(GroupError::Invalid(format!(
@@ -465,12 +493,13 @@ impl ClassicGroup {
 
     fn try_join(
         &mut self,
-        req: ClassicJoin,
+        mut req: ClassicJoin,
         limits: &ClassicLimits,
         new_member_id: impl FnOnce(&str) -> String,
         now: Instant,
     ) -> Result<Waiting<JoinResponse>, GroupError> {
         let (session_timeout, rebalance_timeout) = self.check_join(&req, limits)?;
+        truncate_at_char(&mut req.client_id, MEMBER_NAME_BYTES_MAX);
         if !self.fits(&req.member_id, &req.protocol_type, &req.protocols) {
             let group_type = self
                 .members

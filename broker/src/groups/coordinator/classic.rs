@@ -373,7 +373,9 @@ mod tests {
     use super::*;
     use crate::groups::JoinParams;
     use crate::groups::classic::consumer_protocol::tests::{assignment, subscription};
-    use crate::groups::classic::{ASSIGNMENT_BYTES_MAX, MEMBER_METADATA_BYTES_MAX};
+    use crate::groups::classic::{
+        ASSIGNMENT_BYTES_MAX, MEMBER_METADATA_BYTES_MAX, MEMBER_NAME_BYTES_MAX,
+    };
     use crate::groups::coordinator::tests::{LIMITS, coordinator};
 
     const SESSION_MS: u32 = 1000;
@@ -866,6 +868,12 @@ mod tests {
             ready(&mut c.kafka_join(big, now)),
             Err(GroupError::Invalid(_))
         ));
+        let mut long_instance = req("g", "", &["range"]);
+        long_instance.group_instance_id = Some("i".repeat(MEMBER_NAME_BYTES_MAX + 1));
+        assert!(matches!(
+            ready(&mut c.kafka_join(long_instance, now)),
+            Err(GroupError::Invalid(_))
+        ));
         let names: Vec<String> = (0..=crate::groups::classic::PROTOCOLS_PER_MEMBER_MAX)
             .map(|i| format!("p{i}"))
             .collect();
@@ -899,8 +907,15 @@ mod tests {
         ));
 
         let (_dir, c) = coordinator();
-        let (a, mut wa) = join_new(&c, "g", now);
-        ready(&mut wa).unwrap();
+        // A long client id is cut (at a character boundary), not refused.
+        let mut long_client = req("g", "", &["range"]);
+        long_client.client_id = "é".repeat(MEMBER_NAME_BYTES_MAX);
+        long_client.require_known_member_id = false;
+        let a = ready(&mut c.kafka_join(long_client, now))
+            .unwrap()
+            .member_id;
+        let kept = c.kafka_describe("g").members[0].client_id.clone();
+        assert_eq!(kept, "é".repeat(MEMBER_NAME_BYTES_MAX / 2));
         let huge = vec![(a.clone(), Bytes::from(vec![0u8; ASSIGNMENT_BYTES_MAX + 1]))];
         assert!(matches!(
             ready(&mut sync(&c, "g", &a, 1, huge, now)),

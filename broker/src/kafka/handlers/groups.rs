@@ -211,6 +211,19 @@ impl KafkaApi for FindCoordinatorRequest {
     }
 }
 
+/// A long poll's answer, or [`GroupError::Closed`] (COORDINATOR_NOT_AVAILABLE:
+/// the client finds the coordinator again) once the broker shuts down, so
+/// a join waiting for a rebalance never holds shutdown up.
+async fn until_shutdown<T>(
+    ctx: &Ctx,
+    answer: impl std::future::Future<Output = Result<T, GroupError>>,
+) -> Result<T, GroupError> {
+    tokio::select! {
+        answer = answer => answer,
+        () = ctx.shutdown().cancelled() => Err(GroupError::Closed),
+    }
+}
+
 fn join_error(code: i16, member_id: StrBytes) -> JoinGroupResponse {
     JoinGroupResponse::default()
         .with_error_code(code)
@@ -252,7 +265,7 @@ impl KafkaApi for JoinGroupRequest {
             require_known_member_id: version >= 4,
         };
         let waiting = ctx.groups().kafka_join(req, Instant::now());
-        let response = match waiting.wait().await {
+        let response = match until_shutdown(&ctx, waiting.wait()).await {
             Ok(r) => {
                 let members = r
                     .members
@@ -311,7 +324,8 @@ impl KafkaApi for SyncGroupRequest {
                 .map(|a| (a.member_id.as_str().to_owned(), a.assignment))
                 .collect(),
         };
-        let response = match ctx.groups().kafka_sync(req, Instant::now()).wait().await {
+        let waiting = ctx.groups().kafka_sync(req, Instant::now());
+        let response = match until_shutdown(&ctx, waiting.wait()).await {
             Ok(r) => {
                 let response = SyncGroupResponse::default().with_assignment(r.assignment);
                 if version >= 5 {
