@@ -115,10 +115,16 @@ async fn api_versions_answers_from_the_table_and_falls_back_to_v0() {
             .find(|k| k.api_key == ApiKey::Produce as i16)
             .expect("produce served");
         assert_eq!((produce.min_version, produce.max_version), (3, 11));
+        let join = r
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == ApiKey::JoinGroup as i16)
+            .expect("join served");
+        assert_eq!((join.min_version, join.max_version), (0, 9));
         assert!(
             r.api_keys
                 .iter()
-                .all(|k| k.api_key != ApiKey::JoinGroup as i16)
+                .all(|k| k.api_key != ApiKey::TxnOffsetCommit as i16)
         );
     }
     // An unserved ApiVersions version: error 35 and the ranges in v0 form.
@@ -415,7 +421,7 @@ async fn hostile_input_closes_the_connection_and_both_ports_keep_serving() {
         ("garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
         ("unknown api key", frame(&header(9999, 0))),
         ("unsupported produce version", frame(&header(0, 99))),
-        ("unserved api (JoinGroup)", frame(&header(11, 5))),
+        ("unserved api (TxnOffsetCommit)", frame(&header(28, 3))),
         ("header shorter than 8 bytes", frame(&[0, 18, 0])),
         (
             "malformed metadata body",

@@ -11,7 +11,7 @@
 //! Each API implements [`KafkaApi`] (in `handlers/`): how it runs
 //! ([`Runs`], the same modes as skiff's front end) and its work, which
 //! authorizes per topic (Kafka reports refusals per topic) through
-//! [`Ctx::authorizer`]. Adding an API (the consumer-group APIs, SASL) is a
+//! [`Ctx::authorizer`]. Adding an API (as the consumer-group APIs were; SASL) is a
 //! line in the table and an implementation.
 
 use std::future::Future;
@@ -45,6 +45,16 @@ macro_rules! kafka_table {
             DeleteTopics => DeleteTopicsRequest, 1..=6;
             DescribeConfigs => DescribeConfigsRequest, 1..=4;
             DescribeCluster => DescribeClusterRequest, 0..=1;
+            FindCoordinator => FindCoordinatorRequest, 0..=6;
+            JoinGroup => JoinGroupRequest, 0..=9;
+            SyncGroup => SyncGroupRequest, 0..=5;
+            Heartbeat => HeartbeatRequest, 0..=4;
+            LeaveGroup => LeaveGroupRequest, 0..=5;
+            OffsetCommit => OffsetCommitRequest, 2..=9;
+            OffsetFetch => OffsetFetchRequest, 1..=9;
+            ListGroups => ListGroupsRequest, 0..=5;
+            DescribeGroups => DescribeGroupsRequest, 0..=5;
+            DeleteGroups => DeleteGroupsRequest, 0..=2;
         }
     };
 }
@@ -202,6 +212,13 @@ async fn run<R: KafkaApi>(
         conn.peer,
         R::SKIFF_API,
         gate.clone(),
+    )
+    .with_client_id(
+        request
+            .header
+            .client_id
+            .as_ref()
+            .map_or("", |id| id.as_str()),
     );
     let correlation_id = request.header.correlation_id;
     let work = decoded.handle(version, ctx);
@@ -249,6 +266,7 @@ mod tests {
             );
         }
         assert_eq!(versions_of(ApiKey::Produce), Some(3..=11));
-        assert_eq!(versions_of(ApiKey::JoinGroup), None);
+        assert_eq!(versions_of(ApiKey::JoinGroup), Some(0..=9));
+        assert_eq!(versions_of(ApiKey::TxnOffsetCommit), None);
     }
 }

@@ -7,10 +7,14 @@
 //! - `produce`: Produce (batches translated, then the ordered pipeline)
 //!   and InitProducerId;
 //! - `fetch`: Fetch (long poll, batches translated back) and ListOffsets;
-//! - `topics`: CreateTopics, DeleteTopics, DescribeConfigs.
+//! - `topics`: CreateTopics, DeleteTopics, DescribeConfigs;
+//! - `groups`: FindCoordinator and the consumer-group APIs (JoinGroup,
+//!   SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
+//!   ListGroups, DescribeGroups, DeleteGroups) over the group coordinator.
 
 pub(crate) mod api_versions;
 mod fetch;
+mod groups;
 mod metadata;
 mod produce;
 mod topics;
