@@ -16,10 +16,6 @@
 //! `owned`, `committed`, `left`, `done`); group members leave their group
 //! when the test writes `leave` to their stdin, so hand-overs are driven
 //! by events, never by sleeping.
-//!
-//! The group tests are `#[ignore]`d until the Kafka group coordinator
-//! (branch kafka-groups) is merged; `cargo test --test kafka_clients --
-//! --include-ignored` runs them.
 
 mod common;
 
@@ -517,9 +513,7 @@ async fn kcat_lists_produces_and_consumes() {
 }
 
 /// kcat -G: a balanced consumer group reads every partition and commits.
-/// Needs the group coordinator (branch kafka-groups).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the Kafka group coordinator (FindCoordinator, JoinGroup...: branch kafka-groups)"]
 async fn kcat_group_consumer_reads_and_commits() {
     if !have("kcat_group_consumer_reads_and_commits", &[Tool::Kcat]) {
         return;
@@ -662,10 +656,8 @@ async fn kafkajs_produces_for_skiff() {
     check_produced_through_skiff(&s, "kjs", &events(&out, "produced"), 10).await;
 }
 
-/// kafkajs consumes only in a group: needs the group coordinator (branch
-/// kafka-groups).
+/// kafkajs consumes only in a group.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the Kafka group coordinator (FindCoordinator, JoinGroup...: branch kafka-groups)"]
 async fn kafkajs_group_consumer_reads_skiff_records() {
     if !have(
         "kafkajs_group_consumer_reads_skiff_records",
@@ -902,7 +894,7 @@ impl GroupView {
 /// Two members of one group with a client-side cooperative assignor share
 /// four partitions; when one leaves, the other ends up with all four,
 /// reads what is produced next, and commits. skiff's admin sees the
-/// committed offsets. Needs the group coordinator (branch kafka-groups).
+/// committed offsets.
 async fn group_hand_over(test: &str, tool: Tool, group: &str) {
     if !have(test, &[tool]) {
         return;
@@ -996,7 +988,6 @@ async fn group_hand_over(test: &str, tool: Tool, group: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the Kafka group coordinator (FindCoordinator, JoinGroup...: branch kafka-groups)"]
 async fn java_cooperative_sticky_group_hands_over_and_commits() {
     group_hand_over(
         "java_cooperative_sticky_group_hands_over_and_commits",
@@ -1007,7 +998,6 @@ async fn java_cooperative_sticky_group_hands_over_and_commits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the Kafka group coordinator (FindCoordinator, JoinGroup...: branch kafka-groups)"]
 async fn franz_go_cooperative_group_hands_over_and_commits() {
     group_hand_over(
         "franz_go_cooperative_group_hands_over_and_commits",
