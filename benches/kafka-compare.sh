@@ -187,10 +187,11 @@ produce() {
     done
     # Last line: "N records sent, R records/sec (M MB/sec), ... latency ..."
     local line rate
+    # A producer that gave up on records (delivery timeout) sent fewer.
     rate=$(for log in "${logs[@]}"; do tail -n 1 "$log"; done | awk -v each="$each" -v size="$size" '
-        { gsub(/[(,]/, " "); n = $1; r = $4; if (r <= 0) exit 1; t = n / r; if (t > slowest) slowest = t; total += n }
+        { gsub(/[(,]/, " "); n = $1; r = $4; if (r <= 0 || n != each) exit 1; t = n / r; if (t > slowest) slowest = t; total += n }
         END { printf "%.0f\t%.2f", total / slowest, total * size / slowest / 1048576 }') || {
-        failed "$broker" "produce $case" "no ProducerPerformance summary in ${logs[*]}"
+        failed "$broker" "produce $case" "no summary, or not all $each records sent, in ${logs[*]}"
         return 0
     }
     line=$(tail -n 1 "${logs[0]}")
@@ -217,6 +218,10 @@ consume() {
         return 0
     }
     local msgs mb
+    if [[ $(awk -F', *' '{ print $5 }' <<<"$csv") != "$n" ]]; then
+        failed "$broker" "consume $case" "not all $n records consumed; see $log"
+        return 0
+    fi
     msgs=$(awk -F', *' '{ printf "%.0f", $10 }' <<<"$csv")
     mb=$(awk -F', *' '{ printf "%.2f", $9 }' <<<"$csv")
     echo "  consume $case: $msgs msg/s, $mb MB/s"
@@ -278,6 +283,8 @@ run_suite() {
     kill "$broker_pid"
     wait "$broker_pid" 2>/dev/null || true
     broker_pid=
+    # The logs stay; the data (about 1 GB per broker) goes.
+    rm -rf "$out/run/$broker/data"
 }
 
 print_table() {
