@@ -9,7 +9,9 @@
 //!
 //! The clients are installed by `.ci/kafka-clients` into
 //! `target/kafka-clients/`. A missing one fails the test when
-//! `SKIFF_KAFKA_CLIENTS=required` (CI sets it); otherwise the test prints
+//! `SKIFF_KAFKA_CLIENTS=required` (`.ci/run` sets it for this test binary
+//! alone: skiffd refuses unknown `SKIFF_*` variables, and other test
+//! binaries start skiffd); otherwise the test prints
 //! a skip line naming the tool and passes without checking anything.
 //!
 //! The programs print one JSON object per line (`produced`, `record`,
