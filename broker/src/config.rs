@@ -143,6 +143,16 @@ pub struct BrokerConfig {
     /// milliseconds; a client that connects and sends nothing loses its
     /// connection slot after this long.
     pub tls_handshake_timeout_ms: u64,
+    /// Address of the Kafka-protocol listener (`broker/src/kafka/`); unset:
+    /// no Kafka listener. Port 0 picks a free port.
+    pub kafka_listen: Option<SocketAddr>,
+    /// `host:port` that Metadata tells Kafka clients to connect to; unset:
+    /// the address the Kafka listener actually bound (with its real port).
+    pub kafka_advertised_address: Option<String>,
+    /// Largest Kafka request frame accepted, in bytes (the 4-byte size
+    /// prefix not counted); a larger size is refused before anything is
+    /// buffered and the connection closed.
+    pub kafka_frame_bytes_max: usize,
 }
 
 /// Every config key, in the order of `skiff.toml`. `SKIFF_<KEY>` (upper
@@ -187,6 +197,9 @@ pub const KEYS: &[&str] = &[
     "tls_key_file",
     "tls_client_ca_file",
     "tls_handshake_timeout_ms",
+    "kafka_listen",
+    "kafka_advertised_address",
+    "kafka_frame_bytes_max",
 ];
 
 /// Prefix of the environment variables that override config keys.
@@ -262,9 +275,20 @@ impl Default for BrokerConfig {
             tls_key_file: None,
             tls_client_ca_file: None,
             tls_handshake_timeout_ms: TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT,
+            kafka_listen: None,
+            kafka_advertised_address: None,
+            kafka_frame_bytes_max: KAFKA_FRAME_BYTES_MAX_DEFAULT,
         }
     }
 }
+
+/// Default `kafka_frame_bytes_max`: 16 MiB, as `frame_bytes_max`: one
+/// produce request carries at most a few batches of at most
+/// `BATCH_BYTES_MAX` (16 MiB) each in practice (Kafka's clients default to
+/// 1 MiB requests), and a fetch request is small. Kafka's own
+/// `socket.request.max.bytes` is 100 MiB; skiff keeps one connection's
+/// buffering at the native listener's bound.
+pub const KAFKA_FRAME_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
 
 /// Default `timestamp_after_ms_max`: 1 hour, as Kafka's
 /// `log.message.timestamp.after.max.ms`: room for badly set client clocks,
@@ -546,6 +570,23 @@ impl BrokerConfig {
         if self.tls_handshake_timeout_ms == 0 {
             return invalid("tls_handshake_timeout_ms", "must be at least 1");
         }
+        if self.kafka_frame_bytes_max < 1024 || self.kafka_frame_bytes_max > i32::MAX as usize {
+            return invalid(
+                "kafka_frame_bytes_max",
+                "must be between 1024 and 2147483647 (Kafka sizes are signed 32-bit)",
+            );
+        }
+        if self.kafka_listen.is_some() && self.tls_cert_file.is_some() {
+            return invalid(
+                "kafka_listen",
+                "cannot be set with tls_cert_file yet: the Kafka listener speaks only PLAINTEXT, and a broker with TLS must not serve its data unencrypted",
+            );
+        }
+        if let Some(address) = &self.kafka_advertised_address {
+            if let Err(message) = check_host_port(address) {
+                return invalid("kafka_advertised_address", &message);
+            }
+        }
         Ok(())
     }
 
@@ -574,6 +615,25 @@ impl BrokerConfig {
             observer: crate::telemetry::log_observer(),
             ..LogConfig::default()
         }
+    }
+}
+
+/// Checks a `host:port` address (a host name, an IPv4 address, or a
+/// bracketed IPv6 address, then a port).
+fn check_host_port(address: &str) -> Result<(), String> {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err(format!("{address:?} is not host:port"));
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("{address:?} has no host"));
+    }
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("{address:?} has no valid port (1-65535)")),
+        Ok(_) => Ok(()),
     }
 }
 
@@ -639,6 +699,8 @@ mod tests {
             tls_cert_file: Some(PathBuf::from("cert.pem")),
             tls_key_file: Some(PathBuf::from("key.pem")),
             tls_client_ca_file: Some(PathBuf::from("ca.pem")),
+            kafka_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            kafka_advertised_address: Some("broker.example:9092".to_owned()),
             ..BrokerConfig::default()
         };
         let table = toml::Table::try_from(&all_set).unwrap();
@@ -691,6 +753,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("SKIFF_LISTNE"), "{err}");
+    }
+
+    #[test]
+    fn kafka_listener_settings_from_env_and_checked() {
+        let c = BrokerConfig::default()
+            .apply_env(env(&[
+                ("SKIFF_KAFKA_LISTEN", "127.0.0.1:9092"),
+                ("SKIFF_KAFKA_ADVERTISED_ADDRESS", "kafka.example:19092"),
+            ]))
+            .unwrap();
+        assert_eq!(c.kafka_listen.map(|a| a.port()), Some(9092));
+        assert_eq!(
+            c.kafka_advertised_address.as_deref(),
+            Some("kafka.example:19092")
+        );
+        c.validate().unwrap();
+        for bad in ["kafka.example", "kafka.example:0", ":9092", "host:port"] {
+            let c = BrokerConfig {
+                kafka_advertised_address: Some(bad.to_owned()),
+                ..BrokerConfig::default()
+            };
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("kafka_advertised_address"), "{bad}: {err}");
+        }
+        let c = BrokerConfig {
+            kafka_advertised_address: Some("[::1]:9092".to_owned()),
+            ..BrokerConfig::default()
+        };
+        c.validate().unwrap();
+        let c = BrokerConfig {
+            kafka_frame_bytes_max: 10,
+            ..BrokerConfig::default()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("kafka_frame_bytes_max"), "{err}");
     }
 
     #[test]

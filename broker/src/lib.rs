@@ -26,6 +26,8 @@
 //!   the durable committed-offset store.
 //! - `server`: listener (plaintext or TLS), connections, request handlers,
 //!   shutdown.
+//! - `kafka`: the Kafka wire protocol on a second listener (`kafka_listen`),
+//!   over the same services; record batches translated at the edge.
 //! - `telemetry`: metric names and the Prometheus endpoint.
 //! - `config`: one [`BrokerConfig`] from file, environment and flags.
 //! - `poison`: the one lock-poisoning policy.
@@ -61,6 +63,12 @@ pub mod log;
 #[cfg(not(feature = "testing"))]
 #[allow(dead_code, unused_imports)]
 mod log;
+// With `testing`, `kafka::records` (the batch translation) is public for
+// the benches.
+#[cfg(feature = "testing")]
+pub mod kafka;
+#[cfg(not(feature = "testing"))]
+mod kafka;
 mod poison;
 mod producer_ids;
 mod server;

@@ -82,11 +82,14 @@ pub enum ErrorCode {
     /// The authenticated user may not do this operation on this resource;
     /// the message names the user, the operation and the resource.
     NotAuthorized = 31,
+    /// The group has members of the other protocol (Kafka members for a
+    /// skiff join, or the reverse): one group name cannot have both.
+    GroupKindConflict = 32,
 }
 
 impl ErrorCode {
     /// Every defined code, in numeric order.
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::None,
         ErrorCode::Unknown,
         ErrorCode::MalformedRequest,
@@ -119,6 +122,7 @@ impl ErrorCode {
         ErrorCode::ProducerFenced,
         ErrorCode::AuthenticationFailed,
         ErrorCode::NotAuthorized,
+        ErrorCode::GroupKindConflict,
     ];
 
     /// The code's number on the wire.
@@ -170,6 +174,7 @@ impl ErrorCode {
             ErrorCode::ProducerFenced => "producer_fenced",
             ErrorCode::AuthenticationFailed => "authentication_failed",
             ErrorCode::NotAuthorized => "not_authorized",
+            ErrorCode::GroupKindConflict => "group_kind_conflict",
         }
     }
 

@@ -25,7 +25,7 @@ const ADMIN_PASSWORD_ENV: &str = "SKIFF_ADMIN_PASSWORD";
 #[command(
     name = "skiffd",
     version,
-    after_help = "Examples:\n  skiffd                                   # ./skiff-data, 127.0.0.1:9400, fsync always\n  skiffd --data-dir /var/lib/skiff --listen 0.0.0.0:9400\n  skiffd --listen 127.0.0.1:0 --fsync interval:100\n  skiffd --config /etc/skiff/skiff.toml --metrics-listen 127.0.0.1:9464\n  skiffd --tls-cert broker.pem --tls-key broker.key   # TLS only; clients use skiffs://\n  SKIFF_CONNECTIONS_MAX=4096 skiffd --log-format json\n\nPrecedence: flags > SKIFF_<KEY> environment variables > config file > defaults.\nEvery key and its default: skiff.toml in the source tree.\n\nAuthentication: any user turns it on. Bootstrap an admin with\n  SKIFF_ADMIN_USER=admin SKIFF_ADMIN_PASSWORD=... skiffd\nor a [[users]] entry whose password_hash comes from\n  skiffd hash-password < password.txt\n\nSignals: SIGTERM or SIGINT shut down cleanly; SIGHUP reloads the TLS files."
+    after_help = "Examples:\n  skiffd                                   # ./skiff-data, 127.0.0.1:9400, fsync always\n  skiffd --data-dir /var/lib/skiff --listen 0.0.0.0:9400\n  skiffd --listen 127.0.0.1:0 --fsync interval:100\n  skiffd --config /etc/skiff/skiff.toml --metrics-listen 127.0.0.1:9464\n  skiffd --kafka-listen 127.0.0.1:9092          # Kafka clients too (kcat -b 127.0.0.1:9092)\n  skiffd --tls-cert broker.pem --tls-key broker.key   # TLS only; clients use skiffs://\n  SKIFF_CONNECTIONS_MAX=4096 skiffd --log-format json\n\nPrecedence: flags > SKIFF_<KEY> environment variables > config file > defaults.\nEvery key and its default: skiff.toml in the source tree.\n\nAuthentication: any user turns it on. Bootstrap an admin with\n  SKIFF_ADMIN_USER=admin SKIFF_ADMIN_PASSWORD=... skiffd\nor a [[users]] entry whose password_hash comes from\n  skiffd hash-password < password.txt\n\nSignals: SIGTERM or SIGINT shut down cleanly; SIGHUP reloads the TLS files."
 )]
 struct Args {
     /// A tool instead of the broker.
@@ -47,6 +47,10 @@ struct Args {
     /// Prometheus metrics endpoint address (GET /metrics) [default: off].
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// Kafka-protocol listener address; port 0 picks a free port
+    /// [default: off, config key kafka_listen].
+    #[arg(long, value_name = "ADDR")]
+    kafka_listen: Option<SocketAddr>,
     /// TLS certificate chain (PEM); with --tls-key the listener speaks only
     /// TLS [default: off, config key tls_cert_file].
     #[arg(long, value_name = "FILE")]
@@ -148,6 +152,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(addr) = args.metrics_listen {
         config.metrics_listen = Some(addr);
     }
+    if let Some(addr) = args.kafka_listen {
+        config.kafka_listen = Some(addr);
+    }
     if let Some(file) = args.tls_cert {
         config.tls_cert_file = Some(file);
     }
@@ -170,6 +177,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         let broker = Broker::start(config).await?;
         // Scripts and tests read this line to find the port.
         println!("skiffd listening on {}", broker.local_addr());
+        if let Some(addr) = broker.kafka_addr() {
+            println!("skiffd kafka listening on {addr}");
+        }
         signals
             .wait(|| match broker.reload_tls() {
                 Ok(true) => {}

@@ -28,6 +28,12 @@
 //!   [`GroupCoordinator::expire`] (driven by [`GroupCoordinator::run_expiry`]
 //!   or directly by tests with an explicit `now`).
 //!
+//! Kafka's classic groups ([`super::classic`]) live in the same registry,
+//! under the same lock, so one group name has members of one
+//! [`GroupKind`] at a time (the later kind gets [`GroupError::OtherKind`]),
+//! and `groups_max`, listing, describing, resets, deletes and expiry cover
+//! both kinds; their coordinator methods are in [`classic`].
+//!
 //! Every method takes the current time as an argument where time matters,
 //! using `tokio::time::Instant` so paused-time tests work too.
 
@@ -42,8 +48,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::assignment::assign;
+use super::classic::ClassicGroup;
 use super::offsets::{OffsetRecovery, OffsetStore, OffsetStoreOptions, OffsetUpdate};
-use super::{GroupError, validate_group_name};
+use super::{GroupError, GroupKind, validate_group_name};
+
+mod classic;
+
+pub use classic::KafkaGroupListing;
 
 /// The broker's group limits (from `BrokerConfig`).
 #[derive(Debug, Clone, Copy)]
@@ -234,11 +245,74 @@ impl Group {
     }
 }
 
+/// The groups held in memory, by kind. A name is in at most one of the two
+/// maps: an entry of one kind is dropped before a member of the other kind
+/// creates its own, and only while it has no members.
+#[derive(Debug, Default)]
+struct Registry {
+    native: BTreeMap<String, Group>,
+    classic: BTreeMap<String, ClassicGroup>,
+}
+
+impl Registry {
+    fn contains(&self, group: &str) -> bool {
+        self.native.contains_key(group) || self.classic.contains_key(group)
+    }
+
+    fn len(&self) -> usize {
+        self.native.len() + self.classic.len()
+    }
+
+    /// Members of either kind (for a classic group: including member ids
+    /// handed out and not yet used).
+    fn members(&self, group: &str) -> usize {
+        self.native.get(group).map_or(0, |g| g.members.len())
+            + self.classic.get(group).map_or(0, ClassicGroup::occupied)
+    }
+
+    /// The refusal for a member of kind `kind` while `group` has members of
+    /// the other kind.
+    fn other_kind(&self, group: &str, kind: GroupKind) -> Option<GroupError> {
+        let (members, other) = match kind {
+            GroupKind::Skiff => (
+                self.classic.get(group).map(ClassicGroup::occupied),
+                GroupKind::Kafka,
+            ),
+            GroupKind::Kafka => (
+                self.native.get(group).map(|g| g.members.len()),
+                GroupKind::Skiff,
+            ),
+        };
+        members
+            .filter(|n| *n > 0)
+            .map(|members| GroupError::OtherKind {
+                group: group.to_owned(),
+                kind: other,
+                members,
+            })
+    }
+
+    /// Makes room for a member of kind `kind` in `group`: refused while the
+    /// group has members of the other kind; an idle entry of the other
+    /// kind is dropped.
+    fn claim(&mut self, group: &str, kind: GroupKind) -> Result<(), GroupError> {
+        if let Some(e) = self.other_kind(group, kind) {
+            return Err(e);
+        }
+        if kind == GroupKind::Skiff {
+            self.classic.remove(group);
+        } else {
+            self.native.remove(group);
+        }
+        Ok(())
+    }
+}
+
 /// Every group of the broker, and their offsets. See the module docs.
 #[derive(Debug)]
 pub struct GroupCoordinator {
     limits: GroupLimits,
-    groups: Mutex<BTreeMap<String, Group>>,
+    groups: Mutex<Registry>,
     offsets: OffsetStore,
     member_seq: AtomicU64,
     /// Distinguishes member ids of different broker runs.
@@ -263,7 +337,7 @@ impl GroupCoordinator {
         Ok((
             Self {
                 limits,
-                groups: Mutex::new(BTreeMap::new()),
+                groups: Mutex::new(Registry::default()),
                 offsets,
                 member_seq: AtomicU64::new(1),
                 incarnation,
@@ -277,22 +351,18 @@ impl GroupCoordinator {
         &self.limits
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Group>> {
+    fn lock(&self) -> MutexGuard<'_, Registry> {
         crate::poison::lock(&self.groups)
     }
 
     /// Groups known: with members or with committed offsets.
-    fn group_count(&self, groups: &BTreeMap<String, Group>) -> usize {
+    fn group_count(&self, groups: &Registry) -> usize {
         let stored = self.offsets.groups();
-        groups.len() + stored.iter().filter(|g| !groups.contains_key(*g)).count()
+        groups.len() + stored.iter().filter(|g| !groups.contains(g)).count()
     }
 
-    fn check_new_group(
-        &self,
-        groups: &BTreeMap<String, Group>,
-        group: &str,
-    ) -> Result<(), GroupError> {
-        if !groups.contains_key(group)
+    fn check_new_group(&self, groups: &Registry, group: &str) -> Result<(), GroupError> {
+        if !groups.contains(group)
             && !self.offsets.has_group(group)
             && self.group_count(groups) >= self.limits.groups_max
         {
@@ -347,7 +417,8 @@ impl GroupCoordinator {
 
         let mut groups = self.lock();
         self.check_new_group(&groups, &params.group)?;
-        let group = groups.entry(params.group.clone()).or_default();
+        groups.claim(&params.group, GroupKind::Skiff)?;
+        let group = groups.native.entry(params.group.clone()).or_default();
         for (topic, count) in &params.topics {
             group.partition_counts.insert(topic.clone(), *count);
         }
@@ -378,7 +449,7 @@ impl GroupCoordinator {
                     let max = limits.group_members_max;
                     let empty = group.members.is_empty();
                     if empty {
-                        groups.remove(&params.group);
+                        groups.native.remove(&params.group);
                     }
                     return Err(GroupError::MemberLimitReached {
                         group: params.group,
@@ -431,7 +502,7 @@ impl GroupCoordinator {
         now: Instant,
     ) -> MemberState {
         let mut groups = self.lock();
-        let Some(g) = groups.get_mut(group) else {
+        let Some(g) = groups.native.get_mut(group) else {
             return MemberState {
                 generation: 0,
                 owned: Vec::new(),
@@ -468,7 +539,7 @@ impl GroupCoordinator {
             group: group.to_owned(),
             member_id: member_id.to_owned(),
         };
-        let g = groups.get_mut(group).ok_or_else(unknown)?;
+        let g = groups.native.get_mut(group).ok_or_else(unknown)?;
         g.members.remove(member_id).ok_or_else(unknown)?;
         g.rebalance(now);
         tracing::info!(
@@ -483,10 +554,14 @@ impl GroupCoordinator {
 
     /// Drops a group's in-memory state when it has neither members nor
     /// offsets (so abandoned groups do not count against `groups_max`).
-    fn forget_if_unused(&self, groups: &mut BTreeMap<String, Group>, group: &str) {
-        if groups.get(group).is_some_and(|g| g.members.is_empty()) && !self.offsets.has_group(group)
+    fn forget_if_unused(&self, groups: &mut Registry, group: &str) {
+        if groups
+            .native
+            .get(group)
+            .is_some_and(|g| g.members.is_empty())
+            && !self.offsets.has_group(group)
         {
-            groups.remove(group);
+            groups.native.remove(group);
         }
     }
 
@@ -505,7 +580,10 @@ impl GroupCoordinator {
                 group: group.to_owned(),
                 member_id: member_id.to_owned(),
             };
-            let g = groups.get(group).ok_or_else(unknown)?;
+            if let Some(e) = groups.other_kind(group, GroupKind::Skiff) {
+                return Err(e);
+            }
+            let g = groups.native.get(group).ok_or_else(unknown)?;
             if !g.members.contains_key(member_id) {
                 return Err(unknown());
             }
@@ -564,6 +642,7 @@ impl GroupCoordinator {
     pub fn list(&self) -> Vec<GroupListing> {
         let groups = self.lock();
         let mut out: BTreeMap<String, GroupListing> = groups
+            .native
             .iter()
             .map(|(name, g)| {
                 (
@@ -577,6 +656,9 @@ impl GroupCoordinator {
                 )
             })
             .collect();
+        for (name, g) in &groups.classic {
+            out.insert(name.clone(), classic::listing(name, g));
+        }
         for name in self.offsets.groups() {
             out.entry(name.clone()).or_insert(GroupListing {
                 group: name,
@@ -592,7 +674,10 @@ impl GroupCoordinator {
     pub fn describe(&self, group: &str) -> Result<GroupDescription, GroupError> {
         let groups = self.lock();
         let committed = self.offsets.group_offsets(group);
-        let Some(g) = groups.get(group) else {
+        if let Some(g) = groups.classic.get(group) {
+            return Ok(classic::native_description(g, committed));
+        }
+        let Some(g) = groups.native.get(group) else {
             if committed.is_empty() {
                 return Err(GroupError::UnknownGroup(group.to_owned()));
             }
@@ -641,13 +726,12 @@ impl GroupCoordinator {
         validate_group_name(group)?;
         let pending = {
             let groups = self.lock();
-            if let Some(g) = groups.get(group) {
-                if !g.members.is_empty() {
-                    return Err(GroupError::GroupNotEmpty {
-                        group: group.to_owned(),
-                        members: g.members.len(),
-                    });
-                }
+            let members = groups.members(group);
+            if members > 0 {
+                return Err(GroupError::GroupNotEmpty {
+                    group: group.to_owned(),
+                    members,
+                });
             }
             self.check_new_group(&groups, group)?;
             self.offsets.submit(OffsetUpdate::Commit {
@@ -660,22 +744,23 @@ impl GroupCoordinator {
 
     /// Whether the group has members now.
     pub fn member_count(&self, group: &str) -> usize {
-        self.lock().get(group).map_or(0, |g| g.members.len())
+        self.lock().members(group)
     }
 
     /// Deletes a member-less group and its offsets (durably).
     pub async fn delete(&self, group: &str) -> Result<(), GroupError> {
         let pending = {
             let mut groups = self.lock();
-            if let Some(g) = groups.get(group) {
-                if !g.members.is_empty() {
-                    return Err(GroupError::GroupNotEmpty {
-                        group: group.to_owned(),
-                        members: g.members.len(),
-                    });
-                }
+            let members = groups.members(group);
+            if members > 0 {
+                return Err(GroupError::GroupNotEmpty {
+                    group: group.to_owned(),
+                    members,
+                });
             }
-            let known = groups.remove(group).is_some() || self.offsets.has_group(group);
+            let known = groups.native.remove(group).is_some()
+                | groups.classic.remove(group).is_some()
+                || self.offsets.has_group(group);
             if !known {
                 return Err(GroupError::UnknownGroup(group.to_owned()));
             }
@@ -692,7 +777,7 @@ impl GroupCoordinator {
         let mut groups = self.lock();
         let mut removed = 0;
         let mut emptied = Vec::new();
-        for (name, g) in groups.iter_mut() {
+        for (name, g) in groups.native.iter_mut() {
             let expired: Vec<String> = g
                 .members
                 .iter()
@@ -718,7 +803,7 @@ impl GroupCoordinator {
         for name in emptied {
             self.forget_if_unused(&mut groups, &name);
         }
-        removed
+        removed + classic::expire(&mut groups, now)
     }
 
     /// How often [`GroupCoordinator::run_expiry`] sweeps.
@@ -750,10 +835,10 @@ impl GroupCoordinator {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const LIMITS: GroupLimits = GroupLimits {
+    pub(crate) const LIMITS: GroupLimits = GroupLimits {
         group_members_max: 4,
         groups_max: 3,
         session_timeout_ms_min: 100,
@@ -762,7 +847,7 @@ mod tests {
         heartbeat_interval_ms: 300,
     };
 
-    fn coordinator() -> (tempfile::TempDir, GroupCoordinator) {
+    pub(crate) fn coordinator() -> (tempfile::TempDir, GroupCoordinator) {
         let dir = tempfile::tempdir().unwrap();
         let (c, _) =
             GroupCoordinator::open(dir.path(), LIMITS, OffsetStoreOptions::default()).unwrap();

@@ -7,18 +7,25 @@
 //! - [`assignment`]: the pure, sticky and even assignment strategy.
 //! - [`offsets`]: [`OffsetStore`], committed offsets in an append-only,
 //!   checksummed, fsync'd file with group commit and compaction.
+//! - [`classic`]: Kafka's classic group protocol (client-side assignment),
+//!   whose groups live in the same coordinator, registry and offset store,
+//!   so one group name has members of one [`GroupKind`] at a time and the
+//!   skiff tools list, describe, reset and delete Kafka groups too.
 //!
 //! Membership lives in memory only: after a broker restart every member is
 //! unknown and rejoins (its heartbeat answers `rejoin`). Committed offsets
 //! are durable.
 
 pub mod assignment;
+pub mod classic;
 pub mod coordinator;
 pub mod offsets;
 
 use skiff_protocol::messages::TopicPartition;
 
-pub use coordinator::{GroupCoordinator, GroupLimits, JoinOutcome, JoinParams, MemberState};
+pub use coordinator::{
+    GroupCoordinator, GroupLimits, JoinOutcome, JoinParams, KafkaGroupListing, MemberState,
+};
 pub use offsets::{
     OffsetRecovery, OffsetStore, OffsetStoreError, OffsetStoreOptions, OffsetUpdate,
 };
@@ -26,6 +33,26 @@ pub use offsets::{
 /// Longest group name, in bytes (the rule lives in
 /// [`skiff_protocol::group_name`], shared with the client and the CLI).
 pub use skiff_protocol::group_name::GROUP_NAME_BYTES_MAX;
+
+/// Which protocol a group's members speak. A group name has members of one
+/// kind at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GroupKind {
+    /// skiff's own protocol: server-side assignment.
+    Skiff,
+    /// Kafka's classic group protocol: client-side assignment.
+    Kafka,
+}
+
+impl std::fmt::Display for GroupKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GroupKind::Skiff => "skiff",
+            GroupKind::Kafka => "Kafka",
+        })
+    }
+}
 
 /// Why a group operation was refused or failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -108,6 +135,58 @@ pub enum GroupError {
     /// Storing offsets failed.
     #[error(transparent)]
     Store(#[from] OffsetStoreError),
+    /// The group has members of the other protocol: one group name cannot
+    /// have skiff and Kafka members at once.
+    #[error(
+        "group {group:?} has {members} {kind} member(s); a group cannot have skiff and Kafka members at once: use another group name or stop those members first"
+    )]
+    OtherKind {
+        /// The group.
+        group: String,
+        /// The kind of the members it has.
+        kind: GroupKind,
+        /// How many there are.
+        members: usize,
+    },
+    /// A new Kafka member must join again with the member id it was given
+    /// (Kafka's MEMBER_ID_REQUIRED, JoinGroup v4+).
+    #[error("group {group:?}: join again with member id {member_id:?}")]
+    MemberIdRequired {
+        /// The group.
+        group: String,
+        /// The id handed out.
+        member_id: String,
+    },
+    /// The Kafka group is rebalancing: the member must rejoin.
+    #[error("group {group:?} is rebalancing: join again")]
+    RebalanceInProgress {
+        /// The group.
+        group: String,
+    },
+    /// A Kafka member's generation is not the group's (Kafka's
+    /// ILLEGAL_GENERATION).
+    #[error(
+        "group {group:?} is at generation {current}, the request carries generation {generation}: join again"
+    )]
+    IllegalGeneration {
+        /// The group.
+        group: String,
+        /// The generation sent.
+        generation: i32,
+        /// The group's generation.
+        current: i32,
+    },
+    /// A Kafka member's protocol type or protocols do not fit the group's.
+    #[error("group {group:?}: inconsistent group protocol: {reason}")]
+    InconsistentProtocol {
+        /// The group.
+        group: String,
+        /// What does not fit.
+        reason: String,
+    },
+    /// The coordinator stopped (broker shutdown) before answering.
+    #[error("the group coordinator is shutting down")]
+    Closed,
 }
 
 /// Checks a group name against [`skiff_protocol::group_name`]'s rule (1 to

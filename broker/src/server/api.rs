@@ -101,6 +101,9 @@ pub(crate) struct Ctx {
     peer: SocketAddr,
     api: ApiKey,
     order: Option<Arc<OrderGate>>,
+    /// The client id of a protocol that sends it per request (Kafka's
+    /// request header); empty otherwise.
+    client_id: Arc<str>,
 }
 
 impl Ctx {
@@ -117,7 +120,20 @@ impl Ctx {
             peer,
             api,
             order,
+            client_id: Arc::from(""),
         }
+    }
+
+    /// The same context, with the client id of the request's header.
+    pub(crate) fn with_client_id(mut self, client_id: &str) -> Self {
+        self.client_id = Arc::from(client_id);
+        self
+    }
+
+    /// The client id of the request's header (empty when the protocol has
+    /// none per request).
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
     }
 
     /// The session's checks, for rules applied after the work (a long poll
@@ -178,6 +194,11 @@ impl Ctx {
     /// Time since the broker started.
     pub(crate) fn uptime(&self) -> Duration {
         self.shared.started.elapsed()
+    }
+
+    /// Where Kafka clients are told to connect (`None`: no Kafka listener).
+    pub(crate) fn kafka(&self) -> Option<&crate::kafka::Advertised> {
+        self.shared.kafka.as_ref()
     }
 
     /// Connections open now.

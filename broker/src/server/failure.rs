@@ -85,7 +85,14 @@ impl From<GroupError> for Failure {
             GroupError::MemberLimitReached { .. } => ErrorCode::MemberLimitReached,
             GroupError::InvalidSessionTimeout { .. } => ErrorCode::InvalidSessionTimeout,
             GroupError::Invalid(_) => ErrorCode::InvalidRequest,
-            GroupError::Store(OffsetStoreError::Closed) => ErrorCode::ShuttingDown,
+            GroupError::Store(OffsetStoreError::Closed) | GroupError::Closed => {
+                ErrorCode::ShuttingDown
+            }
+            GroupError::OtherKind { .. } => ErrorCode::GroupKindConflict,
+            GroupError::IllegalGeneration { .. } => ErrorCode::StaleGeneration,
+            GroupError::MemberIdRequired { .. }
+            | GroupError::RebalanceInProgress { .. }
+            | GroupError::InconsistentProtocol { .. } => ErrorCode::InvalidRequest,
             _ => ErrorCode::StorageError,
         };
         Failure::new(code, e.to_string())

@@ -14,21 +14,22 @@
 //! buffered forward by that pause when reading resumes.
 
 use bytes::BytesMut;
-use skiff_protocol::frame::{FrameError, RequestFrame, ServerCodec};
+use skiff_protocol::frame::ServerCodec;
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
-/// A [`ServerCodec`] that remembers when the pending partial frame started.
+/// A request decoder ([`ServerCodec`], or the Kafka front end's codec) that
+/// remembers when the pending partial frame started.
 #[derive(Debug)]
-pub(crate) struct TimedDecoder {
-    inner: ServerCodec,
+pub(crate) struct TimedDecoder<C = ServerCodec> {
+    inner: C,
     partial_since: Option<Instant>,
     /// When the last frame was handed out, until reading resumes.
     paused_since: Option<Instant>,
 }
 
-impl TimedDecoder {
-    pub(crate) fn new(inner: ServerCodec) -> Self {
+impl<C> TimedDecoder<C> {
+    pub(crate) fn new(inner: C) -> Self {
         Self {
             inner,
             partial_since: None,
@@ -37,7 +38,7 @@ impl TimedDecoder {
     }
 
     /// The codec, e.g. to raise its frame size limit after the handshake.
-    pub(crate) fn codec_mut(&mut self) -> &mut ServerCodec {
+    pub(crate) fn codec_mut(&mut self) -> &mut C {
         &mut self.inner
     }
 
@@ -63,11 +64,11 @@ impl TimedDecoder {
     }
 }
 
-impl Decoder for TimedDecoder {
-    type Item = RequestFrame;
-    type Error = FrameError;
+impl<C: Decoder> Decoder for TimedDecoder<C> {
+    type Item = C::Item;
+    type Error = C::Error;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RequestFrame>, FrameError> {
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<C::Item>, C::Error> {
         let frame = self.inner.decode(src)?;
         let now = Instant::now();
         if src.is_empty() {
@@ -80,6 +81,11 @@ impl Decoder for TimedDecoder {
             self.paused_since = Some(now);
         }
         Ok(frame)
+    }
+
+    /// The inner codec tells a clean close from a close mid-frame.
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<C::Item>, C::Error> {
+        self.inner.decode_eof(src)
     }
 }
 

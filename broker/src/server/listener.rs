@@ -26,7 +26,19 @@ const ACCEPT_BACKOFF_MS_MIN: u64 = 5;
 /// Longest pause between accept retries.
 const ACCEPT_BACKOFF_MS_MAX: u64 = 1_000;
 
-pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// Which protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Front {
+    /// skiff's own protocol (`listen`), plaintext or TLS.
+    Skiff,
+    /// Kafka's (`kafka_listen`, `crate::kafka`), plaintext only for now
+    /// (the config refuses it with TLS).
+    Kafka,
+}
+
+/// Accepts connections until shutdown. Both listeners share one
+/// connection cap (`connections_max`), one shutdown and one task tracker.
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, front: Front) {
     let mut backoff_ms = ACCEPT_BACKOFF_MS_MIN;
     loop {
         let accepted = tokio::select! {
@@ -56,6 +68,15 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let conn_shared = Arc::clone(&shared);
         shared.tracker.spawn(async move {
             match &conn_shared.tls {
+                _ if front == Front::Kafka => {
+                    crate::kafka::connection::serve(
+                        stream,
+                        peer,
+                        Arc::clone(&conn_shared),
+                        accepted_at,
+                    )
+                    .await;
+                }
                 None => {
                     // The handshake must be done within `handshake_timeout_ms`
                     // of accept, so its first bytes must come by then too;

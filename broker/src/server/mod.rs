@@ -7,16 +7,16 @@
 //! finish (long polls answer early), then flushes and closes every log,
 //! writing the clean-shutdown markers.
 
-mod api;
-mod authorize;
+pub(crate) mod api;
+pub(crate) mod authorize;
 mod connection;
 mod dispatch;
-mod failure;
-mod frame_timing;
-mod handlers;
+pub(crate) mod failure;
+pub(crate) mod frame_timing;
+pub(crate) mod handlers;
 mod handshake;
 mod listener;
-mod pipeline;
+pub(crate) mod pipeline;
 mod scrape;
 mod tls;
 mod writer;
@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     pub telemetry: crate::telemetry::Telemetry,
     /// Users, tokens and grants (`<data_dir>/security.json`).
     pub security: crate::auth::Security,
+    /// What Metadata tells Kafka clients to connect to; `None`: no Kafka
+    /// listener.
+    pub kafka: Option<crate::kafka::Advertised>,
     /// The data-directory lock, released at the end of shutdown.
     pub dir_lock: std::sync::Mutex<Option<std::fs::File>>,
 }
@@ -211,6 +214,16 @@ impl Broker {
             addr: config.listen,
             source,
         })?;
+        let kafka_listener = match config.kafka_listen {
+            Some(addr) => {
+                let bind_error = |source| BrokerError::Bind { addr, source };
+                let l = TcpListener::bind(addr).await.map_err(bind_error)?;
+                let local = l.local_addr().map_err(bind_error)?;
+                Some((l, local))
+            }
+            None => None,
+        };
+        let kafka_addr = kafka_listener.as_ref().map(|(_, a)| *a);
         let metrics_listener = match config.metrics_listen {
             Some(addr) => {
                 let bind_error = |source| BrokerError::Bind { addr, source };
@@ -229,6 +242,9 @@ impl Broker {
                 std::time::Duration::from_millis(config.auth_failure_window_ms),
             ),
             tls,
+            kafka: kafka_addr.map(|bound| {
+                crate::kafka::Advertised::new(config.kafka_advertised_address.as_deref(), bound)
+            }),
             config,
             topics,
             groups,
@@ -245,6 +261,7 @@ impl Broker {
             data_dir = %shared.config.data_dir.display(),
             listen = %local_addr,
             metrics_listen = ?metrics_addr,
+            kafka_listen = ?kafka_addr,
             tls = shared.tls.is_some(),
             tls_client_auth = shared.tls.as_ref().is_some_and(|t| t.client_auth()),
             partitions = shared.topics.list().iter().map(|t| t.partitions.len()).sum::<usize>(),
@@ -265,12 +282,25 @@ impl Broker {
         shared.tracker.spawn(async move {
             expiry.groups.run_expiry(expiry.shutdown.clone()).await;
         });
-        let accept = tokio::spawn(listener::accept_loop(listener, Arc::clone(&shared)));
+        let accept = tokio::spawn(listener::accept_loop(
+            listener,
+            Arc::clone(&shared),
+            listener::Front::Skiff,
+        ));
+        let kafka_accept = kafka_listener.map(|(l, _)| {
+            tokio::spawn(listener::accept_loop(
+                l,
+                Arc::clone(&shared),
+                listener::Front::Kafka,
+            ))
+        });
         Ok(BrokerHandle {
             local_addr,
             metrics_addr,
+            kafka_addr,
             shared,
             accept,
+            kafka_accept,
         })
     }
 }
@@ -280,8 +310,10 @@ impl Broker {
 pub struct BrokerHandle {
     local_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    kafka_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     accept: JoinHandle<()>,
+    kafka_accept: Option<JoinHandle<()>>,
 }
 
 impl BrokerHandle {
@@ -295,6 +327,12 @@ impl BrokerHandle {
     /// `metrics_listen` is set (with the real port when it asked for 0).
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The address the Kafka-protocol listener is bound to (with the real
+    /// port when `kafka_listen` asked for port 0); `None` when it is off.
+    pub fn kafka_addr(&self) -> Option<SocketAddr> {
+        self.kafka_addr
     }
 
     /// Reads the TLS certificate chain, key and client CA files again (a
@@ -335,6 +373,9 @@ impl BrokerHandle {
         let shared = self.shared;
         shared.shutdown.cancel();
         let _ = self.accept.await;
+        if let Some(kafka) = self.kafka_accept {
+            let _ = kafka.await;
+        }
         shared.tracker.close();
         let grace = Duration::from_millis(shared.config.shutdown_grace_ms);
         if tokio::time::timeout(grace, shared.tracker.wait())

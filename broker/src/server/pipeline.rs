@@ -16,7 +16,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
-use skiff_protocol::frame::OutgoingResponse;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
@@ -41,9 +40,11 @@ impl InOrderJob {
 }
 
 /// Runs a connection's in-order jobs until the connection closes.
-pub(crate) async fn run(
+/// `responses` is the connection's response queue (skiff's responses, or
+/// the Kafka front end's ordered replies), only checked for being closed.
+pub(crate) async fn run<T>(
     mut jobs: mpsc::Receiver<InOrderJob>,
-    responses: mpsc::Sender<OutgoingResponse>,
+    responses: mpsc::Sender<T>,
     tracker: TaskTracker,
 ) {
     while let Some(InOrderJob { mut work, gate }) = jobs.recv().await {
@@ -99,7 +100,7 @@ mod tests {
     #[tokio::test]
     async fn jobs_start_in_order_and_overlap_once_their_order_is_fixed() {
         let (jobs_tx, jobs_rx) = mpsc::channel(8);
-        let (responses, _keep) = mpsc::channel(8);
+        let (responses, _keep) = mpsc::channel::<()>(8);
         let tracker = TaskTracker::new();
         tokio::spawn(run(jobs_rx, responses, tracker.clone()));
         let log = Arc::new(Mutex::new(Vec::new()));

@@ -98,7 +98,7 @@ async fn fetch(ctx: &Ctx, req: FetchRequest) -> Result<FetchResponse, Failure> {
 /// `PartitionLog::read` for a fetch: on this worker when the bytes are in
 /// the page cache and at most [`INLINE_READ_BYTES_MAX`], else on the
 /// blocking pool.
-async fn read_records(
+pub(crate) async fn read_records(
     log: &Arc<PartitionLog>,
     offset: u64,
     max_bytes: usize,

@@ -13,10 +13,10 @@
 //! Disk I/O runs on the blocking pool ([`blocking`]), never on an async
 //! worker; a fetch reads on its worker only bytes already in the page cache.
 
-mod fetch;
+pub(crate) mod fetch;
 mod groups;
 mod ops;
-mod produce;
+pub(crate) mod produce;
 mod security;
 mod topics;
 

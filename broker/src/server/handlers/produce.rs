@@ -7,6 +7,8 @@
 //! concurrently lets one connection's pipelined produces share a group
 //! commit while keeping their order.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +24,7 @@ use skiff_protocol::{Compression, ErrorCode};
 
 use super::blocking;
 use crate::clock::now_ms;
-use crate::log::{Committer, LogError, PartitionLog};
+use crate::log::{AppendInfo, Committer, LogError, PartitionLog};
 use crate::server::api::{Ctx, Handler, Runs};
 use crate::server::failure::Failure;
 use crate::topics::Topic;
@@ -77,6 +79,32 @@ async fn produce(
     may_create: MayCreate,
     ctx: &Ctx,
 ) -> Result<ProduceResponse, Failure> {
+    let (partition, durable) = queue(ctx, req, may_create).await?;
+    ctx.order_fixed();
+    let info = durable.await?;
+    Ok(ProduceResponse {
+        partition,
+        base_offset: info.base_offset,
+        last_offset: info.last_offset,
+    })
+}
+
+/// What [`queue`] hands back: a wait for the batch's group commit (or, for
+/// a retried batch, its original offsets).
+pub(crate) type Durable = Pin<Box<dyn Future<Output = Result<AppendInfo, Failure>> + Send>>;
+
+/// Resolves a produce's topic (creating it when the broker allows and the
+/// session may) and partition, checks its batch and queues it on the log
+/// (validation and ordering, no I/O); returns the partition and a future
+/// that waits until the batch is durable. Every front end's produce goes
+/// through here, so one rule holds for both protocols: the timestamp
+/// check, the topic's compression policy, the key partitioner and the
+/// group commit.
+pub(crate) async fn queue(
+    ctx: &Ctx,
+    req: ProduceRequest,
+    may_create: MayCreate,
+) -> Result<(u32, Durable), Failure> {
     let topic = resolve_topic(ctx, &req, may_create).await?;
     let chosen = match req.partition {
         PARTITION_AUTO => None,
@@ -91,7 +119,6 @@ async fn produce(
         }
     };
     let mut ticket = log.submit_valid(batch)?;
-    ctx.order_fixed();
     // If the submit made this request the log's committer, the commit loop
     // starts on the blocking pool (it runs until the queue is empty,
     // serving other requests' batches too); the wait itself parks no
@@ -99,12 +126,10 @@ async fn produce(
     if let Some(committer) = ticket.take_committer() {
         spawn_committer(log, committer);
     }
-    let info = ticket.outcome().await?;
-    Ok(ProduceResponse {
+    Ok((
         partition,
-        base_offset: info.base_offset,
-        last_offset: info.last_offset,
-    })
+        Box::pin(async move { Ok(ticket.outcome().await?) }),
+    ))
 }
 
 /// Checks a batch before it is queued ([`ValidBatch::check`]: CRC, every
@@ -155,29 +180,33 @@ async fn resolve_topic(
     match ctx.topics().get(&req.topic) {
         Some(t) => Ok(t),
         None if may_create && ctx.config().auto_create_topics => {
-            let ctx = ctx.clone();
-            let name = req.topic.clone();
-            blocking(move || {
-                let config = TopicConfig {
-                    partitions: ctx.config().default_partitions,
-                    ..TopicConfig::default()
-                };
-                match ctx.topics().create(&name, &config) {
-                    Ok(t) => Ok(t),
-                    // Another connection created it first.
-                    Err(crate::topics::TopicError::AlreadyExists(_)) => {
-                        Ok(ctx.topics().require(&name)?)
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            })
-            .await
+            auto_create(ctx, req.topic.clone()).await
         }
         None => Err(Failure::new(
             ErrorCode::UnknownTopic,
             format!("unknown topic {:?}", req.topic),
         )),
     }
+}
+
+/// Creates topic `name` with the broker's defaults (auto-creation, for a
+/// produce or a Kafka Metadata request; the caller checked the session may
+/// create it); a topic another connection created first is returned.
+pub(crate) async fn auto_create(ctx: &Ctx, name: String) -> Result<Arc<Topic>, Failure> {
+    let ctx = ctx.clone();
+    blocking(move || {
+        let config = TopicConfig {
+            partitions: ctx.config().default_partitions,
+            ..TopicConfig::default()
+        };
+        match ctx.topics().create(&name, &config) {
+            Ok(t) => Ok(t),
+            // Another connection created it first.
+            Err(crate::topics::TopicError::AlreadyExists(_)) => Ok(ctx.topics().require(&name)?),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
 }
 
 /// Refuses a batch whose newest record is more than `after_ms_max` ahead

@@ -1,0 +1,196 @@
+//! One Kafka connection: reads request frames under the same deadlines as
+//! a native connection, dispatches each (`api.rs`), and writes the answers
+//! in request order, as Kafka requires of a broker (the Java client
+//! matches responses to requests by position).
+//!
+//! Requests are pipelined all the same: each one runs as its handler says
+//! (inline, as its own task, or in the ordered produce pipeline) and puts
+//! its answer in a one-shot slot that was queued for the writer when the
+//! request was read; the writer waits for the slots in order. So a
+//! long-polling fetch delays the answers behind it (as in Kafka) but not
+//! their work.
+//!
+//! Bounds: at most `requests_in_flight_max` requests per connection (the
+//! reader stops reading until one is answered), frames above
+//! `kafka_frame_bytes_max` refused before they are buffered, the first
+//! request due within `handshake_timeout_ms` of accept, every frame within
+//! `frame_read_timeout_ms` of its first byte, and a connection with nothing
+//! in flight that sends nothing for `idle_timeout_ms` closed. A frame that
+//! cannot be parsed (unknown API or version, malformed header or body)
+//! closes the connection after a log line: the byte stream is intact but
+//! Kafka's clients cannot be answered in a form they expect, and Kafka
+//! itself closes such connections.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use super::api::{Connection, Outcome, dispatch};
+use super::frame::{KafkaCodec, KafkaFrameError};
+use super::header;
+use crate::server::Shared;
+use crate::server::authorize::Session;
+use crate::server::frame_timing::TimedDecoder;
+use crate::server::pipeline::{self, InOrderJob};
+
+/// Serves one Kafka connection until the client closes it, it breaks, it
+/// idles out, or the broker shuts down (requests in flight still answered).
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    accepted_at: Instant,
+) {
+    let config = &shared.config;
+    let (rd, wr) = stream.into_split();
+    let mut frames = FramedRead::new(
+        rd,
+        TimedDecoder::new(KafkaCodec::new(config.kafka_frame_bytes_max)),
+    );
+    let (replies_tx, replies_rx) =
+        mpsc::channel::<oneshot::Receiver<Outcome>>(config.requests_in_flight_max);
+    let writer = shared.tracker.spawn(write_in_order(
+        FramedWrite::new(wr, KafkaCodec::new(i32::MAX as usize)),
+        replies_rx,
+    ));
+    let (in_order_tx, in_order_rx) = mpsc::channel::<InOrderJob>(config.requests_in_flight_max);
+    shared.tracker.spawn(pipeline::run(
+        in_order_rx,
+        replies_tx.clone(),
+        shared.tracker.clone(),
+    ));
+    let in_flight = Arc::new(Semaphore::new(config.requests_in_flight_max));
+    let idle = Duration::from_millis(config.idle_timeout_ms);
+    let frame_read = Duration::from_millis(config.frame_read_timeout_ms);
+    let first_request_deadline = accepted_at + Duration::from_millis(config.handshake_timeout_ms);
+    // PLAINTEXT without SASL: the anonymous session, as a native
+    // connection without credentials (refused everything once
+    // authentication is on).
+    let session = Session::Anonymous;
+    let mut requests_read: u64 = 0;
+    let mut last_read = Instant::now();
+
+    loop {
+        let now = Instant::now();
+        if frames.decoder_mut().resume(now) {
+            last_read = now;
+        }
+        let partial_since = frames.decoder().partial_since();
+        let mut deadline =
+            (last_read + idle).min(partial_since.unwrap_or_else(Instant::now) + frame_read);
+        if requests_read == 0 {
+            deadline = deadline.min(first_request_deadline);
+        }
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(deadline, frames.next()) => next,
+            () = shared.shutdown.cancelled() => break,
+            () = replies_tx.closed() => break,
+        };
+        let frame = match next {
+            Err(_elapsed) => {
+                let now = Instant::now();
+                if let Some(since) = frames.decoder().partial_since() {
+                    if now >= since + frame_read {
+                        tracing::debug!(%peer, limit_ms = config.frame_read_timeout_ms, "closing kafka connection: frame not completed within frame_read_timeout_ms");
+                        break;
+                    }
+                }
+                if requests_read == 0 && now >= first_request_deadline {
+                    tracing::debug!(%peer, limit_ms = config.handshake_timeout_ms, "closing kafka connection: no request within handshake_timeout_ms");
+                    break;
+                }
+                if now >= last_read + idle {
+                    if in_flight.available_permits() == config.requests_in_flight_max {
+                        tracing::debug!(%peer, "closing idle kafka connection");
+                        break;
+                    }
+                    last_read = now;
+                }
+                continue;
+            }
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(e))) => {
+                match e {
+                    KafkaFrameError::Io(e) => {
+                        tracing::debug!(%peer, error = %e, "kafka connection read failed")
+                    }
+                    e => tracing::warn!(%peer, error = %e, "closing kafka connection"),
+                }
+                break;
+            }
+        };
+        requests_read += 1;
+        last_read = Instant::now();
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            break;
+        };
+        let request = match header::parse(frame) {
+            Ok(request) => request,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing kafka connection: request not understood");
+                break;
+            }
+        };
+        let conn = Connection {
+            shared: &shared,
+            session: &session,
+            peer,
+            replies: &replies_tx,
+            in_order: &in_order_tx,
+        };
+        if let Err(reason) = dispatch(&conn, request, permit).await {
+            tracing::warn!(%peer, %reason, "closing kafka connection");
+            break;
+        }
+    }
+    // The writer finishes once every request already read is answered.
+    drop(in_order_tx);
+    drop(replies_tx);
+    let _ = writer.await;
+}
+
+/// Writes the answers in request order, flushing whenever the next one is
+/// not ready yet; stops at the first answer that asks to close.
+async fn write_in_order(
+    mut sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, KafkaCodec>,
+    mut replies: mpsc::Receiver<oneshot::Receiver<Outcome>>,
+) {
+    while let Some(mut slot) = replies.recv().await {
+        let outcome = match slot.try_recv() {
+            Ok(outcome) => outcome,
+            Err(oneshot::error::TryRecvError::Empty) => {
+                if sink.flush().await.is_err() {
+                    return;
+                }
+                match slot.await {
+                    Ok(outcome) => outcome,
+                    // The work was dropped (shutdown): nothing more can be
+                    // answered in order.
+                    Err(_) => break,
+                }
+            }
+            Err(oneshot::error::TryRecvError::Closed) => break,
+        };
+        match outcome {
+            Outcome::Frame(frame) => {
+                if sink.feed(frame).await.is_err() {
+                    return;
+                }
+            }
+            Outcome::Silent => {}
+            Outcome::Close => break,
+        }
+        if replies.is_empty() && sink.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.flush().await;
+    let _ = tokio::time::timeout(Duration::from_millis(250), sink.close()).await;
+}

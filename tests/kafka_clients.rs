@@ -1,0 +1,1030 @@
+//! Real Kafka clients that no one here wrote, against skiffd's Kafka
+//! listener: kcat, librdkafka (confluent-kafka), kafka-python, kafkajs,
+//! franz-go and the Java client 4.x. Each test starts a real broker with
+//! `kafka_listen` on 127.0.0.1:0, runs a client program from
+//! `tests/kafka-clients/` as a subprocess (bounded by `CLIENT_TIMEOUT`),
+//! and checks what it wrote through skiff's own client (key, value,
+//! headers, timestamp, offset), and the reverse: records that skiff's
+//! client produced read back by the Kafka client.
+//!
+//! The clients are installed by `.ci/kafka-clients` into
+//! `target/kafka-clients/`. A missing one fails the test when
+//! `SKIFF_KAFKA_CLIENTS=required` (`.ci/run` sets it for this test binary
+//! alone: skiffd refuses unknown `SKIFF_*` variables, and other test
+//! binaries start skiffd); otherwise the test prints
+//! a skip line naming the tool and passes without checking anything.
+//!
+//! The programs print one JSON object per line (`produced`, `record`,
+//! `owned`, `committed`, `left`, `done`); group members leave their group
+//! when the test writes `leave` to their stdin, so hand-overs are driven
+//! by events, never by sleeping.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::kafka::{kafka_addr, start_kafka_broker};
+use common::next_records;
+use serde_json::Value;
+use skiff_broker::BrokerHandle;
+use skiff_client::{
+    Client, ClientConfig, ConsumedRecord, Consumer, ConsumerConfig, Producer, ProducerConfig,
+    ProducerRecord, StartFrom, TopicConfig,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// Longest a client program may run: JVM start, metadata retries and a
+/// group rebalance fit with room on a loaded 2-core CI machine.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Longest a group test waits for the next event of its members (a
+/// rebalance waits for every member's next poll, at most a few seconds).
+const GROUP_EVENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `SKIFF_KAFKA_CLIENTS=required`: a missing client fails the test.
+const REQUIRED_ENV: &str = "SKIFF_KAFKA_CLIENTS";
+
+/// Timestamps of the records skiff's client produces for the Kafka
+/// clients to read (fixed, so a test can compare them exactly).
+const SKIFF_TIMESTAMP_MS: i64 = 1_700_000_000_000;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where `.ci/kafka-clients` installs everything.
+fn installed() -> PathBuf {
+    repo().join("target/kafka-clients")
+}
+
+fn programs() -> PathBuf {
+    repo().join("tests/kafka-clients")
+}
+
+/// One of the third-party clients.
+#[derive(Debug, Clone, Copy)]
+enum Tool {
+    Kcat,
+    Confluent,
+    KafkaPython,
+    Kafkajs,
+    FranzGo,
+    Java,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Kcat => "kcat",
+            Tool::Confluent => "confluent-kafka (Python venv)",
+            Tool::KafkaPython => "kafka-python (Python venv)",
+            Tool::Kafkajs => "kafkajs (node + node_modules)",
+            Tool::FranzGo => "franz-go (franzgo-client)",
+            Tool::Java => "the Java Kafka client (java + classes and lib)",
+        }
+    }
+
+    /// The files that must exist for the tool to run.
+    fn needs(self) -> Vec<PathBuf> {
+        let k = installed();
+        match self {
+            Tool::Kcat => vec![which("kcat")],
+            Tool::Confluent | Tool::KafkaPython => vec![k.join("venv/bin/python")],
+            Tool::Kafkajs => vec![which("node"), k.join("node/node_modules/kafkajs")],
+            Tool::FranzGo => vec![k.join("bin/franzgo-client")],
+            Tool::Java => vec![
+                which("java"),
+                k.join("java/classes/skiff/kc/Main.class"),
+                k.join("java/lib"),
+            ],
+        }
+    }
+
+    /// The command that runs the tool with `bootstrap`, before its own
+    /// arguments.
+    fn command(self, bootstrap: &str) -> Command {
+        let k = installed();
+        let mut cmd = match self {
+            Tool::Kcat => {
+                let mut c = Command::new("kcat");
+                c.args(["-b", bootstrap]);
+                return c;
+            }
+            Tool::Confluent | Tool::KafkaPython => {
+                let script = match self {
+                    Tool::Confluent => "confluent_client.py",
+                    _ => "kafka_python_client.py",
+                };
+                let mut c = Command::new(k.join("venv/bin/python"));
+                c.arg(programs().join("python").join(script));
+                c
+            }
+            Tool::Kafkajs => {
+                let mut c = Command::new("node");
+                c.env("NODE_PATH", k.join("node/node_modules"));
+                c.arg(programs().join("node/kafkajs_client.js"));
+                c
+            }
+            Tool::FranzGo => {
+                let mut c = Command::new(k.join("bin/franzgo-client"));
+                c.args(["-bootstrap", bootstrap]);
+                return c;
+            }
+            Tool::Java => {
+                let mut c = Command::new("java");
+                let classpath = format!(
+                    "{}:{}/*",
+                    k.join("java/classes").display(),
+                    k.join("java/lib").display()
+                );
+                c.args(["-cp", &classpath, "skiff.kc.Main"]);
+                c
+            }
+        };
+        cmd.args(["--bootstrap", bootstrap]);
+        cmd
+    }
+}
+
+/// The path of `program` on `PATH`, or a path that does not exist.
+fn which(program: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(program))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from(format!("<{program} not on PATH>")))
+}
+
+/// Whether every tool in `tools` is installed. A missing one fails the
+/// test under `SKIFF_KAFKA_CLIENTS=required`, else prints a skip line.
+fn have(test: &str, tools: &[Tool]) -> bool {
+    for &tool in tools {
+        if let Some(missing) = tool.needs().into_iter().find(|p| !p.exists()) {
+            let message = format!(
+                "{} is not installed ({} is missing): run .ci/kafka-clients",
+                tool.name(),
+                missing.display()
+            );
+            if std::env::var(REQUIRED_ENV).as_deref() == Ok("required") {
+                panic!("{test}: {message} ({REQUIRED_ENV}=required)");
+            }
+            // Straight to stderr: the test harness captures eprintln!, and
+            // a skip must be seen in a passing run.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "skipping {test}: {message}");
+            return false;
+        }
+    }
+    true
+}
+
+/// A broker with both listeners on 127.0.0.1:0, and a skiff client.
+struct Setup {
+    _broker: BrokerHandle,
+    client: Client,
+    bootstrap: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = start_kafka_broker(dir.path()).await;
+    let client = Client::connect(ClientConfig::new(broker.local_addr().to_string()))
+        .await
+        .expect("skiff client connects");
+    Setup {
+        bootstrap: kafka_addr(&broker).to_string(),
+        _broker: broker,
+        client,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    async fn create_topic(&self, topic: &str, partitions: u32) {
+        self.client
+            .admin()
+            .create_topic(
+                topic,
+                TopicConfig {
+                    partitions,
+                    ..TopicConfig::default()
+                },
+            )
+            .await
+            .expect("skiff creates the topic");
+    }
+
+    /// Every record of `topic` (expecting `n`), read by skiff's consumer,
+    /// keyed by (partition, offset).
+    async fn skiff_read(&self, topic: &str, n: usize) -> BTreeMap<(u32, u64), ConsumedRecord> {
+        let mut consumer = Consumer::new(
+            self.client.clone(),
+            ConsumerConfig::default().max_wait_ms(100),
+        );
+        consumer
+            .assign_all(topic, StartFrom::Earliest)
+            .await
+            .expect("skiff consumer assigns");
+        next_records(&mut consumer, n)
+            .await
+            .into_iter()
+            .map(|r| ((r.partition, r.offset), r))
+            .collect()
+    }
+
+    /// Produces `n` records through skiff's client, round-robin over
+    /// `partitions`: key `skiff-key-I`, value `skiff-value-I`, headers
+    /// `origin: skiff` and `i: I`, timestamp `SKIFF_TIMESTAMP_MS + I`.
+    /// Returns them by (partition, offset).
+    async fn skiff_produce(
+        &self,
+        topic: &str,
+        partitions: u32,
+        n: usize,
+    ) -> BTreeMap<(u32, u64), Expected> {
+        let producer = Producer::new(self.client.clone(), ProducerConfig::default());
+        let mut out = BTreeMap::new();
+        for i in 0..n {
+            let partition = i as u32 % partitions;
+            let ack = producer
+                .send(
+                    ProducerRecord::new(topic, format!("skiff-value-{i}"))
+                        .key(format!("skiff-key-{i}"))
+                        .header("origin", "skiff")
+                        .header("i", i.to_string())
+                        .partition(partition)
+                        .timestamp_ms(SKIFF_TIMESTAMP_MS + i as i64),
+                )
+                .await
+                .expect("skiff produce acknowledged");
+            out.insert(
+                (ack.partition, ack.offset),
+                Expected {
+                    key: Some(format!("skiff-key-{i}")),
+                    value: format!("skiff-value-{i}"),
+                    headers: vec![
+                        ("origin".into(), "skiff".into()),
+                        ("i".into(), i.to_string()),
+                    ],
+                    timestamp_ms: Some(SKIFF_TIMESTAMP_MS + i as i64),
+                },
+            );
+        }
+        out
+    }
+}
+
+/// What a record should hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Expected {
+    key: Option<String>,
+    value: String,
+    headers: Vec<(String, String)>,
+    timestamp_ms: Option<i64>,
+}
+
+impl Expected {
+    /// The records the client programs produce: `key-I`, `value-I`, one
+    /// header `h: hv-I`.
+    fn from_program(i: usize, timestamp_ms: Option<i64>) -> Expected {
+        Expected {
+            key: Some(format!("key-{i}")),
+            value: format!("value-{i}"),
+            headers: vec![("h".into(), format!("hv-{i}"))],
+            timestamp_ms,
+        }
+    }
+
+    fn of_skiff(r: &ConsumedRecord) -> Expected {
+        Expected {
+            key: r.key.as_ref().map(|k| utf8(k)),
+            value: utf8(&r.value),
+            headers: r
+                .headers
+                .iter()
+                .map(|h| (h.key.clone(), utf8(&h.value)))
+                .collect(),
+            timestamp_ms: Some(r.timestamp_ms),
+        }
+    }
+
+    /// A `record` event of a client program.
+    fn of_event(e: &Value) -> Expected {
+        Expected {
+            key: e["key"].as_str().map(str::to_owned),
+            value: str_field(e, "value").to_owned(),
+            headers: e["headers"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no headers in {e}"))
+                .iter()
+                .map(|h| {
+                    (
+                        h[0].as_str().unwrap_or_default().into(),
+                        h[1].as_str().unwrap_or_default().into(),
+                    )
+                })
+                .collect(),
+            timestamp_ms: e["timestamp"].as_i64(),
+        }
+    }
+}
+
+fn utf8(b: &[u8]) -> String {
+    String::from_utf8(b.to_vec()).expect("test records are UTF-8")
+}
+
+fn str_field<'a>(e: &'a Value, field: &str) -> &'a str {
+    e[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {field} in {e}"))
+}
+
+fn u64_field(e: &Value, field: &str) -> u64 {
+    e[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no number {field} in {e}"))
+}
+
+fn position(e: &Value) -> (u32, u64) {
+    (u64_field(e, "partition") as u32, u64_field(e, "offset"))
+}
+
+/// Runs a client program to completion within `CLIENT_TIMEOUT`; fails the
+/// test with its stderr when it exits non-zero. Returns its stdout.
+async fn run_text(what: &str, mut cmd: Command, stdin: &[u8]) -> String {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let mut input = child.stdin.take().expect("piped stdin");
+    input.write_all(stdin).await.expect("writes stdin");
+    drop(input);
+    let output = tokio::time::timeout(CLIENT_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not done within {CLIENT_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstderr: {}\nstdout: {stdout}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// Runs a client program that prints JSON lines; returns the events.
+async fn run_json(what: &str, cmd: Command) -> Vec<Value> {
+    run_text(what, cmd, b"")
+        .await
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{what}: bad line {l:?}: {e}")))
+        .collect()
+}
+
+fn events<'a>(all: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    all.iter().filter(|e| e["event"] == kind).collect()
+}
+
+/// Checks that the `produced` events of a program that produced `n`
+/// records match what skiff's consumer reads at those offsets.
+async fn check_produced_through_skiff(s: &Setup, topic: &str, produced: &[&Value], n: usize) {
+    assert_eq!(produced.len(), n, "one ack per record: {produced:?}");
+    let stored = s.skiff_read(topic, n).await;
+    for e in produced {
+        let at = position(e);
+        let i: usize = str_field(e, "value")
+            .strip_prefix("value-")
+            .and_then(|i| i.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected value in {e}"));
+        let record = stored
+            .get(&at)
+            .unwrap_or_else(|| panic!("skiff has no record at {at:?} acknowledged by {e}"));
+        let mut expected = Expected::from_program(i, e["timestamp"].as_i64());
+        if expected.timestamp_ms.is_none() {
+            // The client does not report the timestamp it sent (kafkajs).
+            expected.timestamp_ms = Some(record.timestamp_ms);
+        }
+        assert_eq!(Expected::of_skiff(record), expected, "record at {at:?}");
+    }
+}
+
+/// Checks that the `record` events a Kafka client read are exactly
+/// `expected`, at the same partitions and offsets.
+fn check_read_by_client(read: &[&Value], expected: &BTreeMap<(u32, u64), Expected>) {
+    let got: BTreeMap<(u32, u64), Expected> = read
+        .iter()
+        .map(|e| (position(e), Expected::of_event(e)))
+        .collect();
+    assert_eq!(got.len(), read.len(), "no record read twice: {read:?}");
+    assert_eq!(&got, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_lists_produces_and_consumes() {
+    if !have("kcat_lists_produces_and_consumes", &[Tool::Kcat]) {
+        return;
+    }
+    let s = setup().await;
+    s.create_topic("kcat", 2).await;
+
+    // -L: the topic with its two partitions, led by the one broker.
+    let mut list = Tool::Kcat.command(&s.bootstrap);
+    list.args(["-L", "-J", "-t", "kcat"]);
+    let metadata: Value = serde_json::from_str(run_text("kcat -L", list, b"").await.trim())
+        .expect("kcat -L -J prints JSON");
+    let topic = &metadata["topics"][0];
+    assert_eq!(topic["topic"], "kcat", "{metadata}");
+    assert_eq!(
+        topic["partitions"].as_array().map(Vec::len),
+        Some(2),
+        "{metadata}"
+    );
+
+    // -P: keys, values and a header, into partition 1.
+    let mut produce = Tool::Kcat.command(&s.bootstrap);
+    produce.args(["-P", "-t", "kcat", "-p", "1", "-K", ":", "-H", "h=kcat"]);
+    run_text("kcat -P", produce, b"k0:v0\nk1:v1\nk2:v2\n").await;
+    let stored = s.skiff_read("kcat", 3).await;
+    let got: Vec<_> = stored
+        .iter()
+        .map(|(at, r)| (*at, Expected::of_skiff(r)))
+        .map(|(at, e)| (at, e.key, e.value, e.headers))
+        .collect();
+    let want: Vec<_> = (0..3u64)
+        .map(|i| {
+            (
+                (1, i),
+                Some(format!("k{i}")),
+                format!("v{i}"),
+                vec![("h".to_owned(), "kcat".to_owned())],
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+
+    // -C -o beginning -e: what skiff's client produced, with its
+    // timestamps and headers (-J: one JSON object per record; headers as a
+    // flat [name, value, ...] list).
+    s.create_topic("kcat-back", 1).await;
+    let expected = s.skiff_produce("kcat-back", 1, 4).await;
+    let mut consume = Tool::Kcat.command(&s.bootstrap);
+    consume.args(["-C", "-t", "kcat-back", "-o", "beginning", "-e", "-J"]);
+    let out = run_text("kcat -C", consume, b"").await;
+    let got: BTreeMap<(u32, u64), Expected> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).expect("kcat -J prints JSON");
+            let flat: Vec<String> = e["headers"]
+                .as_array()
+                .map(|h| {
+                    h.iter()
+                        .map(|v| v.as_str().unwrap_or_default().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let headers = flat
+                .chunks(2)
+                .map(|kv| (kv[0].clone(), kv[1].clone()))
+                .collect();
+            (
+                position(&e),
+                Expected {
+                    key: e["key"].as_str().map(str::to_owned),
+                    value: str_field(&e, "payload").to_owned(),
+                    headers,
+                    timestamp_ms: e["ts"].as_i64(),
+                },
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+}
+
+/// kcat -G: a balanced consumer group reads every partition and commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_group_consumer_reads_and_commits() {
+    if !have("kcat_group_consumer_reads_and_commits", &[Tool::Kcat]) {
+        return;
+    }
+    let s = setup().await;
+    s.create_topic("kcat-group", 3).await;
+    let expected = s.skiff_produce("kcat-group", 3, 9).await;
+    let mut group = Tool::Kcat.command(&s.bootstrap);
+    group.args([
+        "-G",
+        "kcat-g",
+        "kcat-group",
+        "-o",
+        "beginning",
+        "-e",
+        "-J",
+        "-X",
+        "enable.auto.commit=true",
+        "-X",
+        "auto.commit.interval.ms=100",
+    ]);
+    let out = run_text("kcat -G", group, b"").await;
+    let got: BTreeSet<(u32, u64)> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| position(&serde_json::from_str(l).expect("kcat -J prints JSON")))
+        .collect();
+    assert_eq!(got, expected.keys().copied().collect::<BTreeSet<_>>());
+    // kcat commits what it read when it leaves the group (-e).
+    let described = s
+        .client
+        .admin()
+        .describe_group("kcat-g")
+        .await
+        .expect("skiff describes the Kafka group");
+    let committed: Vec<_> = described.partitions.iter().map(|p| p.committed).collect();
+    assert_eq!(committed, vec![Some(3), Some(3), Some(3)], "{described:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_idempotent_producer_and_consumer() {
+    if !have(
+        "confluent_kafka_idempotent_producer_and_consumer",
+        &[Tool::Confluent],
+    ) {
+        return;
+    }
+    let s = setup().await;
+    s.create_topic("rdkafka", 2).await;
+    let mut produce = Tool::Confluent.command(&s.bootstrap);
+    produce.args(["--topic", "rdkafka", "--count", "20", "produce"]);
+    let out = run_json("confluent-kafka produce", produce).await;
+    check_produced_through_skiff(&s, "rdkafka", &events(&out, "produced"), 20).await;
+
+    s.create_topic("rdkafka-back", 3).await;
+    let expected = s.skiff_produce("rdkafka-back", 3, 9).await;
+    let mut consume = Tool::Confluent.command(&s.bootstrap);
+    consume.args(["--topic", "rdkafka-back", "--count", "9", "consume"]);
+    let out = run_json("confluent-kafka consume", consume).await;
+    check_read_by_client(&events(&out, "record"), &expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_admin_creates_and_deletes_topics() {
+    if !have(
+        "confluent_kafka_admin_creates_and_deletes_topics",
+        &[Tool::Confluent],
+    ) {
+        return;
+    }
+    let s = setup().await;
+    let mut create = Tool::Confluent.command(&s.bootstrap);
+    create.args([
+        "--topic",
+        "made-by-rdkafka",
+        "--partitions",
+        "3",
+        "create-topic",
+    ]);
+    run_json("confluent-kafka create-topic", create).await;
+    let described = s
+        .client
+        .admin()
+        .describe_topic("made-by-rdkafka")
+        .await
+        .expect("skiff sees the topic");
+    assert_eq!(described.config.partitions, 3, "{described:?}");
+
+    let mut delete = Tool::Confluent.command(&s.bootstrap);
+    delete.args(["--topic", "made-by-rdkafka", "delete-topic"]);
+    run_json("confluent-kafka delete-topic", delete).await;
+    let topics = s.client.admin().list_topics().await.expect("lists topics");
+    assert!(
+        topics.iter().all(|t| t.name != "made-by-rdkafka"),
+        "deleted through Kafka, still listed by skiff: {topics:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_round_trip() {
+    if !have("kafka_python_round_trip", &[Tool::KafkaPython]) {
+        return;
+    }
+    let s = setup().await;
+    s.create_topic("kpy", 1).await;
+    let mut produce = Tool::KafkaPython.command(&s.bootstrap);
+    produce.args(["--topic", "kpy", "--count", "10", "produce"]);
+    let out = run_json("kafka-python produce", produce).await;
+    let produced = events(&out, "produced");
+    check_produced_through_skiff(&s, "kpy", &produced, 10).await;
+
+    // skiff's client appends more; kafka-python reads both kinds back.
+    let mut expected: BTreeMap<(u32, u64), Expected> = produced
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            (
+                position(e),
+                Expected::from_program(i, e["timestamp"].as_i64()),
+            )
+        })
+        .collect();
+    expected.extend(s.skiff_produce("kpy", 1, 5).await);
+    let mut consume = Tool::KafkaPython.command(&s.bootstrap);
+    consume.args(["--topic", "kpy", "--count", "15", "consume"]);
+    let out = run_json("kafka-python consume", consume).await;
+    check_read_by_client(&events(&out, "record"), &expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafkajs_produces_for_skiff() {
+    if !have("kafkajs_produces_for_skiff", &[Tool::Kafkajs]) {
+        return;
+    }
+    let s = setup().await;
+    s.create_topic("kjs", 2).await;
+    let mut produce = Tool::Kafkajs.command(&s.bootstrap);
+    produce.args(["--topic", "kjs", "--count", "10", "produce"]);
+    let out = run_json("kafkajs produce", produce).await;
+    check_produced_through_skiff(&s, "kjs", &events(&out, "produced"), 10).await;
+}
+
+/// kafkajs consumes only in a group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafkajs_group_consumer_reads_skiff_records() {
+    if !have(
+        "kafkajs_group_consumer_reads_skiff_records",
+        &[Tool::Kafkajs],
+    ) {
+        return;
+    }
+    let s = setup().await;
+    s.create_topic("kjs-back", 2).await;
+    let expected = s.skiff_produce("kjs-back", 2, 8).await;
+    let mut consume = Tool::Kafkajs.command(&s.bootstrap);
+    consume.args([
+        "--topic", "kjs-back", "--count", "8", "--group", "kjs-g", "consume",
+    ]);
+    let out = run_json("kafkajs consume", consume).await;
+    check_read_by_client(&events(&out, "record"), &expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn franz_go_produces_and_consumes() {
+    if !have("franz_go_produces_and_consumes", &[Tool::FranzGo]) {
+        return;
+    }
+    let s = setup().await;
+    s.create_topic("franz", 3).await;
+    let mut produce = Tool::FranzGo.command(&s.bootstrap);
+    produce.args(["-topic", "franz", "-count", "20", "produce"]);
+    let out = run_json("franz-go produce", produce).await;
+    check_produced_through_skiff(&s, "franz", &events(&out, "produced"), 20).await;
+
+    s.create_topic("franz-back", 3).await;
+    let expected = s.skiff_produce("franz-back", 3, 9).await;
+    let mut consume = Tool::FranzGo.command(&s.bootstrap);
+    consume.args(["-topic", "franz-back", "-count", "9", "consume"]);
+    let out = run_json("franz-go consume", consume).await;
+    check_read_by_client(&events(&out, "record"), &expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_idempotent_producer_and_consumer() {
+    if !have("java_idempotent_producer_and_consumer", &[Tool::Java]) {
+        return;
+    }
+    let s = setup().await;
+    s.create_topic("java", 3).await;
+    let mut produce = Tool::Java.command(&s.bootstrap);
+    produce.args(["--topic", "java", "--count", "30", "produce"]);
+    let out = run_json("Java produce", produce).await;
+    check_produced_through_skiff(&s, "java", &events(&out, "produced"), 30).await;
+
+    s.create_topic("java-back", 3).await;
+    let expected = s.skiff_produce("java-back", 3, 9).await;
+    let mut consume = Tool::Java.command(&s.bootstrap);
+    consume.args(["--topic", "java-back", "--count", "9", "consume"]);
+    let out = run_json("Java consume", consume).await;
+    check_read_by_client(&events(&out, "record"), &expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_admin_creates_lists_describes_and_deletes_topics() {
+    if !have(
+        "java_admin_creates_lists_describes_and_deletes_topics",
+        &[Tool::Java],
+    ) {
+        return;
+    }
+    let s = setup().await;
+    s.create_topic("made-by-skiff", 2).await;
+    let admin = |mode: &str, topic: &str| {
+        let mut cmd = Tool::Java.command(&s.bootstrap);
+        cmd.args(["--topic", topic, "--partitions", "4", mode]);
+        cmd
+    };
+    run_json("Java create-topic", admin("create-topic", "made-by-java")).await;
+    let described = s
+        .client
+        .admin()
+        .describe_topic("made-by-java")
+        .await
+        .expect("skiff sees the topic");
+    assert_eq!(described.config.partitions, 4, "{described:?}");
+
+    let out = run_json("Java list-topics", admin("list-topics", "-")).await;
+    let listed = &events(&out, "list-topics")[0]["topics"];
+    assert_eq!(
+        listed,
+        &serde_json::json!(["made-by-java", "made-by-skiff"]),
+        "{out:?}"
+    );
+    let out = run_json(
+        "Java describe-topic",
+        admin("describe-topic", "made-by-skiff"),
+    )
+    .await;
+    assert_eq!(
+        events(&out, "describe-topic")[0]["partitions"],
+        2,
+        "{out:?}"
+    );
+
+    run_json("Java delete-topic", admin("delete-topic", "made-by-java")).await;
+    let topics = s.client.admin().list_topics().await.expect("lists topics");
+    let names: Vec<_> = topics.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["made-by-skiff"]);
+}
+
+/// A group member program running in the background: its events arrive
+/// on one channel shared by all members, tagged with the member's index.
+struct Member {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+/// What a member's stdout said, or that it ended.
+#[derive(Debug)]
+enum MemberEvent {
+    Event(Value),
+    /// stdout closed; the stderr it wrote.
+    Exited(String),
+}
+
+impl Member {
+    fn start(
+        mut cmd: Command,
+        index: usize,
+        tx: mpsc::UnboundedSender<(usize, MemberEvent)>,
+    ) -> Member {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("group member starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(event) = serde_json::from_str(&line) {
+                    if tx.send((index, MemberEvent::Event(event))).is_err() {
+                        return;
+                    }
+                }
+            }
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            let _ = tx.send((index, MemberEvent::Exited(text)));
+        });
+        Member {
+            stdin: child.stdin.take(),
+            child,
+        }
+    }
+
+    /// Asks the member to commit and leave its group.
+    async fn leave(&mut self) {
+        let mut stdin = self.stdin.take().expect("asked to leave once");
+        stdin
+            .write_all(b"leave\n")
+            .await
+            .expect("writes to the member");
+        drop(stdin);
+    }
+
+    /// Waits for the member's process to exit 0.
+    async fn exited_cleanly(mut self) {
+        let status = tokio::time::timeout(CLIENT_TIMEOUT, self.child.wait())
+            .await
+            .expect("member exits in time")
+            .expect("member exit status");
+        assert!(status.success(), "member exited with {status}");
+    }
+}
+
+/// The members' state as their events tell it.
+#[derive(Debug, Default)]
+struct GroupView {
+    owned: BTreeMap<usize, BTreeSet<u64>>,
+    read: BTreeSet<(u32, u64)>,
+    left: BTreeSet<usize>,
+}
+
+impl GroupView {
+    /// Applies events until `done(self)` holds; fails the test when a
+    /// member exits before leaving or nothing arrives within
+    /// `GROUP_EVENT_TIMEOUT`.
+    async fn until(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<(usize, MemberEvent)>,
+        what: &str,
+        done: impl Fn(&GroupView) -> bool,
+    ) {
+        while !done(self) {
+            let (member, event) = tokio::time::timeout(GROUP_EVENT_TIMEOUT, rx.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("waiting for {what}: nothing for {GROUP_EVENT_TIMEOUT:?}; {self:?}")
+                })
+                .expect("members' channel open");
+            match event {
+                MemberEvent::Event(e) => match e["event"].as_str() {
+                    Some("owned") => {
+                        let parts = e["partitions"]
+                            .as_array()
+                            .unwrap_or_else(|| panic!("no partitions in {e}"))
+                            .iter()
+                            .filter_map(Value::as_u64)
+                            .collect();
+                        self.owned.insert(member, parts);
+                    }
+                    Some("record") => {
+                        self.read.insert(position(&e));
+                    }
+                    Some("left") => {
+                        self.left.insert(member);
+                        self.owned.remove(&member);
+                    }
+                    _ => {}
+                },
+                MemberEvent::Exited(stderr) => {
+                    assert!(
+                        self.left.contains(&member),
+                        "waiting for {what}: member {member} exited without leaving: {stderr}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn owns(&self, member: usize) -> BTreeSet<u64> {
+        self.owned.get(&member).cloned().unwrap_or_default()
+    }
+}
+
+/// Two members of one group with a client-side cooperative assignor share
+/// four partitions; when one leaves, the other ends up with all four,
+/// reads what is produced next, and commits. skiff's admin sees the
+/// committed offsets.
+async fn group_hand_over(test: &str, tool: Tool, group: &str) {
+    if !have(test, &[tool]) {
+        return;
+    }
+    let s = setup().await;
+    let topic = format!("{group}-topic");
+    s.create_topic(&topic, 4).await;
+    let mut expected = s.skiff_produce(&topic, 4, 8).await;
+    let member = |i: usize, tx| {
+        let mut cmd = tool.command(&s.bootstrap);
+        let timeout = format!("{}", CLIENT_TIMEOUT.as_millis());
+        match tool {
+            Tool::FranzGo => cmd.args([
+                "-topic",
+                &topic,
+                "-group",
+                group,
+                "-timeout",
+                &format!("{timeout}ms"),
+                "group",
+            ]),
+            _ => cmd.args([
+                "--topic",
+                &topic,
+                "--group",
+                group,
+                "--timeout-ms",
+                &timeout,
+                "group",
+            ]),
+        };
+        Member::start(cmd, i, tx)
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let all: BTreeSet<u64> = (0..4).collect();
+    let mut view = GroupView::default();
+
+    let mut first = member(0, tx.clone());
+    view.until(&mut rx, "the first member to own every partition", |v| {
+        v.owns(0) == all
+    })
+    .await;
+    let second = member(1, tx.clone());
+    view.until(&mut rx, "the two members to share the partitions", |v| {
+        let (a, b) = (v.owns(0), v.owns(1));
+        !a.is_empty()
+            && !b.is_empty()
+            && a.is_disjoint(&b)
+            && a.union(&b).copied().collect::<BTreeSet<_>>() == all
+    })
+    .await;
+
+    first.leave().await;
+    view.until(&mut rx, "the second member to own every partition", |v| {
+        v.left.contains(&0) && v.owns(1) == all
+    })
+    .await;
+    first.exited_cleanly().await;
+
+    expected.extend(s.skiff_produce(&topic, 4, 8).await);
+    let positions: BTreeSet<(u32, u64)> = expected.keys().copied().collect();
+    view.until(&mut rx, "every record read", |v| {
+        v.read.is_superset(&positions)
+    })
+    .await;
+    let mut second = second;
+    second.leave().await;
+    view.until(&mut rx, "the second member to leave", |v| {
+        v.left.contains(&1)
+    })
+    .await;
+    second.exited_cleanly().await;
+
+    let described = s
+        .client
+        .admin()
+        .describe_group(group)
+        .await
+        .expect("skiff describes the Kafka group");
+    assert!(described.members.is_empty(), "{described:?}");
+    let committed: Vec<_> = described
+        .partitions
+        .iter()
+        .map(|p| (p.partition.partition, p.committed))
+        .collect();
+    assert_eq!(
+        committed,
+        vec![(0, Some(4)), (1, Some(4)), (2, Some(4)), (3, Some(4))],
+        "{described:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_cooperative_sticky_group_hands_over_and_commits() {
+    group_hand_over(
+        "java_cooperative_sticky_group_hands_over_and_commits",
+        Tool::Java,
+        "java-g",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn franz_go_cooperative_group_hands_over_and_commits() {
+    group_hand_over(
+        "franz_go_cooperative_group_hands_over_and_commits",
+        Tool::FranzGo,
+        "franz-g",
+    )
+    .await;
+}
+
+/// The programs the tests run exist where the tests look for them (a
+/// renamed file would otherwise turn every test into a skip).
+#[test]
+fn client_programs_are_in_the_tree() {
+    for program in [
+        "python/confluent_client.py",
+        "python/kafka_python_client.py",
+        "python/requirements.txt",
+        "node/kafkajs_client.js",
+        "node/package-lock.json",
+        "go/main.go",
+        "go/go.sum",
+        "java/pom.xml",
+        "java/src/main/java/skiff/kc/Main.java",
+    ] {
+        assert!(programs().join(program).is_file(), "{program} missing");
+    }
+    assert!(Path::new(&repo().join(".ci/kafka-clients")).is_file());
+}
