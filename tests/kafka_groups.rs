@@ -36,7 +36,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use skiff_broker::BrokerHandle;
 use skiff_client::{
-    Client, ClientConfig, Consumer, GroupConfig, Producer, ProducerConfig, ProducerRecord,
+    Client, ClientConfig, Consumer, GroupConfig, Producer, ProducerConfig, ProducerRecord, ResetTo,
     TopicConfig,
 };
 use skiff_protocol::ErrorCode;
@@ -460,6 +460,12 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
         )
         .await;
     assert_eq!(deleted.results[0].error_code, NON_EMPTY_GROUP);
+    let err = client
+        .admin()
+        .reset_offsets("g", "orders", ResetTo::Earliest)
+        .await
+        .expect_err("no reset while Kafka members are in");
+    assert_eq!(err.code(), Some(ErrorCode::GroupNotEmpty), "{err}");
 
     // a leaves (v3 batch form): b is told to rejoin and forms generation 3
     // alone, as its leader.
@@ -504,6 +510,30 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
     let skiff_listed = client.admin().list_groups().await.unwrap();
     assert_eq!(skiff_listed.len(), 1);
     assert_eq!(skiff_listed[0].state, GroupState::Empty);
+    // skiff's reset-offsets moves a Kafka group's offsets; Kafka sees them.
+    client
+        .admin()
+        .reset_offsets("g", "orders", ResetTo::Earliest)
+        .await
+        .expect("reset of the empty group");
+    let fetched = admin
+        .call(
+            &OffsetFetchRequest::default()
+                .with_group_id(group("g"))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(kstr("orders")))
+                        .with_partition_indexes(vec![0, 3]),
+                ])),
+            5,
+        )
+        .await;
+    let offsets: Vec<(i32, i64)> = fetched.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.committed_offset))
+        .collect();
+    assert_eq!(offsets, vec![(0, 0), (3, 0)]);
     let deleted = admin
         .call(
             &DeleteGroupsRequest::default().with_groups_names(vec![group("g")]),
