@@ -36,13 +36,14 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use skiff_broker::BrokerHandle;
 use skiff_client::{
-    Client, ClientConfig, Consumer, GroupConfig, Producer, ProducerConfig, ProducerRecord,
+    Client, ClientConfig, Consumer, GroupConfig, Producer, ProducerConfig, ProducerRecord, ResetTo,
     TopicConfig,
 };
 use skiff_protocol::ErrorCode;
 use skiff_protocol::messages::{GroupState, TopicPartition};
 
 const NONE: i16 = 0;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const ILLEGAL_GENERATION: i16 = 22;
 const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 const UNKNOWN_MEMBER_ID: i16 = 25;
@@ -459,6 +460,12 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
         )
         .await;
     assert_eq!(deleted.results[0].error_code, NON_EMPTY_GROUP);
+    let err = client
+        .admin()
+        .reset_offsets("g", "orders", ResetTo::Earliest)
+        .await
+        .expect_err("no reset while Kafka members are in");
+    assert_eq!(err.code(), Some(ErrorCode::GroupNotEmpty), "{err}");
 
     // a leaves (v3 batch form): b is told to rejoin and forms generation 3
     // alone, as its leader.
@@ -503,6 +510,30 @@ async fn two_kafka_members_rebalance_commit_leave_and_show_in_skiff() {
     let skiff_listed = client.admin().list_groups().await.unwrap();
     assert_eq!(skiff_listed.len(), 1);
     assert_eq!(skiff_listed[0].state, GroupState::Empty);
+    // skiff's reset-offsets moves a Kafka group's offsets; Kafka sees them.
+    client
+        .admin()
+        .reset_offsets("g", "orders", ResetTo::Earliest)
+        .await
+        .expect("reset of the empty group");
+    let fetched = admin
+        .call(
+            &OffsetFetchRequest::default()
+                .with_group_id(group("g"))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(kstr("orders")))
+                        .with_partition_indexes(vec![0, 3]),
+                ])),
+            5,
+        )
+        .await;
+    let offsets: Vec<(i32, i64)> = fetched.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.committed_offset))
+        .collect();
+    assert_eq!(offsets, vec![(0, 0), (3, 0)]);
     let deleted = admin
         .call(
             &DeleteGroupsRequest::default().with_groups_names(vec![group("g")]),
@@ -691,6 +722,48 @@ async fn every_served_version_of_the_group_apis_is_answered() {
             )
             .await;
         assert_eq!(r.results[0].error_code, NONE, "DeleteGroups v{version}");
+    }
+}
+
+/// A join waiting for a rebalance does not hold up shutdown: it is
+/// answered COORDINATOR_NOT_AVAILABLE (or its connection closes) and the
+/// broker stops well before the rebalance timeout or the shutdown grace.
+#[tokio::test]
+async fn shutdown_ends_a_waiting_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = skiff_broker::BrokerConfig {
+        shutdown_grace_ms: 120_000,
+        ..common::kafka::kafka_config(dir.path())
+    };
+    let broker = skiff_broker::Broker::start(config)
+        .await
+        .expect("broker starts");
+    let kafka = kafka_addr(&broker);
+    let slow = |g: &str, id: &str| join_request(g, id, "t").with_rebalance_timeout_ms(120_000);
+    let mut conn_a = KafkaConn::connect(kafka).await;
+    let first = conn_a.call(&slow("g", ""), JOIN_VERSION).await;
+    let a = first.member_id.as_str().to_owned();
+    let ja = conn_a.call(&slow("g", &a), JOIN_VERSION).await;
+    assert_eq!((ja.error_code, ja.generation_id), (NONE, 1));
+    let sa = conn_a.call(&sync_request("g", &a, 1, vec![]), 3).await;
+    assert_eq!(sa.error_code, NONE);
+
+    // b's join waits for a, which never rejoins.
+    let mut conn_b = KafkaConn::connect(kafka).await;
+    let first = conn_b.call(&slow("g", ""), JOIN_VERSION).await;
+    let b = first.member_id.as_str().to_owned();
+    conn_b.send(&slow("g", &b), JOIN_VERSION).await;
+    await_rebalance(&mut conn_a, "g", &a, 1).await;
+    let answer = tokio::spawn(async move { conn_b.recv().await });
+
+    tokio::time::timeout(STEP_TIMEOUT, broker.shutdown())
+        .await
+        .expect("shutdown does not wait for the rebalance")
+        .expect("clean shutdown");
+    if let Some(frame) = answer.await.unwrap() {
+        // Response header v0 (correlation id), throttle_time_ms, error_code.
+        let code = i16::from_be_bytes([frame[8], frame[9]]);
+        assert_eq!(code, COORDINATOR_NOT_AVAILABLE);
     }
 }
 

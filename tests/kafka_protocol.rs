@@ -566,3 +566,50 @@ async fn every_served_version_is_answered() {
     }
     broker.shutdown().await.unwrap();
 }
+
+/// With authentication on, a Kafka connection (an anonymous session until
+/// SASL is served) goes through the same authorizer and is refused:
+/// TOPIC_AUTHORIZATION_FAILED per topic, CLUSTER_AUTHORIZATION_FAILED for
+/// a producer id, and nothing is created or written.
+#[tokio::test]
+async fn with_authentication_on_kafka_sessions_are_refused_by_the_authorizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = skiff_broker::Broker::start(skiff_broker::BrokerConfig {
+        users: vec![skiff_broker::BootstrapUser {
+            name: "admin".into(),
+            password_hash: skiff_broker::hash_password("admin-password").expect("hash"),
+            admin: true,
+        }],
+        ..common::kafka::kafka_config(dir.path())
+    })
+    .await
+    .expect("broker starts");
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    let r = conn
+        .call(
+            &MetadataRequest::default()
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(name("secret"))),
+                ]))
+                .with_allow_auto_topic_creation(true),
+            12,
+        )
+        .await;
+    assert_eq!(r.topics[0].error_code, 29);
+    let r = conn
+        .call(&produce("secret", 1, batch(&["x"], -1, -1)), 9)
+        .await;
+    assert_eq!(produced(&r).0, 29);
+    let r = conn.call(&InitProducerIdRequest::default(), 4).await;
+    assert_eq!(r.error_code, 31);
+    // A full listing shows nothing the session may not see.
+    let r = conn
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    assert!(r.topics.is_empty());
+    broker.shutdown().await.unwrap();
+    assert!(
+        !dir.path().join("topics").join("secret").exists(),
+        "nothing was created"
+    );
+}
