@@ -575,11 +575,10 @@ async fn every_served_version_is_answered() {
 async fn with_authentication_on_kafka_sessions_are_refused_by_the_authorizer() {
     let dir = tempfile::tempdir().unwrap();
     let broker = skiff_broker::Broker::start(skiff_broker::BrokerConfig {
-        users: vec![skiff_broker::BootstrapUser {
-            name: "admin".into(),
-            password_hash: skiff_broker::hash_password("admin-password").expect("hash"),
-            admin: true,
-        }],
+        users: vec![
+            skiff_broker::BootstrapUser::from_password("admin", "admin-password", true)
+                .expect("hash"),
+        ],
         ..common::kafka::kafka_config(dir.path())
     })
     .await
