@@ -1,0 +1,20 @@
+//! Work queues over a topic: any number of members share a partition's
+//! records, each record is locked to one member, acknowledged one by one,
+//! redelivered after a nack (with a delay) or a lock expiry, and moved to a
+//! dead-letter topic after `max_deliveries` or a reject.
+//!
+//! - [`settings`]: a queue's settings, their bounds and validation.
+//! - [`partition`]: [`PartitionQueue`], the pure state machine of one
+//!   (queue, partition): ack floor, bounded window, locks, delays, key
+//!   ordering, dead letters, retention. Time is passed in.
+//! - [`store`]: the durable state log of one queue (checksummed, group
+//!   commit, compaction), and the recovery of interrupted dead-lettering.
+
+pub mod partition;
+pub mod settings;
+
+pub use partition::{
+    DeadLetter, Delivery, MemberId, NackOutcome, PartitionDurable, PartitionQueue, PartitionStats,
+    QueueStateError, Transition,
+};
+pub use settings::{Backoff, Ordering, QueueSettings, SettingsError};
