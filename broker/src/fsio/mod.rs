@@ -22,6 +22,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
+pub mod frame;
 #[cfg(any(test, feature = "testing"))]
 pub mod power;
 

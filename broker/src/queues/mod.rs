@@ -12,9 +12,14 @@
 
 pub mod partition;
 pub mod settings;
+pub mod store;
 
 pub use partition::{
     DeadLetter, Delivery, MemberId, NackOutcome, PartitionDurable, PartitionQueue, PartitionStats,
     QueueStateError, Transition,
 };
 pub use settings::{Backoff, Ordering, QueueSettings, SettingsError};
+pub use store::{
+    DeadLetterError, DeadLetterIntent, DeadLetterSink, QueueStore, QueueStoreError,
+    QueueStoreOptions, SinkError, StateRecovery, StateUpdate,
+};
