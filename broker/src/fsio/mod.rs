@@ -85,6 +85,20 @@ pub fn create_dir_all(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Replaces `dir/name` with `bytes` so that a crash leaves the old or the
+/// new file whole: writes `dir/name.tmp`, fsyncs it, renames it over `name`
+/// and fsyncs `dir`.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    sync_all(&file, &tmp)?;
+    drop(file);
+    std::fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
+}
+
 /// File name of the data-directory lock.
 pub const DATA_DIR_LOCK_FILE: &str = ".lock";
 

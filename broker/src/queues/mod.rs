@@ -7,10 +7,13 @@
 //! - [`partition`]: [`PartitionQueue`], the pure state machine of one
 //!   (queue, partition): ack floor, bounded window, locks, delays, key
 //!   ordering, dead letters, retention. Time is passed in.
+//! - [`registry`]: [`QueueRegistry`], every queue's persisted settings and
+//!   state, in one namespace with consumer groups.
 //! - [`store`]: the durable state log of one queue (checksummed, group
 //!   commit, compaction), and the recovery of interrupted dead-lettering.
 
 pub mod partition;
+pub mod registry;
 pub mod settings;
 pub mod store;
 
@@ -18,6 +21,7 @@ pub use partition::{
     DeadLetter, Delivery, MemberId, NackOutcome, PartitionDurable, PartitionQueue, PartitionStats,
     QueueStateError, Transition,
 };
+pub use registry::{Queue, QueueError, QueueRegistry};
 pub use settings::{Backoff, Ordering, QueueSettings, SettingsError};
 pub use store::{
     DeadLetterError, DeadLetterIntent, DeadLetterSink, QueueStore, QueueStoreError,

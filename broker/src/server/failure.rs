@@ -84,7 +84,9 @@ impl From<GroupError> for Failure {
             GroupError::GroupLimitReached { .. } => ErrorCode::GroupLimitReached,
             GroupError::MemberLimitReached { .. } => ErrorCode::MemberLimitReached,
             GroupError::InvalidSessionTimeout { .. } => ErrorCode::InvalidSessionTimeout,
-            GroupError::Invalid(_) => ErrorCode::InvalidRequest,
+            GroupError::Invalid(_) | GroupError::NameIsQueue(_) | GroupError::NameIsGroup(_) => {
+                ErrorCode::InvalidRequest
+            }
             GroupError::Store(OffsetStoreError::Closed) => ErrorCode::ShuttingDown,
             _ => ErrorCode::StorageError,
         };
