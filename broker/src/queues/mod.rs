@@ -4,6 +4,8 @@
 //! dead-letter topic after `max_deliveries` or a reject.
 //!
 //! - [`settings`]: a queue's settings, their bounds and validation.
+//! - [`engine`]: a queue over real partition logs: window fill (following
+//!   retention), reads of handed-out records, the dead-letter topic sink.
 //! - [`partition`]: [`PartitionQueue`], the pure state machine of one
 //!   (queue, partition): ack floor, bounded window, locks, delays, key
 //!   ordering, dead letters, retention. Time is passed in.
@@ -12,6 +14,7 @@
 //! - [`store`]: the durable state log of one queue (checksummed, group
 //!   commit, compaction), and the recovery of interrupted dead-lettering.
 
+pub mod engine;
 pub mod partition;
 pub mod registry;
 pub mod settings;
