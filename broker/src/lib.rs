@@ -24,6 +24,8 @@
 //! - `topics`: the topic registry and its persisted metadata.
 //! - `groups`: consumer groups (assignment, rebalances, session expiry) and
 //!   the durable committed-offset store.
+//! - `queues`: work queues (per-record locks, acks, redelivery, dead
+//!   letters) over topics, with their durable state logs.
 //! - `server`: listener (plaintext or TLS), connections, request handlers,
 //!   shutdown.
 //! - `telemetry`: metric names and the Prometheus endpoint.
@@ -63,7 +65,10 @@ pub mod log;
 mod log;
 mod poison;
 mod producer_ids;
-// Not yet served by the broker: only its own tests use it so far.
+#[cfg(feature = "testing")]
+pub mod queues;
+// Without `testing`, the items only tests use look unused.
+#[cfg(not(feature = "testing"))]
 #[allow(dead_code, unused_imports)]
 mod queues;
 mod server;

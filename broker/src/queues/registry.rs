@@ -96,6 +96,9 @@ pub enum QueueError {
     /// The state log failed.
     #[error(transparent)]
     Store(#[from] QueueStoreError),
+    /// Finishing an interrupted dead-lettering failed.
+    #[error(transparent)]
+    DeadLetter(#[from] super::store::DeadLetterError),
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> QueueError {
@@ -248,6 +251,9 @@ pub struct QueueRegistry {
     dir: PathBuf,
     options: QueueStoreOptions,
     queues: RwLock<BTreeMap<String, Arc<Queue>>>,
+    /// Next member id. Seeded from the clock at open so ids of an earlier
+    /// run (whose locks died with it) are not handed out again.
+    next_member: std::sync::atomic::AtomicU64,
 }
 
 impl QueueRegistry {
@@ -298,9 +304,19 @@ impl QueueRegistry {
                 dir: dir.to_owned(),
                 options,
                 queues: RwLock::new(queues),
+                next_member: std::sync::atomic::AtomicU64::new(
+                    u64::try_from(crate::clock::now_ms()).unwrap_or(1).max(1) << 20,
+                ),
             },
             reports,
         ))
+    }
+
+    /// A new member id (never 0, which asks for one).
+    pub fn new_member_id(&self) -> u64 {
+        self.next_member
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .max(1)
     }
 
     /// A queue by name.

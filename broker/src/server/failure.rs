@@ -94,6 +94,26 @@ impl From<GroupError> for Failure {
     }
 }
 
+impl From<crate::queues::QueueError> for Failure {
+    fn from(e: crate::queues::QueueError) -> Self {
+        use crate::queues::QueueError;
+        let e = match e {
+            QueueError::Group(inner) => return inner.into(),
+            other => other,
+        };
+        let code = match &e {
+            QueueError::Settings(_) | QueueError::Immutable(_) => ErrorCode::InvalidConfig,
+            QueueError::AlreadyExists(_)
+            | QueueError::NotFound(_)
+            | QueueError::DeadLetterTopicTaken { .. } => ErrorCode::InvalidRequest,
+            QueueError::TopicNotFound(_) => ErrorCode::UnknownTopic,
+            QueueError::QueueLimitReached { .. } => ErrorCode::GroupLimitReached,
+            _ => ErrorCode::StorageError,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
 impl From<crate::auth::SecurityError> for Failure {
     fn from(e: crate::auth::SecurityError) -> Self {
         use crate::auth::SecurityError;
