@@ -8,11 +8,12 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use common::{STEP_TIMEOUT, next_records, start_broker};
 use skiff_client::{
     Client, ClientConfig, Consumer, ConsumerConfig, Error, Producer, ProducerConfig,
-    ProducerRecord, StartFrom, TopicConfig,
+    ProducerRecord, QueueConsumer, QueueConsumerConfig, StartFrom, TopicConfig,
 };
 use skiff_protocol::messages::{
     CreateQueueRequest, DescribeQueueRequest, DescribeQueueResponse, JoinGroupRequest,
@@ -442,4 +443,57 @@ async fn a_name_is_a_group_or_a_queue() {
         "{dup:?}"
     );
     broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_queue_consumer_acks_nacks_extends_and_releases_dropped_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let client = client_for(broker.local_addr()).await;
+    let records: Vec<_> = (0..3).map(|i| (None, format!("r{i}"))).collect();
+    topic_with(&client, "jobs", &records).await;
+    create_queue(&client, "q", "jobs", QueueConfig::default()).await;
+    let config = QueueConsumerConfig {
+        max_records: 1,
+        max_wait_ms: 200,
+    };
+    let mut a = QueueConsumer::new(client.clone(), "q", config.clone());
+    // Several in flight at once.
+    let mut d0 = next_delivery(&mut a).await;
+    let d1 = next_delivery(&mut a).await;
+    assert_eq!(
+        (d0.value().as_ref(), d1.value().as_ref()),
+        (&b"r0"[..], &b"r1"[..])
+    );
+    assert_eq!(d0.deliveries(), 1);
+    let old = d0.lock_deadline_ms();
+    assert!(d0.extend(Duration::from_secs(120)).await.unwrap() > old);
+    d0.ack().await.unwrap();
+    d1.nack(Duration::ZERO).await.unwrap();
+    let d = next_delivery(&mut a).await;
+    assert_eq!((d.value().as_ref(), d.deliveries()), (&b"r1"[..], 2));
+    // Dropped without a verdict: released, another consumer gets it.
+    drop(d);
+    let mut b = QueueConsumer::new(client.clone(), "q", config);
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let d = next_delivery(&mut b).await;
+        got.push((
+            String::from_utf8(d.value().to_vec()).unwrap(),
+            d.deliveries(),
+        ));
+        d.ack().await.unwrap();
+    }
+    got.sort();
+    assert_eq!(got, [("r1".to_string(), 3), ("r2".to_string(), 1)]);
+    let p = &describe(&client, "q").await.partitions[0];
+    assert_eq!((p.floor, p.acked), (3, 3));
+    broker.shutdown().await.unwrap();
+}
+
+async fn next_delivery(c: &mut QueueConsumer) -> skiff_client::Delivery {
+    tokio::time::timeout(STEP_TIMEOUT, c.next())
+        .await
+        .expect("a delivery in time")
+        .expect("delivery")
 }
