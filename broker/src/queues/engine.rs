@@ -202,6 +202,8 @@ impl Queue {
             pending.wait_blocking()?;
             if marked.is_ok() {
                 done += 1;
+                metrics::counter!(crate::telemetry::names::QUEUE_DEAD_LETTERS, "queue" => self.name().to_owned())
+                    .increment(1);
             }
         }
         Ok(done)

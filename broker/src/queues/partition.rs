@@ -516,6 +516,11 @@ impl PartitionQueue {
         }
     }
 
+    /// Locks that ran out since start (cheap, unlike [`Self::stats`]).
+    pub fn lock_expiries_total(&self) -> u64 {
+        self.stats.lock_expiries_total
+    }
+
     /// The earliest lock or delay deadline, for the caller's timer.
     pub fn next_deadline_ms(&self) -> Option<i64> {
         self.timers.first().map(|&(at, _)| at)

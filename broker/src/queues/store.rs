@@ -377,6 +377,11 @@ impl QueueStore {
     /// the returned [`PendingState`] resolves to `Ok`. Never blocks.
     pub fn submit(&self, updates: Vec<StateUpdate>) -> PendingState {
         let (done, rx) = oneshot::channel();
+        if updates.is_empty() {
+            // Nothing to make durable: no write, no fsync.
+            let _ = done.send(Ok(()));
+            return PendingState(rx);
+        }
         let tx = crate::poison::lock(&self.tx);
         match tx.as_ref() {
             Some(tx) => {
@@ -650,6 +655,9 @@ impl Writer {
         self.buf.clear();
         for job in batch {
             encode_records(&mut self.buf, &job.updates);
+        }
+        if self.buf.is_empty() {
+            return Ok(());
         }
         let written = self
             .file

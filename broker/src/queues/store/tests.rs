@@ -167,6 +167,19 @@ fn a_leftover_compaction_file_is_ignored() {
 }
 
 #[test]
+fn an_empty_submit_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path());
+    store.submit(Vec::new()).wait_blocking().unwrap();
+    assert_eq!(
+        std::fs::metadata(dir.path().join(STATE_FILE))
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[test]
 fn a_closed_store_refuses_updates() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = open(dir.path());

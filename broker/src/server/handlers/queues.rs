@@ -33,6 +33,9 @@ use crate::queues::engine::LogDeadLetterSink;
 use crate::queues::{Queue, QueueError, QueueSettings};
 use crate::server::api::{Ctx, Handler, Runs};
 use crate::server::failure::Failure;
+use crate::telemetry::names::{
+    QUEUE_DELIVERIES, QUEUE_LOCK_EXPIRIES, QUEUE_REDELIVERIES, QUEUE_SETTLES,
+};
 use crate::topics::TopicRegistry;
 
 /// Most records one receive hands out: bounds the response and the locks
@@ -318,6 +321,12 @@ impl Handler for ReceiveRequest {
     }
 }
 
+fn count(name: &'static str, queue: &Queue, n: u64) {
+    if n > 0 {
+        metrics::counter!(name, "queue" => queue.name().to_owned()).increment(n);
+    }
+}
+
 /// One pass over the queue's partitions: fill, hand out, dead-letter what
 /// ran out of deliveries, read the records. Blocking.
 fn receive_once(
@@ -342,8 +351,15 @@ fn receive_once(
             continue;
         };
         queue.fill(p, log).map_err(engine_failure)?;
-        let (handed, _delivered) =
-            queue.with_partition(p, 0, |q| q.hand_out(member, max - out.len(), now_ms));
+        let ((handed, expired), _delivered) = queue.with_partition(p, 0, |q| {
+            let before = q.lock_expiries_total();
+            let handed = q.hand_out(member, max - out.len(), now_ms);
+            (handed, q.lock_expiries_total() - before)
+        });
+        count(QUEUE_LOCK_EXPIRIES, queue, expired);
+        count(QUEUE_DELIVERIES, queue, handed.len() as u64);
+        let again = handed.iter().filter(|d| d.deliveries > 1).count();
+        count(QUEUE_REDELIVERIES, queue, again as u64);
         if let Err(e) = queue.dead_letter(p, &mut sink) {
             tracing::warn!(queue = %queue.name(), partition = p, error = %e, "queue: dead-lettering failed; retried later");
         }
@@ -413,6 +429,17 @@ fn settle(ctx: &Ctx, req: SettleRequest) -> Result<SettleResponse, Failure> {
             SettleAction::Release => q.release(member, o, d, now_ms).map(|()| 0),
         });
         pending.push(wait);
+        if result.is_ok() {
+            let action = match item.action {
+                SettleAction::Ack => "ack",
+                SettleAction::Nack { .. } => "nack",
+                SettleAction::Reject { .. } => "reject",
+                SettleAction::Extend { .. } => "extend",
+                SettleAction::Release => "release",
+            };
+            metrics::counter!(QUEUE_SETTLES, "queue" => req.queue.clone(), "action" => action)
+                .increment(1);
+        }
         if matches!(
             item.action,
             SettleAction::Nack { .. } | SettleAction::Reject { .. } | SettleAction::Release
