@@ -58,6 +58,13 @@ Examples:
   skiff queue consume mail --max-messages 10
   skiff queue consume mail --exec './send-mail.sh' --on-failure nack --nack-delay-ms 5000")]
     Consume(QueueConsumeArgs),
+    /// Send a queue's dead letters back to its topic (without the
+    /// skiff-dlq-* headers), resuming where the last replay stopped: the
+    /// position is committed by the consumer group `<queue>~replay-dlq`
+    /// after each record is acknowledged (a record whose commit a crash
+    /// lost is replayed again).
+    #[command(after_help = "Example:\n  skiff queue replay-dlq mail --max-messages 100")]
+    ReplayDlq(QueueReplayArgs),
 }
 
 /// Settings shared by create and alter; unset flags keep the default
@@ -156,4 +163,18 @@ pub struct QueueConsumeArgs {
     /// Stop when no record arrives for this long, ms.
     #[arg(long, value_name = "MS")]
     pub idle_timeout_ms: Option<u64>,
+}
+
+/// `skiff queue replay-dlq`
+#[derive(Debug, Args)]
+pub struct QueueReplayArgs {
+    /// Queue name.
+    #[arg(value_parser = queue_name)]
+    pub queue: String,
+    /// Stop after this many records.
+    #[arg(long, value_name = "N")]
+    pub max_messages: Option<u64>,
+    /// Stop when no dead letter arrives for this long, ms.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub idle_timeout_ms: u64,
 }

@@ -11,10 +11,13 @@ use skiff_client::protocol::messages::{
     AlterQueueRequest, CreateQueueRequest, DeleteQueueRequest, DescribeQueueRequest,
     ListQueuesRequest, QueueConfig, QueueSettingsInfo,
 };
-use skiff_client::{Client, Delivery, QueueConsumer, QueueConsumerConfig};
+use skiff_client::{
+    AutoCommit, Client, Consumer, Delivery, GroupConfig, Producer, ProducerConfig, ProducerRecord,
+    QueueConsumer, QueueConsumerConfig, StartFrom,
+};
 
 use crate::args::queue::{
-    OnFailure, OrderingArg, QueueCommand, QueueConsumeArgs, QueueSettingsArgs,
+    OnFailure, OrderingArg, QueueCommand, QueueConsumeArgs, QueueReplayArgs, QueueSettingsArgs,
 };
 use crate::output;
 
@@ -163,6 +166,7 @@ pub async fn run(client: &Client, command: QueueCommand) -> Result<()> {
             }
         }
         QueueCommand::Consume(args) => return consume(client, args).await,
+        QueueCommand::ReplayDlq(args) => return replay(client, args).await,
     }
     out.finish()
 }
@@ -241,5 +245,62 @@ async fn run_exec(cmd: &str, args: &QueueConsumeArgs, delivery: Delivery) -> Res
             OnFailure::Reject => delivery.reject(&reason).await?,
         }
     }
+    Ok(())
+}
+
+/// Header prefix the broker adds to dead letters.
+const DLQ_HEADER_PREFIX: &str = "skiff-dlq-";
+
+/// Sends dead letters back to the queue's topic, one at a time, each
+/// committed once its produce is acknowledged.
+async fn replay(client: &Client, args: QueueReplayArgs) -> Result<()> {
+    let d = client
+        .send(DescribeQueueRequest {
+            name: args.queue.clone(),
+        })
+        .await?;
+    let (topic, dlq) = (d.settings.topic, d.settings.dead_letter_topic);
+    let group = format!("{}~replay-dlq", args.queue);
+    let config = GroupConfig::new(&group, [&dlq])
+        .reset(StartFrom::Earliest)
+        .auto_commit(AutoCommit::Manual);
+    let mut consumer = Consumer::with_group(client.clone(), config)
+        .await
+        .with_context(|| format!("joining group {group:?}"))?;
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let idle = Duration::from_millis(args.idle_timeout_ms);
+    let mut replayed = 0u64;
+    while args.max_messages.is_none_or(|max| replayed < max) {
+        let Ok(next) = tokio::time::timeout(idle, consumer.next()).await else {
+            break;
+        };
+        let Some(record) = next else {
+            break;
+        };
+        let record = record?;
+        let mut out =
+            ProducerRecord::new(&topic, record.value.clone()).timestamp_ms(record.timestamp_ms);
+        if let Some(key) = &record.key {
+            out = out.key(key.clone());
+        }
+        for h in record
+            .headers
+            .iter()
+            .filter(|h| !h.key.starts_with(DLQ_HEADER_PREFIX))
+        {
+            out = out.header(h.key.clone(), h.value.clone());
+        }
+        producer.send(out).await?;
+        consumer.commit().await?;
+        replayed += 1;
+    }
+    consumer
+        .close()
+        .await
+        .with_context(|| format!("committing and leaving group {group:?}"))?;
+    eprintln!(
+        "replayed {replayed} dead letters of queue {} to {topic}",
+        args.queue
+    );
     Ok(())
 }
