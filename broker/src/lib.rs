@@ -24,6 +24,8 @@
 //! - `topics`: the topic registry and its persisted metadata.
 //! - `groups`: consumer groups (assignment, rebalances, session expiry) and
 //!   the durable committed-offset store.
+//! - `queues`: work queues (per-record locks, acks, redelivery, dead
+//!   letters) over topics, with their durable state logs.
 //! - `server`: listener (plaintext or TLS), connections, request handlers,
 //!   shutdown.
 //! - `kafka`: the Kafka wire protocol on a second listener (`kafka_listen`),
@@ -71,6 +73,12 @@ pub mod kafka;
 mod kafka;
 mod poison;
 mod producer_ids;
+#[cfg(feature = "testing")]
+pub mod queues;
+// Without `testing`, the items only tests use look unused.
+#[cfg(not(feature = "testing"))]
+#[allow(dead_code, unused_imports)]
+mod queues;
 mod server;
 mod telemetry;
 mod topics;

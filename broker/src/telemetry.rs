@@ -110,6 +110,19 @@ pub mod names {
     pub const REQUESTS: &str = "skiff_requests_total";
     /// Counter: consumer-group offset updates written by the offset store.
     pub const OFFSET_COMMITS: &str = "skiff_offset_commits_total";
+    /// Counter: work-queue records handed out, per queue.
+    pub const QUEUE_DELIVERIES: &str = "skiff_queue_deliveries_total";
+    /// Counter: work-queue records handed out again (delivery count > 1),
+    /// per queue.
+    pub const QUEUE_REDELIVERIES: &str = "skiff_queue_redeliveries_total";
+    /// Counter: work-queue verdicts applied, per queue and action (ack,
+    /// nack, reject, extend, release): nacks and releases are the
+    /// redeliveries' causes besides lock expiries.
+    pub const QUEUE_SETTLES: &str = "skiff_queue_settles_total";
+    /// Counter: work-queue locks that ran out, per queue.
+    pub const QUEUE_LOCK_EXPIRIES: &str = "skiff_queue_lock_expiries_total";
+    /// Counter: records appended to a dead-letter topic, per queue.
+    pub const QUEUE_DEAD_LETTERS: &str = "skiff_queue_dead_letters_total";
 }
 
 /// What kind of series a metric is.
@@ -221,6 +234,31 @@ pub const METRICS: &[Metric] = {
             OFFSET_COMMITS,
             Counter,
             "Consumer-group offset updates written.",
+        ),
+        metric(
+            QUEUE_DELIVERIES,
+            Counter,
+            "Work-queue records handed out, per queue.",
+        ),
+        metric(
+            QUEUE_REDELIVERIES,
+            Counter,
+            "Work-queue records handed out again, per queue.",
+        ),
+        metric(
+            QUEUE_SETTLES,
+            Counter,
+            "Work-queue verdicts applied, per queue and action.",
+        ),
+        metric(
+            QUEUE_LOCK_EXPIRIES,
+            Counter,
+            "Work-queue locks that ran out, per queue.",
+        ),
+        metric(
+            QUEUE_DEAD_LETTERS,
+            Counter,
+            "Records moved to a dead-letter topic, per queue.",
         ),
     ]
 };

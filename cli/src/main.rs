@@ -73,6 +73,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Completions { shell } => commands::ops::completions(shell),
             Command::Bench(_) => unreachable!("handled before the runtime starts"),
             Command::Group(command) => commands::group::run(&client, command).await,
+            Command::Queue(command) => commands::queue::run(&client, command).await,
             Command::User(command) => commands::user::run(&client, command).await,
             Command::Acl(command) => commands::acl::run(&client, command).await,
         }

@@ -84,6 +84,17 @@ pub enum Error {
     /// An argument was refused before anything was sent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A queue delivery's lock was lost (it ran out, or the record was
+    /// settled or handed out again): the verdict was not applied.
+    #[error("queue delivery {partition}/{offset}: {message}")]
+    LockLost {
+        /// The record's partition.
+        partition: u32,
+        /// The record's offset.
+        offset: u64,
+        /// The broker's reason.
+        message: String,
+    },
     /// Connecting to or talking to the broker failed at the socket level.
     #[error("I/O error with broker {broker}: {error}")]
     Io {

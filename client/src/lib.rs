@@ -56,6 +56,7 @@ mod consumer;
 mod error;
 mod group;
 mod producer;
+mod queue;
 mod security;
 mod tls;
 
@@ -79,6 +80,10 @@ pub use producer::{
     Ack, BATCH_BYTES_MAX_DEFAULT, BUFFER_BYTES_MAX_DEFAULT, IDEMPOTENT_IN_FLIGHT_MAX,
     IN_FLIGHT_MAX_DEFAULT, LINGER_MS_DEFAULT, Producer, ProducerConfig, ProducerRecord,
     RECORD_BYTES_MAX, RETRIES_MAX_DEFAULT, SendFuture,
+};
+pub use queue::{
+    Delivery, QUEUE_RECEIVE_RECORDS_DEFAULT, QUEUE_RECEIVE_WAIT_MS_DEFAULT, QueueConsumer,
+    QueueConsumerConfig,
 };
 pub use security::SecurityAdmin;
 pub use tls::{SCHEME_PLAIN, SCHEME_TLS};

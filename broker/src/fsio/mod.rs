@@ -22,6 +22,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
+pub mod frame;
 #[cfg(any(test, feature = "testing"))]
 pub mod power;
 
@@ -82,6 +83,20 @@ pub fn create_dir_all(path: &Path) -> io::Result<()> {
         Some(parent) => sync_dir(parent),
         None => Ok(()),
     }
+}
+
+/// Replaces `dir/name` with `bytes` so that a crash leaves the old or the
+/// new file whole: writes `dir/name.tmp`, fsyncs it, renames it over `name`
+/// and fsyncs `dir`.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    sync_all(&file, &tmp)?;
+    drop(file);
+    std::fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
 }
 
 /// File name of the data-directory lock.

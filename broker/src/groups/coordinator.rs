@@ -314,6 +314,9 @@ pub struct GroupCoordinator {
     limits: GroupLimits,
     groups: Mutex<Registry>,
     offsets: OffsetStore,
+    /// Names taken by work queues: groups and queues share one namespace.
+    /// Locked after `groups` when both are held.
+    queue_names: Mutex<BTreeSet<String>>,
     member_seq: AtomicU64,
     /// Distinguishes member ids of different broker runs.
     incarnation: u64,
@@ -339,6 +342,7 @@ impl GroupCoordinator {
                 limits,
                 groups: Mutex::new(Registry::default()),
                 offsets,
+                queue_names: Mutex::new(BTreeSet::new()),
                 member_seq: AtomicU64::new(1),
                 incarnation,
             },
@@ -362,6 +366,9 @@ impl GroupCoordinator {
     }
 
     fn check_new_group(&self, groups: &Registry, group: &str) -> Result<(), GroupError> {
+        if crate::poison::lock(&self.queue_names).contains(group) {
+            return Err(GroupError::NameIsQueue(group.to_owned()));
+        }
         if !groups.contains(group)
             && !self.offsets.has_group(group)
             && self.group_count(groups) >= self.limits.groups_max
@@ -769,6 +776,25 @@ impl GroupCoordinator {
             })
         };
         Ok(pending.wait().await?)
+    }
+
+    /// Takes `name` for a work queue: refused while a group of that name has
+    /// members or committed offsets; from then on no group of that name can
+    /// be joined. Checked and taken under the groups lock, so a join racing
+    /// a queue creation either wins or is refused.
+    pub fn reserve_queue_name(&self, name: &str) -> Result<(), GroupError> {
+        let groups = self.lock();
+        if groups.contains(name) || self.offsets.has_group(name) {
+            return Err(GroupError::NameIsGroup(name.to_owned()));
+        }
+        crate::poison::lock(&self.queue_names).insert(name.to_owned());
+        Ok(())
+    }
+
+    /// Frees a name [`Self::reserve_queue_name`] took (the queue was deleted).
+    pub fn release_queue_name(&self, name: &str) {
+        let _groups = self.lock();
+        crate::poison::lock(&self.queue_names).remove(name);
     }
 
     /// Removes members whose session ran out (no heartbeat) or who held a

@@ -132,6 +132,12 @@ pub enum GroupError {
     /// group name).
     #[error("invalid group request: {0}")]
     Invalid(String),
+    /// The name belongs to a work queue (groups and queues share names).
+    #[error("{0:?} is a work queue, not a consumer group")]
+    NameIsQueue(String),
+    /// The name belongs to a consumer group (groups and queues share names).
+    #[error("{0:?} is already a consumer group (with members or committed offsets)")]
+    NameIsGroup(String),
     /// Storing offsets failed.
     #[error(transparent)]
     Store(#[from] OffsetStoreError),

@@ -173,6 +173,10 @@ impl Ctx {
         &self.shared.groups
     }
 
+    pub(crate) fn queues(&self) -> &crate::queues::QueueRegistry {
+        &self.shared.queues
+    }
+
     pub(crate) fn producer_ids(&self) -> &ProducerIds {
         &self.shared.producer_ids
     }

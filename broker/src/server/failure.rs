@@ -84,7 +84,9 @@ impl From<GroupError> for Failure {
             GroupError::GroupLimitReached { .. } => ErrorCode::GroupLimitReached,
             GroupError::MemberLimitReached { .. } => ErrorCode::MemberLimitReached,
             GroupError::InvalidSessionTimeout { .. } => ErrorCode::InvalidSessionTimeout,
-            GroupError::Invalid(_) => ErrorCode::InvalidRequest,
+            GroupError::Invalid(_) | GroupError::NameIsQueue(_) | GroupError::NameIsGroup(_) => {
+                ErrorCode::InvalidRequest
+            }
             GroupError::Store(OffsetStoreError::Closed) | GroupError::Closed => {
                 ErrorCode::ShuttingDown
             }
@@ -93,6 +95,26 @@ impl From<GroupError> for Failure {
             GroupError::MemberIdRequired { .. }
             | GroupError::RebalanceInProgress { .. }
             | GroupError::InconsistentProtocol { .. } => ErrorCode::InvalidRequest,
+            _ => ErrorCode::StorageError,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+impl From<crate::queues::QueueError> for Failure {
+    fn from(e: crate::queues::QueueError) -> Self {
+        use crate::queues::QueueError;
+        let e = match e {
+            QueueError::Group(inner) => return inner.into(),
+            other => other,
+        };
+        let code = match &e {
+            QueueError::Settings(_) | QueueError::Immutable(_) => ErrorCode::InvalidConfig,
+            QueueError::AlreadyExists(_)
+            | QueueError::NotFound(_)
+            | QueueError::DeadLetterTopicTaken { .. } => ErrorCode::InvalidRequest,
+            QueueError::TopicNotFound(_) => ErrorCode::UnknownTopic,
+            QueueError::QueueLimitReached { .. } => ErrorCode::GroupLimitReached,
             _ => ErrorCode::StorageError,
         };
         Failure::new(code, e.to_string())

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub topics: TopicRegistry,
     /// Consumer groups and their committed offsets (`<data_dir>/groups/`).
     pub groups: GroupCoordinator,
+    /// Work queues and their state (`<data_dir>/queues/`).
+    pub queues: crate::queues::QueueRegistry,
     /// Idempotent-producer ids (`<data_dir>/producer_ids`).
     pub producer_ids: crate::producer_ids::ProducerIds,
     pub shutdown: CancellationToken,
@@ -90,6 +92,9 @@ pub enum BrokerError {
     /// Opening or closing the consumer groups' offset store failed.
     #[error(transparent)]
     Groups(#[from] GroupError),
+    /// Opening the work queues failed.
+    #[error(transparent)]
+    Queues(#[from] crate::queues::QueueError),
     /// The producer id allocator could not be opened.
     #[error(transparent)]
     ProducerIds(#[from] crate::producer_ids::ProducerIdError),
@@ -196,6 +201,14 @@ impl Broker {
                 "offset store: cut a torn tail on recovery"
             );
         }
+        let queues_dir = config.data_dir.join(crate::queues::registry::QUEUES_DIR);
+        let (queues, groups, topics) = tokio::task::spawn_blocking(move || {
+            let queues = open_queues(&queues_dir, &groups, &topics);
+            (queues, groups, topics)
+        })
+        .await
+        .map_err(|e| BrokerError::Task(e.to_string()))?;
+        let queues = queues?;
         let producer_ids = crate::producer_ids::ProducerIds::open(&config.data_dir)?;
         let data_dir = config.data_dir.clone();
         let bootstrap = config.users.clone();
@@ -248,6 +261,7 @@ impl Broker {
             config,
             topics,
             groups,
+            queues,
             producer_ids,
             security,
             shutdown: CancellationToken::new(),
@@ -393,6 +407,10 @@ impl BrokerHandle {
             .await
             .map_err(|e| BrokerError::Task(e.to_string()))?;
         let closing = Arc::clone(&shared);
+        tokio::task::spawn_blocking(move || closing.queues.close_all())
+            .await
+            .map_err(|e| BrokerError::Task(e.to_string()))?;
+        let closing = Arc::clone(&shared);
         tokio::task::spawn_blocking(move || closing.topics.close_all())
             .await
             .map_err(|e| BrokerError::Task(e.to_string()))??;
@@ -401,6 +419,35 @@ impl BrokerHandle {
         tracing::info!("skiffd stopped cleanly");
         Ok(())
     }
+}
+
+/// Opens the work queues and finishes every dead-lettering a crash
+/// interrupted (before any request is served). Blocking.
+fn open_queues(
+    dir: &std::path::Path,
+    groups: &GroupCoordinator,
+    topics: &TopicRegistry,
+) -> Result<crate::queues::QueueRegistry, BrokerError> {
+    let (queues, reports) = crate::queues::QueueRegistry::open(
+        dir,
+        crate::queues::QueueStoreOptions::default(),
+        groups,
+    )?;
+    for (name, report) in reports {
+        if report.truncated_bytes > 0 {
+            tracing::warn!(queue = %name, cut_bytes = report.truncated_bytes, "queue state: cut a torn tail on recovery");
+        }
+        if report.intents == 0 {
+            continue;
+        }
+        if let Some(queue) = queues.get(&name) {
+            let mut sink = handlers::queues::sink(topics, &queue);
+            let appended = crate::queues::store::finish_dead_letters(queue.store(), &mut sink)
+                .map_err(|e| BrokerError::Queues(crate::queues::QueueError::DeadLetter(e)))?;
+            tracing::info!(queue = %name, intents = report.intents, appended, "queue: finished interrupted dead-lettering");
+        }
+    }
+    Ok(queues)
 }
 
 /// Starts the periodic tasks: retention (and age-based rolls) and, under

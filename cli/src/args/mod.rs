@@ -12,6 +12,7 @@ pub mod consume;
 pub mod group;
 pub mod ops;
 pub mod produce;
+pub mod queue;
 pub mod topic;
 pub mod user;
 
@@ -26,6 +27,7 @@ pub use consume::ConsumeArgs;
 pub use group::GroupCommand;
 pub use ops::StatusArgs;
 pub use produce::{CompressionArgs, ProduceArgs};
+pub use queue::QueueCommand;
 pub use topic::{TopicAlterArgs, TopicCommand, TopicCreateArgs};
 pub use user::{TokenCommand, UserAddArgs, UserCommand};
 
@@ -38,6 +40,7 @@ Examples:
   skiff consume orders --from @1700000000000 --json
   skiff consume orders --group billing --idle-timeout-ms 5000
   skiff group describe billing
+  skiff queue create mail --topic jobs && skiff queue consume mail --exec ./send.sh
   skiff --broker 10.0.0.5:9400 topic list
   skiff --broker skiffs://broker.internal:9400 --tls-ca ca.pem topic list
   skiff topic alter orders --retention-ms 86400000 --segment-ms default
@@ -173,6 +176,10 @@ total, with latency percentiles from an HDR histogram.")]
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Work queues: per-record acks, redelivery and dead letters over a
+    /// topic.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Show the broker's version, uptime, topics, partitions, connections
     /// and disk usage.
     #[command(

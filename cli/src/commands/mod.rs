@@ -7,5 +7,6 @@ pub mod consume;
 pub mod group;
 pub mod ops;
 pub mod produce;
+pub mod queue;
 pub mod topic;
 pub mod user;

@@ -2,14 +2,18 @@
 //! each request type to its API key, version and response type, so a client
 //! cannot send a request and decode the wrong response.
 
+mod alter_queue;
 mod alter_topic;
 mod commit_offsets;
+mod create_queue;
 mod create_token;
 mod create_topic;
 mod delete_group;
+mod delete_queue;
 mod delete_topic;
 mod delete_user;
 mod describe_group;
+mod describe_queue;
 mod describe_topic;
 mod fetch;
 mod fetch_offsets;
@@ -23,28 +27,36 @@ mod leave_group;
 mod list_acls;
 mod list_groups;
 mod list_offsets;
+mod list_queues;
 mod list_topics;
 mod list_users;
 mod produce;
 mod put_user;
+mod queue_common;
+mod receive;
 mod reset_offsets;
 mod revoke_acl;
 mod revoke_token;
 mod security_common;
+mod settle;
 mod status;
 
+pub use alter_queue::{AlterQueueRequest, AlterQueueResponse};
 pub use alter_topic::{AlterTopicRequest, AlterTopicResponse, ConfigChange};
 pub use commit_offsets::{CommitOffsetsRequest, CommitOffsetsResponse, OffsetCommit};
+pub use create_queue::{CreateQueueRequest, CreateQueueResponse};
 pub use create_token::{CreateTokenRequest, CreateTokenResponse};
 pub use create_topic::{
     CreateTopicRequest, CreateTopicResponse, TopicCompression, TopicConfig, UnknownTopicCompression,
 };
 pub use delete_group::{DeleteGroupRequest, DeleteGroupResponse};
+pub use delete_queue::{DeleteQueueRequest, DeleteQueueResponse};
 pub use delete_topic::{DeleteTopicRequest, DeleteTopicResponse};
 pub use delete_user::{DeleteUserRequest, DeleteUserResponse};
 pub use describe_group::{
     DescribeGroupRequest, DescribeGroupResponse, GroupState, MemberDescription, PartitionProgress,
 };
+pub use describe_queue::{DescribeQueueRequest, DescribeQueueResponse, QueuePartitionInfo};
 pub use describe_topic::{DescribeTopicRequest, DescribeTopicResponse, PartitionDescription};
 pub use fetch::{FetchRequest, FetchResponse};
 pub use fetch_offsets::{CommittedOffset, FetchOffsetsRequest, FetchOffsetsResponse};
@@ -58,14 +70,18 @@ pub use leave_group::{LeaveGroupRequest, LeaveGroupResponse};
 pub use list_acls::{ListAclsRequest, ListAclsResponse};
 pub use list_groups::{GroupListing, ListGroupsRequest, ListGroupsResponse};
 pub use list_offsets::{ListOffsetsRequest, ListOffsetsResponse, OffsetQuery};
+pub use list_queues::{ListQueuesRequest, ListQueuesResponse, QueueListing};
 pub use list_topics::{ListTopicsRequest, ListTopicsResponse, TopicListing};
 pub use list_users::{ListUsersRequest, ListUsersResponse, UserListing};
 pub use produce::{PARTITION_AUTO, ProduceRequest, ProduceResponse};
 pub use put_user::{PutUserRequest, PutUserResponse};
+pub use queue_common::{QueueConfig, QueueDelivery, QueueSettingsInfo};
+pub use receive::{ReceiveRequest, ReceiveResponse};
 pub use reset_offsets::{ResetOffsetsRequest, ResetOffsetsResponse, ResetTo};
 pub use revoke_acl::{RevokeAclRequest, RevokeAclResponse};
 pub use revoke_token::{RevokeTokenRequest, RevokeTokenResponse};
 pub use security_common::{AclEntry, Operation, Operations, ResourceKind, ResourcePattern};
+pub use settle::{SettleAction, SettleRequest, SettleResponse, SettleResult, Settlement};
 pub use status::{StatusRequest, StatusResponse};
 
 use std::fmt::Debug;
@@ -153,6 +169,20 @@ macro_rules! for_each_api {
             CreateToken = 26, CreateTokenRequest => CreateTokenResponse, versions 0..=0;
             /// Revokes an API token (admin only).
             RevokeToken = 27, RevokeTokenRequest => RevokeTokenResponse, versions 0..=0;
+            /// Creates a work queue on a topic, and its dead-letter topic.
+            CreateQueue = 28, CreateQueueRequest => CreateQueueResponse, versions 0..=0;
+            /// Changes a work queue's settings.
+            AlterQueue = 29, AlterQueueRequest => AlterQueueResponse, versions 0..=0;
+            /// Deletes a work queue and its state (not its topics).
+            DeleteQueue = 30, DeleteQueueRequest => DeleteQueueResponse, versions 0..=0;
+            /// Lists work queues.
+            ListQueues = 31, ListQueuesRequest => ListQueuesResponse, versions 0..=0;
+            /// Describes a work queue: settings and per-partition progress.
+            DescribeQueue = 32, DescribeQueueRequest => DescribeQueueResponse, versions 0..=0;
+            /// Hands a queue member available records, locked to it (long poll).
+            Receive = 33, ReceiveRequest => ReceiveResponse, versions 0..=0;
+            /// Acks, nacks, rejects, extends or releases a member's deliveries.
+            Settle = 34, SettleRequest => SettleResponse, versions 0..=0;
         }
     };
 }

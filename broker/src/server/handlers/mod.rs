@@ -6,6 +6,8 @@
 //! - `produce`: produce (in the ordered pipeline) and producer ids;
 //! - `fetch`: fetch (long polls, tail reads served inline) and list offsets;
 //! - `groups`: consumer groups and their committed offsets;
+//! - `queues`: work queues (create, alter, delete, list, describe, receive,
+//!   settle);
 //! - `security`: users, grants and tokens (admin only), and the handshake
 //!   stub (a second handshake is refused);
 //! - `ops`: status.
@@ -17,6 +19,7 @@ pub(crate) mod fetch;
 mod groups;
 mod ops;
 pub(crate) mod produce;
+pub(crate) mod queues;
 mod security;
 mod topics;
 
