@@ -1,9 +1,9 @@
 //! Length + CRC framing for the broker's small append-only state files (the
-//! work-queue state logs): `body_len u32 | crc32 u32 | body`, little-endian.
+//! group offset store and the work-queue state logs): `body_len u32 |
+//! crc32 u32 | body`, little-endian.
 //!
 //! A frame that is short, longer than the caller's limit or fails its CRC
 //! reads as "no frame here": recovery stops at it and cuts the file back.
-//! (The group offset store frames its records the same way, inline.)
 
 use bytes::{Buf, BufMut, BytesMut};
 

@@ -20,7 +20,7 @@
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub mod frame;
 #[cfg(any(test, feature = "testing"))]
@@ -97,6 +97,63 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     drop(file);
     std::fs::rename(&tmp, dir.join(name))?;
     sync_dir(dir)
+}
+
+/// A failed [`replace_log`]: the step (`op`), the path it acted on, the
+/// error, and whether the rename had happened. Once it has, the old file
+/// is unlinked and anything appended to it would be lost, so the caller
+/// must stop writing.
+#[derive(Debug)]
+pub struct ReplaceLogError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    pub source: io::Error,
+    pub renamed: bool,
+}
+
+/// Compacts an append-only record file: writes `snapshot` to
+/// `dir/tmp_name`, fsyncs it, renames it over `path` (in `dir`), reopens
+/// `path` for appending and fsyncs `dir`. A crash leaves the old file or
+/// the snapshot whole. Shared by the offset store and the queue store.
+pub fn replace_log(
+    dir: &Path,
+    tmp_name: &str,
+    path: &Path,
+    snapshot: &[u8],
+) -> Result<File, ReplaceLogError> {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    fn fail(
+        op: &'static str,
+        path: &Path,
+        renamed: bool,
+    ) -> impl FnOnce(io::Error) -> ReplaceLogError {
+        let path = path.to_owned();
+        move |source| ReplaceLogError {
+            op,
+            path,
+            source,
+            renamed,
+        }
+    }
+    let tmp = dir.join(tmp_name);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(fail("create", &tmp, false))?;
+    file.write_all(snapshot)
+        .map_err(fail("write", &tmp, false))?;
+    sync_all(&file, &tmp).map_err(fail("fsync", &tmp, false))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(fail("rename over", path, false))?;
+    let file = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(fail("reopen", path, true))?;
+    sync_dir(dir).map_err(fail("fsync directory", dir, true))?;
+    Ok(file)
 }
 
 /// File name of the data-directory lock.

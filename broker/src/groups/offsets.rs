@@ -49,8 +49,6 @@ pub const OFFSETS_FILE: &str = "offsets.log";
 /// The snapshot being written during compaction.
 const COMPACT_TMP_FILE: &str = "offsets.log.compact";
 
-/// Record header: body length and CRC.
-const RECORD_HEADER_BYTES: usize = 4 + 4;
 /// Largest record body accepted on recovery, in bytes. A commit record is
 /// bounded by the request frame (16 MiB by default); a snapshot record holds
 /// one group's offsets, ~30 bytes each, so this allows millions of partitions
@@ -332,21 +330,8 @@ fn recover(path: &Path) -> Result<(OffsetMap, OffsetRecovery, u64), OffsetStoreE
 /// Parses one record at the front of `data`: the update and the record's
 /// length, or `None` if it is incomplete, corrupt or undecodable.
 fn parse_record(data: &[u8]) -> Option<(OffsetUpdate, usize)> {
-    if data.len() < RECORD_HEADER_BYTES {
-        return None;
-    }
-    let mut header = &data[..RECORD_HEADER_BYTES];
-    let body_len = header.get_u32_le() as usize;
-    let crc = header.get_u32_le();
-    if body_len > RECORD_BODY_BYTES_MAX || data.len() - RECORD_HEADER_BYTES < body_len {
-        return None;
-    }
-    let body = &data[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + body_len];
-    if crc32fast::hash(body) != crc {
-        return None;
-    }
-    let update = decode_body(body)?;
-    Some((update, RECORD_HEADER_BYTES + body_len))
+    let (body, len) = fsio::frame::parse(data, RECORD_BODY_BYTES_MAX)?;
+    Some((decode_body(body)?, len))
 }
 
 fn take_string(body: &mut &[u8]) -> Option<String> {
@@ -405,9 +390,7 @@ fn put_str(buf: &mut BytesMut, s: &str) {
 
 /// Appends one record for `update` to `buf`.
 fn encode_record(buf: &mut BytesMut, update: &OffsetUpdate) {
-    let start = buf.len();
-    buf.put_u32_le(0);
-    buf.put_u32_le(0);
+    let start = fsio::frame::begin(buf);
     match update {
         OffsetUpdate::Commit { group, offsets } => {
             buf.put_u8(KIND_COMMIT);
@@ -424,11 +407,7 @@ fn encode_record(buf: &mut BytesMut, update: &OffsetUpdate) {
             put_str(buf, group);
         }
     }
-    let body_start = start + RECORD_HEADER_BYTES;
-    let body_len = (buf.len() - body_start) as u32;
-    let crc = crc32fast::hash(&buf[body_start..]);
-    buf[start..start + 4].copy_from_slice(&body_len.to_le_bytes());
-    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    fsio::frame::end(buf, start);
     debug_assert!(parse_record(&buf[start..]).is_some_and(|(u, _)| &u == update));
 }
 
@@ -550,36 +529,17 @@ impl Writer {
                 .max(self.file_len + live.max(1));
             return Ok(());
         }
-        let tmp = self.dir.join(COMPACT_TMP_FILE);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| io_err("create", &tmp, e))?;
-        file.write_all(&snapshot)
-            .map_err(|e| io_err("write", &tmp, e))?;
-        fsio::sync_all(&file, &tmp).map_err(|e| io_err("fsync", &tmp, e))?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).map_err(|e| io_err("rename over", &self.path, e))?;
-        // From here on the snapshot is the log: until the new file is open
-        // and its directory entry durable, nothing may be appended anywhere
-        // (the old file is unlinked; commits written to it would be lost), so
-        // any failure below stops the store.
-        let reopened = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| io_err("reopen", &self.path, e))
-            .and_then(|file| {
-                fsio::sync_dir(&self.dir)
-                    .map_err(|e| io_err("fsync directory", &self.dir, e))
-                    .map(|()| file)
-            });
-        self.file = match reopened {
+        // Once the rename is done the snapshot is the log: a later failure
+        // stops the store (appending to the unlinked old file would lose
+        // updates).
+        self.file = match fsio::replace_log(&self.dir, COMPACT_TMP_FILE, &self.path, &snapshot) {
             Ok(file) => file,
             Err(e) => {
-                self.failed = Some(e.to_string());
-                return Err(e);
+                let err = io_err(e.op, &e.path, e.source);
+                if e.renamed {
+                    self.failed = Some(err.to_string());
+                }
+                return Err(err);
             }
         };
         tracing::debug!(
@@ -676,7 +636,7 @@ mod tests {
 
         // A flipped bit in the 6th record: records 0..5 survive.
         let mut flipped = whole.clone();
-        flipped[5 * record_len + RECORD_HEADER_BYTES + 2] ^= 0x10;
+        flipped[5 * record_len + fsio::frame::FRAME_HEADER_BYTES + 2] ^= 0x10;
         std::fs::write(&path, &flipped).unwrap();
         let (store, report) = open(dir.path(), OffsetStoreOptions::default());
         assert_eq!(report.records, 5);

@@ -704,34 +704,17 @@ impl Writer {
                 .max(self.file_len + live.max(1));
             return Ok(());
         }
-        let tmp = self.dir.join(COMPACT_TMP_FILE);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| io_err("create", &tmp, e))?;
-        file.write_all(&snapshot)
-            .map_err(|e| io_err("write", &tmp, e))?;
-        fsio::sync_all(&file, &tmp).map_err(|e| io_err("fsync", &tmp, e))?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).map_err(|e| io_err("rename over", &self.path, e))?;
-        // From here the snapshot is the log: any failure stops the store
-        // (appending to the unlinked old file would lose updates).
-        let reopened = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| io_err("reopen", &self.path, e))
-            .and_then(|file| {
-                fsio::sync_dir(&self.dir)
-                    .map_err(|e| io_err("fsync directory", &self.dir, e))
-                    .map(|()| file)
-            });
-        self.file = match reopened {
+        // Once the rename is done the snapshot is the log: a later failure
+        // stops the store (appending to the unlinked old file would lose
+        // updates).
+        self.file = match fsio::replace_log(&self.dir, COMPACT_TMP_FILE, &self.path, &snapshot) {
             Ok(file) => file,
             Err(e) => {
-                self.failed = Some(e.to_string());
-                return Err(e);
+                let err = io_err(e.op, &e.path, e.source);
+                if e.renamed {
+                    self.failed = Some(err.to_string());
+                }
+                return Err(err);
             }
         };
         self.file_len = live;
