@@ -10,9 +10,10 @@
 //! `consume` on the queue, and receive also on its topic; list shows the
 //! queues the session may describe.
 //!
-//! A receive waits for records by polling its partitions every
-//! [`QUEUE_POLL_MS`] until its wait runs out: simple and bounded, at the
-//! cost of up to that much latency for an idle queue.
+//! A waiting receive wakes when any partition of the queue's topic gains
+//! records (the logs' end-offset watches, as a fetch's long poll), and
+//! otherwise looks again every [`QUEUE_POLL_MS`]: locks that expire and
+//! backoffs that end make records ready with no append to wake on.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,7 +42,8 @@ use crate::topics::TopicRegistry;
 /// Most records one receive hands out: bounds the response and the locks
 /// one request takes.
 pub(crate) const QUEUE_RECEIVE_RECORDS_MAX: u32 = 1000;
-/// How often a waiting receive looks for records again, in ms.
+/// How often a waiting receive looks again with no new records (for
+/// expired locks and ended backoffs), in ms.
 pub(crate) const QUEUE_POLL_MS: u64 = 10;
 
 fn to_u32(field: &'static str, v: Option<u64>) -> Result<Option<u32>, Failure> {
@@ -302,7 +304,17 @@ impl Handler for ReceiveRequest {
         let wait =
             Duration::from_millis(u64::from(self.max_wait_ms).min(ctx.config().fetch_wait_ms_max));
         let deadline = Instant::now() + wait;
+        let mut ends: Vec<_> = ctx
+            .topics()
+            .require(&queue.settings().topic)?
+            .partitions
+            .iter()
+            .map(|log| log.watch_end())
+            .collect();
         loop {
+            for end in &mut ends {
+                end.borrow_and_update();
+            }
             let (ctx2, queue2) = (ctx.clone(), Arc::clone(&queue));
             let deliveries = blocking(move || receive_once(&ctx2, &queue2, member_id, max)).await?;
             let now = Instant::now();
@@ -315,9 +327,23 @@ impl Handler for ReceiveRequest {
             let pause = Duration::from_millis(QUEUE_POLL_MS).min(deadline - now);
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
+                () = any_changed(&mut ends) => {}
                 () = ctx.shutdown().cancelled() => {}
             }
         }
+    }
+}
+
+/// Resolves when any of `ends` changes (records appended); never when there
+/// are none, or once a log is gone (the poll timer still runs).
+async fn any_changed(ends: &mut [tokio::sync::watch::Receiver<u64>]) {
+    if ends.is_empty() {
+        return std::future::pending().await;
+    }
+    let changes = ends.iter_mut().map(|end| Box::pin(end.changed()));
+    match futures::future::select_all(changes).await {
+        (Ok(()), _, _) => {}
+        (Err(_), _, _) => std::future::pending().await,
     }
 }
 
