@@ -144,7 +144,9 @@ pub struct BrokerConfig {
     /// connection slot after this long.
     pub tls_handshake_timeout_ms: u64,
     /// Address of the Kafka-protocol listener (`broker/src/kafka/`); unset:
-    /// no Kafka listener. Port 0 picks a free port.
+    /// no Kafka listener. Port 0 picks a free port. With `tls_cert_file` set
+    /// it speaks only TLS (Kafka's SSL and SASL_SSL), with the same
+    /// certificate, client CA and handshake timeout as `listen`.
     pub kafka_listen: Option<SocketAddr>,
     /// `host:port` that Metadata tells Kafka clients to connect to; unset:
     /// the address the Kafka listener actually bound (with its real port).
@@ -574,12 +576,6 @@ impl BrokerConfig {
             return invalid(
                 "kafka_frame_bytes_max",
                 "must be between 1024 and 2147483647 (Kafka sizes are signed 32-bit)",
-            );
-        }
-        if self.kafka_listen.is_some() && self.tls_cert_file.is_some() {
-            return invalid(
-                "kafka_listen",
-                "cannot be set with tls_cert_file yet: the Kafka listener speaks only PLAINTEXT, and a broker with TLS must not serve its data unencrypted",
             );
         }
         if let Some(address) = &self.kafka_advertised_address {

@@ -56,19 +56,22 @@ use store::{State, User};
 pub const USER_NAME_BYTES_MAX: usize = 128;
 /// Longest SASL PLAIN message accepted, in bytes: a user name, a password
 /// and an authorization id fit many times over.
-// Used by the Kafka front end's SASL (issue #16), which is being wired.
-#[cfg_attr(not(test), allow(dead_code))]
 pub const SASL_PLAIN_BYTES_MAX: usize = 1024;
 
 /// A SCRAM login between the client's first and final messages.
 #[derive(Debug)]
-// Used by the Kafka front end's SASL (issue #16), which is being wired.
-#[cfg_attr(not(test), allow(dead_code))]
 pub struct ScramLogin {
     exchange: scram::ScramExchange,
     /// The user's id and password epoch when it exists with SCRAM
     /// credentials.
     found: Option<(u64, u64)>,
+}
+
+impl ScramLogin {
+    /// The user name the client gave (a claim until the login finishes).
+    pub fn user(&self) -> &str {
+        self.exchange.user()
+    }
 }
 
 /// A user created or updated at every start, from the config file
@@ -264,6 +267,65 @@ pub fn validate_user_name(name: &str) -> Result<(), SecurityError> {
     }
 }
 
+/// A SASL PLAIN message (RFC 4616), read: the user it names and the
+/// credentials to check for it.
+#[derive(Debug)]
+pub struct PlainLogin {
+    /// The user name the client gave.
+    pub user: String,
+    /// Its password, or an API token when the password has a token's form
+    /// (`skt_` and 64 hex digits): Kafka's SASL has no field for a token.
+    pub credentials: Credentials,
+}
+
+impl PlainLogin {
+    /// Whether `principal`, who the credentials signed in as, is the user
+    /// the message named (a token names its owner, whoever is claimed).
+    pub fn names(&self, principal: &Principal) -> bool {
+        principal.name() == self.user
+    }
+}
+
+/// Reads a SASL PLAIN message (`authzid NUL user NUL password`). An
+/// authorization id, when given, must be the user itself. Checks nothing
+/// against the users: the caller runs the credentials through the same
+/// (throttled) check as a native handshake's.
+pub fn parse_plain(message: &[u8]) -> Result<PlainLogin, SecurityError> {
+    const MALFORMED: &str = "SASL PLAIN message is not authzid NUL user NUL password";
+    if message.len() > SASL_PLAIN_BYTES_MAX {
+        return Err(SecurityError::AuthenticationFailed(
+            "SASL PLAIN message is longer than 1024 bytes",
+        ));
+    }
+    let text =
+        std::str::from_utf8(message).map_err(|_| SecurityError::AuthenticationFailed(MALFORMED))?;
+    let mut parts = text.split('\0');
+    let (Some(authzid), Some(user), Some(password), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(SecurityError::AuthenticationFailed(MALFORMED));
+    };
+    if !authzid.is_empty() && authzid != user {
+        return Err(SecurityError::AuthenticationFailed(
+            "SASL PLAIN authorization id must be empty or the user itself",
+        ));
+    }
+    let credentials = if token::has_token_form(password) {
+        Credentials::Token {
+            token: password.to_owned().into(),
+        }
+    } else {
+        Credentials::Password {
+            user: user.to_owned(),
+            password: password.to_owned().into(),
+        }
+    };
+    Ok(PlainLogin {
+        user: user.to_owned(),
+        credentials,
+    })
+}
+
 impl Security {
     /// Loads `<data_dir>/security.json` and applies the bootstrap users
     /// (saving only if they changed something). Refuses to start with users
@@ -368,50 +430,9 @@ impl Security {
         }
     }
 
-    /// Checks a SASL PLAIN message (`authzid NUL user NUL password`, RFC
-    /// 4616) as a password login. An authorization id, when given, must be
-    /// the user itself. Blocking (one argon2 run).
-    // Used by the Kafka front end's SASL (issue #16), which is being wired.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub fn authenticate_plain(&self, message: &[u8]) -> Result<Principal, SecurityError> {
-        const MALFORMED: &str = "SASL PLAIN message is not authzid NUL user NUL password";
-        if message.len() > SASL_PLAIN_BYTES_MAX {
-            return Err(SecurityError::AuthenticationFailed(
-                "SASL PLAIN message is longer than 1024 bytes",
-            ));
-        }
-        let text = std::str::from_utf8(message)
-            .map_err(|_| SecurityError::AuthenticationFailed(MALFORMED))?;
-        let mut parts = text.split('\0');
-        let (Some(authzid), Some(user), Some(password), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(SecurityError::AuthenticationFailed(MALFORMED));
-        };
-        if !authzid.is_empty() && authzid != user {
-            return Err(SecurityError::AuthenticationFailed(
-                "SASL PLAIN authorization id must be empty or the user itself",
-            ));
-        }
-        let credentials = Credentials::Password {
-            user: user.to_owned(),
-            password: password.to_owned().into(),
-        };
-        match self.authenticate(&credentials)? {
-            Some(p) => Ok(p),
-            // Only when auth is off and no password was given: a login
-            // needs a user that exists.
-            None => Err(SecurityError::AuthenticationFailed(
-                "unknown user or wrong password or token",
-            )),
-        }
-    }
-
     /// Starts a SCRAM login from the client's first message; answers the
     /// server's first message. Cheap: the PBKDF2 work was done when the
     /// password was set.
-    // Used by the Kafka front end's SASL (issue #16), which is being wired.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn scram_start(
         &self,
         mechanism: ScramMechanism,
@@ -432,8 +453,6 @@ impl Security {
     /// Checks the client's final SCRAM message: who signed in, and the
     /// server's final message. The session is a password session of the
     /// password read at the start (a change in between ends it).
-    // Used by the Kafka front end's SASL (issue #16), which is being wired.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn scram_finish(
         &self,
         login: ScramLogin,
@@ -758,23 +777,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Security::open(dir.path(), &[]).unwrap();
         s.put_user(None, "admin", "pw", true).unwrap();
-        assert_eq!(
-            s.authenticate_plain(b"\0admin\0pw").unwrap().name(),
-            "admin"
-        );
-        assert_eq!(
-            s.authenticate_plain(b"admin\0admin\0pw").unwrap().name(),
-            "admin"
-        );
+        // PLAIN: parsed, then the same check as a native password login.
+        let plain = |s: &Security, message: &[u8]| -> Result<Principal, SecurityError> {
+            let login = parse_plain(message)?;
+            let p = s.authenticate(&login.credentials)?.expect("a user");
+            if login.names(&p) {
+                Ok(p)
+            } else {
+                Err(SecurityError::AuthenticationFailed("another user's token"))
+            }
+        };
+        assert_eq!(plain(&s, b"\0admin\0pw").unwrap().name(), "admin");
+        assert_eq!(plain(&s, b"admin\0admin\0pw").unwrap().name(), "admin");
         for bad in [
             &b"\0admin\0nope"[..],
             b"\0ghost\0pw",
             b"other\0admin\0pw",
             b"admin",
             b"\0a\0b\0c",
+            &[b'x'; SASL_PLAIN_BYTES_MAX + 1],
         ] {
-            assert!(s.authenticate_plain(bad).is_err(), "{bad:?}");
+            assert!(plain(&s, bad).is_err(), "{bad:?}");
         }
+        // A token as the password signs in as its owner, and only as it.
+        let admin = plain(&s, b"\0admin\0pw").unwrap();
+        s.put_user(Some(&admin), "bob", "bob-pw", false).unwrap();
+        let (_, tok) = s.create_token(Some(&admin), "bob").unwrap();
+        let p = plain(&s, format!("\0bob\0{tok}").as_bytes()).unwrap();
+        assert_eq!(p.name(), "bob");
+        assert!(plain(&s, format!("\0admin\0{tok}").as_bytes()).is_err());
         let scram = |s: &Security, m: ScramMechanism, user: &str, pw: &str| {
             let bare = format!("n={user},r=nonce1");
             let (login, server_first) = s.scram_start(m, format!("n,,{bare}").as_bytes())?;
@@ -804,7 +835,8 @@ mod tests {
             admin: true,
         };
         let s = Security::open(dir.path(), &[boot]).unwrap();
-        assert!(s.authenticate_plain(b"\0old\0pw").is_ok());
+        let login = parse_plain(b"\0old\0pw").unwrap();
+        assert!(s.authenticate(&login.credentials).is_ok());
         assert!(scram(&s, ScramMechanism::Sha256, "old", "pw").is_err());
         let with = BootstrapUser::from_password("old", "pw", true).unwrap();
         let s = Security::open(dir.path(), &[with]).unwrap();

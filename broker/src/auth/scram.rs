@@ -18,10 +18,6 @@
 //! tell which user names exist; every length and count read from a client
 //! is bounded ([`SCRAM_MESSAGE_BYTES_MAX`], [`ITERATIONS_MAX`]).
 
-// The login exchange is used by the Kafka front end's SASL (issue #16),
-// which is being wired.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::fmt;
 use std::sync::OnceLock;
 

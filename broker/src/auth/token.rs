@@ -46,6 +46,17 @@ pub fn generate() -> NewToken {
     NewToken { token, digest }
 }
 
+/// Whether `s` has a token's form: the prefix and 64 lowercase hex digits.
+/// (A password of that form is taken for a token by Kafka's SASL PLAIN.)
+pub fn has_token_form(s: &str) -> bool {
+    s.strip_prefix(TOKEN_PREFIX).is_some_and(|rest| {
+        rest.len() == 2 * TOKEN_RANDOM_BYTES
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// The token's SHA-256 digest, hex (what the store keeps).
 pub fn digest(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
@@ -78,6 +89,10 @@ mod tests {
         assert!(a.token.starts_with(TOKEN_PREFIX));
         assert_eq!(a.token.len(), TOKEN_PREFIX.len() + 2 * TOKEN_RANDOM_BYTES);
         assert_eq!(digest(&a.token), a.digest);
+        assert!(has_token_form(&a.token));
+        assert!(!has_token_form("skt_abc"));
+        assert!(!has_token_form(&a.token.to_uppercase()));
+        assert!(!has_token_form(&a.token[TOKEN_PREFIX.len()..]));
         assert_eq!(token_id(&a.digest).len(), TOKEN_ID_HEX_DIGITS);
         assert!(!format!("{a:?}").contains(&a.token));
         assert_eq!(

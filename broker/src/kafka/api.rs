@@ -11,8 +11,14 @@
 //! Each API implements [`KafkaApi`] (in `handlers/`): how it runs
 //! ([`Runs`], the same modes as skiff's front end) and its work, which
 //! authorizes per topic (Kafka reports refusals per topic) through
-//! [`Ctx::authorizer`]. Adding an API (as the consumer-group APIs were; SASL) is a
+//! [`Ctx::authorizer`]. Adding an API (as the consumer-group APIs were) is a
 //! line in the table and an implementation.
+//!
+//! The table's second part lists the APIs the connection answers itself,
+//! before dispatch, because they change the connection rather than the
+//! broker: SaslHandshake and SaslAuthenticate (`sasl.rs`), which fix the
+//! connection's session. They are advertised and version-checked like the
+//! rest.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,10 +37,13 @@ use crate::server::api::{Ctx, OrderGate, Runs};
 use crate::server::authorize::Session;
 use crate::server::pipeline::InOrderJob;
 
-/// Calls `$m!` with the table: `Api => RequestType, min..=max;` per line.
+/// Calls `$m!` with the table: `Api => RequestType, min..=max;` per line,
+/// the APIs served by handlers under `[handlers]`, those the connection
+/// answers itself under `[connection]`.
 macro_rules! kafka_table {
     ($m:ident) => {
         $m! {
+            [handlers]
             ApiVersions => ApiVersionsRequest, 0..=4;
             Metadata => MetadataRequest, 0..=12;
             Produce => ProduceRequest, 3..=11;
@@ -55,6 +64,9 @@ macro_rules! kafka_table {
             ListGroups => ListGroupsRequest, 0..=5;
             DescribeGroups => DescribeGroupsRequest, 0..=5;
             DeleteGroups => DeleteGroupsRequest, 0..=2;
+            [connection]
+            SaslHandshake => SaslHandshakeRequest, 0..=1;
+            SaslAuthenticate => SaslAuthenticateRequest, 0..=2;
         }
     };
 }
@@ -68,7 +80,13 @@ pub(crate) struct Served {
 }
 
 macro_rules! served_list {
-    ($($api:ident => $request:ident, $min:literal ..= $max:literal;)*) => {
+    (
+        [handlers] $($hapi:ident => $hrequest:ident, $hmin:literal ..= $hmax:literal;)*
+        [connection] $($capi:ident => $crequest:ident, $cmin:literal ..= $cmax:literal;)*
+    ) => {
+        served_list!(@list $($hapi => $hrequest, $hmin..=$hmax;)* $($capi => $crequest, $cmin..=$cmax;)*);
+    };
+    (@list $($api:ident => $request:ident, $min:literal ..= $max:literal;)*) => {
         /// Every API of the table with its versions, in table order.
         pub(crate) const SERVED: &[Served] = &[
             $( Served { api: ApiKey::$api, min: $min, max: $max }, )*
@@ -149,19 +167,21 @@ pub(crate) async fn dispatch(
         let frame =
             header::encode_response(ApiKey::ApiVersions, request.header.correlation_id, 0, &body)
                 .map_err(|e| format!("cannot encode the ApiVersions answer: {e}"))?;
-        let (tx, rx) = oneshot::channel();
-        let _ = tx.send(Outcome::Frame(frame));
-        conn.replies
-            .send(rx)
-            .await
-            .map_err(|_| "connection closing".to_owned())?;
+        answer_now(conn.replies, frame).await?;
         drop(permit);
         return Ok(());
     }
     macro_rules! route {
-        ($($api:ident => $request:ident, $min:literal ..= $max:literal;)*) => {
+        (
+            [handlers] $($api:ident => $request:ident, $min:literal ..= $max:literal;)*
+            [connection] $($capi:ident => $crequest:ident, $cmin:literal ..= $cmax:literal;)*
+        ) => {
             match request.api {
-                $( ApiKey::$api => run::<messages::$request>(conn, request, $min..=$max, permit).await, )*
+                $( ApiKey::$api => run::<messages::$request>(conn, request, permit).await, )*
+                $( ApiKey::$capi )|* => Err(format!(
+                    "{:?} is answered by the connection, not dispatched",
+                    request.api
+                )),
                 other => Err(format!("api {other:?} (key {}) is not served", other as i16)),
             }
         };
@@ -174,16 +194,26 @@ pub(crate) fn versions_of(api: ApiKey) -> Option<RangeInclusive<i16>> {
     SERVED.iter().find(|s| s.api == api).map(|s| s.min..=s.max)
 }
 
-/// The one path every API takes: check the version, decode strictly, then
-/// run as the handler says and queue the answer in request order.
-async fn run<R: KafkaApi>(
-    conn: &Connection<'_>,
-    request: header::Request,
-    versions: RangeInclusive<i16>,
-    permit: OwnedSemaphorePermit,
+/// Queues an answer that is ready now, in request order.
+pub(crate) async fn answer_now(
+    replies: &mpsc::Sender<oneshot::Receiver<Outcome>>,
+    frame: Bytes,
 ) -> Result<(), String> {
+    let (tx, rx) = oneshot::channel();
+    let _ = tx.send(Outcome::Frame(frame));
+    replies
+        .send(rx)
+        .await
+        .map_err(|_| "connection closing".to_owned())
+}
+
+/// Decodes a request's body strictly (no bytes left over) at its version,
+/// which must be one the table serves for its API. An error is the reason
+/// to close the connection.
+pub(crate) fn decode<R: Request>(request: &header::Request) -> Result<R, String> {
     let api = request.api;
     let version = request.header.request_api_version;
+    let versions = versions_of(api).ok_or_else(|| format!("api {api:?} is not served"))?;
     if !versions.contains(&version) {
         return Err(format!(
             "{api:?} version {version} is not served (this broker serves {}..={})",
@@ -191,7 +221,7 @@ async fn run<R: KafkaApi>(
             versions.end()
         ));
     }
-    let mut body = request.body;
+    let mut body = request.body.clone();
     let decoded = R::decode(&mut body, version)
         .map_err(|e| format!("malformed {api:?} v{version} request: {e}"))?;
     if body.has_remaining() {
@@ -200,6 +230,20 @@ async fn run<R: KafkaApi>(
             body.remaining()
         ));
     }
+    Ok(decoded)
+}
+
+/// The one path every handler's API takes: check the version, decode
+/// strictly, then run as the handler says and queue the answer in request
+/// order.
+async fn run<R: KafkaApi>(
+    conn: &Connection<'_>,
+    request: header::Request,
+    permit: OwnedSemaphorePermit,
+) -> Result<(), String> {
+    let api = request.api;
+    let version = request.header.request_api_version;
+    let decoded = decode::<R>(&request)?;
     let (tx, rx) = oneshot::channel();
     conn.replies
         .send(rx)
@@ -268,5 +312,7 @@ mod tests {
         assert_eq!(versions_of(ApiKey::Produce), Some(3..=11));
         assert_eq!(versions_of(ApiKey::JoinGroup), Some(0..=9));
         assert_eq!(versions_of(ApiKey::TxnOffsetCommit), None);
+        assert_eq!(versions_of(ApiKey::SaslHandshake), Some(0..=1));
+        assert_eq!(versions_of(ApiKey::SaslAuthenticate), Some(0..=2));
     }
 }

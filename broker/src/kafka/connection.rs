@@ -10,10 +10,19 @@
 //! long-polling fetch delays the answers behind it (as in Kafka) but not
 //! their work.
 //!
+//! Sessions: with authentication on (the broker has users), a connection
+//! must sign in with SASL (`sasl.rs`) before anything but ApiVersions is
+//! served, within `handshake_timeout_ms` of accept, and until then its
+//! frames are limited to `handshake_frame_bytes_max`. The SASL requests are
+//! answered here, in order with the rest, because they change the
+//! connection's session; every later request runs as that session. With
+//! authentication off the connection is anonymous unless it signs in.
+//!
 //! Bounds: at most `requests_in_flight_max` requests per connection (the
 //! reader stops reading until one is answered), frames above
 //! `kafka_frame_bytes_max` refused before they are buffered, the first
-//! request due within `handshake_timeout_ms` of accept, every frame within
+//! request (and with authentication on, the SASL login) due within
+//! `handshake_timeout_ms` of accept (a TLS handshake included), every frame within
 //! `frame_read_timeout_ms` of its first byte, and a connection with nothing
 //! in flight that sends nothing for `idle_timeout_ms` closed. A frame that
 //! cannot be parsed (unknown API or version, malformed header or body)
@@ -26,33 +35,45 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use kafka_protocol::messages::ApiKey;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use super::api::{Connection, Outcome, dispatch};
+use super::api::{Connection, Outcome, answer_now, dispatch};
 use super::frame::{KafkaCodec, KafkaFrameError};
 use super::header;
+use super::sasl::{self, SaslState};
 use crate::server::Shared;
 use crate::server::authorize::Session;
 use crate::server::frame_timing::TimedDecoder;
 use crate::server::pipeline::{self, InOrderJob};
 
-/// Serves one Kafka connection until the client closes it, it breaks, it
-/// idles out, or the broker shuts down (requests in flight still answered).
-pub(crate) async fn serve(
-    stream: TcpStream,
+/// Serves one Kafka connection (plaintext or TLS halves) until the client
+/// closes it, it breaks, it idles out, or the broker shuts down (requests
+/// in flight still answered).
+pub(crate) async fn serve<R, W>(
+    rd: R,
+    wr: W,
     peer: SocketAddr,
     shared: Arc<Shared>,
     accepted_at: Instant,
-) {
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let config = &shared.config;
-    let (rd, wr) = stream.into_split();
-    let mut frames = FramedRead::new(
-        rd,
-        TimedDecoder::new(KafkaCodec::new(config.kafka_frame_bytes_max)),
-    );
+    // With authentication on, only a small frame until signed in, so an
+    // unauthenticated connection cannot reserve `kafka_frame_bytes_max`.
+    let frame_bytes_max = if shared.security.enabled() {
+        config
+            .handshake_frame_bytes_max
+            .min(config.kafka_frame_bytes_max)
+    } else {
+        config.kafka_frame_bytes_max
+    };
+    let mut frames = FramedRead::new(rd, TimedDecoder::new(KafkaCodec::new(frame_bytes_max)));
     let (replies_tx, replies_rx) =
         mpsc::channel::<oneshot::Receiver<Outcome>>(config.requests_in_flight_max);
     let writer = shared.tracker.spawn(write_in_order(
@@ -68,11 +89,11 @@ pub(crate) async fn serve(
     let in_flight = Arc::new(Semaphore::new(config.requests_in_flight_max));
     let idle = Duration::from_millis(config.idle_timeout_ms);
     let frame_read = Duration::from_millis(config.frame_read_timeout_ms);
-    let first_request_deadline = accepted_at + Duration::from_millis(config.handshake_timeout_ms);
-    // PLAINTEXT without SASL: the anonymous session, as a native
-    // connection without credentials (refused everything once
-    // authentication is on).
-    let session = Session::Anonymous;
+    let login_deadline = accepted_at + Duration::from_millis(config.handshake_timeout_ms);
+    // Anonymous until SASL signs it in: as a native connection without
+    // credentials (refused everything once authentication is on).
+    let mut session = Session::Anonymous;
+    let mut sasl = SaslState::default();
     let mut requests_read: u64 = 0;
     let mut last_read = Instant::now();
 
@@ -84,8 +105,9 @@ pub(crate) async fn serve(
         let partial_since = frames.decoder().partial_since();
         let mut deadline =
             (last_read + idle).min(partial_since.unwrap_or_else(Instant::now) + frame_read);
-        if requests_read == 0 {
-            deadline = deadline.min(first_request_deadline);
+        let logging_in = requests_read == 0 || (!sasl.authenticated() && shared.security.enabled());
+        if logging_in {
+            deadline = deadline.min(login_deadline);
         }
         let next = tokio::select! {
             next = tokio::time::timeout_at(deadline, frames.next()) => next,
@@ -101,8 +123,8 @@ pub(crate) async fn serve(
                         break;
                     }
                 }
-                if requests_read == 0 && now >= first_request_deadline {
-                    tracing::debug!(%peer, limit_ms = config.handshake_timeout_ms, "closing kafka connection: no request within handshake_timeout_ms");
+                if logging_in && now >= login_deadline {
+                    tracing::debug!(%peer, limit_ms = config.handshake_timeout_ms, "closing kafka connection: not signed in (or no request) within handshake_timeout_ms");
                     break;
                 }
                 if now >= last_read + idle {
@@ -131,6 +153,19 @@ pub(crate) async fn serve(
         let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
             break;
         };
+        let login = sasl::Peer {
+            shared: &shared,
+            addr: peer,
+            deadline: login_deadline,
+        };
+        if sasl.expects_raw_token() {
+            let step = sasl::answer_raw(&mut sasl, frame, &login).await;
+            if !take_step(step, &mut session, &mut frames, config, &replies_tx).await {
+                break;
+            }
+            drop(permit);
+            continue;
+        }
         let request = match header::parse(frame) {
             Ok(request) => request,
             Err(e) => {
@@ -138,6 +173,27 @@ pub(crate) async fn serve(
                 break;
             }
         };
+        if !sasl.admits(request.api, shared.security.enabled()) {
+            tracing::warn!(%peer, api = ?request.api, "closing kafka connection: request before SASL authentication completed");
+            break;
+        }
+        if matches!(
+            request.api,
+            ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        ) {
+            let step = match sasl::answer(&mut sasl, request, &login).await {
+                Ok(step) => step,
+                Err(reason) => {
+                    tracing::warn!(%peer, %reason, "closing kafka connection");
+                    break;
+                }
+            };
+            if !take_step(step, &mut session, &mut frames, config, &replies_tx).await {
+                break;
+            }
+            drop(permit);
+            continue;
+        }
         let conn = Connection {
             shared: &shared,
             session: &session,
@@ -156,10 +212,36 @@ pub(crate) async fn serve(
     let _ = writer.await;
 }
 
+/// Applies a SASL step: queues its answer, and when it signed in, makes its
+/// session the connection's and lifts the frame limit to
+/// `kafka_frame_bytes_max`. `false`: close the connection (after the
+/// answers already queued).
+async fn take_step<R>(
+    step: sasl::Step,
+    session: &mut Session,
+    frames: &mut FramedRead<R, TimedDecoder<KafkaCodec>>,
+    config: &crate::config::BrokerConfig,
+    replies: &mpsc::Sender<oneshot::Receiver<Outcome>>,
+) -> bool {
+    if let Some(frame) = step.frame {
+        if answer_now(replies, frame).await.is_err() {
+            return false;
+        }
+    }
+    if let Some(signed_in) = step.session {
+        *session = signed_in;
+        frames
+            .decoder_mut()
+            .codec_mut()
+            .set_frame_bytes_max(config.kafka_frame_bytes_max);
+    }
+    !step.close
+}
+
 /// Writes the answers in request order, flushing whenever the next one is
 /// not ready yet; stops at the first answer that asks to close.
-async fn write_in_order(
-    mut sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, KafkaCodec>,
+async fn write_in_order<W: AsyncWrite + Unpin>(
+    mut sink: FramedWrite<W, KafkaCodec>,
     mut replies: mpsc::Receiver<oneshot::Receiver<Outcome>>,
 ) {
     while let Some(mut slot) = replies.recv().await {

@@ -45,6 +45,12 @@ impl KafkaCodec {
     pub(crate) fn new(frame_bytes_max: usize) -> Self {
         Self { frame_bytes_max }
     }
+
+    /// Changes the limit for the frames still to come (raised once a
+    /// connection has signed in).
+    pub(crate) fn set_frame_bytes_max(&mut self, frame_bytes_max: usize) {
+        self.frame_bytes_max = frame_bytes_max;
+    }
 }
 
 impl Decoder for KafkaCodec {

@@ -9,7 +9,9 @@
 //! - `api`: the one table of APIs and version ranges served, the
 //!   [`api::KafkaApi`] trait each handler implements, and dispatch;
 //! - `connection`: one connection: deadlines, pipelining with responses in
-//!   request order (as Kafka requires);
+//!   request order (as Kafka requires), plaintext or TLS;
+//! - `sasl`: SaslHandshake and SaslAuthenticate (PLAIN, SCRAM-SHA-256/512),
+//!   which sign a connection in as one of skiff's users;
 //! - `handlers/`: one file per API (or family);
 //! - `records`: translation between Kafka record batches and skiff's;
 //! - `errors`: Kafka error codes, and how skiff's failures map onto them.
@@ -17,10 +19,9 @@
 //! Nothing below this module knows a request came in through Kafka: the
 //! handlers translate at the edge (records, errors, names) and call the
 //! same services, with a [`crate::server::api::Ctx`] built exactly as
-//! skiff's front end builds it. Sessions are anonymous for now (PLAINTEXT
-//! without SASL): every check goes through the same
-//! [`crate::server::authorize::Authorizer`], so with authentication on
-//! they are refused, and SASL only has to establish a user session.
+//! skiff's front end builds it. A connection's session is the one its SASL
+//! login established (anonymous without one), and every check goes through
+//! the same [`crate::server::authorize::Authorizer`] as a native request's.
 
 pub(crate) mod api;
 pub(crate) mod connection;
@@ -32,6 +33,7 @@ pub(crate) mod header;
 pub mod records;
 #[cfg(not(feature = "testing"))]
 pub(crate) mod records;
+pub(crate) mod sasl;
 
 /// The node id this broker has in Kafka's metadata (a cluster of one).
 pub(crate) const NODE_ID: i32 = 0;

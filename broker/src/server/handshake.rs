@@ -70,10 +70,7 @@ pub(crate) async fn handshake(
         Ok(session) => session,
         Err(failure) => {
             if failure.code == ErrorCode::AuthenticationFailed {
-                metrics::counter!(crate::telemetry::names::AUTH_FAILURES).increment(1);
-                // Both names are the client's claims: logged only in a short,
-                // escaped form, so they cannot forge log lines or flood logs.
-                tracing::warn!(%peer, user = %loggable_user(&claimed), client_id = %loggable_claim(&req.client_id), "authentication failed");
+                note_failed_login(peer, &claimed, &req.client_id);
             }
             return Err(failure);
         }
@@ -86,6 +83,14 @@ pub(crate) async fn handshake(
         },
         session,
     ))
+}
+
+/// Counts and logs a failed login (of either front end). Both names are
+/// the client's claims: logged only in a short, escaped form, so they
+/// cannot forge log lines or flood logs.
+pub(crate) fn note_failed_login(peer: SocketAddr, claimed_user: &str, client_id: &str) {
+    metrics::counter!(crate::telemetry::names::AUTH_FAILURES).increment(1);
+    tracing::warn!(%peer, user = %loggable_user(claimed_user), client_id = %loggable_claim(client_id), "authentication failed");
 }
 
 /// Characters of a client-claimed name kept in a log line.
@@ -125,7 +130,7 @@ fn loggable_claim(claimed: &str) -> String {
 /// has failed yet); each failed password check counts against `peer`.
 /// Tokens are not counted: 256 random bits cannot be guessed, and a cheap
 /// check must not let anyone flood the table.
-async fn authenticate(
+pub(crate) async fn authenticate(
     shared: &Arc<Shared>,
     credentials: Credentials,
     peer: IpAddr,
@@ -173,7 +178,7 @@ async fn authenticate(
 
 /// Refuses a password login from an address that has used up its failed
 /// logins (`auth_failures_per_address_max`).
-fn throttled(shared: &Shared, peer: IpAddr) -> Result<(), Failure> {
+pub(crate) fn throttled(shared: &Shared, peer: IpAddr) -> Result<(), Failure> {
     let Err(retry_after) = shared.login_throttle.check(peer, std::time::Instant::now()) else {
         return Ok(());
     };

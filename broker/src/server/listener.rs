@@ -31,8 +31,9 @@ const ACCEPT_BACKOFF_MS_MAX: u64 = 1_000;
 pub(crate) enum Front {
     /// skiff's own protocol (`listen`), plaintext or TLS.
     Skiff,
-    /// Kafka's (`kafka_listen`, `crate::kafka`), plaintext only for now
-    /// (the config refuses it with TLS).
+    /// Kafka's (`kafka_listen`, `crate::kafka`): with TLS configured it
+    /// speaks only TLS too (Kafka's SSL and SASL_SSL), with the same
+    /// acceptor; else plaintext (PLAINTEXT and SASL_PLAINTEXT).
     Kafka,
 }
 
@@ -68,14 +69,31 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, fron
         let conn_shared = Arc::clone(&shared);
         shared.tracker.spawn(async move {
             match &conn_shared.tls {
-                _ if front == Front::Kafka => {
+                None if front == Front::Kafka => {
+                    let (rd, wr) = stream.into_split();
                     crate::kafka::connection::serve(
-                        stream,
+                        rd,
+                        wr,
                         peer,
                         Arc::clone(&conn_shared),
                         accepted_at,
                     )
                     .await;
+                }
+                Some(tls) if front == Front::Kafka => {
+                    // As for skiff's protocol: the TLS handshake's time
+                    // counts against the login deadline (from accept) too.
+                    if let Some(stream) = tls.accept(stream, peer, &conn_shared.shutdown).await {
+                        let (rd, wr) = tokio::io::split(stream);
+                        crate::kafka::connection::serve(
+                            rd,
+                            wr,
+                            peer,
+                            Arc::clone(&conn_shared),
+                            accepted_at,
+                        )
+                        .await;
+                    }
                 }
                 None => {
                     // The handshake must be done within `handshake_timeout_ms`

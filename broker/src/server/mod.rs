@@ -14,7 +14,7 @@ mod dispatch;
 pub(crate) mod failure;
 pub(crate) mod frame_timing;
 pub(crate) mod handlers;
-mod handshake;
+pub(crate) mod handshake;
 mod listener;
 pub(crate) mod pipeline;
 mod scrape;
