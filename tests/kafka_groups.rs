@@ -767,11 +767,11 @@ async fn shutdown_ends_a_waiting_join() {
     }
 }
 
-/// Group APIs go through the same authorizer as skiff's: with users
-/// configured, a Kafka session without credentials (no SASL yet) is refused
-/// with GROUP_AUTHORIZATION_FAILED everywhere, and nothing is created.
+/// Group APIs go through the same authorizer as skiff's: a Kafka session
+/// signed in as a user without grants is refused with
+/// GROUP_AUTHORIZATION_FAILED everywhere, and nothing is created.
 #[tokio::test]
-async fn group_requests_of_an_unauthenticated_session_are_refused() {
+async fn group_requests_of_a_user_without_grants_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = skiff_broker::BrokerConfig {
         users: vec![
@@ -782,7 +782,18 @@ async fn group_requests_of_an_unauthenticated_session_are_refused() {
     let broker = skiff_broker::Broker::start(config)
         .await
         .expect("broker starts");
+    let admin = Client::connect(
+        ClientConfig::new(broker.local_addr().to_string()).password("admin", "admin-pw"),
+    )
+    .await
+    .expect("admin connects");
+    admin
+        .security()
+        .put_user("nobody", "nobody-pw", false)
+        .await
+        .unwrap();
     let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    assert_eq!(conn.sasl_plain("nobody", "nobody-pw").await.error_code, 0);
     let found = conn
         .call(&FindCoordinatorRequest::default().with_key(kstr("g")), 3)
         .await;
@@ -819,11 +830,6 @@ async fn group_requests_of_an_unauthenticated_session_are_refused() {
     let listed = conn.call(&ListGroupsRequest::default(), 4).await;
     assert!(listed.groups.is_empty());
     // The admin, through skiff's protocol, sees that nothing was created.
-    let admin = Client::connect(
-        ClientConfig::new(broker.local_addr().to_string()).password("admin", "admin-pw"),
-    )
-    .await
-    .expect("admin connects");
     assert!(admin.admin().list_groups().await.unwrap().is_empty());
 }
 

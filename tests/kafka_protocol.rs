@@ -567,12 +567,15 @@ async fn every_served_version_is_answered() {
     broker.shutdown().await.unwrap();
 }
 
-/// With authentication on, a Kafka connection (an anonymous session until
-/// SASL is served) goes through the same authorizer and is refused:
-/// TOPIC_AUTHORIZATION_FAILED per topic, CLUSTER_AUTHORIZATION_FAILED for
-/// a producer id, and nothing is created or written.
+/// With authentication on, a Kafka connection must sign in with SASL: before
+/// it, anything but ApiVersions and the SASL requests closes the connection
+/// (as Kafka does); a wrong password is SASL_AUTHENTICATION_FAILED with a
+/// message, then a close; a signed-in user goes through the same
+/// authorizer as a native session: TOPIC_AUTHORIZATION_FAILED per topic,
+/// nothing created or written; a token works as a PLAIN password; the old v0 handshake (bare
+/// tokens) works too.
 #[tokio::test]
-async fn with_authentication_on_kafka_sessions_are_refused_by_the_authorizer() {
+async fn with_authentication_on_kafka_connections_sign_in_with_sasl() {
     let dir = tempfile::tempdir().unwrap();
     let broker = skiff_broker::Broker::start(skiff_broker::BrokerConfig {
         users: vec![
@@ -583,7 +586,73 @@ async fn with_authentication_on_kafka_sessions_are_refused_by_the_authorizer() {
     })
     .await
     .expect("broker starts");
+    let admin = skiff_client::Client::connect(
+        skiff_client::ClientConfig::new(broker.local_addr().to_string())
+            .password("admin", "admin-password"),
+    )
+    .await
+    .expect("admin connects");
+    let security = admin.security();
+    security
+        .put_user("nobody", "nobody-pw", false)
+        .await
+        .unwrap();
+    let (_, token) = security.create_token("nobody").await.unwrap();
+
+    // Unauthenticated: ApiVersions is served (and lists the SASL APIs),
+    // Metadata closes the connection.
     let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    let versions = conn.call(&ApiVersionsRequest::default(), 3).await;
+    for (api, max) in [(ApiKey::SaslHandshake, 1), (ApiKey::SaslAuthenticate, 2)] {
+        let listed = versions
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == api as i16)
+            .unwrap_or_else(|| panic!("{api:?} advertised"));
+        assert_eq!(listed.max_version, max);
+    }
+    conn.send(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    assert_eq!(conn.recv().await, None, "closed before authentication");
+
+    // An unknown mechanism: UNSUPPORTED_SASL_MECHANISM with the list, closed.
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    let r = conn
+        .call(
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("GSSAPI")),
+            1,
+        )
+        .await;
+    assert_eq!(r.error_code, 33);
+    let listed: Vec<&str> = r.mechanisms.iter().map(|m| m.as_str()).collect();
+    assert_eq!(listed, ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]);
+    assert_eq!(conn.recv().await, None);
+
+    // A wrong password: error 58 with a message, then closed.
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    let r = conn.sasl_plain("nobody", "wrong").await;
+    assert_eq!(r.error_code, 58);
+    let message = r.error_message.expect("a message");
+    assert!(message.contains("authentication failed"), "{message}");
+    assert_eq!(conn.recv().await, None, "closed after a failed login");
+
+    // A token of another user than the one named is refused too.
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    let r = conn.sasl_plain("admin", token.expose()).await;
+    assert_eq!(r.error_code, 58);
+
+    // Signed in (with the token as the password) as a user without grants.
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    let r = conn.sasl_plain("nobody", token.expose()).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    // Signed in: another login is ILLEGAL_SASL_STATE, the connection stays.
+    let again = conn
+        .call(
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+            1,
+        )
+        .await;
+    assert_eq!(again.error_code, 34);
     let r = conn
         .call(
             &MetadataRequest::default()
@@ -599,13 +668,47 @@ async fn with_authentication_on_kafka_sessions_are_refused_by_the_authorizer() {
         .call(&produce("secret", 1, batch(&["x"], -1, -1)), 9)
         .await;
     assert_eq!(produced(&r).0, 29);
+    // As through skiff's protocol, any signed-in user gets a producer id.
     let r = conn.call(&InitProducerIdRequest::default(), 4).await;
-    assert_eq!(r.error_code, 31);
+    assert_eq!(r.error_code, 0);
     // A full listing shows nothing the session may not see.
     let r = conn
         .call(&MetadataRequest::default().with_topics(None), 12)
         .await;
     assert!(r.topics.is_empty());
+
+    // The v0 handshake: the PLAIN token as a bare frame, answered with an
+    // empty one; then the admin is served.
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    let r = conn
+        .call(
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+            0,
+        )
+        .await;
+    assert_eq!(r.error_code, 0);
+    conn.write_frame(b"\0admin\0admin-password").await;
+    assert_eq!(conn.recv().await, Some(Bytes::new()), "v0 PLAIN success");
+    let r = conn
+        .call(
+            &MetadataRequest::default()
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(name("admins"))),
+                ]))
+                .with_allow_auto_topic_creation(true),
+            12,
+        )
+        .await;
+    assert_eq!(r.topics[0].error_code, 0, "the admin may create a topic");
+    // A wrong bare token: closed without an answer.
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    conn.call(
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        0,
+    )
+    .await;
+    conn.write_frame(b"\0admin\0nope").await;
+    assert_eq!(conn.recv().await, None);
     broker.shutdown().await.unwrap();
     assert!(
         !dir.path().join("topics").join("secret").exists(),

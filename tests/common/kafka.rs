@@ -10,7 +10,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use skiff_broker::{Broker, BrokerConfig, BrokerHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -87,6 +90,24 @@ impl KafkaConn {
         req.encode(&mut body, version).expect("request encodes");
         self.write_frame(&body).await;
         correlation_id
+    }
+
+    /// Signs in with SASL PLAIN (SaslHandshake v1, then SaslAuthenticate
+    /// v2), as current clients do; returns the SaslAuthenticate answer.
+    pub async fn sasl_plain(&mut self, user: &str, password: &str) -> SaslAuthenticateResponse {
+        let handshake = self
+            .call(
+                &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+                1,
+            )
+            .await;
+        assert_eq!(handshake.error_code, 0, "PLAIN is served");
+        self.call(
+            &SaslAuthenticateRequest::default()
+                .with_auth_bytes(Bytes::from(format!("\0{user}\0{password}"))),
+            2,
+        )
+        .await
     }
 
     /// Writes one frame: size prefix, then `body`.
