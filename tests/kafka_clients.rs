@@ -20,6 +20,7 @@
 //! by events, never by sleeping.
 
 mod common;
+mod pki;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -382,6 +383,29 @@ async fn run_text(what: &str, mut cmd: Command, stdin: &[u8]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
+}
+
+/// Runs a client program that must fail within `CLIENT_TIMEOUT`; returns
+/// its stdout and stderr (for the test to check why it failed).
+async fn run_failing(what: &str, mut cmd: Command) -> (String, String) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let output = tokio::time::timeout(CLIENT_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not done within {CLIENT_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success(),
+        "{what} succeeded but should have failed:\nstderr: {stderr}\nstdout: {stdout}"
+    );
+    (stdout, stderr)
 }
 
 /// Runs a client program that prints JSON lines; returns the events.
@@ -1007,6 +1031,270 @@ async fn franz_go_cooperative_group_hands_over_and_commits() {
         "franz-g",
     )
     .await;
+}
+
+/// The topic the SASL tests' `writer` may produce to and consume from.
+const SECURE_TOPIC: &str = "secure";
+
+/// A broker with users, its Kafka listener speaking TLS when `tls` (the
+/// test PKI's server certificate, as skiff's own listener): `admin`
+/// (password `admin-pw`; the `Setup`'s client signs in as it), `writer`
+/// (`writer-pw`: produce and consume on [`SECURE_TOPIC`], consume on every
+/// group) and `nobody` (`nobody-pw`, no grant). Passwords set through
+/// PutUser, so each has SCRAM credentials. The topic exists, with one
+/// partition.
+async fn secure_setup(tls: bool) -> (Setup, Option<pki::Pki>) {
+    use skiff_protocol::messages::{Operations, ResourceKind, ResourcePattern};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = tls.then(pki::Pki::generate);
+    let broker = skiff_broker::Broker::start(skiff_broker::BrokerConfig {
+        users: vec![
+            skiff_broker::BootstrapUser::from_password("admin", "admin-pw", true).expect("hash"),
+        ],
+        tls_cert_file: pki.as_ref().map(|p| p.server_cert.clone()),
+        tls_key_file: pki.as_ref().map(|p| p.server_key.clone()),
+        ..common::kafka::kafka_config(dir.path())
+    })
+    .await
+    .expect("broker starts");
+    let mut config =
+        ClientConfig::new(broker.local_addr().to_string()).password("admin", "admin-pw");
+    if let Some(pki) = &pki {
+        config = config.tls_ca_file(&pki.ca);
+    }
+    let client = Client::connect(config).await.expect("admin connects");
+    let security = client.security();
+    for user in ["writer", "nobody"] {
+        security
+            .put_user(user, format!("{user}-pw"), false)
+            .await
+            .expect("user added");
+    }
+    let pattern = |kind, name: &str, prefix| ResourcePattern {
+        kind,
+        name: name.to_owned(),
+        prefix,
+    };
+    let ops = |list| Operations::parse(list).expect("valid operations");
+    security
+        .grant(
+            "writer",
+            pattern(ResourceKind::Topic, SECURE_TOPIC, false),
+            ops("produce,consume"),
+        )
+        .await
+        .expect("granted");
+    security
+        .grant(
+            "writer",
+            pattern(ResourceKind::Group, "", true),
+            ops("consume"),
+        )
+        .await
+        .expect("granted");
+    let s = Setup {
+        bootstrap: kafka_addr(&broker).to_string(),
+        _broker: broker,
+        client,
+        _dir: dir,
+    };
+    s.create_topic(SECURE_TOPIC, 1).await;
+    (s, pki)
+}
+
+/// librdkafka's properties (kcat `-X`, confluent-kafka) for a SASL login,
+/// over TLS with `ca` as the trusted CA when given.
+fn rdkafka_sasl(mechanism: &str, user: &str, password: &str, ca: Option<&Path>) -> Vec<String> {
+    let protocol = if ca.is_some() {
+        "SASL_SSL"
+    } else {
+        "SASL_PLAINTEXT"
+    };
+    let mut props = vec![
+        format!("security.protocol={protocol}"),
+        format!("sasl.mechanisms={mechanism}"),
+        format!("sasl.username={user}"),
+        format!("sasl.password={password}"),
+    ];
+    if let Some(ca) = ca {
+        props.push(format!("ssl.ca.location={}", ca.display()));
+    }
+    props
+}
+
+/// The Java client's properties for a SASL login over TLS (the CA as a PEM
+/// trust store).
+fn java_sasl(mechanism: &str, user: &str, password: &str, ca: &Path) -> Vec<String> {
+    let module = if mechanism == "PLAIN" {
+        "org.apache.kafka.common.security.plain.PlainLoginModule"
+    } else {
+        "org.apache.kafka.common.security.scram.ScramLoginModule"
+    };
+    vec![
+        "security.protocol=SASL_SSL".to_owned(),
+        format!("sasl.mechanism={mechanism}"),
+        format!("sasl.jaas.config={module} required username=\"{user}\" password=\"{password}\";"),
+        "ssl.truststore.type=PEM".to_owned(),
+        format!("ssl.truststore.location={}", ca.display()),
+    ]
+}
+
+/// Adds `props` to a command as `flag prop` pairs.
+fn with_props(cmd: &mut Command, flag: &str, props: &[String]) {
+    for p in props {
+        cmd.args([flag, p]);
+    }
+}
+
+/// kcat over SASL_SSL with SCRAM-SHA-256: a wrong password is refused, a
+/// user without the grant sees TOPIC_AUTHORIZATION_FAILED, the writer
+/// produces and consumes (and skiff's client reads what it wrote).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_sasl_scram_over_tls() {
+    if !have("kcat_sasl_scram_over_tls", &[Tool::Kcat]) {
+        return;
+    }
+    let (s, pki) = secure_setup(true).await;
+    let ca = pki.as_ref().map(|p| p.ca.as_path());
+    let kcat = |user: &str, password: &str| {
+        let mut cmd = Tool::Kcat.command(&s.bootstrap);
+        with_props(
+            &mut cmd,
+            "-X",
+            &rdkafka_sasl("SCRAM-SHA-256", user, password, ca),
+        );
+        cmd
+    };
+
+    let mut wrong = kcat("writer", "wrong-pw");
+    wrong.args(["-L", "-t", SECURE_TOPIC, "-m", "10"]);
+    let (_, stderr) = run_failing("kcat -L with a wrong password", wrong).await;
+    assert!(
+        stderr.to_lowercase().contains("authentication"),
+        "refused for its password: {stderr}"
+    );
+
+    let mut refused = kcat("nobody", "nobody-pw");
+    refused.args(["-L", "-J", "-t", SECURE_TOPIC]);
+    let metadata: Value = serde_json::from_str(
+        run_text("kcat -L without the grant", refused, b"")
+            .await
+            .trim(),
+    )
+    .expect("kcat -L -J prints JSON");
+    let error = metadata["topics"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("Topic authorization failed"), "{metadata}");
+
+    let mut produce = kcat("writer", "writer-pw");
+    produce.args(["-P", "-t", SECURE_TOPIC, "-K", ":"]);
+    run_text("kcat -P as writer", produce, b"k0:v0\nk1:v1\n").await;
+    let stored = s.skiff_read(SECURE_TOPIC, 2).await;
+    let values: Vec<String> = stored.values().map(|r| utf8(&r.value)).collect();
+    assert_eq!(values, ["v0", "v1"]);
+    let mut consume = kcat("writer", "writer-pw");
+    consume.args([
+        "-C",
+        "-t",
+        SECURE_TOPIC,
+        "-o",
+        "beginning",
+        "-e",
+        "-f",
+        "%k=%s\n",
+    ]);
+    let out = run_text("kcat -C as writer", consume, b"").await;
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["k0=v0", "k1=v1"]);
+}
+
+/// confluent-kafka over SASL_PLAINTEXT: PLAIN with a wrong password is
+/// refused at once, a user without the grant gets TOPIC_AUTHORIZATION_FAILED
+/// (SCRAM-SHA-512), the writer produces idempotently (SCRAM-SHA-512) and
+/// consumes (PLAIN).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_sasl_plain_and_scram() {
+    if !have("confluent_kafka_sasl_plain_and_scram", &[Tool::Confluent]) {
+        return;
+    }
+    let (s, _) = secure_setup(false).await;
+    let client = |mechanism: &str, user: &str, password: &str, mode: &str, count: &str| {
+        let mut cmd = Tool::Confluent.command(&s.bootstrap);
+        with_props(
+            &mut cmd,
+            "--config",
+            &rdkafka_sasl(mechanism, user, password, None),
+        );
+        cmd.args(["--topic", SECURE_TOPIC, "--count", count, mode]);
+        cmd
+    };
+
+    let wrong = client("PLAIN", "writer", "wrong-pw", "metadata", "0");
+    let (stdout, stderr) = run_failing("confluent-kafka with a wrong password", wrong).await;
+    assert!(
+        stdout.contains("\"auth-failed\""),
+        "refused as a failed login: {stdout} {stderr}"
+    );
+
+    let refused = client("SCRAM-SHA-512", "nobody", "nobody-pw", "metadata", "0");
+    let out = run_json("confluent-kafka metadata without the grant", refused).await;
+    assert_eq!(
+        events(&out, "metadata")[0]["error"],
+        "TOPIC_AUTHORIZATION_FAILED",
+        "{out:?}"
+    );
+
+    let produce = client("SCRAM-SHA-512", "writer", "writer-pw", "produce", "5");
+    let out = run_json("confluent-kafka produce as writer", produce).await;
+    let produced = events(&out, "produced");
+    check_produced_through_skiff(&s, SECURE_TOPIC, &produced, 5).await;
+    let consume = client("PLAIN", "writer", "writer-pw", "consume", "5");
+    let out = run_json("confluent-kafka consume as writer", consume).await;
+    assert_eq!(events(&out, "record").len(), 5, "{out:?}");
+}
+
+/// The Java client over SASL_SSL: SCRAM-SHA-512 with a wrong password is
+/// refused (SaslAuthenticationException), PLAIN as a user without the grant
+/// gets TopicAuthorizationException, the writer's idempotent producer
+/// (SCRAM-SHA-256) and consumer work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_sasl_over_tls() {
+    if !have("java_sasl_over_tls", &[Tool::Java]) {
+        return;
+    }
+    let (s, pki) = secure_setup(true).await;
+    let ca = pki.as_ref().map(|p| p.ca.clone()).expect("TLS");
+    let java = |mechanism: &str, user: &str, password: &str, mode: &str| {
+        let mut cmd = Tool::Java.command(&s.bootstrap);
+        with_props(
+            &mut cmd,
+            "--config",
+            &java_sasl(mechanism, user, password, &ca),
+        );
+        cmd.args([
+            "--topic",
+            SECURE_TOPIC,
+            "--count",
+            "5",
+            "--timeout-ms",
+            "20000",
+            mode,
+        ]);
+        cmd
+    };
+
+    let wrong = java("SCRAM-SHA-512", "writer", "wrong-pw", "produce");
+    let (_, stderr) = run_failing("Java produce with a wrong password", wrong).await;
+    assert!(stderr.contains("SaslAuthenticationException"), "{stderr}");
+
+    let refused = java("PLAIN", "nobody", "nobody-pw", "produce");
+    let (_, stderr) = run_failing("Java produce without the grant", refused).await;
+    assert!(stderr.contains("TopicAuthorizationException"), "{stderr}");
+
+    let produce = java("SCRAM-SHA-256", "writer", "writer-pw", "produce");
+    let out = run_json("Java produce as writer", produce).await;
+    check_produced_through_skiff(&s, SECURE_TOPIC, &events(&out, "produced"), 5).await;
+    let consume = java("SCRAM-SHA-256", "writer", "writer-pw", "consume");
+    let out = run_json("Java consume as writer", consume).await;
+    assert_eq!(events(&out, "record").len(), 5, "{out:?}");
 }
 
 /// The programs the tests run exist where the tests look for them (a

@@ -425,8 +425,15 @@ impl ScramExchange {
             Some(c) if c.starts_with("c=") => {}
             _ => return Err(ScramError::Malformed("no channel binding (c=)".into())),
         }
+        // The nonce must end with the one the server sent (which starts
+        // with the client's): librdkafka sends the client's nonce again
+        // before it, and Kafka accepts that (`endsWith`), so skiff does
+        // too. The proof covers the message as sent, and the server's
+        // fresh random part is in it either way.
         match attrs.next() {
-            Some(r) if r.strip_prefix("r=") == Some(self.nonce.as_str()) => {}
+            Some(r)
+                if r.strip_prefix("r=")
+                    .is_some_and(|n| n.ends_with(&self.nonce)) => {}
             _ => return Err(ScramError::Malformed("the nonce does not match".into())),
         }
         let proof = B64
@@ -522,8 +529,20 @@ pub(crate) mod tests {
         client_first_bare: &str,
         server_first: &str,
     ) -> String {
+        client_final_with_nonce_prefix(m, password, client_first_bare, server_first, "")
+    }
+
+    /// [`client_final`] with `prefix` before the server's nonce (librdkafka
+    /// sends its own nonce there again).
+    pub(crate) fn client_final_with_nonce_prefix(
+        m: ScramMechanism,
+        password: &str,
+        client_first_bare: &str,
+        server_first: &str,
+        prefix: &str,
+    ) -> String {
         let attrs: Vec<&str> = server_first.split(',').collect();
-        let nonce = &attrs[0][2..];
+        let nonce = format!("{prefix}{}", &attrs[0][2..]);
         let salt = B64.decode(&attrs[1][2..]).unwrap();
         let iterations: u32 = attrs[2][2..].parse().unwrap();
         let salted = m.salted_password(password.as_bytes(), &salt, iterations);
@@ -586,6 +605,28 @@ pub(crate) mod tests {
             assert!(run("s3cret").unwrap().starts_with("v="));
             assert_eq!(run("wrong"), Err(ScramError::Refused));
         }
+    }
+
+    /// librdkafka's client-final nonce is its own nonce, then the server's
+    /// (which starts with the client's): accepted, as Kafka accepts it; a
+    /// nonce that does not end with the server's is not.
+    #[test]
+    fn a_nonce_ending_with_the_servers_is_accepted_as_kafka_does() {
+        let m = ScramMechanism::Sha256;
+        let c = ScramCredential::derive(m, "pw");
+        let start =
+            || ScramExchange::start(m, b"n,,n=alice,r=cnonce", |_| Some(c.clone())).unwrap();
+        let (ex, server_first) = start();
+        let fin =
+            client_final_with_nonce_prefix(m, "pw", "n=alice,r=cnonce", &server_first, "cnonce");
+        assert!(ex.finish(fin.as_bytes()).unwrap().starts_with("v="));
+        let (ex, server_first) = start();
+        let fin = client_final(m, "pw", "n=alice,r=cnonce", &server_first);
+        let cut = fin.replacen(",p=", "x,p=", 1);
+        assert!(matches!(
+            ex.finish(cut.as_bytes()),
+            Err(ScramError::Malformed(_))
+        ));
     }
 
     #[test]

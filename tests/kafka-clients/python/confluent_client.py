@@ -10,14 +10,27 @@ stderr when anything fails, so a test never has to guess.
   consume       N records of a topic from the beginning (assigned, no group)
   create-topic  AdminClient create_topics
   delete-topic  AdminClient delete_topics
+  metadata      the topic's metadata: its error name, or its partitions
+
+--config KEY=VALUE (repeatable) adds a librdkafka property to every client
+(security.protocol, sasl.mechanisms, sasl.username, ssl.ca.location, ...).
+A failed SASL login ends the program at once: an "auth-failed" event, exit 3.
 """
 
 import argparse
 import json
+import os
 import sys
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -29,14 +42,35 @@ def text(b):
     return None if b is None else b.decode("utf-8")
 
 
+EXTRA = {}
+
+
+def on_error(err):
+    # librdkafka retries a failed login forever; the test wants the refusal.
+    if err.code() == KafkaError._AUTHENTICATION:
+        emit({"event": "auth-failed", "reason": err.str()})
+        os._exit(3)
+
+
+def conf(args, **own):
+    """The client config: bootstrap, --config properties, then the mode's own."""
+    c = {"bootstrap.servers": args.bootstrap, "error_cb": on_error}
+    c.update(EXTRA)
+    c.update(own)
+    return c
+
+
 def produce(args):
     producer = Producer(
-        {
-            "bootstrap.servers": args.bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-        }
+        conf(
+            args,
+            **{
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "message.timeout.ms": int(args.timeout_s * 1000),
+            },
+        )
     )
     failures = []
 
@@ -77,13 +111,7 @@ def produce(args):
 def consume(args):
     # Assigned partitions from the beginning: no group coordinator involved,
     # no offsets committed (group.id is required by the client, not used).
-    consumer = Consumer(
-        {
-            "bootstrap.servers": args.bootstrap,
-            "group.id": args.group,
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = Consumer(conf(args, **{"group.id": args.group, "enable.auto.commit": False}))
     deadline = time.monotonic() + args.timeout_s
     topic = consumer.list_topics(args.topic, timeout=args.timeout_s).topics[args.topic]
     if topic.error is not None:
@@ -125,14 +153,33 @@ def admin_call(args, futures):
 
 
 def create_topic(args):
-    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    admin = AdminClient(conf(args))
     topic = NewTopic(args.topic, num_partitions=args.partitions, replication_factor=1)
     admin_call(args, admin.create_topics([topic], operation_timeout=args.timeout_s))
 
 
 def delete_topic(args):
-    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    admin = AdminClient(conf(args))
     admin_call(args, admin.delete_topics([args.topic], operation_timeout=args.timeout_s))
+
+
+def metadata(args):
+    admin = AdminClient(conf(args))
+    deadline = time.monotonic() + args.timeout_s
+    while True:
+        # poll() serves error_cb (a failed login ends the program);
+        # list_topics alone would wait out its timeout.
+        admin.poll(0.1)
+        try:
+            topic = admin.list_topics(args.topic, timeout=1.0).topics[args.topic]
+            break
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+    if topic.error is not None:
+        emit({"event": "metadata", "topic": args.topic, "error": topic.error.name()})
+    else:
+        emit({"event": "metadata", "topic": args.topic, "partitions": len(topic.partitions)})
 
 
 def main():
@@ -144,13 +191,22 @@ def main():
     parser.add_argument("--partition", type=int)
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--timeout-s", type=float, default=20.0)
-    parser.add_argument("mode", choices=["produce", "consume", "create-topic", "delete-topic"])
+    parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "mode", choices=["produce", "consume", "create-topic", "delete-topic", "metadata"]
+    )
     args = parser.parse_args()
+    for kv in args.config:
+        key, eq, value = kv.partition("=")
+        if not eq:
+            sys.exit(f"--config needs KEY=VALUE, got {kv!r}")
+        EXTRA[key] = value
     modes = {
         "produce": produce,
         "consume": consume,
         "create-topic": create_topic,
         "delete-topic": delete_topic,
+        "metadata": metadata,
     }
     try:
         modes[args.mode](args)

@@ -2,7 +2,11 @@
 // skiff's Kafka listener (tests/kafka_clients.rs runs it as a subprocess).
 //
 // Usage: Main --bootstrap HOST:PORT --topic T [--count N] [--partition P]
-//             [--partitions N] [--group G] [--timeout-ms MS] MODE
+//             [--partitions N] [--group G] [--timeout-ms MS]
+//             [--config KEY=VALUE]... MODE
+//
+// --config sets a client property (repeatable), e.g. security.protocol,
+// sasl.mechanism, sasl.jaas.config, ssl.truststore.type/location.
 //
 // Every mode prints one JSON object per line on stdout and exits 1 with the
 // reason on stderr on any failure; --timeout-ms bounds the whole run.
@@ -58,6 +62,7 @@ public final class Main {
     private int partitions = 1;
     private long timeoutMs = 30_000;
     private String mode;
+    private final Properties extra = new Properties();
 
     public static void main(String[] argv) {
         // Only the client's warnings reach stderr (slf4j-simple).
@@ -104,13 +109,20 @@ public final class Main {
                 case "--partition" -> partition = Integer.parseInt(v);
                 case "--partitions" -> partitions = Integer.parseInt(v);
                 case "--timeout-ms" -> timeoutMs = Long.parseLong(v);
+                case "--config" -> {
+                    int eq = v.indexOf('=');
+                    if (eq <= 0) {
+                        throw new IllegalArgumentException("--config needs KEY=VALUE, got " + v);
+                    }
+                    extra.put(v.substring(0, eq), v.substring(eq + 1));
+                }
                 default -> throw new IllegalArgumentException("unknown flag " + flag);
             }
         }
         if (bootstrap == null || mode == null || (topic == null && !mode.equals("list-topics"))) {
             throw new IllegalArgumentException(
                 "usage: Main --bootstrap HOST:PORT --topic T [--count N] [--partition P] "
-                    + "[--partitions N] [--group G] [--timeout-ms MS] "
+                    + "[--partitions N] [--group G] [--timeout-ms MS] [--config KEY=VALUE]... "
                     + "produce|consume|group|create-topic|list-topics|describe-topic|delete-topic");
         }
     }
@@ -125,8 +137,15 @@ public final class Main {
         }
     }
 
-    private void produce() throws Exception {
+    /** The --config properties, to which each mode adds its own. */
+    private Properties base() {
         Properties p = new Properties();
+        p.putAll(extra);
+        return p;
+    }
+
+    private void produce() throws Exception {
+        Properties p = base();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
@@ -154,7 +173,7 @@ public final class Main {
     }
 
     private Properties consumerProps() {
-        Properties p = new Properties();
+        Properties p = base();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
@@ -251,7 +270,7 @@ public final class Main {
     }
 
     private void admin() throws Exception {
-        Properties p = new Properties();
+        Properties p = base();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) Math.min(timeoutMs, Integer.MAX_VALUE));
         try (Admin admin = Admin.create(p)) {
