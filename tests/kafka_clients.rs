@@ -538,6 +538,99 @@ async fn kcat_lists_produces_and_consumes() {
     assert_eq!(got, expected);
 }
 
+/// kcat -P into a topic that does not exist yet (created through Metadata),
+/// with each compression codec and with an idempotent producer: skiff's
+/// client reads every record at consecutive offsets, kcat reads them back
+/// (compressed batches re-encoded with their codec), and -L names this
+/// broker at its advertised (bound) address. (Folded in from the former
+/// tests/kafka_kcat.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_compressed_and_idempotent_batches_into_an_auto_created_topic() {
+    if !have(
+        "kcat_compressed_and_idempotent_batches_into_an_auto_created_topic",
+        &[Tool::Kcat],
+    ) {
+        return;
+    }
+    let s = setup().await;
+    let kcat = |args: &[&str]| {
+        let mut cmd = Tool::Kcat.command(&s.bootstrap);
+        cmd.args(args);
+        cmd
+    };
+    let codecs = ["gzip", "snappy", "lz4", "zstd"];
+    for codec in codecs {
+        let input = format!("{codec}:{}\n", codec.repeat(50));
+        run_text(
+            &format!("kcat -P -z {codec}"),
+            kcat(&["-P", "-t", "packed", "-K", ":", "-z", codec]),
+            input.as_bytes(),
+        )
+        .await;
+    }
+    run_text(
+        "kcat -P idempotent",
+        kcat(&[
+            "-P",
+            "-t",
+            "packed",
+            "-K",
+            ":",
+            "-X",
+            "enable.idempotence=true",
+        ]),
+        b"idem:one\nidem:two\n",
+    )
+    .await;
+
+    let listing = run_text("kcat -L", kcat(&["-L", "-t", "packed"]), b"").await;
+    assert!(
+        listing.contains(&format!("broker 0 at {}", s.bootstrap)),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("topic \"packed\" with 1 partitions"),
+        "{listing}"
+    );
+
+    let stored = s.skiff_read("packed", 6).await;
+    let got: Vec<(u64, String, String)> = stored
+        .iter()
+        .map(|((_, offset), r)| {
+            let e = Expected::of_skiff(r);
+            (*offset, e.key.unwrap_or_default(), e.value)
+        })
+        .collect();
+    let mut want: Vec<(u64, String, String)> = codecs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i as u64, (*c).to_owned(), c.repeat(50)))
+        .collect();
+    want.push((4, "idem".into(), "one".into()));
+    want.push((5, "idem".into(), "two".into()));
+    assert_eq!(got, want);
+
+    let consumed = run_text(
+        "kcat -C",
+        kcat(&[
+            "-C",
+            "-t",
+            "packed",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%k=%o\n",
+        ]),
+        b"",
+    )
+    .await;
+    assert_eq!(
+        consumed.lines().collect::<Vec<_>>(),
+        ["gzip=0", "snappy=1", "lz4=2", "zstd=3", "idem=4", "idem=5"]
+    );
+}
+
 /// kcat -G: a balanced consumer group reads every partition and commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kcat_group_consumer_reads_and_commits() {
@@ -636,6 +729,46 @@ async fn confluent_kafka_admin_creates_and_deletes_topics() {
         topics.iter().all(|t| t.name != "made-by-rdkafka"),
         "deleted through Kafka, still listed by skiff: {topics:?}"
     );
+}
+
+/// CreatePartitions through confluent-kafka's AdminClient: skiff cannot
+/// grow a topic, so growth (also with validate_only) and a count not above
+/// the current one are INVALID_PARTITIONS with the reason, and the topic
+/// keeps its partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_create_partitions_is_refused_with_the_reason() {
+    if !have(
+        "confluent_kafka_create_partitions_is_refused_with_the_reason",
+        &[Tool::Confluent],
+    ) {
+        return;
+    }
+    let s = setup().await;
+    s.create_topic("fixed", 2).await;
+    for (partitions, validate_only, reason) in [
+        ("4", false, "cannot add partitions"),
+        ("4", true, "cannot add partitions"),
+        ("2", false, "already has 2 partitions"),
+    ] {
+        let mut cmd = Tool::Confluent.command(&s.bootstrap);
+        cmd.args(["--topic", "fixed", "--partitions", partitions]);
+        if validate_only {
+            cmd.arg("--validate-only");
+        }
+        cmd.arg("create-partitions");
+        let out = run_json("confluent-kafka create-partitions", cmd).await;
+        let result = events(&out, "create-partitions")[0];
+        assert_eq!(result["error"], "INVALID_PARTITIONS", "{out:?}");
+        let message = str_field(result, "message");
+        assert!(message.contains(reason), "{message}");
+    }
+    let described = s
+        .client
+        .admin()
+        .describe_topic("fixed")
+        .await
+        .expect("skiff describes the topic");
+    assert_eq!(described.config.partitions, 2, "{described:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

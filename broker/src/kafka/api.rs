@@ -64,6 +64,7 @@ macro_rules! kafka_table {
             ListGroups => ListGroupsRequest, 0..=5;
             DescribeGroups => DescribeGroupsRequest, 0..=5;
             DeleteGroups => DeleteGroupsRequest, 0..=2;
+            CreatePartitions => CreatePartitionsRequest, 0..=3;
             [connection]
             SaslHandshake => SaslHandshakeRequest, 0..=1;
             SaslAuthenticate => SaslAuthenticateRequest, 0..=2;

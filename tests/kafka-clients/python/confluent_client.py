@@ -11,6 +11,8 @@ stderr when anything fails, so a test never has to guess.
   create-topic  AdminClient create_topics
   delete-topic  AdminClient delete_topics
   metadata      the topic's metadata: its error name, or its partitions
+  create-partitions  AdminClient create_partitions to --partitions (with
+                --validate-only if given): the error's name and message, or ok
 
 --config KEY=VALUE (repeatable) adds a librdkafka property to every client
 (security.protocol, sasl.mechanisms, sasl.username, ssl.ca.location, ...).
@@ -31,7 +33,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 
 def emit(obj):
@@ -163,6 +165,28 @@ def delete_topic(args):
     admin_call(args, admin.delete_topics([args.topic], operation_timeout=args.timeout_s))
 
 
+def create_partitions(args):
+    admin = AdminClient(conf(args))
+    futures = admin.create_partitions(
+        [NewPartitions(args.topic, args.partitions)],
+        validate_only=args.validate_only,
+        request_timeout=args.timeout_s,
+    )
+    try:
+        futures[args.topic].result(timeout=args.timeout_s)
+        emit({"event": "create-partitions", "topic": args.topic, "error": None})
+    except KafkaException as e:
+        err = e.args[0]
+        emit(
+            {
+                "event": "create-partitions",
+                "topic": args.topic,
+                "error": err.name(),
+                "message": err.str(),
+            }
+        )
+
+
 def metadata(args):
     admin = AdminClient(conf(args))
     deadline = time.monotonic() + args.timeout_s
@@ -192,8 +216,17 @@ def main():
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--timeout-s", type=float, default=20.0)
     parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--validate-only", action="store_true")
     parser.add_argument(
-        "mode", choices=["produce", "consume", "create-topic", "delete-topic", "metadata"]
+        "mode",
+        choices=[
+            "produce",
+            "consume",
+            "create-topic",
+            "delete-topic",
+            "metadata",
+            "create-partitions",
+        ],
     )
     args = parser.parse_args()
     for kv in args.config:
@@ -207,6 +240,7 @@ def main():
         "create-topic": create_topic,
         "delete-topic": delete_topic,
         "metadata": metadata,
+        "create-partitions": create_partitions,
     }
     try:
         modes[args.mode](args)

@@ -7,7 +7,8 @@
 //! - `produce`: Produce (batches translated, then the ordered pipeline)
 //!   and InitProducerId;
 //! - `fetch`: Fetch (long poll, batches translated back) and ListOffsets;
-//! - `topics`: CreateTopics, DeleteTopics, DescribeConfigs;
+//! - `topics`: CreateTopics, DeleteTopics, DescribeConfigs, and
+//!   CreatePartitions (refused: partition counts are fixed);
 //! - `groups`: FindCoordinator and the consumer-group APIs (JoinGroup,
 //!   SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
 //!   ListGroups, DescribeGroups, DeleteGroups) over the group coordinator.

@@ -1,4 +1,5 @@
-//! CreateTopics, DeleteTopics and DescribeConfigs over the topic registry
+//! CreateTopics, DeleteTopics, DescribeConfigs and CreatePartitions over
+//! the topic registry
 //! (creation and deletion touch disk, so they run on the blocking pool).
 //! skiff keeps one copy of each partition: a replication factor other than
 //! 1 (or -1, the default) and explicit replica assignments are refused.
@@ -8,14 +9,15 @@
 //! `producer`: batches keep the producer's codec, which is what skiff
 //! does); any other config is refused with INVALID_CONFIG.
 
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    DescribeConfigsRequest, DescribeConfigsResponse,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
 };
 use skiff_protocol::messages::{ApiKey as SkiffApi, Operation, TopicConfig};
 
@@ -212,6 +214,57 @@ impl KafkaApi for DeleteTopicsRequest {
         }
         Reply::Respond(DeleteTopicsResponse::default().with_responses(results))
     }
+}
+
+/// Refuses every topic (see the module comment), with Kafka's error for
+/// each: TOPIC_AUTHORIZATION_FAILED without `alter` on it,
+/// UNKNOWN_TOPIC_OR_PARTITION, INVALID_PARTITIONS for a count not above
+/// the current one (Kafka's own messages) and for growth. `validate_only`
+/// gets the same answers: the change would fail.
+impl KafkaApi for CreatePartitionsRequest {
+    const RUNS: Runs = Runs::Inline;
+    const SKIFF_API: SkiffApi = SkiffApi::AlterTopic;
+
+    async fn handle(self, _version: i16, ctx: Ctx) -> Reply<CreatePartitionsResponse> {
+        let results = self
+            .topics
+            .iter()
+            .map(|t| {
+                let name = t.name.0.as_str();
+                let (code, message) = create_partitions_refusal(&ctx, name, t.count);
+                CreatePartitionsTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(code)
+                    .with_error_message(Some(kstr(message)))
+            })
+            .collect();
+        Reply::Respond(CreatePartitionsResponse::default().with_results(results))
+    }
+}
+
+fn create_partitions_refusal(ctx: &Ctx, name: &str, count: i32) -> Refusal {
+    if let Err(f) = ctx.authorizer().topic(Operation::Alter, name) {
+        return (errors::topic_code(&f), f.message);
+    }
+    let Some(topic) = ctx.topics().get(name) else {
+        return (
+            errors::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("topic '{name}' does not exist"),
+        );
+    };
+    let current = i64::from(topic.meta.partitions);
+    let message = match i64::from(count) {
+        c if c == current => format!("Topic already has {current} partitions."),
+        c if c < current => format!(
+            "Topic currently has {current} partitions, which is higher than the requested {c}."
+        ),
+        c => format!(
+            "skiff cannot add partitions to a topic (it has {current}, {c} requested): \
+             keys already hashed to a partition would move; create a new topic with \
+             {c} partitions instead"
+        ),
+    };
+    (errors::INVALID_PARTITIONS, message)
 }
 
 /// One config entry: name, value, source, type.
