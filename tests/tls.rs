@@ -481,3 +481,39 @@ async fn reloading_tls_on_a_plaintext_broker_says_so() {
     assert!(!broker.reload_tls().expect("nothing to do"));
     broker.shutdown().await.unwrap();
 }
+
+/// With TLS configured the Kafka listener speaks only TLS (Kafka's SSL and
+/// SASL_SSL): a plaintext Kafka request is never answered with Kafka data,
+/// only refused by the TLS handshake (an alert at most), and the
+/// connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kafka_listener_speaks_only_tls_when_tls_is_on() {
+    use tokio::io::AsyncWriteExt;
+    let pki = Pki::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig {
+        tls_cert_file: Some(pki.server_cert.clone()),
+        tls_key_file: Some(pki.server_key.clone()),
+        ..common::kafka::kafka_config(dir.path())
+    })
+    .await
+    .expect("a TLS broker with a Kafka listener starts");
+    let kafka = common::kafka::kafka_addr(&broker);
+    let mut stream = tokio::net::TcpStream::connect(kafka).await.unwrap();
+    // An ApiVersions v0 request in the clear: size, api key 18, version 0,
+    // correlation id 7, no client id.
+    let request = [0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 7, 0xff, 0xff];
+    stream.write_all(&request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(STEP_TIMEOUT, stream.read_to_end(&mut answer))
+        .await
+        .expect("closed in time")
+        .ok();
+    // A Kafka answer would start with a size and correlation id 7; a TLS
+    // alert record starts with content type 0x15.
+    assert!(
+        answer.is_empty() || answer[0] == 0x15,
+        "plaintext Kafka answered over a TLS listener: {answer:?}"
+    );
+    broker.shutdown().await.unwrap();
+}
