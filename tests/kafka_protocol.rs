@@ -564,6 +564,59 @@ async fn every_served_version_is_answered() {
         let r = conn.call(&DescribeClusterRequest::default(), version).await;
         assert_eq!(r.error_code, 0, "v{version}");
     }
+    // CreatePartitions: answered at every version, never applied (a skiff
+    // topic cannot grow); an unknown topic is named as such.
+    for version in 0..=3 {
+        let grow = |topic: &str, count| {
+            CreatePartitionsRequest::default()
+                .with_topics(vec![
+                    create_partitions_request::CreatePartitionsTopic::default()
+                        .with_name(name(topic))
+                        .with_count(count),
+                ])
+                .with_timeout_ms(1000)
+                .with_validate_only(version % 2 == 1)
+        };
+        let r = conn.call(&grow("v", 3), version).await;
+        assert_eq!(r.results[0].error_code, 37, "v{version}");
+        let r = conn.call(&grow("missing", 3), version).await;
+        assert_eq!(r.results[0].error_code, 3, "v{version}");
+    }
+    let r = conn
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    assert_eq!(r.topics[0].partitions.len(), 1, "still one partition");
+    // SaslHandshake at both versions, on connections of their own (a
+    // handshake starts a login).
+    for version in 0..=1 {
+        let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+        let r = conn
+            .call(
+                &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+                version,
+            )
+            .await;
+        assert_eq!(r.error_code, 0, "v{version}");
+    }
+    // SaslAuthenticate at every version (after a v1 handshake; a v0 one
+    // takes bare tokens). Without users there is no one to sign in as:
+    // refused, and answered in the version's form.
+    for version in 0..=2 {
+        let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+        conn.call(
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+            1,
+        )
+        .await;
+        let r = conn
+            .call(
+                &SaslAuthenticateRequest::default()
+                    .with_auth_bytes(Bytes::from_static(b"\0nobody\0pw")),
+                version,
+            )
+            .await;
+        assert_eq!(r.error_code, 58, "v{version}");
+    }
     broker.shutdown().await.unwrap();
 }
 
@@ -714,4 +767,40 @@ async fn with_authentication_on_kafka_connections_sign_in_with_sasl() {
         !dir.path().join("topics").join("secret").exists(),
         "nothing was created"
     );
+}
+
+/// A Kafka connection opened while authentication was off is anonymous;
+/// once the first user exists its next request (other than ApiVersions)
+/// closes it, as an unauthenticated connection's would, and new
+/// connections must sign in.
+#[tokio::test]
+async fn an_anonymous_kafka_connection_is_closed_once_authentication_turns_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_kafka_broker(dir.path()).await;
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    let r = conn
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    assert!(r.topics.is_empty(), "served while authentication is off");
+    let admin = skiff_client::Client::connect(skiff_client::ClientConfig::new(
+        broker.local_addr().to_string(),
+    ))
+    .await
+    .expect("connects");
+    admin
+        .security()
+        .put_user("root", "root-pw", true)
+        .await
+        .expect("the first user turns authentication on");
+    let r = conn.call(&ApiVersionsRequest::default(), 3).await;
+    assert_eq!(r.error_code, 0, "ApiVersions needs no login");
+    conn.send(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    assert_eq!(conn.recv().await, None, "closed: not signed in");
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    assert_eq!(conn.sasl_plain("root", "root-pw").await.error_code, 0);
+    let r = conn
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    assert_eq!(r.brokers.len(), 1, "served once signed in");
 }
