@@ -27,6 +27,10 @@
 //!   path) instead of direct fetches; consume latency is then per `--batch`
 //!   records received.
 //!
+//! - `--protocol kafka` (produce, consume): producers and consumers speak
+//!   Kafka's protocol to the broker's Kafka listener instead (see
+//!   [`kafka`]), with the same batches, requests in flight and decoding.
+//!
 //! Throughput counts payload (value) bytes: the logical, uncompressed size;
 //! MB is 10^6 bytes. `wire_bytes` counts the batches as sent or fetched
 //! (compressed), `compression_ratio` is payload over wire bytes (below 1
@@ -58,8 +62,10 @@ use skiff_client::{
 use rand::{RngCore, SeedableRng};
 use skiff_client::protocol::testdata::JsonEvents;
 
-use crate::args::{BenchArgs, BenchMode, CompressionArgs, Payload};
+use crate::args::{BenchArgs, BenchMode, BenchProtocol, CompressionArgs, Payload};
 use crate::output;
+
+mod kafka;
 
 /// Messages sent when neither `--messages` nor `--duration` is given.
 const MESSAGES_DEFAULT: u64 = 1_000_000;
@@ -132,6 +138,10 @@ struct Ctx {
     /// Consume as members of this consumer group (broker-assigned
     /// partitions) through the client's `Consumer`, instead of direct fetches.
     group: Option<String>,
+    /// The protocol producers and consumers speak.
+    protocol: BenchProtocol,
+    /// The broker's Kafka listener, for `--protocol kafka`.
+    kafka_broker: Option<String>,
     /// Messages each producer sends (None: until the deadline).
     per_producer: Option<u64>,
     deadline: Option<Instant>,
@@ -158,6 +168,14 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
         bail!("--rate must be at least 1");
     }
     args.compression.check().map_err(anyhow::Error::msg)?;
+    if args.protocol == BenchProtocol::Kafka {
+        if args.mode == BenchMode::E2e || args.group.is_some() {
+            bail!("--protocol kafka runs the produce and consume benches without --group");
+        }
+        if args.kafka_broker.is_none() {
+            bail!("--protocol kafka needs --kafka-broker HOST:PORT (the broker's kafka_listen)");
+        }
+    }
     let config = config.client_id("skiff-bench");
     let partitions = ensure_topic(&config, &args.topic, args.partitions).await?;
     let messages = match (args.messages, args.duration) {
@@ -178,6 +196,8 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
         key_space: args.key_space,
         compression: args.compression,
         group: args.group.clone(),
+        protocol: args.protocol,
+        kafka_broker: args.kafka_broker.clone(),
         per_producer: messages.map(|n| n.div_ceil(producers)),
         deadline: args
             .duration
@@ -378,6 +398,8 @@ async fn run_producers(ctx: &Arc<Ctx>, e2e: bool) -> Result<Vec<ActorReport>> {
         tasks.push(if e2e {
             let handle = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || handle.block_on(paced_producer_thread(ctx, id)))
+        } else if ctx.protocol == BenchProtocol::Kafka {
+            tokio::spawn(kafka::producer(ctx, producers, id))
         } else {
             tokio::spawn(producer(ctx, producers, id))
         });
@@ -634,7 +656,10 @@ async fn run_consumers(
                 let end = list_offset(&conn, &ctx.topic, p, OffsetQuery::Latest).await?;
                 ranges.push((p, start, end));
             }
-            consumer(ctx, conn, id, ranges, budget, false).await
+            match ctx.protocol {
+                BenchProtocol::Native => consumer(ctx, conn, id, ranges, budget, false).await,
+                BenchProtocol::Kafka => kafka::consumer(ctx, id, ranges, budget).await,
+            }
         }));
     }
     let mut reports = Vec::new();
@@ -933,6 +958,7 @@ fn summarize(
     actors.extend(produce_reports.iter().map(actor_json));
     let mut summary = json!({
         "mode": args.mode.name(),
+        "protocol": args.protocol.name(),
         "topic": args.topic,
         "partitions": partitions,
         "size": args.size,
