@@ -153,11 +153,22 @@ async fn read_responses(mut read: OwnedReadHalf, tx: mpsc::Sender<Result<(Instan
             if len > RESPONSE_BYTES_MAX {
                 bail!("a Kafka response of {len} bytes is over the {RESPONSE_BYTES_MAX} allowed");
             }
-            let mut body = vec![0u8; len];
-            read.read_exact(&mut body)
-                .await
-                .context("reading a Kafka response")?;
-            Ok((Instant::now(), Bytes::from(body)))
+            // Read into spare capacity: megabytes of fetch answer are not
+            // zeroed first.
+            let mut body = BytesMut::with_capacity(len);
+            while body.len() < len {
+                let want = len - body.len();
+                let mut rest = (&mut body).limit(want);
+                if read
+                    .read_buf(&mut rest)
+                    .await
+                    .context("reading a Kafka response")?
+                    == 0
+                {
+                    bail!("the Kafka listener closed the connection mid-response");
+                }
+            }
+            Ok((Instant::now(), body.freeze()))
         }
         .await;
         let failed = frame.is_err();
