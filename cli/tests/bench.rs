@@ -140,6 +140,63 @@ fn e2e_at_a_rate_measures_publish_to_receive() {
     assert!(v["produce_latency_ms"].is_object(), "{v}");
 }
 
+/// `--metrics`: the broker's stages of the run, read from its metrics
+/// endpoint, and the bench's own send delay per message.
+#[test]
+fn e2e_breaks_the_path_into_stages() {
+    let broker = TestBroker::start_with(|c| {
+        c.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    });
+    let metrics = broker
+        .metrics_addr
+        .clone()
+        .expect("the metrics endpoint is on");
+    let v = bench(
+        &broker,
+        &[
+            "e2e",
+            "--topic",
+            "st",
+            "--messages",
+            "2000",
+            "--rate",
+            "10000",
+            "--metrics",
+            &metrics,
+        ],
+    );
+    assert_sane(&v, 2000, 100);
+    assert_eq!(v["send_delay_ms"]["count"].as_u64(), Some(2000), "{v}");
+    let stages = &v["broker_stages_ms"];
+    // At least one request went through each stage (other tests in this
+    // process may add to the broker-wide histogram, never take away).
+    for stage in [
+        "produce_queue",
+        "produce_commit",
+        "fetch_wake",
+        "fetch_read",
+    ] {
+        let s = &stages[stage];
+        assert!(s["count"].as_u64().is_some_and(|n| n >= 1), "{stage}: {v}");
+        let (p50, p99) = (f(s, "p50"), f(s, "p99"));
+        assert!(0.0 <= p50 && p50 <= p99, "{stage}: {s}");
+    }
+    let out = broker
+        .skiff(&[
+            "bench",
+            "produce",
+            "--topic",
+            "st2",
+            "--messages",
+            "10",
+            "--metrics",
+            &metrics,
+        ])
+        .output()
+        .expect("skiff runs");
+    assert!(!out.status.success(), "--metrics is for e2e");
+}
+
 #[test]
 fn compressed_produce_consume_and_e2e() {
     let broker = TestBroker::start();

@@ -124,6 +124,11 @@ pub struct BenchArgs {
     /// The broker's Kafka listener (`host:port`), for --protocol kafka.
     #[arg(long, value_name = "HOST:PORT")]
     pub kafka_broker: Option<String>,
+    /// e2e: the broker's metrics endpoint (its `metrics_listen`), read
+    /// before and after the run to report where the time went inside the
+    /// broker (queue, commit, fetch wake-up, fetch read).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
     /// Print one JSON summary object instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -66,6 +66,7 @@ use crate::args::{BenchArgs, BenchMode, BenchProtocol, CompressionArgs, Payload}
 use crate::output;
 
 mod kafka;
+mod stages;
 
 /// Messages sent when neither `--messages` nor `--duration` is given.
 const MESSAGES_DEFAULT: u64 = 1_000_000;
@@ -155,6 +156,9 @@ struct Ctx {
     producers_done: AtomicBool,
     /// Time zero of the e2e send stamps.
     anchor: Instant,
+    /// e2e: per message, from its intended send time to its request being
+    /// handed to the connection (pacing and batching delay).
+    send_delay: Mutex<Histogram<u64>>,
 }
 
 async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
@@ -163,6 +167,9 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
     }
     if args.mode == BenchMode::E2e && args.size < STAMP_BYTES {
         bail!("e2e needs --size of at least {STAMP_BYTES} bytes (the send timestamp)");
+    }
+    if args.metrics.is_some() && args.mode != BenchMode::E2e {
+        bail!("--metrics reports the broker's stages of an e2e run");
     }
     if args.rate == Some(0) {
         bail!("--rate must be at least 1");
@@ -207,12 +214,17 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
         produced: AtomicU64::new(0),
         producers_done: AtomicBool::new(false),
         anchor: Instant::now(),
+        send_delay: Mutex::new(new_histogram()),
     });
     let total_hint = match args.mode {
         BenchMode::Consume => None,
         _ => messages.map(|n| n.div_ceil(producers) * producers),
     };
     let progress = start_progress(&ctx, args.json, total_hint, args.duration);
+    let stages_before = match &args.metrics {
+        Some(addr) => Some(stages::scrape(addr).await?),
+        None => None,
+    };
     let started = Instant::now();
     let (reports, produce_reports) = match args.mode {
         BenchMode::Produce => (run_producers(&ctx, false).await?, Vec::new()),
@@ -225,7 +237,14 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
     let wall = started.elapsed();
     progress.finish_and_clear();
     let disk = topic_disk(&ctx.config, &args.topic).await?;
-    let summary = summarize(&args, partitions, wall, &reports, &produce_reports, disk);
+    let mut summary = summarize(&args, partitions, wall, &reports, &produce_reports, disk);
+    if args.mode == BenchMode::E2e {
+        summary["send_delay_ms"] =
+            percentiles(&ctx.send_delay.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    if let (Some(addr), Some(before)) = (&args.metrics, stages_before) {
+        summary["broker_stages_ms"] = stages::report(&before, &stages::scrape(addr).await?);
+    }
     let mut out = output::stdout();
     if args.json {
         writeln!(out, "{summary}")?;
@@ -571,6 +590,17 @@ async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> 
         let partition = partition_of(&ctx, producers, id, j);
         let records = encode(&ctx, builder)?;
         wire_bytes += records.len() as u64;
+        let handed = Instant::now();
+        {
+            let mut delays = ctx.send_delay.lock().unwrap_or_else(|e| e.into_inner());
+            for i in 0..count {
+                let intended = match ctx.rate_per_producer {
+                    Some(rate) => started + Duration::from_secs_f64((sent + i) as f64 / rate),
+                    None => now,
+                };
+                record_latency(&mut delays, handed.saturating_duration_since(intended));
+            }
+        }
         let pending = conn
             .enqueue(ProduceRequest {
                 topic: ctx.topic.clone(),
@@ -1049,6 +1079,30 @@ fn print_human(out: &mut impl Write, s: &Value) -> std::io::Result<()> {
             "produce ack latency: {}",
             lat(&s["produce_latency_ms"])
         )?;
+    }
+    if !s["send_delay_ms"].is_null() {
+        writeln!(
+            out,
+            "intended send to request handed to the connection: {}",
+            lat(&s["send_delay_ms"])
+        )?;
+    }
+    if let Some(stages) = s["broker_stages_ms"].as_object() {
+        writeln!(
+            out,
+            "inside the broker (skiff_stage_seconds, interpolated):"
+        )?;
+        let ms = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.3}"));
+        for (stage, v) in stages {
+            writeln!(
+                out,
+                "  {stage:<15} {:>9} samples  p50 {}  p99 {}  p99.9 {} ms",
+                v["count"],
+                ms(&v["p50"]),
+                ms(&v["p99"]),
+                ms(&v["p99_9"]),
+            )?;
+        }
     }
     Ok(())
 }

@@ -15,6 +15,8 @@ pub struct TestBroker {
     pub addr: String,
     /// The Kafka listener's address, when the config turned it on.
     pub kafka_addr: Option<String>,
+    /// The metrics endpoint's address, when the config turned it on.
+    pub metrics_addr: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -42,11 +44,13 @@ impl TestBroker {
             .expect("broker starts");
         let addr = handle.local_addr().to_string();
         let kafka_addr = handle.kafka_addr().map(|a| a.to_string());
+        let metrics_addr = handle.metrics_addr().map(|a| a.to_string());
         TestBroker {
             runtime,
             handle: Some(handle),
             addr,
             kafka_addr,
+            metrics_addr,
             _dir: dir,
         }
     }
