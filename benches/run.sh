@@ -60,13 +60,14 @@ start_broker() {
     local dir=$BENCH_DIR/$1
     mkdir -p "$dir/data"
     "$SKIFFD" --data-dir "$dir/data" --listen 127.0.0.1:0 --fsync "$2" \
-        --kafka-listen 127.0.0.1:0 >"$dir/stdout" 2>"$dir/stderr" &
+        --kafka-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 >"$dir/stdout" 2>"$dir/stderr" &
     BROKER_PID=$!
     PIDS+=("$BROKER_PID")
     for _ in $(seq 100); do
         BROKER_ADDR=$(sed -n 's/^skiffd listening on //p' "$dir/stdout")
         KAFKA_ADDR=$(sed -n 's/^skiffd kafka listening on //p' "$dir/stdout")
-        [ -n "$BROKER_ADDR" ] && [ -n "$KAFKA_ADDR" ] && return 0
+        METRICS_ADDR=$(sed -n 's/^skiffd metrics listening on //p' "$dir/stdout")
+        [ -n "$BROKER_ADDR" ] && [ -n "$KAFKA_ADDR" ] && [ -n "$METRICS_ADDR" ] && return 0
         sleep 0.1
     done
     echo "skiffd did not start; stderr:" >&2
@@ -142,7 +143,7 @@ for run in $(seq "$RUNS"); do
     "$SKIFF" --broker "$BROKER_ADDR" topic delete "p1k-$run" >/dev/null
 done
 scenario "e2e --rate 50000, always (p99/p99.9 ms)" "p99<=2 p999<=5" .msgs_per_s \
-    e2e --topic e2e-RUN --rate 50000 --duration "$E2E_SECONDS" --batch 1000
+    e2e --topic e2e-RUN --rate 50000 --duration "$E2E_SECONDS" --batch 1000 --metrics "$METRICS_ADDR"
 scenario "8 producers x 8 partitions, always (msgs/s)" ">= 1 producer" .msgs_per_s \
     produce --topic p8-RUN --partitions 8 --producers 8 --messages "$MESSAGES" --size 100 --batch 1000
 PEAK_KB=$(rss_kb "$BROKER_PID" VmHWM)
