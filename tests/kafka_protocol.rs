@@ -635,6 +635,9 @@ async fn with_authentication_on_kafka_connections_sign_in_with_sasl() {
             skiff_broker::BootstrapUser::from_password("admin", "admin-password", true)
                 .expect("hash"),
         ],
+        // Longer than STEP_TIMEOUT: a close seen here is never the login
+        // deadline's.
+        handshake_timeout_ms: 60_000,
         ..common::kafka::kafka_config(dir.path())
     })
     .await
@@ -667,6 +670,11 @@ async fn with_authentication_on_kafka_connections_sign_in_with_sasl() {
     conn.send(&MetadataRequest::default().with_topics(None), 12)
         .await;
     assert_eq!(conn.recv().await, None, "closed before authentication");
+    // Before the login, a frame above handshake_frame_bytes_max (64 KiB) is
+    // refused from its size alone, though far below kafka_frame_bytes_max.
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    conn.write_bytes(&(1024 * 1024i32).to_be_bytes()).await;
+    assert_eq!(conn.recv().await, None, "a large frame before the login");
 
     // An unknown mechanism: UNSUPPORTED_SASL_MECHANISM with the list, closed.
     let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
