@@ -1186,6 +1186,10 @@ async fn secure_setup(tls: bool) -> (Setup, Option<pki::Pki>) {
         ],
         tls_cert_file: pki.as_ref().map(|p| p.server_cert.clone()),
         tls_key_file: pki.as_ref().map(|p| p.server_key.clone()),
+        // No per-address throttle: a refused client retries its login until
+        // its own timeout (librdkafka, kafka-python), and every client here
+        // comes from 127.0.0.1. tests/kafka_protocol.rs tests the throttle.
+        auth_failures_per_address_max: 0,
         ..common::kafka::kafka_config(dir.path())
     })
     .await
@@ -1300,7 +1304,7 @@ async fn kcat_sasl_scram_over_tls() {
     };
 
     let mut wrong = kcat("writer", "wrong-pw");
-    wrong.args(["-L", "-t", SECURE_TOPIC, "-m", "10"]);
+    wrong.args(["-L", "-t", SECURE_TOPIC, "-m", "5"]);
     let (_, stderr) = run_failing("kcat -L with a wrong password", wrong).await;
     assert!(
         stderr.to_lowercase().contains("authentication"),
@@ -1427,6 +1431,39 @@ async fn java_sasl_over_tls() {
     check_produced_through_skiff(&s, SECURE_TOPIC, &events(&out, "produced"), 5).await;
     let consume = java("SCRAM-SHA-256", "writer", "writer-pw", "consume");
     let out = run_json("Java consume as writer", consume).await;
+    assert_eq!(events(&out, "record").len(), 5, "{out:?}");
+}
+
+/// kafka-python (its own SASL and SCRAM code, no librdkafka) over SASL_SSL:
+/// a wrong password is refused, the writer produces with SCRAM-SHA-512 and
+/// consumes with SCRAM-SHA-256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_sasl_scram_over_tls() {
+    if !have("kafka_python_sasl_scram_over_tls", &[Tool::KafkaPython]) {
+        return;
+    }
+    let (s, pki) = secure_setup(true).await;
+    let ca = pki.as_ref().map(|p| p.ca.clone()).expect("TLS");
+    let client = |sasl: &str, mode: &str, timeout_s: &str| {
+        let mut cmd = Tool::KafkaPython.command(&s.bootstrap);
+        cmd.args(["--sasl", sasl, "--ca"]).arg(&ca);
+        cmd.args(["--topic", SECURE_TOPIC, "--count", "5"]);
+        cmd.args(["--timeout-s", timeout_s, mode]);
+        cmd
+    };
+
+    let produce = client("SCRAM-SHA-512:writer:writer-pw", "produce", "20");
+    let out = run_json("kafka-python produce as writer", produce).await;
+    check_produced_through_skiff(&s, SECURE_TOPIC, &events(&out, "produced"), 5).await;
+    let wrong = client("SCRAM-SHA-256:writer:wrong-pw", "produce", "5");
+    let (_, stderr) = run_failing("kafka-python with a wrong password", wrong).await;
+    assert!(
+        stderr.to_lowercase().contains("authentication"),
+        "refused for its password: {stderr}"
+    );
+
+    let consume = client("SCRAM-SHA-256:writer:writer-pw", "consume", "20");
+    let out = run_json("kafka-python consume as writer", consume).await;
     assert_eq!(events(&out, "record").len(), 5, "{out:?}");
 }
 

@@ -812,3 +812,39 @@ async fn an_anonymous_kafka_connection_is_closed_once_authentication_turns_on() 
         .await;
     assert_eq!(r.brokers.len(), 1, "served once signed in");
 }
+
+/// Kafka logins count against the same per-address throttle as native
+/// ones: once an address has used up its failed logins, even the right
+/// password is refused (SASL_AUTHENTICATION_FAILED, saying so), through
+/// either protocol.
+#[tokio::test]
+async fn failed_kafka_logins_are_throttled_per_address_like_native_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = skiff_broker::Broker::start(skiff_broker::BrokerConfig {
+        users: vec![
+            skiff_broker::BootstrapUser::from_password("admin", "admin-password", true)
+                .expect("hash"),
+        ],
+        auth_failures_per_address_max: 2,
+        ..common::kafka::kafka_config(dir.path())
+    })
+    .await
+    .expect("broker starts");
+    for _ in 0..2 {
+        let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+        assert_eq!(conn.sasl_plain("admin", "wrong").await.error_code, 58);
+    }
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    let r = conn.sasl_plain("admin", "admin-password").await;
+    assert_eq!(r.error_code, 58);
+    let message = r.error_message.expect("a message");
+    assert!(message.contains("too many failed logins"), "{message}");
+    // The native port applies the same count to the same address.
+    let native = skiff_client::Client::connect(
+        skiff_client::ClientConfig::new(broker.local_addr().to_string())
+            .password("admin", "admin-password"),
+    )
+    .await;
+    let err = native.expect_err("throttled on the native port too");
+    assert!(err.to_string().contains("too many failed logins"), "{err}");
+}

@@ -6,10 +6,14 @@ reason on stderr on any failure:
 
   produce  N records keyed key-I, valued value-I, header h=hv-I (acks=all)
   consume  N records of a topic from the beginning (assigned partitions, no group)
+
+--sasl MECHANISM:USER:PASSWORD signs in with SASL (SASL_PLAINTEXT, or
+SASL_SSL with --ca FILE as the trusted CA).
 """
 
 import argparse
 import json
+import logging
 import sys
 import time
 
@@ -24,8 +28,32 @@ def text(b):
     return None if b is None else b.decode("utf-8")
 
 
+def security(args):
+    """The client's security settings from --sasl and --ca."""
+    if not args.sasl:
+        return {}
+    mechanism, user, password = args.sasl.split(":", 2)
+    settings = {
+        "security_protocol": "SASL_SSL" if args.ca else "SASL_PLAINTEXT",
+        "sasl_mechanism": mechanism,
+        "sasl_plain_username": user,
+        "sasl_plain_password": password,
+    }
+    if args.ca:
+        settings["ssl_cafile"] = args.ca
+    return settings
+
+
 def produce(args):
-    producer = KafkaProducer(bootstrap_servers=args.bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(
+        bootstrap_servers=args.bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_block_ms=int(args.timeout_s * 1000),
+        # A refused login ends the retried bootstrap within --timeout-s.
+        bootstrap_timeout_ms=int(args.timeout_s * 1000),
+        **security(args),
+    )
     futures = [
         producer.send(
             args.topic,
@@ -53,7 +81,9 @@ def produce(args):
 
 
 def consume(args):
-    consumer = KafkaConsumer(bootstrap_servers=args.bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=args.bootstrap, enable_auto_commit=False, **security(args)
+    )
     deadline = time.monotonic() + args.timeout_s
     partitions = None
     while not partitions:
@@ -94,8 +124,12 @@ def main():
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--partition", type=int)
     parser.add_argument("--timeout-s", type=float, default=20.0)
+    parser.add_argument("--sasl", metavar="MECHANISM:USER:PASSWORD")
+    parser.add_argument("--ca", metavar="FILE")
     parser.add_argument("mode", choices=["produce", "consume"])
     args = parser.parse_args()
+    # The client's own errors (a refused login among them) on stderr.
+    logging.basicConfig(stream=sys.stderr, level=logging.ERROR)
     try:
         {"produce": produce, "consume": consume}[args.mode](args)
     except Exception as e:  # the test reads the reason from stderr
