@@ -187,6 +187,8 @@ impl Member {
                 member_id: self.id.clone(),
                 generation: self.generation,
                 released: std::mem::take(&mut self.released),
+                max_wait_ms: 0,
+                owned: Vec::new(),
             })
             .await
             .expect("heartbeat");
