@@ -117,6 +117,11 @@ pub struct GroupConfig {
     pub reset: StartFrom,
     /// Fetch settings.
     pub consumer: ConsumerConfig,
+    /// Keep a long-polled heartbeat outstanding so the broker pushes
+    /// assignment changes at once (default). Off: heartbeat every interval
+    /// and learn of changes then, as clients before Heartbeat v1 did (for
+    /// comparisons such as `skiff bench rebalance --no-push`).
+    pub push_assignments: bool,
 }
 
 impl GroupConfig {
@@ -132,7 +137,14 @@ impl GroupConfig {
             auto_commit: AutoCommit::default(),
             reset: StartFrom::Earliest,
             consumer: ConsumerConfig::default(),
+            push_assignments: true,
         }
+    }
+    /// Sets whether assignment changes are pushed (a long-polled heartbeat,
+    /// the default) or learnt at each heartbeat interval.
+    pub fn push_assignments(mut self, push: bool) -> Self {
+        self.push_assignments = push;
+        self
     }
     /// Sets the session timeout, in milliseconds (0: the broker's default).
     pub fn session_timeout_ms(mut self, ms: u32) -> Self {
@@ -245,6 +257,8 @@ struct Ctx {
     version: watch::Sender<u64>,
     heartbeat_now: Notify,
     cancel: CancellationToken,
+    /// [`GroupConfig::push_assignments`].
+    push: bool,
 }
 
 impl Ctx {
@@ -283,6 +297,7 @@ impl Membership {
             version: tx,
             heartbeat_now: Notify::new(),
             cancel: CancellationToken::new(),
+            push: config.push_assignments,
         });
         tokio::spawn(heartbeat_loop(Arc::clone(&ctx)));
         let mut version = rx;
@@ -454,7 +469,9 @@ enum Next {
 /// Keeps one long-polled heartbeat outstanding (see the module docs),
 /// records each answer and rejoins when told to; ends on cancel.
 async fn heartbeat_loop(ctx: Arc<Ctx>) {
-    let mut next = Next::Poll;
+    // Without push, every heartbeat waits an interval first, as before v1.
+    let polled = if ctx.push { Next::Poll } else { Next::Pause };
+    let mut next = polled;
     loop {
         let (interval, session_timeout) = {
             let s = ctx.lock();
@@ -497,7 +514,7 @@ async fn heartbeat_loop(ctx: Arc<Ctx>) {
             }
             r = ctx.client.send_with_timeout(request, session_timeout) => r,
         };
-        next = if result.is_ok() { Next::Poll } else { Next::Pause };
+        next = if result.is_ok() { polled } else { Next::Pause };
         match result {
             Ok(resp) if resp.rejoin => {
                 let old = ctx.lock().member_id.clone();

@@ -143,7 +143,8 @@ fn print_description(out: &mut impl Write, d: &DescribeGroupResponse) -> std::io
             opt(p.committed),
             p.log_end_offset,
             opt(p.lag),
-            p.waiting_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")),
+            p.waiting_ms
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")),
         )?;
     }
     Ok(())

@@ -54,7 +54,8 @@ pub use delete_queue::{DeleteQueueRequest, DeleteQueueResponse};
 pub use delete_topic::{DeleteTopicRequest, DeleteTopicResponse};
 pub use delete_user::{DeleteUserRequest, DeleteUserResponse};
 pub use describe_group::{
-    DESCRIBE_GROUP_VERSION_WAITING, DescribeGroupRequest, DescribeGroupResponse, GroupState, MemberDescription, PartitionProgress,
+    DESCRIBE_GROUP_VERSION_WAITING, DescribeGroupRequest, DescribeGroupResponse, GroupState,
+    MemberDescription, PartitionProgress,
 };
 pub use describe_queue::{DescribeQueueRequest, DescribeQueueResponse, QueuePartitionInfo};
 pub use describe_topic::{DescribeTopicRequest, DescribeTopicResponse, PartitionDescription};
