@@ -16,10 +16,14 @@ use common::TestBroker;
 
 /// The members' heartbeat interval: no heartbeat-driven step can happen
 /// within [`WAIT_MAX`] of a member starting.
-const HEARTBEAT_INTERVAL_MS: u32 = 10_000;
-/// How long the test waits for any one step; well below the heartbeat
-/// interval, so only a pushed assignment can meet it.
-const WAIT_MAX: Duration = Duration::from_secs(7);
+const HEARTBEAT_INTERVAL_MS: u32 = 20_000;
+/// The members' session timeout: at least three heartbeat intervals, or
+/// the broker shortens the interval.
+const SESSION_TIMEOUT_MS: u32 = 60_000;
+/// How long the test waits for the first member's reads, and for the whole
+/// hand-over to the second member (from its start to its reads); well below
+/// the heartbeat interval, so only a pushed assignment can meet it.
+const WAIT_MAX: Duration = Duration::from_secs(8);
 const PARTITIONS: u32 = 4;
 
 /// A `skiff consume --group` process and the records it printed, each as
@@ -102,9 +106,13 @@ fn describe(b: &TestBroker) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
-/// Polls `describe` until `ok` holds, for at most [`WAIT_MAX`].
-fn wait_for_group(b: &TestBroker, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
-    let deadline = Instant::now() + WAIT_MAX;
+/// Polls `describe` until `ok` holds, failing at `deadline`.
+fn wait_for_group(
+    b: &TestBroker,
+    deadline: Instant,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) {
     loop {
         let d = describe(b);
         if ok(&d) {
@@ -117,7 +125,10 @@ fn wait_for_group(b: &TestBroker, what: &str, ok: impl Fn(&serde_json::Value) ->
 
 #[test]
 fn a_joining_member_reads_new_records_before_any_heartbeat() {
-    let b = TestBroker::start_with(|c| c.heartbeat_interval_ms = HEARTBEAT_INTERVAL_MS);
+    let b = TestBroker::start_with(|c| {
+        c.heartbeat_interval_ms = HEARTBEAT_INTERVAL_MS;
+        c.session_timeout_ms_default = SESSION_TIMEOUT_MS;
+    });
     let out = b.run(
         &[
             "topic",
@@ -148,8 +159,10 @@ fn a_joining_member_reads_new_records_before_any_heartbeat() {
     // A second member joins: the broker moves half the partitions to it,
     // which takes a revocation on the first member and a grant on the
     // second, each before a heartbeat interval could have told them.
+    // One deadline for the whole hand-over and the reads after it.
+    let deadline = Instant::now() + WAIT_MAX;
     let second = Member::start(&b);
-    wait_for_group(&b, "split its partitions between two members", |d| {
+    wait_for_group(&b, deadline, "split its partitions between two members", |d| {
         let members = d["members"].as_array().expect("members");
         d["state"] == "stable"
             && members.len() == 2
@@ -158,12 +171,13 @@ fn a_joining_member_reads_new_records_before_any_heartbeat() {
                 .all(|m| m["partitions"].as_array().is_some_and(|p| p.len() == 2))
     });
     // Records produced after it joined: every one is read, by one member
-    // or the other, and the new member reads its share. Every wait above
-    // and below is bounded by WAIT_MAX, below the heartbeat interval.
+    // or the other, and the new member reads its share, all by the
+    // deadline, well before its first heartbeat (the first member may
+    // heartbeat earlier, to retry an auto-commit refused for its stale
+    // generation; the new member has nothing to commit).
     for p in 0..PARTITIONS {
         produce(&b, p, &format!("after-{p}"));
     }
-    let deadline = Instant::now() + WAIT_MAX;
     let mut read_second = Vec::new();
     second.read_until(deadline, &mut read_second, |r| {
         r.iter().filter(|(_, v)| v.starts_with("after-")).count() == 2
