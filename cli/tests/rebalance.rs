@@ -162,14 +162,19 @@ fn a_joining_member_reads_new_records_before_any_heartbeat() {
     // One deadline for the whole hand-over and the reads after it.
     let deadline = Instant::now() + WAIT_MAX;
     let second = Member::start(&b);
-    wait_for_group(&b, deadline, "split its partitions between two members", |d| {
-        let members = d["members"].as_array().expect("members");
-        d["state"] == "stable"
-            && members.len() == 2
-            && members
-                .iter()
-                .all(|m| m["partitions"].as_array().is_some_and(|p| p.len() == 2))
-    });
+    wait_for_group(
+        &b,
+        deadline,
+        "split its partitions between two members",
+        |d| {
+            let members = d["members"].as_array().expect("members");
+            d["state"] == "stable"
+                && members.len() == 2
+                && members
+                    .iter()
+                    .all(|m| m["partitions"].as_array().is_some_and(|p| p.len() == 2))
+        },
+    );
     // Records produced after it joined: every one is read, by one member
     // or the other, and the new member reads its share, all by the
     // deadline, well before its first heartbeat (the first member may

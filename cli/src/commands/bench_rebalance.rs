@@ -15,7 +15,10 @@
 //!   membership change, the time from that change (a member started, or
 //!   asked to close) to the first record read by its new reader;
 //! - the longest time any partition went unread while the producer ran:
-//!   the longest interval between two reads of one partition;
+//!   the longest interval between two reads of one partition, overall and
+//!   among the intervals ended by a new reader's first read (the
+//!   hand-overs' share: the overall one also holds pauses of the machine,
+//!   the producer or a member that no membership change caused);
 //! - after the producer stops and the members drained the topic: records
 //!   never read (lost) and records read more than once (duplicates; clean
 //!   hand-overs commit before releasing, so none are expected).
@@ -80,6 +83,8 @@ struct PartitionReads {
     reader: Option<usize>,
     last_read: Option<Instant>,
     longest_gap: Duration,
+    /// The longest of the gaps that ended with a read by a new reader.
+    longest_handover_gap: Duration,
     /// Reads per offset above the start offset (lost: 0, duplicate: > 1).
     reads: Vec<u8>,
     /// First offset produced by this run.
@@ -116,12 +121,16 @@ impl Tracker {
         if offset < p.start {
             return;
         }
+        let moved = p.reader.is_some_and(|r| r != member);
         if let Some(last) = p.last_read {
             if producing {
-                p.longest_gap = p.longest_gap.max(now.saturating_duration_since(last));
+                let gap = now.saturating_duration_since(last);
+                p.longest_gap = p.longest_gap.max(gap);
+                if moved {
+                    p.longest_handover_gap = p.longest_handover_gap.max(gap);
+                }
             }
         }
-        let moved = p.reader.is_some_and(|r| r != member);
         p.reader = Some(member);
         p.last_read = Some(now);
         let i = offset - p.start;
@@ -436,6 +445,12 @@ fn summarize(
         .map(|p| p.longest_gap)
         .max()
         .unwrap_or_default();
+    let longest_handover_gap = t
+        .partitions
+        .iter()
+        .map(|p| p.longest_handover_gap)
+        .max()
+        .unwrap_or_default();
     let quantile =
         |q: f64| (!handovers.is_empty()).then(|| handovers.value_at_quantile(q) as f64 / 1000.0);
     json!({
@@ -452,6 +467,7 @@ fn summarize(
             "max": quantile(1.0),
         },
         "longest_unread_ms": ms(&longest_gap),
+        "longest_unread_at_handover_ms": ms(&longest_handover_gap),
         "lost": lost,
         "duplicates": duplicates,
     })
@@ -489,7 +505,11 @@ fn print_human(out: &mut impl Write, s: &Value) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "longest unread partition gap: {} ms  produced {}  lost {}  duplicates {}",
-        s["longest_unread_ms"], s["produced"], s["lost"], s["duplicates"]
+        "longest unread gap: {} ms (ended by a hand-over: {} ms)  produced {}  lost {}  duplicates {}",
+        s["longest_unread_ms"],
+        s["longest_unread_at_handover_ms"],
+        s["produced"],
+        s["lost"],
+        s["duplicates"]
     )
 }
