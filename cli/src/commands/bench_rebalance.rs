@@ -14,11 +14,11 @@
 //! - per hand-over: for every partition whose reader changes after a
 //!   membership change, the time from that change (a member started, or
 //!   asked to close) to the first record read by its new reader;
-//! - the longest time any partition went unread while the producer ran:
-//!   the longest interval between two reads of one partition, overall and
-//!   among the intervals ended by a new reader's first read (the
-//!   hand-overs' share: the overall one also holds pauses of the machine,
-//!   the producer or a member that no membership change caused);
+//! - the longest time any partition went unread while it had records to
+//!   read: the longest a record waited from its acknowledgement to the
+//!   producer (it is visible to consumers from then) to its read, overall
+//!   and among the first reads by a new reader (the hand-overs' share).
+//!   Gaps in production (a stalled producer) are not counted as unread.
 //! - after the producer stops and the members drained the topic: records
 //!   never read (lost) and records read more than once (duplicates; clean
 //!   hand-overs commit before releasing, so none are expected).
@@ -81,12 +81,14 @@ const HANDOVER_US_MAX: u64 = 600_000_000;
 struct PartitionReads {
     /// Member that read it last.
     reader: Option<usize>,
-    last_read: Option<Instant>,
-    longest_gap: Duration,
-    /// The longest of the gaps that ended with a read by a new reader.
-    longest_handover_gap: Duration,
+    /// The longest a record waited from its acknowledgement to its read.
+    longest_wait: Duration,
+    /// The same, among records read first by a new reader.
+    longest_handover_wait: Duration,
     /// Reads per offset above the start offset (lost: 0, duplicate: > 1).
     reads: Vec<u8>,
+    /// When each offset above the start offset was acknowledged.
+    acked: Vec<Option<Instant>>,
     /// First offset produced by this run.
     start: u64,
     /// Offsets read beyond [`TRACKED_OFFSETS_MAX`].
@@ -113,6 +115,23 @@ struct Tracker {
 }
 
 impl Tracker {
+    fn acked(&mut self, partition: u32, offset: u64, now: Instant) {
+        let Some(p) = self.partitions.get_mut(partition as usize) else {
+            return;
+        };
+        let Some(i) = offset
+            .checked_sub(p.start)
+            .filter(|i| *i < TRACKED_OFFSETS_MAX)
+        else {
+            return;
+        };
+        let i = i as usize;
+        if p.acked.len() <= i {
+            p.acked.resize(i + 1, None);
+        }
+        p.acked[i] = Some(now);
+    }
+
     fn read(&mut self, member: usize, partition: u32, offset: u64, now: Instant) {
         let producing = self.producing;
         let Some(p) = self.partitions.get_mut(partition as usize) else {
@@ -122,18 +141,16 @@ impl Tracker {
             return;
         }
         let moved = p.reader.is_some_and(|r| r != member);
-        if let Some(last) = p.last_read {
-            if producing {
-                let gap = now.saturating_duration_since(last);
-                p.longest_gap = p.longest_gap.max(gap);
-                if moved {
-                    p.longest_handover_gap = p.longest_handover_gap.max(gap);
-                }
+        let i = offset - p.start;
+        let acked = p.acked.get(i as usize).copied().flatten();
+        if let (true, Some(acked)) = (producing, acked) {
+            let wait = now.saturating_duration_since(acked);
+            p.longest_wait = p.longest_wait.max(wait);
+            if moved {
+                p.longest_handover_wait = p.longest_handover_wait.max(wait);
             }
         }
         p.reader = Some(member);
-        p.last_read = Some(now);
-        let i = offset - p.start;
         if i < TRACKED_OFFSETS_MAX {
             let i = i as usize;
             if p.reads.len() <= i {
@@ -214,6 +231,7 @@ pub async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
         args.topic.clone(),
         partitions,
         rate,
+        Arc::clone(&tracker),
         stopped,
     ));
     tokio::time::sleep(SETTLE_READS).await;
@@ -364,12 +382,14 @@ async fn member(
 }
 
 /// Produces `rate` messages per second round-robin over the partitions
-/// until `stop`; returns how many were acknowledged.
+/// until `stop`, telling `tracker` when each was acknowledged; returns how
+/// many were.
 async fn produce(
     client: Client,
     topic: String,
     partitions: u32,
     rate: u64,
+    tracker: Arc<Mutex<Tracker>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<u64> {
     let producer = Producer::new(client, ProducerConfig::default().linger_ms(1));
@@ -384,7 +404,8 @@ async fn produce(
         tokio::select! {
             () = switched_on(&mut stop) => break,
             Some(ack) = pending.next() => {
-                ack?;
+                let ack: skiff_client::Ack = ack?;
+                lock(&tracker).acked(ack.partition, ack.offset, Instant::now());
                 acked += 1;
             }
             _ = ticker.tick() => {
@@ -439,16 +460,16 @@ fn summarize(
             }
         }
     }
-    let longest_gap = t
+    let longest_wait = t
         .partitions
         .iter()
-        .map(|p| p.longest_gap)
+        .map(|p| p.longest_wait)
         .max()
         .unwrap_or_default();
-    let longest_handover_gap = t
+    let longest_handover_wait = t
         .partitions
         .iter()
-        .map(|p| p.longest_handover_gap)
+        .map(|p| p.longest_handover_wait)
         .max()
         .unwrap_or_default();
     let quantile =
@@ -466,8 +487,8 @@ fn summarize(
             "p90": quantile(0.9),
             "max": quantile(1.0),
         },
-        "longest_unread_ms": ms(&longest_gap),
-        "longest_unread_at_handover_ms": ms(&longest_handover_gap),
+        "longest_unread_ms": ms(&longest_wait),
+        "longest_unread_at_handover_ms": ms(&longest_handover_wait),
         "lost": lost,
         "duplicates": duplicates,
     })
@@ -505,7 +526,7 @@ fn print_human(out: &mut impl Write, s: &Value) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "longest unread gap: {} ms (ended by a hand-over: {} ms)  produced {}  lost {}  duplicates {}",
+        "longest unread: {} ms (at a hand-over: {} ms)  produced {}  lost {}  duplicates {}",
         s["longest_unread_ms"],
         s["longest_unread_at_handover_ms"],
         s["produced"],
