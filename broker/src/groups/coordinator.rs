@@ -764,7 +764,7 @@ impl GroupCoordinator {
             return;
         };
         for tp in partitions {
-            let granted = g.owners.get(tp).is_some() && g.owners.get(tp) == g.target.get(tp);
+            let granted = g.owners.contains_key(tp) && g.owners.get(tp) == g.target.get(tp);
             if !granted {
                 continue;
             }
