@@ -13,7 +13,9 @@
 //! returns them):
 //! - per hand-over: for every partition whose reader changes after a
 //!   membership change, the time from that change (a member started, or
-//!   asked to close) to the first record read by its new reader;
+//!   asked to close) to the first record read by its new reader, or from
+//!   that record's acknowledgement if it came later (a partition the
+//!   producer had nothing new for cannot be read sooner);
 //! - the longest time any partition went unread while it had records to
 //!   read: the longest a record waited from its acknowledgement to the
 //!   producer (it is visible to consumers from then) to its read, overall
@@ -93,6 +95,9 @@ struct PartitionReads {
     start: u64,
     /// Offsets read beyond [`TRACKED_OFFSETS_MAX`].
     untracked: u64,
+    /// A new reader took over and no read of a record with a known
+    /// acknowledgement time has been charged to the change yet.
+    moving: bool,
 }
 
 /// A membership change and what it moved.
@@ -160,13 +165,19 @@ impl Tracker {
         } else {
             p.untracked += 1;
         }
-        if moved {
-            if let Some(change) = self.changes.last_mut() {
-                change
-                    .moved
-                    .entry(partition)
-                    .or_insert_with(|| now.saturating_duration_since(change.at));
-            }
+        p.moving |= moved;
+        // Charged at the new reader's first read of a record whose
+        // acknowledgement the producer has seen (one it has not is brand
+        // new: its wait would be unknown). A record acknowledged after the
+        // change could not have been read before: time from whichever
+        // came last.
+        if let (true, Some(acked), Some(change)) = (p.moving, acked, self.changes.last_mut()) {
+            p.moving = false;
+            let from = acked.max(change.at);
+            change
+                .moved
+                .entry(partition)
+                .or_insert_with(|| now.saturating_duration_since(from));
         }
     }
 }
