@@ -279,14 +279,16 @@ impl Group {
         self.owners.retain(|tp, m| {
             let kept = members.contains_key(m);
             if !kept {
-                // Its owner left or expired: free now, waiting from now.
-                handovers.insert(
-                    tp.clone(),
-                    Handover {
+                // Its owner left or expired: free now, waiting since its
+                // revocation if it was being revoked, else from now.
+                handovers
+                    .entry(tp.clone())
+                    .or_insert(Handover {
                         since: now,
-                        released: Some(now),
-                    },
-                );
+                        released: None,
+                    })
+                    .released
+                    .get_or_insert(now);
             }
             kept
         });
