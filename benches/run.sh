@@ -60,12 +60,14 @@ start_broker() {
     local dir=$BENCH_DIR/$1
     mkdir -p "$dir/data"
     "$SKIFFD" --data-dir "$dir/data" --listen 127.0.0.1:0 --fsync "$2" \
-        >"$dir/stdout" 2>"$dir/stderr" &
+        --kafka-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 >"$dir/stdout" 2>"$dir/stderr" &
     BROKER_PID=$!
     PIDS+=("$BROKER_PID")
     for _ in $(seq 100); do
         BROKER_ADDR=$(sed -n 's/^skiffd listening on //p' "$dir/stdout")
-        [ -n "$BROKER_ADDR" ] && return 0
+        KAFKA_ADDR=$(sed -n 's/^skiffd kafka listening on //p' "$dir/stdout")
+        METRICS_ADDR=$(sed -n 's/^skiffd metrics listening on //p' "$dir/stdout")
+        [ -n "$BROKER_ADDR" ] && [ -n "$KAFKA_ADDR" ] && [ -n "$METRICS_ADDR" ] && return 0
         sleep 0.1
     done
     echo "skiffd did not start; stderr:" >&2
@@ -126,6 +128,13 @@ scenario "produce 100 B, fsync always (msgs/s)" ">= 2000000" .msgs_per_s \
     produce --topic p100-RUN --messages "$MESSAGES" --size 100 --batch 1000
 scenario "consume 2M from start (msgs/s)" ">= 3000000" .msgs_per_s \
     consume --topic p100-1 --messages "$MESSAGES"
+# The same produce and consume through the Kafka listener (skiff bench
+# --protocol kafka: Kafka record batches, Produce v9 / Fetch v12).
+scenario "produce 100 B via Kafka listener (msgs/s)" ">= 70% native" .msgs_per_s \
+    produce --topic k100-RUN --messages "$MESSAGES" --size 100 --batch 1000 \
+    --protocol kafka --kafka-broker "$KAFKA_ADDR"
+scenario "consume 2M via Kafka listener (msgs/s)" ">= 70% native" .msgs_per_s \
+    consume --topic p100-1 --messages "$MESSAGES" --protocol kafka --kafka-broker "$KAFKA_ADDR"
 scenario "produce 1 KiB, fsync always (MB/s)" ">= $(awk -v d="$DD_MBPS" 'BEGIN {printf "%.1f", d * 0.7}')" .mb_per_s \
     produce --topic p1k-RUN --messages "$KIB_MESSAGES" --size 1024 --batch 1000
 # The 1 KiB runs leave GiBs in the page cache; later scenarios should not
@@ -134,7 +143,7 @@ for run in $(seq "$RUNS"); do
     "$SKIFF" --broker "$BROKER_ADDR" topic delete "p1k-$run" >/dev/null
 done
 scenario "e2e --rate 50000, always (p99/p99.9 ms)" "p99<=2 p999<=5" .msgs_per_s \
-    e2e --topic e2e-RUN --rate 50000 --duration "$E2E_SECONDS" --batch 1000
+    e2e --topic e2e-RUN --rate 50000 --duration "$E2E_SECONDS" --batch 1000 --metrics "$METRICS_ADDR"
 scenario "8 producers x 8 partitions, always (msgs/s)" ">= 1 producer" .msgs_per_s \
     produce --topic p8-RUN --partitions 8 --producers 8 --messages "$MESSAGES" --size 100 --batch 1000
 PEAK_KB=$(rss_kb "$BROKER_PID" VmHWM)

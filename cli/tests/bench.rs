@@ -140,6 +140,63 @@ fn e2e_at_a_rate_measures_publish_to_receive() {
     assert!(v["produce_latency_ms"].is_object(), "{v}");
 }
 
+/// `--metrics`: the broker's stages of the run, read from its metrics
+/// endpoint, and the bench's own send delay per message.
+#[test]
+fn e2e_breaks_the_path_into_stages() {
+    let broker = TestBroker::start_with(|c| {
+        c.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    });
+    let metrics = broker
+        .metrics_addr
+        .clone()
+        .expect("the metrics endpoint is on");
+    let v = bench(
+        &broker,
+        &[
+            "e2e",
+            "--topic",
+            "st",
+            "--messages",
+            "2000",
+            "--rate",
+            "10000",
+            "--metrics",
+            &metrics,
+        ],
+    );
+    assert_sane(&v, 2000, 100);
+    assert_eq!(v["send_delay_ms"]["count"].as_u64(), Some(2000), "{v}");
+    let stages = &v["broker_stages_ms"];
+    // At least one request went through each stage (other tests in this
+    // process may add to the broker-wide histogram, never take away).
+    for stage in [
+        "produce_queue",
+        "produce_commit",
+        "fetch_wake",
+        "fetch_read",
+    ] {
+        let s = &stages[stage];
+        assert!(s["count"].as_u64().is_some_and(|n| n >= 1), "{stage}: {v}");
+        let (p50, p99) = (f(s, "p50"), f(s, "p99"));
+        assert!(0.0 <= p50 && p50 <= p99, "{stage}: {s}");
+    }
+    let out = broker
+        .skiff(&[
+            "bench",
+            "produce",
+            "--topic",
+            "st2",
+            "--messages",
+            "10",
+            "--metrics",
+            &metrics,
+        ])
+        .output()
+        .expect("skiff runs");
+    assert!(!out.status.success(), "--metrics is for e2e");
+}
+
 #[test]
 fn compressed_produce_consume_and_e2e() {
     let broker = TestBroker::start();
@@ -236,5 +293,79 @@ fn json_payload_compresses_and_random_does_not() {
     assert_eq!(
         consumed["wire_bytes"], json_zstd["wire_bytes"],
         "{consumed}"
+    );
+}
+
+/// `--protocol kafka`: the same loads through the Kafka listener; what a
+/// Kafka producer wrote (compressed, keyed, over two partitions) is read
+/// back in full through both protocols.
+#[test]
+fn produce_and_consume_through_the_kafka_listener() {
+    let broker = TestBroker::start_with(|c| {
+        c.kafka_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    });
+    let kafka = broker.kafka_addr.clone().expect("the Kafka listener is on");
+    let kafka_args = ["--protocol", "kafka", "--kafka-broker", kafka.as_str()];
+    let mut args = vec![
+        "produce",
+        "--topic",
+        "kb",
+        "--partitions",
+        "2",
+        "--messages",
+        "4000",
+        "--batch",
+        "400",
+        "--key-space",
+        "16",
+        "--payload",
+        "json",
+        "--compression",
+        "zstd",
+    ];
+    args.extend(kafka_args);
+    let produced = bench(&broker, &args);
+    assert_sane(&produced, 4000, 100);
+    assert_eq!(produced["protocol"], "kafka");
+    assert_eq!(produced["latency_ms"]["count"].as_u64(), Some(10));
+    assert!(f(&produced, "compression_ratio") > 1.0, "{produced}");
+    assert_eq!(produced["disk_messages"].as_u64(), Some(4000), "{produced}");
+
+    let mut args = vec!["consume", "--topic", "kb", "--consumers", "2"];
+    args.extend(kafka_args);
+    let through_kafka = bench(&broker, &args);
+    assert_sane(&through_kafka, 4000, 100);
+    let native = bench(&broker, &["consume", "--topic", "kb"]);
+    assert_sane(&native, 4000, 100);
+}
+
+#[test]
+fn kafka_protocol_needs_its_listener_and_a_plain_load() {
+    let broker = TestBroker::start();
+    let refused = |args: &[&str], says: &str| {
+        let out = broker
+            .skiff(&["bench"])
+            .args(args)
+            .output()
+            .expect("skiff runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} refused");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    };
+    refused(
+        &["produce", "--topic", "k", "--protocol", "kafka"],
+        "--kafka-broker",
+    );
+    refused(
+        &[
+            "e2e",
+            "--topic",
+            "k",
+            "--protocol",
+            "kafka",
+            "--kafka-broker",
+            "127.0.0.1:1",
+        ],
+        "--protocol kafka runs the produce and consume benches",
     );
 }

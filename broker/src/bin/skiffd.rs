@@ -180,6 +180,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         if let Some(addr) = broker.kafka_addr() {
             println!("skiffd kafka listening on {addr}");
         }
+        if let Some(addr) = broker.metrics_addr() {
+            println!("skiffd metrics listening on {addr}");
+        }
         signals
             .wait(|| match broker.reload_tls() {
                 Ok(true) => {}

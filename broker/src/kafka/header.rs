@@ -82,8 +82,12 @@ pub(crate) fn encode_response<R: Encodable>(
     body: &R,
 ) -> anyhow::Result<Bytes> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let mut buf = BytesMut::new();
-    header.encode(&mut buf, api.response_header_version(version))?;
+    let header_version = api.response_header_version(version);
+    // Sized first: a fetch answer of megabytes is then written once, not
+    // copied at every doubling of the buffer.
+    let size = header.compute_size(header_version)? + body.compute_size(version)?;
+    let mut buf = BytesMut::with_capacity(size);
+    header.encode(&mut buf, header_version)?;
     body.encode(&mut buf, version)?;
     Ok(buf.freeze())
 }

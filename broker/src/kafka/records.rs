@@ -36,7 +36,7 @@
 use bytes::Bytes;
 use skiff_protocol::batch::{
     self, ATTR_TIMESTAMP_LOG_APPEND, BATCH_HEADER_BYTES, BatchBuilder, BatchError, BatchHeader,
-    DECOMPRESSED_BATCH_BYTES_MAX, Header, Record,
+    DECOMPRESSED_BATCH_BYTES_MAX, Header, Record, RecordView,
 };
 use skiff_protocol::compression::{self, Compression, CompressionError, Level};
 use skiff_protocol::varint;
@@ -396,45 +396,18 @@ pub fn kafka_to_skiff(b: &Bytes) -> Result<Bytes, TranslateError> {
 /// to `out` as one Kafka batch with the same offsets, timestamps, producer
 /// fields and codec.
 pub fn skiff_to_kafka(skiff: &Bytes, out: &mut Vec<u8>) -> Result<(), TranslateError> {
-    let header = BatchHeader::parse(skiff)?;
-    let codec = header.compression()?;
-    let records = batch::decode_records(skiff)?;
-    let mut body = Vec::with_capacity(skiff.len());
-    // One record's encoding, reused: its length goes before it.
-    let mut rec = Vec::new();
-    for r in &records {
-        rec.clear();
-        rec.push(0); // record attributes: unused
-        varint::put_varint(
-            &mut rec,
-            r.timestamp_ms.wrapping_sub(header.first_timestamp_ms),
-        );
-        varint::put_varint(&mut rec, r.offset.wrapping_sub(header.base_offset) as i64);
-        match &r.key {
-            None => varint::put_varint(&mut rec, -1),
-            Some(k) => {
-                varint::put_varint(&mut rec, k.len() as i64);
-                rec.extend_from_slice(k);
-            }
-        }
-        varint::put_varint(&mut rec, r.value.len() as i64);
-        rec.extend_from_slice(&r.value);
-        varint::put_varint(&mut rec, r.headers.len() as i64);
-        for h in &r.headers {
-            varint::put_varint(&mut rec, h.key.len() as i64);
-            rec.extend_from_slice(h.key.as_bytes());
-            varint::put_varint(&mut rec, h.value.len() as i64);
-            rec.extend_from_slice(&h.value);
-        }
-        varint::put_varint(&mut body, rec.len() as i64);
-        body.extend_from_slice(&rec);
-    }
+    let codec = BatchHeader::parse(skiff)?.compression()?;
     let start = out.len();
     out.resize(start + KAFKA_BATCH_HEADER_BYTES, 0);
-    match codec {
-        Compression::None => out.extend_from_slice(&body),
-        codec => out.extend_from_slice(&compression::compress(codec, Level::Default, &body)?),
-    }
+    let header = if codec == Compression::None {
+        // Each record straight into the answer: one copy of its bytes.
+        batch::visit_records(skiff, |r| encode_kafka_record(r, out))?
+    } else {
+        let mut body = Vec::with_capacity(skiff.len() * 2);
+        let header = batch::visit_records(skiff, |r| encode_kafka_record(r, &mut body))?;
+        out.extend_from_slice(&compression::compress(codec, Level::Default, &body)?);
+        header
+    };
     let batch_len = (out.len() - start - KAFKA_LEN_PREFIX_BYTES) as i32;
     let mut attributes = codec.attribute() as i16;
     if header.attributes & ATTR_TIMESTAMP_LOG_APPEND != 0 {
@@ -463,6 +436,52 @@ pub fn skiff_to_kafka(skiff: &Bytes, out: &mut Vec<u8>) -> Result<(), TranslateE
     let crc = crc32c::crc32c(&h[POS_ATTRIBUTES..]);
     h[POS_CRC..POS_CRC + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(())
+}
+
+/// Appends one record in Kafka's record encoding to `out`. Its length is
+/// computed before it is written, so its bytes are copied once.
+fn encode_kafka_record(r: &RecordView<'_>, out: &mut Vec<u8>) {
+    let offset_delta = i64::from(r.offset_delta);
+    let key_len = r.key.map_or(-1, |k| k.len() as i64);
+    let value_len = r.value.len() as i64;
+    let header_count = r.header_count as i64;
+    let headers_bytes: usize = r
+        .headers()
+        .map(|(k, v)| {
+            varint::varint_len(k.len() as i64)
+                + k.len()
+                + varint::varint_len(v.len() as i64)
+                + v.len()
+        })
+        .sum();
+    // Attributes (one byte, unused), then the fields in Kafka's order.
+    let length = 1
+        + varint::varint_len(r.timestamp_delta)
+        + varint::varint_len(offset_delta)
+        + varint::varint_len(key_len)
+        + r.key.map_or(0, <[u8]>::len)
+        + varint::varint_len(value_len)
+        + r.value.len()
+        + varint::varint_len(header_count)
+        + headers_bytes;
+    out.reserve(varint::varint_len(length as i64) + length);
+    varint::put_varint(out, length as i64);
+    out.push(0);
+    varint::put_varint(out, r.timestamp_delta);
+    varint::put_varint(out, offset_delta);
+    varint::put_varint(out, key_len);
+    if let Some(k) = r.key {
+        out.extend_from_slice(k);
+    }
+    varint::put_varint(out, value_len);
+    out.extend_from_slice(r.value);
+    varint::put_varint(out, header_count);
+    for (k, v) in r.headers() {
+        varint::put_varint(out, k.len() as i64);
+        out.extend_from_slice(k.as_bytes());
+        varint::put_varint(out, v.len() as i64);
+        out.extend_from_slice(v);
+    }
 }
 
 /// Whether translating this batch is worth a trip to the blocking pool:

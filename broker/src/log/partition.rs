@@ -71,6 +71,7 @@ use super::recovery::{self, CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 use super::retention::{self, SegmentStats};
 use super::segment::{ReadMode, Segment, is_would_block, would_block};
 use super::{LogConfig, sync_dir};
+use crate::clock::AtomicInstant;
 use crate::poison::{self, lock};
 
 /// Where an appended batch landed.
@@ -212,6 +213,8 @@ pub struct PartitionLog {
     start_offset: AtomicU64,
     visible_end: AtomicU64,
     end_tx: watch::Sender<u64>,
+    /// When the visible end last moved (for the fetch wake-up timing).
+    end_moved_at: AtomicInstant,
     closed: AtomicBool,
     stats: Counters,
 }
@@ -317,6 +320,7 @@ impl PartitionLog {
             start_offset: AtomicU64::new(start),
             visible_end: AtomicU64::new(rec.next_offset),
             end_tx,
+            end_moved_at: AtomicInstant::now(),
             closed: AtomicBool::new(false),
             stats: Counters::default(),
         };
@@ -785,6 +789,7 @@ impl PartitionLog {
         w.next_offset = next;
         active.publish(end_pos, next, w.max_timestamp_ms);
         self.visible_end.store(next, Ordering::Release);
+        self.end_moved_at.store_now();
         self.end_tx.send_replace(next);
         Ok(infos)
     }
@@ -994,6 +999,12 @@ impl PartitionLog {
     /// long-polling fetches).
     pub fn watch_end(&self) -> watch::Receiver<u64> {
         self.end_tx.subscribe()
+    }
+
+    /// When the visible end last moved: a fetch woken by [`Self::watch_end`]
+    /// measures its wake-up from here.
+    pub fn end_moved_at(&self) -> Instant {
+        self.end_moved_at.load()
     }
 
     /// Rolls the active segment if it is `segment_ms` old, then deletes the

@@ -104,6 +104,8 @@ pub(crate) struct Ctx {
     /// The client id of a protocol that sends it per request (Kafka's
     /// request header); empty otherwise.
     client_id: Arc<str>,
+    /// When dispatch took the request (just after its frame was read).
+    received: std::time::Instant,
 }
 
 impl Ctx {
@@ -121,6 +123,7 @@ impl Ctx {
             api,
             order,
             client_id: Arc::from(""),
+            received: std::time::Instant::now(),
         }
     }
 
@@ -134,6 +137,11 @@ impl Ctx {
     /// none per request).
     pub(crate) fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    /// When dispatch took the request (just after its frame was read).
+    pub(crate) fn received(&self) -> std::time::Instant {
+        self.received
     }
 
     /// The session's checks, for rules applied after the work (a long poll

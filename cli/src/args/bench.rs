@@ -33,6 +33,26 @@ impl BenchMode {
     }
 }
 
+/// Which protocol the bench's producers and consumers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchProtocol {
+    /// skiff's own protocol, through the client crate's `Connection`.
+    Native,
+    /// Kafka's wire protocol (Produce v9, Fetch v12, record batches of
+    /// magic 2) to the broker's Kafka listener at --kafka-broker.
+    Kafka,
+}
+
+impl BenchProtocol {
+    /// The name as typed on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchProtocol::Native => "native",
+            BenchProtocol::Kafka => "kafka",
+        }
+    }
+}
+
 /// What the bench's message values are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Payload {
@@ -112,6 +132,18 @@ pub struct BenchArgs {
     /// instead of having them pushed (the behaviour before Heartbeat v1).
     #[arg(long)]
     pub no_push: bool,
+    /// produce/consume: the protocol producers and consumers speak (the
+    /// topic is still created and described through skiff's protocol).
+    #[arg(long, value_enum, default_value_t = BenchProtocol::Native)]
+    pub protocol: BenchProtocol,
+    /// The broker's Kafka listener (`host:port`), for --protocol kafka.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub kafka_broker: Option<String>,
+    /// e2e: the broker's metrics endpoint (its `metrics_listen`), read
+    /// before and after the run to report where the time went inside the
+    /// broker (queue, commit, fetch wake-up, fetch read).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
     /// Print one JSON summary object instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use skiff_client::{ClientConfig, Secret};
 
 pub use acl::AclCommand;
-pub use bench::{BenchArgs, BenchMode, Payload};
+pub use bench::{BenchArgs, BenchMode, BenchProtocol, Payload};
 pub use consume::ConsumeArgs;
 pub use group::GroupCommand;
 pub use ops::StatusArgs;

@@ -27,6 +27,10 @@
 //!   path) instead of direct fetches; consume latency is then per `--batch`
 //!   records received.
 //!
+//! - `--protocol kafka` (produce, consume): producers and consumers speak
+//!   Kafka's protocol to the broker's Kafka listener instead (see
+//!   [`kafka`]), with the same batches, requests in flight and decoding.
+//!
 //! Throughput counts payload (value) bytes: the logical, uncompressed size;
 //! MB is 10^6 bytes. `wire_bytes` counts the batches as sent or fetched
 //! (compressed), `compression_ratio` is payload over wire bytes (below 1
@@ -58,8 +62,11 @@ use skiff_client::{
 use rand::{RngCore, SeedableRng};
 use skiff_client::protocol::testdata::JsonEvents;
 
-use crate::args::{BenchArgs, BenchMode, CompressionArgs, Payload};
+use crate::args::{BenchArgs, BenchMode, BenchProtocol, CompressionArgs, Payload};
 use crate::output;
+
+mod kafka;
+mod stages;
 
 /// Messages sent when neither `--messages` nor `--duration` is given.
 const MESSAGES_DEFAULT: u64 = 1_000_000;
@@ -135,6 +142,10 @@ struct Ctx {
     /// Consume as members of this consumer group (broker-assigned
     /// partitions) through the client's `Consumer`, instead of direct fetches.
     group: Option<String>,
+    /// The protocol producers and consumers speak.
+    protocol: BenchProtocol,
+    /// The broker's Kafka listener, for `--protocol kafka`.
+    kafka_broker: Option<String>,
     /// Messages each producer sends (None: until the deadline).
     per_producer: Option<u64>,
     deadline: Option<Instant>,
@@ -148,6 +159,9 @@ struct Ctx {
     producers_done: AtomicBool,
     /// Time zero of the e2e send stamps.
     anchor: Instant,
+    /// e2e: per message, from its intended send time to its request being
+    /// handed to the connection (pacing and batching delay).
+    send_delay: Mutex<Histogram<u64>>,
 }
 
 async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
@@ -157,10 +171,21 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
     if args.mode == BenchMode::E2e && args.size < STAMP_BYTES {
         bail!("e2e needs --size of at least {STAMP_BYTES} bytes (the send timestamp)");
     }
+    if args.metrics.is_some() && args.mode != BenchMode::E2e {
+        bail!("--metrics reports the broker's stages of an e2e run");
+    }
     if args.rate == Some(0) {
         bail!("--rate must be at least 1");
     }
     args.compression.check().map_err(anyhow::Error::msg)?;
+    if args.protocol == BenchProtocol::Kafka {
+        if args.mode == BenchMode::E2e || args.group.is_some() {
+            bail!("--protocol kafka runs the produce and consume benches without --group");
+        }
+        if args.kafka_broker.is_none() {
+            bail!("--protocol kafka needs --kafka-broker HOST:PORT (the broker's kafka_listen)");
+        }
+    }
     let config = config.client_id("skiff-bench");
     let partitions = ensure_topic(&config, &args.topic, args.partitions).await?;
     let messages = match (args.messages, args.duration) {
@@ -181,6 +206,8 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
         key_space: args.key_space,
         compression: args.compression,
         group: args.group.clone(),
+        protocol: args.protocol,
+        kafka_broker: args.kafka_broker.clone(),
         per_producer: messages.map(|n| n.div_ceil(producers)),
         deadline: args
             .duration
@@ -190,12 +217,17 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
         produced: AtomicU64::new(0),
         producers_done: AtomicBool::new(false),
         anchor: Instant::now(),
+        send_delay: Mutex::new(new_histogram()),
     });
     let total_hint = match args.mode {
         BenchMode::Consume => None,
         _ => messages.map(|n| n.div_ceil(producers) * producers),
     };
     let progress = start_progress(&ctx, args.json, total_hint, args.duration);
+    let stages_before = match &args.metrics {
+        Some(addr) => Some(stages::scrape(addr).await?),
+        None => None,
+    };
     let started = Instant::now();
     let (reports, produce_reports) = match args.mode {
         BenchMode::Produce => (run_producers(&ctx, false).await?, Vec::new()),
@@ -210,7 +242,14 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
     let wall = started.elapsed();
     progress.finish_and_clear();
     let disk = topic_disk(&ctx.config, &args.topic).await?;
-    let summary = summarize(&args, partitions, wall, &reports, &produce_reports, disk);
+    let mut summary = summarize(&args, partitions, wall, &reports, &produce_reports, disk);
+    if args.mode == BenchMode::E2e {
+        summary["send_delay_ms"] =
+            percentiles(&ctx.send_delay.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    if let (Some(addr), Some(before)) = (&args.metrics, stages_before) {
+        summary["broker_stages_ms"] = stages::report(&before, &stages::scrape(addr).await?);
+    }
     let mut out = output::stdout();
     if args.json {
         writeln!(out, "{summary}")?;
@@ -387,6 +426,8 @@ async fn run_producers(ctx: &Arc<Ctx>, e2e: bool) -> Result<Vec<ActorReport>> {
         tasks.push(if e2e {
             let handle = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || handle.block_on(paced_producer_thread(ctx, id)))
+        } else if ctx.protocol == BenchProtocol::Kafka {
+            tokio::spawn(kafka::producer(ctx, producers, id))
         } else {
             tokio::spawn(producer(ctx, producers, id))
         });
@@ -558,6 +599,17 @@ async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> 
         let partition = partition_of(&ctx, producers, id, j);
         let records = encode(&ctx, builder)?;
         wire_bytes += records.len() as u64;
+        let handed = Instant::now();
+        {
+            let mut delays = ctx.send_delay.lock().unwrap_or_else(|e| e.into_inner());
+            for i in 0..count {
+                let intended = match ctx.rate_per_producer {
+                    Some(rate) => started + Duration::from_secs_f64((sent + i) as f64 / rate),
+                    None => now,
+                };
+                record_latency(&mut delays, handed.saturating_duration_since(intended));
+            }
+        }
         let pending = conn
             .enqueue(ProduceRequest {
                 topic: ctx.topic.clone(),
@@ -643,7 +695,10 @@ async fn run_consumers(
                 let end = list_offset(&conn, &ctx.topic, p, OffsetQuery::Latest).await?;
                 ranges.push((p, start, end));
             }
-            consumer(ctx, conn, id, ranges, budget, false).await
+            match ctx.protocol {
+                BenchProtocol::Native => consumer(ctx, conn, id, ranges, budget, false).await,
+                BenchProtocol::Kafka => kafka::consumer(ctx, id, ranges, budget).await,
+            }
         }));
     }
     let mut reports = Vec::new();
@@ -943,6 +998,7 @@ fn summarize(
     actors.extend(produce_reports.iter().map(actor_json));
     let mut summary = json!({
         "mode": args.mode.name(),
+        "protocol": args.protocol.name(),
         "topic": args.topic,
         "partitions": partitions,
         "size": args.size,
@@ -1033,6 +1089,30 @@ fn print_human(out: &mut impl Write, s: &Value) -> std::io::Result<()> {
             "produce ack latency: {}",
             lat(&s["produce_latency_ms"])
         )?;
+    }
+    if !s["send_delay_ms"].is_null() {
+        writeln!(
+            out,
+            "intended send to request handed to the connection: {}",
+            lat(&s["send_delay_ms"])
+        )?;
+    }
+    if let Some(stages) = s["broker_stages_ms"].as_object() {
+        writeln!(
+            out,
+            "inside the broker (skiff_stage_seconds, interpolated):"
+        )?;
+        let ms = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.3}"));
+        for (stage, v) in stages {
+            writeln!(
+                out,
+                "  {stage:<15} {:>9} samples  p50 {}  p99 {}  p99.9 {} ms",
+                v["count"],
+                ms(&v["p50"]),
+                ms(&v["p99"]),
+                ms(&v["p99_9"]),
+            )?;
+        }
     }
     Ok(())
 }

@@ -49,7 +49,7 @@ use skiff_client::{
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::args::BenchArgs;
+use crate::args::{BenchArgs, BenchProtocol};
 use crate::output;
 
 /// Offered load when `--rate` is not given, in messages per second.
@@ -198,6 +198,11 @@ pub async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
     let rate = args.rate.unwrap_or(RATE_DEFAULT);
     if rate == 0 {
         bail!("--rate must be at least 1");
+    }
+    if args.protocol != BenchProtocol::Native || args.metrics.is_some() {
+        bail!(
+            "bench rebalance measures skiff's own groups: --protocol kafka and --metrics do not apply"
+        );
     }
     let config = config.client_id("skiff-bench-rebalance");
     let partitions = super::bench::ensure_topic(&config, &args.topic, args.partitions).await?;

@@ -13,6 +13,10 @@ pub struct TestBroker {
     runtime: tokio::runtime::Runtime,
     handle: Option<BrokerHandle>,
     pub addr: String,
+    /// The Kafka listener's address, when the config turned it on.
+    pub kafka_addr: Option<String>,
+    /// The metrics endpoint's address, when the config turned it on.
+    pub metrics_addr: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -39,10 +43,14 @@ impl TestBroker {
             .block_on(Broker::start(config))
             .expect("broker starts");
         let addr = handle.local_addr().to_string();
+        let kafka_addr = handle.kafka_addr().map(|a| a.to_string());
+        let metrics_addr = handle.metrics_addr().map(|a| a.to_string());
         TestBroker {
             runtime,
             handle: Some(handle),
             addr,
+            kafka_addr,
+            metrics_addr,
             _dir: dir,
         }
     }

@@ -18,6 +18,7 @@ use super::blocking;
 use crate::log::PartitionLog;
 use crate::server::api::{Ctx, Handler, Runs};
 use crate::server::failure::Failure;
+use crate::telemetry::Stage;
 use crate::telemetry::names;
 
 /// Most bytes a fetch reads on its async worker thread, from the page cache
@@ -69,11 +70,16 @@ async fn fetch(ctx: &Ctx, req: FetchRequest) -> Result<FetchResponse, Failure> {
         Duration::from_millis(u64::from(req.max_wait_ms).min(ctx.config().fetch_wait_ms_max));
     let deadline = Instant::now() + wait;
     let mut end_watch = log.watch_end();
+    // Set once the end moved while this fetch waited: when it woke.
+    let mut woke: Option<std::time::Instant> = None;
     loop {
         let end = *end_watch.borrow_and_update();
         let expired = Instant::now() >= deadline || ctx.shutdown().is_cancelled();
         if req.offset != end || expired {
             let records = read_records(&log, req.offset, max_bytes).await?;
+            if let Some(woke) = woke.filter(|_| !records.is_empty()) {
+                Stage::FetchRead.record(woke.elapsed());
+            }
             if !records.is_empty() || expired || req.offset > end {
                 return Ok(FetchResponse {
                     log_start_offset: log.log_start_offset(),
@@ -88,6 +94,9 @@ async fn fetch(ctx: &Ctx, req: FetchRequest) -> Result<FetchResponse, Failure> {
                     // The log was closed (topic deleted or shutdown).
                     return Err(Failure::new(ErrorCode::ShuttingDown, "partition closed while fetching"));
                 }
+                let now = std::time::Instant::now();
+                Stage::FetchWake.record(now.saturating_duration_since(log.end_moved_at()));
+                woke = Some(now);
             }
             () = tokio::time::sleep_until(deadline) => {}
             () = ctx.shutdown().cancelled() => {}

@@ -27,6 +27,7 @@ use crate::clock::now_ms;
 use crate::log::{AppendInfo, Committer, LogError, PartitionLog};
 use crate::server::api::{Ctx, Handler, Runs};
 use crate::server::failure::Failure;
+use crate::telemetry::Stage;
 use crate::topics::Topic;
 
 /// Whether a produce may create its topic if it does not exist when the
@@ -126,9 +127,15 @@ pub(crate) async fn queue(
     if let Some(committer) = ticket.take_committer() {
         spawn_committer(log, committer);
     }
+    let queued = Instant::now();
+    Stage::ProduceQueue.record(queued.saturating_duration_since(ctx.received()));
     Ok((
         partition,
-        Box::pin(async move { Ok(ticket.outcome().await?) }),
+        Box::pin(async move {
+            let outcome = ticket.outcome().await;
+            Stage::ProduceCommit.record(queued.elapsed());
+            Ok(outcome?)
+        }),
     ))
 }
 
