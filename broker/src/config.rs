@@ -126,6 +126,11 @@ pub struct BrokerConfig {
     /// third of each member's session timeout, so two heartbeats may be lost
     /// before it expires).
     pub heartbeat_interval_ms: u32,
+    /// How long a group member may keep a partition it was told to revoke,
+    /// in milliseconds; after that the broker takes that partition (only
+    /// that one) from it and hands it to its new owner, and the old owner's
+    /// commits for it are refused.
+    pub revoke_timeout_ms: u32,
     /// Address of the Prometheus metrics endpoint (`GET /metrics`); unset:
     /// no endpoint.
     pub metrics_listen: Option<SocketAddr>,
@@ -194,6 +199,7 @@ pub const KEYS: &[&str] = &[
     "session_timeout_ms_max",
     "session_timeout_ms_default",
     "heartbeat_interval_ms",
+    "revoke_timeout_ms",
     "metrics_listen",
     "tls_cert_file",
     "tls_key_file",
@@ -272,6 +278,7 @@ impl Default for BrokerConfig {
             session_timeout_ms_max: SESSION_TIMEOUT_MS_MAX_DEFAULT,
             session_timeout_ms_default: SESSION_TIMEOUT_MS_DEFAULT,
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
+            revoke_timeout_ms: REVOKE_TIMEOUT_MS_DEFAULT,
             metrics_listen: None,
             tls_cert_file: None,
             tls_key_file: None,
@@ -335,6 +342,12 @@ pub const SESSION_TIMEOUT_MS_MAX_DEFAULT: u32 = 5 * 60 * 1000;
 pub const SESSION_TIMEOUT_MS_DEFAULT: u32 = 30_000;
 /// Default `heartbeat_interval_ms`: 3 s.
 pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u32 = 3000;
+/// Default `revoke_timeout_ms`: 10 s. A current client releases a revoked
+/// partition within a round trip plus one commit; a client that learns of
+/// revocations only at its heartbeats (Heartbeat v0) needs up to one
+/// heartbeat interval (3 s) more. A stuck member holds the partition at
+/// most this long.
+pub const REVOKE_TIMEOUT_MS_DEFAULT: u32 = 10_000;
 /// Default `tls_handshake_timeout_ms`: 10 s, ample for a handshake over a
 /// slow link (two round trips), short enough that idle sockets cannot hold
 /// the `connections_max` slots for long.
@@ -555,6 +568,9 @@ impl BrokerConfig {
         if self.heartbeat_interval_ms == 0 {
             return invalid("heartbeat_interval_ms", "must be at least 1");
         }
+        if self.revoke_timeout_ms == 0 {
+            return invalid("revoke_timeout_ms", "must be at least 1");
+        }
         if self.retention_check_interval_ms == 0 {
             return invalid("retention_check_interval_ms", "must be at least 1");
         }
@@ -595,6 +611,7 @@ impl BrokerConfig {
             session_timeout_ms_max: self.session_timeout_ms_max,
             session_timeout_ms_default: self.session_timeout_ms_default,
             heartbeat_interval_ms: self.heartbeat_interval_ms,
+            revoke_timeout_ms: self.revoke_timeout_ms,
         }
     }
 

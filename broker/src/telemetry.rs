@@ -135,6 +135,16 @@ pub mod names {
     pub const QUEUE_LOCK_EXPIRIES: &str = "skiff_queue_lock_expiries_total";
     /// Counter: records appended to a dead-letter topic, per queue.
     pub const QUEUE_DEAD_LETTERS: &str = "skiff_queue_dead_letters_total";
+    /// Histogram: group hand-overs, from the broker asking the old owner to
+    /// revoke a partition to its release, in seconds.
+    pub const GROUP_REVOKE_SECONDS: &str = "skiff_group_revoke_seconds";
+    /// Histogram: group hand-overs, from the old owner's release (or the
+    /// partition becoming free) to the new owner reading its committed
+    /// offset (FetchOffsets, the step before its first fetch), in seconds.
+    pub const GROUP_HANDOVER_START_SECONDS: &str = "skiff_group_handover_start_seconds";
+    /// Counter: revoked partitions taken from their owner after
+    /// `revoke_timeout_ms`.
+    pub const GROUP_REVOKE_TIMEOUTS: &str = "skiff_group_revoke_timeouts_total";
 }
 
 /// What kind of series a metric is.
@@ -251,6 +261,21 @@ pub const METRICS: &[Metric] = {
             OFFSET_COMMITS,
             Counter,
             "Consumer-group offset updates written.",
+        ),
+        metric(
+            GROUP_REVOKE_SECONDS,
+            Histogram,
+            "Group hand-overs: revocation asked to partition released, seconds.",
+        ),
+        metric(
+            GROUP_HANDOVER_START_SECONDS,
+            Histogram,
+            "Group hand-overs: partition released to the new owner starting it, seconds.",
+        ),
+        metric(
+            GROUP_REVOKE_TIMEOUTS,
+            Counter,
+            "Revoked partitions taken from their owner after revoke_timeout_ms.",
         ),
         metric(
             QUEUE_DELIVERIES,

@@ -21,7 +21,7 @@ use skiff_protocol::messages::{
     OffsetCommit, ProduceRequest, Request, ResetOffsetsRequest, ResetTo, TopicConfig,
     TopicPartition,
 };
-use skiff_protocol::primitives::decode_body;
+use skiff_protocol::primitives::decode_body_version;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
@@ -59,15 +59,24 @@ impl Conn {
     }
 
     async fn call<R: Request>(&mut self, req: &R) -> Result<R::Response, Refusal> {
+        self.call_version(req, R::API_VERSION).await
+    }
+
+    /// A call in the layout of API version `version` (an older client).
+    async fn call_version<R: Request>(
+        &mut self,
+        req: &R,
+        version: u16,
+    ) -> Result<R::Response, Refusal> {
         let mut body = BytesMut::new();
-        req.encode(&mut body);
+        req.encode_version(&mut body, version);
         let correlation_id = self.next_id;
         self.next_id += 1;
         self.framed
             .send(OutgoingRequest {
                 correlation_id,
                 api_key: R::API_KEY as u16,
-                api_version: R::API_VERSION,
+                api_version: version,
                 body: body.freeze(),
             })
             .await
@@ -85,7 +94,7 @@ impl Conn {
             };
             return Err((frame.error_code, message));
         }
-        Ok(decode_body(frame.body).expect("response decodes"))
+        Ok(decode_body_version(frame.body, version).expect("response decodes"))
     }
 }
 
@@ -187,6 +196,8 @@ impl Member {
                 member_id: self.id.clone(),
                 generation: self.generation,
                 released: std::mem::take(&mut self.released),
+                max_wait_ms: 0,
+                owned: Vec::new(),
             })
             .await
             .expect("heartbeat");
@@ -718,4 +729,120 @@ fn read_listen_addr(child: &mut Skiffd) -> SocketAddr {
         .unwrap_or_else(|| panic!("unexpected skiffd output {line:?}"))
         .parse()
         .expect("address")
+}
+
+/// Heartbeat v1 is a long poll: a member waiting for partitions is answered
+/// the moment the old owner releases them, with a heartbeat interval (5 s)
+/// far above the test's bound (3 s); `describe` shows the partitions
+/// waiting until their new owner reads its offsets. An older client's
+/// Heartbeat v0 is answered at once, as before.
+#[tokio::test]
+async fn a_waiting_member_is_answered_when_its_partitions_are_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig {
+        session_timeout_ms_default: 30_000,
+        heartbeat_interval_ms: 5_000,
+        ..config(dir.path())
+    })
+    .await
+    .expect("broker starts");
+    let addr = broker.local_addr();
+    let mut admin = Conn::connect(addr).await;
+    create_topic(&mut admin, "t", 4).await;
+    let long_join = |group: &str| JoinGroupRequest {
+        session_timeout_ms: 30_000,
+        ..join_request(group, "t")
+    };
+    let mut a = Member::join_with(addr, long_join("g")).await;
+    assert_eq!(a.owned.len(), 4);
+    let mut b = Member::join_with(addr, long_join("g")).await;
+    assert!(b.owned.is_empty());
+
+    // b waits for partitions in a held heartbeat.
+    let b_poll = HeartbeatRequest {
+        group: "g".into(),
+        member_id: b.id.clone(),
+        generation: b.generation,
+        released: vec![],
+        max_wait_ms: 5_000,
+        owned: vec![],
+    };
+    let mut b_conn = b.conn;
+    let waiting = tokio::spawn(async move {
+        let answer = b_conn.call(&b_poll).await.expect("heartbeat");
+        (b_conn, answer)
+    });
+
+    // a's view is out of date (a new generation): answered at once, with
+    // half its partitions to revoke. An older client gets the same answer.
+    let view = |m: &Member| m.owned.iter().cloned().collect::<Vec<_>>();
+    let a_poll = HeartbeatRequest {
+        group: "g".into(),
+        member_id: a.id.clone(),
+        generation: a.generation,
+        released: vec![],
+        max_wait_ms: 5_000,
+        owned: view(&a),
+    };
+    let answer = a.conn.call(&a_poll).await.expect("heartbeat");
+    assert_eq!(answer.revoke.len(), 2);
+    let old = a.conn.call_version(&a_poll, 0).await.expect("heartbeat v0");
+    assert_eq!(old, answer);
+    let d = describe(&mut admin, "g").await;
+    let moving: Vec<TopicPartition> = d
+        .partitions
+        .iter()
+        .filter(|p| p.waiting_ms.is_some())
+        .map(|p| p.partition.clone())
+        .collect();
+    assert_eq!(moving, answer.revoke);
+
+    // a releases them; b's held heartbeat answers with them.
+    let release = HeartbeatRequest {
+        generation: answer.generation,
+        released: answer.revoke.clone(),
+        max_wait_ms: 0,
+        owned: answer
+            .owned
+            .iter()
+            .filter(|tp| !answer.revoke.contains(tp))
+            .cloned()
+            .collect(),
+        ..a_poll
+    };
+    a.conn.call(&release).await.expect("release");
+    let (mut b_conn, b_answer) = tokio::time::timeout(Duration::from_secs(3), waiting)
+        .await
+        .expect("b answered before its heartbeat interval")
+        .expect("task");
+    assert_eq!(b_answer.owned, answer.revoke);
+    assert!(!b_answer.rejoin && b_answer.revoke.is_empty());
+
+    // The partitions wait until b reads their committed offsets.
+    assert!(
+        describe(&mut admin, "g")
+            .await
+            .partitions
+            .iter()
+            .any(|p| p.waiting_ms.is_some())
+    );
+    b_conn
+        .call(&FetchOffsetsRequest {
+            group: "g".into(),
+            partitions: b_answer.owned.clone(),
+        })
+        .await
+        .expect("fetch offsets");
+    let d = describe(&mut admin, "g").await;
+    assert_eq!(d.state, GroupState::Stable);
+    assert!(d.partitions.iter().all(|p| p.waiting_ms.is_none()), "{d:?}");
+    // An older client's describe has no waiting times to decode.
+    let old: DescribeGroupResponse = admin
+        .call_version(&DescribeGroupRequest { group: "g".into() }, 0)
+        .await
+        .expect("describe v0");
+    assert_eq!(old.partitions.len(), 4);
+    b.conn = b_conn;
+    drop((a, b));
+    broker.shutdown().await.expect("shutdown");
 }

@@ -7,7 +7,16 @@
 //! member's full ownership, the subset it must revoke and whether it must
 //! rejoin. The heartbeat task only records that answer in [`Shared`] and
 //! bumps a version; the consumer reconciles its fetch assignment with it on
-//! its own task (inside `next()`), so fetch positions never need a lock.
+//! its own task (inside `next()`, which waits on that version alongside its
+//! fetches), so fetch positions never need a lock.
+//!
+//! Assignments are pushed: the heartbeat task keeps one long-polled
+//! heartbeat (Heartbeat v1) outstanding, carrying the member's view
+//! (generation, partitions owned); the broker answers it the moment that
+//! view is out of date (a rebalance, a revocation, a partition released to
+//! this member) or after one heartbeat interval. A release cuts the poll
+//! short: the task sends it at once in a heartbeat answered without
+//! waiting, then polls again.
 //!
 //! Invariants:
 //! - A revoked partition is reported `released` only after the consumer
@@ -108,6 +117,11 @@ pub struct GroupConfig {
     pub reset: StartFrom,
     /// Fetch settings.
     pub consumer: ConsumerConfig,
+    /// Keep a long-polled heartbeat outstanding so the broker pushes
+    /// assignment changes at once (default). Off: heartbeat every interval
+    /// and learn of changes then, as clients before Heartbeat v1 did (for
+    /// comparisons such as `skiff bench rebalance --no-push`).
+    pub push_assignments: bool,
 }
 
 impl GroupConfig {
@@ -123,7 +137,14 @@ impl GroupConfig {
             auto_commit: AutoCommit::default(),
             reset: StartFrom::Earliest,
             consumer: ConsumerConfig::default(),
+            push_assignments: true,
         }
+    }
+    /// Sets whether assignment changes are pushed (a long-polled heartbeat,
+    /// the default) or learnt at each heartbeat interval.
+    pub fn push_assignments(mut self, push: bool) -> Self {
+        self.push_assignments = push;
+        self
     }
     /// Sets the session timeout, in milliseconds (0: the broker's default).
     pub fn session_timeout_ms(mut self, ms: u32) -> Self {
@@ -236,6 +257,8 @@ struct Ctx {
     version: watch::Sender<u64>,
     heartbeat_now: Notify,
     cancel: CancellationToken,
+    /// [`GroupConfig::push_assignments`].
+    push: bool,
 }
 
 impl Ctx {
@@ -274,6 +297,7 @@ impl Membership {
             version: tx,
             heartbeat_now: Notify::new(),
             cancel: CancellationToken::new(),
+            push: config.push_assignments,
         });
         tokio::spawn(heartbeat_loop(Arc::clone(&ctx)));
         let mut version = rx;
@@ -428,36 +452,69 @@ fn refreshable(e: &Error) -> bool {
     )
 }
 
-/// Heartbeats every `heartbeat_interval` (or at once when asked), records
-/// each answer and rejoins when told to; ends on cancel.
+/// What the heartbeat task does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Long-poll: the broker holds the heartbeat until news (or one
+    /// heartbeat interval).
+    Poll,
+    /// A heartbeat answered at once (releases to report, a commit to
+    /// retry).
+    Now,
+    /// Wait one heartbeat interval first (after a failure), or less if a
+    /// heartbeat is asked for.
+    Pause,
+}
+
+/// Keeps one long-polled heartbeat outstanding (see the module docs),
+/// records each answer and rejoins when told to; ends on cancel.
 async fn heartbeat_loop(ctx: Arc<Ctx>) {
+    // Without push, every heartbeat waits an interval first, as before v1.
+    let polled = if ctx.push { Next::Poll } else { Next::Pause };
+    let mut next = polled;
     loop {
         let (interval, session_timeout) = {
             let s = ctx.lock();
             (s.heartbeat_interval, s.session_timeout)
         };
-        tokio::select! {
-            _ = ctx.cancel.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-            _ = ctx.heartbeat_now.notified() => {}
+        if next == Next::Pause {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+                _ = ctx.heartbeat_now.notified() => {}
+            }
+            next = Next::Now;
         }
         let (request, sent) = {
             let s = ctx.lock();
             let released: Vec<TopicPartition> = s.released.iter().cloned().collect();
+            let max_wait_ms = match next {
+                Next::Poll => u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
+                Next::Now | Next::Pause => 0,
+            };
             (
                 HeartbeatRequest {
                     group: ctx.join.group.clone(),
                     member_id: s.member_id.clone(),
                     generation: s.generation,
                     released: released.clone(),
+                    max_wait_ms,
+                    owned: s.owned.difference(&s.released).cloned().collect(),
                 },
                 released,
             )
         };
         let result = tokio::select! {
             _ = ctx.cancel.cancelled() => return,
+            // Something to say now: drop the poll (the broker answers it
+            // into the void) and send a heartbeat answered at once.
+            _ = ctx.heartbeat_now.notified(), if next == Next::Poll => {
+                next = Next::Now;
+                continue;
+            }
             r = ctx.client.send_with_timeout(request, session_timeout) => r,
         };
+        next = if result.is_ok() { polled } else { Next::Pause };
         match result {
             Ok(resp) if resp.rejoin => {
                 let old = ctx.lock().member_id.clone();
@@ -477,6 +534,7 @@ async fn heartbeat_loop(ctx: Arc<Ctx>) {
                     }
                     Err(e) => {
                         tracing::warn!(group = %ctx.join.group, error = %e, "rejoin failed; retrying");
+                        next = Next::Pause;
                         // Owns nothing until a join succeeds.
                         let mut s = ctx.lock();
                         s.owned.clear();

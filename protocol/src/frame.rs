@@ -179,6 +179,17 @@ impl OutgoingResponse {
         }
     }
 
+    /// A successful response in the layout of the request's API version.
+    pub fn ok_version(correlation_id: u32, body: &impl Encode, version: u16) -> Self {
+        let mut buf = BytesMut::new();
+        body.encode_version(&mut buf, version);
+        Self {
+            correlation_id,
+            error_code: ErrorCode::None,
+            body: buf.freeze(),
+        }
+    }
+
     /// The frame's length prefix and response header, i.e. what goes on the
     /// wire before `body`. For writers that send a large body straight from
     /// its buffer instead of through [`ServerCodec`]'s encoder (one copy

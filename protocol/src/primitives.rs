@@ -234,18 +234,41 @@ impl WriteExt for BytesMut {
 pub trait Encode {
     /// Appends the encoding of `self` to `buf`.
     fn encode(&self, buf: &mut BytesMut);
+
+    /// Appends the encoding of `self` in the layout of API version
+    /// `version`. Only bodies whose layout changed between the versions an
+    /// API serves override it; the newest layout is [`Encode::encode`].
+    fn encode_version(&self, buf: &mut BytesMut, version: u16) {
+        let _ = version;
+        self.encode(buf);
+    }
 }
 
 /// A type that can be decoded from the wire.
 pub trait Decode: Sized {
     /// Decodes one value from the reader.
     fn decode(r: &mut Reader) -> Result<Self, DecodeError>;
+
+    /// Decodes one value in the layout of API version `version` (see
+    /// [`Encode::encode_version`]); the newest layout is [`Decode::decode`].
+    fn decode_version(r: &mut Reader, version: u16) -> Result<Self, DecodeError> {
+        let _ = version;
+        Self::decode(r)
+    }
 }
 
 /// Decodes a whole body strictly: leftover bytes are an error.
 pub fn decode_body<T: Decode>(body: Bytes) -> Result<T, DecodeError> {
     let mut r = Reader::new(body);
     let value = T::decode(&mut r)?;
+    r.finish()?;
+    Ok(value)
+}
+
+/// Decodes a whole body of API version `version` strictly.
+pub fn decode_body_version<T: Decode>(body: Bytes, version: u16) -> Result<T, DecodeError> {
+    let mut r = Reader::new(body);
+    let value = T::decode_version(&mut r, version)?;
     r.finish()?;
     Ok(value)
 }

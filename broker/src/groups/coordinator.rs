@@ -14,6 +14,20 @@
 //!    goes to its target at once. Members keep consuming everything they
 //!    keep throughout.
 //!
+//! Changes are pushed: every group has a change counter (a tokio `watch`),
+//! bumped whenever its generation or an ownership changes. A long-polled
+//! heartbeat ([`GroupCoordinator::heartbeat_watch`]) answers at once when
+//! the member's view is out of date and otherwise waits on that counter, so
+//! the old owner hears of a revocation, and the new owner of its partition,
+//! within a round trip rather than at their next heartbeat.
+//!
+//! Each partition on its way to a new owner has a [`Handover`] record:
+//! since when it waits (revocation asked, or its owner gone), when it was
+//! released, and it ends when the new owner starts it (reads its committed
+//! offset). `describe` shows the wait; the durations go to the
+//! `skiff_group_revoke_seconds` and `skiff_group_handover_start_seconds`
+//! histograms.
+//!
 //! Invariants:
 //! - A partition has at most one owner: owners are one map keyed by
 //!   partition.
@@ -23,10 +37,13 @@
 //!   generation, for partitions it owns now; the check and the hand-off to
 //!   the offset store happen under one lock, so a commit accepted before an
 //!   ownership change is stored before any commit of the new owner.
-//! - A member that stops heartbeating for its session timeout, or holds a
-//!   revoked partition for longer than its session timeout, is removed by
+//! - A member that stops heartbeating for its session timeout is removed by
 //!   [`GroupCoordinator::expire`] (driven by [`GroupCoordinator::run_expiry`]
-//!   or directly by tests with an explicit `now`).
+//!   or directly by tests with an explicit `now`). A member that holds a
+//!   revoked partition for longer than `revoke_timeout_ms` loses that
+//!   partition only (the same sweep takes it); it stays a member.
+//! - A long-polled heartbeat waits at most the member's heartbeat interval,
+//!   so a member's liveness is judged as with plain heartbeats.
 //!
 //! Kafka's classic groups ([`super::classic`]) live in the same registry,
 //! under the same lock, so one group name has members of one
@@ -44,6 +61,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use skiff_protocol::messages::{GroupListing, GroupState, MemberDescription, TopicPartition};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -72,6 +90,9 @@ pub struct GroupLimits {
     /// Heartbeat interval told to members, in milliseconds (capped at a
     /// third of the member's session timeout).
     pub heartbeat_interval_ms: u32,
+    /// How long a member may hold a partition it was told to revoke before
+    /// the broker takes that partition from it, in milliseconds.
+    pub revoke_timeout_ms: u32,
 }
 
 /// Bounds of the expiry sweep period: often enough that a member expires
@@ -127,6 +148,55 @@ pub struct MemberState {
     pub rejoin: bool,
 }
 
+impl MemberState {
+    fn rejoin(generation: u32) -> MemberState {
+        MemberState {
+            generation,
+            owned: Vec::new(),
+            revoke: Vec::new(),
+            rejoin: true,
+        }
+    }
+}
+
+/// What a long-polling member believes: the generation and the partitions
+/// it owns (after what it releases with this heartbeat).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    /// The generation of its last answer.
+    pub generation: u32,
+    /// What it owns, sorted (as answers list them).
+    pub owned: Vec<TopicPartition>,
+}
+
+impl MemberView {
+    /// Whether `state` is news to this member. Revocations need no check of
+    /// their own: only a rebalance asks for one, and it bumps the
+    /// generation.
+    pub fn is_stale(&self, state: &MemberState) -> bool {
+        state.rejoin || state.generation != self.generation || state.owned != self.owned
+    }
+}
+
+/// The answer to a long-polled heartbeat.
+#[derive(Debug)]
+pub struct Watched {
+    /// The member's state now.
+    pub state: MemberState,
+    /// Set when the state is no news: the group's change counter to wait
+    /// on, and the longest the member may be held (its heartbeat interval).
+    pub wait: Option<(watch::Receiver<u64>, Duration)>,
+}
+
+impl GroupLimits {
+    /// The heartbeat interval of a member with this session timeout, in
+    /// milliseconds: the configured one, at most a third of the session.
+    pub fn heartbeat_interval_ms(&self, session_timeout: Duration) -> u32 {
+        let third = u32::try_from(session_timeout.as_millis() / 3).unwrap_or(u32::MAX);
+        self.heartbeat_interval_ms.min(third).max(1)
+    }
+}
+
 /// A group's state for `describe`; log end offsets are added by the caller.
 #[derive(Debug, Clone)]
 pub struct GroupDescription {
@@ -142,6 +212,9 @@ pub struct GroupDescription {
     pub topics: BTreeSet<String>,
     /// Committed offsets.
     pub committed: BTreeMap<TopicPartition, u64>,
+    /// How long each partition on its way to a new owner has waited (since
+    /// its revocation was asked, or its owner left).
+    pub waiting: BTreeMap<TopicPartition, Duration>,
 }
 
 #[derive(Debug)]
@@ -151,9 +224,35 @@ struct Member {
     topics: BTreeSet<String>,
     session_timeout: Duration,
     last_seen: Instant,
-    /// Set while the member holds partitions it was asked to revoke: by then
-    /// it must have released them.
-    revoke_deadline: Option<Instant>,
+}
+
+/// A partition on its way to a new owner.
+#[derive(Debug, Clone, Copy)]
+struct Handover {
+    /// Since when it waits for its new owner: the revocation was asked, or
+    /// its owner left or expired.
+    since: Instant,
+    /// When its old owner let go (released it, left, expired, or lost it to
+    /// `revoke_timeout_ms`) and it went to its new owner.
+    released: Option<Instant>,
+}
+
+/// A group's change counter: bumped on every change of generation or
+/// ownership; long-polled heartbeats wait on it.
+#[derive(Debug)]
+struct Changes(watch::Sender<u64>);
+
+impl Default for Changes {
+    fn default() -> Self {
+        Changes(watch::channel(0).0)
+    }
+}
+
+impl Changes {
+    fn bump(&self) {
+        // `send_modify` updates the value even with no receiver.
+        self.0.send_modify(|v| *v = v.wrapping_add(1));
+    }
 }
 
 #[derive(Debug, Default)]
@@ -163,6 +262,9 @@ struct Group {
     partition_counts: BTreeMap<String, u32>,
     target: BTreeMap<TopicPartition, String>,
     owners: BTreeMap<TopicPartition, String>,
+    /// Partitions waiting for their new owner (see the module docs).
+    handovers: BTreeMap<TopicPartition, Handover>,
+    changes: Changes,
 }
 
 impl Group {
@@ -173,7 +275,23 @@ impl Group {
         let subscribed: BTreeSet<&String> = self.members.values().flat_map(|m| &m.topics).collect();
         self.partition_counts.retain(|t, _| subscribed.contains(t));
         let members = &self.members;
-        self.owners.retain(|_, m| members.contains_key(m));
+        let handovers = &mut self.handovers;
+        self.owners.retain(|tp, m| {
+            let kept = members.contains_key(m);
+            if !kept {
+                // Its owner left or expired: free now, waiting since its
+                // revocation if it was being revoked, else from now.
+                handovers
+                    .entry(tp.clone())
+                    .or_insert(Handover {
+                        since: now,
+                        released: None,
+                    })
+                    .released
+                    .get_or_insert(now);
+            }
+            kept
+        });
         let subscriptions = self
             .members
             .iter()
@@ -181,29 +299,72 @@ impl Group {
             .collect();
         self.target = assign(&subscriptions, &self.partition_counts, &self.target);
         self.grant(now);
+        self.changes.bump();
     }
 
-    /// Gives every partition without an owner to its target, and (re)sets
-    /// the members' revocation deadlines.
+    /// Gives every partition without an owner to its target, and keeps the
+    /// hand-over records in step: a partition whose owner is not its target
+    /// waits (since now if it did not already); one granted after a release
+    /// waits for its new owner to start it; any other record ends. Bumps
+    /// the change counter when an owner changed.
     fn grant(&mut self, now: Instant) {
+        let mut granted = false;
         for (tp, member) in &self.target {
             if !self.owners.contains_key(tp) {
                 self.owners.insert(tp.clone(), member.clone());
+                // Only a move has a record: a partition's first owner
+                // (a new group, a new topic) is no hand-over.
+                if let Some(handover) = self.handovers.get_mut(tp) {
+                    handover.released.get_or_insert(now);
+                }
+                granted = true;
             }
         }
-        for (id, member) in &mut self.members {
-            let revoking = self
-                .owners
-                .iter()
-                .any(|(tp, owner)| owner == id && self.target.get(tp) != Some(owner));
-            if revoking {
-                member
-                    .revoke_deadline
-                    .get_or_insert(now + member.session_timeout);
-            } else {
-                member.revoke_deadline = None;
+        for (tp, owner) in &self.owners {
+            if self.target.get(tp) != Some(owner) {
+                self.handovers.entry(tp.clone()).or_insert(Handover {
+                    since: now,
+                    released: None,
+                });
             }
         }
+        let (owners, target) = (&self.owners, &self.target);
+        self.handovers.retain(|tp, h| {
+            let revoking = owners.contains_key(tp) && owners.get(tp) != target.get(tp);
+            revoking || (h.released.is_some() && target.contains_key(tp))
+        });
+        if granted {
+            self.changes.bump();
+        }
+    }
+
+    /// Takes from their owners the revoked partitions held past `timeout`
+    /// and grants them; returns how many.
+    fn take_overdue(&mut self, timeout: Duration, now: Instant) -> usize {
+        let overdue: Vec<TopicPartition> = self
+            .owners
+            .iter()
+            .filter(|(tp, owner)| {
+                self.target.get(*tp) != Some(*owner)
+                    && self
+                        .handovers
+                        .get(*tp)
+                        .is_some_and(|h| now >= h.since + timeout)
+            })
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in &overdue {
+            if let Some(owner) = self.owners.remove(tp) {
+                tracing::warn!(member = %owner, partition = %tp, "revoked partition not released within revoke_timeout_ms; taken from its owner");
+            }
+        }
+        if !overdue.is_empty() {
+            metrics::counter!(crate::telemetry::names::GROUP_REVOKE_TIMEOUTS)
+                .increment(overdue.len() as u64);
+            self.grant(now);
+            self.changes.bump();
+        }
+        overdue.len()
     }
 
     fn owned_by(&self, member_id: &str) -> Vec<TopicPartition> {
@@ -242,6 +403,14 @@ impl Group {
             revoke: self.revoking_by(member_id),
             rejoin: false,
         }
+    }
+
+    /// How long each partition waiting for its new owner has waited.
+    fn waiting(&self, now: Instant) -> BTreeMap<TopicPartition, Duration> {
+        self.handovers
+            .iter()
+            .map(|(tp, h)| (tp.clone(), now.saturating_duration_since(h.since)))
+            .collect()
     }
 }
 
@@ -472,7 +641,6 @@ impl GroupCoordinator {
                         topics,
                         session_timeout,
                         last_seen: now,
-                        revoke_deadline: None,
                     },
                 );
                 group.rebalance(now);
@@ -489,10 +657,7 @@ impl GroupCoordinator {
         };
         Ok(JoinOutcome {
             generation: group.generation,
-            heartbeat_interval_ms: limits
-                .heartbeat_interval_ms
-                .min(session_timeout_ms / 3)
-                .max(1),
+            heartbeat_interval_ms: limits.heartbeat_interval_ms(session_timeout),
             session_timeout_ms,
             assignment: group.owned_by(&member_id),
             member_id,
@@ -526,6 +691,7 @@ impl GroupCoordinator {
             };
         };
         member.last_seen = now;
+        let mut any = false;
         for tp in released {
             // Only a partition it owns and should no longer own is released;
             // anything else in the list is ignored.
@@ -533,10 +699,84 @@ impl GroupCoordinator {
                 && g.target.get(tp).map(String::as_str) != Some(member_id);
             if releasable {
                 g.owners.remove(tp);
+                any = true;
+                if let Some(h) = g.handovers.get(tp) {
+                    metrics::histogram!(crate::telemetry::names::GROUP_REVOKE_SECONDS)
+                        .record(now.saturating_duration_since(h.since).as_secs_f64());
+                }
             }
         }
         g.grant(now);
+        if any {
+            g.changes.bump();
+        }
         g.member_state(member_id)
+    }
+
+    /// A heartbeat as [`GroupCoordinator::heartbeat`], for a member that
+    /// long-polls with view `view`: see [`GroupCoordinator::watch`].
+    pub fn heartbeat_watch(
+        &self,
+        group: &str,
+        member_id: &str,
+        released: &[TopicPartition],
+        view: &MemberView,
+        now: Instant,
+    ) -> Watched {
+        self.heartbeat(group, member_id, released, now);
+        self.watch(group, member_id, view)
+    }
+
+    /// The member's state now (without counting as a heartbeat) and, when it
+    /// is no news to a member whose view is `view`, a receiver of the
+    /// group's change counter subscribed under the same lock the state was
+    /// read under (so no change falls between the check and the wait), with
+    /// the longest the member may be held: its heartbeat interval.
+    pub fn watch(&self, group: &str, member_id: &str, view: &MemberView) -> Watched {
+        let groups = self.lock();
+        let Some(g) = groups.native.get(group) else {
+            return Watched {
+                state: MemberState::rejoin(0),
+                wait: None,
+            };
+        };
+        let Some(member) = g.members.get(member_id) else {
+            return Watched {
+                state: MemberState::rejoin(g.generation),
+                wait: None,
+            };
+        };
+        let state = g.member_state(member_id);
+        let wait = (!view.is_stale(&state)).then(|| {
+            let interval_ms = self.limits.heartbeat_interval_ms(member.session_timeout);
+            (
+                g.changes.0.subscribe(),
+                Duration::from_millis(u64::from(interval_ms)),
+            )
+        });
+        Watched { state, wait }
+    }
+
+    /// Ends the hand-over of partitions their new owner starts (reads the
+    /// committed offsets of, the step before its first fetch), recording
+    /// how long they waited since their release.
+    pub fn started(&self, group: &str, partitions: &[TopicPartition], now: Instant) {
+        let mut groups = self.lock();
+        let Some(g) = groups.native.get_mut(group) else {
+            return;
+        };
+        for tp in partitions {
+            let granted = g.owners.contains_key(tp) && g.owners.get(tp) == g.target.get(tp);
+            if !granted {
+                continue;
+            }
+            if let Some(h) = g.handovers.remove(tp) {
+                if let Some(released) = h.released {
+                    metrics::histogram!(crate::telemetry::names::GROUP_HANDOVER_START_SECONDS)
+                        .record(now.saturating_duration_since(released).as_secs_f64());
+                }
+            }
+        }
     }
 
     /// Removes a member at once; its partitions go to the others.
@@ -695,6 +935,7 @@ impl GroupCoordinator {
                 owners: BTreeMap::new(),
                 topics: BTreeSet::new(),
                 committed,
+                waiting: BTreeMap::new(),
             });
         };
         let members = g
@@ -720,6 +961,7 @@ impl GroupCoordinator {
                 .flat_map(|m| m.topics.iter().cloned())
                 .collect(),
             committed,
+            waiting: g.waiting(Instant::now()),
         })
     }
 
@@ -797,20 +1039,23 @@ impl GroupCoordinator {
         crate::poison::lock(&self.queue_names).remove(name);
     }
 
-    /// Removes members whose session ran out (no heartbeat) or who held a
-    /// revoked partition past their session timeout; returns how many.
+    /// Removes members whose session ran out (no heartbeat), and takes
+    /// revoked partitions held past `revoke_timeout_ms` from their owners;
+    /// returns how many members were removed.
     pub fn expire(&self, now: Instant) -> usize {
         let mut groups = self.lock();
         let mut removed = 0;
         let mut emptied = Vec::new();
+        let revoke_timeout = Duration::from_millis(u64::from(self.limits.revoke_timeout_ms));
         for (name, g) in groups.native.iter_mut() {
+            let taken = g.take_overdue(revoke_timeout, now);
+            if taken > 0 {
+                tracing::info!(group = %name, partitions = taken, "took revoked partitions past revoke_timeout_ms");
+            }
             let expired: Vec<String> = g
                 .members
                 .iter()
-                .filter(|(_, m)| {
-                    now >= m.last_seen + m.session_timeout
-                        || m.revoke_deadline.is_some_and(|d| now >= d)
-                })
+                .filter(|(_, m)| now >= m.last_seen + m.session_timeout)
                 .map(|(id, _)| id.clone())
                 .collect();
             if expired.is_empty() {
@@ -871,6 +1116,7 @@ pub(crate) mod tests {
         session_timeout_ms_max: 10_000,
         session_timeout_ms_default: 1000,
         heartbeat_interval_ms: 300,
+        revoke_timeout_ms: 1000,
     };
 
     pub(crate) fn coordinator() -> (tempfile::TempDir, GroupCoordinator) {
@@ -955,20 +1201,84 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_member_that_never_releases_is_expired() {
+    fn a_member_that_never_releases_loses_only_the_revoked_partitions() {
         let (_dir, c) = coordinator();
         let t0 = Instant::now();
         let a = join(&c, "g", t0);
         let b = join(&c, "g", t0);
+        let revoke = c.heartbeat("g", &a.member_id, &[], t0).revoke;
+        assert_eq!(revoke.len(), 3);
         let mut now = t0;
-        for _ in 0..4 {
-            now += Duration::from_millis(400);
+        // Both stay alive; a never releases. Before revoke_timeout_ms (1 s)
+        // nothing moves.
+        for step in 1..=4 {
+            now = t0 + Duration::from_millis(400 * step);
             c.heartbeat("g", &a.member_id, &[], now);
             c.heartbeat("g", &b.member_id, &[], now);
             c.expire(now);
+            let moved = c.heartbeat("g", &b.member_id, &[], now).owned;
+            if step < 3 {
+                assert!(moved.is_empty(), "moved at {step}: {moved:?}");
+            }
         }
-        assert!(c.heartbeat("g", &a.member_id, &[], now).rejoin);
-        assert_eq!(c.heartbeat("g", &b.member_id, &[], now).owned.len(), 6);
+        let hb_a = c.heartbeat("g", &a.member_id, &[], now);
+        assert!(!hb_a.rejoin);
+        assert_eq!(hb_a.owned.len(), 3);
+        assert!(hb_a.owned.iter().all(|tp| !revoke.contains(tp)));
+        assert_eq!(c.heartbeat("g", &b.member_id, &[], now).owned, revoke);
+    }
+
+    /// A long-polled heartbeat is told to wait while nothing changes for
+    /// its member, and its receiver fires the moment the partition it waits
+    /// for is released to it.
+    #[tokio::test]
+    async fn a_waiting_member_is_woken_when_its_partition_is_released() {
+        let (_dir, c) = coordinator();
+        let t0 = Instant::now();
+        let a = join(&c, "g", t0);
+        let b = join(&c, "g", t0);
+        let view_b = MemberView {
+            generation: b.generation,
+            owned: vec![],
+        };
+        let watched = c.heartbeat_watch("g", &b.member_id, &[], &view_b, t0);
+        let (changes, wait_max) = watched.wait.expect("no news for b yet");
+        assert_eq!(wait_max, Duration::from_millis(300));
+        // a's own view is news: it has partitions to revoke at a new
+        // generation.
+        let view_a = MemberView {
+            generation: a.generation,
+            owned: a.assignment.clone(),
+        };
+        let hb_a = c.heartbeat_watch("g", &a.member_id, &[], &view_a, t0);
+        assert!(hb_a.wait.is_none());
+        assert_eq!(hb_a.state.revoke.len(), 3);
+        assert!(!changes.has_changed().unwrap());
+        c.heartbeat("g", &a.member_id, &hb_a.state.revoke, t0);
+        assert!(changes.has_changed().unwrap());
+        let now_b = c.watch("g", &b.member_id, &view_b);
+        assert!(now_b.wait.is_none());
+        assert_eq!(now_b.state.owned, hb_a.state.revoke);
+    }
+
+    #[test]
+    fn describe_shows_partitions_waiting_for_their_new_owner() {
+        let (_dir, c) = coordinator();
+        let t0 = Instant::now();
+        let a = join(&c, "g", t0);
+        assert!(c.describe("g").unwrap().waiting.is_empty());
+        let _b = join(&c, "g", t0);
+        let revoke = c.heartbeat("g", &a.member_id, &[], t0).revoke;
+        let waiting = c.describe("g").unwrap().waiting;
+        assert_eq!(waiting.keys().cloned().collect::<Vec<_>>(), revoke);
+        // Released: still waiting until the new owner starts it.
+        c.heartbeat("g", &a.member_id, &revoke[..1], t0);
+        assert_eq!(c.describe("g").unwrap().waiting.len(), 3);
+        c.started("g", &revoke[..1], t0);
+        assert_eq!(c.describe("g").unwrap().waiting.len(), 2);
+        // Starting a partition still with its old owner ends nothing.
+        c.started("g", &revoke[1..], t0);
+        assert_eq!(c.describe("g").unwrap().waiting.len(), 2);
     }
 
     #[tokio::test]

@@ -25,6 +25,7 @@ use skiff_protocol::messages::TopicPartition;
 
 pub use coordinator::{
     GroupCoordinator, GroupLimits, JoinOutcome, JoinParams, KafkaGroupListing, MemberState,
+    MemberView, Watched,
 };
 pub use offsets::{
     OffsetRecovery, OffsetStore, OffsetStoreError, OffsetStoreOptions, OffsetUpdate,

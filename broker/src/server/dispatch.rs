@@ -13,7 +13,7 @@ use std::sync::Arc;
 use skiff_protocol::ErrorCode;
 use skiff_protocol::frame::{OutgoingResponse, RequestFrame};
 use skiff_protocol::messages::{ApiKey, Request};
-use skiff_protocol::primitives::{Encode, decode_body};
+use skiff_protocol::primitives::{Encode, decode_body_version};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::Shared;
@@ -78,10 +78,11 @@ pub(crate) fn check_version<R: Request>(frame: &RequestFrame) -> Result<(), Fail
     ))
 }
 
-/// Decodes a request's body strictly, after checking its version.
+/// Decodes a request's body strictly in the layout of its version, after
+/// checking the version.
 fn decode<R: Request>(frame: RequestFrame) -> Result<R, Failure> {
     check_version::<R>(&frame)?;
-    Ok(decode_body(frame.body)?)
+    Ok(decode_body_version(frame.body, frame.api_version)?)
 }
 
 /// The one path every API takes: decode, authorize, run, answer.
@@ -90,7 +91,7 @@ async fn run<R: Handler>(
     frame: RequestFrame,
     permit: OwnedSemaphorePermit,
 ) -> Result<(), Failure> {
-    let correlation_id = frame.correlation_id;
+    let (correlation_id, version) = (frame.correlation_id, frame.api_version);
     let request = decode::<R>(frame)?;
     let gate = (R::RUNS == Runs::InOrder).then(|| Arc::new(OrderGate::default()));
     let ctx = Ctx::new(
@@ -104,7 +105,7 @@ async fn run<R: Handler>(
     let work = request.handle(grant, ctx);
     let responses = conn.responses.clone();
     let answered = async move {
-        respond(&responses, correlation_id, work.await).await;
+        respond(&responses, correlation_id, version, work.await).await;
         drop(permit);
     };
     match (gate, R::RUNS) {
@@ -129,15 +130,17 @@ async fn run<R: Handler>(
     Ok(())
 }
 
-/// Sends one response; a closed writer means the connection is going away
-/// and there is nobody left to tell.
+/// Sends one response, in the layout of the request's version; a closed
+/// writer means the connection is going away and there is nobody left to
+/// tell.
 pub(crate) async fn respond<T: Encode>(
     tx: &mpsc::Sender<OutgoingResponse>,
     correlation_id: u32,
+    version: u16,
     result: Result<T, Failure>,
 ) {
     let response = match result {
-        Ok(body) => OutgoingResponse::ok(correlation_id, &body),
+        Ok(body) => OutgoingResponse::ok_version(correlation_id, &body, version),
         Err(failure) => failure.into_response(correlation_id),
     };
     let _ = tx.send(response).await;

@@ -16,6 +16,9 @@ pub enum BenchMode {
     Consume,
     /// Paced producers and tailing consumers; publish-to-receive latency.
     E2e,
+    /// Group members join and leave under a steady --rate; hand-over times
+    /// and the longest time a partition went unread.
+    Rebalance,
 }
 
 impl BenchMode {
@@ -25,6 +28,7 @@ impl BenchMode {
             BenchMode::Produce => "produce",
             BenchMode::Consume => "consume",
             BenchMode::E2e => "e2e",
+            BenchMode::Rebalance => "rebalance",
         }
     }
 }
@@ -117,6 +121,17 @@ pub struct BenchArgs {
     /// client's group Consumer (default: direct fetches of every partition).
     #[arg(long, value_name = "G", value_parser = group_name)]
     pub group: Option<String>,
+    /// rebalance: most group members at once; members are added one at a
+    /// time up to this, then removed one at a time down to one.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..=64))]
+    pub members_max: u32,
+    /// rebalance: membership changes (joins and clean leaves) to make.
+    #[arg(long, value_name = "N", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub changes: u32,
+    /// rebalance: members learn of assignment changes at their heartbeats
+    /// instead of having them pushed (the behaviour before Heartbeat v1).
+    #[arg(long)]
+    pub no_push: bool,
     /// produce/consume: the protocol producers and consumers speak (the
     /// topic is still created and described through skiff's protocol).
     #[arg(long, value_enum, default_value_t = BenchProtocol::Native)]

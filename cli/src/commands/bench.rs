@@ -98,6 +98,9 @@ pub fn run(config: ClientConfig, args: BenchArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.mode == BenchMode::Rebalance {
+        return runtime.block_on(super::bench_rebalance::bench(config, args));
+    }
     runtime.block_on(bench(config, args))
 }
 
@@ -233,6 +236,8 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
             Vec::new(),
         ),
         BenchMode::E2e => run_e2e(&ctx, args.consumers).await?,
+        // Dispatched in `run` to its own module.
+        BenchMode::Rebalance => bail!("bench rebalance runs in bench_rebalance"),
     };
     let wall = started.elapsed();
     progress.finish_and_clear();
@@ -255,7 +260,11 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
 }
 
 /// Creates the topic if missing; returns its partition count.
-async fn ensure_topic(config: &ClientConfig, topic: &str, partitions: u32) -> Result<u32> {
+pub(super) async fn ensure_topic(
+    config: &ClientConfig,
+    topic: &str,
+    partitions: u32,
+) -> Result<u32> {
     let admin = Admin::new(Client::lazy(config.clone()));
     let topic_config = TopicConfig {
         partitions,
@@ -983,6 +992,7 @@ fn summarize(
         BenchMode::Consume if args.group.is_some() => "per --batch records received",
         BenchMode::Consume => "per fetch",
         BenchMode::E2e => "per message, intended send to receive",
+        BenchMode::Rebalance => "per hand-over",
     };
     let mut actors: Vec<Value> = reports.iter().map(actor_json).collect();
     actors.extend(produce_reports.iter().map(actor_json));

@@ -130,19 +130,21 @@ fn print_description(out: &mut impl Write, d: &DescribeGroupResponse) -> std::io
     writeln!(out)?;
     writeln!(
         out,
-        "{:<24} {:>9} {:<28} {:>12} {:>12} {:>10}",
-        "TOPIC", "PARTITION", "OWNER", "COMMITTED", "LOG-END", "LAG"
+        "{:<24} {:>9} {:<28} {:>12} {:>12} {:>10} {:>16}",
+        "TOPIC", "PARTITION", "OWNER", "COMMITTED", "LOG-END", "LAG", "MOVING-FOR"
     )?;
     for p in &d.partitions {
         writeln!(
             out,
-            "{:<24} {:>9} {:<28} {:>12} {:>12} {:>10}",
+            "{:<24} {:>9} {:<28} {:>12} {:>12} {:>10} {:>16}",
             p.partition.topic,
             p.partition.partition,
             p.owner.as_deref().unwrap_or("-"),
             opt(p.committed),
             p.log_end_offset,
-            opt(p.lag)
+            opt(p.lag),
+            p.waiting_ms
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")),
         )?;
     }
     Ok(())
@@ -172,6 +174,7 @@ fn progress_json(p: &PartitionProgress) -> Value {
         "committed": p.committed,
         "log_end_offset": p.log_end_offset,
         "lag": p.lag,
+        "waiting_ms": p.waiting_ms,
     })
 }
 
@@ -218,6 +221,7 @@ mod tests {
                 committed: None,
                 log_end_offset: 5,
                 lag: None,
+                waiting_ms: Some(40),
             }],
         };
         let v = description_json(&d);
@@ -225,9 +229,11 @@ mod tests {
         assert_eq!(v["members"][0]["partitions"][0]["partition"], 0);
         assert_eq!(v["partitions"][0]["committed"], Value::Null);
         assert_eq!(v["partitions"][0]["log_end_offset"], 5);
+        assert_eq!(v["partitions"][0]["waiting_ms"], 40);
         let mut text = Vec::new();
         print_description(&mut text, &d).expect("write to a Vec");
         let text = String::from_utf8(text).expect("utf-8");
         assert!(text.contains("m-1") && text.contains("t/0"), "{text}");
+        assert!(text.contains("40 ms"), "{text}");
     }
 }

@@ -1,6 +1,9 @@
 //! DescribeGroup: a group's state, generation, members with their
 //! partitions, and per partition the committed offset, the log end offset
 //! and the lag between them.
+//!
+//! Version 1 adds, per partition, how long it has been waiting for its new
+//! owner during a hand-over (`waiting_ms`). Version 0 answers lack it.
 
 use bytes::{BufMut, BytesMut};
 
@@ -101,7 +104,15 @@ pub struct PartitionProgress {
     pub log_end_offset: u64,
     /// `log_end_offset - committed`, `None` when nothing is committed.
     pub lag: Option<u64>,
+    /// How long, in milliseconds, the partition has been on its way to a
+    /// new owner (since its revocation was asked or its owner left, until
+    /// the new owner started it); `None` when it is not moving. Always
+    /// `None` in version 0.
+    pub waiting_ms: Option<u64>,
 }
+
+/// The first version with [`PartitionProgress::waiting_ms`].
+pub const DESCRIBE_GROUP_VERSION_WAITING: u16 = 1;
 
 /// A group's description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +151,10 @@ const PROGRESS_BYTES_MIN: usize = TOPIC_PARTITION_BYTES_MIN + 1 + 1 + 8 + 1;
 
 impl Encode for DescribeGroupResponse {
     fn encode(&self, buf: &mut BytesMut) {
+        self.encode_version(buf, DESCRIBE_GROUP_VERSION_WAITING);
+    }
+
+    fn encode_version(&self, buf: &mut BytesMut, version: u16) {
         buf.put_string(&self.group);
         buf.put_u8(self.state.as_u8());
         buf.put_u32_le(self.generation);
@@ -159,12 +174,19 @@ impl Encode for DescribeGroupResponse {
             buf.put_opt_u64(p.committed);
             buf.put_u64_le(p.log_end_offset);
             buf.put_opt_u64(p.lag);
+            if version >= DESCRIBE_GROUP_VERSION_WAITING {
+                buf.put_opt_u64(p.waiting_ms);
+            }
         }
     }
 }
 
 impl Decode for DescribeGroupResponse {
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Self::decode_version(r, DESCRIBE_GROUP_VERSION_WAITING)
+    }
+
+    fn decode_version(r: &mut Reader, version: u16) -> Result<Self, DecodeError> {
         let group = r.string("group")?;
         let state = GroupState::from_u8(r.u8("state")?)?;
         let generation = r.u32("generation")?;
@@ -189,6 +211,11 @@ impl Decode for DescribeGroupResponse {
                 committed: r.opt_u64("committed")?,
                 log_end_offset: r.u64("log_end_offset")?,
                 lag: r.opt_u64("lag")?,
+                waiting_ms: if version >= DESCRIBE_GROUP_VERSION_WAITING {
+                    r.opt_u64("waiting_ms")?
+                } else {
+                    None
+                },
             });
         }
         Ok(Self {
@@ -233,6 +260,7 @@ mod tests {
                         committed: Some(5),
                         log_end_offset: 9,
                         lag: Some(4),
+                        waiting_ms: Some(12),
                     },
                     PartitionProgress {
                         partition: TopicPartition::new("t", 2),
@@ -240,10 +268,25 @@ mod tests {
                         committed: None,
                         log_end_offset: 0,
                         lag: None,
+                        waiting_ms: None,
                     },
                 ],
             }]
         }
+    }
+
+    /// An older client's version 0 answer has no `waiting_ms`, and decodes
+    /// as such.
+    #[test]
+    fn version_0_answers_lack_the_wait() {
+        use crate::primitives::{decode_body, decode_body_version};
+        let v1 = DescribeGroupResponse::examples().remove(0);
+        let mut buf = BytesMut::new();
+        v1.encode_version(&mut buf, 0);
+        let v0: DescribeGroupResponse = decode_body_version(buf.clone().freeze(), 0).unwrap();
+        assert_eq!(v0.partitions[0].waiting_ms, None);
+        assert_eq!(v0.partitions[0].lag, Some(4));
+        assert!(decode_body::<DescribeGroupResponse>(buf.freeze()).is_err());
     }
 
     #[test]

@@ -136,6 +136,8 @@ mod tests {
                 member_id: member.clone(),
                 generation,
                 released: tps.clone(),
+                max_wait_ms: generation / 2,
+                owned: tps.iter().skip(1).cloned().collect(),
             });
             round_trip(HeartbeatResponse {
                 generation,

@@ -54,7 +54,8 @@ pub use delete_queue::{DeleteQueueRequest, DeleteQueueResponse};
 pub use delete_topic::{DeleteTopicRequest, DeleteTopicResponse};
 pub use delete_user::{DeleteUserRequest, DeleteUserResponse};
 pub use describe_group::{
-    DescribeGroupRequest, DescribeGroupResponse, GroupState, MemberDescription, PartitionProgress,
+    DESCRIBE_GROUP_VERSION_WAITING, DescribeGroupRequest, DescribeGroupResponse, GroupState,
+    MemberDescription, PartitionProgress,
 };
 pub use describe_queue::{DescribeQueueRequest, DescribeQueueResponse, QueuePartitionInfo};
 pub use describe_topic::{DescribeTopicRequest, DescribeTopicResponse, PartitionDescription};
@@ -63,7 +64,7 @@ pub use fetch_offsets::{CommittedOffset, FetchOffsetsRequest, FetchOffsetsRespon
 pub use grant_acl::{GrantAclRequest, GrantAclResponse};
 pub use group_common::TopicPartition;
 pub use handshake::{Credentials, HandshakeRequest, HandshakeResponse};
-pub use heartbeat::{HeartbeatRequest, HeartbeatResponse};
+pub use heartbeat::{HEARTBEAT_VERSION_LONG_POLL, HeartbeatRequest, HeartbeatResponse};
 pub use init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 pub use join_group::{JoinGroupRequest, JoinGroupResponse};
 pub use leave_group::{LeaveGroupRequest, LeaveGroupResponse};
@@ -103,9 +104,12 @@ use crate::primitives::{Decode, Encode};
 /// without a handler does not compile.
 ///
 /// A body change that old peers cannot read bumps the API's version: the
-/// broker serves exactly the versions listed (bodies are decoded strictly,
-/// one layout per API), so a peer speaking an older version is refused with
-/// `UnsupportedVersion` naming the version served, never misread.
+/// broker serves exactly the versions listed, so a peer speaking a version
+/// outside them is refused with `UnsupportedVersion` naming the version
+/// served, never misread. Bodies are decoded strictly in the layout of the
+/// request's version: an API serving several versions overrides
+/// `Decode::decode_version` / `Encode::encode_version` for the old layouts
+/// (e.g. Heartbeat 0, answered as before the long poll).
 ///
 /// The callback receives, per API:
 /// `#[doc] Name = number, RequestType => ResponseType, versions min..=max;`
@@ -131,8 +135,9 @@ macro_rules! for_each_api {
             ListOffsets = 7, ListOffsetsRequest => ListOffsetsResponse, versions 0..=0;
             /// Joins a consumer group (server-side assignment).
             JoinGroup = 8, JoinGroupRequest => JoinGroupResponse, versions 0..=0;
-            /// Keeps a group member alive; carries incremental rebalances.
-            Heartbeat = 9, HeartbeatRequest => HeartbeatResponse, versions 0..=0;
+            /// Keeps a group member alive; carries incremental rebalances (v1: a long poll
+            /// answered when the member's assignment changes).
+            Heartbeat = 9, HeartbeatRequest => HeartbeatResponse, versions 0..=1;
             /// Leaves a consumer group.
             LeaveGroup = 10, LeaveGroupRequest => LeaveGroupResponse, versions 0..=0;
             /// Commits a group's offsets (durably).
@@ -142,7 +147,7 @@ macro_rules! for_each_api {
             /// Lists consumer groups.
             ListGroups = 13, ListGroupsRequest => ListGroupsResponse, versions 0..=0;
             /// Describes a consumer group: members, assignments, offsets, lag.
-            DescribeGroup = 14, DescribeGroupRequest => DescribeGroupResponse, versions 0..=0;
+            DescribeGroup = 14, DescribeGroupRequest => DescribeGroupResponse, versions 0..=1;
             /// Resets a member-less group's offsets for a topic.
             ResetOffsets = 15, ResetOffsetsRequest => ResetOffsetsResponse, versions 0..=0;
             /// Deletes a member-less group and its offsets.

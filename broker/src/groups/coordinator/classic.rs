@@ -111,6 +111,7 @@ pub(super) fn native_description(
         owners,
         topics,
         committed,
+        waiting: BTreeMap::new(),
     }
 }
 

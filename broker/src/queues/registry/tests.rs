@@ -11,6 +11,7 @@ const LIMITS: GroupLimits = GroupLimits {
     session_timeout_ms_max: 10_000,
     session_timeout_ms_default: 1000,
     heartbeat_interval_ms: 300,
+    revoke_timeout_ms: 1000,
 };
 
 struct Fixture {

@@ -3,9 +3,11 @@
 //! in [`crate::groups`]; these functions resolve topics, add log offsets and
 //! translate between protocol messages and the coordinator.
 //!
-//! Join, heartbeat, leave, fetch-offsets, list and describe only touch
-//! memory and answer inline; commit, reset and delete wait for an fsync (on
-//! the offset store's writer thread) and run as their own tasks.
+//! Join, leave, fetch-offsets, list and describe only touch memory and
+//! answer inline; commit, reset and delete wait for an fsync (on the offset
+//! store's writer thread) and heartbeats may be long polls (version 1:
+//! held until the member's assignment changes, at most its heartbeat
+//! interval), so these run as their own tasks.
 //!
 //! Rules: members (join, heartbeat, leave, commit) need `consume` on the
 //! group, and join and commit also on each topic they name; fetch-offsets
@@ -24,10 +26,12 @@ use skiff_protocol::messages::{
     PartitionProgress, ResetOffsetsRequest, ResetOffsetsResponse, ResetTo, ResourceKind,
     TopicPartition,
 };
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::blocking;
-use crate::groups::JoinParams;
+use crate::groups::{JoinParams, MemberState, MemberView};
 use crate::server::api::{Ctx, Handler, Runs};
 use crate::server::failure::Failure;
 
@@ -80,16 +84,14 @@ fn join_group(ctx: &Ctx, req: JoinGroupRequest) -> Result<JoinGroupResponse, Fai
 
 impl Handler for HeartbeatRequest {
     type Grant = ();
-    const RUNS: Runs = Runs::Inline;
+    const RUNS: Runs = Runs::Task;
 
     fn authorize(&self, ctx: &Ctx) -> Result<(), Failure> {
         ctx.authorizer().group(Operation::Consume, &self.group)
     }
 
     async fn handle(self, (): (), ctx: Ctx) -> Result<HeartbeatResponse, Failure> {
-        let state =
-            ctx.groups()
-                .heartbeat(&self.group, &self.member_id, &self.released, Instant::now());
+        let state = heartbeat(&ctx, self).await;
         Ok(HeartbeatResponse {
             generation: state.generation,
             owned: state.owned,
@@ -97,6 +99,39 @@ impl Handler for HeartbeatRequest {
             rejoin: state.rejoin,
         })
     }
+}
+
+/// Records the heartbeat; with `max_wait_ms` (version 1) holds the answer
+/// until the member's state is news to it (see [`MemberView`]), the wait
+/// ends (at most its heartbeat interval) or the broker shuts down.
+async fn heartbeat(ctx: &Ctx, req: HeartbeatRequest) -> MemberState {
+    let groups = ctx.groups();
+    let now = Instant::now();
+    if req.max_wait_ms == 0 {
+        return groups.heartbeat(&req.group, &req.member_id, &req.released, now);
+    }
+    let mut owned = req.owned;
+    owned.sort_unstable();
+    owned.dedup();
+    let view = MemberView {
+        generation: req.generation,
+        owned,
+    };
+    let mut watched = groups.heartbeat_watch(&req.group, &req.member_id, &req.released, &view, now);
+    let Some((_, wait_max)) = &watched.wait else {
+        return watched.state;
+    };
+    let deadline = now + Duration::from_millis(u64::from(req.max_wait_ms)).min(*wait_max);
+    while let Some((mut changes, _)) = watched.wait {
+        tokio::select! {
+            // An error means the group was dropped: the state says so.
+            _ = changes.changed() => {}
+            () = tokio::time::sleep_until(deadline) => return watched.state,
+            () = ctx.shutdown().cancelled() => return watched.state,
+        }
+        watched = groups.watch(&req.group, &req.member_id, &view);
+    }
+    watched.state
 }
 
 impl Handler for LeaveGroupRequest {
@@ -152,6 +187,10 @@ impl Handler for FetchOffsetsRequest {
     }
 
     async fn handle(self, (): (), ctx: Ctx) -> Result<FetchOffsetsResponse, Failure> {
+        // A new owner reads its partitions' committed offsets right before
+        // fetching them: the end of their hand-over.
+        ctx.groups()
+            .started(&self.group, &self.partitions, Instant::now());
         let auth = ctx.authorizer();
         let offsets = ctx
             .groups()
@@ -226,6 +265,7 @@ fn describe_group(
                     committed,
                     log_end_offset,
                     lag: committed.map(|c| log_end_offset.saturating_sub(c)),
+                    waiting_ms: d.waiting.get(&tp).map(|w| w.as_millis() as u64),
                     partition: tp,
                 },
             );
@@ -241,6 +281,7 @@ fn describe_group(
                 committed: Some(*committed),
                 log_end_offset: 0,
                 lag: None,
+                waiting_ms: d.waiting.get(tp).map(|w| w.as_millis() as u64),
             });
     }
     Ok(DescribeGroupResponse {
