@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::authorize::{Authorizer, Session};
 use super::failure::Failure;
+use super::handlers::queue_members::QueueMembers;
 use crate::auth::Security;
 use crate::config::BrokerConfig;
 use crate::groups::GroupCoordinator;
@@ -104,6 +105,8 @@ pub(crate) struct Ctx {
     /// The client id of a protocol that sends it per request (Kafka's
     /// request header); empty otherwise.
     client_id: Arc<str>,
+    /// The connection's queue members (`None`: a front end without queues).
+    queue_members: Option<Arc<QueueMembers>>,
 }
 
 impl Ctx {
@@ -121,7 +124,20 @@ impl Ctx {
             api,
             order,
             client_id: Arc::from(""),
+            queue_members: None,
         }
+    }
+
+    /// The same context, with the connection's queue members.
+    pub(crate) fn with_queue_members(mut self, members: &Arc<QueueMembers>) -> Self {
+        self.queue_members = Some(Arc::clone(members));
+        self
+    }
+
+    /// The connection's queue members, whose locks are released when it
+    /// closes (`None` on a front end without queues).
+    pub(crate) fn queue_members(&self) -> Option<&QueueMembers> {
+        self.queue_members.as_deref()
     }
 
     /// The same context, with the client id of the request's header.

@@ -10,6 +10,9 @@
 //! `consume` on the queue, and receive also on its topic; list shows the
 //! queues the session may describe.
 //!
+//! A member's locks are released when the connection it receives on ends
+//! (see `queue_members`).
+//!
 //! A waiting receive wakes when any partition of the queue's topic gains
 //! records (the logs' end-offset watches, as a fetch's long poll), and
 //! otherwise looks again every [`QUEUE_POLL_MS`]: locks that expire and
@@ -300,6 +303,14 @@ impl Handler for ReceiveRequest {
             0 => ctx.queues().new_member_id(),
             id => id,
         };
+        // Its locks are released when this connection ends.
+        let closing = match ctx.queue_members() {
+            Some(members) => {
+                members.note(&self.queue, member_id)?;
+                members.closing().clone()
+            }
+            None => tokio_util::sync::CancellationToken::new(),
+        };
         let max = self.max_records.clamp(1, QUEUE_RECEIVE_RECORDS_MAX) as usize;
         let wait =
             Duration::from_millis(u64::from(self.max_wait_ms).min(ctx.config().fetch_wait_ms_max));
@@ -318,7 +329,11 @@ impl Handler for ReceiveRequest {
             let (ctx2, queue2) = (ctx.clone(), Arc::clone(&queue));
             let deliveries = blocking(move || receive_once(&ctx2, &queue2, member_id, max)).await?;
             let now = Instant::now();
-            if !deliveries.is_empty() || now >= deadline || ctx.shutdown().is_cancelled() {
+            if !deliveries.is_empty()
+                || now >= deadline
+                || ctx.shutdown().is_cancelled()
+                || closing.is_cancelled()
+            {
                 return Ok(ReceiveResponse {
                     member_id,
                     deliveries,
@@ -329,6 +344,7 @@ impl Handler for ReceiveRequest {
                 () = tokio::time::sleep(pause) => {}
                 () = any_changed(&mut ends) => {}
                 () = ctx.shutdown().cancelled() => {}
+                () = closing.cancelled() => {}
             }
         }
     }
