@@ -42,8 +42,24 @@ fn queue_commands() {
         "{\"queue\":\"work\",\"topic\":\"jobs\"}\n"
     );
 
+    // The queue reads "jobs": consuming it as another topic's is refused.
+    let out = b.run(&["queue", "consume", "other", "--queue", "work"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("reads topic \"jobs\""),
+        "{}",
+        text(&out.stderr)
+    );
     // Two printed and acked.
-    let out = b.run(&["queue", "consume", "work", "--max-messages", "2"], "");
+    let out = b.run(&[
+            "queue",
+            "consume",
+            "jobs",
+            "--queue",
+            "work",
+            "--max-messages",
+            "2",
+        ], "");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "a\nb\n");
     // --exec: "c" succeeds, "d" fails and goes to dead letters (one delivery
@@ -52,6 +68,8 @@ fn queue_commands() {
         &[
             "queue",
             "consume",
+            "jobs",
+            "--queue",
             "work",
             "--exec",
             "test \"$(cat)\" = c",
@@ -103,7 +121,15 @@ fn queue_commands() {
         "{}",
         text(&out.stderr)
     );
-    let out = b.run(&["queue", "consume", "work", "--max-messages", "1"], "");
+    let out = b.run(&[
+            "queue",
+            "consume",
+            "jobs",
+            "--queue",
+            "work",
+            "--max-messages",
+            "1",
+        ], "");
     assert_eq!(text(&out.stdout), "d\n");
 
     let out = b.run(&["queue", "alter", "work", "--lock-ms", "5000"], "");
