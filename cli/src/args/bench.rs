@@ -16,6 +16,9 @@ pub enum BenchMode {
     Consume,
     /// Paced producers and tailing consumers; publish-to-receive latency.
     E2e,
+    /// Work-queue workers on one topic: records handed out and acknowledged
+    /// per second, redelivery latency (see `--workers`, `--work-ms`).
+    Queue,
 }
 
 impl BenchMode {
@@ -25,6 +28,7 @@ impl BenchMode {
             BenchMode::Produce => "produce",
             BenchMode::Consume => "consume",
             BenchMode::E2e => "e2e",
+            BenchMode::Queue => "queue",
         }
     }
 }
@@ -52,7 +56,7 @@ impl Payload {
 /// `skiff bench`
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// produce, consume or e2e.
+    /// produce, consume, e2e or queue.
     #[arg(value_enum)]
     pub mode: BenchMode,
     /// Topic to use (created if missing).
@@ -104,4 +108,7 @@ pub struct BenchArgs {
     /// (inside the timed loop, as a real producer does).
     #[command(flatten)]
     pub compression: CompressionArgs,
+    /// queue: workers, work per record, redeliveries.
+    #[command(flatten)]
+    pub queue: super::bench_queue::BenchQueueArgs,
 }

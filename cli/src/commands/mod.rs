@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod bench;
+pub mod bench_queue;
 pub mod consume;
 pub mod group;
 pub mod ops;
