@@ -524,12 +524,10 @@ async fn a_closed_connection_releases_its_locks_at_once() {
     for _ in 0..100 {
         let ds = b.receive(10, 100).await;
         b.ack_all(&ds).await;
-        got.extend(ds.iter().map(|d| {
-            (
-                String::from_utf8(d.value.to_vec()).unwrap(),
-                d.deliveries,
-            )
-        }));
+        got.extend(
+            ds.iter()
+                .map(|d| (String::from_utf8(d.value.to_vec()).unwrap(), d.deliveries)),
+        );
         if got.len() >= 4 {
             break;
         }

@@ -51,7 +51,8 @@ fn queue_commands() {
         text(&out.stderr)
     );
     // Two printed and acked.
-    let out = b.run(&[
+    let out = b.run(
+        &[
             "queue",
             "consume",
             "jobs",
@@ -59,7 +60,9 @@ fn queue_commands() {
             "work",
             "--max-messages",
             "2",
-        ], "");
+        ],
+        "",
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "a\nb\n");
     // --exec: "c" succeeds, "d" fails and goes to dead letters (one delivery
@@ -121,7 +124,8 @@ fn queue_commands() {
         "{}",
         text(&out.stderr)
     );
-    let out = b.run(&[
+    let out = b.run(
+        &[
             "queue",
             "consume",
             "jobs",
@@ -129,7 +133,9 @@ fn queue_commands() {
             "work",
             "--max-messages",
             "1",
-        ], "");
+        ],
+        "",
+    );
     assert_eq!(text(&out.stdout), "d\n");
 
     let out = b.run(&["queue", "alter", "work", "--lock-ms", "5000"], "");

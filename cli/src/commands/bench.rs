@@ -220,7 +220,11 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
 }
 
 /// Creates the topic if missing; returns its partition count.
-pub(super) async fn ensure_topic(config: &ClientConfig, topic: &str, partitions: u32) -> Result<u32> {
+pub(super) async fn ensure_topic(
+    config: &ClientConfig,
+    topic: &str,
+    partitions: u32,
+) -> Result<u32> {
     let admin = Admin::new(Client::lazy(config.clone()));
     let topic_config = TopicConfig {
         partitions,

@@ -82,7 +82,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub async fn run(config: ClientConfig, args: BenchArgs) -> Result<()> {
     let q = &args.queue;
     if args.duration.is_some() {
-        bail!("bench queue runs until every record is acknowledged: give --messages, not --duration");
+        bail!(
+            "bench queue runs until every record is acknowledged: give --messages, not --duration"
+        );
     }
     if !(q.work_ms.is_finite() && (0.0..=60_000.0).contains(&q.work_ms)) {
         bail!("--work-ms must be between 0 and 60000, not {}", q.work_ms);
