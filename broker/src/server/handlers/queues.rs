@@ -484,15 +484,23 @@ fn settle(ctx: &Ctx, req: SettleRequest) -> Result<SettleResponse, Failure> {
     let now_ms = crate::clock::now_ms();
     let member = req.member_id;
     let items = req.items;
-    let mut results: Vec<Option<SettleResult>> = vec![None; items.len()];
+    // Every item's result is set below: refused here, or applied with its
+    // partition.
+    let mut results = vec![
+        SettleResult {
+            error: None,
+            lock_deadline_ms: 0,
+        };
+        items.len()
+    ];
     // Item positions by partition, in request order within each.
     let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         if item.partition as usize >= topic.partitions.len() {
-            results[i] = Some(SettleResult {
+            results[i] = SettleResult {
                 error: Some(format!("unknown partition {}", item.partition)),
                 lock_deadline_ms: 0,
-            });
+            };
         } else {
             by_partition.entry(item.partition).or_default().push(i);
         }
@@ -518,7 +526,7 @@ fn settle(ctx: &Ctx, req: SettleRequest) -> Result<SettleResponse, Failure> {
                 item.action,
                 SettleAction::Nack { .. } | SettleAction::Reject { .. } | SettleAction::Release
             );
-            results[i] = Some(match outcome {
+            results[i] = match outcome {
                 Ok(lock_deadline_ms) => SettleResult {
                     error: None,
                     lock_deadline_ms,
@@ -527,7 +535,7 @@ fn settle(ctx: &Ctx, req: SettleRequest) -> Result<SettleResponse, Failure> {
                     error: Some(e.to_string()),
                     lock_deadline_ms: 0,
                 },
-            });
+            };
         }
         if may_dead_letter {
             to_dead_letter.push(p);
@@ -546,9 +554,5 @@ fn settle(ctx: &Ctx, req: SettleRequest) -> Result<SettleResponse, Failure> {
     for p in to_dead_letter {
         queue.dead_letter(p, &mut sink).map_err(engine_failure)?;
     }
-    let results = results
-        .into_iter()
-        .map(|r| r.expect("every item has a result: refused above or applied per partition"))
-        .collect();
     Ok(SettleResponse { results })
 }
