@@ -64,7 +64,7 @@ impl Shared {
     /// Whether the record of sequence `seq`, on its first delivery, is
     /// nacked; notes when.
     fn nack_first(&self, load: &Load, seq: u64) -> bool {
-        let nack = load.nack_every > 0 && seq % load.nack_every == 0;
+        let nack = load.nack_every > 0 && seq.is_multiple_of(load.nack_every);
         if nack {
             Self::lock(&self.waiting).insert(seq, Instant::now());
         }
