@@ -126,6 +126,9 @@ run_rabbitmq() {
     echo "queue-compare: RabbitMQ $(dpkg-query -W -f='${Version}' rabbitmq-server) on 127.0.0.1:$port"
     timeout "$run_timeout_s" "$bin" rabbitmq "amqp://guest:guest@127.0.0.1:$port/%2f" \
         "$records" "$workers" "$size" "$prefetch" "$nack_every" | tee "$out/result-rabbitmq.json"
+    # The node runs as a child of the wrapper (as the rabbitmq user) and
+    # outlives a signal to it: stop it by name first.
+    rabbitmqctl -n skiffqc@localhost stop >/dev/null 2>&1 || true
     stop_broker
 }
 
