@@ -1,6 +1,6 @@
-//! A rough work-queue rate check (not `skiff bench queue`, which does not
-//! exist yet): an in-process broker (`fsync` at its default, always), one
-//! partition of `RECORDS` 100-byte records, `WORKERS` workers that receive
+//! A rough work-queue rate check (`skiff bench queue` is the full one,
+//! against a running skiffd): an in-process broker (`fsync` at its
+//! default, always), one partition of `RECORDS` 100-byte records, `WORKERS` workers that receive
 //! up to 100 records and ack them in one settle each, optionally sleeping
 //! `WORK_MS` per record. Prints records acked per second.
 //!

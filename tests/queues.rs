@@ -2,8 +2,9 @@
 //! queue APIs over real sockets (`Client::send`). Workers share one
 //! partition's records, a lost lock redelivers, a nack's delay holds, too
 //! many deliveries move a record to the dead-letter topic with its origin
-//! in headers, key ordering holds, acks survive a restart, and queue names
-//! are refused when a consumer group has them.
+//! in headers, key ordering holds, acks survive a restart, a closed
+//! connection's locks are released at once, and queue names are refused
+//! when a consumer group has them.
 
 mod common;
 
@@ -488,6 +489,57 @@ async fn the_queue_consumer_acks_nacks_extends_and_releases_dropped_deliveries()
     assert_eq!(got, [("r1".to_string(), 3), ("r2".to_string(), 1)]);
     let p = &describe(&client, "q").await.partitions[0];
     assert_eq!((p.floor, p.acked), (3, 3));
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_closed_connection_releases_its_locks_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let admin = client_for(broker.local_addr()).await;
+    let records: Vec<_> = (0..4).map(|i| (None, format!("job-{i}"))).collect();
+    topic_with(&admin, "jobs", &records).await;
+    // A lock far longer than this test waits: the records can only come
+    // back because the connection closed, not because a lock ran out.
+    let config = QueueConfig {
+        lock_ms: Some(60_000),
+        ..QueueConfig::default()
+    };
+    create_queue(&admin, "q", "jobs", config).await;
+
+    // Worker A, on a connection of its own, takes three records and dies.
+    let doomed = client_for(broker.local_addr()).await;
+    let mut a = Worker::new(&doomed, "q");
+    let taken = a.receive(3, 0).await;
+    assert_eq!(values(&taken), ["job-0", "job-1", "job-2"]);
+    let p = &describe(&admin, "q").await.partitions[0];
+    assert_eq!((p.in_flight, p.available), (3, 1));
+    drop(a);
+    drop(doomed);
+
+    // Worker B gets all four, the three released ones on their second
+    // delivery, long before A's locks would have run out.
+    let mut b = Worker::new(&admin, "q");
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        let ds = b.receive(10, 100).await;
+        b.ack_all(&ds).await;
+        got.extend(
+            ds.iter()
+                .map(|d| (String::from_utf8(d.value.to_vec()).unwrap(), d.deliveries)),
+        );
+        if got.len() >= 4 {
+            break;
+        }
+    }
+    got.sort();
+    let expected: Vec<_> = [("job-0", 2), ("job-1", 2), ("job-2", 2), ("job-3", 1)]
+        .into_iter()
+        .map(|(v, n)| (v.to_string(), n))
+        .collect();
+    assert_eq!(got, expected);
+    let p = &describe(&admin, "q").await.partitions[0];
+    assert_eq!((p.floor, p.acked, p.lock_expiries), (4, 4, 0));
     broker.shutdown().await.unwrap();
 }
 

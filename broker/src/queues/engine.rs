@@ -26,9 +26,12 @@ use crate::log::{LogError, PartitionLog};
 
 /// Bytes read from the log per read while filling a window or fetching
 /// handed-out records: one read returns whole batches up to this (and
-/// always at least one batch), so a fill of a 10,000-record window of small
-/// records takes a few reads.
-pub const QUEUE_READ_BYTES_MAX: usize = 1024 * 1024;
+/// always at least one batch). Small, because a receive usually needs a
+/// hundred records or so and a read buffer of this size is allocated,
+/// zeroed, copied into and checksummed every time (at 1 MiB that was most
+/// of a receive's cost); a fill of a 10,000-record window of 100-byte
+/// records takes about 16 reads, well within [`READS_PER_CALL_MAX`].
+pub const QUEUE_READ_BYTES_MAX: usize = 64 * 1024;
 /// Reads one fill or fetch does at most before it stops for this call,
 /// bounding the work of a single request.
 const READS_PER_CALL_MAX: usize = 64;

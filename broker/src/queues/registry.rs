@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use super::partition::{PartitionDurable, PartitionQueue};
+use super::partition::{MemberId, PartitionDurable, PartitionQueue};
 use super::settings::{Backoff, QueueSettings, SettingsError};
 use super::store::{PendingState, QueueStore, QueueStoreError, QueueStoreOptions, StateRecovery};
 use crate::fsio;
@@ -242,6 +242,27 @@ impl Queue {
         let transitions = q.take_transitions();
         let pending = self.store.submit_transitions(partition, transitions);
         (result, pending)
+    }
+}
+
+impl Queue {
+    /// Releases every lock `member` holds, on every partition (the member
+    /// is gone: its connection closed): each record is available again at
+    /// once with its delivery count kept, or queued for the dead-letter
+    /// topic if that was its last allowed delivery. Returns the partitions
+    /// where locks were released, and their pending state writes.
+    pub fn release_member(&self, member: MemberId, now_ms: i64) -> Vec<(u32, PendingState)> {
+        let ids: Vec<u32> = crate::poison::lock(&self.partitions)
+            .keys()
+            .copied()
+            .collect();
+        ids.into_iter()
+            .filter_map(|p| {
+                let (released, pending) =
+                    self.with_partition(p, 0, |q| q.release_member(member, now_ms));
+                (released > 0).then_some((p, pending))
+            })
+            .collect()
     }
 }
 

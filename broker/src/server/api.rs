@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::authorize::{Authorizer, Session};
 use super::failure::Failure;
+use super::handlers::queue_members::QueueMembers;
 use crate::auth::Security;
 use crate::config::BrokerConfig;
 use crate::groups::GroupCoordinator;
@@ -106,6 +107,8 @@ pub(crate) struct Ctx {
     client_id: Arc<str>,
     /// When dispatch took the request (just after its frame was read).
     received: std::time::Instant,
+    /// The connection's queue members (`None`: a front end without queues).
+    queue_members: Option<Arc<QueueMembers>>,
 }
 
 impl Ctx {
@@ -124,7 +127,20 @@ impl Ctx {
             order,
             client_id: Arc::from(""),
             received: std::time::Instant::now(),
+            queue_members: None,
         }
+    }
+
+    /// The same context, with the connection's queue members.
+    pub(crate) fn with_queue_members(mut self, members: &Arc<QueueMembers>) -> Self {
+        self.queue_members = Some(Arc::clone(members));
+        self
+    }
+
+    /// The connection's queue members, whose locks are released when it
+    /// closes (`None` on a front end without queues).
+    pub(crate) fn queue_members(&self) -> Option<&QueueMembers> {
+        self.queue_members.as_deref()
     }
 
     /// The same context, with the client id of the request's header.

@@ -48,6 +48,7 @@ use super::Shared;
 use super::authorize::Session;
 use super::dispatch::{Connection, dispatch};
 use super::frame_timing::TimedDecoder;
+use super::handlers::queue_members::{self, QueueMembers};
 use super::handshake::{HANDSHAKE_ANSWER_GRACE, handshake};
 use super::pipeline::{self, InOrderJob};
 use super::writer::write_responses;
@@ -98,6 +99,7 @@ pub(crate) async fn serve<R, W>(
     let mut session: Option<Session> = None;
     let mut auth_failures: u32 = 0;
     let mut last_read = Instant::now();
+    let queue_members = Arc::new(QueueMembers::default());
 
     loop {
         // Reading resumes: the time spent handling the last frame (waiting
@@ -204,6 +206,7 @@ pub(crate) async fn serve<R, W>(
             peer,
             responses: &tx,
             in_order: &in_order_tx,
+            queue_members: &queue_members,
         };
         if let Err(failure) = dispatch(&conn, frame, permit).await {
             // After the handshake, `AuthenticationFailed` means the session
@@ -217,11 +220,29 @@ pub(crate) async fn serve<R, W>(
             }
         }
     }
+    // Waiting queue receives answer at once: nobody reads them now.
+    queue_members.closing().cancel();
     // Dropping our senders lets the writer finish once every in-flight
     // request has answered.
     drop(in_order_tx);
     drop(tx);
     let _ = writer.await;
+    release_queue_locks(&shared, &queue_members, &in_flight).await;
+}
+
+/// Releases the locks of the connection's queue members (see
+/// `handlers::queue_members`) once none of its requests is in flight, so
+/// no receive still running can hand out records after the release. Not
+/// at shutdown: the locks end with the broker anyway.
+async fn release_queue_locks(shared: &Arc<Shared>, members: &QueueMembers, in_flight: &Semaphore) {
+    if members.is_empty() || shared.shutdown.is_cancelled() {
+        return;
+    }
+    let all = u32::try_from(shared.config.requests_in_flight_max).unwrap_or(u32::MAX);
+    let Ok(_idle) = in_flight.acquire_many(all).await else {
+        return;
+    };
+    queue_members::release_all(Arc::clone(shared), members).await;
 }
 
 /// Answers a frame the codec refused, then the caller closes the connection.

@@ -20,6 +20,7 @@ use super::Shared;
 use super::api::{Ctx, Handler, OrderGate, Runs};
 use super::authorize::Session;
 use super::failure::Failure;
+use super::handlers::queue_members::QueueMembers;
 use super::pipeline::InOrderJob;
 
 /// What dispatch needs of the connection a request came in on.
@@ -31,6 +32,8 @@ pub(crate) struct Connection<'a> {
     pub responses: &'a mpsc::Sender<OutgoingResponse>,
     /// The connection's ordered pipeline ([`Runs::InOrder`]).
     pub in_order: &'a mpsc::Sender<InOrderJob>,
+    /// The connection's queue members (their locks are released at close).
+    pub queue_members: &'a Arc<QueueMembers>,
 }
 
 /// Starts the work for one request. Returns an error only for failures known
@@ -100,7 +103,8 @@ async fn run<R: Handler>(
         conn.peer,
         R::API_KEY,
         gate.clone(),
-    );
+    )
+    .with_queue_members(conn.queue_members);
     let grant = request.authorize(&ctx)?;
     let work = request.handle(grant, ctx);
     let responses = conn.responses.clone();

@@ -19,6 +19,9 @@ pub enum BenchMode {
     /// Group members join and leave under a steady --rate; hand-over times
     /// and the longest time a partition went unread.
     Rebalance,
+    /// Work-queue workers on one topic: records handed out and acknowledged
+    /// per second, redelivery latency (see `--workers`, `--work-ms`).
+    Queue,
 }
 
 impl BenchMode {
@@ -28,6 +31,7 @@ impl BenchMode {
             BenchMode::Produce => "produce",
             BenchMode::Consume => "consume",
             BenchMode::E2e => "e2e",
+            BenchMode::Queue => "queue",
             BenchMode::Rebalance => "rebalance",
         }
     }
@@ -76,7 +80,7 @@ impl Payload {
 /// `skiff bench`
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// produce, consume or e2e.
+    /// produce, consume, e2e or queue.
     #[arg(value_enum)]
     pub mode: BenchMode,
     /// Topic to use (created if missing).
@@ -151,4 +155,7 @@ pub struct BenchArgs {
     /// (inside the timed loop, as a real producer does).
     #[command(flatten)]
     pub compression: CompressionArgs,
+    /// queue: workers, work per record, redeliveries.
+    #[command(flatten)]
+    pub queue: super::bench_queue::BenchQueueArgs,
 }

@@ -8,6 +8,7 @@
 
 pub mod acl;
 pub mod bench;
+pub mod bench_queue;
 pub mod consume;
 pub mod group;
 pub mod ops;
@@ -40,7 +41,7 @@ Examples:
   skiff consume orders --from @1700000000000 --json
   skiff consume orders --group billing --idle-timeout-ms 5000
   skiff group describe billing
-  skiff queue create mail --topic jobs && skiff queue consume mail --exec ./send.sh
+  skiff queue create mail --topic jobs && skiff queue consume jobs --queue mail --exec ./send.sh
   skiff --broker 10.0.0.5:9400 topic list
   skiff --broker skiffs://broker.internal:9400 --tls-ca ca.pem topic list
   skiff topic alter orders --retention-ms 86400000 --segment-ms default

@@ -50,13 +50,13 @@ Examples:
         #[arg(long)]
         json: bool,
     },
-    /// Take records from a queue, print each and acknowledge it; with
-    /// --exec, run a command per record (value on stdin) and acknowledge on
-    /// exit status 0, else nack or reject.
+    /// Take records of TOPIC from queue --queue, print each and acknowledge
+    /// it once printed; with --exec, run a command per record (value on
+    /// stdin) and acknowledge on exit status 0, else nack or reject.
     #[command(after_help = "\
 Examples:
-  skiff queue consume mail --max-messages 10
-  skiff queue consume mail --exec './send-mail.sh' --on-failure nack --nack-delay-ms 5000")]
+  skiff queue consume jobs --queue mail --max-messages 10
+  skiff queue consume jobs --queue mail --exec './send-mail.sh' --on-failure nack --nack-delay-ms 5000")]
     Consume(QueueConsumeArgs),
     /// Send a queue's dead letters back to its topic (without the
     /// skiff-dlq-* headers), resuming where the last replay stopped: the
@@ -143,8 +143,10 @@ pub enum OnFailure {
 /// `skiff queue consume`
 #[derive(Debug, Args)]
 pub struct QueueConsumeArgs {
+    /// The topic the queue reads (checked against the queue's binding).
+    pub topic: String,
     /// Queue name.
-    #[arg(value_parser = queue_name)]
+    #[arg(long, value_parser = queue_name)]
     pub queue: String,
     /// Run this shell command per record (value on stdin; SKIFF_PARTITION,
     /// SKIFF_OFFSET, SKIFF_DELIVERIES in its environment) instead of

@@ -117,11 +117,11 @@ struct ActorReport {
     latency: Histogram<u64>,
 }
 
-fn new_histogram() -> Histogram<u64> {
+pub(super) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("static histogram bounds are valid")
 }
 
-fn record_latency(h: &mut Histogram<u64>, d: Duration) {
+pub(super) fn record_latency(h: &mut Histogram<u64>, d: Duration) {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     h.saturating_record(us.clamp(1, LATENCY_US_MAX));
 }
@@ -165,6 +165,9 @@ struct Ctx {
 }
 
 async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
+    if args.mode == BenchMode::Queue {
+        return super::bench_queue::run(config, args).await;
+    }
     if args.batch == 0 || args.producers == 0 || args.consumers == 0 || args.in_flight == 0 {
         bail!("--batch, --producers, --consumers and --in-flight must be at least 1");
     }
@@ -238,6 +241,7 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
         BenchMode::E2e => run_e2e(&ctx, args.consumers).await?,
         // Dispatched in `run` to its own module.
         BenchMode::Rebalance => bail!("bench rebalance runs in bench_rebalance"),
+        BenchMode::Queue => bail!("bench queue is run by bench_queue"),
     };
     let wall = started.elapsed();
     progress.finish_and_clear();
@@ -924,7 +928,7 @@ async fn run_group_consumers(
     Ok(reports)
 }
 
-fn percentiles(h: &Histogram<u64>) -> Value {
+pub(super) fn percentiles(h: &Histogram<u64>) -> Value {
     let ms = |us: u64| (us as f64) / 1000.0;
     json!({
         "p50": ms(h.value_at_quantile(0.50)),
@@ -993,6 +997,7 @@ fn summarize(
         BenchMode::Consume => "per fetch",
         BenchMode::E2e => "per message, intended send to receive",
         BenchMode::Rebalance => "per hand-over",
+        BenchMode::Queue => "",
     };
     let mut actors: Vec<Value> = reports.iter().map(actor_json).collect();
     actors.extend(produce_reports.iter().map(actor_json));

@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod bench;
+pub mod bench_queue;
 pub mod bench_rebalance;
 pub mod consume;
 pub mod group;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use serde_json::json;
+use skiff_client::protocol::ErrorCode;
 use skiff_client::protocol::messages::{
     AlterQueueRequest, CreateQueueRequest, DeleteQueueRequest, DescribeQueueRequest,
     ListQueuesRequest, QueueConfig, QueueSettingsInfo,
@@ -172,6 +173,7 @@ pub async fn run(client: &Client, command: QueueCommand) -> Result<()> {
 }
 
 async fn consume(client: &Client, args: QueueConsumeArgs) -> Result<()> {
+    check_binding(client, &args.queue, &args.topic).await?;
     let mut consumer = QueueConsumer::new(
         client.clone(),
         &args.queue,
@@ -204,6 +206,31 @@ async fn consume(client: &Client, args: QueueConsumeArgs) -> Result<()> {
         done += 1;
     }
     eprintln!("processed {done} records of queue {}", args.queue);
+    Ok(())
+}
+
+/// Refuses to consume when `queue` does not read `topic`. A session that
+/// may consume but not describe the queue cannot see its binding; the
+/// broker still checks that it may consume the queue's topic.
+async fn check_binding(client: &Client, queue: &str, topic: &str) -> Result<()> {
+    let described = client
+        .send(DescribeQueueRequest {
+            name: queue.to_owned(),
+        })
+        .await;
+    let bound = match described {
+        Ok(d) => d.settings.topic,
+        Err(skiff_client::Error::Broker {
+            code: ErrorCode::NotAuthorized,
+            ..
+        }) => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("looking up queue {queue:?}")),
+    };
+    if bound != topic {
+        return Err(anyhow!(
+            "queue {queue:?} reads topic {bound:?}, not {topic:?}"
+        ));
+    }
     Ok(())
 }
 

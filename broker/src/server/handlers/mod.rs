@@ -7,7 +7,8 @@
 //! - `fetch`: fetch (long polls, tail reads served inline) and list offsets;
 //! - `groups`: consumer groups and their committed offsets;
 //! - `queues`: work queues (create, alter, delete, list, describe, receive,
-//!   settle);
+//!   settle); `queue_members`: a connection's queue members, whose locks
+//!   are released when it closes;
 //! - `security`: users, grants and tokens (admin only), and the handshake
 //!   stub (a second handshake is refused);
 //! - `ops`: status.
@@ -19,6 +20,7 @@ pub(crate) mod fetch;
 mod groups;
 mod ops;
 pub(crate) mod produce;
+pub(crate) mod queue_members;
 pub(crate) mod queues;
 mod security;
 mod topics;

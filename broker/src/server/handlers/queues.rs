@@ -10,6 +10,9 @@
 //! `consume` on the queue, and receive also on its topic; list shows the
 //! queues the session may describe.
 //!
+//! A member's locks are released when the connection it receives on ends
+//! (see `queue_members`).
+//!
 //! A waiting receive wakes when any partition of the queue's topic gains
 //! records (the logs' end-offset watches, as a fetch's long poll), and
 //! otherwise looks again every [`QUEUE_POLL_MS`]: locks that expire and
@@ -300,6 +303,14 @@ impl Handler for ReceiveRequest {
             0 => ctx.queues().new_member_id(),
             id => id,
         };
+        // Its locks are released when this connection ends.
+        let closing = match ctx.queue_members() {
+            Some(members) => {
+                members.note(&self.queue, member_id)?;
+                members.closing().clone()
+            }
+            None => tokio_util::sync::CancellationToken::new(),
+        };
         let max = self.max_records.clamp(1, QUEUE_RECEIVE_RECORDS_MAX) as usize;
         let wait =
             Duration::from_millis(u64::from(self.max_wait_ms).min(ctx.config().fetch_wait_ms_max));
@@ -318,7 +329,11 @@ impl Handler for ReceiveRequest {
             let (ctx2, queue2) = (ctx.clone(), Arc::clone(&queue));
             let deliveries = blocking(move || receive_once(&ctx2, &queue2, member_id, max)).await?;
             let now = Instant::now();
-            if !deliveries.is_empty() || now >= deadline || ctx.shutdown().is_cancelled() {
+            if !deliveries.is_empty()
+                || now >= deadline
+                || ctx.shutdown().is_cancelled()
+                || closing.is_cancelled()
+            {
                 return Ok(ReceiveResponse {
                     member_id,
                     deliveries,
@@ -329,6 +344,7 @@ impl Handler for ReceiveRequest {
                 () = tokio::time::sleep(pause) => {}
                 () = any_changed(&mut ends) => {}
                 () = ctx.shutdown().cancelled() => {}
+                () = closing.cancelled() => {}
             }
         }
     }
@@ -430,66 +446,110 @@ impl Handler for SettleRequest {
     }
 }
 
+/// The metric label of a verdict.
+fn action_name(action: &SettleAction) -> &'static str {
+    match action {
+        SettleAction::Ack => "ack",
+        SettleAction::Nack { .. } => "nack",
+        SettleAction::Reject { .. } => "reject",
+        SettleAction::Extend { .. } => "extend",
+        SettleAction::Release => "release",
+    }
+}
+
+/// Applies one verdict to a partition's state machine; the new lock
+/// deadline for an extend, else 0.
+fn apply_verdict(
+    q: &mut crate::queues::PartitionQueue,
+    member: u64,
+    item: &skiff_protocol::messages::Settlement,
+    now_ms: i64,
+) -> Result<i64, crate::queues::QueueStateError> {
+    let (o, d) = (item.offset, item.deliveries);
+    match &item.action {
+        SettleAction::Ack => q.ack(member, o, d, now_ms).map(|()| 0),
+        SettleAction::Nack { delay_ms } => q.nack(member, o, d, *delay_ms, now_ms).map(|_| 0),
+        SettleAction::Reject { reason } => q.reject(member, o, d, reason, now_ms).map(|()| 0),
+        SettleAction::Extend { lock_ms } => q.extend(member, o, d, *lock_ms, now_ms),
+        SettleAction::Release => q.release(member, o, d, now_ms).map(|()| 0),
+    }
+}
+
+/// Applies a settle's verdicts: each partition's under one lock, handed
+/// to the state log as one update (one write, one fsync shared with every
+/// other settle in the same group commit), answered once all are durable.
 fn settle(ctx: &Ctx, req: SettleRequest) -> Result<SettleResponse, Failure> {
     let queue = queue(ctx, &req.queue)?;
     let topic = ctx.topics().require(&queue.settings().topic)?;
     let now_ms = crate::clock::now_ms();
     let member = req.member_id;
-    let mut results = Vec::with_capacity(req.items.len());
-    let mut pending = Vec::new();
-    let mut to_dead_letter = Vec::new();
-    for item in req.items {
+    let items = req.items;
+    // Every item's result is set below: refused here, or applied with its
+    // partition.
+    let mut results = vec![
+        SettleResult {
+            error: None,
+            lock_deadline_ms: 0,
+        };
+        items.len()
+    ];
+    // Item positions by partition, in request order within each.
+    let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
         if item.partition as usize >= topic.partitions.len() {
-            results.push(SettleResult {
+            results[i] = SettleResult {
                 error: Some(format!("unknown partition {}", item.partition)),
                 lock_deadline_ms: 0,
-            });
-            continue;
+            };
+        } else {
+            by_partition.entry(item.partition).or_default().push(i);
         }
-        let (o, d) = (item.offset, item.deliveries);
-        let (result, wait) = queue.with_partition(item.partition, 0, |q| match &item.action {
-            SettleAction::Ack => q.ack(member, o, d, now_ms).map(|()| 0),
-            SettleAction::Nack { delay_ms } => q.nack(member, o, d, *delay_ms, now_ms).map(|_| 0),
-            SettleAction::Reject { reason } => q.reject(member, o, d, reason, now_ms).map(|()| 0),
-            SettleAction::Extend { lock_ms } => q.extend(member, o, d, *lock_ms, now_ms),
-            SettleAction::Release => q.release(member, o, d, now_ms).map(|()| 0),
+    }
+    let mut pending = Vec::with_capacity(by_partition.len());
+    let mut to_dead_letter = Vec::new();
+    let mut applied: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for (&p, positions) in &by_partition {
+        let (outcomes, wait) = queue.with_partition(p, 0, |q| {
+            positions
+                .iter()
+                .map(|&i| apply_verdict(q, member, &items[i], now_ms))
+                .collect::<Vec<_>>()
         });
         pending.push(wait);
-        if result.is_ok() {
-            let action = match item.action {
-                SettleAction::Ack => "ack",
-                SettleAction::Nack { .. } => "nack",
-                SettleAction::Reject { .. } => "reject",
-                SettleAction::Extend { .. } => "extend",
-                SettleAction::Release => "release",
+        let mut may_dead_letter = false;
+        for (&i, outcome) in positions.iter().zip(outcomes) {
+            let item = &items[i];
+            if outcome.is_ok() {
+                *applied.entry(action_name(&item.action)).or_default() += 1;
+            }
+            may_dead_letter |= matches!(
+                item.action,
+                SettleAction::Nack { .. } | SettleAction::Reject { .. } | SettleAction::Release
+            );
+            results[i] = match outcome {
+                Ok(lock_deadline_ms) => SettleResult {
+                    error: None,
+                    lock_deadline_ms,
+                },
+                Err(e) => SettleResult {
+                    error: Some(e.to_string()),
+                    lock_deadline_ms: 0,
+                },
             };
-            metrics::counter!(QUEUE_SETTLES, "queue" => req.queue.clone(), "action" => action)
-                .increment(1);
         }
-        if matches!(
-            item.action,
-            SettleAction::Nack { .. } | SettleAction::Reject { .. } | SettleAction::Release
-        ) {
-            to_dead_letter.push(item.partition);
+        if may_dead_letter {
+            to_dead_letter.push(p);
         }
-        results.push(match result {
-            Ok(lock_deadline_ms) => SettleResult {
-                error: None,
-                lock_deadline_ms,
-            },
-            Err(e) => SettleResult {
-                error: Some(e.to_string()),
-                lock_deadline_ms: 0,
-            },
-        });
+    }
+    for (action, n) in applied {
+        metrics::counter!(QUEUE_SETTLES, "queue" => req.queue.clone(), "action" => action)
+            .increment(n);
     }
     // Answered only once every verdict is durable.
     for wait in pending {
         wait.wait_blocking()
             .map_err(|e| Failure::new(ErrorCode::StorageError, e.to_string()))?;
     }
-    to_dead_letter.sort_unstable();
-    to_dead_letter.dedup();
     let mut sink = sink(ctx.topics(), &queue);
     for p in to_dead_letter {
         queue.dead_letter(p, &mut sink).map_err(engine_failure)?;
