@@ -25,6 +25,8 @@ BATCH=${BATCH:-1000}
 CODECS=${CODECS:-none lz4 zstd}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BENCH_NAME=compression.sh
+. "$ROOT/benches/lib.sh"
 if [ -n "${BENCH_DIR:-}" ]; then
     OWN_DIR=
     mkdir -p "$BENCH_DIR"
@@ -41,10 +43,7 @@ SKIFF=$TARGET/release/skiff
 
 BROKER_PID=
 cleanup() {
-    if [ -n "$BROKER_PID" ]; then
-        kill "$BROKER_PID" 2>/dev/null || true
-        wait "$BROKER_PID" 2>/dev/null || true
-    fi
+    stop_pid "$BROKER_PID"
     if [ -n "$OWN_DIR" ]; then rm -rf "$BENCH_DIR"; else rm -rf "$BENCH_DIR/data"; fi
 }
 trap cleanup EXIT
@@ -53,13 +52,7 @@ mkdir -p "$BENCH_DIR/data" "$BENCH_DIR/results"
 "$SKIFFD" --data-dir "$BENCH_DIR/data" --listen 127.0.0.1:0 --fsync always \
     >"$BENCH_DIR/stdout" 2>"$BENCH_DIR/stderr" &
 BROKER_PID=$!
-ADDR=
-for _ in $(seq 100); do
-    ADDR=$(sed -n 's/^skiffd listening on //p' "$BENCH_DIR/stdout")
-    [ -n "$ADDR" ] && break
-    sleep 0.1
-done
-[ -n "$ADDR" ] || { echo "skiffd did not start:" >&2; cat "$BENCH_DIR/stderr" >&2; exit 1; }
+ADDR=$(skiffd_addr "$BENCH_DIR")
 
 TICKS=$(getconf CLK_TCK)
 # broker CPU seconds so far (utime + stime, fields 14 and 15 of stat)

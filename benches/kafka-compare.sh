@@ -24,6 +24,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+BENCH_NAME=kafka-compare
+. benches/lib.sh
 out=$root/target/kafka-compare
 lib=$out/lib
 records_small=${KC_RECORDS_SMALL:-500000}
@@ -40,34 +42,10 @@ what=${1:-all}
 results=
 broker_pid=
 
-die() {
-    echo "kafka-compare: $*" >&2
-    exit 1
-}
-
 cleanup() {
-    if [[ -n $broker_pid ]] && kill -0 "$broker_pid" 2>/dev/null; then
-        kill "$broker_pid" 2>/dev/null || true
-        wait "$broker_pid" 2>/dev/null || true
-    fi
+    stop_pid "$broker_pid"
 }
 trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-    local port=$1 pid=$2 log=$3
-    for _ in $(seq $((start_timeout_s * 5))); do
-        kill -0 "$pid" 2>/dev/null || die "broker exited while starting; see $log"
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    die "broker not listening on $port after $start_timeout_s s; see $log"
-}
 
 peak_rss_mb() {
     awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
@@ -124,7 +102,7 @@ EOF
     java -Xms1g -Xmx1g -Dlog4j2.configurationFile="$root/benches/kafka-compare/log4j2.properties" \
         -cp "$lib/*" kafka.Kafka "$dir/server.properties" >"$dir/kafka.log" 2>&1 &
     broker_pid=$!
-    wait_port "$port" "$broker_pid" "$dir/kafka.log"
+    wait_port "$port" "$broker_pid" "$dir/kafka.log" "$start_timeout_s"
     bootstrap=127.0.0.1:$port
     echo "kafka-compare: Apache Kafka $(basename "$lib"/kafka_2.13-*.jar .jar | sed 's/kafka_2.13-//') on $bootstrap (pid $broker_pid)"
 }
@@ -140,7 +118,7 @@ start_skiff() {
     target/release/skiffd --data-dir "$dir/data" --listen "127.0.0.1:$native_port" \
         --kafka-listen "127.0.0.1:$port" --fsync always >"$dir/skiffd.log" 2>&1 &
     broker_pid=$!
-    wait_port "$port" "$broker_pid" "$dir/skiffd.log"
+    wait_port "$port" "$broker_pid" "$dir/skiffd.log" "$start_timeout_s"
     bootstrap=127.0.0.1:$port
     echo "kafka-compare: skiffd on $bootstrap (native 127.0.0.1:$native_port, pid $broker_pid)"
 }
@@ -280,8 +258,7 @@ run_suite() {
     rss=$(peak_rss_mb "$broker_pid")
     echo "  peak RSS: $rss MB"
     record "$broker" "broker" peak_rss_mb "$rss"
-    kill "$broker_pid"
-    wait "$broker_pid" 2>/dev/null || true
+    stop_pid "$broker_pid"
     broker_pid=
     # The logs stay; the data (about 1 GB per broker) goes.
     rm -rf "$out/run/$broker/data"

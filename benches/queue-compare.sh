@@ -25,6 +25,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+BENCH_NAME=queue-compare
+. benches/lib.sh
 out=$root/target/queue-compare
 records=${QC_RECORDS:-200000}
 workers=${QC_WORKERS:-4}
@@ -39,16 +41,8 @@ what=${1:-all}
 broker_pid=
 epmd_started=
 
-die() {
-    echo "queue-compare: $*" >&2
-    exit 1
-}
-
 stop_broker() {
-    if [[ -n $broker_pid ]] && kill -0 "$broker_pid" 2>/dev/null; then
-        kill "$broker_pid" 2>/dev/null || true
-        wait "$broker_pid" 2>/dev/null || true
-    fi
+    stop_pid "$broker_pid"
     broker_pid=
 }
 
@@ -59,22 +53,6 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-    local port=$1 pid=$2 log=$3
-    for _ in $(seq $((start_timeout_s * 5))); do
-        kill -0 "$pid" 2>/dev/null || die "broker exited while starting; see $log"
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    die "broker not listening on $port after $start_timeout_s s; see $log"
-}
 
 apt_install() {
     local sudo=
@@ -122,7 +100,7 @@ run_rabbitmq() {
         RABBITMQ_PID_FILE=$dir/rabbitmq.pid ERL_CRASH_DUMP=$dir/erl_crash.dump \
         rabbitmq-server >"$dir/server.log" 2>&1 &
     broker_pid=$!
-    wait_port "$port" "$broker_pid" "$dir/server.log"
+    wait_port "$port" "$broker_pid" "$dir/server.log" "$start_timeout_s"
     echo "queue-compare: RabbitMQ $(dpkg-query -W -f='${Version}' rabbitmq-server) on 127.0.0.1:$port"
     timeout "$run_timeout_s" "$bin" rabbitmq "amqp://guest:guest@127.0.0.1:$port/%2f" \
         "$records" "$workers" "$size" "$prefetch" "$nack_every" | tee "$out/result-rabbitmq.json"
@@ -142,7 +120,7 @@ run_nats() {
     port=$(free_port)
     nats-server -js -a 127.0.0.1 -p "$port" -sd "$dir/store" >"$dir/server.log" 2>&1 &
     broker_pid=$!
-    wait_port "$port" "$broker_pid" "$dir/server.log"
+    wait_port "$port" "$broker_pid" "$dir/server.log" "$start_timeout_s"
     echo "queue-compare: $(nats-server --version) on 127.0.0.1:$port"
     timeout "$run_timeout_s" "$bin" nats "nats://127.0.0.1:$port" \
         "$records" "$workers" "$size" "$prefetch" "$nack_every" | tee "$out/result-nats.json"
@@ -159,7 +137,7 @@ run_skiff() {
     target/release/skiffd --data-dir "$dir/data" --listen "127.0.0.1:$port" --fsync always \
         >"$dir/skiffd.log" 2>&1 &
     broker_pid=$!
-    wait_port "$port" "$broker_pid" "$dir/skiffd.log"
+    wait_port "$port" "$broker_pid" "$dir/skiffd.log" "$start_timeout_s"
     echo "queue-compare: skiffd on 127.0.0.1:$port"
     timeout "$run_timeout_s" target/release/skiff --broker "127.0.0.1:$port" bench queue \
         --topic compare --messages "$records" --workers "$workers" --size "$size" \

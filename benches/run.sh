@@ -22,6 +22,8 @@ E2E_SECONDS=${E2E_SECONDS:-10}
 DD_MB=${DD_MB:-2048}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BENCH_NAME=run.sh
+. "$ROOT/benches/lib.sh"
 if [ -n "${BENCH_DIR:-}" ]; then
     OWN_DIR=
     mkdir -p "$BENCH_DIR"
@@ -37,7 +39,7 @@ SKIFF=$TARGET/release/skiff
 
 PIDS=()
 cleanup() {
-    for pid in "${PIDS[@]}"; do stop_broker "$pid"; done
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
     if [ -n "$OWN_DIR" ]; then
         rm -rf "$BENCH_DIR"
     else
@@ -45,14 +47,6 @@ cleanup() {
     fi
 }
 
-# stop_broker PID: SIGTERM (a graceful stop), then SIGKILL after 10 s.
-stop_broker() {
-    kill "$1" 2>/dev/null || return 0
-    (sleep 10 && kill -9 "$1" 2>/dev/null) &
-    local killer=$!
-    wait "$1" 2>/dev/null || true
-    kill "$killer" 2>/dev/null || true
-}
 trap cleanup EXIT
 
 # start_broker NAME FSYNC -> sets BROKER_PID and BROKER_ADDR
@@ -63,16 +57,9 @@ start_broker() {
         --kafka-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 >"$dir/stdout" 2>"$dir/stderr" &
     BROKER_PID=$!
     PIDS+=("$BROKER_PID")
-    for _ in $(seq 100); do
-        BROKER_ADDR=$(sed -n 's/^skiffd listening on //p' "$dir/stdout")
-        KAFKA_ADDR=$(sed -n 's/^skiffd kafka listening on //p' "$dir/stdout")
-        METRICS_ADDR=$(sed -n 's/^skiffd metrics listening on //p' "$dir/stdout")
-        [ -n "$BROKER_ADDR" ] && [ -n "$KAFKA_ADDR" ] && [ -n "$METRICS_ADDR" ] && return 0
-        sleep 0.1
-    done
-    echo "skiffd did not start; stderr:" >&2
-    cat "$dir/stderr" >&2
-    exit 1
+    BROKER_ADDR=$(skiffd_addr "$dir")
+    KAFKA_ADDR=$(skiffd_addr "$dir" kafka)
+    METRICS_ADDR=$(skiffd_addr "$dir" metrics)
 }
 
 rss_kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
@@ -147,14 +134,14 @@ scenario "e2e --rate 50000, always (p99/p99.9 ms)" "p99<=2 p999<=5" .msgs_per_s 
 scenario "8 producers x 8 partitions, always (msgs/s)" ">= 1 producer" .msgs_per_s \
     produce --topic p8-RUN --partitions 8 --producers 8 --messages "$MESSAGES" --size 100 --batch 1000
 PEAK_KB=$(rss_kb "$BROKER_PID" VmHWM)
-stop_broker "$BROKER_PID"
+stop_pid "$BROKER_PID"
 # Same for the fsync-never broker: it starts with the first one's data gone.
 rm -rf "$BENCH_DIR/always/data"
 
 start_broker never never
 scenario "produce 100 B, fsync never (msgs/s)" ">= 2500000" .msgs_per_s \
     produce --topic n100-RUN --messages "$MESSAGES" --size 100 --batch 1000
-stop_broker "$BROKER_PID"
+stop_pid "$BROKER_PID"
 
 echo
 echo "skiff benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -sr); median of $RUNS runs"
