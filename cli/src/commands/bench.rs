@@ -582,13 +582,17 @@ async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> 
         let count = due_count
             .min(ctx.batch as u64)
             .min(ctx.per_producer.map_or(u64::MAX, |n| n - sent));
+        // Each message's intended send time: its slot in the paced
+        // schedule, or now when unpaced.
+        let intended: Vec<Instant> = (sent..sent + count)
+            .map(|k| match ctx.rate_per_producer {
+                Some(rate) => started + Duration::from_secs_f64(k as f64 / rate),
+                None => now,
+            })
+            .collect();
         let mut builder = BatchBuilder::new();
         let ms = unix_ms();
-        for i in 0..count {
-            let intended = match ctx.rate_per_producer {
-                Some(rate) => started + Duration::from_secs_f64((sent + i) as f64 / rate),
-                None => now,
-            };
+        for &intended in &intended {
             let stamp = u64::try_from((intended - ctx.anchor).as_nanos()).unwrap_or(u64::MAX);
             let mut value = Vec::with_capacity(ctx.size);
             value.extend_from_slice(&stamp.to_le_bytes());
@@ -606,11 +610,7 @@ async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> 
         let handed = Instant::now();
         {
             let mut delays = ctx.send_delay.lock().unwrap_or_else(|e| e.into_inner());
-            for i in 0..count {
-                let intended = match ctx.rate_per_producer {
-                    Some(rate) => started + Duration::from_secs_f64((sent + i) as f64 / rate),
-                    None => now,
-                };
+            for &intended in &intended {
                 record_latency(&mut delays, handed.saturating_duration_since(intended));
             }
         }
