@@ -27,8 +27,8 @@ use skiff_protocol::ErrorCode;
 use skiff_protocol::batch::{BatchBuilder, Record};
 use skiff_protocol::frame::{ClientCodec, OutgoingRequest};
 use skiff_protocol::messages::{
-    ApiKey, CreateTopicRequest, DescribeTopicRequest, FetchRequest, HandshakeRequest,
-    ListTopicsRequest, ProduceRequest, Request, TopicConfig,
+    ApiKey, DescribeTopicRequest, FetchRequest, HandshakeRequest, ListTopicsRequest,
+    ProduceRequest, Request,
 };
 use skiff_protocol::primitives::Encode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -69,18 +69,6 @@ fn forge_bytes(batch: &Bytes, pos: usize, bytes: &[u8]) -> Bytes {
     Bytes::from(b)
 }
 
-async fn create_topic(conn: &mut RawConn, name: &str) {
-    conn.call(CreateTopicRequest {
-        name: name.into(),
-        config: TopicConfig {
-            partitions: 1,
-            ..TopicConfig::default()
-        },
-    })
-    .await
-    .expect("create topic");
-}
-
 async fn end_offset(conn: &mut RawConn, topic: &str) -> u64 {
     conn.call(DescribeTopicRequest { name: topic.into() })
         .await
@@ -106,7 +94,7 @@ async fn a_frame_cut_off_midway_then_closed_writes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(test_config(dir.path())).await.expect("start");
     let mut admin = RawConn::handshaken(broker.local_addr()).await;
-    create_topic(&mut admin, "t").await;
+    admin.create_topic("t", 1).await;
     let produce = ProduceRequest {
         topic: "t".into(),
         partition: 0,
@@ -147,7 +135,7 @@ async fn overflowing_negative_and_oversized_varints_are_refused_with_a_correct_c
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(test_config(dir.path())).await.expect("start");
     let mut conn = RawConn::handshaken(broker.local_addr()).await;
-    create_topic(&mut conn, "t").await;
+    conn.create_topic("t", 1).await;
     // One record, key "k0", 10-byte value: its fields start right after the
     // 57-byte header, each length a one-byte varint.
     let honest = batch(1, 10);
@@ -200,7 +188,7 @@ async fn a_record_count_that_lies_is_refused_with_a_correct_checksum() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(test_config(dir.path())).await.expect("start");
     let mut conn = RawConn::handshaken(broker.local_addr()).await;
-    create_topic(&mut conn, "t").await;
+    conn.create_topic("t", 1).await;
     let honest = batch(3, 10);
     let lies = [
         forge(&honest, POS_RECORD_COUNT, 4),
@@ -336,7 +324,7 @@ async fn a_consumer_that_never_reads_does_not_stall_others() {
     let broker = Broker::start(config).await.expect("start");
     let addr = broker.local_addr();
     let mut good = RawConn::handshaken(addr).await;
-    create_topic(&mut good, "t").await;
+    good.create_topic("t", 1).await;
     for _ in 0..8 {
         good.call(ProduceRequest {
             topic: "t".into(),
@@ -446,7 +434,7 @@ async fn a_pipelining_client_held_back_by_the_in_flight_cap_is_not_taken_for_a_s
     let broker = Broker::start(config).await.expect("start");
     let addr = broker.local_addr();
     let mut admin = RawConn::handshaken(addr).await;
-    create_topic(&mut admin, "t").await;
+    admin.create_topic("t", 1).await;
 
     let poll = |max_wait_ms| FetchRequest {
         topic: "t".into(),

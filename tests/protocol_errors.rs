@@ -7,9 +7,7 @@ mod common;
 use bytes::{BufMut, Bytes, BytesMut};
 use common::{RawConn, start_broker};
 use skiff_protocol::ErrorCode;
-use skiff_protocol::messages::{
-    CreateTopicRequest, ListTopicsRequest, ProduceRequest, TopicConfig,
-};
+use skiff_protocol::messages::{ListTopicsRequest, ProduceRequest};
 
 #[tokio::test]
 async fn requests_before_the_handshake_are_refused() {
@@ -116,15 +114,7 @@ async fn unknown_apis_versions_and_bad_bodies_get_errors_on_a_live_connection() 
     assert!(message.contains("serves version 1"), "{message}");
 
     // The connection still serves well-formed requests.
-    conn.call(CreateTopicRequest {
-        name: "t".into(),
-        config: TopicConfig {
-            partitions: 1,
-            ..TopicConfig::default()
-        },
-    })
-    .await
-    .unwrap();
+    conn.create_topic("t", 1).await;
     broker.shutdown().await.unwrap();
 }
 
@@ -133,15 +123,7 @@ async fn a_corrupt_batch_is_refused_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start_broker(dir.path()).await;
     let mut conn = RawConn::handshaken(broker.local_addr()).await;
-    conn.call(CreateTopicRequest {
-        name: "t".into(),
-        config: TopicConfig {
-            partitions: 1,
-            ..TopicConfig::default()
-        },
-    })
-    .await
-    .unwrap();
+    conn.create_topic("t", 1).await;
     let mut builder = skiff_protocol::batch::BatchBuilder::new();
     builder.push(skiff_protocol::batch::Record {
         timestamp_ms: 1,
@@ -178,15 +160,7 @@ async fn a_batch_timestamped_too_far_ahead_is_refused_and_nothing_is_written() {
     config.timestamp_after_ms_max = 60_000;
     let broker = skiff_broker::Broker::start(config).await.unwrap();
     let mut conn = RawConn::handshaken(broker.local_addr()).await;
-    conn.call(CreateTopicRequest {
-        name: "t".into(),
-        config: TopicConfig {
-            partitions: 1,
-            ..TopicConfig::default()
-        },
-    })
-    .await
-    .unwrap();
+    conn.create_topic("t", 1).await;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

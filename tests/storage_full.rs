@@ -17,9 +17,7 @@ use common::{RawConn, test_config};
 use skiff_broker::Broker;
 use skiff_protocol::ErrorCode;
 use skiff_protocol::batch::{BatchBuilder, BatchIter, Record, decode_records};
-use skiff_protocol::messages::{
-    CreateTopicRequest, DescribeTopicRequest, FetchRequest, ProduceRequest, TopicConfig,
-};
+use skiff_protocol::messages::{DescribeTopicRequest, FetchRequest, ProduceRequest};
 
 /// Size of the filesystem under the data directory.
 const FS_BYTES: u64 = 4 * 1024 * 1024;
@@ -116,15 +114,7 @@ async fn a_full_disk_fails_produces_keeps_reads_and_recovers_when_space_frees() 
     config.segment_bytes = 256 * 1024;
     let broker = Broker::start(config).await.expect("start");
     let mut conn = RawConn::handshaken(broker.local_addr()).await;
-    conn.call(CreateTopicRequest {
-        name: "t".into(),
-        config: TopicConfig {
-            partitions: 1,
-            ..TopicConfig::default()
-        },
-    })
-    .await
-    .expect("create");
+    conn.create_topic("t", 1).await;
 
     // Fill the disk.
     let mut stored = 0;

@@ -14,7 +14,7 @@ use futures::{SinkExt, StreamExt};
 use skiff_broker::{Broker, BrokerConfig, BrokerHandle};
 use skiff_protocol::ErrorCode;
 use skiff_protocol::frame::{ClientCodec, OutgoingRequest, ResponseFrame};
-use skiff_protocol::messages::{HandshakeRequest, Request};
+use skiff_protocol::messages::{CreateTopicRequest, HandshakeRequest, Request, TopicConfig};
 use skiff_protocol::primitives::{Reader, decode_body};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -110,6 +110,20 @@ impl RawConn {
             return Err((frame.error_code, error_message(frame.body)));
         }
         Ok(decode_body(frame.body).expect("response decodes"))
+    }
+
+    /// Creates topic `name` with `partitions` partitions (the broker's
+    /// defaults otherwise); any error fails the test.
+    pub async fn create_topic(&mut self, name: &str, partitions: u32) {
+        self.call(CreateTopicRequest {
+            name: name.into(),
+            config: TopicConfig {
+                partitions,
+                ..TopicConfig::default()
+            },
+        })
+        .await
+        .expect("topic created");
     }
 
     /// Sends one frame with any header values and waits for a response.
