@@ -91,6 +91,56 @@ fn consume_through_a_group() {
 }
 
 #[test]
+fn rebalance_measures_joins_leaves_and_a_crash() {
+    let broker = TestBroker::start();
+    let v = bench(
+        &broker,
+        &[
+            "rebalance",
+            "--topic",
+            "rb",
+            "--partitions",
+            "4",
+            "--rate",
+            "2000",
+            "--changes",
+            "4",
+            "--members-max",
+            "3",
+            "--crashes",
+            "1",
+            "--crash-session-timeout-ms",
+            "1000",
+        ],
+    );
+    assert_eq!(v["mode"], "rebalance", "{v}");
+    let kinds: Vec<&str> = v["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["change"].as_str().expect("kind"))
+        .collect();
+    // Up to 3 members and back to 1, then the crash round: a join through
+    // a link, and its cut.
+    assert_eq!(
+        kinds,
+        ["join", "join", "leave", "leave", "join", "crash"],
+        "{v}"
+    );
+    let crash = &v["changes"][5];
+    assert!(crash["partitions_moved"].as_u64() >= Some(1), "{v}");
+    assert_eq!(v["crashes"].as_u64(), Some(1), "{v}");
+    assert!(f(&v, "crash_handover_max_ms") > 0.0, "{v}");
+    assert!(v["handovers"].as_u64() >= Some(4), "{v}");
+    assert!(f(&v["handover_ms"], "p50") > 0.0, "{v}");
+    assert!(v["produced"].as_u64() > Some(0), "{v}");
+    assert_eq!(v["lost"].as_u64(), Some(0), "{v}");
+    // Clean hand-overs commit before they release: no record read twice
+    // except after the crash.
+    assert_eq!(v["duplicates"].as_u64(), Some(0), "{v}");
+}
+
+#[test]
 fn several_producers_on_partitions_with_keys() {
     let broker = TestBroker::start();
     let v = bench(

@@ -132,6 +132,14 @@ pub struct BenchArgs {
     /// rebalance: membership changes (joins and clean leaves) to make.
     #[arg(long, value_name = "N", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub changes: u32,
+    /// rebalance: crash rounds after the changes: a member joins, then
+    /// its connections are cut as a SIGKILL would (no leave, no commit).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub crashes: u32,
+    /// rebalance: session timeout of the members that crash, in ms (the
+    /// broker must wait it out before their partitions move).
+    #[arg(long, value_name = "MS", default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub crash_session_timeout_ms: u32,
     /// rebalance: members learn of assignment changes at their heartbeats
     /// instead of having them pushed (the behaviour before Heartbeat v1).
     #[arg(long)]

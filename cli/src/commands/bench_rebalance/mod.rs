@@ -25,12 +25,25 @@
 //!   never read (lost) and records read more than once (duplicates; clean
 //!   hand-overs commit before releasing, so none are expected).
 //!
+//! `--crashes N` then runs N crash rounds: a member joins through its own
+//! [`link::Link`] (with `--crash-session-timeout-ms`) and, once the group
+//! settled, the link is cut as a SIGKILL would close the process's
+//! sockets: no leave, no commit, no heartbeat. The hand-over is measured
+//! from the cut to the first read by each partition's new reader, and
+//! reported beside the session timeout the broker must wait out first.
+//! Records the crashed member read but had not committed are read again
+//! (duplicates expected only there); none may be lost. The longest-unread
+//! figures cover joins and clean leaves only: from a crash until the group
+//! settled again, gaps are the session timeout by design.
+//!
 //! `--no-push` makes the members learn of changes at their heartbeats
 //! (the client's behaviour before Heartbeat v1), for a before/after
 //! comparison on one build. Use a fresh `--topic` and group: records
 //! stored before the run are skipped by offset.
 
-use std::collections::BTreeMap;
+mod link;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,6 +64,7 @@ use tokio::task::JoinHandle;
 
 use crate::args::{BenchArgs, BenchProtocol};
 use crate::output;
+use link::Link;
 
 /// Offered load when `--rate` is not given, in messages per second.
 const RATE_DEFAULT: u64 = 10_000;
@@ -87,8 +101,9 @@ struct PartitionReads {
     longest_wait: Duration,
     /// The same, among records read first by a new reader.
     longest_handover_wait: Duration,
-    /// Reads per offset above the start offset (lost: 0, duplicate: > 1).
-    reads: Vec<u8>,
+    /// Reads of each offset above the start offset (lost: none,
+    /// duplicate: more than one).
+    reads: Vec<OffsetReads>,
     /// When each offset above the start offset was acknowledged.
     acked: Vec<Option<Instant>>,
     /// First offset produced by this run.
@@ -100,10 +115,35 @@ struct PartitionReads {
     moving: bool,
 }
 
+/// How often one offset was read, and by whom first.
+#[derive(Debug, Default, Clone, Copy)]
+struct OffsetReads {
+    times: u8,
+    first_reader: usize,
+}
+
+/// What a membership change was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChangeKind {
+    Join,
+    Leave,
+    Crash,
+}
+
+impl ChangeKind {
+    fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Join => "join",
+            ChangeKind::Leave => "leave",
+            ChangeKind::Crash => "crash",
+        }
+    }
+}
+
 /// A membership change and what it moved.
 #[derive(Debug)]
 struct Change {
-    kind: &'static str,
+    kind: ChangeKind,
     members_after: usize,
     at: Instant,
     /// Partition -> time to the first read by its new reader.
@@ -115,8 +155,11 @@ struct Change {
 struct Tracker {
     partitions: Vec<PartitionReads>,
     changes: Vec<Change>,
-    /// While set, gaps count toward the longest unread time.
+    /// While set, gaps count toward the longest unread time (off from a
+    /// crash until the group settled again).
     producing: bool,
+    /// Members whose links were cut.
+    crashed: BTreeSet<usize>,
 }
 
 impl Tracker {
@@ -159,9 +202,13 @@ impl Tracker {
         if i < TRACKED_OFFSETS_MAX {
             let i = i as usize;
             if p.reads.len() <= i {
-                p.reads.resize(i + 1, 0);
+                p.reads.resize(i + 1, OffsetReads::default());
             }
-            p.reads[i] = p.reads[i].saturating_add(1);
+            let reads = &mut p.reads[i];
+            if reads.times == 0 {
+                reads.first_reader = member;
+            }
+            reads.times = reads.times.saturating_add(1);
         } else {
             p.untracked += 1;
         }
@@ -182,10 +229,13 @@ impl Tracker {
     }
 }
 
-/// A running member: its task and the switch that closes it.
+/// A running member: its task, the switch that closes it, and for a
+/// member that will crash, its link to the broker.
 struct Member {
+    id: usize,
     close: watch::Sender<bool>,
     task: JoinHandle<Result<()>>,
+    link: Option<Link>,
 }
 
 /// Resolves once `switch` is on (or its sender is gone).
@@ -224,18 +274,38 @@ pub async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
 
     let mut members: Vec<Member> = Vec::new();
     let mut next_id = 0;
-    let spawn = |id: usize| {
-        let (config, topic, group, tracker) = (
-            config.clone(),
-            args.topic.clone(),
-            group.clone(),
-            Arc::clone(&tracker),
-        );
+    let spawn = |id: usize, link: Option<Link>| {
+        let mut config = config.clone();
+        let mut session_timeout_ms = None;
+        if let Some(link) = &link {
+            if config.tls_ca_file.is_some() && config.tls_server_name.is_none() {
+                config.tls_server_name = Some(host_of(&config.broker).to_owned());
+            }
+            config.broker = link.addr().to_string();
+            session_timeout_ms = Some(args.crash_session_timeout_ms);
+        }
+        let (topic, group, tracker) = (args.topic.clone(), group.clone(), Arc::clone(&tracker));
         let (close, closed) = watch::channel(false);
-        let task = tokio::spawn(member(config, topic, group, push, id, tracker, closed));
-        Member { close, task }
+        let task = tokio::spawn(member(
+            MemberSetup {
+                config,
+                topic,
+                group,
+                push,
+                session_timeout_ms,
+                id,
+            },
+            tracker,
+            closed,
+        ));
+        Member {
+            id,
+            close,
+            task,
+            link,
+        }
     };
-    members.push(spawn(next_id));
+    members.push(spawn(next_id, None));
     next_id += 1;
     let admin = Admin::new(client.clone());
     settle(&admin, &group, 1).await?;
@@ -252,35 +322,89 @@ pub async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
     ));
     tokio::time::sleep(SETTLE_READS).await;
 
+    // Joins and clean leaves, then crash rounds (each a join through a
+    // link, then the cut), with room for the crashing member to own a
+    // partition of its own.
+    let mut plan = Vec::new();
+    let mut count = 1usize;
     let mut growing = true;
     for _ in 0..args.changes {
-        if members.len() as u32 >= args.members_max {
+        if count as u32 >= args.members_max {
             growing = false;
-        } else if members.len() == 1 {
+        } else if count == 1 {
             growing = true;
         }
-        let kind = if growing { "join" } else { "leave" };
-        let members_after = if growing {
-            members.len() + 1
+        let kind = if growing {
+            ChangeKind::Join
         } else {
-            members.len() - 1
+            ChangeKind::Leave
         };
-        lock(&tracker).changes.push(Change {
-            kind,
-            members_after,
-            at: Instant::now(),
-            moved: BTreeMap::new(),
-        });
-        if growing {
-            members.push(spawn(next_id));
-            next_id += 1;
-        } else {
-            let gone = members.remove(0);
-            gone.close.send_replace(true);
-            gone.task.await.context("member task")??;
+        count = if growing { count + 1 } else { count - 1 };
+        plan.push(kind);
+    }
+    if args.crashes > 0 {
+        let room = (args.members_max as usize).min(partitions as usize).max(2);
+        while count + 1 > room {
+            plan.push(ChangeKind::Leave);
+            count -= 1;
+        }
+        for _ in 0..args.crashes {
+            plan.extend([ChangeKind::Join, ChangeKind::Crash]);
+        }
+    }
+
+    for (i, kind) in plan.iter().copied().enumerate() {
+        let members_after = match kind {
+            ChangeKind::Join => members.len() + 1,
+            ChangeKind::Leave | ChangeKind::Crash => members.len() - 1,
+        };
+        let at = Instant::now();
+        {
+            let mut t = lock(&tracker);
+            t.changes.push(Change {
+                kind,
+                members_after,
+                at,
+                moved: BTreeMap::new(),
+            });
+            if kind == ChangeKind::Crash {
+                t.producing = false;
+            }
+        }
+        match kind {
+            ChangeKind::Join => {
+                let crashing = plan.get(i + 1) == Some(&ChangeKind::Crash);
+                let link = match crashing {
+                    true => Some(Link::open(&config.broker).await?),
+                    false => None,
+                };
+                members.push(spawn(next_id, link));
+                next_id += 1;
+            }
+            ChangeKind::Leave => {
+                let gone = members.remove(0);
+                gone.close.send_replace(true);
+                gone.task.await.context("member task")??;
+            }
+            ChangeKind::Crash => {
+                let gone = members.pop().expect("a crash follows its member's join");
+                if gone.task.is_finished() {
+                    // It failed before it could crash: say why.
+                    gone.task.await.context("member task")??;
+                    bail!("member {} ended before its crash", gone.id);
+                }
+                lock(&tracker).crashed.insert(gone.id);
+                // Cut first, so nothing the dying member does reaches the
+                // broker (its consumer's drop would send a leave).
+                if let Some(link) = gone.link {
+                    link.cut().await;
+                }
+                gone.task.abort();
+            }
         }
         settle(&admin, &group, members_after).await?;
         tokio::time::sleep(SETTLE_READS).await;
+        lock(&tracker).producing = true;
         if producer.is_finished() {
             break;
         }
@@ -299,7 +423,13 @@ pub async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
         m.task.await.context("member task")??;
     }
 
-    let summary = summarize(&lock(&tracker), &ends, produced, rate, push, partitions);
+    let setup = SummarySetup {
+        push,
+        partitions,
+        rate,
+        crash_session_timeout_ms: args.crash_session_timeout_ms,
+    };
+    let summary = summarize(&lock(&tracker), &ends, produced, &setup);
     let mut out = output::stdout();
     if args.json {
         writeln!(out, "{summary}")?;
@@ -365,22 +495,49 @@ async fn drain(tracker: &Mutex<Tracker>, ends: &[u64]) {
     }
 }
 
-/// One group member: reads and reports every record until closed, then
-/// closes its consumer (commit, leave).
-async fn member(
+/// The host part of a `host:port` broker address (for the TLS name a
+/// member behind a link must still check).
+fn host_of(broker: &str) -> &str {
+    match broker.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => broker,
+    }
+}
+
+/// Who a member is and how it joins.
+struct MemberSetup {
     config: ClientConfig,
     topic: String,
     group: String,
     push: bool,
+    /// Asked of the broker (None: its default).
+    session_timeout_ms: Option<u32>,
     id: usize,
+}
+
+/// One group member: reads and reports every record until closed, then
+/// closes its consumer (commit, leave).
+async fn member(
+    setup: MemberSetup,
     tracker: Arc<Mutex<Tracker>>,
     mut close: watch::Receiver<bool>,
 ) -> Result<()> {
+    let MemberSetup {
+        config,
+        topic,
+        group,
+        push,
+        session_timeout_ms,
+        id,
+    } = setup;
     let client = Client::connect(config.client_id(format!("bench-member-{id}"))).await?;
-    let group_config = GroupConfig::new(group, [topic])
+    let mut group_config = GroupConfig::new(group, [topic])
         .reset(StartFrom::Earliest)
         .push_assignments(push)
         .consumer(ConsumerConfig::default().max_wait_ms(MEMBER_FETCH_WAIT_MS));
+    if let Some(ms) = session_timeout_ms {
+        group_config = group_config.session_timeout_ms(ms);
+    }
     let mut consumer = Consumer::with_group(client, group_config).await?;
     loop {
         let record = tokio::select! {
@@ -443,35 +600,40 @@ async fn produce(
     Ok(acked)
 }
 
-fn summarize(
-    t: &Tracker,
-    ends: &[u64],
-    produced: u64,
-    rate: u64,
-    push: bool,
-    partitions: u32,
-) -> Value {
+fn summarize(t: &Tracker, ends: &[u64], produced: u64, setup: &SummarySetup) -> Value {
     let mut handovers =
         Histogram::<u64>::new_with_bounds(1, HANDOVER_US_MAX, 3).expect("static bounds are valid");
     let mut per_change = Vec::new();
+    let mut crash_longest: Option<Duration> = None;
     for c in &t.changes {
-        for d in c.moved.values() {
-            let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-            handovers.saturating_record(us.clamp(1, HANDOVER_US_MAX));
+        let longest = c.moved.values().max().copied();
+        if c.kind == ChangeKind::Crash {
+            if let Some(d) = longest {
+                crash_longest = Some(crash_longest.map_or(d, |l| l.max(d)));
+            }
+        } else {
+            for d in c.moved.values() {
+                let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+                handovers.saturating_record(us.clamp(1, HANDOVER_US_MAX));
+            }
         }
         per_change.push(json!({
-            "change": c.kind,
+            "change": c.kind.name(),
             "members_after": c.members_after,
             "partitions_moved": c.moved.len(),
-            "longest_handover_ms": c.moved.values().max().map(ms),
+            "longest_handover_ms": longest.as_ref().map(ms),
         }));
     }
-    let (mut lost, mut duplicates) = (0u64, 0u64);
+    let (mut lost, mut duplicates, mut duplicates_after_crash) = (0u64, 0u64, 0u64);
     for (p, end) in t.partitions.iter().zip(ends) {
         let tracked = end.saturating_sub(p.start).min(TRACKED_OFFSETS_MAX) as usize;
         for i in 0..tracked {
-            match p.reads.get(i).copied().unwrap_or(0) {
+            let reads = p.reads.get(i).copied().unwrap_or_default();
+            match reads.times {
                 0 => lost += 1,
+                n if t.crashed.contains(&reads.first_reader) => {
+                    duplicates_after_crash += u64::from(n - 1);
+                }
                 n => duplicates += u64::from(n - 1),
             }
         }
@@ -492,9 +654,9 @@ fn summarize(
         |q: f64| (!handovers.is_empty()).then(|| handovers.value_at_quantile(q) as f64 / 1000.0);
     json!({
         "mode": "rebalance",
-        "push": push,
-        "partitions": partitions,
-        "rate_msgs_per_s": rate,
+        "push": setup.push,
+        "partitions": setup.partitions,
+        "rate_msgs_per_s": setup.rate,
         "produced": produced,
         "changes": per_change,
         "handovers": handovers.len(),
@@ -505,9 +667,23 @@ fn summarize(
         },
         "longest_unread_ms": ms(&longest_wait),
         "longest_unread_at_handover_ms": ms(&longest_handover_wait),
+        "crashes": t.crashed.len(),
+        "crash_session_timeout_ms": setup.crash_session_timeout_ms,
+        "crash_handover_max_ms": crash_longest.as_ref().map(ms),
+        "crash_handover_over_session_timeout_ms": crash_longest
+            .map(|d| ((ms(&d) - f64::from(setup.crash_session_timeout_ms)) * 1e3).round() / 1e3),
         "lost": lost,
         "duplicates": duplicates,
+        "duplicates_after_crash": duplicates_after_crash,
     })
+}
+
+/// What the summary reports about the run's setup.
+struct SummarySetup {
+    push: bool,
+    partitions: u32,
+    rate: u64,
+    crash_session_timeout_ms: u32,
 }
 
 fn ms(d: &Duration) -> f64 {
@@ -542,11 +718,22 @@ fn print_human(out: &mut impl Write, s: &Value) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "longest unread: {} ms (at a hand-over: {} ms)  produced {}  lost {}  duplicates {}",
-        s["longest_unread_ms"],
-        s["longest_unread_at_handover_ms"],
-        s["produced"],
-        s["lost"],
-        s["duplicates"]
+        "longest unread (joins, clean leaves): {} ms (at a hand-over: {} ms)",
+        s["longest_unread_ms"], s["longest_unread_at_handover_ms"],
+    )?;
+    if s["crashes"].as_u64().unwrap_or(0) > 0 {
+        writeln!(
+            out,
+            "crashes: {}  slowest hand-over {} ms  session timeout {} ms  over it by {} ms",
+            s["crashes"],
+            s["crash_handover_max_ms"],
+            s["crash_session_timeout_ms"],
+            s["crash_handover_over_session_timeout_ms"]
+        )?;
+    }
+    writeln!(
+        out,
+        "produced {}  lost {}  duplicates {} (after crashes: {})",
+        s["produced"], s["lost"], s["duplicates"], s["duplicates_after_crash"]
     )
 }
