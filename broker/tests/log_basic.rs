@@ -209,6 +209,49 @@ fn commit_group_commits_the_queue_and_gives_the_committer_up_when_empty() {
     assert_eq!(log.log_end_offset(), 6);
 }
 
+/// `try_commit_inline` commits on the calling thread only when nothing can
+/// block it: without fsync and within the segment it commits the whole
+/// queue; with `fsync = always`, or when the group would roll the segment,
+/// it hands the committer back untouched and `commit_group` does the work.
+#[test]
+fn try_commit_inline_commits_only_what_cannot_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), small_config(Durability::Never));
+    let mut first = log.submit(batch(1, 2, 30, 0)).expect("submit");
+    let committer = first.take_committer().expect("committer");
+    let second = log.submit(batch(2, 3, 30, 0)).expect("submit");
+    let Ok(None) = log.try_commit_inline(committer) else {
+        panic!("a small group without fsync commits inline, and the queue is empty after it");
+    };
+    assert_eq!(log.wait(first).expect("first").base_offset, 0);
+    assert_eq!(log.wait(second).expect("second").base_offset, 2);
+    assert_eq!((log.stats().groups, log.stats().syncs), (1, 0));
+
+    // A group that does not fit the 8 KiB segment would roll it: refused.
+    let mut big = log.submit(batch(3, 100, 100, 0)).expect("submit");
+    let committer = big.take_committer().expect("committer");
+    let Err(committer) = log.try_commit_inline(committer) else {
+        panic!("a group that rolls the segment is not committed inline");
+    };
+    assert_eq!(log.log_end_offset(), 5, "nothing written");
+    assert!(log.commit_group(committer).is_none());
+    assert_eq!(log.wait(big).expect("big").base_offset, 5);
+    assert!(log.segment_base_offsets().len() > 1, "rolled");
+    drop(log);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), small_config(Durability::Always));
+    let mut t = log.submit(batch(4, 1, 30, 0)).expect("submit");
+    let committer = t.take_committer().expect("committer");
+    let Err(committer) = log.try_commit_inline(committer) else {
+        panic!("a group that must fsync is not committed inline");
+    };
+    assert_eq!(log.stats().groups, 0);
+    assert!(log.commit_group(committer).is_none());
+    assert_eq!(log.wait(t).expect("synced").base_offset, 0);
+    assert_eq!(log.stats().syncs, 1);
+}
+
 /// An open-loop pattern: a group of 4, then a lone append that nobody
 /// joins, again and again. The committer lingers for the 4 it saw, in vain;
 /// after each linger that runs out it skips twice as many cycles before it

@@ -163,6 +163,11 @@ struct Queue {
 /// so fast disks never wait longer than they save.
 const GROUP_LINGER_MAX: Duration = Duration::from_micros(200);
 
+/// Most bytes [`PartitionLog::try_commit_inline`] writes on the caller's
+/// thread: about 50 µs of copying into the page cache; larger groups go to
+/// a thread that may block.
+const INLINE_COMMIT_BYTES_MAX: u64 = 256 * 1024;
+
 /// State only the writer (the committer, or a roll/retention/flush
 /// holding the writer lock) touches.
 struct Writer {
@@ -494,25 +499,96 @@ impl PartitionLog {
                 std::mem::take(&mut q.replies),
             )
         };
+        let w = lock(&self.writer);
+        self.commit_and_answer(w, group, replies, committer)
+    }
+
+    /// Commits the queued appends on the calling thread if that cannot
+    /// block it for long, so an async worker may call it (the broker's
+    /// produce path does, sparing the hand-off to the blocking pool and
+    /// back): no fdatasync is due (durability `never`, or `interval`
+    /// before its next sync), no segment roll, nobody else holding the
+    /// writer (a flush or retention run), and at most
+    /// [`INLINE_COMMIT_BYTES_MAX`] queued. What remains is a write into the
+    /// page cache and the index's memory map. Otherwise hands `committer`
+    /// back untouched (`Err`): run [`commit_group`](Self::commit_group) on a
+    /// thread that may block. `Ok` as `commit_group` returns.
+    pub fn try_commit_inline(&self, committer: Committer) -> Result<Option<Committer>, Committer> {
+        let config = self.config();
+        let Some(w) = poison::try_lock(&self.writer) else {
+            return Err(committer);
+        };
+        let sync_due = match config.durability {
+            Durability::Always => true,
+            Durability::Interval(every) => w.last_sync.elapsed() >= every,
+            Durability::Never => false,
+        };
+        if sync_due || w.closed || w.needs_truncate {
+            return Err(committer);
+        }
+        // Lock order: writer, then queue (nothing takes the writer while
+        // holding the queue).
+        let (group, replies) = {
+            let mut q = lock(&self.queue);
+            if q.pending.is_empty() {
+                q.driving = false;
+                return Ok(None);
+            }
+            let bytes: u64 = q.pending.iter().map(|p| p.batch.len() as u64).sum();
+            let newest_ms = q
+                .pending
+                .iter()
+                .map(|p| p.header.max_timestamp_ms)
+                .max()
+                .unwrap_or(i64::MIN);
+            let roll = w.write_pos > 0
+                && (w.write_pos + bytes > config.segment_bytes
+                    || retention::roll_due(
+                        w.active.first_batch_timestamp_ms(),
+                        config.segment_ms,
+                        newest_ms,
+                    ));
+            if bytes > INLINE_COMMIT_BYTES_MAX || roll {
+                return Err(committer);
+            }
+            (
+                std::mem::take(&mut q.pending),
+                std::mem::take(&mut q.replies),
+            )
+        };
+        Ok(self.commit_and_answer(w, group, replies, committer))
+    }
+
+    /// Commits `group` under the writer lock `w`, answers every reply, and
+    /// returns the committer if more appends queued meanwhile.
+    fn commit_and_answer(
+        &self,
+        mut w: MutexGuard<'_, Writer>,
+        group: Vec<Pending>,
+        replies: Vec<(u64, oneshot::Sender<Outcome>)>,
+        committer: Committer,
+    ) -> Option<Committer> {
         let group_len = group.len();
         let ids: Vec<u64> = group.iter().map(|p| p.id).collect();
-        let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(group)))
-            .unwrap_or_else(|_| {
-                // The writer may be half-updated (bytes written, offsets not
-                // moved): stop the partition so no later append reuses it.
-                let cause = io::Error::other(
-                    "group commit panicked; the partition is stopped until restart",
-                );
-                self.fail_stop(&mut lock(&self.writer), &cause);
-                ids.iter()
-                    .map(|&id| {
-                        let source = io::Error::other(
-                            "group commit panicked; the partition is stopped until restart",
-                        );
-                        (id, Err(LogError::io("commit", &self.dir, source)))
-                    })
-                    .collect()
-            });
+        let results =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(&mut w, group)))
+                .unwrap_or_else(|_| {
+                    // The writer may be half-updated (bytes written, offsets not
+                    // moved): stop the partition so no later append reuses it.
+                    let cause = io::Error::other(
+                        "group commit panicked; the partition is stopped until restart",
+                    );
+                    self.fail_stop(&mut w, &cause);
+                    ids.iter()
+                        .map(|&id| {
+                            let source = io::Error::other(
+                                "group commit panicked; the partition is stopped until restart",
+                            );
+                            (id, Err(LogError::io("commit", &self.dir, source)))
+                        })
+                        .collect()
+                });
+        drop(w);
         assert_eq!(
             results.len(),
             group_len,
@@ -581,10 +657,13 @@ impl PartitionLog {
     }
 
     /// Writes one group; returns a result per pending id.
-    fn commit(&self, group: Vec<Pending>) -> Vec<(u64, Result<AppendInfo, LogError>)> {
+    fn commit(
+        &self,
+        w: &mut Writer,
+        group: Vec<Pending>,
+    ) -> Vec<(u64, Result<AppendInfo, LogError>)> {
         let config = self.config();
         let mut results = Vec::with_capacity(group.len());
-        let mut w = lock(&self.writer);
         let fail_rest = |results: &mut Vec<_>, rest: &[Pending], e: &LogError| {
             results.extend(rest.iter().map(|p| (p.id, Err(e.duplicate()))));
         };
@@ -614,7 +693,7 @@ impl PartitionLog {
             );
             if (full || old)
                 && w.write_pos > 0
-                && let Err(e) = self.roll(&mut w, &config)
+                && let Err(e) = self.roll(w, &config)
             {
                 fail_rest(&mut results, &group[i..], &e);
                 return results;
@@ -628,7 +707,7 @@ impl PartitionLog {
                 run_bytes += group[end].batch.len() as u64;
                 end += 1;
             }
-            match self.write_run(&mut w, &group[i..end], &config) {
+            match self.write_run(w, &group[i..end], &config) {
                 Ok(infos) => {
                     for (p, info) in group[i..end].iter().zip(&infos) {
                         w.producers.record(&p.header, *info);

@@ -120,12 +120,13 @@ pub(crate) async fn queue(
         }
     };
     let mut ticket = log.submit_valid(batch)?;
-    // If the submit made this request the log's committer, the commit loop
-    // starts on the blocking pool (it runs until the queue is empty,
-    // serving other requests' batches too); the wait itself parks no
-    // thread.
+    // If the submit made this request the log's committer, it commits the
+    // queue here when that cannot block (see `commit_here_or_spawn`), else
+    // the commit loop starts on the blocking pool (it runs until the queue
+    // is empty, serving other requests' batches too); the wait itself
+    // parks no thread.
     if let Some(committer) = ticket.take_committer() {
-        spawn_committer(log, committer);
+        commit_here_or_spawn(log, committer);
     }
     let queued = Instant::now();
     Stage::ProduceQueue.record(queued.saturating_duration_since(ctx.received()));
@@ -243,6 +244,19 @@ fn auto_partition(topic: &Topic, batch: &ValidBatch) -> u32 {
     match batch.first_key() {
         Some(key) => partition_for_key(key, topic.meta.partitions),
         None => topic.next_round_robin(),
+    }
+}
+
+/// Commits the queued group on this async worker when that cannot block it
+/// ([`PartitionLog::try_commit_inline`]: no fdatasync or segment roll due,
+/// a small group), sparing two thread hand-offs (to the blocking pool and
+/// back) per group; whatever queued meanwhile, or a group that may block,
+/// goes to [`spawn_committer`]. With `fsync = always` every group syncs,
+/// so this is always the pool.
+fn commit_here_or_spawn(log: Arc<PartitionLog>, committer: Committer) {
+    match log.try_commit_inline(committer) {
+        Ok(None) => {}
+        Ok(Some(next)) | Err(next) => spawn_committer(log, next),
     }
 }
 
