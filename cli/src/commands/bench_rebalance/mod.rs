@@ -20,7 +20,9 @@
 //!   read: the longest a record waited from its acknowledgement to the
 //!   producer (it is visible to consumers from then) to its read, overall
 //!   and among the first reads by a new reader (the hand-overs' share).
-//!   Gaps in production (a stalled producer) are not counted as unread.
+//!   Gaps in production (a stalled producer) are not counted as unread;
+//!   the longest gap between two acknowledgements of a partition is
+//!   reported on its own.
 //! - after the producer stops and the members drained the topic: records
 //!   never read (lost) and records read more than once (duplicates; clean
 //!   hand-overs commit before releasing, so none are expected).
@@ -113,6 +115,11 @@ struct PartitionReads {
     /// A new reader took over and no read of a record with a known
     /// acknowledgement time has been charged to the change yet.
     moving: bool,
+    /// When the producer last had a record of this partition acknowledged.
+    last_ack: Option<Instant>,
+    /// The longest time between two acknowledgements (a producer stall
+    /// shows here, not as unread time).
+    longest_ack_gap: Duration,
 }
 
 /// How often one offset was read, and by whom first.
@@ -167,6 +174,9 @@ impl Tracker {
         let Some(p) = self.partitions.get_mut(partition as usize) else {
             return;
         };
+        if let Some(last) = p.last_ack.replace(now) {
+            p.longest_ack_gap = p.longest_ack_gap.max(now.saturating_duration_since(last));
+        }
         let Some(i) = offset
             .checked_sub(p.start)
             .filter(|i| *i < TRACKED_OFFSETS_MAX)
@@ -650,6 +660,12 @@ fn summarize(t: &Tracker, ends: &[u64], produced: u64, setup: &SummarySetup) -> 
         .map(|p| p.longest_handover_wait)
         .max()
         .unwrap_or_default();
+    let longest_ack_gap = t
+        .partitions
+        .iter()
+        .map(|p| p.longest_ack_gap)
+        .max()
+        .unwrap_or_default();
     let quantile =
         |q: f64| (!handovers.is_empty()).then(|| handovers.value_at_quantile(q) as f64 / 1000.0);
     json!({
@@ -672,6 +688,7 @@ fn summarize(t: &Tracker, ends: &[u64], produced: u64, setup: &SummarySetup) -> 
         "crash_handover_max_ms": crash_longest.as_ref().map(ms),
         "crash_handover_over_session_timeout_ms": crash_longest
             .map(|d| ((ms(&d) - f64::from(setup.crash_session_timeout_ms)) * 1e3).round() / 1e3),
+        "producer_longest_ack_gap_ms": ms(&longest_ack_gap),
         "lost": lost,
         "duplicates": duplicates,
         "duplicates_after_crash": duplicates_after_crash,
@@ -733,7 +750,11 @@ fn print_human(out: &mut impl Write, s: &Value) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "produced {}  lost {}  duplicates {} (after crashes: {})",
-        s["produced"], s["lost"], s["duplicates"], s["duplicates_after_crash"]
+        "produced {} (longest gap between acks of a partition: {} ms)  lost {}  duplicates {} (after crashes: {})",
+        s["produced"],
+        s["producer_longest_ack_gap_ms"],
+        s["lost"],
+        s["duplicates"],
+        s["duplicates_after_crash"]
     )
 }
