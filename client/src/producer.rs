@@ -6,8 +6,9 @@
 //! it on a channel, so the order of `send` calls is the order records enter
 //! their partition's batches. The task appends to the partition's open
 //! batch; a batch closes when it reaches `batch_bytes_max`, when it is
-//! `linger_ms` old, or on [`Producer::flush`]. Closed batches are sent in
-//! order, at most `in_flight_max` requests at a time.
+//! `linger_ms` old, or on [`Producer::flush`]. Closed batches are sent
+//! oldest first across all partitions (so no partition waits behind the
+//! others' later batches), at most `in_flight_max` requests at a time.
 //!
 //! Partition choice: [`ProducerRecord::partition`] if set; otherwise the key's
 //! hash ([`skiff_protocol::partitioner::partition_for_key`], with the
@@ -886,97 +887,112 @@ impl Task {
         }
     }
 
-    /// Sends queued batches, in order per partition, while requests may be
-    /// added. Each request is queued on the connection before the next one
-    /// (that fixes the order the broker appends them in); only the waits for
+    /// Sends queued batches while requests may be added: oldest first
+    /// across partitions (batch ids grow in close order, and a retried batch
+    /// keeps its id), in order within each. Oldest first is what keeps one
+    /// partition from waiting behind the others: with every partition
+    /// closing a batch each linger and `in_flight_max` shared by all of
+    /// them, a fixed scan order gave the same partitions every free slot
+    /// and left the last one unsent for a hundred milliseconds and more.
+    /// Each request is queued on the connection before the next one (that
+    /// fixes the order the broker appends them in); only the waits for
     /// responses run concurrently.
     async fn dispatch(&mut self) {
         let now = Instant::now();
         let sender = Arc::clone(&self.sender);
-        for (key, queue) in &mut self.partitions {
-            while self.in_flight_total < self.config.in_flight_max
-                && !queue.paused
-                && queue.not_before.is_none_or(|t| t <= now)
-            {
-                let Some(mut batch) = queue.queued.pop_front() else {
-                    break;
-                };
-                queue.not_before = None;
-                // Encode on first send: the sequence is fixed here, in send
-                // order per partition.
-                let mut init_error = None;
-                if let Some(builder) = batch.builder.take() {
-                    let idempotent = self.config.idempotent && key.1 != PARTITION_AUTO;
-                    if idempotent && self.producer.is_none() {
-                        match sender.init_producer_id().await {
-                            Ok(p) => self.producer = Some(p),
-                            Err(e) if e.code() == Some(ErrorCode::UnsupportedApi) => {
-                                tracing::warn!(error = %e, "broker has no idempotent producers; retries may duplicate");
-                                self.config.idempotent = false;
+        while self.in_flight_total < self.config.in_flight_max {
+            let oldest = self
+                .partitions
+                .iter()
+                .filter(|(_, q)| !q.paused && q.not_before.is_none_or(|t| t <= now))
+                .filter_map(|(key, q)| q.queued.front().map(|b| (b.id, key)))
+                .min()
+                .map(|(_, key)| key.clone());
+            let Some(key) = oldest else {
+                break;
+            };
+            let queue = self
+                .partitions
+                .get_mut(&key)
+                .expect("the key was just found");
+            let Some(mut batch) = queue.queued.pop_front() else {
+                break;
+            };
+            queue.not_before = None;
+            // Encode on first send: the sequence is fixed here, in send
+            // order per partition.
+            let mut init_error = None;
+            if let Some(builder) = batch.builder.take() {
+                let idempotent = self.config.idempotent && key.1 != PARTITION_AUTO;
+                if idempotent && self.producer.is_none() {
+                    match sender.init_producer_id().await {
+                        Ok(p) => self.producer = Some(p),
+                        Err(e) if e.code() == Some(ErrorCode::UnsupportedApi) => {
+                            tracing::warn!(error = %e, "broker has no idempotent producers; retries may duplicate");
+                            self.config.idempotent = false;
+                        }
+                        Err(e) => init_error = Some(e),
+                    }
+                }
+                let (codec, level) = (self.config.compression, self.config.compression_level);
+                match (init_error.is_some(), self.producer) {
+                    (true, _) => batch.builder = Some(builder),
+                    (false, Some((pid, epoch))) if self.config.idempotent && idempotent => {
+                        let seq = self.sequences.entry(key.clone()).or_insert(0);
+                        let base = *seq;
+                        let count = builder.len() as u32;
+                        // The sequence advances only for a batch that
+                        // encoded, so a failed encoding leaves no gap.
+                        match encode(builder.with_producer(pid, epoch, base), codec, level) {
+                            Ok(bytes) => {
+                                *seq = next_sequence(base, count);
+                                batch.bytes = bytes;
+                                batch.sequenced = true;
                             }
                             Err(e) => init_error = Some(e),
                         }
                     }
-                    let (codec, level) = (self.config.compression, self.config.compression_level);
-                    match (init_error.is_some(), self.producer) {
-                        (true, _) => batch.builder = Some(builder),
-                        (false, Some((pid, epoch))) if self.config.idempotent && idempotent => {
-                            let seq = self.sequences.entry(key.clone()).or_insert(0);
-                            let base = *seq;
-                            let count = builder.len() as u32;
-                            // The sequence advances only for a batch that
-                            // encoded, so a failed encoding leaves no gap.
-                            match encode(builder.with_producer(pid, epoch, base), codec, level) {
-                                Ok(bytes) => {
-                                    *seq = next_sequence(base, count);
-                                    batch.bytes = bytes;
-                                    batch.sequenced = true;
-                                }
-                                Err(e) => init_error = Some(e),
-                            }
-                        }
-                        _ => match encode(builder, codec, level) {
-                            Ok(bytes) => batch.bytes = bytes,
-                            Err(e) => init_error = Some(e),
-                        },
-                    }
+                    _ => match encode(builder, codec, level) {
+                        Ok(bytes) => batch.bytes = bytes,
+                        Err(e) => init_error = Some(e),
+                    },
                 }
-                let request = ProduceRequest {
-                    topic: key.0.clone(),
-                    partition: key.1,
-                    batch: batch.bytes.clone(),
-                };
-                let done = self.done_tx.clone();
-                let (key, id) = (key.clone(), batch.id);
-                let sent = match init_error {
-                    Some(e) => Err(e),
-                    None => sender.produce(request).await,
-                };
-                match sent {
-                    Ok(response) => {
-                        tokio::spawn(async move {
-                            let result = response.await;
-                            let _ = done.send(Completion { key, id, result });
-                        });
-                    }
-                    Err(e) => {
-                        // Not even queued (no connection): send nothing more
-                        // of this partition until this batch is settled, or
-                        // a later batch could overtake it.
-                        queue.paused = true;
-                        let _ = done.send(Completion {
-                            key,
-                            id,
-                            result: Err(e),
-                        });
-                    }
-                }
-                queue.in_flight.push_back(InFlight {
-                    batch,
-                    result: None,
-                });
-                self.in_flight_total += 1;
             }
+            let request = ProduceRequest {
+                topic: key.0.clone(),
+                partition: key.1,
+                batch: batch.bytes.clone(),
+            };
+            let done = self.done_tx.clone();
+            let (key, id) = (key.clone(), batch.id);
+            let sent = match init_error {
+                Some(e) => Err(e),
+                None => sender.produce(request).await,
+            };
+            match sent {
+                Ok(response) => {
+                    tokio::spawn(async move {
+                        let result = response.await;
+                        let _ = done.send(Completion { key, id, result });
+                    });
+                }
+                Err(e) => {
+                    // Not even queued (no connection): send nothing more
+                    // of this partition until this batch is settled, or
+                    // a later batch could overtake it.
+                    queue.paused = true;
+                    let _ = done.send(Completion {
+                        key,
+                        id,
+                        result: Err(e),
+                    });
+                }
+            }
+            queue.in_flight.push_back(InFlight {
+                batch,
+                result: None,
+            });
+            self.in_flight_total += 1;
         }
     }
 
@@ -1279,6 +1295,33 @@ mod tests {
         }
         assert_eq!(*broker.requests.lock().unwrap(), vec![(1, 10)]);
         assert_eq!(p.buffered_bytes(), 0);
+    }
+
+    /// With one request in flight for all partitions, the free slot goes to
+    /// the oldest closed batch, whatever its partition: the broker sees the
+    /// batches in the order they closed (here, send order: `linger_ms(0)`
+    /// closes each record's batch at once), so no partition waits behind
+    /// the others' later batches.
+    #[tokio::test]
+    async fn free_slots_go_to_the_oldest_batch_across_partitions() {
+        let config = ProducerConfig::default().linger_ms(0).in_flight_max(1);
+        let (p, broker) = producer(config);
+        let partitions: Vec<u32> = (0..100u32).map(|i| (i * 7 + i / 4) % 4).collect();
+        let futures: Vec<_> = partitions
+            .iter()
+            .map(|&partition| p.send(ProducerRecord::new("t", "v").partition(partition)))
+            .collect();
+        for ack in futures::future::join_all(futures).await {
+            ack.unwrap();
+        }
+        let sent: Vec<u32> = broker
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(sent, partitions, "batches sent in the order they closed");
     }
 
     #[tokio::test]
