@@ -27,8 +27,8 @@ use skiff_protocol::messages::{
     AlterQueueRequest, AlterQueueResponse, CreateQueueRequest, CreateQueueResponse,
     DeleteQueueRequest, DeleteQueueResponse, DescribeQueueRequest, DescribeQueueResponse,
     ListQueuesRequest, ListQueuesResponse, Operation, QueueConfig, QueueDelivery, QueueListing,
-    QueuePartitionInfo, QueueSettingsInfo, ReceiveRequest, ReceiveResponse, ResourceKind,
-    SettleAction, SettleRequest, SettleResponse, SettleResult, TopicConfig,
+    QueuePartitionInfo, ReceiveRequest, ReceiveResponse, ResourceKind, SettleAction, SettleRequest,
+    SettleResponse, SettleResult, TopicConfig,
 };
 use tokio::time::Instant;
 
@@ -85,20 +85,6 @@ fn apply(s: &mut QueueSettings, cfg: &QueueConfig) -> Result<(), Failure> {
         s.ordering = o.parse().map_err(QueueError::Settings)?;
     }
     Ok(())
-}
-
-fn info(s: &QueueSettings) -> QueueSettingsInfo {
-    QueueSettingsInfo {
-        topic: s.topic.clone(),
-        lock_ms: s.lock_ms,
-        max_deliveries: s.max_deliveries,
-        backoff_initial_ms: s.backoff.initial_ms,
-        backoff_multiplier: s.backoff.multiplier,
-        backoff_max_ms: s.backoff.max_ms,
-        ordering: s.ordering.to_string(),
-        dead_letter_topic: s.dead_letter_topic.clone(),
-        window_records: s.window_records,
-    }
 }
 
 fn queue(ctx: &Ctx, name: &str) -> Result<Arc<Queue>, Failure> {
@@ -183,7 +169,7 @@ impl Handler for AlterQueueRequest {
                 return Err(f);
             }
             Ok(AlterQueueResponse {
-                settings: info(&settings),
+                settings: settings.info(),
             })
         })
         .await
@@ -275,7 +261,7 @@ impl Handler for DescribeQueueRequest {
                 });
             }
             Ok(DescribeQueueResponse {
-                settings: info(&settings),
+                settings: settings.info(),
                 partitions,
             })
         })
