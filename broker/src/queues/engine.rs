@@ -134,7 +134,8 @@ impl Queue {
 
     /// Moves `partition`'s floor past retention and tops its window up from
     /// `log`; returns how many records were added. A queue without state
-    /// for the partition starts at the log's start.
+    /// for the partition starts at the log's start. The records added stay
+    /// decoded in the queue's [`cache`](super::cache) for their hand-out.
     pub fn fill(&self, partition: u32, log: &PartitionLog) -> Result<usize, EngineError> {
         let log_start = log.log_start_offset();
         let ((end, room), pending) = self.with_partition(partition, log_start, |q| {
@@ -142,35 +143,38 @@ impl Queue {
             (q.end(), q.room())
         });
         pending.wait_blocking()?;
+        self.cache().retain(partition, log_start);
         if room == 0 || end >= log.log_end_offset() {
             return Ok(0);
         }
         let mut left = room;
-        let records = read_from(log, end, READS_PER_CALL_MAX, |_| {
+        let mut records = read_from(log, end, READS_PER_CALL_MAX, |_| {
             let take = left > 0;
             left = left.saturating_sub(1);
             take
         })
         .map_err(self.log_err(partition))?;
-        let (added, pending) = self.with_partition(partition, log_start, |q| {
+        // The records added are records[skipped..skipped + added].
+        let ((skipped, added), pending) = self.with_partition(partition, log_start, |q| {
+            let skipped = records.iter().take_while(|r| r.offset < q.end()).count();
             let mut added = 0;
-            for record in &records {
-                if record.offset < q.end() {
-                    continue;
-                }
+            for record in &records[skipped..] {
                 match q.offer(record.offset, record.key.as_deref()) {
                     Ok(true) => added += 1,
                     _ => break,
                 }
             }
-            added
+            (skipped, added)
         });
         pending.wait_blocking()?;
+        records.truncate(skipped + added);
+        self.cache()
+            .insert(partition, records.into_iter().skip(skipped));
         Ok(added)
     }
 
-    /// The records at `offsets` (ascending) from `log`: the records handed
-    /// out. A record retention removed meanwhile is missing from the result.
+    /// The records at `offsets` (ascending) from `log`. A record retention
+    /// removed meanwhile is missing from the result.
     pub fn read_records(
         &self,
         partition: u32,
@@ -186,6 +190,25 @@ impl Queue {
             .into_iter()
             .filter(|r| offsets.binary_search(&r.offset).is_ok())
             .collect())
+    }
+
+    /// The records just handed out at `offsets` (ascending), in offset
+    /// order: taken from the cache where the fill left them, the rest (a
+    /// redelivery, or a fill past the cache's limit) read from `log` as
+    /// [`read_records`](Self::read_records) does.
+    pub fn take_handed_out(
+        &self,
+        partition: u32,
+        log: &PartitionLog,
+        offsets: &[u64],
+    ) -> Result<Vec<DecodedRecord>, EngineError> {
+        let (mut found, missing) = self.cache().take(partition, offsets);
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        found.extend(self.read_records(partition, log, &missing)?);
+        found.sort_unstable_by_key(|r| r.offset);
+        Ok(found)
     }
 
     /// Dead-letters every record of `partition` queued for it: intent,

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::cache::RecordCache;
 use super::partition::{MemberId, PartitionDurable, PartitionQueue};
 use super::settings::{QueueSettings, SettingsError};
 use super::store::{PendingState, QueueStore, QueueStoreError, QueueStoreOptions, StateRecovery};
@@ -219,6 +220,7 @@ pub struct Queue {
     settings: RwLock<QueueSettings>,
     store: QueueStore,
     partitions: Mutex<BTreeMap<u32, PartitionQueue>>,
+    cache: Mutex<RecordCache>,
 }
 
 impl Queue {
@@ -235,6 +237,11 @@ impl Queue {
     /// The state log.
     pub fn store(&self) -> &QueueStore {
         &self.store
+    }
+
+    /// Decoded records filled into the windows and not yet handed out.
+    pub fn cache(&self) -> std::sync::MutexGuard<'_, RecordCache> {
+        crate::poison::lock(&self.cache)
     }
 
     /// Runs `f` on the state machine of `partition` (built at first use from
@@ -339,6 +346,7 @@ impl QueueRegistry {
                     settings: RwLock::new(settings),
                     store,
                     partitions: Mutex::new(BTreeMap::new()),
+                    cache: Mutex::new(RecordCache::default()),
                 }),
             );
         }
@@ -436,6 +444,7 @@ impl QueueRegistry {
             settings: RwLock::new(settings),
             store,
             partitions: Mutex::new(BTreeMap::new()),
+            cache: Mutex::new(RecordCache::default()),
         });
         queues.insert(name.to_owned(), Arc::clone(&queue));
         Ok(queue)

@@ -134,9 +134,16 @@ fn fill_follows_the_log_and_hands_out_its_records() {
     assert_eq!(q.fill(0, &f.source).unwrap(), 0);
     let (ds, _) = q.with_partition(0, 0, |p| p.hand_out(1, 3, 0));
     let offsets: Vec<u64> = ds.iter().map(|d| d.offset).collect();
-    let records = q.read_records(0, &f.source, &offsets).unwrap();
+    // The fill left its 4 records decoded; the hand-out takes 3 of them.
+    assert_eq!(q.cache().len(), 4);
+    let records = q.take_handed_out(0, &f.source, &offsets).unwrap();
+    assert_eq!(q.cache().len(), 1);
     let values: Vec<_> = records.iter().map(|r| r.value.clone()).collect();
     assert_eq!(values, ["a", "b", "c"]);
+    // Taken once; asked again (a redelivery), they come from the log.
+    let again = q.take_handed_out(0, &f.source, &offsets).unwrap();
+    assert_eq!(again, records);
+    assert_eq!(q.read_records(0, &f.source, &offsets).unwrap(), records);
     let (acked, pending) = q.with_partition(0, 0, |p| {
         ds.iter()
             .map(|d| p.ack(1, d.offset, d.deliveries, 0))

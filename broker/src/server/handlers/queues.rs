@@ -396,7 +396,7 @@ fn receive_once(
         }
         let offsets: Vec<u64> = handed.iter().map(|d| d.offset).collect();
         let records = queue
-            .read_records(p, log, &offsets)
+            .take_handed_out(p, log, &offsets)
             .map_err(engine_failure)?;
         let by_offset: BTreeMap<u64, _> = records.into_iter().map(|r| (r.offset, r)).collect();
         for d in handed {
