@@ -1,7 +1,8 @@
-//! Decoded records waiting in a queue's windows, so a record's batch is
-//! decoded once: the window fill reads and decodes the log and keeps the
-//! records it put in a window here; the receive that hands them out takes
-//! them from here instead of reading and decoding the log again.
+//! Decoded records of a queue's partitions, so a batch is decoded once: the
+//! window fill reads and decodes whole batches of the log and keeps every
+//! record here, those beyond the window's room for the next fills; the
+//! receive that hands records out takes them from here instead of reading
+//! and decoding the log again.
 //!
 //! Invariants:
 //! - A cached record is the log's record at its offset (records are
@@ -9,12 +10,16 @@
 //!   the cache changes only the cost of a receive, never its result.
 //! - A record leaves the cache when it is handed out (a redelivery reads
 //!   the log) or when retention passes it ([`RecordCache::retain`]).
+//! - A fill takes only a run of consecutive cached offsets from the
+//!   window's end, so a record missing from the cache (not inserted past
+//!   the limit) is read from the log, never skipped.
 //! - The cache holds at most [`QUEUE_RECORD_CACHE_BYTES_MAX`] accounted
 //!   bytes per queue; past that, fills keep records in the window without
 //!   caching them.
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use skiff_protocol::batch::DecodedRecord;
 
 /// Accounted bytes of decoded records one queue keeps, at most. A default
@@ -78,6 +83,21 @@ impl RecordCache {
         (found, missing)
     }
 
+    /// Offsets and keys of the run of `partition`'s cached records from
+    /// `from` on, consecutive offsets only, at most `max`.
+    pub fn run_from(&mut self, partition: u32, from: u64, max: usize) -> Vec<(u64, Option<Bytes>)> {
+        let mut run = Vec::new();
+        let mut expect = from;
+        for (&(_, offset), record) in self.records.range((partition, from)..(partition, u64::MAX)) {
+            if offset != expect || run.len() >= max {
+                break;
+            }
+            run.push((offset, record.key.clone()));
+            expect = offset + 1;
+        }
+        run
+    }
+
     /// Drops `partition`'s records below `log_start` (retention passed
     /// them).
     pub fn retain(&mut self, partition: u32, log_start: u64) {
@@ -111,8 +131,6 @@ impl RecordCache {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use super::*;
 
     fn record(offset: u64, value_bytes: usize) -> DecodedRecord {
@@ -140,6 +158,23 @@ mod tests {
         assert_eq!(missing, [10]);
         assert_eq!(cache.len(), 9);
         assert_eq!(cache.bytes(), 9 * (RECORD_OVERHEAD_BYTES + 100));
+    }
+
+    #[test]
+    fn a_run_stops_at_a_gap_or_its_maximum() {
+        let mut cache = RecordCache::default();
+        cache.insert(0, (10..20).filter(|&o| o != 15).map(|o| record(o, 1)));
+        cache.insert(1, [record(20, 1)]);
+        let offsets =
+            |run: Vec<(u64, Option<Bytes>)>| run.into_iter().map(|(o, _)| o).collect::<Vec<_>>();
+        assert_eq!(offsets(cache.run_from(0, 10, 100)), [10, 11, 12, 13, 14]);
+        assert_eq!(offsets(cache.run_from(0, 12, 2)), [12, 13]);
+        assert_eq!(offsets(cache.run_from(0, 16, 100)), [16, 17, 18, 19]);
+        assert!(cache.run_from(0, 9, 100).is_empty());
+        assert!(
+            cache.run_from(0, 20, 100).is_empty(),
+            "partition 1's record is not partition 0's"
+        );
     }
 
     #[test]

@@ -134,8 +134,13 @@ impl Queue {
 
     /// Moves `partition`'s floor past retention and tops its window up from
     /// `log`; returns how many records were added. A queue without state
-    /// for the partition starts at the log's start. The records added stay
-    /// decoded in the queue's [`cache`](super::cache) for their hand-out.
+    /// for the partition starts at the log's start.
+    ///
+    /// Each log read is decoded once: every record of the batches read is
+    /// kept in the queue's [`cache`](super::cache) (within its limit), the
+    /// ones beyond the window's room for the next fills, and all of them
+    /// for their hand-out. A fill first takes the run of cached records
+    /// that follows the window's end, and reads the log only past it.
     pub fn fill(&self, partition: u32, log: &PartitionLog) -> Result<usize, EngineError> {
         let log_start = log.log_start_offset();
         let ((end, room), pending) = self.with_partition(partition, log_start, |q| {
@@ -144,32 +149,38 @@ impl Queue {
         });
         pending.wait_blocking()?;
         self.cache().retain(partition, log_start);
-        if room == 0 || end >= log.log_end_offset() {
+        let log_end = log.log_end_offset();
+        if room == 0 || end >= log_end {
             return Ok(0);
         }
-        let mut left = room;
-        let mut records = read_from(log, end, READS_PER_CALL_MAX, |_| {
-            let take = left > 0;
-            left = left.saturating_sub(1);
-            take
-        })
-        .map_err(self.log_err(partition))?;
-        // The records added are records[skipped..skipped + added].
-        let ((skipped, added), pending) = self.with_partition(partition, log_start, |q| {
-            let skipped = records.iter().take_while(|r| r.offset < q.end()).count();
+        let mut candidates = self.cache().run_from(partition, end, room);
+        let mut next = candidates.last().map_or(end, |&(offset, _)| offset + 1);
+        let mut reads = 0;
+        while candidates.len() < room && next < log_end && reads < READS_PER_CALL_MAX {
+            let records = read_from(log, next, 1, |_| true).map_err(self.log_err(partition))?;
+            reads += 1;
+            let Some(last) = records.last() else {
+                break;
+            };
+            next = last.offset + 1;
+            let want = room - candidates.len();
+            candidates.extend(records.iter().take(want).map(|r| (r.offset, r.key.clone())));
+            self.cache().insert(partition, records);
+        }
+        let (added, pending) = self.with_partition(partition, log_start, |q| {
             let mut added = 0;
-            for record in &records[skipped..] {
-                match q.offer(record.offset, record.key.as_deref()) {
+            for (offset, key) in &candidates {
+                if *offset < q.end() {
+                    continue;
+                }
+                match q.offer(*offset, key.as_deref()) {
                     Ok(true) => added += 1,
                     _ => break,
                 }
             }
-            (skipped, added)
+            added
         });
         pending.wait_blocking()?;
-        records.truncate(skipped + added);
-        self.cache()
-            .insert(partition, records.into_iter().skip(skipped));
         Ok(added)
     }
 
