@@ -162,7 +162,10 @@ fn fill_follows_the_log_and_hands_out_its_records() {
     // The second fill took 4 and 5 from the cache; all three leave it now.
     assert_eq!(q.cache().len(), 3);
     let records = q.take_handed_out(0, &f.source, &offsets).unwrap();
-    assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(
+        records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
     assert!(q.cache().is_empty());
 }
 
