@@ -69,6 +69,9 @@ struct Run {
     /// when the nack was sent.
     waiting: Mutex<HashMap<(u32, u64), Instant>>,
     last_progress: Mutex<Instant>,
+    /// When the last record's ack was answered: the end of the measured
+    /// time (workers then still wait out a receive before they stop).
+    finished: Mutex<Option<Instant>>,
 }
 
 /// One worker's latencies.
@@ -240,6 +243,7 @@ async fn run_queue(
         nacked: AtomicU64::new(0),
         waiting: Mutex::new(HashMap::new()),
         last_progress: Mutex::new(Instant::now()),
+        finished: Mutex::new(None),
     });
     // Every worker connects before the clock starts.
     let mut clients = Vec::with_capacity(workers as usize);
@@ -266,7 +270,8 @@ async fn run_queue(
             .add(&report.redelivery)
             .context("merging histograms")?;
     }
-    let wall = started.elapsed().as_secs_f64();
+    let ended = lock(&run.finished).unwrap_or_else(Instant::now);
+    let wall = ended.duration_since(started).as_secs_f64();
     let acked = run.acked.load(Ordering::Relaxed);
     let handed_out = run.handed_out.load(Ordering::Relaxed);
     Ok(json!({
@@ -424,8 +429,11 @@ async fn settle(
         }
     }
     if acked > 0 {
-        run.acked.fetch_add(acked, Ordering::Relaxed);
-        *lock(&run.last_progress) = Instant::now();
+        let now = Instant::now();
+        if run.acked.fetch_add(acked, Ordering::Relaxed) + acked >= run.total {
+            lock(&run.finished).get_or_insert(now);
+        }
+        *lock(&run.last_progress) = now;
     }
     Ok(took)
 }
