@@ -52,6 +52,22 @@ impl Write for Stdout {
     }
 }
 
+/// Prints a bench summary: as one JSON line with `json`, else through
+/// `human` (each bench's table).
+pub fn summary(
+    json: bool,
+    summary: &Value,
+    human: impl FnOnce(&mut Stdout, &Value) -> io::Result<()>,
+) -> Result<()> {
+    let mut out = stdout();
+    if json {
+        writeln!(out, "{summary}")?;
+    } else {
+        human(&mut out, summary)?;
+    }
+    out.finish()
+}
+
 /// Whether an error chain ends in a closed stdout pipe.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {

@@ -28,7 +28,9 @@
 //!
 //! Every method but `PartitionLog::submit`, `PartitionLog::try_read_cached`
 //! (page cache only, `RWF_NOWAIT`, the newest segment only, never waiting
-//! for a lock held across I/O) and `AppendTicket::outcome` does
+//! for a lock held across I/O), `PartitionLog::try_commit_inline` (a small
+//! page-cache write when no fsync or roll is due, never waiting for a lock
+//! held across I/O) and `AppendTicket::outcome` does
 //! blocking disk I/O: the server calls them inside
 //! `tokio::task::spawn_blocking`, never on an async worker thread. One broker
 //! process owns a partition directory at a time.

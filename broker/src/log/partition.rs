@@ -47,9 +47,11 @@
 //! checks that need a syscall (file length) or a walk over the index are
 //! `debug_assert!`.
 //!
-//! All methods but `submit` and [`AppendTicket::outcome`] are blocking
-//! (file I/O, fsync, lock waits): call them from `tokio::task::spawn_blocking`
-//! or a dedicated thread, never on an async worker thread.
+//! All methods but `submit`, `try_commit_inline` (page-cache writes only,
+//! never waiting for a lock held across I/O) and [`AppendTicket::outcome`]
+//! are blocking (file I/O, fsync, lock waits): call them from
+//! `tokio::task::spawn_blocking` or a dedicated thread, never on an async
+//! worker thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, IoSlice, Write};

@@ -254,13 +254,7 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
     if let (Some(addr), Some(before)) = (&args.metrics, stages_before) {
         summary["broker_stages_ms"] = stages::report(&before, &stages::scrape(addr).await?);
     }
-    let mut out = output::stdout();
-    if args.json {
-        writeln!(out, "{summary}")?;
-    } else {
-        print_human(&mut out, &summary)?;
-    }
-    out.finish()
+    output::summary(args.json, &summary, print_human)
 }
 
 /// Creates the topic if missing; returns its partition count.

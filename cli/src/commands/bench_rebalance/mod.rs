@@ -440,13 +440,7 @@ pub async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
         crash_session_timeout_ms: args.crash_session_timeout_ms,
     };
     let summary = summarize(&lock(&tracker), &ends, produced, &setup);
-    let mut out = output::stdout();
-    if args.json {
-        writeln!(out, "{summary}")?;
-    } else {
-        print_human(&mut out, &summary)?;
-    }
-    out.finish()
+    output::summary(args.json, &summary, print_human)
 }
 
 fn lock(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
@@ -648,24 +642,11 @@ fn summarize(t: &Tracker, ends: &[u64], produced: u64, setup: &SummarySetup) -> 
             }
         }
     }
-    let longest_wait = t
-        .partitions
-        .iter()
-        .map(|p| p.longest_wait)
-        .max()
-        .unwrap_or_default();
-    let longest_handover_wait = t
-        .partitions
-        .iter()
-        .map(|p| p.longest_handover_wait)
-        .max()
-        .unwrap_or_default();
-    let longest_ack_gap = t
-        .partitions
-        .iter()
-        .map(|p| p.longest_ack_gap)
-        .max()
-        .unwrap_or_default();
+    let longest =
+        |of: fn(&PartitionReads) -> Duration| t.partitions.iter().map(of).max().unwrap_or_default();
+    let longest_wait = longest(|p| p.longest_wait);
+    let longest_handover_wait = longest(|p| p.longest_handover_wait);
+    let longest_ack_gap = longest(|p| p.longest_ack_gap);
     let quantile =
         |q: f64| (!handovers.is_empty()).then(|| handovers.value_at_quantile(q) as f64 / 1000.0);
     json!({
