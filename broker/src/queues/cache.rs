@@ -85,7 +85,7 @@ impl RecordCache {
 
     /// Offsets and keys of the run of `partition`'s cached records from
     /// `from` on, consecutive offsets only, at most `max`.
-    pub fn run_from(&mut self, partition: u32, from: u64, max: usize) -> Vec<(u64, Option<Bytes>)> {
+    pub fn run_from(&self, partition: u32, from: u64, max: usize) -> Vec<(u64, Option<Bytes>)> {
         let mut run = Vec::new();
         let mut expect = from;
         for (&(_, offset), record) in self.records.range((partition, from)..(partition, u64::MAX)) {
