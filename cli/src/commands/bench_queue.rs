@@ -148,13 +148,7 @@ pub async fn run(config: ClientConfig, args: BenchArgs) -> Result<()> {
         "lock_ms": q.lock_ms,
         "runs": runs,
     });
-    let mut out = output::stdout();
-    if args.json {
-        writeln!(out, "{summary}")?;
-    } else {
-        print_human(&mut out, &summary)?;
-    }
-    out.finish()
+    output::summary(args.json, &summary, print_human)
 }
 
 /// Appends `messages` records of `size` bytes to `topic` (not timed).
