@@ -4,10 +4,10 @@
 
 use skiff_protocol::ErrorCode;
 use skiff_protocol::messages::{
-    AlterTopicRequest, CreateTopicRequest, DeleteGroupRequest, DeleteTopicRequest,
-    DescribeGroupRequest, DescribeGroupResponse, DescribeTopicRequest, DescribeTopicResponse,
-    GroupListing, ListGroupsRequest, ListTopicsRequest, ResetOffsetsRequest, ResetTo,
-    StatusRequest, StatusResponse, TopicConfig, TopicListing, TopicPartition,
+    AlterTopicRequest, CreateTopicRequest, DESCRIBE_GROUP_VERSION_WAITING, DeleteGroupRequest,
+    DeleteTopicRequest, DescribeGroupRequest, DescribeGroupResponse, DescribeTopicRequest,
+    DescribeTopicResponse, GroupListing, ListGroupsRequest, ListTopicsRequest, ResetOffsetsRequest,
+    ResetTo, StatusRequest, StatusResponse, TopicConfig, TopicListing, TopicPartition,
 };
 use skiff_protocol::topic_name::validate_topic_name;
 
@@ -138,12 +138,20 @@ impl Admin {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// A broker from before DescribeGroup v1 is asked again in v0; its
+    /// answer has no waiting times (`waiting_ms` is `None` everywhere).
     pub async fn describe_group(&self, group: &str) -> Result<DescribeGroupResponse> {
-        self.client
-            .send(DescribeGroupRequest {
-                group: group.to_owned(),
-            })
-            .await
+        let request = DescribeGroupRequest {
+            group: group.to_owned(),
+        };
+        match self.client.send(request.clone()).await {
+            Err(e) if e.code() == Some(ErrorCode::UnsupportedVersion) => {
+                let older = DESCRIBE_GROUP_VERSION_WAITING - 1;
+                self.client.send_version(request, older).await
+            }
+            answer => answer,
+        }
     }
 
     /// Moves the group's committed offsets on every partition of `topic`;

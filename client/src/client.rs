@@ -159,6 +159,27 @@ impl Client {
             .send_with_timeout(req, timeout)
             .await
     }
+
+    /// Like [`Client::send`] in an older `version` of the request's API,
+    /// for a broker that does not serve the newest one.
+    pub async fn send_version<R: Request>(&self, req: R, version: u16) -> Result<R::Response> {
+        self.connection().await?.send_version(req, version).await
+    }
+
+    /// Like [`Client::send_with_timeout`] in an older `version` of the
+    /// request's API, for a broker that does not serve the newest one
+    /// (see [`Connection::enqueue_version`]).
+    pub async fn send_version_with_timeout<R: Request>(
+        &self,
+        req: R,
+        version: u16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        self.connection()
+            .await?
+            .send_version_with_timeout(req, version, timeout)
+            .await
+    }
 }
 
 #[cfg(test)]

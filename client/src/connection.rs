@@ -30,7 +30,7 @@ use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use skiff_protocol::frame::{ClientCodec, OutgoingRequest, ResponseFrame};
 use skiff_protocol::messages::{HandshakeRequest, Request};
-use skiff_protocol::primitives::{Reader, decode_body};
+use skiff_protocol::primitives::{Reader, decode_body, decode_body_version};
 use skiff_protocol::{ErrorCode, PROTOCOL_VERSION};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -330,6 +330,13 @@ impl Connection {
         self.send_with_timeout(req, timeout).await
     }
 
+    /// Like [`Connection::send`] in an older `version` of the request's
+    /// API (see [`Connection::enqueue_version`]).
+    pub async fn send_version<R: Request>(&self, req: R, version: u16) -> Result<R::Response> {
+        let timeout = Duration::from_millis(self.inner.request_timeout_ms);
+        self.send_version_with_timeout(req, version, timeout).await
+    }
+
     /// Sends a request and waits up to `timeout` for its response. On
     /// timeout the request is forgotten (a late response is discarded) and
     /// the connection stays open.
@@ -338,7 +345,24 @@ impl Connection {
         req: R,
         timeout: Duration,
     ) -> Result<R::Response> {
-        let exchange = async { self.enqueue(req).await?.wait_untimed().await };
+        self.send_version_with_timeout(req, R::API_VERSION, timeout)
+            .await
+    }
+
+    /// Like [`Connection::send_with_timeout`] in an older `version` of the
+    /// request's API (see [`Connection::enqueue_version`]).
+    pub async fn send_version_with_timeout<R: Request>(
+        &self,
+        req: R,
+        version: u16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let exchange = async {
+            self.enqueue_version(req, version)
+                .await?
+                .wait_untimed()
+                .await
+        };
         tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| timeout_error::<R>(self.broker(), timeout))?
@@ -350,9 +374,25 @@ impl Connection {
     /// batches of one partition in order with several in flight. Waits only
     /// while the write queue is full.
     pub async fn enqueue<R: Request>(&self, req: R) -> Result<PendingResponse<R>> {
+        self.enqueue_version(req, R::API_VERSION).await
+    }
+
+    /// Like [`Connection::enqueue`], in the layout of `version` of the
+    /// request's API (an older one, for a broker that does not serve the
+    /// newest: it answers `ErrorCode::UnsupportedVersion`); the response is
+    /// read in the same version's layout.
+    pub async fn enqueue_version<R: Request>(
+        &self,
+        req: R,
+        version: u16,
+    ) -> Result<PendingResponse<R>> {
         let shared = &self.inner.shared;
         let mut body = BytesMut::new();
-        req.encode(&mut body);
+        if version == R::API_VERSION {
+            req.encode(&mut body);
+        } else {
+            req.encode_version(&mut body, version);
+        }
         // Take the queue slot first, so registering and queueing happen
         // together and a failure leaves nothing behind.
         let permit = self.inner.tx.reserve().await.map_err(|_| {
@@ -383,10 +423,11 @@ impl Connection {
         permit.send(OutgoingRequest {
             correlation_id,
             api_key: R::API_KEY as u16,
-            api_version: R::API_VERSION,
+            api_version: version,
             body: body.freeze(),
         });
         Ok(PendingResponse {
+            version,
             rx,
             guard: PendingGuard {
                 shared: Arc::clone(shared),
@@ -418,6 +459,8 @@ impl Connection {
 /// ```
 #[must_use = "dropping a PendingResponse forgets the request's response"]
 pub struct PendingResponse<R: Request> {
+    /// The API version the request was sent in (its response's layout).
+    version: u16,
     rx: oneshot::Receiver<Result<ResponseFrame>>,
     guard: PendingGuard,
     _request: PhantomData<fn() -> R>,
@@ -458,7 +501,14 @@ impl<R: Request> PendingResponse<R> {
                 message,
             });
         }
-        Ok(decode_body::<R::Response>(response.body)?)
+        if self.version == R::API_VERSION {
+            Ok(decode_body::<R::Response>(response.body)?)
+        } else {
+            Ok(decode_body_version::<R::Response>(
+                response.body,
+                self.version,
+            )?)
+        }
     }
 }
 

@@ -42,8 +42,8 @@ use std::time::Duration;
 use skiff_protocol::ErrorCode;
 use skiff_protocol::group_name::validate_group_name;
 use skiff_protocol::messages::{
-    CommitOffsetsRequest, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    OffsetCommit, TopicPartition,
+    CommitOffsetsRequest, HEARTBEAT_VERSION_LONG_POLL, HeartbeatRequest, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, OffsetCommit, Request, TopicPartition,
 };
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -469,9 +469,18 @@ enum Next {
 /// Keeps one long-polled heartbeat outstanding (see the module docs),
 /// records each answer and rejoins when told to; ends on cancel.
 async fn heartbeat_loop(ctx: Arc<Ctx>) {
-    // Without push, every heartbeat waits an interval first, as before v1.
-    let polled = if ctx.push { Next::Poll } else { Next::Pause };
-    let mut next = polled;
+    // Lowered to v0 if the broker predates the long poll.
+    let mut version = HeartbeatRequest::API_VERSION;
+    // Without push (or with a v0 broker), every heartbeat waits an
+    // interval first, as before v1.
+    let polled = |version: u16| {
+        if ctx.push && version >= HEARTBEAT_VERSION_LONG_POLL {
+            Next::Poll
+        } else {
+            Next::Pause
+        }
+    };
+    let mut next = polled(version);
     loop {
         let (interval, session_timeout) = {
             let s = ctx.lock();
@@ -512,9 +521,25 @@ async fn heartbeat_loop(ctx: Arc<Ctx>) {
                 next = Next::Now;
                 continue;
             }
-            r = ctx.client.send_with_timeout(request, session_timeout) => r,
+            r = ctx.client.send_version_with_timeout(request, version, session_timeout) => r,
         };
-        next = if result.is_ok() { polled } else { Next::Pause };
+        if version >= HEARTBEAT_VERSION_LONG_POLL
+            && result
+                .as_ref()
+                .is_err_and(|e| e.code() == Some(ErrorCode::UnsupportedVersion))
+        {
+            // A broker from before Heartbeat v1: heartbeat every interval
+            // in v0 and learn of changes then, as clients did before.
+            tracing::info!(group = %ctx.join.group, "broker has no pushed assignments (Heartbeat v0 only); polling every heartbeat interval");
+            version = HEARTBEAT_VERSION_LONG_POLL - 1;
+            next = Next::Now;
+            continue;
+        }
+        next = if result.is_ok() {
+            polled(version)
+        } else {
+            Next::Pause
+        };
         match result {
             Ok(resp) if resp.rejoin => {
                 let old = ctx.lock().member_id.clone();

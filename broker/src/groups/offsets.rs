@@ -32,7 +32,7 @@
 //!   leaves either the old or the new file whole.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
@@ -190,32 +190,27 @@ impl OffsetStore {
         dir: &Path,
         options: OffsetStoreOptions,
     ) -> Result<(Self, OffsetRecovery), OffsetStoreError> {
-        fsio::create_dir_all(dir).map_err(|e| io_err("create directory", dir, e))?;
-        let tmp = dir.join(COMPACT_TMP_FILE);
-        if tmp.exists() {
-            // An interrupted compaction: the log itself is still whole.
-            std::fs::remove_file(&tmp).map_err(|e| io_err("remove", &tmp, e))?;
-        }
-        let path = dir.join(OFFSETS_FILE);
-        let (map, mut report, valid_len) = recover(&path)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| io_err("open", &path, e))?;
-        let file_len = file.metadata().map_err(|e| io_err("stat", &path, e))?.len();
-        if file_len > valid_len {
-            report.truncated_bytes = file_len - valid_len;
-            tracing::warn!(
-                path = %path.display(),
-                cut_bytes = report.truncated_bytes,
-                "offset store: truncating a torn or corrupt tail"
-            );
-            file.set_len(valid_len)
-                .map_err(|e| io_err("truncate", &path, e))?;
-            fsio::sync_all(&file, &path).map_err(|e| io_err("fsync", &path, e))?;
-        }
-        fsio::sync_dir(dir).map_err(|e| io_err("fsync directory", dir, e))?;
+        let mut map = OffsetMap::new();
+        let opened = fsio::frame::open_log(
+            dir,
+            OFFSETS_FILE,
+            COMPACT_TMP_FILE,
+            RECORD_BODY_BYTES_MAX,
+            |body| match decode_body(body) {
+                Some(update) => {
+                    apply(&mut map, update);
+                    true
+                }
+                None => false,
+            },
+        )
+        .map_err(|e| io_err(e.op, &e.path, e.source))?;
+        let mut report = OffsetRecovery {
+            records: opened.records,
+            truncated_bytes: opened.truncated_bytes,
+            ..OffsetRecovery::default()
+        };
+        let (file, path, valid_len) = (opened.file, opened.path, opened.valid_bytes);
         report.groups = map.len();
         let committed = Arc::new(RwLock::new(map));
         let (tx, rx) = mpsc::channel();
@@ -306,25 +301,6 @@ impl Drop for OffsetStore {
     fn drop(&mut self) {
         self.close();
     }
-}
-
-/// Reads the file (if any) and returns the offsets, a report and the length
-/// of the valid prefix.
-fn recover(path: &Path) -> Result<(OffsetMap, OffsetRecovery, u64), OffsetStoreError> {
-    let data = match std::fs::read(path) {
-        Ok(data) => data,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(io_err("read", path, e)),
-    };
-    let mut map = OffsetMap::new();
-    let mut report = OffsetRecovery::default();
-    let mut pos = 0usize;
-    while let Some((update, len)) = parse_record(&data[pos..]) {
-        apply(&mut map, update);
-        report.records += 1;
-        pos += len;
-    }
-    Ok((map, report, pos as u64))
 }
 
 /// Parses one record at the front of `data`: the update and the record's

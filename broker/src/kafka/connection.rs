@@ -96,6 +96,8 @@ pub(crate) async fn serve<R, W>(
     let mut sasl = SaslState::default();
     let mut requests_read: u64 = 0;
     let mut last_read = Instant::now();
+    // Set when a SASL answer closes the connection (a refused login).
+    let mut refused = false;
 
     loop {
         let now = Instant::now();
@@ -161,6 +163,7 @@ pub(crate) async fn serve<R, W>(
         if sasl.expects_raw_token() {
             let step = sasl::answer_raw(&mut sasl, frame, &login).await;
             if !take_step(step, &mut session, &mut frames, config, &replies_tx).await {
+                refused = true;
                 break;
             }
             drop(permit);
@@ -189,6 +192,7 @@ pub(crate) async fn serve<R, W>(
                 }
             };
             if !take_step(step, &mut session, &mut frames, config, &replies_tx).await {
+                refused = true;
                 break;
             }
             drop(permit);
@@ -210,7 +214,24 @@ pub(crate) async fn serve<R, W>(
     drop(in_order_tx);
     drop(replies_tx);
     let _ = writer.await;
+    if refused {
+        // After a refused login the answer is written and the write side
+        // shut; keep reading (and dropping) what the client still sends
+        // for a moment before closing, as Kafka delays this close
+        // (`connection.failed.authentication.delay.ms`). Closing a socket
+        // with unread input resets it, and a client that sees the reset
+        // before the answer reports a lost connection instead of the
+        // refusal.
+        let until = Instant::now() + REFUSED_LOGIN_CLOSE_DELAY;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout_at(until, frames.next()).await {}
+    }
 }
+
+/// How long a connection whose login was refused keeps reading before it
+/// closes: Kafka's `connection.failed.authentication.delay.ms` default.
+/// Bounded in bytes too: until signed in, frames are at most
+/// `handshake_frame_bytes_max`.
+const REFUSED_LOGIN_CLOSE_DELAY: Duration = Duration::from_millis(100);
 
 /// Applies a SASL step: queues its answer, and when it signed in, makes its
 /// session the connection's and lifts the frame limit to

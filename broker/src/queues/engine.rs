@@ -135,6 +135,12 @@ impl Queue {
     /// Moves `partition`'s floor past retention and tops its window up from
     /// `log`; returns how many records were added. A queue without state
     /// for the partition starts at the log's start.
+    ///
+    /// Each log read is decoded once: every record of the batches read is
+    /// kept in the queue's [`cache`](super::cache) (within its limit), the
+    /// ones beyond the window's room for the next fills, and all of them
+    /// for their hand-out. A fill first takes the run of cached records
+    /// that follows the window's end, and reads the log only past it.
     pub fn fill(&self, partition: u32, log: &PartitionLog) -> Result<usize, EngineError> {
         let log_start = log.log_start_offset();
         let ((end, room), pending) = self.with_partition(partition, log_start, |q| {
@@ -142,23 +148,32 @@ impl Queue {
             (q.end(), q.room())
         });
         pending.wait_blocking()?;
-        if room == 0 || end >= log.log_end_offset() {
+        self.cache().retain(partition, log_start);
+        let log_end = log.log_end_offset();
+        if room == 0 || end >= log_end {
             return Ok(0);
         }
-        let mut left = room;
-        let records = read_from(log, end, READS_PER_CALL_MAX, |_| {
-            let take = left > 0;
-            left = left.saturating_sub(1);
-            take
-        })
-        .map_err(self.log_err(partition))?;
+        let mut candidates = self.cache().run_from(partition, end, room);
+        let mut next = candidates.last().map_or(end, |&(offset, _)| offset + 1);
+        let mut reads = 0;
+        while candidates.len() < room && next < log_end && reads < READS_PER_CALL_MAX {
+            let records = read_from(log, next, 1, |_| true).map_err(self.log_err(partition))?;
+            reads += 1;
+            let Some(last) = records.last() else {
+                break;
+            };
+            next = last.offset + 1;
+            let want = room - candidates.len();
+            candidates.extend(records.iter().take(want).map(|r| (r.offset, r.key.clone())));
+            self.cache().insert(partition, records);
+        }
         let (added, pending) = self.with_partition(partition, log_start, |q| {
             let mut added = 0;
-            for record in &records {
-                if record.offset < q.end() {
+            for (offset, key) in &candidates {
+                if *offset < q.end() {
                     continue;
                 }
-                match q.offer(record.offset, record.key.as_deref()) {
+                match q.offer(*offset, key.as_deref()) {
                     Ok(true) => added += 1,
                     _ => break,
                 }
@@ -169,8 +184,8 @@ impl Queue {
         Ok(added)
     }
 
-    /// The records at `offsets` (ascending) from `log`: the records handed
-    /// out. A record retention removed meanwhile is missing from the result.
+    /// The records at `offsets` (ascending) from `log`. A record retention
+    /// removed meanwhile is missing from the result.
     pub fn read_records(
         &self,
         partition: u32,
@@ -186,6 +201,25 @@ impl Queue {
             .into_iter()
             .filter(|r| offsets.binary_search(&r.offset).is_ok())
             .collect())
+    }
+
+    /// The records just handed out at `offsets` (ascending), in offset
+    /// order: taken from the cache where the fill left them, the rest (a
+    /// redelivery, or a fill past the cache's limit) read from `log` as
+    /// [`read_records`](Self::read_records) does.
+    pub fn take_handed_out(
+        &self,
+        partition: u32,
+        log: &PartitionLog,
+        offsets: &[u64],
+    ) -> Result<Vec<DecodedRecord>, EngineError> {
+        let (mut found, missing) = self.cache().take(partition, offsets);
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        found.extend(self.read_records(partition, log, &missing)?);
+        found.sort_unstable_by_key(|r| r.offset);
+        Ok(found)
     }
 
     /// Dead-letters every record of `partition` queued for it: intent,

@@ -4,6 +4,8 @@
 //! dead-letter topic after `max_deliveries` or a reject.
 //!
 //! - [`settings`]: a queue's settings, their bounds and validation.
+//! - [`cache`]: decoded records between the window fill and their hand-out,
+//!   so each batch is decoded once.
 //! - [`engine`]: a queue over real partition logs: window fill (following
 //!   retention), reads of handed-out records, the dead-letter topic sink.
 //! - [`partition`]: [`PartitionQueue`], the pure state machine of one
@@ -14,6 +16,7 @@
 //! - [`store`]: the durable state log of one queue (checksummed, group
 //!   commit, compaction), and the recovery of interrupted dead-lettering.
 
+pub mod cache;
 pub mod engine;
 pub mod partition;
 pub mod registry;

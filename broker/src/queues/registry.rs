@@ -22,11 +22,13 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::cache::RecordCache;
 use super::partition::{MemberId, PartitionDurable, PartitionQueue};
-use super::settings::{Backoff, QueueSettings, SettingsError};
+use super::settings::{QueueSettings, SettingsError};
 use super::store::{PendingState, QueueStore, QueueStoreError, QueueStoreOptions, StateRecovery};
 use crate::fsio;
 use crate::groups::{GroupCoordinator, GroupError};
+use skiff_protocol::messages::QueueSettingsInfo;
 
 /// The queues directory inside the data directory.
 pub const QUEUES_DIR: &str = "queues";
@@ -123,37 +125,61 @@ struct SettingsFile {
 }
 
 impl SettingsFile {
+    /// The file's fields are [`QueueSettingsInfo`]'s, by name: the mapping
+    /// from settings is [`QueueSettings::info`].
     fn new(name: &str, s: &QueueSettings) -> Self {
+        let QueueSettingsInfo {
+            topic,
+            lock_ms,
+            max_deliveries,
+            backoff_initial_ms,
+            backoff_multiplier,
+            backoff_max_ms,
+            ordering,
+            dead_letter_topic,
+            window_records,
+        } = s.info();
         Self {
             name: name.to_owned(),
-            topic: s.topic.clone(),
-            lock_ms: s.lock_ms,
-            max_deliveries: s.max_deliveries,
-            backoff_initial_ms: s.backoff.initial_ms,
-            backoff_multiplier: s.backoff.multiplier,
-            backoff_max_ms: s.backoff.max_ms,
-            ordering: s.ordering.to_string(),
-            dead_letter_topic: s.dead_letter_topic.clone(),
-            window_records: s.window_records,
+            topic,
+            lock_ms,
+            max_deliveries,
+            backoff_initial_ms,
+            backoff_multiplier,
+            backoff_max_ms,
+            ordering,
+            dead_letter_topic,
+            window_records,
         }
     }
 
-    fn settings(&self) -> Result<QueueSettings, SettingsError> {
-        let s = QueueSettings {
-            topic: self.topic.clone(),
-            lock_ms: self.lock_ms,
-            max_deliveries: self.max_deliveries,
-            backoff: Backoff {
-                initial_ms: self.backoff_initial_ms,
-                multiplier: self.backoff_multiplier,
-                max_ms: self.backoff_max_ms,
-            },
-            ordering: self.ordering.parse()?,
-            dead_letter_topic: self.dead_letter_topic.clone(),
-            window_records: self.window_records,
+    /// The name and the validated settings.
+    fn into_settings(self) -> (String, Result<QueueSettings, SettingsError>) {
+        let Self {
+            name,
+            topic,
+            lock_ms,
+            max_deliveries,
+            backoff_initial_ms,
+            backoff_multiplier,
+            backoff_max_ms,
+            ordering,
+            dead_letter_topic,
+            window_records,
+        } = self;
+        let info = QueueSettingsInfo {
+            topic,
+            lock_ms,
+            max_deliveries,
+            backoff_initial_ms,
+            backoff_multiplier,
+            backoff_max_ms,
+            ordering,
+            dead_letter_topic,
+            window_records,
         };
-        s.validate(&self.name)?;
-        Ok(s)
+        let settings = QueueSettings::from_info(&name, info);
+        (name, settings)
     }
 }
 
@@ -176,15 +202,15 @@ fn load_settings(dir: &Path) -> Result<(String, QueueSettings), QueueError> {
         message,
     };
     let file: SettingsFile = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-    let settings = file.settings().map_err(|e| bad(e.to_string()))?;
+    let (name, settings) = file.into_settings();
+    let settings = settings.map_err(|e| bad(e.to_string()))?;
     let dir_name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    if dir_name != file.name {
+    if dir_name != name {
         return Err(bad(format!(
-            "names queue {:?} but lives in {dir_name:?}",
-            file.name
+            "names queue {name:?} but lives in {dir_name:?}"
         )));
     }
-    Ok((file.name, settings))
+    Ok((name, settings))
 }
 
 /// One queue: settings, state log and partition state machines.
@@ -194,6 +220,7 @@ pub struct Queue {
     settings: RwLock<QueueSettings>,
     store: QueueStore,
     partitions: Mutex<BTreeMap<u32, PartitionQueue>>,
+    cache: Mutex<RecordCache>,
 }
 
 impl Queue {
@@ -210,6 +237,11 @@ impl Queue {
     /// The state log.
     pub fn store(&self) -> &QueueStore {
         &self.store
+    }
+
+    /// Decoded records filled into the windows and not yet handed out.
+    pub fn cache(&self) -> std::sync::MutexGuard<'_, RecordCache> {
+        crate::poison::lock(&self.cache)
     }
 
     /// Runs `f` on the state machine of `partition` (built at first use from
@@ -314,6 +346,7 @@ impl QueueRegistry {
                     settings: RwLock::new(settings),
                     store,
                     partitions: Mutex::new(BTreeMap::new()),
+                    cache: Mutex::new(RecordCache::default()),
                 }),
             );
         }
@@ -411,6 +444,7 @@ impl QueueRegistry {
             settings: RwLock::new(settings),
             store,
             partitions: Mutex::new(BTreeMap::new()),
+            cache: Mutex::new(RecordCache::default()),
         });
         queues.insert(name.to_owned(), Arc::clone(&queue));
         Ok(queue)

@@ -6,6 +6,7 @@
 //! and multiply them without overflow checks failing in practice (it still
 //! saturates).
 
+use skiff_protocol::messages::QueueSettingsInfo;
 use skiff_protocol::topic_name::{TopicNameError, validate_topic_name};
 
 /// Shortest lock, in milliseconds. Below this a worker could not even answer
@@ -146,6 +147,41 @@ impl QueueSettings {
             dead_letter_topic: default_dead_letter_topic(queue, topic),
             window_records: QUEUE_WINDOW_RECORDS_DEFAULT,
         }
+    }
+
+    /// The settings flat, as the protocol's describe answer and the
+    /// queue's settings file carry them: the one mapping both use.
+    pub fn info(&self) -> QueueSettingsInfo {
+        QueueSettingsInfo {
+            topic: self.topic.clone(),
+            lock_ms: self.lock_ms,
+            max_deliveries: self.max_deliveries,
+            backoff_initial_ms: self.backoff.initial_ms,
+            backoff_multiplier: self.backoff.multiplier,
+            backoff_max_ms: self.backoff.max_ms,
+            ordering: self.ordering.to_string(),
+            dead_letter_topic: self.dead_letter_topic.clone(),
+            window_records: self.window_records,
+        }
+    }
+
+    /// The inverse of [`info`](Self::info), validated for queue `queue`.
+    pub fn from_info(queue: &str, info: QueueSettingsInfo) -> Result<Self, SettingsError> {
+        let s = Self {
+            topic: info.topic,
+            lock_ms: info.lock_ms,
+            max_deliveries: info.max_deliveries,
+            backoff: Backoff {
+                initial_ms: info.backoff_initial_ms,
+                multiplier: info.backoff_multiplier,
+                max_ms: info.backoff_max_ms,
+            },
+            ordering: info.ordering.parse()?,
+            dead_letter_topic: info.dead_letter_topic,
+            window_records: info.window_records,
+        };
+        s.validate(queue)?;
+        Ok(s)
     }
 
     /// Checks every setting against its bounds and the names against the

@@ -37,7 +37,7 @@
 //!   `Done`: a record is never lost and never dead-lettered twice.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
@@ -319,32 +319,29 @@ impl QueueStore {
         dir: &Path,
         options: QueueStoreOptions,
     ) -> Result<(Self, StateRecovery), QueueStoreError> {
-        fsio::create_dir_all(dir).map_err(|e| io_err("create directory", dir, e))?;
-        let tmp = dir.join(COMPACT_TMP_FILE);
-        if tmp.exists() {
-            // An interrupted compaction: the log itself is still whole.
-            std::fs::remove_file(&tmp).map_err(|e| io_err("remove", &tmp, e))?;
-        }
-        let path = dir.join(STATE_FILE);
-        let (view, mut report, valid_len) = recover(&path)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| io_err("open", &path, e))?;
-        let file_len = file.metadata().map_err(|e| io_err("stat", &path, e))?.len();
-        if file_len > valid_len {
-            report.truncated_bytes = file_len - valid_len;
-            tracing::warn!(
-                path = %path.display(),
-                cut_bytes = report.truncated_bytes,
-                "queue state: truncating a torn or corrupt tail"
-            );
-            file.set_len(valid_len)
-                .map_err(|e| io_err("truncate", &path, e))?;
-            fsio::sync_all(&file, &path).map_err(|e| io_err("fsync", &path, e))?;
-        }
-        fsio::sync_dir(dir).map_err(|e| io_err("fsync directory", dir, e))?;
+        let mut view = View::new();
+        let opened = frame::open_log(
+            dir,
+            STATE_FILE,
+            COMPACT_TMP_FILE,
+            RECORD_BODY_BYTES_MAX,
+            |body| {
+                let Some(updates) = decode_body(body) else {
+                    return false;
+                };
+                for update in &updates {
+                    apply(&mut view, update);
+                }
+                true
+            },
+        )
+        .map_err(|e| io_err(e.op, &e.path, e.source))?;
+        let mut report = StateRecovery {
+            records: opened.records,
+            truncated_bytes: opened.truncated_bytes,
+            intents: 0,
+        };
+        let (file, path, valid_len) = (opened.file, opened.path, opened.valid_bytes);
         report.intents = view.values().map(|p| p.intents.len()).sum();
         let view = Arc::new(RwLock::new(view));
         let (tx, rx) = mpsc::channel();
@@ -439,31 +436,6 @@ impl Drop for QueueStore {
     fn drop(&mut self) {
         self.close();
     }
-}
-
-fn recover(path: &Path) -> Result<(View, StateRecovery, u64), QueueStoreError> {
-    let data = match std::fs::read(path) {
-        Ok(data) => data,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(io_err("read", path, e)),
-    };
-    let mut view = View::new();
-    let mut report = StateRecovery::default();
-    let mut pos = 0usize;
-    while let Some((body, len)) = data
-        .get(pos..)
-        .and_then(|rest| frame::parse(rest, RECORD_BODY_BYTES_MAX))
-    {
-        let Some(updates) = decode_body(body) else {
-            break;
-        };
-        for update in &updates {
-            apply(&mut view, update);
-        }
-        report.records += 1;
-        pos += len;
-    }
-    Ok((view, report, pos as u64))
 }
 
 fn decode_body(mut body: &[u8]) -> Option<Vec<StateUpdate>> {

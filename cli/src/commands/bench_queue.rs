@@ -8,7 +8,10 @@
 //! dead-letter topic. A worker receives up to `--receive-records`, spends
 //! `--work-ms` per record (a sleep: waiting on another service), and
 //! settles the whole receive in one request: acks, and a nack with no delay
-//! for every `--nack-every`th record on its first delivery.
+//! for every `--nack-every`th record on its first delivery. A worker keeps
+//! one settle in flight while it receives and works on the next records (as
+//! RabbitMQ and NATS clients send acks without waiting); a record counts as
+//! acknowledged only when its settle is answered, i.e. durable.
 //!
 //! Measured per run: records handed out and acknowledged per second (wall
 //! time from the first receive to the last ack), receive and settle round
@@ -58,12 +61,17 @@ struct Run {
     work: Duration,
     nack_every: u64,
     acked: AtomicU64,
+    /// Records in settles sent and not yet answered.
+    settling: AtomicU64,
     handed_out: AtomicU64,
     nacked: AtomicU64,
     /// Nacked records not yet handed out again: (partition, offset) to
     /// when the nack was sent.
     waiting: Mutex<HashMap<(u32, u64), Instant>>,
     last_progress: Mutex<Instant>,
+    /// When the last record's ack was answered: the end of the measured
+    /// time (workers then still wait out a receive before they stop).
+    finished: Mutex<Option<Instant>>,
 }
 
 /// One worker's latencies.
@@ -140,13 +148,7 @@ pub async fn run(config: ClientConfig, args: BenchArgs) -> Result<()> {
         "lock_ms": q.lock_ms,
         "runs": runs,
     });
-    let mut out = output::stdout();
-    if args.json {
-        writeln!(out, "{summary}")?;
-    } else {
-        print_human(&mut out, &summary)?;
-    }
-    out.finish()
+    output::summary(args.json, &summary, print_human)
 }
 
 /// Appends `messages` records of `size` bytes to `topic` (not timed).
@@ -230,10 +232,12 @@ async fn run_queue(
         work: Duration::from_secs_f64(q.work_ms / 1000.0),
         nack_every: q.nack_every,
         acked: AtomicU64::new(0),
+        settling: AtomicU64::new(0),
         handed_out: AtomicU64::new(0),
         nacked: AtomicU64::new(0),
         waiting: Mutex::new(HashMap::new()),
         last_progress: Mutex::new(Instant::now()),
+        finished: Mutex::new(None),
     });
     // Every worker connects before the clock starts.
     let mut clients = Vec::with_capacity(workers as usize);
@@ -260,7 +264,8 @@ async fn run_queue(
             .add(&report.redelivery)
             .context("merging histograms")?;
     }
-    let wall = started.elapsed().as_secs_f64();
+    let ended = lock(&run.finished).unwrap_or_else(Instant::now);
+    let wall = ended.duration_since(started).as_secs_f64();
     let acked = run.acked.load(Ordering::Relaxed);
     let handed_out = run.handed_out.load(Ordering::Relaxed);
     Ok(json!({
@@ -280,6 +285,19 @@ async fn run_queue(
 
 /// One worker: receive, work, settle, until the run's records are all
 /// acknowledged.
+/// A settle sent and not yet answered: its items are counted in
+/// [`Run::settling`] until it is.
+type InFlight = tokio::task::JoinHandle<Result<Duration>>;
+
+/// Waits for the settle in flight, if any, and records its latency.
+async fn join(in_flight: &mut Option<InFlight>, report: &mut WorkerReport) -> Result<()> {
+    if let Some(task) = in_flight.take() {
+        let took = task.await.context("a settle task failed")??;
+        record_latency(&mut report.settle, took);
+    }
+    Ok(())
+}
+
 async fn worker(client: Client, run: Arc<Run>) -> Result<WorkerReport> {
     let mut report = WorkerReport {
         receive: new_histogram(),
@@ -287,6 +305,7 @@ async fn worker(client: Client, run: Arc<Run>) -> Result<WorkerReport> {
         redelivery: new_histogram(),
     };
     let mut member_id = 0;
+    let mut in_flight: Option<InFlight> = None;
     while run.acked.load(Ordering::Relaxed) < run.total {
         let stalled = lock(&run.last_progress).elapsed();
         if stalled > STALL_TIMEOUT {
@@ -296,6 +315,15 @@ async fn worker(client: Client, run: Arc<Run>) -> Result<WorkerReport> {
                 run.acked.load(Ordering::Relaxed),
                 run.total
             );
+        }
+        // Every record is acknowledged or being settled: only a refused
+        // settle could leave work, so hear this worker's answer first
+        // rather than wait out a receive.
+        if in_flight.is_some()
+            && run.acked.load(Ordering::Relaxed) + run.settling.load(Ordering::Relaxed) >= run.total
+        {
+            join(&mut in_flight, &mut report).await?;
+            continue;
         }
         let sent = Instant::now();
         let response = client
@@ -310,6 +338,7 @@ async fn worker(client: Client, run: Arc<Run>) -> Result<WorkerReport> {
         record_latency(&mut report.receive, sent.elapsed());
         member_id = response.member_id;
         if response.deliveries.is_empty() {
+            join(&mut in_flight, &mut report).await?;
             continue;
         }
         run.handed_out
@@ -340,42 +369,67 @@ async fn worker(client: Client, run: Arc<Run>) -> Result<WorkerReport> {
                 action,
             });
         }
+        // At most one settle in flight: the previous one is answered
+        // before this one goes, while the next receive overlaps it.
+        join(&mut in_flight, &mut report).await?;
         // Noted before the nack is sent: another worker may get the record
         // back before this one hears the answer.
         let now = Instant::now();
         lock(&run.waiting).extend(nacks.iter().map(|&k| (k, now)));
-        let sent = Instant::now();
-        let settled = client
-            .send(SettleRequest {
-                queue: run.queue.clone(),
-                member_id,
-                items,
-            })
-            .await
-            .context("settle")?;
-        record_latency(&mut report.settle, sent.elapsed());
-        let mut acked = 0;
-        for (d, result) in response.deliveries.iter().zip(&settled.results) {
-            if let Some(e) = &result.error {
-                // A lock lost to expiry: the record comes back to someone.
-                eprintln!(
-                    "bench queue: settle of partition {} offset {} refused: {e}",
-                    d.partition, d.offset
-                );
-                continue;
-            }
-            if nacks.contains(&(d.partition, d.offset)) {
-                run.nacked.fetch_add(1, Ordering::Relaxed);
-            } else {
-                acked += 1;
-            }
+        let settling = items.len() as u64;
+        run.settling.fetch_add(settling, Ordering::Relaxed);
+        let request = SettleRequest {
+            queue: run.queue.clone(),
+            member_id,
+            items,
+        };
+        let (client, run) = (client.clone(), Arc::clone(&run));
+        in_flight = Some(tokio::spawn(async move {
+            let result = settle(&client, &run, request, &nacks).await;
+            run.settling.fetch_sub(settling, Ordering::Relaxed);
+            result
+        }));
+    }
+    join(&mut in_flight, &mut report).await?;
+    Ok(report)
+}
+
+/// Sends one settle and counts its answers; returns its round trip.
+async fn settle(
+    client: &Client,
+    run: &Run,
+    request: SettleRequest,
+    nacks: &[(u32, u64)],
+) -> Result<Duration> {
+    let items: Vec<(u32, u64)> = request
+        .items
+        .iter()
+        .map(|i| (i.partition, i.offset))
+        .collect();
+    let sent = Instant::now();
+    let settled = client.send(request).await.context("settle")?;
+    let took = sent.elapsed();
+    let mut acked = 0;
+    for (&(partition, offset), result) in items.iter().zip(&settled.results) {
+        if let Some(e) = &result.error {
+            // A lock lost to expiry: the record comes back to someone.
+            eprintln!("bench queue: settle of partition {partition} offset {offset} refused: {e}");
+            continue;
         }
-        if acked > 0 {
-            run.acked.fetch_add(acked, Ordering::Relaxed);
-            *lock(&run.last_progress) = Instant::now();
+        if nacks.contains(&(partition, offset)) {
+            run.nacked.fetch_add(1, Ordering::Relaxed);
+        } else {
+            acked += 1;
         }
     }
-    Ok(report)
+    if acked > 0 {
+        let now = Instant::now();
+        if run.acked.fetch_add(acked, Ordering::Relaxed) + acked >= run.total {
+            lock(&run.finished).get_or_insert(now);
+        }
+        *lock(&run.last_progress) = now;
+    }
+    Ok(took)
 }
 
 fn print_human(out: &mut impl Write, s: &Value) -> std::io::Result<()> {

@@ -134,9 +134,17 @@ fn fill_follows_the_log_and_hands_out_its_records() {
     assert_eq!(q.fill(0, &f.source).unwrap(), 0);
     let (ds, _) = q.with_partition(0, 0, |p| p.hand_out(1, 3, 0));
     let offsets: Vec<u64> = ds.iter().map(|d| d.offset).collect();
-    let records = q.read_records(0, &f.source, &offsets).unwrap();
+    // The fill decoded both batches once and kept all 6 records, 2 beyond
+    // the window's room; the hand-out takes 3.
+    assert_eq!(q.cache().len(), 6);
+    let records = q.take_handed_out(0, &f.source, &offsets).unwrap();
+    assert_eq!(q.cache().len(), 3);
     let values: Vec<_> = records.iter().map(|r| r.value.clone()).collect();
     assert_eq!(values, ["a", "b", "c"]);
+    // Taken once; asked again (a redelivery), they come from the log.
+    let again = q.take_handed_out(0, &f.source, &offsets).unwrap();
+    assert_eq!(again, records);
+    assert_eq!(q.read_records(0, &f.source, &offsets).unwrap(), records);
     let (acked, pending) = q.with_partition(0, 0, |p| {
         ds.iter()
             .map(|d| p.ack(1, d.offset, d.deliveries, 0))
@@ -151,6 +159,14 @@ fn fill_follows_the_log_and_hands_out_its_records() {
     let records = q.read_records(0, &f.source, &[3, 5]).unwrap();
     assert_eq!(records.len(), 2);
     assert_eq!(records[1].value, "f");
+    // The second fill took 4 and 5 from the cache; all three leave it now.
+    assert_eq!(q.cache().len(), 3);
+    let records = q.take_handed_out(0, &f.source, &offsets).unwrap();
+    assert_eq!(
+        records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
+    assert!(q.cache().is_empty());
 }
 
 #[test]

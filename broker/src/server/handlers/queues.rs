@@ -27,13 +27,14 @@ use skiff_protocol::messages::{
     AlterQueueRequest, AlterQueueResponse, CreateQueueRequest, CreateQueueResponse,
     DeleteQueueRequest, DeleteQueueResponse, DescribeQueueRequest, DescribeQueueResponse,
     ListQueuesRequest, ListQueuesResponse, Operation, QueueConfig, QueueDelivery, QueueListing,
-    QueuePartitionInfo, QueueSettingsInfo, ReceiveRequest, ReceiveResponse, ResourceKind,
-    SettleAction, SettleRequest, SettleResponse, SettleResult, TopicConfig,
+    QueuePartitionInfo, ReceiveRequest, ReceiveResponse, ResourceKind, SettleAction, SettleRequest,
+    SettleResponse, SettleResult, TopicConfig,
 };
 use tokio::time::Instant;
 
 use super::blocking;
 use crate::queues::engine::LogDeadLetterSink;
+use crate::queues::store::PendingState;
 use crate::queues::{Queue, QueueError, QueueSettings};
 use crate::server::api::{Ctx, Handler, Runs};
 use crate::server::failure::Failure;
@@ -85,20 +86,6 @@ fn apply(s: &mut QueueSettings, cfg: &QueueConfig) -> Result<(), Failure> {
         s.ordering = o.parse().map_err(QueueError::Settings)?;
     }
     Ok(())
-}
-
-fn info(s: &QueueSettings) -> QueueSettingsInfo {
-    QueueSettingsInfo {
-        topic: s.topic.clone(),
-        lock_ms: s.lock_ms,
-        max_deliveries: s.max_deliveries,
-        backoff_initial_ms: s.backoff.initial_ms,
-        backoff_multiplier: s.backoff.multiplier,
-        backoff_max_ms: s.backoff.max_ms,
-        ordering: s.ordering.to_string(),
-        dead_letter_topic: s.dead_letter_topic.clone(),
-        window_records: s.window_records,
-    }
 }
 
 fn queue(ctx: &Ctx, name: &str) -> Result<Arc<Queue>, Failure> {
@@ -183,7 +170,7 @@ impl Handler for AlterQueueRequest {
                 return Err(f);
             }
             Ok(AlterQueueResponse {
-                settings: info(&settings),
+                settings: settings.info(),
             })
         })
         .await
@@ -275,7 +262,7 @@ impl Handler for DescribeQueueRequest {
                 });
             }
             Ok(DescribeQueueResponse {
-                settings: info(&settings),
+                settings: settings.info(),
                 partitions,
             })
         })
@@ -410,7 +397,7 @@ fn receive_once(
         }
         let offsets: Vec<u64> = handed.iter().map(|d| d.offset).collect();
         let records = queue
-            .read_records(p, log, &offsets)
+            .take_handed_out(p, log, &offsets)
             .map_err(engine_failure)?;
         let by_offset: BTreeMap<u64, _> = records.into_iter().map(|r| (r.offset, r)).collect();
         for d in handed {
@@ -441,8 +428,33 @@ impl Handler for SettleRequest {
         ctx.authorizer().group(Operation::Consume, &self.queue)
     }
 
+    /// The verdicts are applied here, on the async worker (state-machine
+    /// changes under a lock, no I/O), and their fsync is awaited without a
+    /// blocking thread; only dead-lettering, which appends to a log, goes
+    /// to the blocking pool.
     async fn handle(self, (): (), ctx: Ctx) -> Result<SettleResponse, Failure> {
-        blocking(move || settle(&ctx, self)).await
+        let queue = queue(&ctx, &self.queue)?;
+        let applied = apply_settle(&ctx, &queue, self)?;
+        // Answered only once every verdict is durable.
+        for wait in applied.pending {
+            wait.wait()
+                .await
+                .map_err(|e| Failure::new(ErrorCode::StorageError, e.to_string()))?;
+        }
+        if !applied.to_dead_letter.is_empty() {
+            let to_dead_letter = applied.to_dead_letter;
+            blocking(move || {
+                let mut sink = sink(ctx.topics(), &queue);
+                for p in to_dead_letter {
+                    queue.dead_letter(p, &mut sink).map_err(engine_failure)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(SettleResponse {
+            results: applied.results,
+        })
     }
 }
 
@@ -475,11 +487,20 @@ fn apply_verdict(
     }
 }
 
+/// A settle's verdicts applied to the state machines, not yet durable.
+struct AppliedSettle {
+    results: Vec<SettleResult>,
+    /// The state-log writes to wait for before answering.
+    pending: Vec<PendingState>,
+    /// Partitions with records that may now go to the dead-letter topic.
+    to_dead_letter: Vec<u32>,
+}
+
 /// Applies a settle's verdicts: each partition's under one lock, handed
 /// to the state log as one update (one write, one fsync shared with every
-/// other settle in the same group commit), answered once all are durable.
-fn settle(ctx: &Ctx, req: SettleRequest) -> Result<SettleResponse, Failure> {
-    let queue = queue(ctx, &req.queue)?;
+/// other settle in the same group commit). Never blocks; the caller waits
+/// for `pending` before answering.
+fn apply_settle(ctx: &Ctx, queue: &Queue, req: SettleRequest) -> Result<AppliedSettle, Failure> {
     let topic = ctx.topics().require(&queue.settings().topic)?;
     let now_ms = crate::clock::now_ms();
     let member = req.member_id;
@@ -545,14 +566,9 @@ fn settle(ctx: &Ctx, req: SettleRequest) -> Result<SettleResponse, Failure> {
         metrics::counter!(QUEUE_SETTLES, "queue" => req.queue.clone(), "action" => action)
             .increment(n);
     }
-    // Answered only once every verdict is durable.
-    for wait in pending {
-        wait.wait_blocking()
-            .map_err(|e| Failure::new(ErrorCode::StorageError, e.to_string()))?;
-    }
-    let mut sink = sink(ctx.topics(), &queue);
-    for p in to_dead_letter {
-        queue.dead_letter(p, &mut sink).map_err(engine_failure)?;
-    }
-    Ok(SettleResponse { results })
+    Ok(AppliedSettle {
+        results,
+        pending,
+        to_dead_letter,
+    })
 }

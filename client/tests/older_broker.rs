@@ -1,0 +1,207 @@
+//! The client against a broker from before Heartbeat v1 and DescribeGroup
+//! v1: a fake broker on 127.0.0.1:0 that speaks skiff's framing, answers
+//! the newer versions `UnsupportedVersion` (as a real older broker's table
+//! does) and serves version 0. The group consumer falls back to polling
+//! heartbeats in v0, and `Admin::describe_group` asks again in v0.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use skiff_client::protocol::PROTOCOL_VERSION;
+use skiff_client::protocol::frame::{OutgoingResponse, RequestFrame, ServerCodec};
+use skiff_client::protocol::messages::{
+    ApiKey, DescribeGroupResponse, GroupState, HandshakeResponse, HeartbeatRequest,
+    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, PartitionProgress, TopicPartition,
+};
+use skiff_client::protocol::primitives::decode_body_version;
+use skiff_client::{Admin, Client, ClientConfig, Consumer, ErrorCode, GroupConfig};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Framed;
+
+/// Bound on every wait of the test.
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The fake's heartbeat interval: short, so v0 polls come quickly.
+const HEARTBEAT_INTERVAL_MS: u32 = 50;
+
+/// What the fake saw: (api, version) of every request after the handshake,
+/// and whether every v0 heartbeat body decoded strictly as v0.
+#[derive(Default)]
+struct Seen {
+    requests: Vec<(ApiKey, u16)>,
+    v0_heartbeats_well_formed: bool,
+}
+
+/// Starts the fake older broker; returns its address and what it saw.
+async fn older_broker() -> (String, Arc<Mutex<Seen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let seen = Arc::new(Mutex::new(Seen {
+        v0_heartbeats_well_formed: true,
+        ..Seen::default()
+    }));
+    let shared = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream, Arc::clone(&shared)));
+        }
+    });
+    (addr, seen)
+}
+
+async fn serve(stream: TcpStream, seen: Arc<Mutex<Seen>>) {
+    let mut framed = Framed::new(stream, ServerCodec::new(1 << 20));
+    while let Some(Ok(frame)) = framed.next().await {
+        let response = answer(&frame, &seen);
+        if framed.send(response).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn answer(frame: &RequestFrame, seen: &Mutex<Seen>) -> OutgoingResponse {
+    let id = frame.correlation_id;
+    let Some(api) = ApiKey::from_u16(frame.api_key) else {
+        return OutgoingResponse::error(id, ErrorCode::UnsupportedApi, "unknown api");
+    };
+    if api != ApiKey::Handshake {
+        seen.lock().unwrap().requests.push((api, frame.api_version));
+    }
+    let unsupported = || {
+        OutgoingResponse::error(
+            id,
+            ErrorCode::UnsupportedVersion,
+            &format!(
+                "api {api:?} version {} is not supported; this broker serves version 0",
+                frame.api_version
+            ),
+        )
+    };
+    match api {
+        ApiKey::Handshake => OutgoingResponse::ok(
+            id,
+            &HandshakeResponse {
+                protocol_version: PROTOCOL_VERSION,
+                broker_version: "older".into(),
+                user: String::new(),
+            },
+        ),
+        ApiKey::JoinGroup => OutgoingResponse::ok(
+            id,
+            &JoinGroupResponse {
+                member_id: "m-1".into(),
+                generation: 1,
+                heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+                session_timeout_ms: 10_000,
+                assignment: Vec::new(),
+            },
+        ),
+        ApiKey::Heartbeat if frame.api_version > 0 => unsupported(),
+        ApiKey::Heartbeat => {
+            let strict = decode_body_version::<HeartbeatRequest>(frame.body.clone(), 0).is_ok();
+            seen.lock().unwrap().v0_heartbeats_well_formed &= strict;
+            OutgoingResponse::ok_version(
+                id,
+                &HeartbeatResponse {
+                    generation: 1,
+                    owned: Vec::new(),
+                    revoke: Vec::new(),
+                    rejoin: false,
+                },
+                0,
+            )
+        }
+        ApiKey::DescribeGroup if frame.api_version > 0 => unsupported(),
+        ApiKey::DescribeGroup => OutgoingResponse::ok_version(
+            id,
+            &DescribeGroupResponse {
+                group: "g".into(),
+                state: GroupState::Stable,
+                generation: 1,
+                members: Vec::new(),
+                partitions: vec![PartitionProgress {
+                    partition: TopicPartition {
+                        topic: "t".into(),
+                        partition: 0,
+                    },
+                    owner: None,
+                    committed: Some(3),
+                    log_end_offset: 5,
+                    lag: Some(2),
+                    waiting_ms: None,
+                }],
+            },
+            0,
+        ),
+        ApiKey::LeaveGroup => OutgoingResponse::ok(id, &LeaveGroupResponse),
+        _ => OutgoingResponse::error(id, ErrorCode::UnsupportedApi, "not in this fake"),
+    }
+}
+
+#[tokio::test]
+async fn a_group_member_falls_back_to_polled_v0_heartbeats() {
+    let (addr, seen) = older_broker().await;
+    let client = Client::connect(ClientConfig::new(addr))
+        .await
+        .expect("connects");
+    let consumer = tokio::time::timeout(
+        STEP_TIMEOUT,
+        Consumer::with_group(client, GroupConfig::new("g", ["t"])),
+    )
+    .await
+    .expect("joins in time")
+    .expect("joins");
+    // Wait for a few v0 heartbeats (one per interval after the refusal).
+    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    loop {
+        let v0 = seen
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| **r == (ApiKey::Heartbeat, 0))
+            .count();
+        if v0 >= 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no v0 heartbeats: {:?}",
+            seen.lock().unwrap().requests
+        );
+        tokio::time::sleep(Duration::from_millis(HEARTBEAT_INTERVAL_MS.into())).await;
+    }
+    consumer.close().await.expect("closes");
+    let seen = seen.lock().unwrap();
+    let heartbeats: Vec<u16> = seen
+        .requests
+        .iter()
+        .filter(|(api, _)| *api == ApiKey::Heartbeat)
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(heartbeats[0], 1, "the first heartbeat tries v1");
+    assert!(
+        heartbeats[1..].iter().all(|v| *v == 0),
+        "after one refusal, only v0: {heartbeats:?}"
+    );
+    assert!(seen.v0_heartbeats_well_formed, "v0 bodies in v0 layout");
+}
+
+#[tokio::test]
+async fn describe_group_asks_an_older_broker_again_in_v0() {
+    let (addr, seen) = older_broker().await;
+    let client = Client::connect(ClientConfig::new(addr))
+        .await
+        .expect("connects");
+    let described = tokio::time::timeout(STEP_TIMEOUT, Admin::new(client).describe_group("g"))
+        .await
+        .expect("answers in time")
+        .expect("described");
+    assert_eq!(described.partitions.len(), 1);
+    assert_eq!(described.partitions[0].lag, Some(2));
+    assert_eq!(described.partitions[0].waiting_ms, None);
+    assert_eq!(
+        seen.lock().unwrap().requests,
+        [(ApiKey::DescribeGroup, 1), (ApiKey::DescribeGroup, 0)]
+    );
+}
