@@ -50,9 +50,11 @@ fi
 WORK=$BENCH_DIR/latency
 mkdir -p "$WORK/results"
 
-PIDS=()
+# The one server running (a run's skiffd or nats-server), if any: only it
+# is stopped at exit, never a PID already stopped and perhaps reused.
+SERVER_PID=
 cleanup() {
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    stop_pid "$SERVER_PID"
     if [ -n "$OWN_DIR" ]; then rm -rf "$BENCH_DIR"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -77,14 +79,14 @@ run_skiff() {
     mkdir -p "$dir/data"
     "$SKIFFD" --data-dir "$dir/data" --listen 127.0.0.1:0 --fsync "$fsync" \
         --metrics-listen 127.0.0.1:0 >"$dir/stdout" 2>"$dir/stderr" &
-    local pid=$!
-    PIDS+=("$pid")
+    SERVER_PID=$!
     local addr metrics
     addr=$(skiffd_addr "$dir")
     metrics=$(skiffd_addr "$dir" metrics)
     "$SKIFF" --broker "$addr" bench e2e --topic e --rate "$RATE" --duration "$DURATION" \
         --size "$SIZE" --metrics "$metrics" --json
-    stop_pid "$pid"
+    stop_pid "$SERVER_PID"
+    SERVER_PID=
 }
 
 # run_nats DIR: a fresh nats-server -js, one nats-e2e run.
@@ -93,11 +95,11 @@ run_nats() {
     mkdir -p "$dir"
     port=$(free_port)
     "$NATS_SERVER" -js -a 127.0.0.1 -p "$port" -sd "$dir/store" >"$dir/server.log" 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    wait_port "$port" "$pid" "$dir/server.log"
+    SERVER_PID=$!
+    wait_port "$port" "$SERVER_PID" "$dir/server.log"
     "$NATS_E2E" "nats://127.0.0.1:$port" "$RATE" "$DURATION" "$SIZE"
-    stop_pid "$pid"
+    stop_pid "$SERVER_PID"
+    SERVER_PID=
 }
 
 # run_mode MODE DIR: one run of MODE, its JSON summary on stdout.
