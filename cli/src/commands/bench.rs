@@ -576,8 +576,9 @@ fn finish_produce(done: ProduceDone, latency: &mut Histogram<u64>) -> Result<()>
 
 /// An e2e producer, run on a blocking-pool thread so it can pace with
 /// `std::thread::sleep` (a few µs precise with the thread's timer slack
-/// cut to [`PACING_TIMER_SLACK_NS`]) instead of tokio's 1 ms timer. Each wake-up sends every message due by then (at most `--batch`
-/// per request), each value stamped with its intended send time.
+/// cut to [`PACING_TIMER_SLACK_NS`]) instead of tokio's 1 ms timer. Each
+/// wake-up sends every message due by then (at most `--batch` per
+/// request), each value stamped with its intended send time.
 async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> {
     // Failing leaves the default slack: coarser pacing, still correct.
     let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(
