@@ -581,9 +581,8 @@ fn finish_produce(done: ProduceDone, latency: &mut Histogram<u64>) -> Result<()>
 /// request), each value stamped with its intended send time.
 async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> {
     // Failing leaves the default slack: coarser pacing, still correct.
-    let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(
-        PACING_TIMER_SLACK_NS,
-    ));
+    let _ =
+        rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(PACING_TIMER_SLACK_NS));
     let conn = Connection::connect(&ctx.config).await?;
     let producers = ctx.producers;
     let latency = Arc::new(Mutex::new(new_histogram()));
