@@ -51,3 +51,33 @@ skiffd_addr() {
     cat "$dir/stderr" >&2
     exit 1
 }
+
+# median of numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# "total steal" CPU ticks so far (all CPUs, from /proc/stat). Steal is time
+# this VM's CPUs were ready to run but the host ran something else: when it
+# is high, latency figures measure the host, not skiff.
+cpu_ticks() {
+    local _cpu user nice sys idle iowait irq softirq steal _rest
+    read -r _cpu user nice sys idle iowait irq softirq steal _rest </proc/stat
+    echo "$((user + nice + sys + idle + iowait + irq + softirq + steal)) $steal"
+}
+
+# steal_pct BEFORE AFTER: percent of the CPU ticks between two cpu_ticks
+# readings that were stolen, rounded.
+steal_pct() {
+    echo "$1 $2" | awk '{ t = $3 - $1; printf "%.0f", t ? 100 * ($4 - $2) / t : 0 }'
+}
+
+# need CMD PKG: installs Debian package PKG with apt-get unless CMD (also
+# looked for in /usr/sbin) is already there.
+need() {
+    local cmd=$1 pkg=$2 sudo=
+    command -v "$cmd" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin command -v "$cmd" >/dev/null 2>&1 \
+        && return 0
+    [[ $(id -u) == 0 ]] || sudo=sudo
+    echo "${BENCH_NAME:-bench}: installing $pkg with apt-get" >&2
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$pkg"
+}

@@ -64,17 +64,6 @@ start_broker() {
 
 rss_kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 
-# median of numbers on stdin
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
-# "total steal" CPU ticks so far (all CPUs, from /proc/stat). Steal is time
-# this VM's CPUs were ready to run but the host ran something else: when it
-# is high, latency figures measure the host, not skiff.
-cpu_ticks() {
-    local _cpu user nice sys idle iowait irq softirq steal _rest
-    read -r _cpu user nice sys idle iowait irq softirq steal _rest </proc/stat
-    echo "$((user + nice + sys + idle + iowait + irq + softirq + steal)) $steal"
-}
 
 ROWS=()
 # scenario LABEL TARGET JQ_FIELD ARGS... : runs RUNS times on $BROKER_ADDR
@@ -92,7 +81,7 @@ scenario() {
     done
     after=$(cpu_ticks)
     local steal
-    steal=$(echo "$before $after" | awk '{ t = $3 - $1; printf "%.0f", t ? 100 * ($4 - $2) / t : 0 }')
+    steal=$(steal_pct "$before" "$after")
     local value
     value=$(jq -r "$field" "$out" | median | awk '{ if ($1 >= 1000) printf "%.0f", $1; else printf "%.1f", $1 }')
     local p99 p999

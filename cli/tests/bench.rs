@@ -419,3 +419,151 @@ fn kafka_protocol_needs_its_listener_and_a_plain_load() {
         "--protocol kafka runs the produce and consume benches",
     );
 }
+
+/// Runs `skiff bench ARGS` with no broker (modes that need none).
+fn skiff_alone(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("skiff runs")
+}
+
+/// `bench fsync`: the bare append+fdatasync loop, in a given directory
+/// (the file is gone afterwards) and in a temporary one; bad sizes and a
+/// missing directory are refused by name.
+#[test]
+fn fsync_loop_times_each_append_and_sync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8 path");
+    let out = skiff_alone(&[
+        "fsync",
+        "--dir",
+        d,
+        "--messages",
+        "200",
+        "--rate",
+        "5000",
+        "--size",
+        "2500",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_eq!(v["mode"], "fsync");
+    assert_eq!(v["syncs"].as_u64(), Some(200), "{v}");
+    assert_eq!(v["size"].as_u64(), Some(2500), "{v}");
+    assert_eq!(v["dir"].as_str(), Some(d), "{v}");
+    let lat = &v["latency_ms"];
+    assert_eq!(lat["count"].as_u64(), Some(200), "{v}");
+    let (p50, p90, p99, p999, max) = (
+        f(lat, "p50"),
+        f(lat, "p90"),
+        f(lat, "p99"),
+        f(lat, "p99_9"),
+        f(lat, "max"),
+    );
+    assert!(
+        0.0 < p50 && p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max,
+        "{lat}"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).expect("dir").next().is_none(),
+        "the loop's file is removed"
+    );
+
+    // Default directory, a duration, the human table.
+    let out = skiff_alone(&["fsync", "--duration", "0.2", "--rate", "500"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("fdatasync loop in"), "{table}");
+    assert!(table.contains("p99.9"), "{table}");
+
+    for (args, named) in [
+        (&["fsync", "--size", "0", "--messages", "1"][..], "--size"),
+        (&["fsync", "--rate", "0", "--messages", "1"][..], "--rate"),
+        (
+            &[
+                "fsync",
+                "--dir",
+                "/nonexistent/skiff-bench",
+                "--messages",
+                "1",
+            ][..],
+            "/nonexistent/skiff-bench",
+        ),
+    ] {
+        let out = skiff_alone(args);
+        assert!(!out.status.success(), "{args:?} is refused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+    // Every other mode still needs its topic.
+    let out = skiff_alone(&["e2e", "--messages", "1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--topic"));
+}
+
+/// `e2e --echo`: the same paced producer and consumer against the bench's
+/// in-process echo of the framing, no broker at all (none is started).
+#[test]
+fn e2e_against_the_echo_needs_no_broker() {
+    let out = skiff_alone(&[
+        "e2e",
+        "--echo",
+        "--topic",
+        "floor",
+        "--messages",
+        "3000",
+        "--rate",
+        "10000",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_sane(&v, 3000, 100);
+    assert_eq!(v["echo"], true, "{v}");
+    assert_eq!(v["latency_ms"]["count"].as_u64(), Some(3000), "{v}");
+    assert_eq!(v["send_delay_ms"]["count"].as_u64(), Some(3000), "{v}");
+    assert_eq!(v["disk_bytes"].as_u64(), Some(0), "nothing on disk: {v}");
+
+    // Two partitions, two consumers: each gets its own partition's batches.
+    let out = skiff_alone(&[
+        "e2e",
+        "--echo",
+        "--topic",
+        "floor2",
+        "--partitions",
+        "2",
+        "--consumers",
+        "2",
+        "--messages",
+        "2000",
+        "--rate",
+        "10000",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_sane(&v, 2000, 100);
+
+    let out = skiff_alone(&["produce", "--echo", "--topic", "x", "--messages", "1"]);
+    assert!(!out.status.success(), "--echo is for e2e");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--echo"));
+}

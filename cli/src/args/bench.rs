@@ -22,6 +22,9 @@ pub enum BenchMode {
     /// Work-queue workers on one topic: records handed out and acknowledged
     /// per second, redelivery latency (see `--workers`, `--work-ms`).
     Queue,
+    /// No broker: a bare append+fdatasync loop in --dir at --rate syncs/s,
+    /// the disk's floor for `--fsync always` (see `--dir`).
+    Fsync,
 }
 
 impl BenchMode {
@@ -33,6 +36,7 @@ impl BenchMode {
             BenchMode::E2e => "e2e",
             BenchMode::Queue => "queue",
             BenchMode::Rebalance => "rebalance",
+            BenchMode::Fsync => "fsync",
         }
     }
 }
@@ -80,22 +84,27 @@ impl Payload {
 /// `skiff bench`
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// produce, consume, e2e or queue.
+    /// produce, consume, e2e, rebalance, queue or fsync.
     #[arg(value_enum)]
     pub mode: BenchMode,
-    /// Topic to use (created if missing).
-    #[arg(long)]
+    /// Topic to use (created if missing); every mode but fsync needs one.
+    #[arg(long, default_value = "", hide_default_value = true,
+          required_if_eq_any = [("mode", "produce"), ("mode", "consume"), ("mode", "e2e"),
+                                ("mode", "rebalance"), ("mode", "queue")])]
     pub topic: String,
     /// Partitions when the topic is created.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub partitions: u32,
-    /// Messages in total (default 1000000 unless --duration is given).
+    /// Messages in total (default 1000000 unless --duration is given;
+    /// fsync: syncs, default 5 s of them).
     #[arg(long, value_name = "N", conflicts_with = "duration")]
     pub messages: Option<u64>,
     /// Run for this many seconds instead of a message count.
     #[arg(long, value_name = "S")]
     pub duration: Option<f64>,
-    /// Payload bytes per message.
+    /// Payload bytes per message (fsync: bytes appended per sync; the
+    /// issue #18 comparison uses 2500, 50,000 msg/s of 100 bytes in 2000
+    /// syncs/s).
     #[arg(long, value_name = "BYTES", default_value_t = 100)]
     pub size: usize,
     /// produce/e2e: what the values are: random bytes or JSON events.
@@ -115,7 +124,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "C", default_value_t = 1)]
     pub consumers: usize,
     /// Offered load in messages per second over all producers, held from
-    /// the intended send times (no coordinated omission).
+    /// the intended send times (no coordinated omission); fsync: syncs per
+    /// second (default 2000).
     #[arg(long, value_name = "MSGS_PER_S")]
     pub rate: Option<u64>,
     /// Keys drawn from K distinct values (default: no keys).
@@ -156,6 +166,17 @@ pub struct BenchArgs {
     /// broker (queue, commit, fetch wake-up, fetch read).
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics: Option<String>,
+    /// fsync: directory of the file appended to and synced (default: a
+    /// fresh temporary directory). To compare with a broker it must be on
+    /// the broker's data disk.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+    /// e2e: run against an in-process echo of skiff's framing on
+    /// 127.0.0.1 instead of the broker (acks each produce at once, hands
+    /// it to the waiting fetch; no disk, no log): the floor that the bench
+    /// itself and loopback set.
+    #[arg(long)]
+    pub echo: bool,
     /// Print one JSON summary object instead of the table.
     #[arg(long)]
     pub json: bool,

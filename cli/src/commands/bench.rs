@@ -1,4 +1,4 @@
-//! `skiff bench produce|consume|e2e`: a load generator that measures the
+//! `skiff bench produce|consume|e2e|fsync`: a load generator that measures the
 //! broker.
 //!
 //! Every actor (producer or consumer) runs as its own task with its own
@@ -21,11 +21,15 @@
 //!   (sub-millisecond sleeps; tokio's timer is 1 ms) and stamp each value with
 //!   its *intended* send time, so a stalled broker cannot hide queueing delay
 //!   (no coordinated omission); consumers long-poll from the log end and
-//!   record publish-to-receive latency per message.
+//!   record publish-to-receive latency per message. With `--echo` they run
+//!   against an in-process echo of the framing instead of a broker (see
+//!   [`echo`]): the floor that the bench and loopback set.
 //! - `--group G` (consume, e2e): consumers join group G and read through the
 //!   client's `Consumer` (broker-assigned partitions, its decode and commit
 //!   path) instead of direct fetches; consume latency is then per `--batch`
 //!   records received.
+//! - `fsync`: no broker; the bare append+fdatasync loop (see [`fsync`]),
+//!   the disk's floor that `--fsync always` latency is judged against.
 //!
 //! - `--protocol kafka` (produce, consume): producers and consumers speak
 //!   Kafka's protocol to the broker's Kafka listener instead (see
@@ -65,6 +69,8 @@ use skiff_client::protocol::testdata::JsonEvents;
 use crate::args::{BenchArgs, BenchMode, BenchProtocol, CompressionArgs, Payload};
 use crate::output;
 
+mod echo;
+mod fsync;
 mod kafka;
 mod stages;
 
@@ -89,12 +95,21 @@ const LATENCY_US_MAX: u64 = 60_000_000;
 /// Shortest pacing sleep of an e2e producer: bounds its request rate (about
 /// 10,000 requests/s) at the price of at most this much added latency.
 const PACING_TICK: Duration = Duration::from_micros(100);
+/// Timer slack of an e2e producer's pacing thread, in nanoseconds. Linux
+/// lets a thread's sleep end up to its slack late (50 µs by default) to
+/// batch wake-ups; at 50,000 msg/s messages are 20 µs apart, so that
+/// default was most of the bench's own send delay.
+const PACING_TIMER_SLACK_NS: u64 = 1_000;
 /// Bytes of the send timestamp at the start of every e2e value.
 const STAMP_BYTES: usize = 8;
 
 /// Runs `skiff bench` on its own multi-threaded runtime.
 /// `config` says how to reach the broker (address, TLS, credentials).
 pub fn run(config: ClientConfig, args: BenchArgs) -> Result<()> {
+    if args.mode == BenchMode::Fsync {
+        // No broker and nothing async: the loop blocks on the disk.
+        return fsync::run(&args);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -189,6 +204,23 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
             bail!("--protocol kafka needs --kafka-broker HOST:PORT (the broker's kafka_listen)");
         }
     }
+    if args.echo
+        && (args.mode != BenchMode::E2e
+            || args.group.is_some()
+            || args.metrics.is_some()
+            || args.protocol != BenchProtocol::Native)
+    {
+        bail!("--echo runs e2e on skiff's protocol, without --group or --metrics");
+    }
+    // Held for the whole run: dropping it stops the echo.
+    let echo = match args.echo {
+        true => Some(echo::start().await?),
+        false => None,
+    };
+    let config = match &echo {
+        Some(echo) => ClientConfig::new(echo.addr.to_string()),
+        None => config,
+    };
     let config = config.client_id("skiff-bench");
     let partitions = ensure_topic(&config, &args.topic, args.partitions).await?;
     let messages = match (args.messages, args.duration) {
@@ -242,11 +274,15 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
         // Dispatched in `run` to its own module.
         BenchMode::Rebalance => bail!("bench rebalance runs in bench_rebalance"),
         BenchMode::Queue => bail!("bench queue is run by bench_queue"),
+        BenchMode::Fsync => bail!("bench fsync is run by bench::fsync"),
     };
     let wall = started.elapsed();
     progress.finish_and_clear();
     let disk = topic_disk(&ctx.config, &args.topic).await?;
     let mut summary = summarize(&args, partitions, wall, &reports, &produce_reports, disk);
+    if args.echo {
+        summary["echo"] = json!(true);
+    }
     if args.mode == BenchMode::E2e {
         summary["send_delay_ms"] =
             percentiles(&ctx.send_delay.lock().unwrap_or_else(|e| e.into_inner()));
@@ -539,10 +575,14 @@ fn finish_produce(done: ProduceDone, latency: &mut Histogram<u64>) -> Result<()>
 }
 
 /// An e2e producer, run on a blocking-pool thread so it can pace with
-/// `std::thread::sleep` (about 50 µs precise) instead of tokio's 1 ms
-/// timer. Each wake-up sends every message due by then (at most `--batch`
-/// per request), each value stamped with its intended send time.
+/// `std::thread::sleep` (a few µs precise with the thread's timer slack
+/// cut to [`PACING_TIMER_SLACK_NS`]) instead of tokio's 1 ms timer. Each
+/// wake-up sends every message due by then (at most `--batch` per
+/// request), each value stamped with its intended send time.
 async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> {
+    // Failing leaves the default slack: coarser pacing, still correct.
+    let _ =
+        rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(PACING_TIMER_SLACK_NS));
     let conn = Connection::connect(&ctx.config).await?;
     let producers = ctx.producers;
     let latency = Arc::new(Mutex::new(new_histogram()));
@@ -991,7 +1031,7 @@ fn summarize(
         BenchMode::Consume => "per fetch",
         BenchMode::E2e => "per message, intended send to receive",
         BenchMode::Rebalance => "per hand-over",
-        BenchMode::Queue => "",
+        BenchMode::Queue | BenchMode::Fsync => "",
     };
     let mut actors: Vec<Value> = reports.iter().map(actor_json).collect();
     actors.extend(produce_reports.iter().map(actor_json));
