@@ -1469,6 +1469,101 @@ async fn kafka_python_sasl_scram_over_tls() {
     assert_eq!(events(&out, "record").len(), 5, "{out:?}");
 }
 
+/// kafkajs (its own SASL and SCRAM code) over SASL_SSL with SCRAM-SHA-256:
+/// a wrong password is refused, `nobody` (no grant) is refused the topic
+/// with TOPIC_AUTHORIZATION_FAILED, the writer produces and consumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafkajs_sasl_scram_over_tls() {
+    if !have("kafkajs_sasl_scram_over_tls", &[Tool::Kafkajs]) {
+        return;
+    }
+    let (s, pki) = secure_setup(true).await;
+    let ca = pki.as_ref().map(|p| p.ca.clone()).expect("TLS");
+    let client = |user: &str, password: &str, mode: &str| {
+        let mut cmd = Tool::Kafkajs.command(&s.bootstrap);
+        let sasl = format!("SCRAM-SHA-256:{user}:{password}");
+        cmd.args(["--sasl", &sasl, "--ca"]).arg(&ca);
+        cmd.args(["--topic", SECURE_TOPIC, "--count", "5", "--timeout-s", "20"]);
+        cmd.args(["--group", "kjs-secure", mode]);
+        cmd
+    };
+
+    let out = run_json(
+        "kafkajs produce as writer",
+        client("writer", "writer-pw", "produce"),
+    )
+    .await;
+    check_produced_through_skiff(&s, SECURE_TOPIC, &events(&out, "produced"), 5).await;
+
+    let wrong = client("writer", "wrong-pw", "produce");
+    let (_, stderr) = run_failing("kafkajs with a wrong password", wrong).await;
+    assert!(
+        stderr.contains("KafkaJSSASLAuthenticationError"),
+        "refused for its password: {stderr}"
+    );
+
+    let nobody = client("nobody", "nobody-pw", "produce");
+    let (_, stderr) = run_failing("kafkajs as a user without grants", nobody).await;
+    assert!(
+        stderr.contains("error type TOPIC_AUTHORIZATION_FAILED"),
+        "refused the topic: {stderr}"
+    );
+
+    let out = run_json(
+        "kafkajs consume as writer",
+        client("writer", "writer-pw", "consume"),
+    )
+    .await;
+    assert_eq!(events(&out, "record").len(), 5, "{out:?}");
+}
+
+/// franz-go over SASL_PLAINTEXT with PLAIN: a wrong password is refused,
+/// `nobody` (no grant) is refused the topic with TOPIC_AUTHORIZATION_FAILED,
+/// the writer produces (idempotent, franz-go's default) and consumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn franz_go_sasl_plain() {
+    if !have("franz_go_sasl_plain", &[Tool::FranzGo]) {
+        return;
+    }
+    let (s, _) = secure_setup(false).await;
+    let client = |login: &str, mode: &str| {
+        let mut cmd = Tool::FranzGo.command(&s.bootstrap);
+        cmd.args(["-sasl-plain", login, "-topic", SECURE_TOPIC]);
+        cmd.args(["-count", "5", "-timeout", "20s", mode]);
+        cmd
+    };
+
+    let out = run_json(
+        "franz-go produce as writer",
+        client("writer:writer-pw", "produce"),
+    )
+    .await;
+    check_produced_through_skiff(&s, SECURE_TOPIC, &events(&out, "produced"), 5).await;
+
+    // A produce would retry the refused login until its timeout; a ping
+    // reports it.
+    let wrong = client("writer:wrong-pw", "ping");
+    let (_, stderr) = run_failing("franz-go with a wrong password", wrong).await;
+    assert!(
+        stderr.contains("SASL_AUTHENTICATION_FAILED"),
+        "refused for its password: {stderr}"
+    );
+
+    let nobody = client("nobody:nobody-pw", "produce");
+    let (_, stderr) = run_failing("franz-go as a user without grants", nobody).await;
+    assert!(
+        stderr.contains("TOPIC_AUTHORIZATION_FAILED"),
+        "refused the topic: {stderr}"
+    );
+
+    let out = run_json(
+        "franz-go consume as writer",
+        client("writer:writer-pw", "consume"),
+    )
+    .await;
+    assert_eq!(events(&out, "record").len(), 5, "{out:?}");
+}
+
 /// The programs the tests run exist where the tests look for them (a
 /// renamed file would otherwise turn every test into a skip).
 #[test]

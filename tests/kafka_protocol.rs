@@ -848,3 +848,88 @@ async fn failed_kafka_logins_are_throttled_per_address_like_native_ones() {
     let err = native.expect_err("throttled on the native port too");
     assert!(err.to_string().contains("too many failed logins"), "{err}");
 }
+
+/// SCRAM over the old v0 handshake, as Kafka serves it: after SaslHandshake
+/// v0 names SCRAM-SHA-256, the client-first, server-first, client-final and
+/// server-final messages travel as bare frames without a Kafka header; the
+/// signed-in user is then served. A wrong password's final message gets no
+/// answer (v0 framing has no error field): the connection is closed.
+#[tokio::test]
+async fn scram_signs_in_over_v0_bare_token_framing() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = skiff_broker::Broker::start(skiff_broker::BrokerConfig {
+        users: vec![
+            skiff_broker::BootstrapUser::from_password("admin", "admin-password", true)
+                .expect("hash"),
+        ],
+        ..common::kafka::kafka_config(dir.path())
+    })
+    .await
+    .expect("broker starts");
+    let admin = skiff_client::Client::connect(
+        skiff_client::ClientConfig::new(broker.local_addr().to_string())
+            .password("admin", "admin-password"),
+    )
+    .await
+    .expect("admin connects");
+    admin
+        .security()
+        .put_user("svc", "svc-password", true)
+        .await
+        .unwrap();
+
+    // The exchange up to the client-final-message as `svc` with `password`;
+    // returns the connection waiting for the server-final-message.
+    async fn scram_v0(broker: &skiff_broker::BrokerHandle, password: &str) -> KafkaConn {
+        let mut conn = KafkaConn::connect(kafka_addr(broker)).await;
+        let r = conn
+            .call(
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str("SCRAM-SHA-256")),
+                0,
+            )
+            .await;
+        assert_eq!(r.error_code, 0, "SCRAM-SHA-256 over v0 is served");
+        let first_bare = "n=svc,r=v0clientnonce";
+        conn.write_frame(format!("n,,{first_bare}").as_bytes())
+            .await;
+        let server_first = conn.recv().await.expect("a bare server-first-message");
+        let server_first = std::str::from_utf8(&server_first).expect("text");
+        assert!(
+            server_first.starts_with("r=v0clientnonce") && server_first.len() > 20,
+            "the server's nonce extends the client's: {server_first}"
+        );
+        let fin = skiff_broker::scram_client_final(
+            skiff_broker::ScramMechanism::Sha256,
+            password,
+            first_bare,
+            server_first,
+            "",
+        )
+        .expect("a well-formed server-first-message");
+        conn.write_frame(fin.as_bytes()).await;
+        conn
+    }
+
+    let mut conn = scram_v0(&broker, "svc-password").await;
+    let server_final = conn.recv().await.expect("a bare server-final-message");
+    assert!(
+        server_final.starts_with(b"v="),
+        "the server's signature: {server_final:?}"
+    );
+    let r = conn
+        .call(
+            &MetadataRequest::default()
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(name("scram-v0"))),
+                ]))
+                .with_allow_auto_topic_creation(true),
+            12,
+        )
+        .await;
+    assert_eq!(r.topics[0].error_code, 0, "the signed-in admin is served");
+
+    let mut conn = scram_v0(&broker, "wrong-password").await;
+    assert_eq!(conn.recv().await, None, "a wrong proof: closed, no answer");
+    broker.shutdown().await.unwrap();
+}

@@ -41,7 +41,8 @@
 //! black-box tests enable it as a dev-dependency; normal builds never do),
 //! the modules [`log`] (the partition log itself, and `log::faults`: storage
 //! fault injection, armed per thread, which otherwise compiles away) and
-//! [`groups`] (the offset store) are public. Nothing in them is a stable API.
+//! [`groups`] (the offset store) are public, and `scram_client_final` (the
+//! client side of a SCRAM login) is exported. Nothing in them is a stable API.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -87,6 +88,9 @@ pub use auth::{
     BootstrapUser, HashError, PhcHash, SecurityError, StoreError, hash_password,
     password::verify_password,
 };
+// With `testing`, the client side of a SCRAM login (raw-protocol tests).
+#[cfg(feature = "testing")]
+pub use auth::scram::{ScramMechanism, client_final_message as scram_client_final};
 pub use config::{BrokerConfig, ConfigError, ENV_NOT_KEYS, ENV_PREFIX, KEYS, env_var_name};
 pub use embedded::TempBroker;
 pub use groups::GroupError;

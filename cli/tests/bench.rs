@@ -567,3 +567,52 @@ fn e2e_against_the_echo_needs_no_broker() {
     assert!(!out.status.success(), "--echo is for e2e");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--echo"));
 }
+
+/// `--protocol kafka` against a broker with users: the bench's Kafka
+/// connections sign in with SASL PLAIN as `--user`; a token cannot name the
+/// user and is refused, named.
+#[test]
+fn the_kafka_bench_signs_in_with_the_cli_credentials() {
+    let broker = TestBroker::start_with(|c| {
+        c.kafka_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        c.users = vec![
+            skiff_broker::BootstrapUser::from_password("admin", "admin-pw", true).expect("hash"),
+        ];
+    });
+    let kafka = broker.kafka_addr.clone().expect("the Kafka listener is on");
+    let signed_in = ["--user", "admin", "--password", "admin-pw"];
+    let kafka_args = ["--protocol", "kafka", "--kafka-broker", kafka.as_str()];
+    for mode in ["produce", "consume"] {
+        let mut args = signed_in.to_vec();
+        args.extend(["bench", mode, "--topic", "ks", "--messages", "2000"]);
+        args.extend(kafka_args);
+        let out = broker.skiff(&args).arg("--json").output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{mode} signed in: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+        assert_sane(&v, 2000, 100);
+    }
+
+    // A token: SASL PLAIN names its user, so the bench refuses it.
+    let created = broker
+        .skiff(&["--user", "admin", "--password", "admin-pw"])
+        .args(["user", "token", "create", "admin"])
+        .output()
+        .expect("runs");
+    assert!(created.status.success(), "token created");
+    let token = String::from_utf8(created.stdout).expect("utf-8");
+    let token = token.trim();
+    let mut args = vec!["--token", token, "bench", "consume", "--topic", "ks"];
+    args.extend(["--messages", "2000"]);
+    args.extend(kafka_args);
+    let out = broker.skiff(&args).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a token alone is refused");
+    assert!(
+        stderr.contains("give --user and --password instead of --token"),
+        "{stderr}"
+    );
+}

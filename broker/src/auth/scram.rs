@@ -518,11 +518,43 @@ fn made_up_credential(mechanism: ScramMechanism, user: &str) -> ScramCredential 
     }
 }
 
+/// The client side of an exchange, as RFC 5802 describes it: the
+/// client-final-message answering `server_first` for `client_first_bare`,
+/// with `nonce_prefix` before the server's nonce (librdkafka sends its own
+/// nonce there again; others send ""). `None` if `server_first` is not
+/// `r=...,s=...,i=...`. A test seam (the `testing` feature): the broker
+/// itself never signs in.
+#[cfg(any(test, feature = "testing"))]
+pub fn client_final_message(
+    m: ScramMechanism,
+    password: &str,
+    client_first_bare: &str,
+    server_first: &str,
+    nonce_prefix: &str,
+) -> Option<String> {
+    let mut attrs = server_first.split(',');
+    let nonce = format!("{nonce_prefix}{}", attrs.next()?.strip_prefix("r=")?);
+    let salt = B64.decode(attrs.next()?.strip_prefix("s=")?).ok()?;
+    let iterations: u32 = attrs.next()?.strip_prefix("i=")?.parse().ok()?;
+    let salted = m.salted_password(password.as_bytes(), &salt, iterations);
+    let client_key = m.hmac(&salted, &[b"Client Key"]);
+    let stored_key = m.hash(&client_key);
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth = format!("{client_first_bare},{server_first},{without_proof}");
+    let signature = m.hmac(&stored_key, &[auth.as_bytes()]);
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(a, b)| a ^ b)
+        .collect();
+    Some(format!("{without_proof},p={}", B64.encode(proof)))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    /// The client side of an exchange, as RFC 5802 describes it.
+    /// The client side of an exchange (see [`client_final_message`]).
     pub(crate) fn client_final(
         m: ScramMechanism,
         password: &str,
@@ -541,22 +573,8 @@ pub(crate) mod tests {
         server_first: &str,
         prefix: &str,
     ) -> String {
-        let attrs: Vec<&str> = server_first.split(',').collect();
-        let nonce = format!("{prefix}{}", &attrs[0][2..]);
-        let salt = B64.decode(&attrs[1][2..]).unwrap();
-        let iterations: u32 = attrs[2][2..].parse().unwrap();
-        let salted = m.salted_password(password.as_bytes(), &salt, iterations);
-        let client_key = m.hmac(&salted, &[b"Client Key"]);
-        let stored_key = m.hash(&client_key);
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth = format!("{client_first_bare},{server_first},{without_proof}");
-        let signature = m.hmac(&stored_key, &[auth.as_bytes()]);
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(a, b)| a ^ b)
-            .collect();
-        format!("{without_proof},p={}", B64.encode(proof))
+        client_final_message(m, password, client_first_bare, server_first, prefix)
+            .expect("a well-formed server-first-message")
     }
 
     #[test]

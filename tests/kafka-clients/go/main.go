@@ -4,7 +4,9 @@
 // Usage:
 //
 //	franzgo-client -bootstrap HOST:PORT -topic T [-count N] [-partition P]
-//	    [-group G] [-timeout 20s] produce|consume|group
+//	    [-group G] [-timeout 20s] [-sasl-plain USER:PASSWORD] produce|consume|group|ping
+//
+// -sasl-plain signs in with SASL PLAIN (over plaintext).
 //
 // Every mode prints one JSON object per line on stdout and exits non-zero
 // with the reason on stderr:
@@ -12,6 +14,8 @@
 //	produce  N records keyed key-I, valued value-I, header h=hv-I
 //	         (idempotent, acks=all: franz-go's defaults)
 //	consume  N records from the beginning of every partition (no group)
+//	ping     connects and signs in (-topic unused), printing "pinged";
+//	         a refused login is its error rather than a retried produce
 //	group    a group member: prints "owned" after every assignment change,
 //	         "record" per record, commits after each poll ("committed"),
 //	         and leaves the group cleanly when a line "leave" arrives on
@@ -27,10 +31,12 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 )
 
 func emit(v map[string]any) {
@@ -64,10 +70,22 @@ type options struct {
 	count     int
 	partition int
 	timeout   time.Duration
+	saslPlain string
+}
+
+// seed is the options every client starts with: the bootstrap broker and
+// the SASL PLAIN login, if any.
+func (o options) seed() []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(o.bootstrap)}
+	if o.saslPlain != "" {
+		user, pass, _ := strings.Cut(o.saslPlain, ":")
+		opts = append(opts, kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))
+	}
+	return opts
 }
 
 func produce(ctx context.Context, o options) error {
-	opts := []kgo.Opt{kgo.SeedBrokers(o.bootstrap), kgo.ProducerLinger(5 * time.Millisecond)}
+	opts := append(o.seed(), kgo.ProducerLinger(5*time.Millisecond))
 	if o.partition >= 0 {
 		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	}
@@ -101,9 +119,22 @@ func produce(ctx context.Context, o options) error {
 	return nil
 }
 
+func ping(ctx context.Context, o options) error {
+	cl, err := kgo.NewClient(o.seed()...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.Ping(ctx); err != nil {
+		return err
+	}
+	emit(map[string]any{"event": "pinged"})
+	return nil
+}
+
 func consume(ctx context.Context, o options) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(o.bootstrap), kgo.ConsumeTopics(o.topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	cl, err := kgo.NewClient(append(o.seed(), kgo.ConsumeTopics(o.topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))...)
 	if err != nil {
 		return err
 	}
@@ -157,8 +188,7 @@ func (w *owned) change(add bool, assigned map[string][]int32) {
 
 func group(ctx context.Context, o options) error {
 	w := &owned{parts: map[int32]bool{}}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(o.bootstrap),
+	cl, err := kgo.NewClient(append(o.seed(),
 		kgo.ConsumerGroup(o.group),
 		kgo.ConsumeTopics(o.topic),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
@@ -168,7 +198,7 @@ func group(ctx context.Context, o options) error {
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) { w.change(true, a) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { w.change(false, r) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, l map[string][]int32) { w.change(false, l) }),
-	)
+	)...)
 	if err != nil {
 		return err
 	}
@@ -227,14 +257,15 @@ func main() {
 	flag.IntVar(&o.count, "count", 10, "records to produce or consume")
 	flag.IntVar(&o.partition, "partition", -1, "partition to produce to (-1: the client's partitioner)")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Second, "bound on the whole run")
+	flag.StringVar(&o.saslPlain, "sasl-plain", "", "USER:PASSWORD to sign in with SASL PLAIN")
 	flag.Parse()
 	if o.bootstrap == "" || o.topic == "" || flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: franzgo-client -bootstrap HOST:PORT -topic T [flags] produce|consume|group")
+		fmt.Fprintln(os.Stderr, "usage: franzgo-client -bootstrap HOST:PORT -topic T [flags] produce|consume|group|ping")
 		os.Exit(2)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	modes := map[string]func(context.Context, options) error{"produce": produce, "consume": consume, "group": group}
+	modes := map[string]func(context.Context, options) error{"produce": produce, "consume": consume, "group": group, "ping": ping}
 	run, ok := modes[flag.Arg(0)]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "unknown mode %q\n", flag.Arg(0))

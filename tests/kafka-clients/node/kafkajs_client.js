@@ -2,7 +2,11 @@
 // kafkajs as a test client of skiff's Kafka listener.
 //
 // Usage: kafkajs_client.js --bootstrap HOST:PORT --topic T [--count N]
-//        [--partition P] [--group G] [--timeout-s S] produce|consume
+//        [--partition P] [--group G] [--timeout-s S]
+//        [--sasl MECHANISM:USER:PASSWORD] [--ca FILE] produce|consume
+//
+// --sasl signs in (MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512);
+// --ca speaks TLS, trusting the PEM certificate(s) in FILE.
 //
 // Each mode prints one JSON object per line on stdout (parsed by
 // tests/kafka_clients.rs) and exits non-zero with the reason on stderr.
@@ -10,6 +14,7 @@
 //   consume  N records from the beginning in a fresh consumer group
 'use strict';
 
+const fs = require('fs');
 const { Kafka, logLevel } = require('kafkajs');
 
 function parseArgs(argv) {
@@ -28,6 +33,8 @@ function parseArgs(argv) {
       case '--count': args.count = Number.parseInt(value(), 10); break;
       case '--partition': args.partition = Number.parseInt(value(), 10); break;
       case '--timeout-s': args.timeoutS = Number.parseFloat(value()); break;
+      case '--sasl': args.sasl = value(); break;
+      case '--ca': args.ca = value(); break;
       default:
         if (flag.startsWith('--')) throw new Error(`unknown flag ${flag}`);
         rest.push(flag);
@@ -95,8 +102,17 @@ async function main() {
     process.stderr.write(`${args.mode}: not done in ${args.timeoutS} s\n`);
     process.exit(2);
   }, args.timeoutS * 1000);
-  const kafka = new Kafka({ clientId: 'skiff-kafkajs-test', brokers: [args.bootstrap],
-    logLevel: logLevel.ERROR, retry: { retries: 3 } });
+  const config = { clientId: 'skiff-kafkajs-test', brokers: [args.bootstrap],
+    logLevel: logLevel.ERROR, retry: { retries: 3 } };
+  if (args.sasl !== undefined) {
+    const [mechanism, username, ...password] = args.sasl.split(':');
+    if (!mechanism || !username || password.length === 0) {
+      throw new Error('--sasl needs MECHANISM:USER:PASSWORD');
+    }
+    config.sasl = { mechanism: mechanism.toLowerCase(), username, password: password.join(':') };
+  }
+  if (args.ca !== undefined) config.ssl = { ca: [fs.readFileSync(args.ca, 'utf8')] };
+  const kafka = new Kafka(config);
   const modes = { produce, consume };
   if (!modes[args.mode]) throw new Error(`unknown mode ${args.mode}`);
   await modes[args.mode](kafka, args);
@@ -104,6 +120,11 @@ async function main() {
 }
 
 main().catch((e) => {
+  // The Kafka error codes' names (kafkajs' `type`, on the error or the
+  // causes a retrier wrapped it around) first, for the tests.
+  for (let c = e; c; c = c.cause) {
+    if (c.type) process.stderr.write(`error type ${c.type}\n`);
+  }
   process.stderr.write(`${e && e.stack ? e.stack : e}\n`);
   process.exit(1);
 });

@@ -15,7 +15,11 @@
 //! correlation id. Its reader task stamps each response as it arrives, so
 //! latency does not include the time the producer spent encoding the next
 //! batch. Responses are bounded by [`RESPONSE_BYTES_MAX`] before they are
-//! buffered. The bench speaks PLAINTEXT without SASL.
+//! buffered. The bench speaks PLAINTEXT; with `--user`/`--password` (or
+//! `$SKIFF_USER`/`$SKIFF_PASSWORD`) each connection signs in with SASL
+//! PLAIN first (SaslHandshake v1, SaslAuthenticate v2), as current Kafka
+//! clients do. A token cannot sign the bench in: PLAIN names the user, and
+//! the native connection that creates the topic takes a token only alone.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -27,12 +31,14 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, FetchRequest, ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::{
     self as krecords, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use skiff_client::Credentials;
 use skiff_client::protocol::batch::DECOMPRESSED_BATCH_BYTES_MAX;
 use skiff_client::protocol::compression::{self, Compression};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,6 +58,10 @@ const FETCH_VERSION: i16 = 12;
 /// Largest response accepted, in bytes: a fetch answer is at most
 /// [`FETCH_BYTES_MAX`] of records plus its framing.
 const RESPONSE_BYTES_MAX: usize = FETCH_BYTES_MAX as usize + 1024 * 1024;
+/// SaslHandshake version sent: v1, whose tokens travel in SaslAuthenticate.
+const SASL_HANDSHAKE_VERSION: i16 = 1;
+/// SaslAuthenticate version sent (skiffd serves 0-2).
+const SASL_AUTHENTICATE_VERSION: i16 = 2;
 /// Kafka's "all in-sync replicas" acknowledgement: the strongest, which
 /// skiffd gives every produce anyway (durable under its fsync policy).
 const ACKS_ALL: i16 = -1;
@@ -87,6 +97,49 @@ impl KafkaWire {
             next_id: 0,
             frame: BytesMut::new(),
         })
+    }
+
+    /// Connects to the bench's Kafka listener and signs in with the bench's
+    /// credentials, if any; at most `in_flight` responses wait unread.
+    async fn open(ctx: &Ctx, in_flight: usize) -> Result<KafkaWire> {
+        let mut wire = KafkaWire::connect(kafka_broker(ctx)?, in_flight).await?;
+        wire.sign_in(&ctx.config.credentials).await?;
+        Ok(wire)
+    }
+
+    /// Signs in with SASL PLAIN as `credentials`' user; nothing without
+    /// credentials (a broker without users serves anonymous connections).
+    async fn sign_in(&mut self, credentials: &Credentials) -> Result<()> {
+        let (user, password) = match credentials {
+            Credentials::None => return Ok(()),
+            Credentials::Password { user, password } => (user, password),
+            Credentials::Token { .. } => bail!(
+                "--protocol kafka signs in with SASL PLAIN, which names the user: \
+                 give --user and --password instead of --token"
+            ),
+        };
+        let handshake =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+        self.send(&handshake, SASL_HANDSHAKE_VERSION).await?;
+        let (_, answer) = self.recv::<SaslHandshakeRequest>().await?;
+        if answer.error_code != 0 {
+            bail!(
+                "the Kafka listener refused SASL PLAIN (error {})",
+                answer.error_code
+            );
+        }
+        let token = format!("\0{user}\0{}", password.expose());
+        let authenticate = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        self.send(&authenticate, SASL_AUTHENTICATE_VERSION).await?;
+        let (_, answer) = self.recv::<SaslAuthenticateRequest>().await?;
+        if answer.error_code != 0 {
+            bail!(
+                "the Kafka listener refused the SASL login as {user} (error {}: {})",
+                answer.error_code,
+                answer.error_message.as_deref().unwrap_or("no message")
+            );
+        }
+        Ok(())
     }
 
     /// Requests sent and not yet taken with [`KafkaWire::recv`].
@@ -224,7 +277,7 @@ fn encode_batch(ctx: &Ctx, records: &[krecords::Record]) -> Result<Bytes> {
 /// producer, each batch built and compressed as it is sent, `in_flight`
 /// requests outstanding, optionally paced at its share of `--rate`.
 pub(super) async fn producer(ctx: Arc<Ctx>, producers: usize, id: usize) -> Result<ActorReport> {
-    let mut wire = KafkaWire::connect(kafka_broker(&ctx)?, ctx.in_flight).await?;
+    let mut wire = KafkaWire::open(&ctx, ctx.in_flight).await?;
     let mut values = Values::new(ctx.payload, ctx.size, id as u64);
     let keys = keys_by_partition(&ctx);
     let mut keys_used = 0usize;
@@ -357,7 +410,7 @@ pub(super) async fn consumer(
     ranges: Vec<(u32, u64, u64)>,
     budget: Option<u64>,
 ) -> Result<ActorReport> {
-    let mut wire = KafkaWire::connect(kafka_broker(&ctx)?, 1).await?;
+    let mut wire = KafkaWire::open(&ctx, 1).await?;
     let topic = TopicName(StrBytes::from_string(ctx.topic.clone()));
     let mut latency = new_histogram();
     let mut queue: VecDeque<(u32, u64, u64)> = ranges.into_iter().collect();
