@@ -170,7 +170,10 @@ async fn run(url: String, rate: f64, duration: Duration, size: usize) -> Result<
                 let mut stamp = [0u8; STAMP_BYTES];
                 stamp.copy_from_slice(&msg.payload[..STAMP_BYTES]);
                 let sent_ns = u64::from_le_bytes(stamp);
-                record(&s.latency, Duration::from_nanos(now_ns.saturating_sub(sent_ns)));
+                record(
+                    &s.latency,
+                    Duration::from_nanos(now_ns.saturating_sub(sent_ns)),
+                );
             }
             s.received.fetch_add(1, Ordering::Relaxed);
         }
@@ -242,7 +245,12 @@ async fn run(url: String, rate: f64, duration: Duration, size: usize) -> Result<
         .await?
         .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
     shared.producer_done.store(true, Ordering::Release);
-    if let Some(e) = shared.failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+    if let Some(e) = shared
+        .failed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
         bail!("publish ack failed: {e}");
     }
     consumer.await??;
