@@ -210,21 +210,21 @@ pub(crate) async fn serve<R, W>(
             break;
         }
     }
+    if refused {
+        // After a refused login the answer is flushed at once (the writer
+        // flushes whenever nothing else is queued), but the connection
+        // stays open a moment, reading and dropping what the client still
+        // sends, as Kafka delays this close
+        // (`connection.failed.authentication.delay.ms`). A client that
+        // sees the close (or, for unread input, a reset) right behind the
+        // answer may report a lost connection instead of the refusal.
+        let until = Instant::now() + REFUSED_LOGIN_CLOSE_DELAY;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout_at(until, frames.next()).await {}
+    }
     // The writer finishes once every request already read is answered.
     drop(in_order_tx);
     drop(replies_tx);
     let _ = writer.await;
-    if refused {
-        // After a refused login the answer is written and the write side
-        // shut; keep reading (and dropping) what the client still sends
-        // for a moment before closing, as Kafka delays this close
-        // (`connection.failed.authentication.delay.ms`). Closing a socket
-        // with unread input resets it, and a client that sees the reset
-        // before the answer reports a lost connection instead of the
-        // refusal.
-        let until = Instant::now() + REFUSED_LOGIN_CLOSE_DELAY;
-        while let Ok(Some(Ok(_))) = tokio::time::timeout_at(until, frames.next()).await {}
-    }
 }
 
 /// How long a connection whose login was refused keeps reading before it
