@@ -113,6 +113,13 @@ impl RecordCache {
         }
     }
 
+    /// Drops every record (the queue's topic was deleted: a topic created
+    /// again under its name reuses the offsets with other records).
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.bytes = 0;
+    }
+
     /// Accounted bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes
@@ -175,6 +182,17 @@ mod tests {
             cache.run_from(0, 20, 100).is_empty(),
             "partition 1's record is not partition 0's"
         );
+    }
+
+    #[test]
+    fn clear_forgets_every_record_and_its_bytes() {
+        let mut cache = RecordCache::default();
+        cache.insert(0, (0..10).map(|o| record(o, 100)));
+        assert!(cache.bytes() > 0);
+        cache.clear();
+        assert!(cache.is_empty());
+        assert_eq!(cache.bytes(), 0);
+        assert!(cache.run_from(0, 0, 100).is_empty());
     }
 
     #[test]

@@ -143,12 +143,14 @@ impl Queue {
     /// that follows the window's end, and reads the log only past it.
     pub fn fill(&self, partition: u32, log: &PartitionLog) -> Result<usize, EngineError> {
         let log_start = log.log_start_offset();
-        let ((end, room), pending) = self.with_partition(partition, log_start, |q| {
+        let ((end, room, floor), pending) = self.with_partition(partition, log_start, |q| {
             q.retain(log_start);
-            (q.end(), q.room())
+            (q.end(), q.room(), q.floor())
         });
         pending.wait_blocking()?;
-        self.cache().retain(partition, log_start);
+        // Below the ack floor nothing is handed out again: drop it (also
+        // records a racing fill put back after their hand-out).
+        self.cache().retain(partition, log_start.max(floor));
         let log_end = log.log_end_offset();
         if room == 0 || end >= log_end {
             return Ok(0);

@@ -200,7 +200,10 @@ impl KafkaApi for DeleteTopicsRequest {
                 Ok(()) => {
                     let deleting = ctx.clone();
                     let topic = name.clone();
-                    blocking(move || Ok(deleting.topics().delete(&topic)?)).await
+                    blocking(move || {
+                        crate::server::handlers::topics::delete_topic(&deleting, &topic)
+                    })
+                    .await
                 }
             };
             let mut result = DeletableTopicResult::default().with_name(Some(ktopic(name)));

@@ -23,7 +23,7 @@ pub(crate) mod produce;
 pub(crate) mod queue_members;
 pub(crate) mod queues;
 mod security;
-mod topics;
+pub(crate) mod topics;
 
 use skiff_protocol::ErrorCode;
 

@@ -41,12 +41,26 @@ impl Handler for DeleteTopicRequest {
 
     async fn handle(self, (): (), ctx: Ctx) -> Result<DeleteTopicResponse, Failure> {
         blocking(move || {
-            ctx.topics().delete(&self.name)?;
+            delete_topic(&ctx, &self.name)?;
             tracing::info!(topic = %self.name, "deleted topic");
             Ok(DeleteTopicResponse)
         })
         .await
     }
+}
+
+/// Deletes topic `name` (either protocol's DeleteTopics) and drops the
+/// decoded records the queues over it cached: a topic created again under
+/// the name reuses the offsets, and a cached record must never stand in for
+/// a new one. Blocking.
+pub(crate) fn delete_topic(ctx: &Ctx, name: &str) -> Result<(), Failure> {
+    ctx.topics().delete(name)?;
+    for queue in ctx.queues().list() {
+        if queue.settings().topic == name {
+            queue.cache().clear();
+        }
+    }
+    Ok(())
 }
 
 impl Handler for AlterTopicRequest {
