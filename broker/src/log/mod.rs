@@ -29,7 +29,7 @@
 //! Every method but `PartitionLog::submit`, `PartitionLog::try_read_cached`
 //! (page cache only, `RWF_NOWAIT`, the newest segment only, never waiting
 //! for a lock held across I/O), `PartitionLog::try_commit_inline` (a small
-//! page-cache write when no fsync or roll is due, never waiting for a lock
+//! page-cache write under `fsync = never` when no roll is due, never waiting for a lock
 //! held across I/O) and `AppendTicket::outcome` does
 //! blocking disk I/O: the server calls them inside
 //! `tokio::task::spawn_blocking`, never on an async worker thread. One broker

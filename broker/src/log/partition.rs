@@ -508,8 +508,9 @@ impl PartitionLog {
     /// Commits the queued appends on the calling thread if that cannot
     /// block it for long, so an async worker may call it (the broker's
     /// produce path does, sparing the hand-off to the blocking pool and
-    /// back): no fdatasync is due (durability `never`, or `interval`
-    /// before its next sync), no segment roll, nobody else holding the
+    /// back): durability `never` (`interval` may find its sync due between
+    /// this check and the write, so it goes to the pool), no segment roll,
+    /// nobody else holding the
     /// writer (a flush or retention run), and at most
     /// [`INLINE_COMMIT_BYTES_MAX`] queued. What remains is a write into the
     /// page cache and the index's memory map. Otherwise hands `committer`
@@ -520,12 +521,8 @@ impl PartitionLog {
         let Some(w) = poison::try_lock(&self.writer) else {
             return Err(committer);
         };
-        let sync_due = match config.durability {
-            Durability::Always => true,
-            Durability::Interval(every) => w.last_sync.elapsed() >= every,
-            Durability::Never => false,
-        };
-        if sync_due || w.closed || w.needs_truncate {
+        let may_sync = config.durability != Durability::Never;
+        if may_sync || w.closed || w.needs_truncate {
             return Err(committer);
         }
         // Lock order: writer, then queue (nothing takes the writer while

@@ -248,11 +248,11 @@ fn auto_partition(topic: &Topic, batch: &ValidBatch) -> u32 {
 }
 
 /// Commits the queued group on this async worker when that cannot block it
-/// ([`PartitionLog::try_commit_inline`]: no fdatasync or segment roll due,
+/// ([`PartitionLog::try_commit_inline`]: `fsync = never`, no segment roll due,
 /// a small group), sparing two thread hand-offs (to the blocking pool and
 /// back) per group; whatever queued meanwhile, or a group that may block,
-/// goes to [`spawn_committer`]. With `fsync = always` every group syncs,
-/// so this is always the pool.
+/// goes to [`spawn_committer`]. With `fsync = always` or `interval` a
+/// group may sync, so this is always the pool.
 fn commit_here_or_spawn(log: Arc<PartitionLog>, committer: Committer) {
     match log.try_commit_inline(committer) {
         Ok(None) => {}
