@@ -490,6 +490,8 @@ fn fsync_loop_times_each_append_and_sync() {
     for (args, named) in [
         (&["fsync", "--size", "0", "--messages", "1"][..], "--size"),
         (&["fsync", "--rate", "0", "--messages", "1"][..], "--rate"),
+        (&["fsync", "--duration=-1"][..], "--duration"),
+        (&["fsync", "--duration", "NaN"][..], "--duration"),
         (
             &[
                 "fsync",

@@ -99,8 +99,9 @@ pub struct BenchArgs {
     /// fsync: syncs, default 5 s of them).
     #[arg(long, value_name = "N", conflicts_with = "duration")]
     pub messages: Option<u64>,
-    /// Run for this many seconds instead of a message count.
-    #[arg(long, value_name = "S")]
+    /// Run for this many seconds (more than 0, at most a day) instead of a
+    /// message count.
+    #[arg(long, value_name = "S", value_parser = duration_s)]
     pub duration: Option<f64>,
     /// Payload bytes per message (fsync: bytes appended per sync; the
     /// issue #18 comparison uses 2500, 50,000 msg/s of 100 bytes in 2000
@@ -187,4 +188,23 @@ pub struct BenchArgs {
     /// queue: workers, work per record, redeliveries.
     #[command(flatten)]
     pub queue: super::bench_queue::BenchQueueArgs,
+}
+
+/// Longest `--duration`, in seconds (a day).
+const DURATION_S_MAX: f64 = 86_400.0;
+
+/// Parses `--duration`: a number of seconds above 0 and at most
+/// [`DURATION_S_MAX`] (a negative, NaN or huge value would not make a
+/// run's deadline).
+fn duration_s(value: &str) -> Result<f64, String> {
+    let s: f64 = value
+        .parse()
+        .map_err(|e| format!("{value:?} is not a number of seconds: {e}"))?;
+    if s > 0.0 && s <= DURATION_S_MAX {
+        Ok(s)
+    } else {
+        Err(format!(
+            "{value:?} seconds: give more than 0 and at most {DURATION_S_MAX}"
+        ))
+    }
 }
