@@ -34,6 +34,11 @@
 //!   the member owns only what that join returned, and the consumer treats
 //!   everything it read before as lost (restarting from committed offsets),
 //!   since another member may have consumed and committed meanwhile.
+//! - A rejoin once sent is never abandoned: cancelling the task lets it
+//!   finish and record the member id it got, and leave (or drop) waits for
+//!   the task before leaving with that id. Otherwise a join still on the
+//!   wire when the member leaves would create a member nobody leaves, which
+//!   holds partitions until its session times out.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -46,6 +51,7 @@ use skiff_protocol::messages::{
     JoinGroupResponse, LeaveGroupRequest, OffsetCommit, Request, TopicPartition,
 };
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
@@ -271,6 +277,8 @@ impl Ctx {
 /// This process's membership of one group.
 pub(crate) struct Membership {
     ctx: Arc<Ctx>,
+    /// The heartbeat task; taken (and awaited) by leave or drop.
+    task: Option<JoinHandle<()>>,
     /// The consumer's view of the version: changed means reconcile.
     version: watch::Receiver<u64>,
     left: bool,
@@ -299,12 +307,13 @@ impl Membership {
             cancel: CancellationToken::new(),
             push: config.push_assignments,
         });
-        tokio::spawn(heartbeat_loop(Arc::clone(&ctx)));
+        let task = tokio::spawn(heartbeat_loop(Arc::clone(&ctx)));
         let mut version = rx;
         // The join itself is news for the consumer.
         version.mark_changed();
         Ok(Membership {
             ctx,
+            task: Some(task),
             version,
             left: false,
         })
@@ -402,21 +411,30 @@ impl Membership {
             return Ok(());
         }
         self.left = true;
-        let member_id = self.ctx.lock().member_id.clone();
-        let result = self
-            .ctx
-            .client
-            .send(LeaveGroupRequest {
-                group: self.ctx.join.group.clone(),
-                member_id,
-            })
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Already gone (expired, broker restarted): nothing to leave.
-            Err(e) if e.code() == Some(ErrorCode::UnknownMember) => Ok(()),
-            Err(e) => Err(e),
-        }
+        leave_after(Arc::clone(&self.ctx), self.task.take()).await
+    }
+}
+
+/// Waits for the heartbeat task (already cancelled) to end, so a rejoin it
+/// had in flight has recorded its member id, then leaves as that member.
+async fn leave_after(ctx: Arc<Ctx>, task: Option<JoinHandle<()>>) -> Result<()> {
+    if let Some(task) = task {
+        // A panicked task left the state as it was; leave with that.
+        let _ = task.await;
+    }
+    let member_id = ctx.lock().member_id.clone();
+    let result = ctx
+        .client
+        .send(LeaveGroupRequest {
+            group: ctx.join.group.clone(),
+            member_id,
+        })
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        // Already gone (expired, broker restarted): nothing to leave.
+        Err(e) if e.code() == Some(ErrorCode::UnknownMember) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -430,13 +448,10 @@ impl Drop for Membership {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let client = self.ctx.client.clone();
-            let request = LeaveGroupRequest {
-                group: self.ctx.join.group.clone(),
-                member_id: self.ctx.lock().member_id.clone(),
-            };
+            let ctx = Arc::clone(&self.ctx);
+            let task = self.task.take();
             runtime.spawn(async move {
-                if let Err(e) = client.send(request).await {
+                if let Err(e) = leave_after(ctx, task).await {
                     tracing::debug!(error = %e, "leave on drop failed");
                 }
             });
@@ -548,10 +563,8 @@ async fn heartbeat_loop(ctx: Arc<Ctx>) {
                     member_id: Some(old),
                     ..ctx.join.clone()
                 };
-                let joined = tokio::select! {
-                    _ = ctx.cancel.cancelled() => return,
-                    r = ctx.client.send(join) => r,
-                };
+                // Not cut short by cancel: see the module docs.
+                let joined = ctx.client.send(join).await;
                 match joined {
                     Ok(resp) => {
                         let mut s = ctx.lock();

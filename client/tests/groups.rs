@@ -257,7 +257,11 @@ async fn clean_hand_overs_deliver_every_message_exactly_once() {
 
     // Everything is committed: lag 0 everywhere.
     let described = client.admin().describe_group("g").await.expect("describe");
-    assert!(described.members.is_empty());
+    assert!(
+        described.members.is_empty(),
+        "members left behind: {:?}",
+        described.members
+    );
     for p in &described.partitions {
         assert_eq!(p.lag, Some(0), "{p:?}");
     }
