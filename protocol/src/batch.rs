@@ -24,12 +24,25 @@
 //! 57 records
 //! ```
 //!
-//! Each record: `length` uvarint (bytes of the rest of the record),
-//! `offset_delta` uvarint, `timestamp_delta` zigzag varint (relative to
-//! `first_timestamp_ms`, may be negative), key length zigzag varint (-1 = no
-//! key) and key bytes, value length uvarint and value bytes, header count
-//! uvarint, then per header: key length uvarint + UTF-8 bytes, value length
-//! uvarint + bytes.
+//! The magic byte names the record encoding ([`RecordEncoding`]); the
+//! header is the same for both.
+//!
+//! Magic 1, skiff's own: each record is `length` uvarint (bytes of the rest
+//! of the record), `offset_delta` uvarint, `timestamp_delta` zigzag varint
+//! (relative to `first_timestamp_ms`, may be negative), key length zigzag
+//! varint (-1 = no key) and key bytes, value length uvarint and value bytes,
+//! header count uvarint, then per header: key length uvarint + UTF-8 bytes,
+//! value length uvarint + bytes.
+//!
+//! Magic 2, Kafka's record encoding (the records of a Kafka magic-2 batch,
+//! byte for byte): `length` zigzag varint, an attributes byte (unused),
+//! `timestamp_delta` zigzag varint, `offset_delta` zigzag varint, key length
+//! zigzag (-1 = no key) and bytes, value length zigzag (-1 = null, read as
+//! empty) and bytes, header count zigzag, then per header: key length zigzag
+//! + UTF-8 bytes, value length zigzag (-1 = null, read as empty) + bytes.
+//! The broker stores what Kafka producers send this way, so a Kafka fetch
+//! serves the records section (compressed or not) as it is stored, with
+//! only the header rewritten; skiff readers decode both encodings.
 //!
 //! Compressed batches (codec bits 1-4, see [`crate::compression`]): the header
 //! stays as it is, and the bytes after it are the codec's encoding of the
@@ -55,8 +68,41 @@ use crate::varint::{self, VarintError};
 
 /// Size of the fixed batch header, in bytes.
 pub const BATCH_HEADER_BYTES: usize = 57;
-/// The only format version this code reads and writes.
+/// The format version of skiff's own record encoding (the one
+/// [`BatchBuilder`] writes unless told otherwise).
 pub const BATCH_MAGIC: u8 = 1;
+/// The format version whose records are in Kafka's record encoding.
+pub const BATCH_MAGIC_KAFKA_RECORDS: u8 = 2;
+
+/// How the records of a batch are encoded, as its magic byte says (see the
+/// module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum RecordEncoding {
+    /// Magic 1: skiff's own.
+    #[default]
+    Skiff,
+    /// Magic 2: Kafka's (zigzag lengths, an attributes byte per record).
+    Kafka,
+}
+
+impl RecordEncoding {
+    /// The magic byte that names this encoding.
+    pub fn magic(self) -> u8 {
+        match self {
+            RecordEncoding::Skiff => BATCH_MAGIC,
+            RecordEncoding::Kafka => BATCH_MAGIC_KAFKA_RECORDS,
+        }
+    }
+
+    /// The encoding a magic byte names, if any.
+    pub fn from_magic(magic: u8) -> Option<RecordEncoding> {
+        match magic {
+            BATCH_MAGIC => Some(RecordEncoding::Skiff),
+            BATCH_MAGIC_KAFKA_RECORDS => Some(RecordEncoding::Kafka),
+            _ => None,
+        }
+    }
+}
 /// Largest whole batch accepted, in bytes. Bounds what a single length field
 /// can make a reader buffer; 16 MiB is far above useful producer batch sizes
 /// (the client aims for ~16-64 KiB) and well below a frame or segment.
@@ -155,8 +201,9 @@ pub enum BatchError {
         /// Largest allowed total size.
         max: usize,
     },
-    /// The magic byte is not [`BATCH_MAGIC`].
-    #[error("bad batch magic {0}, expected {BATCH_MAGIC}")]
+    /// The magic byte is neither [`BATCH_MAGIC`] nor
+    /// [`BATCH_MAGIC_KAFKA_RECORDS`].
+    #[error("bad batch magic {0}, expected {BATCH_MAGIC} or {BATCH_MAGIC_KAFKA_RECORDS}")]
     BadMagic(u8),
     /// The CRC stored in the header does not match the bytes.
     #[error("batch crc mismatch: header says {expected:#010x}, bytes hash to {actual:#010x}")]
@@ -391,6 +438,12 @@ impl BatchHeader {
     /// Offset right after this batch.
     pub fn next_offset(&self) -> u64 {
         self.last_offset().saturating_add(1)
+    }
+
+    /// The record encoding the magic byte names ([`BatchError::BadMagic`]
+    /// when it names none).
+    pub fn encoding(&self) -> Result<RecordEncoding, BatchError> {
+        RecordEncoding::from_magic(self.magic).ok_or(BatchError::BadMagic(self.magic))
     }
 
     /// True when the producer set `producer_id` (idempotent producer).
@@ -719,9 +772,7 @@ fn check_frame(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             max: BATCH_BYTES_MAX,
         });
     }
-    if header.magic != BATCH_MAGIC {
-        return Err(BatchError::BadMagic(header.magic));
-    }
+    header.encoding()?;
     let actual = crc32fast::hash(&buf[BATCH_CRC_START..]);
     if actual != header.crc {
         return Err(BatchError::CrcMismatch {
@@ -754,9 +805,37 @@ struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
     end: usize,
+    encoding: RecordEncoding,
 }
 
 impl Cursor<'_> {
+    /// A length that may not be negative: a uvarint in skiff's encoding, a
+    /// zigzag varint in Kafka's; `null_ok` reads Kafka's -1 (null) as 0.
+    fn length(&mut self, null_ok: bool) -> Result<u64, BatchError> {
+        match self.encoding {
+            RecordEncoding::Skiff => self.uvarint(),
+            RecordEncoding::Kafka => {
+                let position = self.pos;
+                match self.varint()? {
+                    n if n >= 0 => Ok(n as u64),
+                    -1 if null_ok => Ok(0),
+                    n => Err(BatchError::BadFieldLength {
+                        position,
+                        length: n,
+                    }),
+                }
+            }
+        }
+    }
+
+    fn byte(&mut self) -> Result<u8, BatchError> {
+        let b = *self.buf[..self.end]
+            .get(self.pos)
+            .ok_or(BatchError::BadVarint { position: self.pos })?;
+        self.pos += 1;
+        Ok(b)
+    }
+
     fn uvarint(&mut self) -> Result<u64, BatchError> {
         let position = self.pos;
         let (v, used) = varint::get_uvarint(&self.buf[self.pos..self.end])
@@ -792,13 +871,13 @@ impl Cursor<'_> {
     #[allow(clippy::type_complexity)]
     fn header(&mut self) -> Result<((usize, usize), (usize, usize)), BatchError> {
         let key_len_pos = self.pos;
-        let key_len = self.uvarint()?;
+        let key_len = self.length(false)?;
         let key = self.take(key_len, key_len_pos)?;
         if std::str::from_utf8(&self.buf[key.0..key.1]).is_err() {
             return Err(BatchError::BadHeaderKey { position: key.0 });
         }
         let value_len_pos = self.pos;
-        let value_len = self.uvarint()?;
+        let value_len = self.length(true)?;
         let value = self.take(value_len, value_len_pos)?;
         Ok((key, value))
     }
@@ -812,6 +891,7 @@ fn walk_records(
     header: &BatchHeader,
     mut each: impl FnMut(&RawRecord) -> Result<(), BatchError>,
 ) -> Result<(), BatchError> {
+    let encoding = header.encoding()?;
     let mut pos = BATCH_HEADER_BYTES;
     let end = buf.len();
     let mut index: u32 = 0;
@@ -822,9 +902,23 @@ fn walk_records(
                 count: end - pos,
             });
         }
-        let mut outer = Cursor { buf, pos, end };
+        let mut outer = Cursor {
+            buf,
+            pos,
+            end,
+            encoding,
+        };
         let record_pos = pos;
-        let length = outer.uvarint()?;
+        let length = match outer.length(false) {
+            Err(BatchError::BadFieldLength { length, .. }) => {
+                return Err(BatchError::BadRecordLength {
+                    position: record_pos,
+                    length: length as u64,
+                    remaining: end - outer.pos,
+                });
+            }
+            other => other?,
+        };
         let remaining = end - outer.pos;
         if length > remaining as u64 || (length as usize) < RECORD_BYTES_MIN - 1 {
             return Err(BatchError::BadRecordLength {
@@ -838,15 +932,26 @@ fn walk_records(
             buf,
             pos: outer.pos,
             end: record_end,
+            encoding,
         };
-        let offset_delta = c.uvarint()?;
+        let (offset_delta, timestamp_delta) = match encoding {
+            RecordEncoding::Skiff => {
+                let offset_delta = c.uvarint()?;
+                (offset_delta, c.varint()?)
+            }
+            RecordEncoding::Kafka => {
+                let _attributes = c.byte()?;
+                let timestamp_delta = c.varint()?;
+                // A negative delta reads as a huge one: refused below.
+                (c.varint()? as u64, timestamp_delta)
+            }
+        };
         if offset_delta != u64::from(index) {
             return Err(BatchError::BadOffsetDelta {
                 index,
                 actual: offset_delta,
             });
         }
-        let timestamp_delta = c.varint()?;
         let key_len_pos = c.pos;
         let key_len = c.varint()?;
         let key = match key_len {
@@ -860,10 +965,10 @@ fn walk_records(
             }
         };
         let value_len_pos = c.pos;
-        let value_len = c.uvarint()?;
+        let value_len = c.length(true)?;
         let value = c.take(value_len, value_len_pos)?;
         let header_count_pos = c.pos;
-        let header_count = c.uvarint()?;
+        let header_count = c.length(false)?;
         let headers_start = c.pos;
         // Each header takes at least two bytes; a larger count cannot fit.
         if header_count > ((record_end - c.pos) / 2) as u64 {
@@ -930,12 +1035,14 @@ fn decode_view(batch: &Bytes, header: &BatchHeader) -> Result<Vec<DecodedRecord>
     let capacity =
         (header.record_count as usize).min((batch.len() - BATCH_HEADER_BYTES) / RECORD_BYTES_MIN);
     let mut out = Vec::with_capacity(capacity);
+    let encoding = header.encoding()?;
     walk_records(batch, header, |raw| {
         let mut headers = Vec::with_capacity(raw.header_count as usize);
         let mut c = Cursor {
             buf: batch,
             pos: raw.headers_start,
             end: batch.len(),
+            encoding,
         };
         for _ in 0..raw.header_count {
             let (k, v) = c.header()?;
@@ -977,6 +1084,7 @@ pub struct RecordView<'a> {
     pub header_count: u64,
     buf: &'a [u8],
     headers_start: usize,
+    encoding: RecordEncoding,
 }
 
 impl<'a> RecordView<'a> {
@@ -987,6 +1095,7 @@ impl<'a> RecordView<'a> {
             buf,
             pos: self.headers_start,
             end: buf.len(),
+            encoding: self.encoding,
         };
         // The walk checked every header (lengths, UTF-8) before lending
         // the view, so these reads succeed; a failure only ends the list.
@@ -1007,6 +1116,7 @@ pub fn visit_records(
     mut each: impl FnMut(&RecordView<'_>),
 ) -> Result<BatchHeader, BatchError> {
     let header = check_frame(batch)?;
+    let encoding = header.encoding()?;
     let mut visit = |buf: &[u8]| {
         walk_records(buf, &header, |raw| {
             each(&RecordView {
@@ -1017,6 +1127,7 @@ pub fn visit_records(
                 header_count: raw.header_count,
                 buf,
                 headers_start: raw.headers_start,
+                encoding,
             });
             Ok(())
         })
@@ -1029,6 +1140,43 @@ pub fn visit_records(
         }
     }
     Ok(header)
+}
+
+/// One whole batch with its records in `encoding`: the same records,
+/// offsets, timestamps, timestamp type, codec and producer id, epoch and
+/// sequence; itself when it is in `encoding` already. Checks the batch as
+/// [`decode_records`] does. For readers that know only one encoding (a
+/// fetch of an older version, a Kafka fetch of a skiff-encoded batch).
+pub fn reencode(batch: &Bytes, encoding: RecordEncoding) -> Result<Bytes, BatchError> {
+    let header = check_frame(batch)?;
+    if header.encoding()? == encoding {
+        return Ok(batch.clone());
+    }
+    let mut builder = BatchBuilder::new()
+        .with_encoding(encoding)
+        .with_producer(
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+        );
+    for r in decode_records(batch)? {
+        builder.push(Record {
+            timestamp_ms: r.timestamp_ms,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        });
+    }
+    let codec = header.compression()?;
+    let mut buf = match builder.build_compressed(codec, Level::Default) {
+        Ok(b) => Vec::from(b),
+        Err(e) => return Err(BatchError::Decompression(e)),
+    };
+    stamp_base_offset(&mut buf, header.base_offset);
+    if header.attributes & ATTR_TIMESTAMP_LOG_APPEND != 0 {
+        seal_header(&mut buf, header.attributes);
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// Writes `base_offset` into the first 8 bytes of a batch. The CRC does not
@@ -1052,6 +1200,7 @@ pub struct BatchBuilder {
     first_timestamp_ms: i64,
     max_timestamp_ms: i64,
     count: u32,
+    encoding: RecordEncoding,
     /// Header space (zeroed) followed by the encoded records.
     buf: Vec<u8>,
 }
@@ -1072,8 +1221,19 @@ impl BatchBuilder {
             first_timestamp_ms: 0,
             max_timestamp_ms: i64::MIN,
             count: 0,
+            encoding: RecordEncoding::Skiff,
             buf: vec![0u8; BATCH_HEADER_BYTES],
         }
+    }
+
+    /// Encodes the records in `encoding` (skiff's own unless told).
+    ///
+    /// # Panics
+    /// If records were already pushed: one batch has one encoding.
+    pub fn with_encoding(mut self, encoding: RecordEncoding) -> Self {
+        assert!(self.count == 0, "the encoding is chosen before any record");
+        self.encoding = encoding;
+        self
     }
 
     /// Sets the idempotent-producer fields.
@@ -1114,21 +1274,40 @@ impl BatchBuilder {
             self.first_timestamp_ms
         };
         let body = self.record_body_len(record, first);
-        varint::uvarint_len(body as u64) + body
+        self.length_len(body as u64) + body
+    }
+
+    /// Bytes of a length (or count) field in this builder's encoding.
+    fn length_len(&self, n: u64) -> usize {
+        match self.encoding {
+            RecordEncoding::Skiff => varint::uvarint_len(n),
+            RecordEncoding::Kafka => varint::varint_len(n as i64),
+        }
+    }
+
+    /// Writes a length (or count) field in this builder's encoding.
+    fn put_length(&mut self, n: u64) {
+        match self.encoding {
+            RecordEncoding::Skiff => varint::put_uvarint(&mut self.buf, n),
+            RecordEncoding::Kafka => varint::put_varint(&mut self.buf, n as i64),
+        }
     }
 
     fn record_body_len(&self, record: &Record, first_timestamp_ms: i64) -> usize {
-        let mut n = varint::uvarint_len(u64::from(self.count));
+        let mut n = self.length_len(u64::from(self.count));
         n += varint::varint_len(record.timestamp_ms.wrapping_sub(first_timestamp_ms));
+        if self.encoding == RecordEncoding::Kafka {
+            n += 1; // the record's attributes byte
+        }
         n += match &record.key {
             None => varint::varint_len(-1),
             Some(k) => varint::varint_len(k.len() as i64) + k.len(),
         };
-        n += varint::uvarint_len(record.value.len() as u64) + record.value.len();
-        n += varint::uvarint_len(record.headers.len() as u64);
+        n += self.length_len(record.value.len() as u64) + record.value.len();
+        n += self.length_len(record.headers.len() as u64);
         for h in &record.headers {
-            n += varint::uvarint_len(h.key.len() as u64) + h.key.len();
-            n += varint::uvarint_len(h.value.len() as u64) + h.value.len();
+            n += self.length_len(h.key.len() as u64) + h.key.len();
+            n += self.length_len(h.value.len() as u64) + h.value.len();
         }
         n
     }
@@ -1140,26 +1319,35 @@ impl BatchBuilder {
         }
         self.max_timestamp_ms = self.max_timestamp_ms.max(record.timestamp_ms);
         let body = self.record_body_len(&record, self.first_timestamp_ms);
-        self.buf.reserve(varint::uvarint_len(body as u64) + body);
-        let b = &mut self.buf;
-        varint::put_uvarint(b, body as u64);
-        varint::put_uvarint(b, u64::from(self.count));
-        varint::put_varint(b, record.timestamp_ms.wrapping_sub(self.first_timestamp_ms));
-        match &record.key {
-            None => varint::put_varint(b, -1),
-            Some(k) => {
-                varint::put_varint(b, k.len() as i64);
-                b.extend_from_slice(k);
+        self.buf.reserve(self.length_len(body as u64) + body);
+        self.put_length(body as u64);
+        let timestamp_delta = record.timestamp_ms.wrapping_sub(self.first_timestamp_ms);
+        match self.encoding {
+            RecordEncoding::Skiff => {
+                varint::put_uvarint(&mut self.buf, u64::from(self.count));
+                varint::put_varint(&mut self.buf, timestamp_delta);
+            }
+            RecordEncoding::Kafka => {
+                self.buf.push(0); // attributes
+                varint::put_varint(&mut self.buf, timestamp_delta);
+                varint::put_varint(&mut self.buf, i64::from(self.count));
             }
         }
-        varint::put_uvarint(b, record.value.len() as u64);
-        b.extend_from_slice(&record.value);
-        varint::put_uvarint(b, record.headers.len() as u64);
+        match &record.key {
+            None => varint::put_varint(&mut self.buf, -1),
+            Some(k) => {
+                varint::put_varint(&mut self.buf, k.len() as i64);
+                self.buf.extend_from_slice(k);
+            }
+        }
+        self.put_length(record.value.len() as u64);
+        self.buf.extend_from_slice(&record.value);
+        self.put_length(record.headers.len() as u64);
         for h in &record.headers {
-            varint::put_uvarint(b, h.key.len() as u64);
-            b.extend_from_slice(h.key.as_bytes());
-            varint::put_uvarint(b, h.value.len() as u64);
-            b.extend_from_slice(&h.value);
+            self.put_length(h.key.len() as u64);
+            self.buf.extend_from_slice(h.key.as_bytes());
+            self.put_length(h.value.len() as u64);
+            self.buf.extend_from_slice(&h.value);
         }
         self.count += 1;
     }
@@ -1205,7 +1393,7 @@ impl BatchBuilder {
         let f = self;
         let max_ts = if f.count == 0 { 0 } else { f.max_timestamp_ms };
         buf[POS_BASE_OFFSET..POS_BASE_OFFSET + 8].copy_from_slice(&0u64.to_le_bytes());
-        buf[POS_MAGIC] = BATCH_MAGIC;
+        buf[POS_MAGIC] = f.encoding.magic();
         let last_delta = f.count.saturating_sub(1);
         buf[POS_LAST_OFFSET_DELTA..POS_LAST_OFFSET_DELTA + 4]
             .copy_from_slice(&last_delta.to_le_bytes());
@@ -2009,6 +2197,10 @@ mod tests {
         }
     }
 
+    fn arb_encoding() -> impl Strategy<Value = RecordEncoding> {
+        prop_oneof![Just(RecordEncoding::Skiff), Just(RecordEncoding::Kafka)]
+    }
+
     fn arb_record() -> impl Strategy<Value = Record> {
         (
             any::<i64>(),
@@ -2036,8 +2228,12 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
         #[test]
-        fn round_trip(records in proptest::collection::vec(arb_record(), 1..12), base in any::<u32>()) {
-            let mut b = BatchBuilder::new();
+        fn round_trip(
+            records in proptest::collection::vec(arb_record(), 1..12),
+            base in any::<u32>(),
+            encoding in arb_encoding(),
+        ) {
+            let mut b = BatchBuilder::new().with_encoding(encoding);
             for r in &records {
                 let before = b.encoded_bytes();
                 let predicted = b.record_bytes(r);
@@ -2067,8 +2263,9 @@ mod tests {
             records in proptest::collection::vec(arb_record(), 1..12),
             base in any::<u32>(),
             codec in proptest::sample::select(Compression::ALL.to_vec()),
+            encoding in arb_encoding(),
         ) {
-            let mut b = BatchBuilder::new();
+            let mut b = BatchBuilder::new().with_encoding(encoding);
             for r in &records {
                 b.push(r.clone());
             }
@@ -2131,12 +2328,53 @@ mod tests {
             }
         }
 
+        /// Re-encoding into the other record encoding and back keeps every
+        /// record and header field; the way back gives the original bytes.
+        #[test]
+        fn reencoding_keeps_records_and_header(
+            records in proptest::collection::vec(arb_record(), 1..12),
+            codec in proptest::sample::select(Compression::ALL.to_vec()),
+            from in arb_encoding(),
+            base in any::<u32>(),
+            log_append_time in any::<bool>(),
+        ) {
+            let to = match from {
+                RecordEncoding::Skiff => RecordEncoding::Kafka,
+                RecordEncoding::Kafka => RecordEncoding::Skiff,
+            };
+            let mut b = BatchBuilder::new().with_encoding(from).with_producer(9, 4, 77);
+            for r in &records {
+                b.push(r.clone());
+            }
+            let mut sent = b.build_compressed(codec, Level::Default).expect("builds").to_vec();
+            stamp_base_offset(&mut sent, u64::from(base));
+            if log_append_time {
+                let attributes = codec.attribute() | ATTR_TIMESTAMP_LOG_APPEND;
+                sent[POS_ATTRIBUTES..POS_ATTRIBUTES + 2].copy_from_slice(&attributes.to_le_bytes());
+                fix_crc(&mut sent);
+            }
+            let sent = Bytes::from(sent);
+            let other = reencode(&sent, to).expect("re-encodes");
+            let (before, after) = (validate(&sent).expect("valid"), validate(&other).expect("valid"));
+            prop_assert_eq!(after.encoding(), Ok(to));
+            prop_assert_eq!(
+                BatchHeader { magic: before.magic, batch_len: 0, crc: 0, ..after },
+                BatchHeader { batch_len: 0, crc: 0, ..before }
+            );
+            prop_assert_eq!(decode_records(&other).expect("decodes"), decode_records(&sent).expect("decodes"));
+            prop_assert_eq!(reencode(&other, from).expect("back"), sent.clone());
+            prop_assert_eq!(reencode(&sent, from).expect("same"), sent);
+        }
+
         #[test]
         fn garbage_payload_with_valid_crc_never_panics(
             payload in proptest::collection::vec(any::<u8>(), 0..300),
             codec in proptest::sample::select(Compression::ALL.to_vec()),
+            encoding in arb_encoding(),
         ) {
-            let b = with_payload(&sample(), codec, &payload);
+            let mut b = with_payload(&sample(), codec, &payload);
+            b[POS_MAGIC] = encoding.magic();
+            fix_crc(&mut b);
             if let Ok(h) = validate(&b) {
                 let recs = decode_records(&Bytes::from(b)).expect("validated decodes");
                 prop_assert_eq!(recs.len(), h.record_count as usize);
