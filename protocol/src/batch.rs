@@ -39,7 +39,7 @@
 //! `timestamp_delta` zigzag varint, `offset_delta` zigzag varint, key length
 //! zigzag (-1 = no key) and bytes, value length zigzag (-1 = null, read as
 //! empty) and bytes, header count zigzag, then per header: key length zigzag
-//! + UTF-8 bytes, value length zigzag (-1 = null, read as empty) + bytes.
+//! and UTF-8 bytes, value length zigzag (-1 = null, read as empty) and bytes.
 //! The broker stores what Kafka producers send this way, so a Kafka fetch
 //! serves the records section (compressed or not) as it is stored, with
 //! only the header rewritten; skiff readers decode both encodings.
