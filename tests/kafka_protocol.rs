@@ -933,3 +933,207 @@ async fn scram_signs_in_over_v0_bare_token_framing() {
     assert_eq!(conn.recv().await, None, "a wrong proof: closed, no answer");
     broker.shutdown().await.unwrap();
 }
+
+/// One log, two protocols, one stored form: a batch a Kafka producer sends
+/// is stored with its records section as sent (skiff's magic 2), so a Kafka
+/// fetch gets those bytes back (a null value stays null, lz4 stays the
+/// same lz4 frame); skiff's Fetch v1 gets the magic-2 batch and Fetch v0
+/// (a reader from before magic 2) the same records re-encoded in magic 1.
+/// A batch skiff's own producer writes (magic 1) reads the same through
+/// Kafka.
+#[tokio::test]
+async fn kafka_batches_are_stored_as_sent_and_read_by_both_protocols() {
+    use skiff_protocol::batch::{self as sbatch, BatchBuilder, BatchIter, Record as SRecord};
+    use skiff_protocol::messages::{
+        FetchRequest as SFetch, FetchResponse as SFetched, ProduceRequest as SProduce,
+    };
+    use skiff_protocol::primitives::{Encode, decode_body};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_kafka_broker(dir.path()).await;
+    let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
+    create(&mut conn, "t").await;
+
+    let records: Vec<Record> = (0..3)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            // One batch: kafka-protocol starts a new one where offset -
+            // sequence changes; its base sequence is -1 (none).
+            sequence: i as i32 - 1,
+            timestamp: 1_700_000_000_000 + i,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: (i != 1).then(|| Bytes::from(format!("value {i} ").repeat(20))),
+            headers: [(
+                StrBytes::from_static_str("h"),
+                Some(Bytes::from_static(b"v")),
+            )]
+            .into_iter()
+            .collect(),
+        })
+        .collect();
+    let mut plain = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut plain,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encodes");
+    // Compressed with lz4 as a Kafka client does: the records section in an
+    // LZ4 frame, the codec in the attributes, the CRC-32C over them.
+    let packed = skiff_protocol::compression::compress(
+        skiff_protocol::Compression::Lz4,
+        skiff_protocol::compression::Level::Default,
+        &plain[61..],
+    )
+    .expect("compresses");
+    let mut sent = plain[..61].to_vec();
+    sent.extend_from_slice(&packed);
+    let batch_len = (sent.len() - 12) as i32;
+    sent[8..12].copy_from_slice(&batch_len.to_be_bytes());
+    sent[22] |= 3; // attributes (big-endian i16 at 21): codec 3, lz4
+    let crc = crc32c::crc32c(&sent[21..]);
+    sent[17..21].copy_from_slice(&crc.to_be_bytes());
+    let sent = Bytes::from(sent);
+    let r = conn.call(&produce("t", -1, sent.clone()), 9).await;
+    assert_eq!(
+        produced(&r),
+        (0, 0),
+        "{:?}",
+        r.responses[0].partition_responses[0].error_message
+    );
+
+    // Kafka fetch: the same records section, byte for byte.
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(name("t"))
+                .with_partitions(vec![
+                    FetchPartition::default().with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let r = conn.call(&fetch, 12).await;
+    let got = r.responses[0].partitions[0]
+        .records
+        .clone()
+        .expect("records");
+    assert_eq!(got.len(), sent.len());
+    assert_eq!(got[61..], sent[61..], "records section served as stored");
+    // Inflated again (kafka-protocol is built without codecs) and read by
+    // kafka-protocol: the null value is null again.
+    let inflated = skiff_protocol::compression::decompress(
+        skiff_protocol::Compression::Lz4,
+        &got[61..],
+        1 << 20,
+    )
+    .expect("inflates");
+    let mut plain_again = got[..61].to_vec();
+    plain_again.extend_from_slice(&inflated);
+    let batch_len = (plain_again.len() - 12) as i32;
+    plain_again[8..12].copy_from_slice(&batch_len.to_be_bytes());
+    plain_again[22] &= !7;
+    let crc = crc32c::crc32c(&plain_again[21..]);
+    plain_again[17..21].copy_from_slice(&crc.to_be_bytes());
+    let mut decoded = Bytes::from(plain_again);
+    let sets = RecordBatchDecoder::decode_all(&mut decoded).expect("decodes");
+    let values: Vec<Option<Bytes>> = sets[0].records.iter().map(|r| r.value.clone()).collect();
+    assert_eq!(
+        values,
+        records.iter().map(|r| r.value.clone()).collect::<Vec<_>>()
+    );
+
+    // skiff's fetch, version 1 then version 0.
+    let mut native = RawConn::handshaken(broker.local_addr()).await;
+    let request = SFetch {
+        topic: "t".into(),
+        partition: 0,
+        offset: 0,
+        max_bytes: 1 << 20,
+        max_wait_ms: 0,
+    };
+    let mut body = BytesMut::new();
+    request.encode(&mut body);
+    let mut by_version = Vec::new();
+    for version in [1u16, 0] {
+        let frame = native
+            .send_raw(
+                skiff_protocol::messages::ApiKey::Fetch as u16,
+                version,
+                body.clone().freeze(),
+            )
+            .await;
+        let fetched: SFetched = decode_body(frame.body).expect("fetch answer");
+        let batches: Vec<Bytes> = BatchIter::new(fetched.records)
+            .map(|b| b.unwrap())
+            .collect();
+        assert_eq!(batches.len(), 1);
+        let header = sbatch::validate(&batches[0]).expect("valid");
+        assert_eq!(
+            header.magic,
+            if version == 1 { 2 } else { 1 },
+            "version {version}"
+        );
+        by_version.push(sbatch::decode_records(&batches[0]).expect("decodes"));
+    }
+    assert_eq!(by_version[0], by_version[1]);
+    let native_values: Vec<Bytes> = by_version[0].iter().map(|r| r.value.clone()).collect();
+    let want: Vec<Bytes> = records
+        .iter()
+        .map(|r| r.value.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        native_values, want,
+        "a null value reads as empty through skiff"
+    );
+    assert_eq!(by_version[0][2].headers[0].key, "h");
+
+    // skiff's own producer's batch (magic 1) through Kafka.
+    let mut b = BatchBuilder::new();
+    b.push(SRecord {
+        timestamp_ms: 1_700_000_000_100,
+        key: None,
+        value: Bytes::from_static(b"native"),
+        headers: vec![],
+    });
+    native
+        .call(SProduce {
+            topic: "t".into(),
+            partition: 0,
+            batch: b.build(),
+        })
+        .await
+        .expect("native produce");
+    let r = conn
+        .call(
+            &fetch.clone().with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(name("t"))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_fetch_offset(3)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ]),
+            12,
+        )
+        .await;
+    let mut got = r.responses[0].partitions[0]
+        .records
+        .clone()
+        .expect("records");
+    let sets = RecordBatchDecoder::decode_all(&mut got).expect("decodes");
+    assert_eq!(sets[0].records[0].offset, 3);
+    assert_eq!(sets[0].records[0].value.as_deref(), Some(&b"native"[..]));
+    broker.shutdown().await.unwrap();
+}

@@ -38,6 +38,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,8 +47,8 @@ use futures::stream::{BoxStream, FuturesUnordered, StreamExt};
 use skiff_protocol::ErrorCode;
 use skiff_protocol::batch::{BatchIter, Header, decode_records};
 use skiff_protocol::messages::{
-    DescribeTopicRequest, FetchOffsetsRequest, FetchRequest, FetchResponse, ListOffsetsRequest,
-    OffsetQuery, TopicPartition,
+    DescribeTopicRequest, FETCH_VERSION_KAFKA_RECORDS, FetchOffsetsRequest, FetchRequest,
+    FetchResponse, ListOffsetsRequest, OffsetQuery, Request, TopicPartition,
 };
 use skiff_protocol::topic_name::validate_topic_name;
 use tokio::sync::mpsc;
@@ -264,6 +265,10 @@ pub struct Consumer {
     /// Index of the partition records are being taken from.
     cursor: usize,
     fetches: FuturesUnordered<BoxFuture<'static, FetchOutcome>>,
+    /// The Fetch version to send: the newest, lowered once to the one
+    /// before magic-2 batches if the broker predates them (its data has
+    /// none).
+    fetch_version: Arc<AtomicU16>,
     /// Last epoch handed to a partition state.
     epochs: u64,
     /// Set for a group member ([`Consumer::with_group`]).
@@ -333,6 +338,7 @@ impl Consumer {
             partitions: Vec::new(),
             cursor: 0,
             fetches: FuturesUnordered::new(),
+            fetch_version: Arc::new(AtomicU16::new(FetchRequest::API_VERSION)),
             epochs: 0,
             group: None,
         }
@@ -886,13 +892,28 @@ impl Consumer {
             let timeout =
                 request_timeout + Duration::from_millis(u64::from(self.config.max_wait_ms));
             let client = self.client.clone();
+            let version = Arc::clone(&self.fetch_version);
             let (topic, partition, epoch, offset) =
                 (Arc::clone(&p.topic), p.partition, p.epoch, p.fetch_offset);
             self.fetches.push(Box::pin(async move {
                 if let Some(delay) = delay {
                     tokio::time::sleep(delay).await;
                 }
-                let result = client.send_with_timeout(request, timeout).await;
+                let v = version.load(Ordering::Relaxed);
+                let mut result = client
+                    .send_version_with_timeout(request.clone(), v, timeout)
+                    .await;
+                let older = FETCH_VERSION_KAFKA_RECORDS - 1;
+                if v > older
+                    && result
+                        .as_ref()
+                        .is_err_and(|e| e.code() == Some(ErrorCode::UnsupportedVersion))
+                {
+                    version.store(older, Ordering::Relaxed);
+                    result = client
+                        .send_version_with_timeout(request, older, timeout)
+                        .await;
+                }
                 FetchOutcome {
                     topic,
                     partition,

@@ -605,12 +605,46 @@ pub enum RecompressError {
 impl ValidBatch {
     /// Checks one whole batch as [`validate`] does (a compressed one is
     /// inflated for it, within [`DECOMPRESSED_BATCH_BYTES_MAX`]).
+    ///
+    /// One difference: a magic-2 batch (Kafka's record encoding, as Kafka
+    /// producers send it) whose header claims another max timestamp than
+    /// its records' largest gets the records' own, as Kafka's broker fixes
+    /// it up; a magic-1 batch is refused for it.
     pub fn check(bytes: Bytes) -> Result<ValidBatch, BatchError> {
+        let checked = match check_batch(&bytes) {
+            Err(e) if BatchHeader::parse(&bytes)?.magic == BATCH_MAGIC_KAFKA_RECORDS => {
+                let actual = match &e {
+                    BatchError::MaxTimestampMismatch { actual, .. } => *actual,
+                    BatchError::InCompressed { error, .. } => match **error {
+                        BatchError::MaxTimestampMismatch { actual, .. } => actual,
+                        _ => return Err(e),
+                    },
+                    _ => return Err(e),
+                };
+                let mut fixed = Vec::from(bytes);
+                fixed[POS_MAX_TIMESTAMP..POS_MAX_TIMESTAMP + 8]
+                    .copy_from_slice(&actual.to_le_bytes());
+                let attributes = u16_at(&fixed, POS_ATTRIBUTES);
+                seal_header(&mut fixed, attributes);
+                return ValidBatch::check_exact(Bytes::from(fixed));
+            }
+            other => other?,
+        };
+        ValidBatch::from_checked(bytes, checked)
+    }
+
+    /// [`ValidBatch::check`] without the max-timestamp fix-up.
+    fn check_exact(bytes: Bytes) -> Result<ValidBatch, BatchError> {
+        let checked = check_batch(&bytes)?;
+        ValidBatch::from_checked(bytes, checked)
+    }
+
+    fn from_checked(bytes: Bytes, checked: Checked) -> Result<ValidBatch, BatchError> {
         let Checked {
             header,
             inflated,
             first_key,
-        } = check_batch(&bytes)?;
+        } = checked;
         Ok(ValidBatch {
             codec: header.compression()?,
             bytes,
@@ -1142,6 +1176,33 @@ pub fn visit_records(
     Ok(header)
 }
 
+/// A whole batch from its header fields and its records section (already
+/// encoded, and compressed when `header`'s codec bits say so), copied after
+/// the header; `batch_len` and `crc` are computed, whatever `header` says.
+/// For a front end that has a records section in hand (a Kafka batch's);
+/// the log checks the result as any produced batch.
+pub fn assemble(header: &BatchHeader, records: &[u8]) -> Bytes {
+    let mut buf = Vec::with_capacity(BATCH_HEADER_BYTES + records.len());
+    buf.resize(BATCH_HEADER_BYTES, 0);
+    let h = header;
+    buf[POS_BASE_OFFSET..POS_BASE_OFFSET + 8].copy_from_slice(&h.base_offset.to_le_bytes());
+    buf[POS_MAGIC] = h.magic;
+    buf[POS_LAST_OFFSET_DELTA..POS_LAST_OFFSET_DELTA + 4]
+        .copy_from_slice(&h.last_offset_delta.to_le_bytes());
+    buf[POS_FIRST_TIMESTAMP..POS_FIRST_TIMESTAMP + 8]
+        .copy_from_slice(&h.first_timestamp_ms.to_le_bytes());
+    buf[POS_MAX_TIMESTAMP..POS_MAX_TIMESTAMP + 8]
+        .copy_from_slice(&h.max_timestamp_ms.to_le_bytes());
+    buf[POS_PRODUCER_ID..POS_PRODUCER_ID + 8].copy_from_slice(&h.producer_id.to_le_bytes());
+    buf[POS_PRODUCER_EPOCH..POS_PRODUCER_EPOCH + 2]
+        .copy_from_slice(&h.producer_epoch.to_le_bytes());
+    buf[POS_BASE_SEQUENCE..POS_BASE_SEQUENCE + 4].copy_from_slice(&h.base_sequence.to_le_bytes());
+    buf[POS_RECORD_COUNT..POS_RECORD_COUNT + 4].copy_from_slice(&h.record_count.to_le_bytes());
+    buf.extend_from_slice(records);
+    seal_header(&mut buf, h.attributes);
+    Bytes::from(buf)
+}
+
 /// One whole batch with its records in `encoding`: the same records,
 /// offsets, timestamps, timestamp type, codec and producer id, epoch and
 /// sequence; itself when it is in `encoding` already. Checks the batch as
@@ -1152,13 +1213,11 @@ pub fn reencode(batch: &Bytes, encoding: RecordEncoding) -> Result<Bytes, BatchE
     if header.encoding()? == encoding {
         return Ok(batch.clone());
     }
-    let mut builder = BatchBuilder::new()
-        .with_encoding(encoding)
-        .with_producer(
-            header.producer_id,
-            header.producer_epoch,
-            header.base_sequence,
-        );
+    let mut builder = BatchBuilder::new().with_encoding(encoding).with_producer(
+        header.producer_id,
+        header.producer_epoch,
+        header.base_sequence,
+    );
     for r in decode_records(batch)? {
         builder.push(Record {
             timestamp_ms: r.timestamp_ms,

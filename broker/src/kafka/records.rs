@@ -1,11 +1,14 @@
-//! One log, two protocols: translation between Kafka's record batch (magic
-//! 2) and skiff's ([`skiff_protocol::batch`]) at the edge of the Kafka front
-//! end. A Kafka produce batch is checked (length, magic, CRC-32C), its
-//! records inflated and decoded, and re-encoded as one skiff batch with the
-//! same keys, values, headers, timestamps, producer id, epoch and base
-//! sequence, compressed with the same codec (skiff numbers codecs as Kafka
-//! does). A Kafka fetch re-encodes each stored skiff batch as one Kafka
-//! batch with the same offsets (the Kafka base offset is skiff's).
+//! One log, two protocols: Kafka's record batch (magic 2) and skiff's
+//! ([`skiff_protocol::batch`]) at the edge of the Kafka front end. skiff's
+//! magic-2 batch holds its records in Kafka's record encoding, so a Kafka
+//! batch is stored by rewriting its header only: checked (length, magic,
+//! CRC-32C, attributes), given a skiff header with the same base
+//! timestamp, producer id, epoch, base sequence and codec, and followed by
+//! its records section as it came, compressed or not; the log then walks
+//! its records as it walks any produced batch. A Kafka fetch rewrites the
+//! header of each stored magic-2 batch the other way and computes its
+//! CRC-32C; a magic-1 batch (skiff's record encoding, from skiff's own
+//! producers) is re-encoded record by record, with the same offsets.
 //!
 //! Kafka batch layout (big-endian; byte positions from the batch start):
 //!
@@ -23,20 +26,21 @@
 //! What skiff cannot hold is refused, never changed silently: transactional
 //! and control batches (transactions are out of scope), offset deltas other
 //! than 0, 1, 2, ... (only compacted logs have gaps, and producers never
-//! send them), header names that are not UTF-8. Two things Kafka can say
-//! and skiff cannot are mapped: a null value (a tombstone; skiff's topics
-//! have no compaction) and a null header value are stored as empty.
+//! send them), header names that are not UTF-8. A null value (a tombstone;
+//! skiff's topics have no compaction) and a null header value are stored
+//! as Kafka sent them: a Kafka consumer reads them back as null, skiff's
+//! readers as empty. A magic-1 batch has no nulls to give.
 //!
-//! Invariants: decoding never panics and never allocates more than the
-//! input holds, or, for a compressed batch, than
-//! [`DECOMPRESSED_BATCH_BYTES_MAX`] (skiff's own bounded decoders inflate
-//! it); record counts are checked against the bytes present before any
-//! reservation.
+//! Invariants: nothing here decodes records, so nothing here allocates
+//! more than one copy of the batch; the records are walked by skiff's own
+//! bounded decoders (in the log's check, or in [`skiff_to_kafka`] for a
+//! magic-1 batch), which never panic and never inflate past
+//! [`skiff_protocol::batch::DECOMPRESSED_BATCH_BYTES_MAX`].
 
 use bytes::Bytes;
 use skiff_protocol::batch::{
-    self, ATTR_TIMESTAMP_LOG_APPEND, BATCH_HEADER_BYTES, BatchBuilder, BatchError, BatchHeader,
-    DECOMPRESSED_BATCH_BYTES_MAX, Header, Record, RecordView,
+    self, ATTR_TIMESTAMP_LOG_APPEND, BATCH_HEADER_BYTES, BATCH_MAGIC_KAFKA_RECORDS, BatchError,
+    BatchHeader, RecordEncoding, RecordView,
 };
 use skiff_protocol::compression::{self, Compression, CompressionError, Level};
 use skiff_protocol::varint;
@@ -47,9 +51,6 @@ pub const KAFKA_BATCH_HEADER_BYTES: usize = 61;
 const KAFKA_LEN_PREFIX_BYTES: usize = 12;
 /// The record batch format this front end reads and writes.
 const KAFKA_MAGIC: i8 = 2;
-/// Smallest encoded Kafka record: length, attributes, timestampDelta,
-/// offsetDelta, key length, value length, header count (one byte each).
-const KAFKA_RECORD_BYTES_MIN: usize = 7;
 
 const POS_BATCH_LEN: usize = 8;
 const POS_MAGIC: usize = 16;
@@ -114,17 +115,6 @@ pub enum TranslateError {
         /// Bytes of records.
         bytes: usize,
     },
-    /// A record is malformed at this position of the (inflated) records.
-    #[error("kafka record {index} is malformed: {reason}")]
-    Record {
-        /// Index of the record in the batch.
-        index: usize,
-        /// What was wrong.
-        reason: &'static str,
-    },
-    /// Bytes left after the declared records.
-    #[error("{0} bytes left after the last kafka record")]
-    TrailingBytes(usize),
     /// lastOffsetDelta disagrees with the records.
     #[error("kafka batch lastOffsetDelta {header} disagrees with its {count} records")]
     LastOffsetDelta {
@@ -241,173 +231,71 @@ pub fn check_kafka_batch(b: &[u8]) -> Result<KafkaBatchInfo, TranslateError> {
     })
 }
 
-/// A cursor over a Kafka record section.
-struct Cursor<'a> {
-    buf: &'a Bytes,
-    pos: usize,
-    index: usize,
-}
-
-impl Cursor<'_> {
-    fn fail(&self, reason: &'static str) -> TranslateError {
-        TranslateError::Record {
-            index: self.index,
-            reason,
-        }
-    }
-
-    fn varlong(&mut self) -> Result<i64, TranslateError> {
-        let (v, used) = varint::get_varint(&self.buf[self.pos..])
-            .map_err(|_| self.fail("truncated or overlong varint"))?;
-        self.pos += used;
-        Ok(v)
-    }
-
-    fn varint(&mut self) -> Result<i32, TranslateError> {
-        i32::try_from(self.varlong()?).map_err(|_| self.fail("varint outside 32 bits"))
-    }
-
-    fn byte(&mut self) -> Result<u8, TranslateError> {
-        let b = *self
-            .buf
-            .get(self.pos)
-            .ok_or_else(|| self.fail("truncated"))?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    /// A length-prefixed field; `None` for length -1.
-    fn nullable(&mut self, end: usize) -> Result<Option<Bytes>, TranslateError> {
-        match self.varint()? {
-            -1 => Ok(None),
-            n if n < 0 => Err(self.fail("negative length")),
-            n => {
-                let n = n as usize;
-                if n > end.saturating_sub(self.pos) {
-                    return Err(self.fail("length past the record's end"));
-                }
-                let field = self.buf.slice(self.pos..self.pos + n);
-                self.pos += n;
-                Ok(Some(field))
-            }
-        }
-    }
-}
-
-/// Decodes the records of a Kafka batch into skiff records.
-fn decode_kafka_records(
-    records: &Bytes,
-    count: i32,
-    base_timestamp: i64,
-) -> Result<Vec<Record>, TranslateError> {
-    let too_many = TranslateError::RecordCount {
-        count,
-        bytes: records.len(),
-    };
-    if count <= 0 || count as usize > records.len() / KAFKA_RECORD_BYTES_MIN {
-        return Err(too_many);
-    }
-    let mut out = Vec::with_capacity(count as usize);
-    let mut c = Cursor {
-        buf: records,
-        pos: 0,
-        index: 0,
-    };
-    for index in 0..count as usize {
-        c.index = index;
-        let len = c.varint()?;
-        if len < 0 || len as usize > records.len() - c.pos {
-            return Err(c.fail("length past the batch's end"));
-        }
-        let end = c.pos + len as usize;
-        let _attributes = c.byte()?;
-        let timestamp_delta = c.varlong()?;
-        let offset_delta = c.varint()?;
-        if offset_delta as i64 != index as i64 {
-            return Err(c.fail("offset delta is not the record's index"));
-        }
-        let key = c.nullable(end)?;
-        let value = c.nullable(end)?.unwrap_or_default();
-        let header_count = c.varint()?;
-        if header_count < 0 || header_count as usize > (end - c.pos.min(end)) / 2 {
-            return Err(c.fail("header count exceeds the record's bytes"));
-        }
-        let mut headers = Vec::with_capacity(header_count as usize);
-        for _ in 0..header_count {
-            let name = c.nullable(end)?.ok_or_else(|| c.fail("null header key"))?;
-            let name = std::str::from_utf8(&name)
-                .map_err(|_| c.fail("header key is not UTF-8"))?
-                .to_owned();
-            let value = c.nullable(end)?.unwrap_or_default();
-            headers.push(Header { key: name, value });
-        }
-        if c.pos != end {
-            return Err(c.fail("record length disagrees with its fields"));
-        }
-        out.push(Record {
-            timestamp_ms: base_timestamp.wrapping_add(timestamp_delta),
-            key,
-            value,
-            headers,
-        });
-    }
-    if c.pos != records.len() {
-        return Err(TranslateError::TrailingBytes(records.len() - c.pos));
-    }
-    Ok(out)
-}
-
-/// Translates one whole Kafka batch (as split by [`split_batches`]) into a
-/// skiff batch with the same records and producer fields, compressed with
-/// the same codec. The log validates the result as any produced batch.
+/// Takes one whole Kafka batch (as split by [`split_batches`]) into skiff's
+/// form without touching its records: a skiff header (magic 2, Kafka's
+/// record encoding) with the same base timestamp, last offset delta,
+/// producer fields and codec, followed by the Kafka records section as it
+/// came (compressed or not). The log checks the result as any produced
+/// batch: every record walked, offsets 0, 1, 2, ..., header names UTF-8,
+/// the max timestamp taken from the records.
 pub fn kafka_to_skiff(b: &Bytes) -> Result<Bytes, TranslateError> {
     let info = check_kafka_batch(b)?;
-    let packed = b.slice(KAFKA_BATCH_HEADER_BYTES..);
-    let inflated = match info.codec {
-        Compression::None => packed,
-        codec => compression::decompress(
-            codec,
-            &packed,
-            DECOMPRESSED_BATCH_BYTES_MAX - BATCH_HEADER_BYTES,
-        )?,
-    };
-    let records =
-        decode_kafka_records(&inflated, info.record_count, be_i64(b, POS_BASE_TIMESTAMP))?;
+    let records = &b[KAFKA_BATCH_HEADER_BYTES..];
+    // Further checks of the count (against the records present) are the
+    // log's walk's.
+    if info.record_count <= 0 {
+        return Err(TranslateError::RecordCount {
+            count: info.record_count,
+            bytes: records.len(),
+        });
+    }
     let last_delta = be_i32(b, POS_LAST_OFFSET_DELTA);
-    if last_delta as i64 != records.len() as i64 - 1 {
+    if i64::from(last_delta) != i64::from(info.record_count) - 1 {
         return Err(TranslateError::LastOffsetDelta {
             header: last_delta,
-            count: records.len(),
+            count: info.record_count as usize,
         });
     }
     // Kafka's -1 "none" values are skiff's all-ones values.
-    let mut builder = BatchBuilder::new().with_producer(
-        info.producer_id as u64,
-        info.producer_epoch as u16,
-        info.base_sequence as u32,
-    );
-    for record in records {
-        builder.push(record);
-    }
-    Ok(builder.build_compressed(info.codec, Level::Default)?)
+    let header = BatchHeader {
+        base_offset: 0,
+        batch_len: 0,
+        crc: 0,
+        magic: BATCH_MAGIC_KAFKA_RECORDS,
+        attributes: info.codec.attribute(),
+        last_offset_delta: last_delta as u32,
+        first_timestamp_ms: be_i64(b, POS_BASE_TIMESTAMP),
+        max_timestamp_ms: be_i64(b, POS_MAX_TIMESTAMP),
+        producer_id: info.producer_id as u64,
+        producer_epoch: info.producer_epoch as u16,
+        base_sequence: info.base_sequence as u32,
+        record_count: info.record_count as u32,
+    };
+    Ok(batch::assemble(&header, records))
 }
 
 /// Appends one skiff batch (a whole stored batch, as the log returns it)
 /// to `out` as one Kafka batch with the same offsets, timestamps, producer
-/// fields and codec.
+/// fields and codec. A magic-2 batch's records section is Kafka's already
+/// and is copied as it is (its CRC-32 checked first, so damage on disk
+/// never reaches a client under a fresh CRC-32C); a magic-1 batch's records
+/// are re-encoded one by one (and compressed again when they were).
 pub fn skiff_to_kafka(skiff: &Bytes, out: &mut Vec<u8>) -> Result<(), TranslateError> {
-    let codec = BatchHeader::parse(skiff)?.compression()?;
     let start = out.len();
+    let header = batch::check_integrity(skiff)?;
+    let codec = header.compression()?;
+    out.reserve(KAFKA_BATCH_HEADER_BYTES + skiff.len());
     out.resize(start + KAFKA_BATCH_HEADER_BYTES, 0);
-    let header = if codec == Compression::None {
+    if header.encoding()? == RecordEncoding::Kafka {
+        out.extend_from_slice(&skiff[BATCH_HEADER_BYTES..]);
+    } else if codec == Compression::None {
         // Each record straight into the answer: one copy of its bytes.
-        batch::visit_records(skiff, |r| encode_kafka_record(r, out))?
+        batch::visit_records(skiff, |r| encode_kafka_record(r, out))?;
     } else {
         let mut body = Vec::with_capacity(skiff.len() * 2);
-        let header = batch::visit_records(skiff, |r| encode_kafka_record(r, &mut body))?;
+        batch::visit_records(skiff, |r| encode_kafka_record(r, &mut body))?;
         out.extend_from_slice(&compression::compress(codec, Level::Default, &body)?);
-        header
-    };
+    }
     let batch_len = (out.len() - start - KAFKA_LEN_PREFIX_BYTES) as i32;
     let mut attributes = codec.attribute() as i16;
     if header.attributes & ATTR_TIMESTAMP_LOG_APPEND != 0 {
@@ -500,6 +388,7 @@ pub const INLINE_TRANSLATE_BYTES_MAX: usize = 64 * 1024;
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use skiff_protocol::batch::{BatchBuilder, Header, Record, ValidBatch};
 
     fn record() -> impl Strategy<Value = Record> {
         (
@@ -531,7 +420,17 @@ mod tests {
         producer: Option<(u64, u16, u32)>,
         base: u64,
     ) -> Bytes {
-        let mut b = BatchBuilder::new();
+        encoded_batch(records, codec, producer, base, RecordEncoding::Skiff)
+    }
+
+    fn encoded_batch(
+        records: &[Record],
+        codec: Compression,
+        producer: Option<(u64, u16, u32)>,
+        base: u64,
+        encoding: RecordEncoding,
+    ) -> Bytes {
+        let mut b = BatchBuilder::new().with_encoding(encoding);
         if let Some((id, epoch, seq)) = producer {
             b = b.with_producer(id, epoch, seq);
         }
@@ -548,6 +447,16 @@ mod tests {
         proptest::sample::select(Compression::ALL.to_vec())
     }
 
+    fn encoding() -> impl Strategy<Value = RecordEncoding> {
+        prop_oneof![Just(RecordEncoding::Skiff), Just(RecordEncoding::Kafka)]
+    }
+
+    /// The log's check of a produced batch, and its decoded records.
+    fn stored(batch: Bytes) -> Result<Vec<batch::DecodedRecord>, BatchError> {
+        let checked = ValidBatch::check(batch)?;
+        batch::decode_records(checked.bytes())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -559,8 +468,9 @@ mod tests {
             codec in codec(),
             producer in proptest::option::of((0u64..1 << 40, 0u16..100, 0u32..1 << 30)),
             base in 0u64..1 << 40,
+            encoding in encoding(),
         ) {
-            let original = skiff_batch(&records, codec, producer, base);
+            let original = encoded_batch(&records, codec, producer, base, encoding);
             let mut kafka = Vec::new();
             skiff_to_kafka(&original, &mut kafka).expect("to kafka");
             let kafka = Bytes::from(kafka);
@@ -573,6 +483,11 @@ mod tests {
             prop_assert_eq!((h1.producer_id, h1.producer_epoch, h1.base_sequence), (h0.producer_id, h0.producer_epoch, h0.base_sequence));
             prop_assert_eq!((h1.first_timestamp_ms, h1.max_timestamp_ms, h1.record_count), (h0.first_timestamp_ms, h0.max_timestamp_ms, h0.record_count));
             batch::validate(&back).expect("the log accepts it");
+            prop_assert_eq!(h1.magic, BATCH_MAGIC_KAFKA_RECORDS);
+            if encoding == RecordEncoding::Kafka {
+                // Stored Kafka-encoded: the records section passes through.
+                prop_assert_eq!(&back[BATCH_HEADER_BYTES..], &original[BATCH_HEADER_BYTES..]);
+            }
             let want: Vec<_> = batch::decode_records(&original).unwrap().into_iter().map(|r| (r.offset - base, r.timestamp_ms, r.key, r.value, r.headers)).collect();
             let got: Vec<_> = batch::decode_records(&back).unwrap().into_iter().map(|r| (r.offset, r.timestamp_ms, r.key, r.value, r.headers)).collect();
             prop_assert_eq!(got, want);
@@ -584,8 +499,9 @@ mod tests {
         fn kafka_protocol_reads_what_skiff_encodes(
             records in proptest::collection::vec(record(), 1..20),
             base in 0u64..1 << 40,
+            encoding in encoding(),
         ) {
-            let original = skiff_batch(&records, Compression::None, None, base);
+            let original = encoded_batch(&records, Compression::None, None, base, encoding);
             let mut kafka = Vec::new();
             skiff_to_kafka(&original, &mut kafka).expect("to kafka");
             let mut buf = Bytes::from(kafka);
@@ -618,6 +534,22 @@ mod tests {
             // the CRC and do not matter to skiff.
             if !(0..8).contains(&at) && !(12..16).contains(&at) {
                 prop_assert!(kafka_to_skiff(&Bytes::from(flipped)).is_err());
+            }
+            // The same bytes with a correct CRC-32C: refused by the log's
+            // walk, or stored with records that read back as they were
+            // sent (a flip inside a value).
+            let mut resealed = kafka.clone();
+            resealed[at] ^= 0x40;
+            let crc = crc32c::crc32c(&resealed[POS_ATTRIBUTES..]);
+            resealed[POS_CRC..POS_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+            if let Ok(skiff) = kafka_to_skiff(&Bytes::from(resealed.clone())) {
+                if let Ok(got) = stored(skiff) {
+                    let mut back = Vec::new();
+                    let checked = ValidBatch::check(kafka_to_skiff(&Bytes::from(resealed.clone())).unwrap()).unwrap();
+                    skiff_to_kafka(checked.bytes(), &mut back).unwrap();
+                    prop_assert_eq!(&back[POS_RECORD_COUNT + 4..], &resealed[POS_RECORD_COUNT + 4..]);
+                    prop_assert_eq!(got.len(), records.len());
+                }
             }
         }
     }
@@ -703,15 +635,25 @@ mod tests {
             kafka_to_skiff(&Bytes::from(txn)),
             Err(TranslateError::Transactional(_))
         ));
-        // A record count larger than the bytes could hold: refused before
-        // any reservation.
-        let mut count = kafka.clone();
-        count[POS_RECORD_COUNT..POS_RECORD_COUNT + 4].copy_from_slice(&i32::MAX.to_be_bytes());
-        let crc = crc32c::crc32c(&count[POS_ATTRIBUTES..]);
-        count[POS_CRC..POS_CRC + 4].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(
-            kafka_to_skiff(&Bytes::from(count)),
-            Err(TranslateError::RecordCount { .. })
-        ));
+        let with_count = |n: i32| {
+            let mut count = kafka.clone();
+            count[POS_RECORD_COUNT..POS_RECORD_COUNT + 4].copy_from_slice(&n.to_be_bytes());
+            count[POS_LAST_OFFSET_DELTA..POS_LAST_OFFSET_DELTA + 4]
+                .copy_from_slice(&n.saturating_sub(1).to_be_bytes());
+            let crc = crc32c::crc32c(&count[POS_ATTRIBUTES..]);
+            count[POS_CRC..POS_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+            Bytes::from(count)
+        };
+        // No records, or a negative count: refused here.
+        for n in [0, -1] {
+            assert!(matches!(
+                kafka_to_skiff(&with_count(n)),
+                Err(TranslateError::RecordCount { .. })
+            ));
+        }
+        // A count larger than the records present: refused by the log's
+        // walk, before any reservation.
+        let skiff = kafka_to_skiff(&with_count(i32::MAX)).expect("header rewritten");
+        assert!(stored(skiff).is_err());
     }
 }

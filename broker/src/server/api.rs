@@ -101,6 +101,8 @@ pub(crate) struct Ctx {
     session: Session,
     peer: SocketAddr,
     api: ApiKey,
+    /// The version of the request, in the front end's own numbering.
+    api_version: u16,
     order: Option<Arc<OrderGate>>,
     /// The client id of a protocol that sends it per request (Kafka's
     /// request header); empty otherwise.
@@ -124,11 +126,23 @@ impl Ctx {
             session,
             peer,
             api,
+            api_version: 0,
             order,
             client_id: Arc::from(""),
             received: std::time::Instant::now(),
             queue_members: None,
         }
+    }
+
+    /// The same context, for a request of version `version`.
+    pub(crate) fn with_api_version(mut self, version: u16) -> Self {
+        self.api_version = version;
+        self
+    }
+
+    /// The request's version (0 unless the front end set it).
+    pub(crate) fn api_version(&self) -> u16 {
+        self.api_version
     }
 
     /// The same context, with the connection's queue members.

@@ -104,7 +104,8 @@ async fn run<R: Handler>(
         R::API_KEY,
         gate.clone(),
     )
-    .with_queue_members(conn.queue_members);
+    .with_queue_members(conn.queue_members)
+    .with_api_version(version);
     let grant = request.authorize(&ctx)?;
     let work = request.handle(grant, ctx);
     let responses = conn.responses.clone();

@@ -6,6 +6,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 
+/// The first Fetch version whose reader decodes batches of magic 2 (records
+/// in Kafka's encoding, see [`crate::batch`]); a version 0 reader gets them
+/// re-encoded in skiff's (magic 1). The body is the same in both versions.
+pub const FETCH_VERSION_KAFKA_RECORDS: u16 = 1;
+
 /// Reads from a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchRequest {

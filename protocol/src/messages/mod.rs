@@ -59,7 +59,7 @@ pub use describe_group::{
 };
 pub use describe_queue::{DescribeQueueRequest, DescribeQueueResponse, QueuePartitionInfo};
 pub use describe_topic::{DescribeTopicRequest, DescribeTopicResponse, PartitionDescription};
-pub use fetch::{FetchRequest, FetchResponse};
+pub use fetch::{FETCH_VERSION_KAFKA_RECORDS, FetchRequest, FetchResponse};
 pub use fetch_offsets::{CommittedOffset, FetchOffsetsRequest, FetchOffsetsResponse};
 pub use grant_acl::{GrantAclRequest, GrantAclResponse};
 pub use group_common::TopicPartition;
@@ -130,7 +130,7 @@ macro_rules! for_each_api {
             /// Appends a record batch to a partition.
             Produce = 5, ProduceRequest => ProduceResponse, versions 0..=0;
             /// Reads record batches from a partition, long-polling at the end.
-            Fetch = 6, FetchRequest => FetchResponse, versions 0..=0;
+            Fetch = 6, FetchRequest => FetchResponse, versions 0..=1;
             /// Looks up an offset: earliest, latest or by timestamp.
             ListOffsets = 7, ListOffsetsRequest => ListOffsetsResponse, versions 0..=0;
             /// Joins a consumer group (server-side assignment).

@@ -3,8 +3,10 @@
 //! blocking pool) and long-polls on the logs' end-offset watches (no
 //! polling loop) until `min_bytes` have arrived, `max_wait_ms` (capped by
 //! `fetch_wait_ms_max`) has passed, or the broker shuts down. Each stored
-//! skiff batch is re-encoded as one Kafka batch with the same offsets
-//! (`records.rs`; on the blocking pool when compressed or large); a fetch
+//! skiff batch becomes one Kafka batch with the same offsets (`records.rs`):
+//! a magic-2 batch (Kafka's record encoding) by a header rewrite, a
+//! magic-1 batch by re-encoding its records (on the blocking pool when
+//! compressed or large); a fetch
 //! at an offset inside a batch returns the whole batch, and the client
 //! skips the records before its offset, as with Kafka. `max_bytes` (capped
 //! by `fetch_bytes_max`) and each partition's `partition_max_bytes` bound
@@ -107,12 +109,17 @@ fn to_kafka(stored: &Bytes) -> Result<Bytes, Failure> {
     Ok(Bytes::from(out))
 }
 
-/// Whether any stored batch is compressed.
-fn any_compressed(stored: &Bytes) -> bool {
+/// Whether any stored batch must be re-encoded record by record and is
+/// compressed (magic 1: skiff's record encoding; magic 2 is served by a
+/// header rewrite whatever its codec).
+fn any_compressed_reencode(stored: &Bytes) -> bool {
     BatchIter::new(stored.clone()).any(|b| {
         b.ok()
-            .and_then(|b| batch::batch_compression(&b).ok())
-            .is_some_and(|c| c != Compression::None)
+            .and_then(|b| batch::BatchHeader::parse(&b).ok())
+            .is_some_and(|h| {
+                h.magic != batch::BATCH_MAGIC_KAFKA_RECORDS
+                    && h.compression().is_ok_and(|c| c != Compression::None)
+            })
     })
 }
 
@@ -204,7 +211,7 @@ impl KafkaApi for FetchRequest {
                 Ok(stored) if stored.is_empty() => Ok(stored),
                 Ok(stored) => {
                     t.fetched(&t.topic(name), &stored, started.elapsed());
-                    if records::translate_blocks(any_compressed(&stored), stored.len()) {
+                    if records::translate_blocks(any_compressed_reencode(&stored), stored.len()) {
                         blocking(move || to_kafka(&stored)).await
                     } else {
                         to_kafka(&stored)

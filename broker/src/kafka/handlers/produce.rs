@@ -1,7 +1,7 @@
 //! Produce and InitProducerId. A produce runs in the connection's ordered
 //! pipeline, as skiff's does: for each partition in request order, its one
-//! Kafka batch is translated into a skiff batch (`records.rs`; on the
-//! blocking pool when compressed or large), authorized and resolved
+//! Kafka batch becomes a skiff magic-2 batch by a header rewrite
+//! (`records.rs`: its records section is kept as sent), authorized and resolved
 //! exactly as a skiff produce (the same rule, topic lookup and timestamp
 //! check), and queued on its log; then the request's order is fixed and it
 //! waits for every partition's group commit. Every acknowledged batch is
@@ -24,8 +24,8 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{
     InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId,
 };
+use skiff_protocol::ErrorCode;
 use skiff_protocol::messages::{ApiKey as SkiffApi, ProduceRequest as SkiffProduce};
-use skiff_protocol::{Compression, ErrorCode};
 
 use super::{kstr, ktopic};
 use crate::kafka::api::{KafkaApi, Reply};
@@ -191,16 +191,9 @@ async fn queue(
             ),
         )
     })?;
-    let info = records::check_kafka_batch(&batch)?;
-    let translated = if records::translate_blocks(info.codec != Compression::None, batch.len()) {
-        blocking(move || {
-            records::kafka_to_skiff(&batch)
-                .map_err(|e| Failure::new(ErrorCode::CorruptBatch, e.to_string()))
-        })
-        .await?
-    } else {
-        records::kafka_to_skiff(&batch)?
-    };
+    // A header rewrite and one copy: the records are walked (and inflated)
+    // by the log's check, on the blocking pool when they are compressed.
+    let translated = records::kafka_to_skiff(&batch)?;
     let request = SkiffProduce {
         topic: topic.to_owned(),
         partition,

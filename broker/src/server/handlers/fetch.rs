@@ -2,15 +2,18 @@
 //! log's end-offset watch (no polling loop) and reads on its async worker
 //! only bytes already in the page cache (see [`INLINE_READ_BYTES_MAX`]),
 //! else on the blocking pool; a timestamp lookup reads indexes on the
-//! blocking pool.
+//! blocking pool. A version 0 fetch (a reader that knows only skiff's
+//! record encoding) gets magic-2 batches re-encoded in it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use skiff_protocol::ErrorCode;
+use skiff_protocol::batch::{self, BatchIter, RecordEncoding};
 use skiff_protocol::messages::{
-    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetQuery, Operation,
+    FETCH_VERSION_KAFKA_RECORDS, FetchRequest, FetchResponse, ListOffsetsRequest,
+    ListOffsetsResponse, OffsetQuery, Operation,
 };
 use tokio::time::Instant;
 
@@ -81,6 +84,11 @@ async fn fetch(ctx: &Ctx, req: FetchRequest) -> Result<FetchResponse, Failure> {
                 Stage::FetchRead.record(woke.elapsed());
             }
             if !records.is_empty() || expired || req.offset > end {
+                let records = if ctx.api_version() < FETCH_VERSION_KAFKA_RECORDS {
+                    in_skiff_encoding(records).await?
+                } else {
+                    records
+                };
                 return Ok(FetchResponse {
                     log_start_offset: log.log_start_offset(),
                     log_end_offset: log.log_end_offset(),
@@ -102,6 +110,28 @@ async fn fetch(ctx: &Ctx, req: FetchRequest) -> Result<FetchResponse, Failure> {
             () = ctx.shutdown().cancelled() => {}
         }
     }
+}
+
+/// Stored batches as a version 0 reader can decode them: any magic-2 batch
+/// re-encoded in skiff's record encoding (on the blocking pool: it walks
+/// and may inflate and compress), the rest as stored.
+async fn in_skiff_encoding(stored: Bytes) -> Result<Bytes, Failure> {
+    let kafka_encoded =
+        |b: &Bytes| batch::BatchHeader::parse(b).is_ok_and(|h| h.magic != batch::BATCH_MAGIC);
+    if !BatchIter::new(stored.clone()).any(|b| b.is_ok_and(|b| kafka_encoded(&b))) {
+        return Ok(stored);
+    }
+    blocking(move || {
+        let mut out = Vec::with_capacity(stored.len() + stored.len() / 8);
+        for b in BatchIter::new(stored) {
+            let b = b.map_err(|e| Failure::new(ErrorCode::CorruptData, e.to_string()))?;
+            let b = batch::reencode(&b, RecordEncoding::Skiff)
+                .map_err(|e| Failure::new(ErrorCode::CorruptData, e.to_string()))?;
+            out.extend_from_slice(&b);
+        }
+        Ok(Bytes::from(out))
+    })
+    .await
 }
 
 /// `PartitionLog::read` for a fetch: on this worker when the bytes are in

@@ -112,6 +112,9 @@ pub(crate) async fn queue(
         p => Some((Arc::clone(topic.partition(p)?), p)),
     };
     let batch = check_batch(req.batch, &topic).await?;
+    // Again on the checked header: a magic-2 batch's max timestamp may have
+    // been fixed up to its records' own by the check.
+    check_timestamps(batch.bytes(), ctx.config().timestamp_after_ms_max, now_ms())?;
     let (log, partition) = match chosen {
         Some(chosen) => chosen,
         None => {
