@@ -16,6 +16,7 @@ pub mod compression;
 pub mod error;
 pub mod frame;
 pub mod group_name;
+pub mod kafka_batch;
 pub mod messages;
 pub mod partitioner;
 pub mod primitives;

@@ -34,6 +34,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -49,6 +50,7 @@ use crate::server::Shared;
 use crate::server::authorize::Session;
 use crate::server::frame_timing::TimedDecoder;
 use crate::server::pipeline::{self, InOrderJob};
+use crate::server::writer::{DIRECT_WRITE_BYTES_MIN, write_direct};
 
 /// Serves one Kafka connection (plaintext or TLS halves) until the client
 /// closes it, it breaks, it idles out, or the broker shuts down (requests
@@ -282,6 +284,23 @@ async fn write_in_order<W: AsyncWrite + Unpin>(
             Err(oneshot::error::TryRecvError::Closed) => break,
         };
         match outcome {
+            Outcome::Frame(frame) if frame.len() >= DIRECT_WRITE_BYTES_MIN => {
+                // A fetch answer: written from its buffer, not copied into
+                // the codec's.
+                let Ok(size) = i32::try_from(frame.len()) else {
+                    tracing::error!(
+                        bytes = frame.len(),
+                        "a kafka response too large to frame; closing the connection"
+                    );
+                    return;
+                };
+                if write_direct::<_, _, Bytes>(&mut sink, &size.to_be_bytes(), frame)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
             Outcome::Frame(frame) => {
                 if sink.feed(frame).await.is_err() {
                     return;

@@ -19,7 +19,7 @@ mod listener;
 pub(crate) mod pipeline;
 mod scrape;
 mod tls;
-mod writer;
+pub(crate) mod writer;
 pub use tls::TlsError;
 
 use std::net::SocketAddr;

@@ -17,7 +17,7 @@ use tokio_util::codec::FramedWrite;
 /// written straight from their buffer rather than copied into the codec's
 /// write buffer: one copy less per fetched byte, and the write buffer never
 /// grows to (and keeps) the size of the largest fetch.
-const DIRECT_WRITE_BYTES_MIN: usize = 64 * 1024;
+pub(crate) const DIRECT_WRITE_BYTES_MIN: usize = 64 * 1024;
 
 /// How long closing a connection's write side may take once every response
 /// is written: time for a TLS close_notify (and the TCP FIN), not for a
@@ -55,9 +55,26 @@ async fn write_response<W: AsyncWrite + Unpin>(
     if response.body.len() < DIRECT_WRITE_BYTES_MIN {
         return sink.feed(response).await;
     }
-    sink.flush().await?;
     let header = response.header_bytes();
-    let mut frame = bytes::Buf::chain(&header[..], response.body);
+    write_direct(sink, &header, response.body).await
+}
+
+/// Writes one frame (`header`, then `body`) straight to the socket with a
+/// vectored write, after flushing what `sink` buffered so frames stay in
+/// order: for bodies of at least [`DIRECT_WRITE_BYTES_MIN`], which would
+/// otherwise be copied into the codec's buffer. Shared by both front ends.
+pub(crate) async fn write_direct<W, C, I>(
+    sink: &mut FramedWrite<W, C>,
+    header: &[u8],
+    body: bytes::Bytes,
+) -> Result<(), C::Error>
+where
+    W: AsyncWrite + Unpin,
+    C: tokio_util::codec::Encoder<I>,
+    C::Error: From<std::io::Error>,
+{
+    SinkExt::<I>::flush(sink).await?;
+    let mut frame = bytes::Buf::chain(header, body);
     sink.get_mut().write_all_buf(&mut frame).await?;
     Ok(())
 }
