@@ -55,6 +55,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use skiff_client::protocol::batch::{self, BatchBuilder, BatchIter, Record};
+use skiff_client::protocol::kafka_batch;
 use skiff_client::protocol::messages::{
     FetchRequest, ListOffsetsRequest, OffsetQuery, ProduceRequest, TopicConfig,
 };
@@ -733,10 +734,11 @@ async fn run_consumers(
                 let end = list_offset(&conn, &ctx.topic, p, OffsetQuery::Latest).await?;
                 ranges.push((p, start, end));
             }
-            match ctx.protocol {
-                BenchProtocol::Native => consumer(ctx, conn, id, ranges, budget, false).await,
-                BenchProtocol::Kafka => kafka::consumer(ctx, id, ranges, budget).await,
-            }
+            let fetcher = match ctx.protocol {
+                BenchProtocol::Native => Fetcher::Native(conn),
+                BenchProtocol::Kafka => Fetcher::Kafka(kafka::KafkaFetcher::open(&ctx).await?),
+            };
+            consumer(ctx, fetcher, id, ranges, budget, false).await
         }));
     }
     let mut reports = Vec::new();
@@ -762,13 +764,75 @@ async fn list_offset(
         .offset)
 }
 
-/// Reads `ranges` (partition, from, until) round-robin, one fetch at a time.
-/// In consume mode it stops at each range's end (or after `budget`
-/// messages); in e2e mode (`e2e`) it follows the log until every produced
-/// message was received, recording publish-to-receive latency per message.
+/// One fetch's answer, whichever protocol brought it.
+pub(super) struct Fetched {
+    /// When the answer arrived.
+    pub(super) arrived: Instant,
+    /// Its whole batches, from the one holding the offset asked for;
+    /// decoded one at a time by the loop ([`Fetched::decode`]).
+    pub(super) batches: Vec<Bytes>,
+    /// Whether they are Kafka's batches (else skiff's).
+    pub(super) kafka: bool,
+    /// Bytes of record batches on the wire.
+    pub(super) wire_bytes: u64,
+}
+
+impl Fetched {
+    /// The records of one of its batches, checked as a client checks them
+    /// (inflated when compressed: consume pays for decompression).
+    fn decode(&self, b: &Bytes) -> Result<Vec<batch::DecodedRecord>> {
+        Ok(if self.kafka {
+            kafka_batch::decode_kafka_batch(b).context("decoding a fetched Kafka batch")?
+        } else {
+            batch::decode_records(b)?
+        })
+    }
+}
+
+/// Where a bench consumer's fetches go.
+enum Fetcher {
+    /// skiff's protocol: Fetch, each batch decoded as the client does.
+    Native(Connection),
+    /// The broker's Kafka listener.
+    Kafka(kafka::KafkaFetcher),
+}
+
+impl Fetcher {
+    async fn fetch(&mut self, ctx: &Ctx, partition: u32, offset: u64) -> Result<Fetched> {
+        let conn = match self {
+            Fetcher::Kafka(k) => return k.fetch(partition, offset).await,
+            Fetcher::Native(conn) => conn,
+        };
+        let response = conn
+            .send_with_timeout(
+                FetchRequest {
+                    topic: ctx.topic.clone(),
+                    partition,
+                    offset,
+                    max_bytes: FETCH_BYTES_MAX,
+                    max_wait_ms: FETCH_WAIT_MS,
+                },
+                REQUEST_TIMEOUT,
+            )
+            .await?;
+        Ok(Fetched {
+            arrived: Instant::now(),
+            wire_bytes: response.records.len() as u64,
+            batches: BatchIter::new(response.records).collect::<Result<_, _>>()?,
+            kafka: false,
+        })
+    }
+}
+
+/// Reads `ranges` (partition, from, until) round-robin, one fetch at a time,
+/// through `fetcher`. In consume mode it stops at each range's end (or
+/// after `budget` messages); in e2e mode (`e2e`) it follows the log until
+/// every produced message was received, recording publish-to-receive
+/// latency per message (else the latency of each fetch that brought
+/// records, from its request to its answer).
 async fn consumer(
     ctx: Arc<Ctx>,
-    conn: Connection,
+    mut fetcher: Fetcher,
     id: usize,
     ranges: Vec<(u32, u64, u64)>,
     budget: Option<u64>,
@@ -792,26 +856,13 @@ async fn consumer(
             }
         }
         let asked = Instant::now();
-        let response = conn
-            .send_with_timeout(
-                FetchRequest {
-                    topic: ctx.topic.clone(),
-                    partition,
-                    offset,
-                    max_bytes: FETCH_BYTES_MAX,
-                    max_wait_ms: FETCH_WAIT_MS,
-                },
-                REQUEST_TIMEOUT,
-            )
-            .await?;
+        let fetched = fetcher.fetch(&ctx, partition, offset).await?;
         let mut next = offset;
         let mut got: u64 = 0;
         let now_ns = u64::try_from(ctx.anchor.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        wire_bytes += response.records.len() as u64;
-        for b in BatchIter::new(response.records) {
-            let b = b?;
-            // Inflates a compressed batch: consume pays for decompression.
-            for r in batch::decode_records(&b)? {
+        wire_bytes += fetched.wire_bytes;
+        for records in fetched.batches.iter().map(|b| fetched.decode(b)) {
+            for r in records? {
                 if r.offset < offset {
                     continue;
                 }
@@ -830,7 +881,10 @@ async fn consumer(
             }
         }
         if !e2e && got > 0 {
-            record_latency(&mut latency, asked.elapsed());
+            record_latency(
+                &mut latency,
+                fetched.arrived.saturating_duration_since(asked),
+            );
         }
         received += got;
         ctx.progress.fetch_add(got, Ordering::Relaxed);
@@ -871,7 +925,14 @@ async fn run_e2e(ctx: &Arc<Ctx>, consumers: usize) -> Result<(Vec<ActorReport>, 
             ranges.push((p, end, u64::MAX));
         }
         let ctx = Arc::clone(ctx);
-        tasks.push(tokio::spawn(consumer(ctx, conn, id, ranges, None, true)));
+        tasks.push(tokio::spawn(consumer(
+            ctx,
+            Fetcher::Native(conn),
+            id,
+            ranges,
+            None,
+            true,
+        )));
     }
     let produced = run_producers(ctx, true).await;
     ctx.producers_done.store(true, Ordering::Release);

@@ -7,9 +7,10 @@
 //!   CRC-32C, compressed with skiff's codecs, which Kafka numbers the same)
 //!   inside the timed loop and sends it as a Produce v9 request with
 //!   `acks=-1`, with `--in-flight` requests outstanding on one connection.
-//! - A consumer reads its partitions round-robin with one Fetch v12 request
-//!   in flight, and decodes every record (CRC-32C checked, inflated) with
-//!   skiff's record decoder, as the native consumer does
+//! - A consumer ([`KafkaFetcher`], driven by the bench's one consumer loop)
+//!   reads its partitions round-robin with one Fetch v12 request in flight,
+//!   and decodes every record (CRC-32C checked, inflated) with skiff's
+//!   record decoder, as the native consumer does
 //!   ([`kafka_batch::decode_kafka_batch`]).
 //!
 //! Kafka answers a connection's requests in the order they were sent, so a
@@ -49,8 +50,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
 use super::{
-    ActorReport, Ctx, FETCH_BYTES_MAX, FETCH_WAIT_MS, REQUEST_TIMEOUT, Values, keys_by_partition,
-    new_histogram, partition_of, record_latency, unix_ms,
+    ActorReport, Ctx, FETCH_BYTES_MAX, FETCH_WAIT_MS, Fetched, REQUEST_TIMEOUT, Values,
+    keys_by_partition, new_histogram, partition_of, record_latency, unix_ms,
 };
 
 /// Produce API version sent (flexible, topic names; skiffd serves 3-11).
@@ -403,27 +404,25 @@ async fn finish_produce(
     Ok(())
 }
 
-/// A consume-bench consumer over the Kafka protocol: reads `ranges`
-/// (partition, from, until) round-robin with one fetch in flight, until each
-/// range's end or `budget` messages, decoding every record.
-pub(super) async fn consumer(
-    ctx: Arc<Ctx>,
-    id: usize,
-    ranges: Vec<(u32, u64, u64)>,
-    budget: Option<u64>,
-) -> Result<ActorReport> {
-    let mut wire = KafkaWire::open(&ctx, 1).await?;
-    let topic = TopicName(StrBytes::from_string(ctx.topic.clone()));
-    let mut latency = new_histogram();
-    let mut queue: VecDeque<(u32, u64, u64)> = ranges.into_iter().collect();
-    let started = Instant::now();
-    let mut received: u64 = 0;
-    let mut bytes: u64 = 0;
-    let mut wire_bytes: u64 = 0;
-    while let Some((partition, offset, end)) = queue.pop_front() {
-        if offset >= end || budget.is_some_and(|b| received >= b) {
-            continue;
-        }
+/// A bench consumer's Kafka connection: one Fetch v12 in flight, each
+/// answer's batches CRC-32C checked and decoded with skiff's record decoder
+/// ([`kafka_batch::decode_kafka_batch`]), as the native consumer decodes.
+pub(super) struct KafkaFetcher {
+    wire: KafkaWire,
+    topic: TopicName,
+}
+
+impl KafkaFetcher {
+    pub(super) async fn open(ctx: &Ctx) -> Result<KafkaFetcher> {
+        Ok(KafkaFetcher {
+            wire: KafkaWire::open(ctx, 1).await?,
+            topic: TopicName(StrBytes::from_string(ctx.topic.clone())),
+        })
+    }
+
+    /// Fetches `partition` from `offset`: when the answer arrived, its
+    /// batches (from the one holding `offset`) and their bytes on the wire.
+    pub(super) async fn fetch(&mut self, partition: u32, offset: u64) -> Result<Fetched> {
         let request = FetchRequest::default()
             .with_replica_id(kafka_protocol::messages::BrokerId(-1))
             .with_max_wait_ms(FETCH_WAIT_MS as i32)
@@ -431,7 +430,7 @@ pub(super) async fn consumer(
             .with_max_bytes(FETCH_BYTES_MAX as i32)
             .with_topics(vec![
                 FetchTopic::default()
-                    .with_topic(topic.clone())
+                    .with_topic(self.topic.clone())
                     .with_partitions(vec![
                         FetchPartition::default()
                             .with_partition(partition as i32)
@@ -439,9 +438,8 @@ pub(super) async fn consumer(
                             .with_partition_max_bytes(FETCH_BYTES_MAX as i32),
                     ]),
             ]);
-        let asked = Instant::now();
-        wire.send(&request, FETCH_VERSION).await?;
-        let (arrived, response) = wire.recv::<FetchRequest>().await?;
+        self.wire.send(&request, FETCH_VERSION).await?;
+        let (arrived, response) = self.wire.recv::<FetchRequest>().await?;
         if response.error_code != 0 {
             bail!("Kafka fetch failed: error code {}", response.error_code);
         }
@@ -458,41 +456,12 @@ pub(super) async fn consumer(
             );
         }
         let records = data.records.unwrap_or_default();
-        wire_bytes += records.len() as u64;
-        let mut next = offset;
-        let mut got: u64 = 0;
-        let batches =
-            kafka_batch::split_batches(&records).context("splitting a Kafka fetch answer")?;
-        for b in batches {
-            // As a Kafka client reads a batch (CRC-32C checked, inflated),
-            // with skiff's own record decoder: the native bench's, so the
-            // two benches differ in the broker's front end, not in how
-            // well their decoders are written.
-            let decoded =
-                kafka_batch::decode_kafka_batch(&b).context("decoding a fetched Kafka batch")?;
-            for r in decoded {
-                if r.offset < offset {
-                    continue;
-                }
-                next = r.offset + 1;
-                got += 1;
-                bytes += r.value.len() as u64;
-            }
-        }
-        if got > 0 {
-            record_latency(&mut latency, arrived.saturating_duration_since(asked));
-        }
-        received += got;
-        ctx.progress.fetch_add(got, Ordering::Relaxed);
-        queue.push_back((partition, next, end));
+        Ok(Fetched {
+            arrived,
+            batches: kafka_batch::split_batches(&records)
+                .context("splitting a Kafka fetch answer")?,
+            kafka: true,
+            wire_bytes: records.len() as u64,
+        })
     }
-    Ok(ActorReport {
-        role: "consumer",
-        id,
-        messages: received,
-        bytes,
-        wire_bytes: Some(wire_bytes),
-        elapsed: started.elapsed(),
-        latency,
-    })
 }
