@@ -13,7 +13,8 @@
 //! - `sasl`: SaslHandshake and SaslAuthenticate (PLAIN, SCRAM-SHA-256/512),
 //!   which sign a connection in as one of skiff's users;
 //! - `handlers/`: one file per API (or family);
-//! - `records`: translation between Kafka record batches and skiff's;
+//! - `records`: where translating record batches runs (the formats and
+//!   their conversion are `skiff_protocol::kafka_batch`'s);
 //! - `errors`: Kafka error codes, and how skiff's failures map onto them.
 //!
 //! Nothing below this module knows a request came in through Kafka: the

@@ -109,18 +109,20 @@ fn to_kafka(stored: &Bytes) -> Result<Bytes, Failure> {
     Ok(Bytes::from(out))
 }
 
-/// Whether any stored batch must be re-encoded record by record and is
-/// compressed (magic 1: skiff's record encoding; magic 2 is served by a
-/// header rewrite whatever its codec).
-fn any_compressed_reencode(stored: &Bytes) -> bool {
-    BatchIter::new(stored.clone()).any(|b| {
-        b.ok()
-            .and_then(|b| batch::BatchHeader::parse(&b).ok())
-            .is_some_and(|h| {
-                h.magic != batch::BATCH_MAGIC_KAFKA_RECORDS
-                    && h.compression().is_ok_and(|c| c != Compression::None)
-            })
-    })
+/// The stored batches that must be re-encoded record by record (magic 1,
+/// skiff's record encoding; magic 2 is served by a header rewrite and a
+/// CRC, whatever its codec): whether any is compressed, and their bytes.
+fn reencode_work(stored: &Bytes) -> (bool, usize) {
+    let mut compressed = false;
+    let mut bytes = 0;
+    for h in BatchIter::new(stored.clone())
+        .filter_map(|b| b.ok().and_then(|b| batch::BatchHeader::parse(&b).ok()))
+        .filter(|h| h.magic != batch::BATCH_MAGIC_KAFKA_RECORDS)
+    {
+        compressed |= h.compression().is_ok_and(|c| c != Compression::None);
+        bytes += h.total_bytes();
+    }
+    (compressed, bytes)
 }
 
 /// Needs `consume` on each topic, checked again before records are handed
@@ -211,7 +213,8 @@ impl KafkaApi for FetchRequest {
                 Ok(stored) if stored.is_empty() => Ok(stored),
                 Ok(stored) => {
                     t.fetched(&t.topic(name), &stored, started.elapsed());
-                    if records::translate_blocks(any_compressed_reencode(&stored), stored.len()) {
+                    let (compressed, reencoded_bytes) = reencode_work(&stored);
+                    if records::translate_blocks(compressed, reencoded_bytes) {
                         blocking(move || to_kafka(&stored)).await
                     } else {
                         to_kafka(&stored)
