@@ -66,7 +66,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -75,11 +75,13 @@ use rand::Rng;
 use skiff_protocol::ErrorCode;
 use skiff_protocol::FRAME_BYTES_MAX_DEFAULT;
 use skiff_protocol::batch::{
-    BATCH_BYTES_MAX, BATCH_HEADER_BYTES, BatchBuilder, Header, Record, next_sequence,
+    self, BATCH_BYTES_MAX, BATCH_HEADER_BYTES, BatchBuilder, Header, Record, RecordEncoding,
+    next_sequence,
 };
 use skiff_protocol::compression::{Compression, Level};
 use skiff_protocol::messages::{
-    DescribeTopicRequest, InitProducerIdRequest, PARTITION_AUTO, ProduceRequest, ProduceResponse,
+    DescribeTopicRequest, InitProducerIdRequest, PARTITION_AUTO, PRODUCE_VERSION_KAFKA_RECORDS,
+    ProduceRequest, ProduceResponse,
 };
 use skiff_protocol::partitioner::partition_for_key;
 use skiff_protocol::topic_name::validate_topic_name;
@@ -434,7 +436,10 @@ impl Producer {
         let buffered_bytes = Arc::new(AtomicUsize::new(0));
         let buffer_bytes_max = config.buffer_bytes_max;
         Task::spawn(
-            Arc::new(ClientSender(client)),
+            Arc::new(ClientSender {
+                client,
+                kafka_records: Arc::new(AtomicBool::new(true)),
+            }),
             config,
             Arc::clone(&buffered_bytes),
             rx,
@@ -526,33 +531,77 @@ trait Sender: Send + Sync + 'static {
     fn partition_count(&self, topic: String) -> BoxFuture<Result<u32>>;
     /// A new (producer id, epoch) from the broker.
     fn init_producer_id(&self) -> BoxFuture<Result<(u64, u16)>>;
+    /// The record encoding to build batches in.
+    fn encoding(&self) -> RecordEncoding {
+        RecordEncoding::Skiff
+    }
 }
 
-struct ClientSender(Client);
+/// Sends through a [`Client`]. Batches are built in Kafka's record encoding
+/// (magic 2, the form the broker stores Kafka producers' batches in, so a
+/// Kafka consumer reads them without re-encoding) and sent as Produce v1;
+/// a broker from before magic 2 refuses v1 with `UnsupportedVersion`
+/// (before storing anything), after which this sender builds and sends
+/// magic 1 in v0, re-encoding the batches already built.
+struct ClientSender {
+    client: Client,
+    /// Cleared for good once the broker refuses Produce v1.
+    kafka_records: Arc<AtomicBool>,
+}
 
 impl Sender for ClientSender {
     fn produce(
         &self,
-        req: ProduceRequest,
+        mut req: ProduceRequest,
     ) -> BoxFuture<Result<BoxFuture<Result<ProduceResponse>>>> {
-        let client = self.0.clone();
+        let client = self.client.clone();
+        let flag = Arc::clone(&self.kafka_records);
         Box::pin(async move {
+            let kafka_records = flag.load(Ordering::Acquire);
+            let version = if kafka_records {
+                PRODUCE_VERSION_KAFKA_RECORDS
+            } else {
+                if batch::BatchHeader::parse(&req.batch)
+                    .is_ok_and(|h| h.magic != batch::BATCH_MAGIC)
+                {
+                    req.batch = batch::reencode(&req.batch, RecordEncoding::Skiff)
+                        .map_err(|e| Error::InvalidArgument(format!("re-encoding a batch: {e}")))?;
+                }
+                PRODUCE_VERSION_KAFKA_RECORDS - 1
+            };
             let topic = req.topic.clone();
             let partition = (req.partition != PARTITION_AUTO).then_some(req.partition);
             let timeout = Duration::from_millis(client.config().request_timeout_ms);
-            let pending = client.connection().await?.enqueue(req).await?;
+            let pending = client
+                .connection()
+                .await?
+                .enqueue_version(req, version)
+                .await?;
             let response: BoxFuture<Result<ProduceResponse>> = Box::pin(async move {
-                pending
-                    .wait(timeout)
-                    .await
-                    .map_err(|e| in_partition(e, &topic, partition))
+                pending.wait(timeout).await.map_err(|e| {
+                    if kafka_records && e.code() == Some(ErrorCode::UnsupportedVersion) {
+                        // A broker from before magic 2: nothing was stored,
+                        // and the batch goes again in magic 1 (see
+                        // `ClosedBatch::fell_back`).
+                        flag.store(false, Ordering::Release);
+                    }
+                    in_partition(e, &topic, partition)
+                })
             });
             Ok(response)
         })
     }
 
+    fn encoding(&self) -> RecordEncoding {
+        if self.kafka_records.load(Ordering::Acquire) {
+            RecordEncoding::Kafka
+        } else {
+            RecordEncoding::Skiff
+        }
+    }
+
     fn partition_count(&self, topic: String) -> BoxFuture<Result<u32>> {
-        let client = self.0.clone();
+        let client = self.client.clone();
         Box::pin(async move {
             let resp = client
                 .send(DescribeTopicRequest {
@@ -565,7 +614,7 @@ impl Sender for ClientSender {
     }
 
     fn init_producer_id(&self) -> BoxFuture<Result<(u64, u16)>> {
-        let client = self.0.clone();
+        let client = self.client.clone();
         Box::pin(async move {
             let resp = client.send(InitProducerIdRequest).await?;
             Ok((resp.producer_id, resp.producer_epoch))
@@ -596,12 +645,23 @@ struct ClosedBatch {
     acks: Vec<oneshot::Sender<Result<Ack>>>,
     accounted_bytes: usize,
     attempts: u32,
+    /// Sent again once in skiff's record encoding after a broker from
+    /// before magic 2 refused it (not counted as an attempt).
+    fell_back: bool,
     flush_ids: Vec<u64>,
 }
 
 struct InFlight {
     batch: ClosedBatch,
     result: Option<Result<ProduceResponse>>,
+}
+
+/// Whether a failed batch is sent again once in skiff's record encoding:
+/// a broker from before magic 2 refused its Produce v1 (it stored nothing),
+/// and it has not been sent again for that yet.
+fn falls_back(f: &InFlight) -> bool {
+    !f.batch.fell_back
+        && matches!(&f.result, Some(Err(e)) if e.code() == Some(ErrorCode::UnsupportedVersion))
 }
 
 #[derive(Default)]
@@ -819,8 +879,9 @@ impl Task {
                 queue.queued.push_back(close_batch(id, open));
             }
         }
+        let encoding = self.sender.encoding();
         let open = queue.open.get_or_insert_with(|| OpenBatch {
-            builder: BatchBuilder::new(),
+            builder: BatchBuilder::new().with_encoding(encoding),
             acks: Vec::new(),
             accounted_bytes: 0,
             created: Instant::now(),
@@ -1037,13 +1098,19 @@ impl Task {
             let all_failed = answered.iter().all(|f| matches!(f.result, Some(Err(_))));
             let retriable = all_failed
                 && answered.iter().all(|f| {
-                    f.batch.attempts < self.config.retries_max
-                        && matches!(&f.result, Some(Err(e)) if e.is_retriable())
+                    falls_back(f)
+                        || (f.batch.attempts < self.config.retries_max
+                            && matches!(&f.result, Some(Err(e)) if e.is_retriable()))
                 });
             if retriable && !answered.is_empty() {
                 for f in answered.into_iter().rev() {
+                    let fell_back = falls_back(&f);
                     let mut batch = f.batch;
-                    batch.attempts += 1;
+                    if fell_back {
+                        batch.fell_back = true;
+                    } else {
+                        batch.attempts += 1;
+                    }
                     if let Some(Err(e)) = &f.result {
                         tracing::debug!(topic = %key.0, partition = key.1, attempt = batch.attempts, error = %e, "retrying produce");
                     }
@@ -1160,6 +1227,7 @@ fn close_batch(id: u64, open: OpenBatch) -> ClosedBatch {
         acks: open.acks,
         accounted_bytes: open.accounted_bytes,
         attempts: 0,
+        fell_back: false,
         flush_ids: Vec::new(),
     }
 }

@@ -1,21 +1,28 @@
-//! The client against a broker from before Heartbeat v1 and DescribeGroup
-//! v1: a fake broker on 127.0.0.1:0 that speaks skiff's framing, answers
-//! the newer versions `UnsupportedVersion` (as a real older broker's table
-//! does) and serves version 0. The group consumer falls back to polling
-//! heartbeats in v0, and `Admin::describe_group` asks again in v0.
+//! The client against a broker from before Heartbeat v1, DescribeGroup v1
+//! and Produce v1 (magic-2 batches): a fake broker on 127.0.0.1:0 that
+//! speaks skiff's framing, answers the newer versions `UnsupportedVersion`
+//! (as a real older broker's table does) and serves version 0. The group
+//! consumer falls back to polling heartbeats in v0, `Admin::describe_group`
+//! asks again in v0, and the producer sends its batches again in magic 1
+//! (Produce v0), in order, none lost.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use skiff_client::protocol::PROTOCOL_VERSION;
+use skiff_client::protocol::batch;
 use skiff_client::protocol::frame::{OutgoingResponse, RequestFrame, ServerCodec};
 use skiff_client::protocol::messages::{
     ApiKey, DescribeGroupResponse, GroupState, HandshakeResponse, HeartbeatRequest,
-    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, PartitionProgress, TopicPartition,
+    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, PartitionProgress, ProduceRequest,
+    ProduceResponse, TopicPartition,
 };
 use skiff_client::protocol::primitives::decode_body_version;
-use skiff_client::{Admin, Client, ClientConfig, Consumer, ErrorCode, GroupConfig};
+use skiff_client::{
+    Admin, Client, ClientConfig, Consumer, ErrorCode, GroupConfig, Producer, ProducerConfig,
+    ProducerRecord,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 
@@ -30,6 +37,10 @@ const HEARTBEAT_INTERVAL_MS: u32 = 50;
 struct Seen {
     requests: Vec<(ApiKey, u16)>,
     v0_heartbeats_well_formed: bool,
+    /// The values of the records stored through Produce v0, in order.
+    stored: Vec<Vec<u8>>,
+    /// Magic bytes of the batches stored.
+    stored_magics: Vec<u8>,
 }
 
 /// Starts the fake older broker; returns its address and what it saw.
@@ -134,6 +145,24 @@ fn answer(frame: &RequestFrame, seen: &Mutex<Seen>) -> OutgoingResponse {
             0,
         ),
         ApiKey::LeaveGroup => OutgoingResponse::ok(id, &LeaveGroupResponse),
+        ApiKey::Produce if frame.api_version > 0 => unsupported(),
+        ApiKey::Produce => {
+            let req: ProduceRequest =
+                decode_body_version(frame.body.clone(), 0).expect("a v0 produce body");
+            let records = batch::decode_records(&req.batch).expect("a batch this broker reads");
+            let mut seen = seen.lock().unwrap();
+            let base = seen.stored.len() as u64;
+            seen.stored_magics.push(req.batch[16]);
+            seen.stored.extend(records.iter().map(|r| r.value.to_vec()));
+            OutgoingResponse::ok(
+                id,
+                &ProduceResponse {
+                    partition: req.partition,
+                    base_offset: base,
+                    last_offset: base + records.len() as u64 - 1,
+                },
+            )
+        }
         _ => OutgoingResponse::error(id, ErrorCode::UnsupportedApi, "not in this fake"),
     }
 }
@@ -203,5 +232,49 @@ async fn describe_group_asks_an_older_broker_again_in_v0() {
     assert_eq!(
         seen.lock().unwrap().requests,
         [(ApiKey::DescribeGroup, 1), (ApiKey::DescribeGroup, 0)]
+    );
+}
+
+#[tokio::test]
+async fn the_producer_sends_magic_1_to_a_broker_from_before_magic_2() {
+    let (addr, seen) = older_broker().await;
+    let client = Client::connect(ClientConfig::new(addr))
+        .await
+        .expect("connects");
+    // No retries: the fallback must not spend one. Several batches in
+    // flight when the first refusal comes back.
+    let producer = Producer::new(
+        client,
+        ProducerConfig::default()
+            .retries_max(0)
+            .batch_bytes_max(200)
+            .linger_ms(0),
+    );
+    let sends: Vec<_> = (0..40)
+        .map(|i| producer.send(ProducerRecord::new("t", format!("value-{i:02}")).partition(0)))
+        .collect();
+    for send in sends {
+        tokio::time::timeout(STEP_TIMEOUT, send)
+            .await
+            .expect("acknowledged in time")
+            .expect("acknowledged");
+    }
+    let seen = seen.lock().unwrap();
+    let want: Vec<Vec<u8>> = (0..40)
+        .map(|i| format!("value-{i:02}").into_bytes())
+        .collect();
+    assert_eq!(seen.stored, want, "every record once, in order");
+    assert!(seen.stored_magics.iter().all(|m| *m == batch::BATCH_MAGIC));
+    let produces: Vec<u16> = seen
+        .requests
+        .iter()
+        .filter(|(api, _)| *api == ApiKey::Produce)
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(produces[0], 1, "the first produce tries v1: {produces:?}");
+    let first_v0 = produces.iter().position(|v| *v == 0).expect("v0 sent");
+    assert!(
+        produces[first_v0..].iter().all(|v| *v == 0),
+        "after the refusal, only v0: {produces:?}"
     );
 }

@@ -15,7 +15,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use skiff_protocol::batch::{self, BatchBuilder, BatchIter, DecodedRecord, Header, Record};
+use skiff_protocol::batch::{
+    self, BatchBuilder, BatchIter, DecodedRecord, Header, Record, RecordEncoding,
+};
 
 use super::partition::DeadLetter;
 use super::registry::Queue;
@@ -382,7 +384,9 @@ impl DeadLetterSink for LogDeadLetterSink {
             header(DLQ_HEADER_DELIVERIES, dead_letter.deliveries.to_string()),
             header(DLQ_HEADER_REASON, dead_letter.reason.clone()),
         ]);
-        let mut builder = BatchBuilder::new();
+        // Kafka's record encoding, as skiff's producer writes it: a Kafka
+        // consumer of the dead-letter topic reads it without re-encoding.
+        let mut builder = BatchBuilder::new().with_encoding(RecordEncoding::Kafka);
         builder.push(Record {
             timestamp_ms: original.timestamp_ms,
             key: original.key.clone(),

@@ -54,7 +54,7 @@ use futures::stream::FuturesUnordered;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
-use skiff_client::protocol::batch::{self, BatchBuilder, BatchIter, Record};
+use skiff_client::protocol::batch::{self, BatchBuilder, BatchIter, Record, RecordEncoding};
 use skiff_client::protocol::kafka_batch;
 use skiff_client::protocol::messages::{
     FetchRequest, ListOffsetsRequest, OffsetQuery, ProduceRequest, TopicConfig,
@@ -522,7 +522,8 @@ async fn producer(ctx: Arc<Ctx>, producers: usize, id: usize) -> Result<ActorRep
         let count = ctx.per_producer.map_or(batch, |n| batch.min(n - sent));
         let partition = partition_of(&ctx, producers, id, j);
         let keys = &keys[partition as usize];
-        let mut builder = BatchBuilder::new();
+        // Kafka's record encoding, as skiff's producer writes it.
+        let mut builder = BatchBuilder::new().with_encoding(RecordEncoding::Kafka);
         let now_ms = unix_ms();
         for _ in 0..count {
             let key = (!keys.is_empty()).then(|| keys[keys_used % keys.len()].clone());
@@ -625,7 +626,8 @@ async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> 
                 None => now,
             })
             .collect();
-        let mut builder = BatchBuilder::new();
+        // Kafka's record encoding, as skiff's producer writes it.
+        let mut builder = BatchBuilder::new().with_encoding(RecordEncoding::Kafka);
         let ms = unix_ms();
         for &intended in &intended {
             let stamp = u64::try_from((intended - ctx.anchor).as_nanos()).unwrap_or(u64::MAX);

@@ -74,7 +74,7 @@ pub use list_offsets::{ListOffsetsRequest, ListOffsetsResponse, OffsetQuery};
 pub use list_queues::{ListQueuesRequest, ListQueuesResponse, QueueListing};
 pub use list_topics::{ListTopicsRequest, ListTopicsResponse, TopicListing};
 pub use list_users::{ListUsersRequest, ListUsersResponse, UserListing};
-pub use produce::{PARTITION_AUTO, ProduceRequest, ProduceResponse};
+pub use produce::{PARTITION_AUTO, PRODUCE_VERSION_KAFKA_RECORDS, ProduceRequest, ProduceResponse};
 pub use put_user::{PutUserRequest, PutUserResponse};
 pub use queue_common::{QueueConfig, QueueDelivery, QueueSettingsInfo};
 pub use receive::{ReceiveRequest, ReceiveResponse};
@@ -128,7 +128,7 @@ macro_rules! for_each_api {
             /// Describes one topic's partitions.
             DescribeTopic = 4, DescribeTopicRequest => DescribeTopicResponse, versions 1..=1;
             /// Appends a record batch to a partition.
-            Produce = 5, ProduceRequest => ProduceResponse, versions 0..=0;
+            Produce = 5, ProduceRequest => ProduceResponse, versions 0..=1;
             /// Reads record batches from a partition, long-polling at the end.
             Fetch = 6, FetchRequest => FetchResponse, versions 0..=1;
             /// Looks up an offset: earliest, latest or by timestamp.
