@@ -939,7 +939,7 @@ async fn scram_signs_in_over_v0_bare_token_framing() {
 /// fetch gets those bytes back (a null value stays null, lz4 stays the
 /// same lz4 frame); skiff's Fetch v1 gets the magic-2 batch and Fetch v0
 /// (a reader from before magic 2) the same records re-encoded in magic 1.
-/// A batch skiff's own producer writes (magic 1) reads the same through
+/// A magic-1 batch (what skiff's producer wrote before magic 2) reads the same through
 /// Kafka.
 #[tokio::test]
 async fn kafka_batches_are_stored_as_sent_and_read_by_both_protocols() {
@@ -1098,7 +1098,7 @@ async fn kafka_batches_are_stored_as_sent_and_read_by_both_protocols() {
     );
     assert_eq!(by_version[0][2].headers[0].key, "h");
 
-    // skiff's own producer's batch (magic 1) through Kafka.
+    // A magic-1 batch (skiff's encoding, as written before magic 2) through Kafka.
     let mut b = BatchBuilder::new();
     b.push(SRecord {
         timestamp_ms: 1_700_000_000_100,

@@ -535,6 +535,9 @@ trait Sender: Send + Sync + 'static {
     fn encoding(&self) -> RecordEncoding {
         RecordEncoding::Skiff
     }
+    /// The broker refused a magic-2 produce: build and send magic 1 from
+    /// now on (called by the task, before it settles the refusal).
+    fn fall_back(&self) {}
 }
 
 /// Sends through a [`Client`]. Batches are built in Kafka's record encoding
@@ -578,15 +581,10 @@ impl Sender for ClientSender {
                 .enqueue_version(req, version)
                 .await?;
             let response: BoxFuture<Result<ProduceResponse>> = Box::pin(async move {
-                pending.wait(timeout).await.map_err(|e| {
-                    if kafka_records && e.code() == Some(ErrorCode::UnsupportedVersion) {
-                        // A broker from before magic 2: nothing was stored,
-                        // and the batch goes again in magic 1 (see
-                        // `ClosedBatch::fell_back`).
-                        flag.store(false, Ordering::Release);
-                    }
-                    in_partition(e, &topic, partition)
-                })
+                pending
+                    .wait(timeout)
+                    .await
+                    .map_err(|e| in_partition(e, &topic, partition))
             });
             Ok(response)
         })
@@ -598,6 +596,10 @@ impl Sender for ClientSender {
         } else {
             RecordEncoding::Skiff
         }
+    }
+
+    fn fall_back(&self) {
+        self.kafka_records.store(false, Ordering::Release);
     }
 
     fn partition_count(&self, topic: String) -> BoxFuture<Result<u32>> {
@@ -1059,6 +1061,22 @@ impl Task {
 
     fn complete(&mut self, completion: Completion) {
         let Completion { key, id, result } = completion;
+        let refused_version = result
+            .as_ref()
+            .is_err_and(|e| e.code() == Some(ErrorCode::UnsupportedVersion));
+        if refused_version && self.sender.encoding() == RecordEncoding::Kafka {
+            // A broker from before magic 2. From here on batches go in
+            // magic 1 (v0); every partition with batches in flight (sent
+            // in v1, so refused too) is paused until they have all
+            // answered and go again in order, so no v0 batch of a
+            // partition can overtake its refused v1 batches.
+            self.sender.fall_back();
+            for queue in self.partitions.values_mut() {
+                if !queue.in_flight.is_empty() {
+                    queue.paused = true;
+                }
+            }
+        }
         let Some(queue) = self.partitions.get_mut(&key) else {
             return;
         };

@@ -37,8 +37,9 @@ const HEARTBEAT_INTERVAL_MS: u32 = 50;
 struct Seen {
     requests: Vec<(ApiKey, u16)>,
     v0_heartbeats_well_formed: bool,
-    /// The values of the records stored through Produce v0, in order.
-    stored: Vec<Vec<u8>>,
+    /// The values of the records stored through Produce v0, per
+    /// partition, in order.
+    stored: std::collections::BTreeMap<u32, Vec<Vec<u8>>>,
     /// Magic bytes of the batches stored.
     stored_magics: Vec<u8>,
 }
@@ -151,9 +152,10 @@ fn answer(frame: &RequestFrame, seen: &Mutex<Seen>) -> OutgoingResponse {
                 decode_body_version(frame.body.clone(), 0).expect("a v0 produce body");
             let records = batch::decode_records(&req.batch).expect("a batch this broker reads");
             let mut seen = seen.lock().unwrap();
-            let base = seen.stored.len() as u64;
             seen.stored_magics.push(req.batch[16]);
-            seen.stored.extend(records.iter().map(|r| r.value.to_vec()));
+            let log = seen.stored.entry(req.partition).or_default();
+            let base = log.len() as u64;
+            log.extend(records.iter().map(|r| r.value.to_vec()));
             OutgoingResponse::ok(
                 id,
                 &ProduceResponse {
@@ -241,8 +243,9 @@ async fn the_producer_sends_magic_1_to_a_broker_from_before_magic_2() {
     let client = Client::connect(ClientConfig::new(addr))
         .await
         .expect("connects");
-    // No retries: the fallback must not spend one. Several batches in
-    // flight when the first refusal comes back.
+    // No retries: the fallback must not spend one. Several batches of
+    // several partitions in flight when the first refusal comes back.
+    const PARTITIONS: u32 = 3;
     let producer = Producer::new(
         client,
         ProducerConfig::default()
@@ -250,8 +253,11 @@ async fn the_producer_sends_magic_1_to_a_broker_from_before_magic_2() {
             .batch_bytes_max(200)
             .linger_ms(0),
     );
-    let sends: Vec<_> = (0..40)
-        .map(|i| producer.send(ProducerRecord::new("t", format!("value-{i:02}")).partition(0)))
+    let sends: Vec<_> = (0..120)
+        .map(|i| {
+            producer
+                .send(ProducerRecord::new("t", format!("value-{i:03}")).partition(i % PARTITIONS))
+        })
         .collect();
     for send in sends {
         tokio::time::timeout(STEP_TIMEOUT, send)
@@ -260,10 +266,17 @@ async fn the_producer_sends_magic_1_to_a_broker_from_before_magic_2() {
             .expect("acknowledged");
     }
     let seen = seen.lock().unwrap();
-    let want: Vec<Vec<u8>> = (0..40)
-        .map(|i| format!("value-{i:02}").into_bytes())
-        .collect();
-    assert_eq!(seen.stored, want, "every record once, in order");
+    for p in 0..PARTITIONS {
+        let want: Vec<Vec<u8>> = (0..120)
+            .filter(|i| i % PARTITIONS == p)
+            .map(|i| format!("value-{i:03}").into_bytes())
+            .collect();
+        assert_eq!(
+            seen.stored.get(&p),
+            Some(&want),
+            "partition {p}: every record once, in order"
+        );
+    }
     assert!(seen.stored_magics.iter().all(|m| *m == batch::BATCH_MAGIC));
     let produces: Vec<u16> = seen
         .requests

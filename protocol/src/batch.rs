@@ -2256,6 +2256,39 @@ mod tests {
         }
     }
 
+    /// A magic-2 batch whose header claims another max timestamp than its
+    /// records' own gets theirs (as Kafka's broker fixes it up), plain or
+    /// compressed; a magic-1 batch is refused for it.
+    #[test]
+    fn a_kafka_encoded_batch_gets_its_records_max_timestamp() {
+        for codec in [Compression::None, Compression::Lz4] {
+            for encoding in [RecordEncoding::Kafka, RecordEncoding::Skiff] {
+                let mut b = BatchBuilder::new().with_encoding(encoding);
+                for ts in [10, 30, 20] {
+                    b.push(Record {
+                        timestamp_ms: ts,
+                        key: None,
+                        value: Bytes::from_static(b"v"),
+                        headers: vec![],
+                    });
+                }
+                let mut sent = b.build_compressed(codec, Level::Default).unwrap().to_vec();
+                sent[POS_MAX_TIMESTAMP..POS_MAX_TIMESTAMP + 8]
+                    .copy_from_slice(&9_999i64.to_le_bytes());
+                fix_crc(&mut sent);
+                let checked = ValidBatch::check(Bytes::from(sent));
+                match encoding {
+                    RecordEncoding::Kafka => {
+                        let checked = checked.expect("fixed up");
+                        assert_eq!(checked.header().max_timestamp_ms, 30);
+                        assert_eq!(validate(checked.bytes()).unwrap().max_timestamp_ms, 30);
+                    }
+                    RecordEncoding::Skiff => assert!(checked.is_err(), "{codec}"),
+                }
+            }
+        }
+    }
+
     fn arb_encoding() -> impl Strategy<Value = RecordEncoding> {
         prop_oneof![Just(RecordEncoding::Skiff), Just(RecordEncoding::Kafka)]
     }

@@ -10,10 +10,12 @@ use crate::primitives::{Decode, DecodeError, Encode, Reader, WriteExt};
 /// round-robin otherwise.
 pub const PARTITION_AUTO: u32 = u32::MAX;
 
-/// The first Produce version whose batch may be of magic 2 (records in
-/// Kafka's encoding, see [`crate::batch`]). The body is the same in both
-/// versions: a broker from before magic 2 serves only version 0, so a
-/// producer learns from its `UnsupportedVersion` to send magic 1 instead.
+/// The first Produce version a producer sends magic-2 batches in (records
+/// in Kafka's encoding, see [`crate::batch`]). The body is the same in both
+/// versions, and a broker that reads magic 2 takes it in either: the
+/// version only lets a producer learn, from the `UnsupportedVersion` of a
+/// broker from before magic 2 (which serves version 0 only), to send magic
+/// 1 instead.
 pub const PRODUCE_VERSION_KAFKA_RECORDS: u16 = 1;
 
 /// Appends a batch.

@@ -3,7 +3,8 @@
 //! blocking pool) and long-polls on the logs' end-offset watches (no
 //! polling loop) until `min_bytes` have arrived, `max_wait_ms` (capped by
 //! `fetch_wait_ms_max`) has passed, or the broker shuts down. Each stored
-//! skiff batch becomes one Kafka batch with the same offsets (`records.rs`):
+//! skiff batch becomes one Kafka batch with the same offsets
+//! (`skiff_protocol::kafka_batch`):
 //! a magic-2 batch (Kafka's record encoding) by a header rewrite, a
 //! magic-1 batch by re-encoding its records (on the blocking pool when
 //! compressed or large); a fetch
@@ -40,7 +41,7 @@ use crate::log::PartitionLog;
 use crate::server::api::{Ctx, Runs};
 use crate::server::failure::Failure;
 use crate::server::handlers::blocking;
-use crate::server::handlers::fetch::read_records;
+use crate::server::handlers::fetch::{INLINE_READ_BYTES_MAX, read_records};
 
 /// One partition of a fetch.
 struct Part {
@@ -214,7 +215,11 @@ impl KafkaApi for FetchRequest {
                 Ok(stored) => {
                     t.fetched(&t.topic(name), &stored, started.elapsed());
                     let (compressed, reencoded_bytes) = reencode_work(&stored);
-                    if records::translate_blocks(compressed, reencoded_bytes) {
+                    // A copy and CRCs of more than an inline read's worth
+                    // go to the pool too.
+                    if records::translate_blocks(compressed, reencoded_bytes)
+                        || stored.len() > INLINE_READ_BYTES_MAX
+                    {
                         blocking(move || to_kafka(&stored)).await
                     } else {
                         to_kafka(&stored)

@@ -1,7 +1,8 @@
 //! Produce and InitProducerId. A produce runs in the connection's ordered
 //! pipeline, as skiff's does: for each partition in request order, its one
 //! Kafka batch becomes a skiff magic-2 batch by a header rewrite
-//! (`records.rs`: its records section is kept as sent), authorized and resolved
+//! (`skiff_protocol::kafka_batch`: its records section is kept as sent),
+//! authorized and resolved
 //! exactly as a skiff produce (the same rule, topic lookup and timestamp
 //! check), and queued on its log; then the request's order is fixed and it
 //! waits for every partition's group commit. Every acknowledged batch is

@@ -187,7 +187,13 @@ async fn resolve_topic(
     req: &ProduceRequest,
     MayCreate(may_create): MayCreate,
 ) -> Result<Arc<Topic>, Failure> {
-    check_timestamps(&req.batch, ctx.config().timestamp_after_ms_max, now_ms())?;
+    // A magic-2 batch's max timestamp is the sender's claim until the check
+    // fixes it up: it is checked after that, in `queue`.
+    let kafka_encoded = batch::BatchHeader::parse(&req.batch)
+        .is_ok_and(|h| h.magic == batch::BATCH_MAGIC_KAFKA_RECORDS);
+    if !kafka_encoded {
+        check_timestamps(&req.batch, ctx.config().timestamp_after_ms_max, now_ms())?;
+    }
     match ctx.topics().get(&req.topic) {
         Some(t) => Ok(t),
         None if may_create && ctx.config().auto_create_topics => {
