@@ -65,6 +65,15 @@ fn batch(values: &[&str], producer_id: i64, base_sequence: i32) -> Bytes {
     buf.freeze()
 }
 
+/// Metadata for `topic`, creating it when the broker allows.
+fn metadata_creating(topic: &str) -> MetadataRequest {
+    MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name(topic))),
+        ]))
+        .with_allow_auto_topic_creation(true)
+}
+
 fn produce(topic: &str, acks: i16, records: Bytes) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(acks)
@@ -151,16 +160,7 @@ async fn metadata_describe_cluster_and_topic_admin() {
     let addr = kafka_addr(&broker);
     let mut conn = KafkaConn::connect(addr).await;
     // Auto-creation through Metadata, and the advertised (bound) address.
-    let r = conn
-        .call(
-            &MetadataRequest::default()
-                .with_topics(Some(vec![
-                    MetadataRequestTopic::default().with_name(Some(name("auto"))),
-                ]))
-                .with_allow_auto_topic_creation(true),
-            12,
-        )
-        .await;
+    let r = conn.call(&metadata_creating("auto"), 12).await;
     assert_eq!(r.brokers.len(), 1);
     assert_eq!(r.brokers[0].port, i32::from(addr.port()));
     assert_eq!(r.brokers[0].host.as_str(), "127.0.0.1");
@@ -714,16 +714,7 @@ async fn with_authentication_on_kafka_connections_sign_in_with_sasl() {
         )
         .await;
     assert_eq!(again.error_code, 34);
-    let r = conn
-        .call(
-            &MetadataRequest::default()
-                .with_topics(Some(vec![
-                    MetadataRequestTopic::default().with_name(Some(name("secret"))),
-                ]))
-                .with_allow_auto_topic_creation(true),
-            12,
-        )
-        .await;
+    let r = conn.call(&metadata_creating("secret"), 12).await;
     assert_eq!(r.topics[0].error_code, 29);
     let r = conn
         .call(&produce("secret", 1, batch(&["x"], -1, -1)), 9)
@@ -750,16 +741,7 @@ async fn with_authentication_on_kafka_connections_sign_in_with_sasl() {
     assert_eq!(r.error_code, 0);
     conn.write_frame(b"\0admin\0admin-password").await;
     assert_eq!(conn.recv().await, Some(Bytes::new()), "v0 PLAIN success");
-    let r = conn
-        .call(
-            &MetadataRequest::default()
-                .with_topics(Some(vec![
-                    MetadataRequestTopic::default().with_name(Some(name("admins"))),
-                ]))
-                .with_allow_auto_topic_creation(true),
-            12,
-        )
-        .await;
+    let r = conn.call(&metadata_creating("admins"), 12).await;
     assert_eq!(r.topics[0].error_code, 0, "the admin may create a topic");
     // A wrong bare token: closed without an answer.
     let mut conn = KafkaConn::connect(kafka_addr(&broker)).await;
@@ -917,16 +899,7 @@ async fn scram_signs_in_over_v0_bare_token_framing() {
         server_final.starts_with(b"v="),
         "the server's signature: {server_final:?}"
     );
-    let r = conn
-        .call(
-            &MetadataRequest::default()
-                .with_topics(Some(vec![
-                    MetadataRequestTopic::default().with_name(Some(name("scram-v0"))),
-                ]))
-                .with_allow_auto_topic_creation(true),
-            12,
-        )
-        .await;
+    let r = conn.call(&metadata_creating("scram-v0"), 12).await;
     assert_eq!(r.topics[0].error_code, 0, "the signed-in admin is served");
 
     let mut conn = scram_v0(&broker, "wrong-password").await;

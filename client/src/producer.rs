@@ -564,9 +564,7 @@ impl Sender for ClientSender {
             let version = if kafka_records {
                 PRODUCE_VERSION_KAFKA_RECORDS
             } else {
-                if batch::BatchHeader::parse(&req.batch)
-                    .is_ok_and(|h| h.magic != batch::BATCH_MAGIC)
-                {
+                if batch::batch_encoding(&req.batch) != Ok(RecordEncoding::Skiff) {
                     req.batch = batch::reencode(&req.batch, RecordEncoding::Skiff)
                         .map_err(|e| Error::InvalidArgument(format!("re-encoding a batch: {e}")))?;
                 }

@@ -465,6 +465,12 @@ pub fn batch_compression(buf: &[u8]) -> Result<Compression, BatchError> {
     BatchHeader::parse(buf)?.compression()
 }
 
+/// The record encoding of the batch at the start of `buf`, read from its
+/// magic byte without any other check.
+pub fn batch_encoding(buf: &[u8]) -> Result<RecordEncoding, BatchError> {
+    BatchHeader::parse(buf)?.encoding()
+}
+
 /// Reads the total size (12 + batch_len) a batch declares from its first 12
 /// bytes, without any other check. `None` when fewer than 12 bytes are given.
 pub fn declared_total_bytes(buf: &[u8]) -> Option<u64> {

@@ -118,7 +118,7 @@ fn reencode_work(stored: &Bytes) -> (bool, usize) {
     let mut bytes = 0;
     for h in BatchIter::new(stored.clone())
         .filter_map(|b| b.ok().and_then(|b| batch::BatchHeader::parse(&b).ok()))
-        .filter(|h| h.magic != batch::BATCH_MAGIC_KAFKA_RECORDS)
+        .filter(|h| h.encoding() != Ok(batch::RecordEncoding::Kafka))
     {
         compressed |= h.compression().is_ok_and(|c| c != Compression::None);
         bytes += h.total_bytes();

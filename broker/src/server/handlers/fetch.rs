@@ -116,8 +116,7 @@ async fn fetch(ctx: &Ctx, req: FetchRequest) -> Result<FetchResponse, Failure> {
 /// re-encoded in skiff's record encoding (on the blocking pool: it walks
 /// and may inflate and compress), the rest as stored.
 async fn in_skiff_encoding(stored: Bytes) -> Result<Bytes, Failure> {
-    let kafka_encoded =
-        |b: &Bytes| batch::BatchHeader::parse(b).is_ok_and(|h| h.magic != batch::BATCH_MAGIC);
+    let kafka_encoded = |b: &Bytes| batch::batch_encoding(b) == Ok(RecordEncoding::Kafka);
     if !BatchIter::new(stored.clone()).any(|b| b.is_ok_and(|b| kafka_encoded(&b))) {
         return Ok(stored);
     }

@@ -189,9 +189,7 @@ async fn resolve_topic(
 ) -> Result<Arc<Topic>, Failure> {
     // A magic-2 batch's max timestamp is the sender's claim until the check
     // fixes it up: it is checked after that, in `queue`.
-    let kafka_encoded = batch::BatchHeader::parse(&req.batch)
-        .is_ok_and(|h| h.magic == batch::BATCH_MAGIC_KAFKA_RECORDS);
-    if !kafka_encoded {
+    if batch::batch_encoding(&req.batch) != Ok(batch::RecordEncoding::Kafka) {
         check_timestamps(&req.batch, ctx.config().timestamp_after_ms_max, now_ms())?;
     }
     match ctx.topics().get(&req.topic) {
