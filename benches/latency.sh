@@ -4,6 +4,9 @@
 # Builds release, then runs RUNS alternating rounds of four modes, each at
 # RATE msg/s of SIZE-byte messages, 1 producer, 1 consumer, 1 partition,
 # for DURATION seconds:
+#   echo    skiff bench e2e --echo: the same bench against an in-process
+#           echo of skiff's framing (no broker): the floor the bench and
+#           loopback set
 #   never   skiffd --fsync never  (fresh broker per run), skiff bench e2e
 #           --metrics (the broker's stage breakdown is printed too)
 #   always  skiffd --fsync always (fresh broker per run), the same
@@ -19,8 +22,9 @@
 # missed.
 #
 # Knobs (environment): RUNS (5), DURATION (6), RATE (50000), SIZE (100),
-# FSYNC_SIZE (2500), FSYNC_RATE (2000), STEAL_MAX_PCT (5), RETRIES_MAX (3),
-# MODES ("never always fsync nats"), CARGO_TARGET_DIR (target), BENCH_DIR
+# FSYNC_SIZE (2500), FSYNC_RATE (2000), PACING_TICK_US (100, the e2e
+# producer's shortest pacing sleep), STEAL_MAX_PCT (5), RETRIES_MAX (3),
+# MODES ("echo never always fsync nats"), CARGO_TARGET_DIR (target), BENCH_DIR
 # (a fresh temp dir, deleted at exit; a BENCH_DIR you give is kept, only
 # what the script wrote in it is removed). Needs jq; installs nats-server
 # with apt-get if missing.
@@ -34,7 +38,8 @@ FSYNC_SIZE=${FSYNC_SIZE:-2500}
 FSYNC_RATE=${FSYNC_RATE:-2000}
 STEAL_MAX_PCT=${STEAL_MAX_PCT:-5}
 RETRIES_MAX=${RETRIES_MAX:-3}
-MODES=${MODES:-never always fsync nats}
+PACING_TICK_US=${PACING_TICK_US:-100}
+MODES=${MODES:-echo never always fsync nats}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BENCH_NAME=latency.sh
@@ -84,7 +89,7 @@ run_skiff() {
     addr=$(skiffd_addr "$dir")
     metrics=$(skiffd_addr "$dir" metrics)
     "$SKIFF" --broker "$addr" bench e2e --topic e --rate "$RATE" --duration "$DURATION" \
-        --size "$SIZE" --metrics "$metrics" --json
+        --size "$SIZE" --pacing-tick-us "$PACING_TICK_US" --metrics "$metrics" --json
     stop_pid "$SERVER_PID"
     SERVER_PID=
 }
@@ -106,13 +111,17 @@ run_nats() {
 run_mode() {
     case $1 in
     never | always) run_skiff "$1" "$2" ;;
+    echo)
+        "$SKIFF" bench e2e --echo --topic e --rate "$RATE" --duration "$DURATION" \
+            --size "$SIZE" --pacing-tick-us "$PACING_TICK_US" --json
+        ;;
     fsync)
         mkdir -p "$2"
         "$SKIFF" bench fsync --dir "$2" --size "$FSYNC_SIZE" --rate "$FSYNC_RATE" \
             --duration "$DURATION" --json
         ;;
     nats) run_nats "$2" ;;
-    *) die "unknown mode $1 (never, always, fsync or nats)" ;;
+    *) die "unknown mode $1 (echo, never, always, fsync or nats)" ;;
     esac
 }
 
@@ -170,9 +179,9 @@ for mode in $MODES; do
         "$(spread "$mode" .latency_ms.p50)" "$(spread "$mode" .latency_ms.p99)" \
         "$(spread "$mode" .latency_ms.p99_9)" "$(stat "$mode" .steal_pct max)"
 done
-for mode in never always; do
+for mode in echo never always; do
     [ -s "$WORK/results/$mode" ] || continue
-    echo "skiff --fsync $mode, medians: send delay p50 $(stat $mode .send_delay_ms.p50 median)" \
+    echo "skiff $mode, medians: send delay p50 $(stat $mode .send_delay_ms.p50 median)" \
         "p99.9 $(stat $mode .send_delay_ms.p99_9 median) ms; broker stages p50/p99 ms:" \
         "$(for s in produce_queue produce_commit fetch_wake fetch_read; do
             printf '%s %s/%s ' "$s" "$(stat $mode ".broker_stages_ms.$s.p50 // \"-\"" median)" \

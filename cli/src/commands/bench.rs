@@ -93,9 +93,6 @@ const FETCH_WAIT_MS: u32 = 200;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest latency the histograms hold: 60 s, in microseconds.
 const LATENCY_US_MAX: u64 = 60_000_000;
-/// Shortest pacing sleep of an e2e producer: bounds its request rate (about
-/// 10,000 requests/s) at the price of at most this much added latency.
-const PACING_TICK: Duration = Duration::from_micros(100);
 /// Timer slack of an e2e producer's pacing thread, in nanoseconds. Linux
 /// lets a thread's sleep end up to its slack late (50 µs by default) to
 /// batch wake-ups; at 50,000 msg/s messages are 20 µs apart, so that
@@ -167,6 +164,9 @@ struct Ctx {
     deadline: Option<Instant>,
     /// Messages per second per producer.
     rate_per_producer: Option<f64>,
+    /// e2e: shortest pacing sleep of a producer (`--pacing-tick-us`): bounds
+    /// its request rate at the price of at most this much added latency.
+    pacing_tick: Duration,
     /// Counts every message sent (produce) or received (consume, e2e), for
     /// the progress bar.
     progress: AtomicU64,
@@ -249,6 +249,7 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
             .duration
             .map(|s| Instant::now() + Duration::from_secs_f64(s)),
         rate_per_producer: args.rate.map(|r| r as f64 / producers as f64),
+        pacing_tick: Duration::from_micros(args.pacing_tick_us),
         progress: AtomicU64::new(0),
         produced: AtomicU64::new(0),
         producers_done: AtomicBool::new(false),
@@ -608,7 +609,7 @@ async fn paced_producer_thread(ctx: Arc<Ctx>, id: usize) -> Result<ActorReport> 
                 let due = (due as u64).max(sent);
                 if due == sent {
                     let next = started + Duration::from_secs_f64((sent + 1) as f64 / rate);
-                    std::thread::sleep(next.saturating_duration_since(now).max(PACING_TICK));
+                    std::thread::sleep(next.saturating_duration_since(now).max(ctx.pacing_tick));
                     continue;
                 }
                 due - sent
