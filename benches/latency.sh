@@ -13,6 +13,9 @@
 #   fsync   skiff bench fsync: the bare append+fdatasync loop, FSYNC_SIZE
 #           bytes at FSYNC_RATE syncs/s, in BENCH_DIR (the filesystem the
 #           brokers' data directories are on)
+#   prezero the same loop overwriting bytes it zeroed and synced first
+#           (skiff bench fsync --prezero): what a log with pre-zeroed
+#           segments would pay per sync; not a target, a measured lever
 #   nats    Debian's nats-server -js, file-backed stream, driven by
 #           benches/nats-e2e at the same rate and size
 # CPU steal is measured over every run; a run with more than STEAL_MAX_PCT
@@ -24,7 +27,7 @@
 # Knobs (environment): RUNS (5), DURATION (6), RATE (50000), SIZE (100),
 # FSYNC_SIZE (2500), FSYNC_RATE (2000), PACING_TICK_US (100, the e2e
 # producer's shortest pacing sleep), STEAL_MAX_PCT (5), RETRIES_MAX (3),
-# MODES ("echo never always fsync nats"), CARGO_TARGET_DIR (target), BENCH_DIR
+# MODES ("echo never always fsync prezero nats"), CARGO_TARGET_DIR (target), BENCH_DIR
 # (a fresh temp dir, deleted at exit; a BENCH_DIR you give is kept, only
 # what the script wrote in it is removed). Needs jq; installs nats-server
 # with apt-get if missing.
@@ -39,7 +42,7 @@ FSYNC_RATE=${FSYNC_RATE:-2000}
 STEAL_MAX_PCT=${STEAL_MAX_PCT:-5}
 RETRIES_MAX=${RETRIES_MAX:-3}
 PACING_TICK_US=${PACING_TICK_US:-100}
-MODES=${MODES:-echo never always fsync nats}
+MODES=${MODES:-echo never always fsync prezero nats}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BENCH_NAME=latency.sh
@@ -115,13 +118,13 @@ run_mode() {
         "$SKIFF" bench e2e --echo --topic e --rate "$RATE" --duration "$DURATION" \
             --size "$SIZE" --pacing-tick-us "$PACING_TICK_US" --json
         ;;
-    fsync)
+    fsync | prezero)
         mkdir -p "$2"
         "$SKIFF" bench fsync --dir "$2" --size "$FSYNC_SIZE" --rate "$FSYNC_RATE" \
-            --duration "$DURATION" --json
+            --duration "$DURATION" $([ "$1" = prezero ] && echo --prezero) --json
         ;;
     nats) run_nats "$2" ;;
-    *) die "unknown mode $1 (echo, never, always, fsync or nats)" ;;
+    *) die "unknown mode $1 (echo, never, always, fsync, prezero or nats)" ;;
     esac
 }
 

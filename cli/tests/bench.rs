@@ -487,6 +487,34 @@ fn fsync_loop_times_each_append_and_sync() {
     assert!(table.contains("fdatasync loop in"), "{table}");
     assert!(table.contains("p99.9"), "{table}");
 
+    // Pre-zeroed: 30 syncs overwrite the 3,000 zeroed bytes, and the file
+    // is still removed.
+    let out = skiff_alone(&[
+        "fsync",
+        "--dir",
+        d,
+        "--messages",
+        "30",
+        "--size",
+        "100",
+        "--rate",
+        "5000",
+        "--prezero",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_eq!(v["prezero"], true, "{v}");
+    assert_eq!(v["syncs"].as_u64(), Some(30), "{v}");
+    assert!(
+        std::fs::read_dir(dir.path()).expect("dir").next().is_none(),
+        "the pre-zeroed file is removed"
+    );
+
     for (args, named) in [
         (&["fsync", "--size", "0", "--messages", "1"][..], "--size"),
         (&["fsync", "--rate", "0", "--messages", "1"][..], "--rate"),

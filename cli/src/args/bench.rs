@@ -172,6 +172,12 @@ pub struct BenchArgs {
     /// the broker's data disk.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<std::path::PathBuf>,
+    /// fsync: write zeros over the file's first bytes and sync them before
+    /// the loop, then overwrite them instead of appending: each fdatasync
+    /// then moves no file size or block allocation (what a log with
+    /// pre-zeroed segments would pay).
+    #[arg(long)]
+    pub prezero: bool,
     /// e2e: run against an in-process echo of skiff's framing on
     /// 127.0.0.1 instead of the broker (acks each produce at once, hands
     /// it to the waiting fetch; no disk, no log): the floor that the bench

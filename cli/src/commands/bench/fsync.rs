@@ -7,6 +7,12 @@
 //! latency (no coordinated omission). Latency is per append+sync, from its
 //! intended start to the sync returning. No broker is involved.
 //!
+//! With `--prezero` the loop first writes zeros over as many bytes as the
+//! run will write (at most [`FILE_BYTES_MAX`]) and syncs them, then
+//! overwrites them from the start: each fdatasync then has no file size or
+//! block allocation to make durable, only the data (on ext4, no journal
+//! commit).
+//!
 //! Invariants: the file lives in `--dir` (default: a fresh temporary
 //! directory, removed at the end; to compare with a broker it must be on
 //! the broker's data disk) and never grows past [`FILE_BYTES_MAX`]: it is
@@ -34,6 +40,8 @@ const DURATION_S_DEFAULT: f64 = 5.0;
 const SIZE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// The file is truncated to empty before it would grow past this, in bytes.
 const FILE_BYTES_MAX: u64 = 256 * 1024 * 1024;
+/// Bytes of zeros written per `write` when pre-zeroing.
+const ZERO_CHUNK_BYTES: usize = 1024 * 1024;
 /// Name of the file appended to inside `--dir`.
 const FILE_NAME: &str = "skiff-bench-fsync.dat";
 
@@ -69,7 +77,27 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
         (Some(_), _) => None,
         (None, d) => Some(Duration::from_secs_f64(d.unwrap_or(DURATION_S_DEFAULT))),
     };
-    let looped = sync_loop(file, &path, args.size, rate, args.messages, deadline);
+    let zeroed = if args.prezero {
+        let syncs = args.messages.unwrap_or_else(|| {
+            let secs = deadline.map_or(DURATION_S_DEFAULT, |d| d.as_secs_f64());
+            (secs * rate as f64).ceil() as u64
+        });
+        let want = syncs.saturating_mul(args.size as u64);
+        let len = want.clamp(args.size as u64, FILE_BYTES_MAX);
+        prezero(&file, &path, len)?;
+        Some(len)
+    } else {
+        None
+    };
+    let looped = sync_loop(
+        file,
+        &path,
+        args.size,
+        rate,
+        args.messages,
+        deadline,
+        zeroed,
+    );
     let removed = std::fs::remove_file(&path);
     let (latency, elapsed) = looped?;
     removed.with_context(|| format!("removing {}", path.display()))?;
@@ -78,6 +106,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
         "mode": "fsync",
         "dir": dir.display().to_string(),
         "size": args.size,
+        "prezero": args.prezero,
         "rate": rate,
         "syncs": syncs,
         "syncs_per_s": syncs as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -88,8 +117,25 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
     output::summary(args.json, &summary, print_human)
 }
 
+/// Writes zeros over the first `len` bytes of `file` and syncs them (data
+/// and size).
+fn prezero(file: &File, path: &Path, len: u64) -> Result<()> {
+    let zeros = vec![0_u8; ZERO_CHUNK_BYTES];
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(ZERO_CHUNK_BYTES as u64) as usize;
+        file.write_all_at(&zeros[..n], at)
+            .with_context(|| format!("writing zeros to {}", path.display()))?;
+        at += n as u64;
+    }
+    file.sync_all()
+        .with_context(|| format!("fsync of {} after writing zeros", path.display()))
+}
+
 /// Appends and syncs until `syncs` are done or `deadline` has passed since
-/// the start; returns the latency of each and the time taken.
+/// the start; returns the latency of each and the time taken. With
+/// `zeroed` (the length [`prezero`] wrote) it overwrites those bytes
+/// instead, from the start again when the next write would pass them.
 fn sync_loop(
     file: File,
     path: &Path,
@@ -97,6 +143,7 @@ fn sync_loop(
     rate: u64,
     syncs: Option<u64>,
     deadline: Option<Duration>,
+    zeroed: Option<u64>,
 ) -> Result<(Histogram<u64>, Duration)> {
     let block = vec![0xa5_u8; size];
     let mut latency = new_histogram();
@@ -112,7 +159,11 @@ fn sync_loop(
         if !ahead.is_zero() {
             std::thread::sleep(ahead);
         }
-        if written + size as u64 > FILE_BYTES_MAX {
+        if let Some(len) = zeroed {
+            if written + size as u64 > len {
+                written = 0;
+            }
+        } else if written + size as u64 > FILE_BYTES_MAX {
             file.set_len(0)
                 .with_context(|| format!("truncating {}", path.display()))?;
             written = 0;
@@ -135,9 +186,14 @@ fn print_human(out: &mut output::Stdout, s: &Value) -> std::io::Result<()> {
     let ms = |k: &str| lat[k].as_f64().unwrap_or(0.0);
     writeln!(
         out,
-        "fdatasync loop in {}: {} appends of {} bytes, each synced, at {} syncs/s ({:.0} done/s) in {:.2} s",
+        "fdatasync loop in {}: {} {} of {} bytes, each synced, at {} syncs/s ({:.0} done/s) in {:.2} s",
         s["dir"].as_str().unwrap_or(""),
         s["syncs"],
+        if s["prezero"].as_bool() == Some(true) {
+            "overwrites (pre-zeroed)"
+        } else {
+            "appends"
+        },
         s["size"],
         s["rate"],
         s["syncs_per_s"].as_f64().unwrap_or(0.0),
