@@ -4,7 +4,8 @@
 //! (as a real older broker's table does) and serves version 0. The group
 //! consumer falls back to polling heartbeats in v0, `Admin::describe_group`
 //! asks again in v0, and the producer sends its batches again in magic 1
-//! (Produce v0), in order, none lost.
+//! (Produce v0), in order, none lost. A consumer's Fetch v1 (magic 2 read
+//! back) is refused too, and it fetches again in v0.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,14 +15,14 @@ use skiff_client::protocol::PROTOCOL_VERSION;
 use skiff_client::protocol::batch;
 use skiff_client::protocol::frame::{OutgoingResponse, RequestFrame, ServerCodec};
 use skiff_client::protocol::messages::{
-    ApiKey, DescribeGroupResponse, GroupState, HandshakeResponse, HeartbeatRequest,
-    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, PartitionProgress, ProduceRequest,
-    ProduceResponse, TopicPartition,
+    ApiKey, DescribeGroupResponse, FetchRequest, FetchResponse, GroupState, HandshakeResponse,
+    HeartbeatRequest, HeartbeatResponse, InitProducerIdResponse, JoinGroupResponse,
+    LeaveGroupResponse, PartitionProgress, ProduceRequest, ProduceResponse, TopicPartition,
 };
 use skiff_client::protocol::primitives::decode_body_version;
 use skiff_client::{
-    Admin, Client, ClientConfig, Consumer, ErrorCode, GroupConfig, Producer, ProducerConfig,
-    ProducerRecord,
+    Admin, Client, ClientConfig, Consumer, ConsumerConfig, ErrorCode, GroupConfig, Producer,
+    ProducerConfig, ProducerRecord, StartFrom,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
@@ -42,14 +43,33 @@ struct Seen {
     stored: std::collections::BTreeMap<u32, Vec<Vec<u8>>>,
     /// Magic bytes of the batches stored.
     stored_magics: Vec<u8>,
+    /// The batches stored, base offsets stamped, per partition: what a
+    /// v0 fetch serves.
+    batches: std::collections::BTreeMap<u32, Vec<bytes::Bytes>>,
+    /// Whether this fake hands out producer ids (InitProducerId); without
+    /// them the producer sends plain batches.
+    gives_producer_ids: bool,
+    /// Per partition, every stored batch's (producer id, base sequence,
+    /// record count).
+    sequences: std::collections::BTreeMap<u32, Vec<(u64, u32, u32)>>,
 }
 
-/// Starts the fake older broker; returns its address and what it saw.
+/// The producer id the fake hands out.
+const FAKE_PRODUCER_ID: u64 = 7;
+
+/// Starts the fake older broker (no InitProducerId); returns its address
+/// and what it saw.
 async fn older_broker() -> (String, Arc<Mutex<Seen>>) {
+    older_broker_giving_ids(false).await
+}
+
+/// Starts the fake older broker, handing out producer ids or not.
+async fn older_broker_giving_ids(gives_producer_ids: bool) -> (String, Arc<Mutex<Seen>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let seen = Arc::new(Mutex::new(Seen {
         v0_heartbeats_well_formed: true,
+        gives_producer_ids,
         ..Seen::default()
     }));
     let shared = Arc::clone(&seen);
@@ -156,6 +176,18 @@ fn answer(frame: &RequestFrame, seen: &Mutex<Seen>) -> OutgoingResponse {
             let log = seen.stored.entry(req.partition).or_default();
             let base = log.len() as u64;
             log.extend(records.iter().map(|r| r.value.to_vec()));
+            let header = batch::BatchHeader::parse(&req.batch).expect("a batch header");
+            seen.sequences.entry(req.partition).or_default().push((
+                header.producer_id,
+                header.base_sequence,
+                header.record_count,
+            ));
+            let mut stamped = req.batch.to_vec();
+            batch::stamp_base_offset(&mut stamped, base);
+            seen.batches
+                .entry(req.partition)
+                .or_default()
+                .push(stamped.into());
             OutgoingResponse::ok(
                 id,
                 &ProduceResponse {
@@ -163,6 +195,44 @@ fn answer(frame: &RequestFrame, seen: &Mutex<Seen>) -> OutgoingResponse {
                     base_offset: base,
                     last_offset: base + records.len() as u64 - 1,
                 },
+            )
+        }
+        ApiKey::InitProducerId if seen.lock().unwrap().gives_producer_ids => OutgoingResponse::ok(
+            id,
+            &InitProducerIdResponse {
+                producer_id: FAKE_PRODUCER_ID,
+                producer_epoch: 0,
+            },
+        ),
+        ApiKey::Fetch if frame.api_version > 0 => unsupported(),
+        ApiKey::Fetch => {
+            let req: FetchRequest =
+                decode_body_version(frame.body.clone(), 0).expect("a v0 fetch body");
+            let seen = seen.lock().unwrap();
+            let batches = seen
+                .batches
+                .get(&req.partition)
+                .cloned()
+                .unwrap_or_default();
+            let log_end_offset = seen
+                .stored
+                .get(&req.partition)
+                .map_or(0, |l| l.len() as u64);
+            let mut records = Vec::new();
+            for b in batches {
+                let header = batch::BatchHeader::parse(&b).expect("a stored batch");
+                if header.last_offset() >= req.offset {
+                    records.extend_from_slice(&b);
+                }
+            }
+            OutgoingResponse::ok_version(
+                id,
+                &FetchResponse {
+                    log_start_offset: 0,
+                    log_end_offset,
+                    records: records.into(),
+                },
+                0,
             )
         }
         _ => OutgoingResponse::error(id, ErrorCode::UnsupportedApi, "not in this fake"),
@@ -239,7 +309,18 @@ async fn describe_group_asks_an_older_broker_again_in_v0() {
 
 #[tokio::test]
 async fn the_producer_sends_magic_1_to_a_broker_from_before_magic_2() {
-    let (addr, seen) = older_broker().await;
+    producer_falls_back(false).await;
+}
+
+/// The same with producer ids: the batches sent again in magic 1 keep the
+/// producer id and their sequences, contiguous per partition.
+#[tokio::test]
+async fn an_idempotent_producer_keeps_its_sequences_through_the_fallback() {
+    producer_falls_back(true).await;
+}
+
+async fn producer_falls_back(idempotent: bool) {
+    let (addr, seen) = older_broker_giving_ids(idempotent).await;
     let client = Client::connect(ClientConfig::new(addr))
         .await
         .expect("connects");
@@ -278,6 +359,18 @@ async fn the_producer_sends_magic_1_to_a_broker_from_before_magic_2() {
         );
     }
     assert!(seen.stored_magics.iter().all(|m| *m == batch::BATCH_MAGIC));
+    for (p, batches) in &seen.sequences {
+        let mut next = 0;
+        for &(producer_id, base_sequence, count) in batches {
+            if idempotent {
+                assert_eq!(producer_id, FAKE_PRODUCER_ID, "partition {p}: {batches:?}");
+                assert_eq!(base_sequence, next, "partition {p}: {batches:?}");
+                next += count;
+            } else {
+                assert_eq!(producer_id, batch::NO_PRODUCER_ID, "partition {p}");
+            }
+        }
+    }
     let produces: Vec<u16> = seen
         .requests
         .iter()
@@ -289,5 +382,53 @@ async fn the_producer_sends_magic_1_to_a_broker_from_before_magic_2() {
     assert!(
         produces[first_v0..].iter().all(|v| *v == 0),
         "after the refusal, only v0: {produces:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_consumer_fetches_in_v0_from_a_broker_from_before_magic_2() {
+    let (addr, seen) = older_broker().await;
+    let client = Client::connect(ClientConfig::new(addr))
+        .await
+        .expect("connects");
+    let producer = Producer::new(
+        client.clone(),
+        ProducerConfig::default().batch_bytes_max(200).linger_ms(0),
+    );
+    let sends: Vec<_> = (0..30)
+        .map(|i| producer.send(ProducerRecord::new("t", format!("value-{i:02}")).partition(0)))
+        .collect();
+    for send in sends {
+        tokio::time::timeout(STEP_TIMEOUT, send)
+            .await
+            .expect("acknowledged in time")
+            .expect("acknowledged");
+    }
+    let mut consumer = Consumer::new(client, ConsumerConfig::default().max_wait_ms(10));
+    consumer
+        .assign("t", [0], StartFrom::Offset(0))
+        .await
+        .expect("assigned");
+    for i in 0..30_u64 {
+        let record = tokio::time::timeout(STEP_TIMEOUT, consumer.next())
+            .await
+            .expect("a record in time")
+            .expect("the stream goes on")
+            .expect("a record");
+        assert_eq!(record.offset, i);
+        assert_eq!(record.value, format!("value-{i:02}").into_bytes());
+    }
+    let fetches: Vec<u16> = seen
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .filter(|(api, _)| *api == ApiKey::Fetch)
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(fetches[0], 1, "the first fetch tries v1: {fetches:?}");
+    assert!(
+        fetches[1..].iter().all(|v| *v == 0),
+        "after one refusal, only v0: {fetches:?}"
     );
 }
