@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # benches/latency.sh: issue #18's latency comparison. Not part of CI.
 #
-# Builds release, then runs RUNS alternating rounds of four modes, each at
+# Builds release, then runs RUNS alternating rounds of the modes below, at
 # RATE msg/s of SIZE-byte messages, 1 producer, 1 consumer, 1 partition,
 # for DURATION seconds:
 #   echo    skiff bench e2e --echo: the same bench against an in-process

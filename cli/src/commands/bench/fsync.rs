@@ -16,7 +16,8 @@
 //! Invariants: the file lives in `--dir` (default: a fresh temporary
 //! directory, removed at the end; to compare with a broker it must be on
 //! the broker's data disk) and never grows past [`FILE_BYTES_MAX`]: it is
-//! truncated to empty when it would, so any duration runs in bounded disk.
+//! truncated to empty when it would (pre-zeroed: written over from the start
+//! again), so any duration runs in bounded disk.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
