@@ -429,6 +429,17 @@ fn skiff_alone(args: &[&str]) -> std::process::Output {
         .expect("skiff runs")
 }
 
+/// `skiff bench ARGS --json` with no broker: it must succeed; its summary.
+fn skiff_alone_json(args: &[&str]) -> Value {
+    let out = skiff_alone(&[args, &["--json"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON summary")
+}
+
 /// `bench fsync`: the bare append+fdatasync loop, in a given directory
 /// (the file is gone afterwards) and in a temporary one; bad sizes and a
 /// missing directory are refused by name.
@@ -436,7 +447,7 @@ fn skiff_alone(args: &[&str]) -> std::process::Output {
 fn fsync_loop_times_each_append_and_sync() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().to_str().expect("utf-8 path");
-    let out = skiff_alone(&[
+    let v = skiff_alone_json(&[
         "fsync",
         "--dir",
         d,
@@ -446,14 +457,7 @@ fn fsync_loop_times_each_append_and_sync() {
         "5000",
         "--size",
         "2500",
-        "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
     assert_eq!(v["mode"], "fsync");
     assert_eq!(v["syncs"].as_u64(), Some(200), "{v}");
     assert_eq!(v["size"].as_u64(), Some(2500), "{v}");
@@ -489,7 +493,7 @@ fn fsync_loop_times_each_append_and_sync() {
 
     // Pre-zeroed: 30 syncs overwrite the 3,000 zeroed bytes, and the file
     // is still removed.
-    let out = skiff_alone(&[
+    let v = skiff_alone_json(&[
         "fsync",
         "--dir",
         d,
@@ -500,14 +504,7 @@ fn fsync_loop_times_each_append_and_sync() {
         "--rate",
         "5000",
         "--prezero",
-        "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
     assert_eq!(v["prezero"], true, "{v}");
     assert_eq!(v["syncs"].as_u64(), Some(30), "{v}");
     assert!(

@@ -57,14 +57,19 @@ struct Seen {
 /// The producer id the fake hands out.
 const FAKE_PRODUCER_ID: u64 = 7;
 
-/// Starts the fake older broker (no InitProducerId); returns its address
-/// and what it saw.
-async fn older_broker() -> (String, Arc<Mutex<Seen>>) {
-    older_broker_giving_ids(false).await
+/// Starts the fake older broker, handing out producer ids or not; returns
+/// a client connected to it and what it saw.
+async fn connected(gives_producer_ids: bool) -> (Client, Arc<Mutex<Seen>>) {
+    let (addr, seen) = older_broker(gives_producer_ids).await;
+    let client = Client::connect(ClientConfig::new(addr))
+        .await
+        .expect("connects");
+    (client, seen)
 }
 
-/// Starts the fake older broker, handing out producer ids or not.
-async fn older_broker_giving_ids(gives_producer_ids: bool) -> (String, Arc<Mutex<Seen>>) {
+/// Starts the fake older broker, handing out producer ids or not; returns
+/// its address and what it saw.
+async fn older_broker(gives_producer_ids: bool) -> (String, Arc<Mutex<Seen>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let seen = Arc::new(Mutex::new(Seen {
@@ -241,10 +246,7 @@ fn answer(frame: &RequestFrame, seen: &Mutex<Seen>) -> OutgoingResponse {
 
 #[tokio::test]
 async fn a_group_member_falls_back_to_polled_v0_heartbeats() {
-    let (addr, seen) = older_broker().await;
-    let client = Client::connect(ClientConfig::new(addr))
-        .await
-        .expect("connects");
+    let (client, seen) = connected(false).await;
     let consumer = tokio::time::timeout(
         STEP_TIMEOUT,
         Consumer::with_group(client, GroupConfig::new("g", ["t"])),
@@ -274,26 +276,13 @@ async fn a_group_member_falls_back_to_polled_v0_heartbeats() {
     }
     consumer.close().await.expect("closes");
     let seen = seen.lock().unwrap();
-    let heartbeats: Vec<u16> = seen
-        .requests
-        .iter()
-        .filter(|(api, _)| *api == ApiKey::Heartbeat)
-        .map(|(_, v)| *v)
-        .collect();
-    assert_eq!(heartbeats[0], 1, "the first heartbeat tries v1");
-    assert!(
-        heartbeats[1..].iter().all(|v| *v == 0),
-        "after one refusal, only v0: {heartbeats:?}"
-    );
+    assert_one_refusal_then_v0(&versions_of(&seen, ApiKey::Heartbeat));
     assert!(seen.v0_heartbeats_well_formed, "v0 bodies in v0 layout");
 }
 
 #[tokio::test]
 async fn describe_group_asks_an_older_broker_again_in_v0() {
-    let (addr, seen) = older_broker().await;
-    let client = Client::connect(ClientConfig::new(addr))
-        .await
-        .expect("connects");
+    let (client, seen) = connected(false).await;
     let described = tokio::time::timeout(STEP_TIMEOUT, Admin::new(client).describe_group("g"))
         .await
         .expect("answers in time")
@@ -320,10 +309,7 @@ async fn an_idempotent_producer_keeps_its_sequences_through_the_fallback() {
 }
 
 async fn producer_falls_back(idempotent: bool) {
-    let (addr, seen) = older_broker_giving_ids(idempotent).await;
-    let client = Client::connect(ClientConfig::new(addr))
-        .await
-        .expect("connects");
+    let (client, seen) = connected(idempotent).await;
     // No retries: the fallback must not spend one. Several batches of
     // several partitions in flight when the first refusal comes back.
     const PARTITIONS: u32 = 3;
@@ -340,12 +326,7 @@ async fn producer_falls_back(idempotent: bool) {
                 .send(ProducerRecord::new("t", format!("value-{i:03}")).partition(i % PARTITIONS))
         })
         .collect();
-    for send in sends {
-        tokio::time::timeout(STEP_TIMEOUT, send)
-            .await
-            .expect("acknowledged in time")
-            .expect("acknowledged");
-    }
+    all_acknowledged(sends).await;
     let seen = seen.lock().unwrap();
     for p in 0..PARTITIONS {
         let want: Vec<Vec<u8>> = (0..120)
@@ -371,12 +352,7 @@ async fn producer_falls_back(idempotent: bool) {
             }
         }
     }
-    let produces: Vec<u16> = seen
-        .requests
-        .iter()
-        .filter(|(api, _)| *api == ApiKey::Produce)
-        .map(|(_, v)| *v)
-        .collect();
+    let produces = versions_of(&seen, ApiKey::Produce);
     assert_eq!(produces[0], 1, "the first produce tries v1: {produces:?}");
     let first_v0 = produces.iter().position(|v| *v == 0).expect("v0 sent");
     assert!(
@@ -387,10 +363,7 @@ async fn producer_falls_back(idempotent: bool) {
 
 #[tokio::test]
 async fn the_consumer_fetches_in_v0_from_a_broker_from_before_magic_2() {
-    let (addr, seen) = older_broker().await;
-    let client = Client::connect(ClientConfig::new(addr))
-        .await
-        .expect("connects");
+    let (client, seen) = connected(false).await;
     let producer = Producer::new(
         client.clone(),
         ProducerConfig::default().batch_bytes_max(200).linger_ms(0),
@@ -398,12 +371,7 @@ async fn the_consumer_fetches_in_v0_from_a_broker_from_before_magic_2() {
     let sends: Vec<_> = (0..30)
         .map(|i| producer.send(ProducerRecord::new("t", format!("value-{i:02}")).partition(0)))
         .collect();
-    for send in sends {
-        tokio::time::timeout(STEP_TIMEOUT, send)
-            .await
-            .expect("acknowledged in time")
-            .expect("acknowledged");
-    }
+    all_acknowledged(sends).await;
     let mut consumer = Consumer::new(client, ConsumerConfig::default().max_wait_ms(10));
     consumer
         .assign("t", [0], StartFrom::Offset(0))
@@ -418,17 +386,35 @@ async fn the_consumer_fetches_in_v0_from_a_broker_from_before_magic_2() {
         assert_eq!(record.offset, i);
         assert_eq!(record.value, format!("value-{i:02}").into_bytes());
     }
-    let fetches: Vec<u16> = seen
-        .lock()
-        .unwrap()
-        .requests
+    assert_one_refusal_then_v0(&versions_of(&seen.lock().unwrap(), ApiKey::Fetch));
+}
+
+/// Waits for every send to be acknowledged, each within the step timeout.
+async fn all_acknowledged<T, E: std::fmt::Debug>(
+    sends: Vec<impl std::future::Future<Output = Result<T, E>>>,
+) {
+    for send in sends {
+        tokio::time::timeout(STEP_TIMEOUT, send)
+            .await
+            .expect("acknowledged in time")
+            .expect("acknowledged");
+    }
+}
+
+/// The versions of every `api` request the fake saw, in order.
+fn versions_of(seen: &Seen, api: ApiKey) -> Vec<u16> {
+    seen.requests
         .iter()
-        .filter(|(api, _)| *api == ApiKey::Fetch)
+        .filter(|(a, _)| *a == api)
         .map(|(_, v)| *v)
-        .collect();
-    assert_eq!(fetches[0], 1, "the first fetch tries v1: {fetches:?}");
+        .collect()
+}
+
+/// The first request tried v1, and after its refusal only v0 was sent.
+fn assert_one_refusal_then_v0(versions: &[u16]) {
+    assert_eq!(versions[0], 1, "the first request tries v1: {versions:?}");
     assert!(
-        fetches[1..].iter().all(|v| *v == 0),
-        "after one refusal, only v0: {fetches:?}"
+        versions[1..].iter().all(|v| *v == 0),
+        "after one refusal, only v0: {versions:?}"
     );
 }
