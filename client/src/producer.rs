@@ -636,7 +636,9 @@ struct OpenBatch {
 /// A closed batch: queued, in flight, or waiting for a retry.
 struct ClosedBatch {
     id: u64,
-    /// Encoded once, when first sent (that is when its sequence is fixed).
+    /// Encoded once, when first sent (that is when its sequence is fixed);
+    /// re-encoded once into skiff's record encoding, keeping its producer id
+    /// and sequence, if a broker from before magic 2 refused it.
     bytes: Bytes,
     /// The records until the batch is first sent.
     builder: Option<BatchBuilder>,
@@ -1124,6 +1126,12 @@ impl Task {
                     let mut batch = f.batch;
                     if fell_back {
                         batch.fell_back = true;
+                        // Once, not on every retry: the sender re-encodes
+                        // only a batch that is not in skiff's encoding yet
+                        // (and reports a batch it cannot re-encode).
+                        if let Ok(skiff) = batch::reencode(&batch.bytes, RecordEncoding::Skiff) {
+                            batch.bytes = skiff;
+                        }
                     } else {
                         batch.attempts += 1;
                     }
