@@ -257,7 +257,10 @@ pub fn kafka_to_skiff(b: &Bytes) -> Result<Bytes, TranslateError> {
             count: info.record_count as usize,
         });
     }
-    // Kafka's -1 "none" values are skiff's all-ones values.
+    // Kafka's -1 "none" values are skiff's all-ones values. The attributes
+    // keep the codec only: a LogAppendTime bit a producer set is cleared,
+    // as Kafka's broker clears it on a CreateTime topic (skiff's topics are
+    // all CreateTime), so readers keep each record's own timestamp.
     let header = BatchHeader {
         base_offset: 0,
         batch_len: 0,
