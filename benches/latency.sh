@@ -119,9 +119,11 @@ run_mode() {
             --size "$SIZE" --pacing-tick-us "$PACING_TICK_US" --json
         ;;
     fsync | prezero)
+        local prezero=()
+        [ "$1" = prezero ] && prezero=(--prezero)
         mkdir -p "$2"
         "$SKIFF" bench fsync --dir "$2" --size "$FSYNC_SIZE" --rate "$FSYNC_RATE" \
-            --duration "$DURATION" $([ "$1" = prezero ] && echo --prezero) --json
+            --duration "$DURATION" "${prezero[@]}" --json
         ;;
     nats) run_nats "$2" ;;
     *) die "unknown mode $1 (echo, never, always, fsync, prezero or nats)" ;;

@@ -267,24 +267,20 @@ fn commit_here_or_spawn(log: Arc<PartitionLog>, committer: Committer) {
     }
 }
 
-/// Runs a log's committer on the blocking pool: one pool thread commits
-/// group after group while more is queued, and gives the committer up (the
-/// queue's `driving` flag) once the queue is empty; the next submit starts a
-/// new pool task. Measured with `skiff bench e2e --rate 50000` against
-/// `--fsync always` on an idle 2-core VM (2026-12-05, 11 alternating pairs
-/// of fresh brokers, medians): p50 0.533 ms against 0.554 ms, p99 1.28 ms
-/// against 1.38 ms for the earlier design, which handed each next group to
-/// a new pool task (a futex wake of another thread between two syncs); one
-/// of the 11 looping runs had a p99 of 18 ms, as disk stalls give either
-/// design. An earlier measurement that favoured the task per group ran
-/// beside compilers. Detached: the committer answers every ticket itself.
+/// Runs a log's committer on the blocking pool ([`PartitionLog::drive`]):
+/// one pool thread commits group after group while more is queued, and
+/// gives the committer up once the queue is empty; the next submit's
+/// committer goes through [`commit_here_or_spawn`] again. Measured with
+/// `skiff bench e2e --rate 50000` against `--fsync always` on an idle
+/// 2-core VM (2026-12-05, 11 alternating pairs of fresh brokers, medians):
+/// p50 0.533 ms against 0.554 ms, p99 1.28 ms against 1.38 ms for the
+/// earlier design, which handed each next group to a new pool task (a futex
+/// wake of another thread between two syncs); one of the 11 looping runs
+/// had a p99 of 18 ms, as disk stalls give either design. An earlier
+/// measurement that favoured the task per group ran beside compilers.
+/// Detached: the committer answers every ticket itself.
 fn spawn_committer(log: Arc<PartitionLog>, committer: Committer) {
-    drop(tokio::task::spawn_blocking(move || {
-        let mut committer = committer;
-        while let Some(next) = log.commit_group(committer) {
-            committer = next;
-        }
-    }));
+    drop(tokio::task::spawn_blocking(move || log.drive(committer)));
 }
 
 /// Hands out a new idempotent-producer id (epoch 0: ids are never reused,

@@ -169,10 +169,11 @@ fn sync_loop(
                 .with_context(|| format!("truncating {}", path.display()))?;
             written = 0;
         }
-        // Positioned at the known length (the end): after a truncate a
-        // cursor would be left past the end.
+        // Positioned at the bytes written so far (the end when appending,
+        // the next zeroed bytes when pre-zeroed): after a truncate a cursor
+        // would be left past the end.
         file.write_all_at(&block, written)
-            .with_context(|| format!("appending to {}", path.display()))?;
+            .with_context(|| format!("writing to {}", path.display()))?;
         file.sync_data()
             .with_context(|| format!("fdatasync of {}", path.display()))?;
         record_latency(&mut latency, intended.elapsed());
