@@ -1,16 +1,20 @@
 //! The filesystem calls that make something durable, in one place.
 //!
-//! Every fsync/fdatasync of a file, every fsync of a directory and every
-//! directory creation that must survive a power cut goes through this
-//! module, so a power-loss model can watch them: with `cfg(test)` or the
-//! `testing` feature, [`power`] records, per file, the bytes its last
-//! completed sync covered and, per directory, the entries its last completed
-//! fsync covered, and can cut power under a running broker (see its header).
-//! In normal builds the hooks compile away and these are the plain calls.
+//! Every fsync/fdatasync of a file, every fsync of a directory, every
+//! directory creation that must survive a power cut and every positional
+//! write (one that may overwrite bytes an earlier sync made durable) goes
+//! through this module, so a power-loss model can watch them: with
+//! `cfg(test)` or the `testing` feature, [`power`] records, per file, the
+//! bytes its last completed sync covered and the bytes overwritten since,
+//! per directory, the entries its last completed fsync covered, and can cut
+//! power under a running broker (see its header). In normal builds the hooks
+//! compile away and these are the plain calls.
 //!
 //! Invariants the callers keep (the power-loss tests check them):
 //! - a file's sync goes through [`sync_data`] or [`sync_all`] with the path
 //!   the file was opened at;
+//! - a write below a file's end goes through [`write_all_at`] (appends to
+//!   the end need not: what they add is past every sync's length);
 //! - after a file or directory is created, renamed or removed, its parent
 //!   directory is fsynced ([`sync_dir`]) before anything depending on it is
 //!   acknowledged;
@@ -19,7 +23,7 @@
 //!   creates.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, IoSlice};
 use std::path::{Path, PathBuf};
 
 pub mod frame;
@@ -49,6 +53,70 @@ pub fn sync_all(file: &File, path: &Path) -> io::Result<()> {
     power::after_file_sync(file, path, started)?;
     Ok(())
 }
+
+/// Writes all of `bufs` at byte `pos` of `file` (not opened `O_APPEND`,
+/// where Linux ignores the position), looping over short and interrupted
+/// writes; the file grows if the bytes go past its end. `pwritev`, so one
+/// syscall for a whole commit group in the usual case.
+pub fn write_all_at(
+    file: &File,
+    path: &Path,
+    mut bufs: &mut [IoSlice<'_>],
+    mut pos: u64,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    #[cfg(any(test, feature = "testing"))]
+    {
+        let len = bufs.iter().map(|b| b.len() as u64).sum();
+        power::before_write(file, path, pos, len)?;
+    }
+    #[cfg(not(any(test, feature = "testing")))]
+    let _ = path;
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        let offset = libc::off_t::try_from(pos).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("write position {pos} past the largest file offset"),
+            )
+        })?;
+        // A call takes at most IOV_MAX slices; the loop writes the rest.
+        let count = bufs.len().min(IOV_SLICES_MAX);
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix, and the
+        // first `count` slices are valid for reads for the whole call; the
+        // descriptor is `file`'s, open while `file` is borrowed.
+        let n = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                bufs.as_ptr().cast::<libc::iovec>(),
+                count as libc::c_int,
+                offset,
+            )
+        };
+        match usize::try_from(n) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "pwritev wrote 0 bytes",
+                ));
+            }
+            Ok(n) => {
+                IoSlice::advance_slices(&mut bufs, n);
+                pos += n as u64;
+            }
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Slices one `pwritev` call takes (Linux's `IOV_MAX`).
+const IOV_SLICES_MAX: usize = 1024;
 
 /// Fsyncs a directory, making the creation, rename or removal of its entries
 /// durable. Needed after every such change: fsyncing a file does not persist

@@ -5,7 +5,12 @@
 //! A test [`plug_in`]s a data directory before starting a broker on it; from
 //! then on every completed sync under that directory is recorded:
 //! - a file sync (`fdatasync`/`fsync`) records, for the file's inode, the
-//!   length the file had when the sync started: those bytes are durable;
+//!   length the file had when the sync started: those bytes are durable,
+//!   as they were when it started;
+//! - a positional write ([`super::write_all_at`]) that overwrites bytes
+//!   inside that length first saves the bytes it replaces; the next
+//!   completed sync that started after the write forgets them (a log
+//!   segment with a pre-zeroed runway is written this way);
 //! - a directory fsync records the directory's entries (name -> inode) that
 //!   were there both before and after the call: those entries are durable.
 //!
@@ -21,7 +26,9 @@
 //!   its old name; a removed one is back;
 //! - a file holds the bytes its last sync covered and then, per [`Tail`],
 //!   nothing, all, any prefix of, or garbage in place of the bytes written
-//!   after that sync.
+//!   after that sync; the same choice applies to every overwrite inside the
+//!   synced length that no sync covered yet (its old bytes come back, its
+//!   new ones stay, a prefix of the new ones stays, or garbage stands in).
 //!
 //! Not modelled: reordering inside the synced region (a completed sync is
 //! trusted), a truncation below the synced length that was not synced yet
@@ -96,6 +103,9 @@ struct Machine {
     /// Per known file inode (hard-linked into `shadow` as `<ino>`), the
     /// length its last completed sync covered.
     files: HashMap<u64, u64>,
+    /// Per file inode, the overwrites inside its synced length that no
+    /// completed sync covers yet, oldest first.
+    overwrites: HashMap<u64, Vec<Overwrite>>,
     /// Per directory inode, its entries as of its last completed fsync.
     dirs: HashMap<u64, Entries>,
     /// Open handles on every directory seen, so no inode number the model
@@ -105,6 +115,16 @@ struct Machine {
     /// of a file in it started: every byte written to those files before
     /// that instant is durable.
     last_sync_started: HashMap<PathBuf, Instant>,
+}
+
+/// Bytes a positional write replaced inside a file's synced length.
+struct Overwrite {
+    /// Where they start.
+    pos: u64,
+    /// What they were (the durable bytes until a sync covers the write).
+    old: Vec<u8>,
+    /// When the write was about to start: a sync that started later covers it.
+    at: Instant,
 }
 
 static MACHINES: Mutex<Vec<Machine>> = Mutex::new(Vec::new());
@@ -165,6 +185,9 @@ pub(crate) fn after_file_sync(file: &File, path: &Path, sync: Option<FileSync>) 
         link_into(&m.shadow, &proc_fd_path(file.as_raw_fd()), sync.ino)?;
     }
     m.files.insert(sync.ino, sync.len);
+    if let Some(list) = m.overwrites.get_mut(&sync.ino) {
+        list.retain(|o| o.at >= sync.started);
+    }
     if let Some(dir) = path.parent() {
         let at = m
             .last_sync_started
@@ -172,6 +195,35 @@ pub(crate) fn after_file_sync(file: &File, path: &Path, sync: Option<FileSync>) 
             .or_insert(sync.started);
         *at = (*at).max(sync.started);
     }
+    Ok(())
+}
+
+/// Before a positional write of `len` bytes at `pos`: saves the bytes it
+/// will replace inside the file's synced length (nothing for a file the
+/// model does not know yet: none of its bytes is durable). Writes after a
+/// cut go through unrecorded: the image is written already.
+pub(crate) fn before_write(file: &File, path: &Path, pos: u64, len: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut machines = lock();
+    let Some(m) = find(&mut machines, path) else {
+        return Ok(());
+    };
+    if m.cut {
+        return Ok(());
+    }
+    let ino = file.metadata()?.ino();
+    let synced = m.files.get(&ino).copied().unwrap_or(0);
+    let end = pos.saturating_add(len).min(synced);
+    if pos >= end {
+        return Ok(());
+    }
+    let mut old = vec![0u8; usize::try_from(end - pos).map_err(io::Error::other)?];
+    file.read_exact_at(&mut old, pos)?;
+    m.overwrites.entry(ino).or_default().push(Overwrite {
+        pos,
+        old,
+        at: Instant::now(),
+    });
     Ok(())
 }
 
@@ -356,6 +408,7 @@ pub fn plug_in(root: &Path, shadow: &Path) -> io::Result<()> {
         root_ino: 0,
         cut: false,
         files: HashMap::new(),
+        overwrites: HashMap::new(),
         dirs: HashMap::new(),
         pins: HashMap::new(),
         last_sync_started: HashMap::new(),
@@ -447,25 +500,51 @@ impl Build<'_> {
             },
             t => t,
         };
-        let kept = match tail {
-            Tail::Drop => 0,
-            Tail::Keep => unsynced.len(),
-            Tail::Garbage => {
-                let n = unsynced.len();
-                bytes.extend((0..n).map(|_| self.rng.next() as u8));
-                self.report.garbage_bytes += n as u64;
-                0
+        // Overwrites no sync covered, newest first, so the oldest bytes win.
+        let no_overwrites = Vec::new();
+        let overwrites = self.m.overwrites.get(&ino).unwrap_or(&no_overwrites);
+        for o in overwrites.iter().rev() {
+            let Ok(pos) = usize::try_from(o.pos) else {
+                continue;
+            };
+            let end = (pos + o.old.len()).min(bytes.len());
+            if pos >= end {
+                continue; // cut off by a later truncation
             }
-            Tail::Random(_) => self.rng.below(unsynced.len() as u64 + 1) as usize,
-        };
-        bytes.extend_from_slice(&unsynced[..kept]);
+            let kept = self.unsynced(tail, &mut bytes[pos..end]);
+            let n = end - pos;
+            bytes[pos + kept..end].copy_from_slice(&o.old[kept..n]);
+        }
+        let start = bytes.len();
+        bytes.extend_from_slice(unsynced);
+        let kept = self.unsynced(tail, &mut bytes[start..]);
+        bytes.truncate(start + kept);
         self.report.files += 1;
         self.report.synced_bytes += synced as u64;
-        self.report.unsynced_kept += kept as u64;
-        self.report.unsynced_lost += (unsynced.len() - kept) as u64;
         fs::write(out, &bytes)?;
         let mode = fs::metadata(&src)?.permissions().mode();
         fs::set_permissions(out, fs::Permissions::from_mode(mode))
+    }
+
+    /// Applies `tail` to `written`, bytes no completed sync covers: returns
+    /// how many of them (a prefix) stay; the caller drops or restores the
+    /// rest. Garbage is written over them in place, and stays.
+    fn unsynced(&mut self, tail: Tail, written: &mut [u8]) -> usize {
+        let n = written.len();
+        let kept = match tail {
+            Tail::Drop => 0,
+            Tail::Keep => n,
+            Tail::Garbage => {
+                written.iter_mut().for_each(|b| *b = self.rng.next() as u8);
+                self.report.garbage_bytes += n as u64;
+                self.report.unsynced_lost += n as u64;
+                return n;
+            }
+            Tail::Random(_) => self.rng.below(n as u64 + 1) as usize,
+        };
+        self.report.unsynced_kept += kept as u64;
+        self.report.unsynced_lost += (n - kept) as u64;
+        kept
     }
 }
 
@@ -484,5 +563,88 @@ impl SplitMix {
 
     fn below(&mut self, n: u64) -> u64 {
         if n == 0 { 0 } else { self.next() % n }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::IoSlice;
+
+    /// Writes `data` at `pos` through the hooked positional write.
+    fn write_at(file: &File, path: &Path, pos: u64, data: &[u8]) {
+        crate::fsio::write_all_at(file, path, &mut [IoSlice::new(data)], pos).expect("write");
+    }
+
+    /// A file in a plugged-in directory holding `synced`, synced; then
+    /// `overwrite` at 2 and, if `sync_again`, a second sync. Returns what
+    /// the image of a cut with `tail` holds.
+    fn image_after_overwrite(tail: Tail, sync_again: bool) -> (Vec<u8>, CutReport) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (root, shadow, image) = (
+            tmp.path().join("root"),
+            tmp.path().join("shadow"),
+            tmp.path().join("image"),
+        );
+        plug_in(&root, &shadow).expect("plug in");
+        let path = root.join("seg");
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .expect("create");
+        crate::fsio::sync_dir(&root).expect("sync dir");
+        write_at(&file, &path, 0, &[0u8; 8]);
+        crate::fsio::sync_data(&file, &path).expect("sync");
+        write_at(&file, &path, 2, b"abcdefgh");
+        if sync_again {
+            crate::fsio::sync_data(&file, &path).expect("sync");
+        }
+        let report = cut(&root, &image, tail).expect("cut");
+        unplug(&root);
+        (fs::read(image.join("seg")).expect("image"), report)
+    }
+
+    #[test]
+    fn an_unsynced_overwrite_inside_the_synced_length_is_lost_or_kept_per_tail() {
+        let (dropped, report) = image_after_overwrite(Tail::Drop, false);
+        // The 6 overwritten zeros come back; the 2 bytes past the synced
+        // length are an ordinary unsynced tail.
+        assert_eq!(dropped, vec![0u8; 8]);
+        assert_eq!(report.unsynced_lost, 8);
+        let (kept, report) = image_after_overwrite(Tail::Keep, false);
+        assert_eq!(kept, b"\0\0abcdefgh");
+        assert_eq!(report.unsynced_kept, 8);
+        let (garbage, report) = image_after_overwrite(Tail::Garbage, false);
+        assert_eq!(garbage.len(), 10);
+        assert_eq!(report.garbage_bytes, 8);
+        assert_ne!(&garbage[2..], b"abcdefgh");
+    }
+
+    #[test]
+    fn a_sync_after_the_overwrite_makes_it_durable() {
+        let (image, report) = image_after_overwrite(Tail::Drop, true);
+        assert_eq!(image, b"\0\0abcdefgh");
+        assert_eq!(report.unsynced_lost, 0);
+    }
+
+    #[test]
+    fn a_random_tail_keeps_a_prefix_of_each_overwrite() {
+        for seed in 0..64 {
+            let (image, _) = image_after_overwrite(Tail::Random(seed), false);
+            assert!(image.len() >= 8 && image.len() <= 10, "seed {seed}");
+            assert_eq!(&image[..2], b"\0\0", "seed {seed}");
+            // Inside the synced length: a prefix of the new bytes, then the
+            // old zeros (or garbage in place of all of them).
+            let new = b"abcdef";
+            let region = &image[2..8];
+            let garbage = region.iter().zip(new).any(|(b, n)| *b != 0 && b != n);
+            if !garbage {
+                let kept = region.iter().take_while(|&&b| b != 0).count();
+                assert_eq!(&region[..kept], &new[..kept], "seed {seed}");
+                assert!(region[kept..].iter().all(|&b| b == 0), "seed {seed}: {image:?}");
+            }
+        }
     }
 }
