@@ -64,28 +64,51 @@ fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// A machine crash of the (still open) log in `dir`, as a copy in `to`:
-/// every file copied as the page cache holds it, then each segment cut
-/// back to what its last successful fdatasync covered plus `torn` bytes
-/// of its unsynced tail (a crash may keep any prefix of it). Returns the
-/// unsynced bytes of the last segment.
-fn crash_copy(dir: &std::path::Path, to: &std::path::Path, torn: u64) -> u64 {
+/// every file copied as the page cache holds it, then in each segment the
+/// bytes after what its last successful fdatasync covered are lost but for
+/// the first `torn` of them (a crash may keep any prefix of them). Where
+/// the segment has a runway (zeros laid ahead of its batches, see
+/// `log::runway`; synced with an earlier group), the lost bytes turn back
+/// into zeros; without one, the file is cut. Returns, for the last segment,
+/// the unsynced batch bytes and the bytes of the copy after the synced
+/// length. `log` is the log open on `dir` (it knows where its batches end).
+fn crash_copy(
+    log: &PartitionLog,
+    dir: &std::path::Path,
+    to: &std::path::Path,
+    torn: u64,
+) -> (u64, u64) {
     for entry in std::fs::read_dir(dir).expect("read dir") {
         let from = entry.expect("entry").path();
         std::fs::copy(&from, to.join(from.file_name().expect("name"))).expect("copy");
     }
-    let mut unsynced = 0;
-    for seg in segment_files(dir) {
-        let written = std::fs::metadata(&seg).expect("stat").len();
-        let synced = synced_len(&seg).expect("every segment with data was synced once");
+    let mut last = (0, 0);
+    let segments = segment_files(dir);
+    let sealed: u64 = segments[..segments.len() - 1]
+        .iter()
+        .map(|s| std::fs::metadata(s).expect("stat").len())
+        .sum();
+    for (i, seg) in segments.iter().enumerate() {
+        let bytes = std::fs::read(seg).expect("read segment");
+        let written = bytes.len() as u64;
+        let synced = synced_len(seg).expect("every segment with data was synced once");
         assert!(synced <= written);
-        unsynced = written - synced;
-        let copy = std::fs::OpenOptions::new()
-            .write(true)
-            .open(to.join(seg.file_name().expect("name")))
-            .expect("open copy");
-        copy.set_len(synced + torn.min(unsynced)).expect("cut");
+        // Sealed segments end at their last batch.
+        let data_end = if i + 1 == segments.len() {
+            log.size_bytes() - sealed
+        } else {
+            written
+        };
+        let unsynced = data_end - synced;
+        let kept = synced + torn.min(unsynced);
+        let mut image = bytes[..kept as usize].to_vec();
+        if data_end < written {
+            image.resize(bytes.len(), 0);
+        }
+        std::fs::write(to.join(seg.file_name().expect("name")), &image).expect("write copy");
+        last = (unsynced, image.len() as u64 - synced);
     }
-    unsynced
+    last
 }
 
 /// Every acknowledged (offset, value) is in the log at its offset.
@@ -132,14 +155,21 @@ fn crash_with_a_stalled_sync_loses_only_unacknowledged_unseen_appends_always() {
     // and torn a few bytes into the unsynced group.
     for torn in [0, 7] {
         let crashed = tempfile::tempdir().expect("tempdir");
-        let unsynced = crash_copy(dir.path(), crashed.path(), torn);
+        let (unsynced, after_synced) = crash_copy(&log, dir.path(), crashed.path(), torn);
         assert_eq!(
             unsynced,
             batch("stalled").len() as u64,
             "the stalled group is on the page cache only"
         );
         let (recovered, report) = open_with(crashed.path(), Durability::Always);
-        assert_eq!(report.truncated_bytes, torn, "the torn tail is cut");
+        // Torn bytes that are all zeros are indistinguishable from the
+        // runway (and a torn batch's cut takes the runway after it along);
+        // either way everything after the synced length goes.
+        assert_eq!(
+            report.truncated_bytes + report.zero_tail_bytes,
+            after_synced,
+            "torn {torn}: the torn tail and the runway are cut"
+        );
         assert_acked_present(&recovered, &acked);
         assert_eq!(values(&recovered), ["a", "b", "c", "d"], "torn {torn}");
         assert!(
@@ -191,7 +221,7 @@ fn interval_crash_loses_only_batches_acked_since_the_last_sync_and_cuts_cleanly(
     ];
     for (torn, expect, cut) in cases {
         let crashed = tempfile::tempdir().expect("tempdir");
-        let unsynced = crash_copy(dir.path(), crashed.path(), torn);
+        let (unsynced, _) = crash_copy(&log, dir.path(), crashed.path(), torn);
         assert_eq!(unsynced, 2 * c_len, "c and d are unsynced");
         let (recovered, report) = open_with(crashed.path(), hour.clone());
         // Everything acknowledged before the last sync survives; only

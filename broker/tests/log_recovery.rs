@@ -76,10 +76,12 @@ fn torn_tail_at_every_byte_of_the_last_batch() {
             .append(batch(999, 2, 5, 0))
             .expect("append after recovery");
         assert_eq!(info.base_offset, last_base);
-        assert_eq!(
-            std::fs::metadata(&seg).expect("meta").len(),
-            last_start + batch(999, 2, 5, 0).len() as u64
-        );
+        // The new batch starts where the cut was; only the runway's zeros
+        // (see `log::runway`) follow it.
+        let bytes = std::fs::read(&seg).expect("read");
+        let end = last_start as usize + batch(999, 2, 5, 0).len();
+        assert!(bytes.len() >= end, "cut {cut}");
+        assert!(bytes[end..].iter().all(|&b| b == 0), "cut {cut}");
     }
 }
 
@@ -142,7 +144,15 @@ fn garbage_after_the_tail_is_cut() {
             .write_all(&junk)
             .expect("write");
         let (log, report) = open(dir.path(), small_config(Durability::Never));
-        assert_eq!(report.truncated_bytes, junk.len() as u64, "{name}");
+        // Zeros after the last batch are a runway (see `log::runway`), cut
+        // without a warning; anything else is a torn or corrupt tail.
+        let (torn, zeros) = if name == "zeros" {
+            (0, junk.len() as u64)
+        } else {
+            (junk.len() as u64, 0)
+        };
+        assert_eq!(report.truncated_bytes, torn, "{name}");
+        assert_eq!(report.zero_tail_bytes, zeros, "{name}");
         check_prefix(&log, &batches);
         let end = log.log_end_offset();
         assert_eq!(
@@ -312,4 +322,75 @@ fn a_stale_but_ordered_index_entry_falls_back_to_a_scan() {
         assert_eq!(records[0].offset, *base, "batch {tag}");
     }
     check_prefix(&log, &batches);
+}
+
+/// The batches' bytes of a segment file and what follows them, split at
+/// `data` bytes.
+fn split_at(path: &Path, data: u64) -> (Vec<u8>, Vec<u8>) {
+    let mut bytes = std::fs::read(path).expect("read segment");
+    let rest = bytes.split_off(data as usize);
+    (bytes, rest)
+}
+
+#[test]
+fn the_runway_is_zeros_ahead_of_the_batches_and_no_sealed_segment_keeps_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), small_config(Durability::Always));
+    let mut sizes = Vec::new();
+    for tag in 0..200 {
+        let b = batch(tag, 1 + tag as usize % 4, 30, tag as i64);
+        sizes.push((log.append(b.clone()).expect("append").base_offset, b.len()));
+    }
+    let segs = files(dir.path(), "log");
+    assert!(segs.len() >= 3, "the small config rolls");
+    let (active, sealed) = segs.split_last().expect("segments");
+    let sealed_bytes: u64 = sealed
+        .iter()
+        .map(|s| std::fs::metadata(s).expect("stat").len())
+        .sum();
+    // Sealed files hold batches only: a runway left in one would shift
+    // the split below into the active segment's batches.
+    let batch_bytes: u64 = sizes.iter().map(|&(_, n)| n as u64).sum();
+    assert_eq!(log.size_bytes(), batch_bytes);
+    let data = batch_bytes - sealed_bytes;
+    let (_, runway) = split_at(active, data);
+    assert!(!runway.is_empty(), "small durable appends lay a runway");
+    assert!(runway.iter().all(|&b| b == 0));
+    check_prefix(&log, &sizes);
+
+    // A crash: recovery cuts the zeros without calling them damage.
+    drop(log);
+    let (log, report) = open(dir.path(), small_config(Durability::Always));
+    assert_eq!(report.truncated_bytes, 0, "{report:?}");
+    assert_eq!(report.zero_tail_bytes, runway.len() as u64, "{report:?}");
+    check_prefix(&log, &sizes);
+    let next = log.append(batch(200, 1, 30, 200)).expect("append");
+    assert_eq!(next.base_offset, log.log_end_offset() - 1);
+
+    // A clean close cuts the runway: the file ends at the last batch.
+    log.close().expect("close");
+    let data = log.size_bytes() - sealed_bytes;
+    let (_, after) = split_at(active, data);
+    assert!(after.is_empty(), "{} bytes after the batches", after.len());
+    let (_, report) = open(dir.path(), small_config(Durability::Always));
+    assert!(report.clean);
+    assert_eq!((report.truncated_bytes, report.zero_tail_bytes), (0, 0));
+}
+
+#[test]
+fn no_runway_without_fsync_always() {
+    for durability in [
+        Durability::Never,
+        Durability::Interval(std::time::Duration::from_millis(1)),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = open(dir.path(), small_config(durability.clone()));
+        log.append(batch(0, 2, 30, 0)).expect("append");
+        let seg = files(dir.path(), "log").pop().expect("segment");
+        assert_eq!(
+            std::fs::metadata(&seg).expect("stat").len(),
+            log.size_bytes(),
+            "{durability}"
+        );
+    }
 }

@@ -643,7 +643,10 @@ mod tests {
             if !garbage {
                 let kept = region.iter().take_while(|&&b| b != 0).count();
                 assert_eq!(&region[..kept], &new[..kept], "seed {seed}");
-                assert!(region[kept..].iter().all(|&b| b == 0), "seed {seed}: {image:?}");
+                assert!(
+                    region[kept..].iter().all(|&b| b == 0),
+                    "seed {seed}: {image:?}"
+                );
             }
         }
     }

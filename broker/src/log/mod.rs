@@ -14,6 +14,8 @@
 //!   memory-map code is in `mmap` with its safety contract (the one other
 //!   `unsafe` of the log, the `preadv2` call of cached-only reads, is in
 //!   `segment`).
+//! - `runway`: zeros laid ahead of the active segment's batches under
+//!   `fsync = always`, so a group's fdatasync flushes data only.
 //! - [`recovery`]: clean-shutdown marker, tail scan and truncation, index
 //!   rebuild. [`retention`]: which segments go.
 //! - [`durability`]: the fsync policy and what each mode can lose.
@@ -52,6 +54,7 @@ pub mod partition;
 mod producers;
 pub mod recovery;
 mod retention;
+mod runway;
 mod segment;
 
 use std::path::Path;

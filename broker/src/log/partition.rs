@@ -33,9 +33,11 @@
 //! - A segment is fsynced before its successor is created, so after a crash
 //!   only the last segment can hold unsynced bytes.
 //! - The visible end never passes the written end (`Writer::next_offset`),
-//!   and the written length (`Writer::write_pos`) is the active segment's
-//!   file length; segment base offsets strictly increase; index entries of a
-//!   segment strictly increase in offset and position.
+//!   and the written length (`Writer::write_pos`) is where the active
+//!   segment's batches end; the file is `Writer::file_len` long, the rest
+//!   zeros (the runway, see `runway`; none in a sealed segment); segment
+//!   base offsets strictly increase; index entries of a segment strictly
+//!   increase in offset and position.
 //! - A panic inside a group commit stops the partition (`fail_stop`): the
 //!   writer's state may be half-updated, so no later append may use it.
 //!
@@ -54,7 +56,7 @@
 //! worker thread.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
@@ -71,6 +73,7 @@ use super::linger::LingerBackoff;
 use super::producers::{self, ProducerStates};
 use super::recovery::{self, CLEAN_SHUTDOWN_MARKER, RecoveryReport};
 use super::retention::{self, SegmentStats};
+use super::runway;
 use super::segment::{ReadMode, Segment, is_would_block, would_block};
 use super::{LogConfig, sync_dir};
 use crate::clock::AtomicInstant;
@@ -174,8 +177,11 @@ const INLINE_COMMIT_BYTES_MAX: u64 = 256 * 1024;
 /// holding the writer lock) touches.
 struct Writer {
     active: Arc<Segment>,
-    /// Length of the active segment file (all of it is written).
+    /// Where the active segment's batches end (all of it is written).
     write_pos: u64,
+    /// Length of the active segment file: `write_pos` plus the runway of
+    /// zeros ahead of it.
+    file_len: u64,
     /// Offset the next batch gets.
     next_offset: u64,
     bytes_since_index: u64,
@@ -199,7 +205,21 @@ impl Writer {
             self.active.file.set_len(self.write_pos).map_err(|e| {
                 LogError::io("truncate after failed write", &self.active.log_path, e)
             })?;
+            self.file_len = self.write_pos;
             self.needs_truncate = false;
+        }
+        Ok(())
+    }
+
+    /// Cuts the active segment's runway, so the file ends at its last
+    /// batch (before a roll seals it, or a clean close). The caller syncs.
+    fn cut_runway(&mut self) -> Result<(), LogError> {
+        if self.file_len > self.write_pos {
+            self.active
+                .file
+                .set_len(self.write_pos)
+                .map_err(|e| LogError::io("cut runway", &self.active.log_path, e))?;
+            self.file_len = self.write_pos;
         }
         Ok(())
     }
@@ -259,27 +279,6 @@ impl std::fmt::Debug for PartitionLog {
     }
 }
 
-/// Writes all of `bufs` at the end of `file` (opened O_APPEND), looping over
-/// short writes.
-fn write_all_vectored(mut file: &std::fs::File, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
-    super::faults::on_write()?;
-    IoSlice::advance_slices(&mut bufs, 0);
-    while !bufs.is_empty() {
-        match file.write_vectored(bufs) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "write returned 0 bytes",
-                ));
-            }
-            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 impl PartitionLog {
     /// Opens the partition log in `dir` (created if missing), recovering it
     /// (see `recovery`). The report says what was found and cut.
@@ -307,6 +306,7 @@ impl PartitionLog {
             producers,
             active,
             write_pos: rec.write_pos,
+            file_len: rec.write_pos,
             next_offset: rec.next_offset,
             bytes_since_index: rec.bytes_since_index,
             max_timestamp_ms: rec.max_timestamp_ms,
@@ -747,8 +747,8 @@ impl PartitionLog {
         );
         debug_assert_eq!(
             w.active.file.metadata().map(|m| m.len()).ok(),
-            Some(w.write_pos),
-            "the written length is the active file's length"
+            Some(w.file_len),
+            "the active file is as long as the writer thinks"
         );
         let start_pos = w.write_pos;
         let mut stamps = Vec::with_capacity(run.len());
@@ -775,16 +775,35 @@ impl PartitionLog {
             slices.push(IoSlice::new(&p.batch[8..]));
         }
         let active = Arc::clone(&w.active);
-        let undo = |w: &mut Writer| {
-            if active.file.set_len(start_pos).is_err() {
-                w.needs_truncate = true;
-            }
+        // The runway goes too: what the failed write left in it is not zeros.
+        let undo = |w: &mut Writer| match active.file.set_len(start_pos) {
+            Ok(()) => w.file_len = start_pos,
+            Err(_) => w.needs_truncate = true,
         };
-        if let Err(e) = write_all_vectored(&active.file, &mut slices) {
+        if let Err(e) = super::faults::on_write().and_then(|()| {
+            crate::fsio::write_all_at(&active.file, &active.log_path, &mut slices, start_pos)
+        }) {
             undo(w);
             return Err(LogError::io("write", &active.log_path, e));
         }
-        let end_pos = start_pos + run.iter().map(|p| p.batch.len() as u64).sum::<u64>();
+        let run_bytes = run.iter().map(|p| p.batch.len() as u64).sum::<u64>();
+        let end_pos = start_pos + run_bytes;
+        w.file_len = w.file_len.max(end_pos);
+        let runway = runway::due(
+            &config.durability,
+            run_bytes,
+            end_pos,
+            w.file_len,
+            config.segment_bytes,
+        );
+        if let Some(range) = runway {
+            let end = range.end;
+            if let Err(e) = runway::lay(&active.file, &active.log_path, range) {
+                undo(w);
+                return Err(LogError::io("write runway", &active.log_path, e));
+            }
+            w.file_len = end;
+        }
         active.set_size(end_pos);
         let sync_now = match config.durability {
             Durability::Always => true,
@@ -881,12 +900,13 @@ impl PartitionLog {
             w.next_offset > old.base_offset,
             "a roll leaves a non-empty segment: base offsets strictly increase"
         );
+        w.cut_runway()?;
         crate::fsio::sync_data(&old.file, &old.log_path)
             .map_err(|e| LogError::io("fdatasync", &old.log_path, e))?;
         super::faults::on_synced(&old.log_path, w.write_pos);
         debug_assert!(
-            old.file.metadata().is_ok_and(|m| w.write_pos <= m.len()),
-            "the synced length is within the file"
+            old.file.metadata().is_ok_and(|m| w.write_pos == m.len()),
+            "a sealed segment ends at its last batch"
         );
         w.dirty = false;
         w.last_sync = Instant::now();
@@ -923,6 +943,7 @@ impl PartitionLog {
         }
         w.active = seg;
         w.write_pos = 0;
+        w.file_len = 0;
         w.bytes_since_index = 0;
         w.max_timestamp_ms = i64::MIN;
         Ok(())
@@ -1189,6 +1210,7 @@ impl PartitionLog {
         // marker says the file ends at a batch boundary; if they cannot, no
         // marker, so recovery scans the tail and cuts them.
         w.truncate_failed_write()?;
+        w.cut_runway()?;
         let active = Arc::clone(&w.active);
         crate::fsio::sync_data(&active.file, &active.log_path)
             .map_err(|e| LogError::io("fdatasync", &active.log_path, e))?;

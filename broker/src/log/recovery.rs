@@ -15,6 +15,10 @@
 //!   byte in an older segment is reported and left in place: later segments
 //!   hold acknowledged data, so reads of the damaged range fail with
 //!   `LogError::Corrupt` instead.
+//! - Zeros from the end of the last batch to the end of the file are the
+//!   active segment's runway (see `segment`), not damage: the last segment
+//!   is cut back to its batches without a warning (`zero_tail_bytes`), and
+//!   the writer lays a new runway when it needs one.
 //! - A missing or damaged index is rebuilt from its segment.
 
 use std::collections::BTreeMap;
@@ -40,10 +44,14 @@ pub struct RecoveryReport {
     pub clean: bool,
     /// Segments read whole (batch by batch) rather than only at their tail.
     pub segments_scanned: usize,
-    /// Bytes cut from the end of the last segment.
+    /// Bytes cut from the end of the last segment from a torn or corrupt
+    /// batch on (a runway's zeros after it included).
     pub truncated_bytes: u64,
     /// Where the cut happened: (segment base offset, byte position).
     pub truncated_at: Option<(u64, u64)>,
+    /// Zeros cut from the end of the last segment after its last batch (a
+    /// runway laid ahead of appends; not counted in `truncated_bytes`).
+    pub zero_tail_bytes: u64,
     /// Index file pairs rebuilt from their segment.
     pub indexes_rebuilt: usize,
 }
@@ -215,6 +223,12 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
                 st.position = file_len;
                 st.next_offset = next_base.unwrap_or(st.next_offset);
             }
+        }
+        if last && scanned.stopped.is_none() && st.position < file_len {
+            file.set_len(st.position)
+                .map_err(io_err("cut runway", &log_path))?;
+            crate::fsio::sync_all(&file, &log_path).map_err(io_err("fsync segment", &log_path))?;
+            report.zero_tail_bytes += file_len - st.position;
         }
         if last && st.first_batch_timestamp_ms.is_none() && st.position > 0 {
             // Tail walk did not see the first batch: read its header.

@@ -7,8 +7,14 @@
 //! - Readers only look below `visible_bytes` / `visible_next_offset`, which
 //!   the writer moves forward only after the bytes are durable per the
 //!   configured `Durability`; bytes past them may be in flight or rolled back.
-//! - The file is opened in append mode; only the partition's writer (holding
-//!   the writer lock) writes or truncates it. Reads use `pread` (or, for
+//! - Only the partition's writer (holding the writer lock) writes or
+//!   truncates the file, with positional writes at the end of its batches
+//!   (`fsio::write_all_at`). Past that end the active segment may hold a
+//!   *runway* of zeros, written and synced ahead so that a durable append
+//!   overwrites allocated blocks inside the file's size and its fdatasync
+//!   flushes data only (see `partition::Runway`); a sealed segment has none
+//!   (a roll cuts it before its sync) and recovery takes a tail of zeros
+//!   for the end of the batches, not for damage. Reads use `pread` (or, for
 //!   `ReadMode::CachedOnly`, `preadv2` with `RWF_NOWAIT`) and never move a
 //!   cursor, so they run concurrently with the writer.
 
@@ -58,10 +64,11 @@ pub(crate) fn parse_file_name(name: &str) -> Option<(u64, &str)> {
     Some((stem.parse().ok()?, ext))
 }
 
-/// Opens a segment data file for `pread` and appends.
+/// Opens a segment data file for `pread` and positional writes (not
+/// `O_APPEND`: the writer overwrites the zeros of the runway).
 pub(crate) fn open_log_file(path: &Path, create_new: bool) -> io::Result<File> {
     let mut o = OpenOptions::new();
-    o.read(true).append(true);
+    o.read(true).write(true);
     if create_new {
         o.create_new(true);
     }
@@ -234,7 +241,10 @@ pub(crate) struct ScanOutcome {
     pub state: ScanState,
     /// Index entries for the batches scanned (the writer's rule).
     pub entries: Vec<IndexEntry>,
-    /// Why the scan stopped before the end of the file, if it did.
+    /// Why the scan stopped before the end of the file, if it did. A scan
+    /// that meets only zeros from a batch boundary to the end stops there
+    /// with no reason: that is a runway (see the module header), and
+    /// `state.position` is the end of the batches.
     pub stopped: Option<String>,
 }
 
@@ -319,9 +329,26 @@ pub(crate) fn read_header_at(file: &File, pos: u64) -> io::Result<Option<BatchHe
     }
 }
 
+/// Whether every byte from `pos` to the reader's limit is zero.
+fn zeros_to_end(reader: &mut ChunkReader<'_>, mut pos: u64) -> io::Result<bool> {
+    while pos < reader.limit {
+        let n = (reader.limit - pos).min(SCAN_CHUNK_BYTES as u64) as usize;
+        let Some(bytes) = reader.get(pos, n)? else {
+            return Ok(false);
+        };
+        if bytes.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        pos += n as u64;
+    }
+    Ok(true)
+}
+
 /// Walks whole batches from `from` to `file_len`, checking each one fully
-/// (`validate`: length, CRC, records) and its offset continuity, and computing the index entries the writer would have made. Stops
-/// at the first bad byte and says why.
+/// (`validate`: length, CRC, records) and its offset continuity, and
+/// computing the index entries the writer would have made. Stops at the
+/// first bad byte and says why, or, with no reason, where only zeros are
+/// left (a runway).
 pub(crate) fn scan(
     file: &File,
     file_len: u64,
@@ -336,12 +363,16 @@ pub(crate) fn scan(
     while st.position < file_len {
         let pos = st.position;
         let Some(hb) = reader.get(pos, BATCH_HEADER_BYTES)? else {
-            stopped = Some(format!("truncated batch header ({} bytes)", file_len - pos));
+            if !zeros_to_end(&mut reader, pos)? {
+                stopped = Some(format!("truncated batch header ({} bytes)", file_len - pos));
+            }
             break;
         };
         let declared = batch::declared_total_bytes(hb).unwrap_or(0);
         if !(BATCH_HEADER_BYTES as u64..=BATCH_BYTES_MAX as u64).contains(&declared) {
-            stopped = Some(format!("batch length {declared} out of range"));
+            if !zeros_to_end(&mut reader, pos)? {
+                stopped = Some(format!("batch length {declared} out of range"));
+            }
             break;
         }
         let Some(bytes) = reader.get(pos, declared as usize)? else {
