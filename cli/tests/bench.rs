@@ -460,6 +460,7 @@ fn fsync_loop_times_each_append_and_sync() {
     ]);
     assert_eq!(v["mode"], "fsync");
     assert_eq!(v["syncs"].as_u64(), Some(200), "{v}");
+    assert_eq!(v["zeroed_bytes"].as_u64(), Some(0), "{v}");
     assert_eq!(v["size"].as_u64(), Some(2500), "{v}");
     assert_eq!(v["dir"].as_str(), Some(d), "{v}");
     let lat = &v["latency_ms"];
@@ -507,6 +508,7 @@ fn fsync_loop_times_each_append_and_sync() {
     ]);
     assert_eq!(v["prezero"], true, "{v}");
     assert_eq!(v["syncs"].as_u64(), Some(30), "{v}");
+    assert_eq!(v["zeroed_bytes"].as_u64(), Some(3000), "{v}");
     assert!(
         std::fs::read_dir(dir.path()).expect("dir").next().is_none(),
         "the pre-zeroed file is removed"
@@ -526,6 +528,35 @@ fn fsync_loop_times_each_append_and_sync() {
                 "1",
             ][..],
             "/nonexistent/skiff-bench",
+        ),
+    ] {
+        let out = skiff_alone(args);
+        assert!(!out.status.success(), "{args:?} is refused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+    // Options of one mode are refused in the others, by name.
+    for (args, named) in [
+        (&["e2e", "--topic", "t", "--prezero"][..], "--prezero"),
+        (
+            &["produce", "--topic", "t", "--pacing-tick-us", "50"][..],
+            "--pacing-tick-us",
+        ),
+        (
+            &["e2e", "--topic", "t", "--pacing-tick-us", "50"][..],
+            "--rate",
+        ),
+        (
+            &[
+                "e2e",
+                "--topic",
+                "t",
+                "--rate",
+                "10",
+                "--pacing-tick-us",
+                "5",
+            ][..],
+            "--pacing-tick-us",
         ),
     ] {
         let out = skiff_alone(args);
@@ -565,6 +596,35 @@ fn e2e_against_the_echo_needs_no_broker() {
     assert_eq!(v["latency_ms"]["count"].as_u64(), Some(3000), "{v}");
     assert_eq!(v["send_delay_ms"]["count"].as_u64(), Some(3000), "{v}");
     assert_eq!(v["disk_bytes"].as_u64(), Some(0), "nothing on disk: {v}");
+
+    // A 1 ms pacing tick: the producer sleeps at least that long between
+    // sends, so a message waits for the end of its tick, half of it at the
+    // median (a floor set by the sleep, not by how fast the machine is).
+    let out = skiff_alone(&[
+        "e2e",
+        "--echo",
+        "--topic",
+        "ticks",
+        "--messages",
+        "2000",
+        "--rate",
+        "10000",
+        "--pacing-tick-us",
+        "1000",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_sane(&v, 2000, 100);
+    let waited = f(&v["send_delay_ms"], "p50");
+    assert!(
+        waited >= 0.3,
+        "send delay p50 {waited} ms with a 1 ms tick: {v}"
+    );
 
     // Two partitions, two consumers: each gets its own partition's batches.
     let out = skiff_alone(&[

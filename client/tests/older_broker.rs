@@ -51,11 +51,14 @@ struct Seen {
     gives_producer_ids: bool,
     /// Per partition, every stored batch's (producer id, base sequence,
     /// record count).
-    sequences: std::collections::BTreeMap<u32, Vec<(u64, u32, u32)>>,
+    sequences: std::collections::BTreeMap<u32, Vec<(u64, u16, u32, u32)>>,
 }
 
 /// The producer id the fake hands out.
 const FAKE_PRODUCER_ID: u64 = 7;
+/// The epoch the fake hands out with it (not 0, so a batch that dropped it
+/// shows).
+const FAKE_PRODUCER_EPOCH: u16 = 3;
 
 /// Starts the fake older broker, handing out producer ids or not; returns
 /// a client connected to it and what it saw.
@@ -184,6 +187,7 @@ fn answer(frame: &RequestFrame, seen: &Mutex<Seen>) -> OutgoingResponse {
             let header = batch::BatchHeader::parse(&req.batch).expect("a batch header");
             seen.sequences.entry(req.partition).or_default().push((
                 header.producer_id,
+                header.producer_epoch,
                 header.base_sequence,
                 header.record_count,
             ));
@@ -206,7 +210,7 @@ fn answer(frame: &RequestFrame, seen: &Mutex<Seen>) -> OutgoingResponse {
             id,
             &InitProducerIdResponse {
                 producer_id: FAKE_PRODUCER_ID,
-                producer_epoch: 0,
+                producer_epoch: FAKE_PRODUCER_EPOCH,
             },
         ),
         ApiKey::Fetch if frame.api_version > 0 => unsupported(),
@@ -342,9 +346,10 @@ async fn producer_falls_back(idempotent: bool) {
     assert!(seen.stored_magics.iter().all(|m| *m == batch::BATCH_MAGIC));
     for (p, batches) in &seen.sequences {
         let mut next = 0;
-        for &(producer_id, base_sequence, count) in batches {
+        for &(producer_id, epoch, base_sequence, count) in batches {
             if idempotent {
                 assert_eq!(producer_id, FAKE_PRODUCER_ID, "partition {p}: {batches:?}");
+                assert_eq!(epoch, FAKE_PRODUCER_EPOCH, "partition {p}: {batches:?}");
                 assert_eq!(base_sequence, next, "partition {p}: {batches:?}");
                 next += count;
             } else {
@@ -412,6 +417,7 @@ fn versions_of(seen: &Seen, api: ApiKey) -> Vec<u16> {
 
 /// The first request tried v1, and after its refusal only v0 was sent.
 fn assert_one_refusal_then_v0(versions: &[u16]) {
+    assert!(versions.len() >= 2, "a refused v1, then v0: {versions:?}");
     assert_eq!(versions[0], 1, "the first request tries v1: {versions:?}");
     assert!(
         versions[1..].iter().all(|v| *v == 0),

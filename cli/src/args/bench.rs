@@ -184,12 +184,13 @@ pub struct BenchArgs {
     /// itself and loopback set.
     #[arg(long)]
     pub echo: bool,
-    /// e2e: shortest sleep of a producer's pacing thread, in µs (10 to
-    /// 10000). Messages due within one tick go in one request: a shorter
-    /// tick sends sooner but makes more, smaller requests.
-    #[arg(long, value_name = "US", default_value_t = 100,
+    /// e2e with --rate: shortest sleep of a producer's pacing thread, in
+    /// µs (10 to 10000; default 100). Messages due within one tick go in
+    /// one request: a shorter tick sends sooner but makes more, smaller
+    /// requests.
+    #[arg(long, value_name = "US",
           value_parser = clap::value_parser!(u64).range(10..=10_000))]
-    pub pacing_tick_us: u64,
+    pub pacing_tick_us: Option<u64>,
     /// Print one JSON summary object instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -98,6 +98,8 @@ const LATENCY_US_MAX: u64 = 60_000_000;
 /// batch wake-ups; at 50,000 msg/s messages are 20 µs apart, so that
 /// default was most of the bench's own send delay.
 const PACING_TIMER_SLACK_NS: u64 = 1_000;
+/// An e2e producer's shortest pacing sleep without `--pacing-tick-us`.
+const PACING_TICK_US_DEFAULT: u64 = 100;
 /// Bytes of the send timestamp at the start of every e2e value.
 const STAMP_BYTES: usize = 8;
 
@@ -107,6 +109,12 @@ pub fn run(config: ClientConfig, args: BenchArgs) -> Result<()> {
     if args.mode == BenchMode::Fsync {
         // No broker and nothing async: the loop blocks on the disk.
         return fsync::run(&args);
+    }
+    if args.prezero {
+        bail!("--prezero belongs to `bench fsync` (the bare fdatasync loop)");
+    }
+    if args.pacing_tick_us.is_some() && (args.mode != BenchMode::E2e || args.rate.is_none()) {
+        bail!("--pacing-tick-us paces e2e producers: it needs e2e with --rate");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -249,7 +257,7 @@ async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
             .duration
             .map(|s| Instant::now() + Duration::from_secs_f64(s)),
         rate_per_producer: args.rate.map(|r| r as f64 / producers as f64),
-        pacing_tick: Duration::from_micros(args.pacing_tick_us),
+        pacing_tick: Duration::from_micros(args.pacing_tick_us.unwrap_or(PACING_TICK_US_DEFAULT)),
         progress: AtomicU64::new(0),
         produced: AtomicU64::new(0),
         producers_done: AtomicBool::new(false),

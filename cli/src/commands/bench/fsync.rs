@@ -108,6 +108,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
         "dir": dir.display().to_string(),
         "size": args.size,
         "prezero": args.prezero,
+        "zeroed_bytes": zeroed.unwrap_or(0),
         "rate": rate,
         "syncs": syncs,
         "syncs_per_s": syncs as f64 / elapsed.as_secs_f64().max(1e-9),
