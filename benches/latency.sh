@@ -14,8 +14,8 @@
 #           bytes at FSYNC_RATE syncs/s, in BENCH_DIR (the filesystem the
 #           brokers' data directories are on)
 #   prezero the same loop overwriting bytes it zeroed and synced first
-#           (skiff bench fsync --prezero): what a log with pre-zeroed
-#           segments would pay per sync; not a target, a measured lever
+#           (skiff bench fsync --prezero): what skiffd --fsync always
+#           pays per sync inside its runway; not a target
 #   nats    Debian's nats-server -js, file-backed stream, driven by
 #           benches/nats-e2e at the same rate and size
 # CPU steal is measured over every run; a run with more than STEAL_MAX_PCT
