@@ -13,8 +13,13 @@
 //! (up to [`SKIP_CYCLES_MAX`]), and one success resets it.
 
 /// Most commit cycles skipped after repeated lingers that ran out: bounds
-/// how long a load that turns closed-loop goes without lingering.
-pub(crate) const SKIP_CYCLES_MAX: u32 = 64;
+/// how long a load that turns closed-loop goes without lingering (1024
+/// cycles: about 0.25 s at a sync every 0.25 ms). Each probe of an
+/// open-loop stream costs its group up to the linger budget: at 64, a
+/// 50,000 msg/s stream under `fsync = always` had a publish-to-receive p99
+/// about 0.1 ms higher (6 alternating pairs: 1.34 against 1.24 ms), with
+/// closed-loop throughput the same within noise.
+pub(crate) const SKIP_CYCLES_MAX: u32 = 1024;
 
 /// Back-off state of one log's committer (kept under its queue lock).
 #[derive(Debug, Default)]
@@ -77,11 +82,14 @@ mod tests {
     fn misses_back_off_exponentially_up_to_the_cap() {
         let mut b = LingerBackoff::default();
         let mut seen = Vec::new();
-        for _ in 0..10 {
+        for _ in 0..13 {
             b.record(false);
             seen.push(skipped(&mut b));
         }
-        assert_eq!(seen, [2, 4, 8, 16, 32, 64, 64, 64, 64, 64]);
+        assert_eq!(
+            seen,
+            [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1024, 1024, 1024]
+        );
     }
 
     #[test]
