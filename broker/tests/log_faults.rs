@@ -8,8 +8,8 @@
 //! appends (and so runs the committer).
 use bytes::Bytes;
 use skiff_broker::log::faults::{
-    evict_cached_reads, evicted_reads_left, fail_dir_sync_after, fail_syncs, fail_writes,
-    panic_next_write, stall_next_sync, synced_len,
+    evict_cached_reads, evicted_reads_left, fail_dir_sync_after, fail_runway_writes, fail_syncs,
+    fail_writes, panic_next_write, stall_next_sync, synced_len,
 };
 use skiff_broker::log::{Durability, LogConfig, LogError, PartitionLog, RecoveryReport};
 use skiff_protocol::batch::{BatchBuilder, BatchIter, Record, decode_records};
@@ -164,7 +164,13 @@ fn crash_with_a_stalled_sync_loses_only_unacknowledged_unseen_appends_always() {
         let (recovered, report) = open_with(crashed.path(), Durability::Always);
         // Torn bytes that are all zeros are indistinguishable from the
         // runway (and a torn batch's cut takes the runway after it along);
-        // either way everything after the synced length goes.
+        // either way everything after the synced length goes. The stamp of
+        // offset 4 starts with a non-zero byte: 7 torn bytes are damage.
+        assert_eq!(
+            report.truncated_bytes > 0,
+            torn > 0,
+            "torn {torn}: {report:?}"
+        );
         assert_eq!(
             report.truncated_bytes + report.zero_tail_bytes,
             after_synced,
@@ -419,4 +425,19 @@ fn a_panic_inside_a_group_commit_stops_the_partition() {
             .base_offset,
         1
     );
+}
+
+#[test]
+fn a_runway_that_does_not_fit_fails_no_append() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    fail_runway_writes(libc::ENOSPC, 1);
+    let a = log.append(batch("a")).expect("append without a runway");
+    let seg = segment_files(dir.path()).pop().expect("segment");
+    let len = |p: &std::path::Path| std::fs::metadata(p).expect("stat").len();
+    assert_eq!(len(&seg), log.size_bytes(), "no runway: the batch alone");
+    let b = log.append(batch("b")).expect("append");
+    assert!(len(&seg) > log.size_bytes(), "the next group lays one");
+    assert_eq!((a.base_offset, b.base_offset), (0, 1));
+    assert_eq!(values(&log), ["a", "b"]);
 }

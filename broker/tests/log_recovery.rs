@@ -364,8 +364,10 @@ fn the_runway_is_zeros_ahead_of_the_batches_and_no_sealed_segment_keeps_one() {
     assert_eq!(report.truncated_bytes, 0, "{report:?}");
     assert_eq!(report.zero_tail_bytes, runway.len() as u64, "{report:?}");
     check_prefix(&log, &sizes);
+    let segments = log.segment_base_offsets().len();
     let next = log.append(batch(200, 1, 30, 200)).expect("append");
     assert_eq!(next.base_offset, log.log_end_offset() - 1);
+    assert_eq!(log.segment_base_offsets().len(), segments, "no roll");
 
     // A clean close cuts the runway: the file ends at the last batch.
     log.close().expect("close");
@@ -393,4 +395,41 @@ fn no_runway_without_fsync_always() {
             "{durability}"
         );
     }
+}
+
+#[test]
+fn a_stale_last_index_entry_in_trailing_zeros_is_not_taken_for_a_runway() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batches = build(dir.path(), 120);
+    let (log, _) = open(dir.path(), small_config(Durability::Never));
+    log.close().expect("close");
+    drop(log);
+    let seg = files(dir.path(), "log").pop().expect("segment");
+    let seg_bytes = std::fs::read(&seg).expect("read segment");
+    let seg_len = seg_bytes.len() as u64;
+    assert_eq!(
+        seg_bytes.last(),
+        Some(&0),
+        "the last batch ends in a zero byte (no record headers)"
+    );
+    // The active segment's last index entry moves to the file's last byte:
+    // still ordered and inside the file, so it loads, and only zeros follow.
+    let index = files(dir.path(), "index").pop().expect("index");
+    let mut bytes = std::fs::read(&index).expect("read index");
+    let n = bytes.len();
+    assert!(n >= 16 && n % 8 == 0, "{n} index bytes");
+    let last = u32::from_le_bytes(bytes[n - 4..].try_into().expect("4 bytes"));
+    assert!(u64::from(last) < seg_len - 1);
+    bytes[n - 4..].copy_from_slice(&u32::try_from(seg_len - 1).expect("small").to_le_bytes());
+    std::fs::write(&index, &bytes).expect("write index");
+
+    let (log, report) = open(dir.path(), small_config(Durability::Never));
+    assert!(report.clean);
+    assert_eq!(
+        (report.truncated_bytes, report.zero_tail_bytes),
+        (0, 0),
+        "{report:?}"
+    );
+    assert_eq!(std::fs::metadata(&seg).expect("stat").len(), seg_len);
+    check_prefix(&log, &batches);
 }

@@ -13,8 +13,10 @@
 //! Invariants the callers keep (the power-loss tests check them):
 //! - a file's sync goes through [`sync_data`] or [`sync_all`] with the path
 //!   the file was opened at;
-//! - a write below a file's end goes through [`write_all_at`] (appends to
-//!   the end need not: what they add is past every sync's length);
+//! - a write below a file's end goes through [`write_all_at`], and a cut
+//!   of a file that may later be written below its end again through
+//!   [`set_len`] (appends to a file never cut need not: what they add is
+//!   past every sync's length);
 //! - after a file or directory is created, renamed or removed, its parent
 //!   directory is fsynced ([`sync_dir`]) before anything depending on it is
 //!   acknowledged;
@@ -112,6 +114,16 @@ pub fn write_all_at(
             }
         }
     }
+    Ok(())
+}
+
+/// `ftruncate`: sets the file's length (not durable until a sync).
+pub fn set_len(file: &File, path: &Path, len: u64) -> io::Result<()> {
+    file.set_len(len)?;
+    #[cfg(any(test, feature = "testing"))]
+    power::after_set_len(file, path, len)?;
+    #[cfg(not(any(test, feature = "testing")))]
+    let _ = path;
     Ok(())
 }
 

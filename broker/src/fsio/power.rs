@@ -30,10 +30,15 @@
 //!   synced length that no sync covered yet (its old bytes come back, its
 //!   new ones stay, a prefix of the new ones stays, or garbage stands in).
 //!
+//! Assumed: writes and syncs of one file never overlap (the log's writer
+//! lock serializes them), so a write recorded before a sync started was
+//! done when it started.
+//!
 //! Not modelled: reordering inside the synced region (a completed sync is
 //! trusted), a truncation below the synced length that was not synced yet
-//! (the image shows the truncated file: the model reads current contents
-//! for the synced range), and the memory-mapped index files' pages (they
+//! (through [`super::set_len`] the synced length shrinks to the cut at
+//! once, so what is written there again counts as unsynced; the image never
+//! shows the bytes the cut removed coming back), and the memory-mapped index files' pages (they
 //! are flushed with msync, not recorded, so an index is never "synced" and
 //! always shows an arbitrary tail; recovery must rebuild it, which it does).
 //! The plugged-in directory itself counts as durable with whatever it held
@@ -211,9 +216,11 @@ pub(crate) fn before_write(file: &File, path: &Path, pos: u64, len: u64) -> io::
     if m.cut {
         return Ok(());
     }
-    let ino = file.metadata()?.ino();
+    let meta = file.metadata()?;
+    let ino = meta.ino();
     let synced = m.files.get(&ino).copied().unwrap_or(0);
-    let end = pos.saturating_add(len).min(synced);
+    // A file cut without `set_len` may be shorter than its synced length.
+    let end = pos.saturating_add(len).min(synced).min(meta.len());
     if pos >= end {
         return Ok(());
     }
@@ -224,6 +231,30 @@ pub(crate) fn before_write(file: &File, path: &Path, pos: u64, len: u64) -> io::
         old,
         at: Instant::now(),
     });
+    Ok(())
+}
+
+/// After a file was cut to `len`: nothing past the cut is durable any
+/// more (a later write there is unsynced), nor any overwrite recorded there.
+pub(crate) fn after_set_len(file: &File, path: &Path, len: u64) -> io::Result<()> {
+    let mut machines = lock();
+    let Some(m) = find(&mut machines, path) else {
+        return Ok(());
+    };
+    if m.cut {
+        return Ok(());
+    }
+    let ino = file.metadata()?.ino();
+    if let Some(synced) = m.files.get_mut(&ino) {
+        *synced = (*synced).min(len);
+    }
+    if let Some(list) = m.overwrites.get_mut(&ino) {
+        list.retain(|o| o.pos < len);
+        for o in list.iter_mut() {
+            let keep = usize::try_from(len - o.pos).unwrap_or(usize::MAX);
+            o.old.truncate(keep);
+        }
+    }
     Ok(())
 }
 
@@ -627,6 +658,61 @@ mod tests {
         let (image, report) = image_after_overwrite(Tail::Drop, true);
         assert_eq!(image, b"\0\0abcdefgh");
         assert_eq!(report.unsynced_lost, 0);
+    }
+
+    #[test]
+    fn a_cut_below_the_synced_length_makes_what_is_written_there_again_unsynced() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (root, shadow, image) = (
+            tmp.path().join("root"),
+            tmp.path().join("shadow"),
+            tmp.path().join("image"),
+        );
+        plug_in(&root, &shadow).expect("plug in");
+        let path = root.join("seg");
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .expect("create");
+        crate::fsio::sync_dir(&root).expect("sync dir");
+        write_at(&file, &path, 0, b"durable!");
+        crate::fsio::sync_data(&file, &path).expect("sync");
+        // Overwritten (recorded), then cut below it and written again.
+        write_at(&file, &path, 6, b"XY");
+        crate::fsio::set_len(&file, &path, 4).expect("cut");
+        write_at(&file, &path, 4, b"new!");
+        let report = cut(&root, &image, Tail::Drop).expect("cut power");
+        unplug(&root);
+        assert_eq!(fs::read(image.join("seg")).expect("image"), b"dura");
+        assert_eq!(report.unsynced_lost, 4);
+    }
+
+    #[test]
+    fn the_oldest_bytes_of_two_unsynced_overwrites_come_back() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (root, shadow, image) = (
+            tmp.path().join("root"),
+            tmp.path().join("shadow"),
+            tmp.path().join("image"),
+        );
+        plug_in(&root, &shadow).expect("plug in");
+        let path = root.join("seg");
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .expect("create");
+        crate::fsio::sync_dir(&root).expect("sync dir");
+        write_at(&file, &path, 0, b"abcdef");
+        crate::fsio::sync_data(&file, &path).expect("sync");
+        write_at(&file, &path, 1, b"XX");
+        write_at(&file, &path, 2, b"YYY");
+        cut(&root, &image, Tail::Drop).expect("cut power");
+        unplug(&root);
+        assert_eq!(fs::read(image.join("seg")).expect("image"), b"abcdef");
     }
 
     #[test]

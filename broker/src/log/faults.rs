@@ -1,5 +1,6 @@
 //! Storage fault injection for the log's tests: the append path calls
-//! [`on_write`] before writing a commit group and [`on_sync`] before its
+//! [`on_write`] before writing a commit group, [`on_runway_write`] before
+//! writing a runway of zeros after it, and [`on_sync`] before its
 //! fdatasync, every directory fsync calls [`on_dir_sync`] first, every successful fdatasync of a segment reports the length
 //! it covered to [`on_synced`], and every cached-only (`RWF_NOWAIT`) read
 //! calls [`on_cached_read`] first. Outside `cfg(test)` and the `testing`
@@ -19,7 +20,8 @@
 //!   visible or readable, and none is acknowledged later by a successful
 //!   fsync (the bytes are cut back, so nothing is "retried" as success);
 //! - a full disk (ENOSPC) fails appends with `StorageFull`, reads keep
-//!   working, and appends succeed again once space is back;
+//!   working, and appends succeed again once space is back; a runway that
+//!   does not fit fails nothing (the group goes on without one);
 //! - a machine crash, simulated by cutting every segment back to the length
 //!   its last successful fdatasync covered (what the disk is sure to hold;
 //!   also a torn cut inside the unsynced tail), loses under
@@ -42,6 +44,8 @@ thread_local! {
     /// The next commit-group write panics.
     static WRITE_PANIC: Cell<bool> = const { Cell::new(false) };
     static SYNC_FAULT: Cell<Option<(i32, u32)>> = const { Cell::new(None) };
+    /// (OS error, calls left) for runway writes.
+    static RUNWAY_FAULT: Cell<Option<(i32, u32)>> = const { Cell::new(None) };
     /// (OS error, calls to let pass first): one directory fsync fails.
     static DIR_SYNC_FAULT: Cell<Option<(i32, u32)>> = const { Cell::new(None) };
     /// (OS error, calls left): cached-only reads that find nothing cached.
@@ -78,6 +82,14 @@ pub(crate) fn on_write() -> io::Result<()> {
         }
         take(&WRITE_FAULT)?;
     }
+    Ok(())
+}
+
+/// Called before a runway of zeros is written (see `log::runway`).
+#[inline]
+pub(crate) fn on_runway_write() -> io::Result<()> {
+    #[cfg(any(test, feature = "testing"))]
+    take(&RUNWAY_FAULT)?;
     Ok(())
 }
 
@@ -160,6 +172,12 @@ pub fn panic_next_write() {
 #[cfg(any(test, feature = "testing"))]
 pub fn fail_writes(errno: i32, count: u32) {
     WRITE_FAULT.with(|c| c.set(Some((errno, count))));
+}
+
+/// The next `count` runway writes on this thread fail with `errno`.
+#[cfg(any(test, feature = "testing"))]
+pub fn fail_runway_writes(errno: i32, count: u32) {
+    RUNWAY_FAULT.with(|c| c.set(Some((errno, count))));
 }
 
 /// The next `count` commit-group fdatasyncs on this thread fail with

@@ -3,7 +3,8 @@
 //! Concurrency: any number of threads or tasks call `submit`, which fixes a
 //! batch's place in the queue without blocking and returns an
 //! [`AppendTicket`]. One *committer* at a time drains the queue: it takes
-//! everything queued, writes it with one vectored `write`, runs one
+//! everything queued, writes it with one `pwritev` at the end of the
+//! batches (over the runway's zeros, see `log::runway`), runs one
 //! `fdatasync` for the group (under `Durability::Always`), publishes the new
 //! visible end and sends every ticket its result (group commit); appends that
 //! arrived during that sync form the next group (after at most a short
@@ -27,9 +28,11 @@
 //! - Offsets are assigned in commit order, contiguous, starting at the log
 //!   end; a batch's bytes are stored as received except its stamped base
 //!   offset (not covered by the CRC).
-//! - No half-written batch is ever visible: a failed write or sync truncates
-//!   the segment back to its length before the group (retried before the next
-//!   write if the truncate itself fails), and fails the whole group.
+//! - No half-written batch is ever visible: a failed write or sync cuts
+//!   the segment back to the end of its batches before the group (the
+//!   runway goes too; retried before the next write, roll or close if the
+//!   cut itself fails), and fails the whole group. A runway that cannot be
+//!   written (a full disk) is skipped, not an error.
 //! - A segment is fsynced before its successor is created, so after a crash
 //!   only the last segment can hold unsynced bytes.
 //! - The visible end never passes the written end (`Writer::next_offset`),
@@ -190,7 +193,8 @@ struct Writer {
     /// Written since the last fdatasync.
     dirty: bool,
     last_sync: Instant,
-    /// A truncate after a failed write failed too: retry before writing.
+    /// Cutting the file back to `write_pos` failed (after a failed write
+    /// or sync): retry before the next write, roll or close.
     needs_truncate: bool,
     closed: bool,
     /// Idempotent producers' sequences and recent batches (see `producers`).
@@ -198,29 +202,22 @@ struct Writer {
 }
 
 impl Writer {
-    /// Cuts the active segment back to `write_pos` if a failed write's
-    /// truncate failed earlier (`needs_truncate`).
-    fn truncate_failed_write(&mut self) -> Result<(), LogError> {
-        if self.needs_truncate {
-            self.active.file.set_len(self.write_pos).map_err(|e| {
-                LogError::io("truncate after failed write", &self.active.log_path, e)
-            })?;
-            self.file_len = self.write_pos;
-            self.needs_truncate = false;
+    /// Cuts the active file back to the end of its batches (`write_pos`)
+    /// when anything lies past them: a failed write's bytes (after
+    /// `needs_truncate` was set) or the runway. Before a roll seals the
+    /// segment and before a clean close, so sealed files end at their last
+    /// batch; before a write, after a cut that failed. On failure
+    /// `needs_truncate` stays set, so the next write, roll or close tries
+    /// again. The caller syncs.
+    fn cut_to_batches(&mut self) -> Result<(), LogError> {
+        if !self.needs_truncate && self.file_len == self.write_pos {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// Cuts the active segment's runway, so the file ends at its last
-    /// batch (before a roll seals it, or a clean close). The caller syncs.
-    fn cut_runway(&mut self) -> Result<(), LogError> {
-        if self.file_len > self.write_pos {
-            self.active
-                .file
-                .set_len(self.write_pos)
-                .map_err(|e| LogError::io("cut runway", &self.active.log_path, e))?;
-            self.file_len = self.write_pos;
-        }
+        self.needs_truncate = true;
+        crate::fsio::set_len(&self.active.file, &self.active.log_path, self.write_pos)
+            .map_err(|e| LogError::io("cut back to the last batch", &self.active.log_path, e))?;
+        self.file_len = self.write_pos;
+        self.needs_truncate = false;
         Ok(())
     }
 }
@@ -673,7 +670,9 @@ impl PartitionLog {
             fail_rest(&mut results, &group, &LogError::Closed);
             return results;
         }
-        if let Err(e) = w.truncate_failed_write() {
+        if w.needs_truncate
+            && let Err(e) = w.cut_to_batches()
+        {
             fail_rest(&mut results, &group, &e);
             return results;
         }
@@ -779,9 +778,10 @@ impl PartitionLog {
         }
         let active = Arc::clone(&w.active);
         // The runway goes too: what the failed write left in it is not zeros.
-        let undo = |w: &mut Writer| match active.file.set_len(start_pos) {
-            Ok(()) => w.file_len = start_pos,
-            Err(_) => w.needs_truncate = true,
+        let undo = |w: &mut Writer| {
+            w.needs_truncate = true;
+            // A failure leaves `needs_truncate` set: retried later.
+            let _ = w.cut_to_batches();
         };
         if let Err(e) = super::faults::on_write().and_then(|()| {
             crate::fsio::write_all_at(&active.file, &active.log_path, &mut slices, start_pos)
@@ -801,11 +801,20 @@ impl PartitionLog {
         );
         if let Some(range) = runway {
             let end = range.end;
-            if let Err(e) = runway::lay(&active.file, &active.log_path, range) {
-                undo(w);
-                return Err(LogError::io("write runway", &active.log_path, e));
+            match runway::lay(&active.file, &active.log_path, range) {
+                Ok(()) => w.file_len = end,
+                // Only an optimisation: the group goes on without one (a
+                // full disk may still take the batches). What the failed
+                // write left past them goes first.
+                Err(e) => {
+                    tracing::debug!(segment = %active.log_path.display(), error = %e, "no runway laid");
+                    if let Err(e) = crate::fsio::set_len(&active.file, &active.log_path, end_pos) {
+                        undo(w);
+                        return Err(LogError::io("cut a failed runway", &active.log_path, e));
+                    }
+                    w.file_len = end_pos;
+                }
             }
-            w.file_len = end;
         }
         active.set_size(end_pos);
         let sync_now = match config.durability {
@@ -903,7 +912,7 @@ impl PartitionLog {
             w.next_offset > old.base_offset,
             "a roll leaves a non-empty segment: base offsets strictly increase"
         );
-        w.cut_runway()?;
+        w.cut_to_batches()?;
         crate::fsio::sync_data(&old.file, &old.log_path)
             .map_err(|e| LogError::io("fdatasync", &old.log_path, e))?;
         super::faults::on_synced(&old.log_path, w.write_pos);
@@ -1089,7 +1098,8 @@ impl PartitionLog {
         self.visible_end.load(Ordering::Acquire)
     }
 
-    /// Bytes on disk of all segment files.
+    /// Bytes of batches in all segment files (a runway's zeros not
+    /// counted).
     pub fn size_bytes(&self) -> u64 {
         poison::read(&self.segments)
             .values()
@@ -1212,8 +1222,7 @@ impl PartitionLog {
         // A failed write's bytes still in the file must go before the clean
         // marker says the file ends at a batch boundary; if they cannot, no
         // marker, so recovery scans the tail and cuts them.
-        w.truncate_failed_write()?;
-        w.cut_runway()?;
+        w.cut_to_batches()?;
         let active = Arc::clone(&w.active);
         crate::fsio::sync_data(&active.file, &active.log_path)
             .map_err(|e| LogError::io("fdatasync", &active.log_path, e))?;

@@ -15,10 +15,13 @@
 //!   byte in an older segment is reported and left in place: later segments
 //!   hold acknowledged data, so reads of the damaged range fail with
 //!   `LogError::Corrupt` instead.
-//! - Zeros from the end of the last batch to the end of the file are the
-//!   active segment's runway (see `segment`), not damage: the last segment
-//!   is cut back to its batches without a warning (`zero_tail_bytes`), and
-//!   the writer lays a new runway when it needs one.
+//! - Zeros from the end of a batch the scan checked (or the segment start)
+//!   to the end of the last segment's file are its runway (see
+//!   `log::runway`), not damage: the file is cut back to its batches
+//!   (`zero_tail_bytes`; a warning only outside `fsync = always`, where a
+//!   zero tail may be lost acknowledged batches), and the writer lays a
+//!   new runway when it needs one. Zeros anywhere else (an older segment,
+//!   after a stale index entry) are damage, as before.
 //! - A missing or damaged index is rebuilt from its segment.
 
 use std::collections::BTreeMap;
@@ -32,7 +35,7 @@ use super::segment::{
     INDEX_EXT, LOG_EXT, ScanState, Segment, TIME_INDEX_EXT, open_log_file, parse_file_name,
     read_header_at, scan, segment_path,
 };
-use super::{LogConfig, sync_dir};
+use super::{Durability, LogConfig, sync_dir};
 
 /// Name of the clean-shutdown marker file in a partition directory.
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".clean_shutdown";
@@ -172,7 +175,7 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
             let from = idx
                 .last()
                 .map_or(ScanState::start(base), |e| ScanState::at_entry(base, &e));
-            let tail = scan(&file, file_len, base, from, interval)
+            let tail = scan(&file, file_len, base, from, interval, last)
                 .map_err(io_err("read segment", &log_path))?;
             if tail.stopped.is_none() {
                 outcome = Some((tail, idx.entries()));
@@ -187,8 +190,15 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
             }
             None => {
                 report.segments_scanned += 1;
-                let full = scan(&file, file_len, base, ScanState::start(base), interval)
-                    .map_err(io_err("read segment", &log_path))?;
+                let full = scan(
+                    &file,
+                    file_len,
+                    base,
+                    ScanState::start(base),
+                    interval,
+                    last,
+                )
+                .map_err(io_err("read segment", &log_path))?;
                 let entries = full.entries.clone();
                 (full, entries, true)
             }
@@ -206,7 +216,7 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
                     %reason,
                     "truncating torn or corrupt segment tail"
                 );
-                file.set_len(st.position)
+                crate::fsio::set_len(&file, &log_path, st.position)
                     .map_err(io_err("truncate segment", &log_path))?;
                 crate::fsio::sync_all(&file, &log_path)
                     .map_err(io_err("fsync segment", &log_path))?;
@@ -225,7 +235,19 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
             }
         }
         if last && scanned.stopped.is_none() && st.position < file_len {
-            file.set_len(st.position)
+            if config.durability != Durability::Always {
+                // A runway from when the partition was `always`, or bytes a
+                // crash lost after the file's size had moved (XFS, ext4
+                // `data=writeback`): say so, a mode that acknowledges
+                // before a sync may have lost acknowledged batches here.
+                tracing::warn!(
+                    segment = %log_path.display(),
+                    position = st.position,
+                    zero_bytes = file_len - st.position,
+                    "zeros after the last batch: a runway, or batches lost in a crash"
+                );
+            }
+            crate::fsio::set_len(&file, &log_path, st.position)
                 .map_err(io_err("cut runway", &log_path))?;
             crate::fsio::sync_all(&file, &log_path).map_err(io_err("fsync segment", &log_path))?;
             report.zero_tail_bytes += file_len - st.position;
@@ -283,6 +305,7 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
             clean = report.clean,
             truncated_bytes = report.truncated_bytes,
             truncated_at = ?report.truncated_at,
+            zero_tail_bytes = report.zero_tail_bytes,
             indexes_rebuilt = report.indexes_rebuilt,
             end_offset = resume.1,
             "partition log recovered"

@@ -5,18 +5,23 @@
 //! Why: on ext4 (and XFS), an fdatasync after an append must also commit the
 //! journal (the file's new size, its newly allocated blocks); after an
 //! overwrite inside the size it flushes only the data. On this project's
-//! test machine that is 0.27 → 0.23 ms per sync at the median
-//! (`skiff bench fsync` against `--prezero`), and a message under
-//! `--fsync always` waits about 1.5 syncs (the rest of the one in flight,
-//! then its own).
+//! test machine that is 0.23-0.30 → 0.18-0.25 ms per sync at the median
+//! (`skiff bench fsync` against `--prezero`, three runs of
+//! `benches/latency.sh`), and a message under `--fsync always` waits
+//! about 1.5 syncs (the rest of the one in flight, then its own).
 //!
 //! When: only under `Durability::Always` (the other modes do not sync per
-//! group), only behind small runs (a large group's sync is dominated by its
+//! group; a runway laid before a switch to another mode is overwritten
+//! unsynced, like any of that mode's writes, and cut at the next roll or
+//! close), only behind small runs (a large group's sync is dominated by its
 //! data, and writing zeros as well would cost throughput), and only when
 //! less than [`RUNWAY_LOW_BYTES`] is left ahead of the batches. The zeros
 //! are written in the same group as the run, before its sync, so they cost
 //! no sync of their own: that one sync pays for the size change, the
 //! [`RUNWAY_BYTES`] / run-size syncs after it do not.
+//!
+//! A runway that cannot be written (a full disk) is skipped: the group's
+//! batches go on without one.
 //!
 //! Invariants: the runway never reaches past the segment's size limit, a
 //! roll or a clean close cuts it before the segment's last sync (a sealed
@@ -65,8 +70,15 @@ pub(crate) fn due(
 }
 
 /// Writes zeros over `range` of `file` (at its end: the range starts at
-/// the file's length).
+/// the file's length). On failure part of it may be written: the caller
+/// cuts the file back.
 pub(crate) fn lay(file: &File, path: &Path, range: Range<u64>) -> io::Result<()> {
+    super::faults::on_runway_write()?;
+    debug_assert_eq!(
+        file.metadata().map(|m| m.len()).ok(),
+        Some(range.start),
+        "a runway starts at the end of the file"
+    );
     let mut left = range.end.saturating_sub(range.start);
     let mut slices = Vec::new();
     while left > 0 {

@@ -12,7 +12,7 @@
 //!   (`fsio::write_all_at`). Past that end the active segment may hold a
 //!   *runway* of zeros, written and synced ahead so that a durable append
 //!   overwrites allocated blocks inside the file's size and its fdatasync
-//!   flushes data only (see `partition::Runway`); a sealed segment has none
+//!   flushes data only (see `log::runway`); a sealed segment has none
 //!   (a roll cuts it before its sync) and recovery takes a tail of zeros
 //!   for the end of the batches, not for damage. Reads use `pread` (or, for
 //!   `ReadMode::CachedOnly`, `preadv2` with `RWF_NOWAIT`) and never move a
@@ -242,9 +242,10 @@ pub(crate) struct ScanOutcome {
     /// Index entries for the batches scanned (the writer's rule).
     pub entries: Vec<IndexEntry>,
     /// Why the scan stopped before the end of the file, if it did. A scan
-    /// that meets only zeros from a batch boundary to the end stops there
-    /// with no reason: that is a runway (see the module header), and
-    /// `state.position` is the end of the batches.
+    /// of the active segment that meets only zeros from a boundary it
+    /// checked to the end stops there with no reason: that is a runway
+    /// (see the module header), and `state.position` is the end of the
+    /// batches.
     pub stopped: Option<String>,
 }
 
@@ -347,30 +348,35 @@ fn zeros_to_end(reader: &mut ChunkReader<'_>, mut pos: u64) -> io::Result<bool> 
 /// Walks whole batches from `from` to `file_len`, checking each one fully
 /// (`validate`: length, CRC, records) and its offset continuity, and
 /// computing the index entries the writer would have made. Stops at the
-/// first bad byte and says why, or, with no reason, where only zeros are
-/// left (a runway).
+/// first bad byte and says why. With `runway_ok` (the active segment), a
+/// stop where only zeros are left is the end of the batches, with no
+/// reason, but only at a boundary the scan itself reached: the segment
+/// start or the end of a batch it checked (an index entry may be stale,
+/// and a batch can end in zero bytes).
 pub(crate) fn scan(
     file: &File,
     file_len: u64,
     base_offset: u64,
     from: ScanState,
     index_interval_bytes: u64,
+    runway_ok: bool,
 ) -> io::Result<ScanOutcome> {
     let mut reader = ChunkReader::new(file, ReadMode::Blocking, file_len, SCAN_CHUNK_BYTES);
     let mut st = from;
     let mut entries = Vec::new();
     let mut stopped = None;
+    let mut checked_boundary = runway_ok && from.position == 0;
     while st.position < file_len {
         let pos = st.position;
         let Some(hb) = reader.get(pos, BATCH_HEADER_BYTES)? else {
-            if !zeros_to_end(&mut reader, pos)? {
+            if !(checked_boundary && zeros_to_end(&mut reader, pos)?) {
                 stopped = Some(format!("truncated batch header ({} bytes)", file_len - pos));
             }
             break;
         };
         let declared = batch::declared_total_bytes(hb).unwrap_or(0);
         if !(BATCH_HEADER_BYTES as u64..=BATCH_BYTES_MAX as u64).contains(&declared) {
-            if !zeros_to_end(&mut reader, pos)? {
+            if !(checked_boundary && zeros_to_end(&mut reader, pos)?) {
                 stopped = Some(format!("batch length {declared} out of range"));
             }
             break;
@@ -413,6 +419,7 @@ pub(crate) fn scan(
             .get_or_insert(h.max_timestamp_ms);
         st.next_offset = h.next_offset();
         st.position = pos + declared;
+        checked_boundary = runway_ok;
     }
     Ok(ScanOutcome {
         state: st,
@@ -507,7 +514,8 @@ impl Segment {
         self.visible_next_offset.load(Ordering::Acquire)
     }
 
-    /// Bytes in the file (written, visible or not).
+    /// Bytes of batches in the file (written, visible or not; a runway's
+    /// zeros not counted).
     pub(crate) fn size_bytes(&self) -> u64 {
         self.size_bytes.load(Ordering::Acquire)
     }
