@@ -26,13 +26,17 @@ const TOPIC: &str = "orders";
 const SEGMENT_BYTES: u64 = 1024;
 
 async fn create(client: &Client, name: &str, partitions: u32) {
+    create_segmented(client, name, partitions, SEGMENT_BYTES).await;
+}
+
+async fn create_segmented(client: &Client, name: &str, partitions: u32, segment_bytes: u64) {
     client
         .admin()
         .create_topic(
             name,
             TopicConfig {
                 partitions,
-                segment_bytes: Some(SEGMENT_BYTES),
+                segment_bytes: Some(segment_bytes),
                 ..TopicConfig::default()
             },
         )
@@ -67,15 +71,26 @@ async fn produce_acknowledged_under_always_survives_power_loss_across_rolls() {
     let client = rig.client().await;
     let more = produce(&client, 30, "b").await;
     rig.power_cut(Tail::Garbage).await;
+    let cuts = format!("first cut: {report:?}");
+    assert_all_present(&rig, acked.iter().chain(&more), &cuts).await;
+    rig.shutdown().await;
+}
+
+/// Every acknowledged (value, partition, offset) is in TOPIC at its offset
+/// on the rig's broker; `cuts` describes the power cuts for the message.
+async fn assert_all_present<'a>(
+    rig: &Rig,
+    acked: impl Iterator<Item = &'a (String, u32, u64, Instant)>,
+    cuts: &str,
+) {
     let log = read_all(&rig.client().await, TOPIC).await;
-    for (value, p, offset, _) in acked.iter().chain(&more) {
+    for (value, p, offset, _) in acked {
         assert_eq!(
             log.get(&(*p, *offset)).map(|v| v.as_ref()),
             Some(value.as_bytes()),
-            "acknowledged {p}/{offset} lost or changed (first cut: {report:?})"
+            "acknowledged {p}/{offset} lost or changed ({cuts})"
         );
     }
-    rig.shutdown().await;
 }
 
 /// Under `interval` and `never`, a power cut loses at most the batches
@@ -421,31 +436,14 @@ async fn users_tokens_and_grants_survive_power_loss() {
 async fn produce_acknowledged_inside_the_runway_survives_power_loss() {
     let mut rig = Rig::start(Durability::Always, false).await;
     let client = rig.client().await;
-    client
-        .admin()
-        .create_topic(
-            TOPIC,
-            TopicConfig {
-                partitions: 1,
-                segment_bytes: Some(4 * 1024 * 1024),
-                ..TopicConfig::default()
-            },
-        )
-        .await
-        .expect("create topic");
+    create_segmented(&client, TOPIC, 1, 4 * 1024 * 1024).await;
     // About 600 KiB of batches: the 256 KiB runway is topped up twice.
     let acked = produce(&client, 3000, "a").await;
     let first = rig.power_cut(Tail::Random(7)).await;
     let client = rig.client().await;
     let more = produce(&client, 300, "b").await;
     let second = rig.power_cut(Tail::Drop).await;
-    let log = read_all(&rig.client().await, TOPIC).await;
-    for (value, p, offset, _) in acked.iter().chain(&more) {
-        assert_eq!(
-            log.get(&(*p, *offset)).map(|v| v.as_ref()),
-            Some(value.as_bytes()),
-            "acknowledged {p}/{offset} lost or changed (cuts: {first:?}, {second:?})"
-        );
-    }
+    let cuts = format!("cuts: {first:?}, {second:?}");
+    assert_all_present(&rig, acked.iter().chain(&more), &cuts).await;
     rig.shutdown().await;
 }

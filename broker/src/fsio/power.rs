@@ -602,15 +602,10 @@ mod tests {
     use super::*;
     use std::io::IoSlice;
 
-    /// Writes `data` at `pos` through the hooked positional write.
-    fn write_at(file: &File, path: &Path, pos: u64, data: &[u8]) {
-        crate::fsio::write_all_at(file, path, &mut [IoSlice::new(data)], pos).expect("write");
-    }
-
-    /// A file in a plugged-in directory holding `synced`, synced; then
-    /// `overwrite` at 2 and, if `sync_again`, a second sync. Returns what
-    /// the image of a cut with `tail` holds.
-    fn image_after_overwrite(tail: Tail, sync_again: bool) -> (Vec<u8>, CutReport) {
+    /// A plugged-in directory in a temporary one, with a new file `seg`
+    /// in it whose directory entry is durable: (temp dir, root, image path
+    /// for a cut, the file, its path). Unplug `root` when done.
+    fn plugged_file() -> (tempfile::TempDir, PathBuf, PathBuf, File, PathBuf) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let (root, shadow, image) = (
             tmp.path().join("root"),
@@ -626,6 +621,19 @@ mod tests {
             .open(&path)
             .expect("create");
         crate::fsio::sync_dir(&root).expect("sync dir");
+        (tmp, root, image, file, path)
+    }
+
+    /// Writes `data` at `pos` through the hooked positional write.
+    fn write_at(file: &File, path: &Path, pos: u64, data: &[u8]) {
+        crate::fsio::write_all_at(file, path, &mut [IoSlice::new(data)], pos).expect("write");
+    }
+
+    /// A file in a plugged-in directory holding `synced`, synced; then
+    /// `overwrite` at 2 and, if `sync_again`, a second sync. Returns what
+    /// the image of a cut with `tail` holds.
+    fn image_after_overwrite(tail: Tail, sync_again: bool) -> (Vec<u8>, CutReport) {
+        let (_tmp, root, image, file, path) = plugged_file();
         write_at(&file, &path, 0, &[0u8; 8]);
         crate::fsio::sync_data(&file, &path).expect("sync");
         write_at(&file, &path, 2, b"abcdefgh");
@@ -662,21 +670,7 @@ mod tests {
 
     #[test]
     fn a_cut_below_the_synced_length_makes_what_is_written_there_again_unsynced() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let (root, shadow, image) = (
-            tmp.path().join("root"),
-            tmp.path().join("shadow"),
-            tmp.path().join("image"),
-        );
-        plug_in(&root, &shadow).expect("plug in");
-        let path = root.join("seg");
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .expect("create");
-        crate::fsio::sync_dir(&root).expect("sync dir");
+        let (_tmp, root, image, file, path) = plugged_file();
         write_at(&file, &path, 0, b"durable!");
         crate::fsio::sync_data(&file, &path).expect("sync");
         // Overwritten (recorded), then cut below it and written again.
@@ -691,21 +685,7 @@ mod tests {
 
     #[test]
     fn the_oldest_bytes_of_two_unsynced_overwrites_come_back() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let (root, shadow, image) = (
-            tmp.path().join("root"),
-            tmp.path().join("shadow"),
-            tmp.path().join("image"),
-        );
-        plug_in(&root, &shadow).expect("plug in");
-        let path = root.join("seg");
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .expect("create");
-        crate::fsio::sync_dir(&root).expect("sync dir");
+        let (_tmp, root, image, file, path) = plugged_file();
         write_at(&file, &path, 0, b"abcdef");
         crate::fsio::sync_data(&file, &path).expect("sync");
         write_at(&file, &path, 1, b"XX");
