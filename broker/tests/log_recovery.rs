@@ -433,3 +433,24 @@ fn a_stale_last_index_entry_in_trailing_zeros_is_not_taken_for_a_runway() {
     assert_eq!(std::fs::metadata(&seg).expect("stat").len(), seg_len);
     check_prefix(&log, &batches);
 }
+
+#[test]
+fn zeros_followed_by_data_are_damage_not_a_runway() {
+    // A crash can persist a later page of an unsynced group but not an
+    // earlier one: zeros, then bytes. Only zeros that run to the end of
+    // the file are a runway; these are cut as a torn tail.
+    let pristine = tempfile::tempdir().expect("tempdir");
+    let batches = build(pristine.path(), 60);
+    let seg = files(pristine.path(), "log").pop().expect("segment");
+    let mut bytes = std::fs::read(&seg).expect("read segment");
+    let (last_base, last_len) = *batches.last().expect("batch");
+    let last_start = bytes.len() - last_len;
+    bytes[last_start..last_start + 20].fill(0);
+    assert!(bytes[last_start + 20..].iter().any(|&b| b != 0));
+    std::fs::write(&seg, &bytes).expect("write segment");
+    let (log, report) = open(pristine.path(), small_config(Durability::Always));
+    assert_eq!(report.truncated_bytes, last_len as u64, "{report:?}");
+    assert_eq!(report.zero_tail_bytes, 0, "{report:?}");
+    assert_eq!(log.log_end_offset(), last_base);
+    check_prefix(&log, &batches[..batches.len() - 1]);
+}
