@@ -241,6 +241,8 @@ pub struct PartitionLog {
     end_moved_at: AtomicInstant,
     closed: AtomicBool,
     stats: Counters,
+    /// A runway pays off on this directory's filesystem (not copy-on-write).
+    runway_pays_off: bool,
 }
 
 /// Monotonic counters of the write path (for metrics and benchmarks).
@@ -327,6 +329,7 @@ impl PartitionLog {
             end_moved_at: AtomicInstant::now(),
             closed: AtomicBool::new(false),
             stats: Counters::default(),
+            runway_pays_off: runway::pays_off(dir),
         };
         Ok((log, rec.report))
     }
@@ -792,13 +795,18 @@ impl PartitionLog {
         let run_bytes = run.iter().map(|p| p.batch.len() as u64).sum::<u64>();
         let end_pos = start_pos + run_bytes;
         w.file_len = w.file_len.max(end_pos);
-        let runway = runway::due(
-            &config.durability,
-            run_bytes,
-            end_pos,
-            w.file_len,
-            config.segment_bytes,
-        );
+        let runway = self
+            .runway_pays_off
+            .then(|| {
+                runway::due(
+                    &config.durability,
+                    run_bytes,
+                    end_pos,
+                    w.file_len,
+                    config.segment_bytes,
+                )
+            })
+            .flatten();
         if let Some(range) = runway {
             let end = range.end;
             match runway::lay(&active.file, &active.log_path, range) {

@@ -21,7 +21,9 @@
 //! [`RUNWAY_BYTES`] / run-size syncs after it do not.
 //!
 //! A runway that cannot be written (a full disk) is skipped: the group's
-//! batches go on without one.
+//! batches go on without one. On a copy-on-write filesystem (btrfs, ZFS,
+//! bcachefs; [`pays_off`]) none is laid: an overwrite there costs what an
+//! append does.
 //!
 //! Invariants: the runway never reaches past the segment's size limit, a
 //! roll or a clean close cuts it before the segment's last sync (a sealed
@@ -43,6 +45,41 @@ pub(crate) const RUNWAY_BYTES: u64 = 256 * 1024;
 pub(crate) const RUNWAY_LOW_BYTES: u64 = 64 * 1024;
 /// Only runs of at most this many bytes lay a runway.
 pub(crate) const RUNWAY_RUN_BYTES_MAX: u64 = 64 * 1024;
+
+/// `statfs` magic numbers of copy-on-write filesystems (btrfs, ZFS,
+/// bcachefs): an overwrite there goes to new blocks and commits metadata
+/// like an append, so a runway would only double the writes.
+const COW_FS_MAGICS: [u64; 3] = [0x9123_683E, 0x2FC1_2FC1, 0xCA45_1A4E];
+
+/// Whether a runway pays off on the filesystem of `dir`: not on a
+/// copy-on-write one. When the filesystem cannot be told, it is laid.
+pub(crate) fn pays_off(dir: &Path) -> bool {
+    filesystem_magic(dir).is_none_or(pays_off_on)
+}
+
+/// Whether a runway pays off on a filesystem with `statfs` magic `magic`.
+fn pays_off_on(magic: u64) -> bool {
+    !COW_FS_MAGICS.contains(&magic)
+}
+
+/// The `statfs` magic number (`f_type`) of the filesystem holding `path`.
+#[cfg(target_os = "linux")]
+fn filesystem_magic(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `statfs` is plain old data, valid when zeroed, and filled by
+    // the call; `c_path` is NUL-terminated and outlives the call.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut buf) };
+    // `f_type`'s width and sign differ between targets; magics fit 32 bits.
+    (rc == 0).then_some((buf.f_type as u64) & 0xFFFF_FFFF)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn filesystem_magic(_path: &Path) -> Option<u64> {
+    None
+}
 
 /// One slice's worth of zeros (a runway is written as several slices of it).
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
@@ -147,6 +184,19 @@ mod tests {
         assert_eq!(due(&Durability::Always, 100, 1024, 1024, 1024), None);
         // A run that went past the limit (a single large batch): no runway.
         assert_eq!(due(&Durability::Always, 100, 2000, 2000, 1024), None);
+    }
+
+    #[test]
+    fn no_runway_on_copy_on_write_filesystems() {
+        const EXT4: u64 = 0xEF53;
+        const XFS: u64 = 0x5846_5342;
+        const BTRFS: u64 = 0x9123_683E;
+        const ZFS: u64 = 0x2FC1_2FC1;
+        assert!(pays_off_on(EXT4) && pays_off_on(XFS));
+        assert!(!pays_off_on(BTRFS) && !pays_off_on(ZFS));
+        // This machine's temporary directory, whatever it is, is read.
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(filesystem_magic(dir.path()).is_some());
     }
 
     #[test]
