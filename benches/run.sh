@@ -90,6 +90,15 @@ scenario() {
     ROWS+=("$(printf '%-44s | %14s | %12s | %8s | %8s | %7s' "$label" "$value" "$target" "$p99" "$p999" "$steal")")
 }
 
+start_broker always always
+IDLE_KB=$(sleep 1; rss_kb "$BROKER_PID" VmRSS)
+echo "broker (fsync always) at $BROKER_ADDR, idle RSS ${IDLE_KB} kB" >&2
+# Latency first, on the fresh broker and before dd: after the throughput
+# scenarios (or the dd) it measured their aftermath (GiBs written, then
+# deleted on a disk mounted with discard): p99 24 ms, and 5.3 ms right
+# after the dd, where benches/latency.sh had 1.2-1.4 ms.
+scenario "e2e --rate 50000, always (p99/p99.9 ms)" "p99<=2 p999<=5" .msgs_per_s \
+    e2e --topic e2e-RUN --rate 50000 --duration "$E2E_SECONDS" --batch 1000 --metrics "$METRICS_ADDR"
 echo "measuring disk: dd ${DD_MB} MiB with conv=fdatasync" >&2
 DD_OUT=$(dd if=/dev/zero of="$BENCH_DIR/dd" bs=1M count="$DD_MB" conv=fdatasync 2>&1 | tail -1)
 rm -f "$BENCH_DIR/dd"
@@ -97,14 +106,6 @@ DD_BYTES=$(echo "$DD_OUT" | awk '{print $1}')
 DD_SECS=$(echo "$DD_OUT" | sed -E 's/.* copied, ([0-9.]+) s.*/\1/')
 DD_MBPS=$(awk -v b="$DD_BYTES" -v s="$DD_SECS" 'BEGIN {printf "%.1f", b / s / 1e6}')
 
-start_broker always always
-IDLE_KB=$(sleep 1; rss_kb "$BROKER_PID" VmRSS)
-echo "broker (fsync always) at $BROKER_ADDR, idle RSS ${IDLE_KB} kB" >&2
-# Latency first, on the fresh broker: after the throughput scenarios it
-# measured their aftermath (GiBs written, then deleted on a disk mounted
-# with discard): p99 24 ms where benches/latency.sh had 1.2-1.4 ms.
-scenario "e2e --rate 50000, always (p99/p99.9 ms)" "p99<=2 p999<=5" .msgs_per_s \
-    e2e --topic e2e-RUN --rate 50000 --duration "$E2E_SECONDS" --batch 1000 --metrics "$METRICS_ADDR"
 scenario "produce 100 B, fsync always (msgs/s)" ">= 2000000" .msgs_per_s \
     produce --topic p100-RUN --messages "$MESSAGES" --size 100 --batch 1000
 scenario "consume 2M from start (msgs/s)" ">= 3000000" .msgs_per_s \
