@@ -133,8 +133,7 @@ pub fn open_log(
             cut_bytes = truncated_bytes,
             "truncating a torn or corrupt tail"
         );
-        file.set_len(valid_bytes)
-            .map_err(|e| log_err("truncate", &path, e))?;
+        super::set_len(&file, &path, valid_bytes).map_err(|e| log_err("truncate", &path, e))?;
         super::sync_all(&file, &path).map_err(|e| log_err("fsync", &path, e))?;
     }
     super::sync_dir(dir).map_err(|e| log_err("fsync directory", dir, e))?;

@@ -37,10 +37,11 @@
 //! Not modelled: reordering inside the synced region (a completed sync is
 //! trusted), a truncation below the synced length that was not synced yet
 //! (through [`super::set_len`] the synced length shrinks to the cut at
-//! once, so what is written there again counts as unsynced; the image never
-//! shows the bytes the cut removed coming back), and the memory-mapped index files' pages (they
-//! are flushed with msync, not recorded, so an index is never "synced" and
-//! always shows an arbitrary tail; recovery must rebuild it, which it does).
+//! once, so what is written there again counts as unsynced; the image
+//! never shows the bytes the cut removed coming back), and the
+//! memory-mapped index files' pages (they are flushed with msync, not
+//! recorded, so an index is never "synced" and always shows an arbitrary
+//! tail; recovery must rebuild it, which it does).
 //! The plugged-in directory itself counts as durable with whatever it held
 //! when plugged in.
 
@@ -629,9 +630,10 @@ mod tests {
         crate::fsio::write_all_at(file, path, &mut [IoSlice::new(data)], pos).expect("write");
     }
 
-    /// A file in a plugged-in directory holding `synced`, synced; then
-    /// `overwrite` at 2 and, if `sync_again`, a second sync. Returns what
-    /// the image of a cut with `tail` holds.
+    /// A file in a plugged-in directory holding 8 synced zeros; then
+    /// `abcdefgh` written at 2 (6 bytes over synced ones, 2 past them) and,
+    /// if `sync_again`, a second sync. Returns what the image of a cut with
+    /// `tail` holds, and the cut's report.
     fn image_after_overwrite(tail: Tail, sync_again: bool) -> (Vec<u8>, CutReport) {
         let (_tmp, root, image, file, path) = plugged_file();
         write_at(&file, &path, 0, &[0u8; 8]);

@@ -673,6 +673,8 @@ impl PartitionLog {
             fail_rest(&mut results, &group, &LogError::Closed);
             return results;
         }
+        // Only a failed cut is retried here: the runway past `write_pos`
+        // is what the next write overwrites.
         if w.needs_truncate
             && let Err(e) = w.cut_to_batches()
         {
@@ -795,18 +797,17 @@ impl PartitionLog {
         let run_bytes = run.iter().map(|p| p.batch.len() as u64).sum::<u64>();
         let end_pos = start_pos + run_bytes;
         w.file_len = w.file_len.max(end_pos);
-        let runway = self
-            .runway_pays_off
-            .then(|| {
-                runway::due(
-                    &config.durability,
-                    run_bytes,
-                    end_pos,
-                    w.file_len,
-                    config.segment_bytes,
-                )
-            })
-            .flatten();
+        let runway = if self.runway_pays_off {
+            runway::due(
+                &config.durability,
+                run_bytes,
+                end_pos,
+                w.file_len,
+                config.segment_bytes,
+            )
+        } else {
+            None
+        };
         if let Some(range) = runway {
             let end = range.end;
             match runway::lay(&active.file, &active.log_path, range) {

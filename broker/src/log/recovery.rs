@@ -74,6 +74,13 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     move |e| LogError::io(op, path, e)
 }
 
+/// Cuts the segment file at `path` to `len` bytes and fsyncs it (the new
+/// length durable before the log resumes from it).
+fn cut_durably(file: &fs::File, path: &Path, len: u64) -> Result<(), LogError> {
+    crate::fsio::set_len(file, path, len).map_err(io_err("truncate segment", path))?;
+    crate::fsio::sync_all(file, path).map_err(io_err("fsync segment", path))
+}
+
 /// Index entries an active segment is preallocated for.
 pub(crate) fn index_capacity(config: &LogConfig) -> usize {
     let interval = u64::from(config.index_interval_bytes.max(1));
@@ -216,10 +223,7 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
                     %reason,
                     "truncating torn or corrupt segment tail"
                 );
-                crate::fsio::set_len(&file, &log_path, st.position)
-                    .map_err(io_err("truncate segment", &log_path))?;
-                crate::fsio::sync_all(&file, &log_path)
-                    .map_err(io_err("fsync segment", &log_path))?;
+                cut_durably(&file, &log_path, st.position)?;
                 report.truncated_bytes += cut;
                 report.truncated_at = Some((base, st.position));
             } else {
@@ -247,9 +251,7 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
                     "zeros after the last batch: a runway, or batches lost in a crash"
                 );
             }
-            crate::fsio::set_len(&file, &log_path, st.position)
-                .map_err(io_err("cut runway", &log_path))?;
-            crate::fsio::sync_all(&file, &log_path).map_err(io_err("fsync segment", &log_path))?;
+            cut_durably(&file, &log_path, st.position)?;
             report.zero_tail_bytes += file_len - st.position;
         }
         if last && st.first_batch_timestamp_ms.is_none() && st.position > 0 {

@@ -110,12 +110,6 @@ pub fn run(config: ClientConfig, args: BenchArgs) -> Result<()> {
         // No broker and nothing async: the loop blocks on the disk.
         return fsync::run(&args);
     }
-    if args.prezero {
-        bail!("--prezero belongs to `bench fsync` (the bare fdatasync loop)");
-    }
-    if args.pacing_tick_us.is_some() && (args.mode != BenchMode::E2e || args.rate.is_none()) {
-        bail!("--pacing-tick-us paces e2e producers: it needs e2e with --rate");
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -189,6 +183,12 @@ struct Ctx {
 }
 
 async fn bench(config: ClientConfig, args: BenchArgs) -> Result<()> {
+    if args.prezero {
+        bail!("--prezero belongs to `bench fsync` (the bare fdatasync loop)");
+    }
+    if args.pacing_tick_us.is_some() && (args.mode != BenchMode::E2e || args.rate.is_none()) {
+        bail!("--pacing-tick-us paces e2e producers: it needs e2e with --rate");
+    }
     if args.mode == BenchMode::Queue {
         return super::bench_queue::run(config, args).await;
     }
